@@ -1,0 +1,671 @@
+//! The async client (feature `client`): what bots, the terminal client and the benchmark tool are
+//! written against.
+//!
+//! [`Client::connect`] opens a TCP connection and does the `Hello`/`Welcome` handshake. Two tasks
+//! then own the socket: a reader that routes each response to the request waiting for it, answers
+//! pings, and queues events; and a writer that drains a bounded queue of outgoing frames, several
+//! frames per write. Each request method sends one [`Request`] and waits (with a timeout) for its
+//! matching [`Response`].
+//!
+//! ```no_run
+//! # async fn bot() -> Result<(), chatroom_protocol::client::ClientError> {
+//! use chatroom_protocol::{client::Client, Event};
+//! let mut client = Client::connect("127.0.0.1:8888", "my-bot").await?;
+//! client.login("bot", "correct horse battery").await?;
+//! let room = client.join_room("public").await?;
+//! while let Some(event) = client.next_event().await {
+//!     if let Event::Message(m) = event {
+//!         if m.text.contains("@bot") {
+//!             client.send_message(room.id, format!("hello, {}", m.sender_name)).await?;
+//!         }
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+use crate::codec::{
+    ClientCodec, CodecError, DEFAULT_MAX_FRAME_BYTES, encode_frame, encode_frame_into,
+};
+use crate::frames::*;
+use crate::ids::{RoomId, Seq};
+use bytes::{Bytes, BytesMut};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::Decoder;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+/// How long a request waits for its response by default.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many events may wait unread before the client stops reading the socket (and, if it stays
+/// that way, the server drops the connection as too slow).
+pub const EVENT_QUEUE: usize = 4096;
+const OUTBOUND_QUEUE: usize = 1024;
+const READ_BUFFER: usize = 64 * 1024;
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
+/// What can go wrong talking to a server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Connecting or the socket failed.
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A frame could not be encoded or decoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The server refused the request.
+    #[error("server error: {0}")]
+    Server(ErrorBody),
+    /// No response arrived in time.
+    #[error("the server did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The connection is closed; the server's reason, when it gave one.
+    #[error("connection closed{}", .0.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    Closed(Option<ErrorBody>),
+    /// The server broke the protocol (wrong handshake answer, wrong response type).
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// The server's error code, when the server refused the request.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Server(body) => Some(body.code),
+            ClientError::Closed(Some(body)) => Some(body.code),
+            _ => None,
+        }
+    }
+}
+
+type Pending = HashMap<u32, oneshot::Sender<Result<Response, ErrorBody>>>;
+
+struct Shared {
+    /// Encoded frames for the writer task.
+    outbound: mpsc::Sender<Bytes>,
+    max_frame_bytes: u32,
+    /// Requests waiting for their response; `None` once the connection is closed, so that a
+    /// request made after that fails at once instead of waiting for its timeout.
+    pending: Mutex<Option<Pending>>,
+    next_id: AtomicU32,
+    request_timeout: Duration,
+    /// Why the connection ended, once it has.
+    close_reason: Mutex<Option<ErrorBody>>,
+}
+
+/// A cloneable handle that sends requests; many tasks may use one connection at once. The
+/// connection closes when the [`Client`] and every handle are dropped, or on [`ClientHandle::close`].
+#[derive(Clone)]
+pub struct ClientHandle {
+    shared: Arc<Shared>,
+    _alive: Arc<DropGuard>,
+    closing: CancellationToken,
+}
+
+impl std::fmt::Debug for ClientHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientHandle").finish_non_exhaustive()
+    }
+}
+
+/// A connection to a Chat-Room server: request methods (through [`ClientHandle`], which it
+/// dereferences to) and the stream of [`Event`]s.
+#[derive(Debug)]
+pub struct Client {
+    handle: ClientHandle,
+    events: mpsc::Receiver<Event>,
+    welcome: Welcome,
+}
+
+impl std::ops::Deref for Client {
+    type Target = ClientHandle;
+    fn deref(&self) -> &ClientHandle {
+        &self.handle
+    }
+}
+
+/// Connection settings.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Sent in `Hello`.
+    pub client_name: String,
+    /// How long a request waits for its response.
+    pub request_timeout: Duration,
+}
+
+impl ClientOptions {
+    /// Defaults with the given client name.
+    pub fn new(client_name: impl Into<String>) -> Self {
+        Self {
+            client_name: client_name.into(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+impl Client {
+    /// Connects to `addr` and does the handshake.
+    pub async fn connect(
+        addr: impl ToSocketAddrs,
+        client_name: impl Into<String>,
+    ) -> Result<Client, ClientError> {
+        Self::connect_with(addr, ClientOptions::new(client_name)).await
+    }
+
+    /// Connects with explicit options.
+    pub async fn connect_with(
+        addr: impl ToSocketAddrs,
+        options: ClientOptions,
+    ) -> Result<Client, ClientError> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Self::handshake(stream, options).await
+    }
+
+    /// Does the handshake on an already connected stream.
+    pub async fn handshake(
+        stream: TcpStream,
+        options: ClientOptions,
+    ) -> Result<Client, ClientError> {
+        let (mut read, mut write) = stream.into_split();
+        let hello = ClientFrame::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            client_name: options.client_name.clone(),
+        });
+        let mut out = BytesMut::new();
+        encode_frame_into(&hello, DEFAULT_MAX_FRAME_BYTES, &mut out)?;
+        write.write_all(&out).await?;
+
+        let mut codec = ClientCodec::new(DEFAULT_MAX_FRAME_BYTES);
+        let mut buf = BytesMut::with_capacity(READ_BUFFER);
+        let first = tokio::time::timeout(
+            options.request_timeout,
+            read_frame(&mut read, &mut codec, &mut buf),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout(options.request_timeout))??;
+        let welcome = match first {
+            Some(ServerFrame::Welcome(w)) => w,
+            Some(ServerFrame::Error(e)) => return Err(ClientError::Server(e)),
+            Some(other) => {
+                return Err(ClientError::Protocol(format!(
+                    "expected Welcome, got {other:?}"
+                )));
+            }
+            None => return Err(ClientError::Closed(None)),
+        };
+
+        let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let max = welcome.limits.max_frame_bytes;
+        let shared = Arc::new(Shared {
+            outbound: outbound_tx,
+            max_frame_bytes: max,
+            pending: Mutex::new(Some(HashMap::new())),
+            next_id: AtomicU32::new(1),
+            request_timeout: options.request_timeout,
+            close_reason: Mutex::new(None),
+        });
+        let closing = CancellationToken::new();
+        tokio::spawn(write_loop(write, outbound_rx, closing.clone()));
+        tokio::spawn(read_loop(
+            read,
+            buf,
+            ClientCodec::new(max),
+            Arc::clone(&shared),
+            events_tx,
+            closing.clone(),
+        ));
+        Ok(Client {
+            handle: ClientHandle {
+                shared,
+                _alive: Arc::new(closing.clone().drop_guard()),
+                closing,
+            },
+            events: events_rx,
+            welcome,
+        })
+    }
+
+    /// What the server said in its `Welcome`.
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    /// A cloneable handle for sending requests from other tasks.
+    pub fn handle(&self) -> ClientHandle {
+        self.handle.clone()
+    }
+
+    /// The next event, or `None` once the connection is closed and every event has been read.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// An event if one is already waiting.
+    pub fn try_next_event(&mut self) -> Option<Event> {
+        self.events.try_recv().ok()
+    }
+
+    /// Splits into the request handle and the event receiver, for programs that read events in
+    /// one task and send in others.
+    pub fn into_parts(self) -> (ClientHandle, mpsc::Receiver<Event>) {
+        (self.handle, self.events)
+    }
+}
+
+async fn read_frame(
+    read: &mut OwnedReadHalf,
+    codec: &mut ClientCodec,
+    buf: &mut BytesMut,
+) -> Result<Option<ServerFrame>, ClientError> {
+    loop {
+        if let Some(frame) = codec.decode(buf)? {
+            return Ok(Some(frame));
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(READ_BUFFER);
+        }
+        if read.read_buf(buf).await? == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+async fn read_loop(
+    mut read: OwnedReadHalf,
+    mut buf: BytesMut,
+    mut codec: ClientCodec,
+    shared: Arc<Shared>,
+    events: mpsc::Sender<Event>,
+    closing: CancellationToken,
+) {
+    let reason = loop {
+        let read = tokio::select! {
+            _ = closing.cancelled() => break None,
+            read = read_frame(&mut read, &mut codec, &mut buf) => read,
+        };
+        let frame = match read {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break None,
+            // A frame from a newer server (an event variant this build does not know): the
+            // length prefix keeps the stream in step, so skip it and carry on.
+            Err(ClientError::Codec(CodecError::Malformed(_))) => continue,
+            Err(e) => break Some(ErrorBody::new(ErrorCode::Internal, e.to_string())),
+        };
+        match frame {
+            ServerFrame::Response { id, result } => {
+                let waiter = shared
+                    .pending
+                    .lock()
+                    .ok()
+                    .and_then(|mut p| p.as_mut().and_then(|p| p.remove(&id)));
+                if let Some(waiter) = waiter {
+                    // The requester may have timed out and gone; nothing to do then.
+                    let _ = waiter.send(result);
+                }
+            }
+            ServerFrame::Event(event) => {
+                // Waits while the event queue is full (back-pressure up to the server, which
+                // drops a client that stays behind); if nobody reads events at all the receiver
+                // is gone and events are discarded, while responses keep flowing.
+                tokio::select! {
+                    _ = closing.cancelled() => break None,
+                    _ = events.send(event) => {}
+                }
+            }
+            ServerFrame::Ping { nonce } => {
+                // A full queue means frames are going out anyway, and any frame counts as
+                // liveness; the pong may be skipped then.
+                if let Ok(pong) = encode_frame(&ClientFrame::Pong { nonce }, shared.max_frame_bytes)
+                {
+                    let _ = shared.outbound.try_send(pong);
+                }
+            }
+            ServerFrame::Error(e) => break Some(e),
+            ServerFrame::Welcome(_) => {
+                break Some(ErrorBody::new(
+                    ErrorCode::BadRequest,
+                    "server sent a second Welcome",
+                ));
+            }
+        }
+    };
+    if let Ok(mut slot) = shared.close_reason.lock() {
+        *slot = reason;
+    }
+    // Dropping the waiters wakes every pending request with `Closed`.
+    if let Ok(mut pending) = shared.pending.lock() {
+        *pending = None;
+    }
+    closing.cancel();
+}
+
+async fn write_loop(
+    mut write: OwnedWriteHalf,
+    mut frames: mpsc::Receiver<Bytes>,
+    closing: CancellationToken,
+) {
+    let mut batch = BytesMut::with_capacity(WRITE_BATCH_BYTES);
+    loop {
+        let first = tokio::select! {
+            biased;
+            frame = frames.recv() => match frame {
+                Some(frame) => frame,
+                None => break,
+            },
+            _ = closing.cancelled() => break,
+        };
+        let written = if frames.is_empty() {
+            write.write_all(&first).await
+        } else {
+            batch.clear();
+            batch.extend_from_slice(&first);
+            while batch.len() < WRITE_BATCH_BYTES {
+                match frames.try_recv() {
+                    Ok(frame) => batch.extend_from_slice(&frame),
+                    Err(_) => break,
+                }
+            }
+            write.write_all(&batch).await
+        };
+        if written.is_err() {
+            return;
+        }
+    }
+    let _ = write.shutdown().await;
+}
+
+macro_rules! expect_response {
+    ($response:expr, $pattern:pat => $value:expr) => {
+        match $response {
+            $pattern => Ok($value),
+            other => Err(ClientError::Protocol(format!(
+                "unexpected response: {other:?}"
+            ))),
+        }
+    };
+}
+
+impl ClientHandle {
+    /// Closes the connection now; pending and later requests fail with [`ClientError::Closed`].
+    pub fn close(&self) {
+        self.closing.cancel();
+    }
+
+    /// Whether the connection is closed (by either side).
+    pub fn is_closed(&self) -> bool {
+        self.closing.is_cancelled()
+            || self
+                .shared
+                .pending
+                .lock()
+                .map(|p| p.is_none())
+                .unwrap_or(true)
+    }
+
+    /// Sends any request and waits for its response.
+    pub async fn request(&self, body: Request) -> Result<Response, ClientError> {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        match self.shared.pending.lock().as_deref_mut() {
+            Ok(Some(pending)) => {
+                pending.insert(id, tx);
+            }
+            Ok(None) | Err(_) => return Err(self.closed()),
+        }
+        let timeout = self.shared.request_timeout;
+        let frame = match encode_frame(
+            &ClientFrame::Request { id, body },
+            self.shared.max_frame_bytes,
+        ) {
+            Ok(frame) => frame,
+            Err(e) => {
+                self.forget(id);
+                return Err(e.into());
+            }
+        };
+        let sent = self.shared.outbound.send(frame).await;
+        if sent.is_err() {
+            self.forget(id);
+            return Err(self.closed());
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(Ok(response))) => Ok(response),
+            Ok(Ok(Err(error))) => Err(ClientError::Server(error)),
+            Ok(Err(_)) => Err(self.closed()),
+            Err(_) => {
+                self.forget(id);
+                Err(ClientError::Timeout(timeout))
+            }
+        }
+    }
+
+    fn forget(&self, id: u32) {
+        if let Ok(Some(pending)) = self.shared.pending.lock().as_deref_mut() {
+            pending.remove(&id);
+        }
+    }
+
+    fn closed(&self) -> ClientError {
+        let reason = self.shared.close_reason.lock().ok().and_then(|r| r.clone());
+        ClientError::Closed(reason)
+    }
+
+    async fn done(&self, body: Request) -> Result<(), ClientError> {
+        expect_response!(self.request(body).await?, Response::Done => ())
+    }
+
+    async fn session(&self, body: Request) -> Result<Session, ClientError> {
+        expect_response!(self.request(body).await?, Response::Session(s) => s)
+    }
+
+    async fn room(&self, body: Request) -> Result<RoomSummary, ClientError> {
+        expect_response!(self.request(body).await?, Response::Room(r) => r)
+    }
+
+    async fn rooms(&self, body: Request) -> Result<Vec<RoomSummary>, ClientError> {
+        expect_response!(self.request(body).await?, Response::Rooms(r) => r)
+    }
+
+    /// Creates an account and logs in as it.
+    pub async fn register(&self, username: &str, password: &str) -> Result<Session, ClientError> {
+        self.session(Request::Register {
+            username: username.into(),
+            password: password.into(),
+        })
+        .await
+    }
+
+    /// As a logged-in admin, creates an account for someone else (this connection stays logged
+    /// in as itself). The way to add users on a server with closed registration.
+    pub async fn create_account(&self, username: &str, password: &str) -> Result<(), ClientError> {
+        self.done(Request::Register {
+            username: username.into(),
+            password: password.into(),
+        })
+        .await
+    }
+
+    /// Logs in with a password.
+    pub async fn login(&self, username: &str, password: &str) -> Result<Session, ClientError> {
+        self.session(Request::Login {
+            username: username.into(),
+            password: password.into(),
+        })
+        .await
+    }
+
+    /// Logs in with a session token.
+    pub async fn resume(&self, token: &str) -> Result<Session, ClientError> {
+        self.session(Request::Resume {
+            token: token.into(),
+        })
+        .await
+    }
+
+    /// Ends this session; its token stops working.
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        self.done(Request::Logout).await
+    }
+
+    /// Changes the password; other sessions of the account are revoked.
+    pub async fn change_password(&self, old: &str, new: &str) -> Result<(), ClientError> {
+        self.done(Request::ChangePassword {
+            old_password: old.into(),
+            new_password: new.into(),
+        })
+        .await
+    }
+
+    /// The rooms and direct chats I am in, with unread counts.
+    pub async fn my_rooms(&self) -> Result<Vec<RoomSummary>, ClientError> {
+        self.rooms(Request::MyRooms).await
+    }
+
+    /// Every public room.
+    pub async fn public_rooms(&self) -> Result<Vec<RoomSummary>, ClientError> {
+        self.rooms(Request::PublicRooms).await
+    }
+
+    /// Creates a room and makes me its owner.
+    pub async fn create_room(
+        &self,
+        name: &str,
+        visibility: Visibility,
+    ) -> Result<RoomSummary, ClientError> {
+        self.room(Request::CreateRoom {
+            name: name.into(),
+            visibility,
+        })
+        .await
+    }
+
+    /// Joins a public room by name.
+    pub async fn join_room(&self, name: &str) -> Result<RoomSummary, ClientError> {
+        self.room(Request::JoinRoom { name: name.into() }).await
+    }
+
+    /// Leaves a room.
+    pub async fn leave_room(&self, room: RoomId) -> Result<(), ClientError> {
+        self.done(Request::LeaveRoom { room }).await
+    }
+
+    /// Adds a user to a room.
+    pub async fn invite(&self, room: RoomId, username: &str) -> Result<(), ClientError> {
+        self.done(Request::Invite {
+            room,
+            username: username.into(),
+        })
+        .await
+    }
+
+    /// A room with its members.
+    pub async fn room_info(&self, room: RoomId) -> Result<RoomInfo, ClientError> {
+        expect_response!(self.request(Request::RoomInfo { room }).await?, Response::RoomInfo(i) => i)
+    }
+
+    /// Sets a room's topic.
+    pub async fn set_topic(&self, room: RoomId, topic: &str) -> Result<(), ClientError> {
+        self.done(Request::SetTopic {
+            room,
+            topic: topic.into(),
+        })
+        .await
+    }
+
+    /// Opens (creating if needed) the direct chat with a user.
+    pub async fn open_direct(&self, username: &str) -> Result<RoomSummary, ClientError> {
+        self.room(Request::OpenDirect {
+            username: username.into(),
+        })
+        .await
+    }
+
+    /// Posts a message; returns once the server has stored it.
+    pub async fn send_message(
+        &self,
+        room: RoomId,
+        text: impl Into<String>,
+    ) -> Result<SentMessage, ClientError> {
+        let request = Request::SendMessage {
+            room,
+            text: text.into(),
+        };
+        expect_response!(self.request(request).await?, Response::Sent(s) => s)
+    }
+
+    /// Sends a direct message to a user (opening the chat if needed).
+    pub async fn send_direct(
+        &self,
+        username: &str,
+        text: impl Into<String>,
+    ) -> Result<SentMessage, ClientError> {
+        let room = self.open_direct(username).await?;
+        self.send_message(room.id, text).await
+    }
+
+    /// A page of history.
+    pub async fn history(
+        &self,
+        room: RoomId,
+        anchor: HistoryAnchor,
+        limit: u32,
+    ) -> Result<HistoryPage, ClientError> {
+        let request = Request::History {
+            room,
+            anchor,
+            limit,
+        };
+        expect_response!(self.request(request).await?, Response::History(h) => h)
+    }
+
+    /// Marks a room read up to `seq`.
+    pub async fn mark_read(&self, room: RoomId, seq: Seq) -> Result<(), ClientError> {
+        self.done(Request::MarkRead { room, seq }).await
+    }
+
+    /// Sets my presence (online or away) and status text.
+    pub async fn set_presence(
+        &self,
+        status: PresenceStatus,
+        message: Option<String>,
+    ) -> Result<(), ClientError> {
+        self.done(Request::SetPresence { status, message }).await
+    }
+
+    /// Tells a room I am typing.
+    pub async fn typing(&self, room: RoomId) -> Result<(), ClientError> {
+        self.done(Request::Typing { room }).await
+    }
+
+    /// A round trip to the server.
+    pub async fn ping(&self) -> Result<(), ClientError> {
+        expect_response!(self.request(Request::Ping).await?, Response::Pong => ())
+    }
+
+    /// Every account with presence.
+    pub async fn list_users(&self) -> Result<Vec<UserPresence>, ClientError> {
+        expect_response!(self.request(Request::ListUsers).await?, Response::Users(u) => u)
+    }
+
+    /// Removes a member from a room.
+    pub async fn kick(
+        &self,
+        room: RoomId,
+        username: &str,
+        reason: Option<String>,
+    ) -> Result<(), ClientError> {
+        self.done(Request::Kick {
+            room,
+            username: username.into(),
+            reason,
+        })
+        .await
+    }
+}

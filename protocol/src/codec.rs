@@ -1,0 +1,190 @@
+//! The frame codec: a `u32` big-endian length prefix followed by that many bytes of payload.
+//!
+//! Decoding uses `tokio_util`'s [`LengthDelimitedCodec`] with the maximum frame length as a
+//! parameter; the header is checked against that maximum before the codec reserves any buffer
+//! for the body, so a hostile length prefix costs the receiver nothing. Encoding writes the same
+//! framing directly into the output buffer (one pass, no intermediate copy).
+//!
+//! The codec is sans-IO: it works on [`BytesMut`] buffers and is driven by whatever reads the
+//! socket (the server's reader task, the client, `FramedRead`, or a test feeding bytes by hand).
+
+use crate::wire_format::{self, PayloadError};
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Serialize, de::DeserializeOwned};
+use std::marker::PhantomData;
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+/// Bytes in the length prefix.
+pub const HEADER_LEN: usize = 4;
+
+/// The default maximum payload size: 1 MiB.
+pub const DEFAULT_MAX_FRAME_BYTES: u32 = 1024 * 1024;
+
+/// What can go wrong reading or writing frames.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// The socket failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A length prefix announced more than the maximum, or a frame to encode needs more.
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    FrameTooLarge {
+        /// The announced length (when encoding: `max + 1`, as encoding stops at the limit).
+        len: u64,
+        /// The limit in force.
+        max: u32,
+    },
+    /// A payload did not decode as the expected frame type.
+    #[error("malformed frame: {0}")]
+    Malformed(PayloadError),
+    /// A value could not be encoded (only when it exceeds the frame limit or a string is not
+    /// serializable).
+    #[error("cannot encode frame: {0}")]
+    Encode(PayloadError),
+}
+
+/// Encodes `frame` with its length prefix into a fresh [`Bytes`], ready to be written to any
+/// number of sockets (the server encodes a room event once and shares these bytes).
+pub fn encode_frame<T: Serialize>(frame: &T, max_frame_bytes: u32) -> Result<Bytes, CodecError> {
+    let mut out = BytesMut::with_capacity(64);
+    encode_frame_into(frame, max_frame_bytes, &mut out)?;
+    Ok(out.freeze())
+}
+
+/// Appends `frame` with its length prefix to `out`. On error `out` is left as it was.
+pub fn encode_frame_into<T: Serialize>(
+    frame: &T,
+    max_frame_bytes: u32,
+    out: &mut BytesMut,
+) -> Result<(), CodecError> {
+    let start = out.len();
+    out.put_u32(0);
+    let mut writer = out.writer();
+    let encoded = wire_format::encode_into(frame, u64::from(max_frame_bytes), &mut writer);
+    let out = writer.into_inner();
+    if let Err(e) = encoded {
+        out.truncate(start);
+        return Err(match e {
+            PayloadError::SizeLimit => CodecError::FrameTooLarge {
+                len: u64::from(max_frame_bytes) + 1,
+                max: max_frame_bytes,
+            },
+            other => CodecError::Encode(other),
+        });
+    }
+    let len = out.len() - start - HEADER_LEN;
+    // The bincode limit guarantees len <= max_frame_bytes <= u32::MAX.
+    let len = u32::try_from(len).map_err(|_| CodecError::FrameTooLarge {
+        len: len as u64,
+        max: max_frame_bytes,
+    })?;
+    out[start..start + HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+/// Decodes one payload (without its length prefix) as a frame of type `T`.
+pub fn decode_payload<T: DeserializeOwned>(
+    payload: &[u8],
+    max_frame_bytes: u32,
+) -> Result<T, CodecError> {
+    wire_format::decode(payload, u64::from(max_frame_bytes)).map_err(CodecError::Malformed)
+}
+
+/// A [`Decoder`] of `In` frames and [`Encoder`] of `Out` frames.
+///
+/// The server uses `FrameCodec<ClientFrame, ServerFrame>`, a client the reverse; see
+/// [`ServerCodec`] and [`ClientCodec`].
+#[derive(Debug)]
+pub struct FrameCodec<In, Out> {
+    lengths: LengthDelimitedCodec,
+    max_frame_bytes: u32,
+    /// The inner codec has consumed a header and waits for the body: the next bytes are
+    /// payload, not a length.
+    in_body: bool,
+    _frames: PhantomData<fn(Out) -> In>,
+}
+
+/// The codec a server uses: decodes client frames, encodes server frames.
+pub type ServerCodec = FrameCodec<crate::ClientFrame, crate::ServerFrame>;
+/// The codec a client uses: decodes server frames, encodes client frames.
+pub type ClientCodec = FrameCodec<crate::ServerFrame, crate::ClientFrame>;
+
+impl<In, Out> FrameCodec<In, Out> {
+    /// A codec that accepts payloads of at most `max_frame_bytes` bytes.
+    pub fn new(max_frame_bytes: u32) -> Self {
+        let lengths = LengthDelimitedCodec::builder()
+            .length_field_length(HEADER_LEN)
+            .big_endian()
+            .max_frame_length(max_frame_bytes as usize)
+            .new_codec();
+        Self {
+            lengths,
+            max_frame_bytes,
+            in_body: false,
+            _frames: PhantomData,
+        }
+    }
+
+    /// The payload limit in force.
+    pub fn max_frame_bytes(&self) -> u32 {
+        self.max_frame_bytes
+    }
+
+    /// Splits the next whole payload off `src`, without decoding it.
+    pub fn decode_raw(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, CodecError> {
+        if !self.in_body {
+            let Some(header) = src.get(..HEADER_LEN) else {
+                return Ok(None);
+            };
+            let mut len = [0u8; HEADER_LEN];
+            len.copy_from_slice(header);
+            let len = u32::from_be_bytes(len);
+            if len > self.max_frame_bytes {
+                return Err(CodecError::FrameTooLarge {
+                    len: u64::from(len),
+                    max: self.max_frame_bytes,
+                });
+            }
+        }
+        // With a whole header present the inner codec consumes it; if the body is not all
+        // there yet, it keeps the length and waits for more bytes.
+        match self.lengths.decode(src)? {
+            Some(payload) => {
+                self.in_body = false;
+                Ok(Some(payload))
+            }
+            None => {
+                self.in_body = true;
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl<In: DeserializeOwned, Out> Decoder for FrameCodec<In, Out> {
+    type Item = In;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, CodecError> {
+        match self.decode_raw(src)? {
+            Some(payload) => decode_payload(&payload, self.max_frame_bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+impl<In, Out: Serialize> Encoder<Out> for FrameCodec<In, Out> {
+    type Error = CodecError;
+
+    fn encode(&mut self, frame: Out, dst: &mut BytesMut) -> Result<(), CodecError> {
+        encode_frame_into(&frame, self.max_frame_bytes, dst)
+    }
+}
+
+impl<In, Out: Serialize> Encoder<&Out> for FrameCodec<In, Out> {
+    type Error = CodecError;
+
+    fn encode(&mut self, frame: &Out, dst: &mut BytesMut) -> Result<(), CodecError> {
+        encode_frame_into(frame, self.max_frame_bytes, dst)
+    }
+}

@@ -1,0 +1,634 @@
+//! The frames exchanged between a client and the server.
+//!
+//! A connection carries [`ClientFrame`]s one way and [`ServerFrame`]s the other. The first client
+//! frame is [`ClientFrame::Hello`]; the server answers [`ServerFrame::Welcome`] or
+//! [`ServerFrame::Error`] and then closes on a version mismatch. After that the client sends
+//! [`Request`]s tagged with an id of its choosing; each gets exactly one
+//! [`ServerFrame::Response`] echoing that id. Everything the server says on its own initiative
+//! is an [`Event`] and carries no id.
+//!
+//! **Evolution rule:** bincode encodes an enum variant by its index, so variants are append-only.
+//! Never reorder or remove one; add new variants at the end. A change that cannot follow this
+//! rule bumps [`PROTOCOL_VERSION`]. The golden-vector tests fail if a variant moves.
+
+use crate::ids::{MessageId, RoomId, Seq, UnixMillis, UserId};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The protocol version this crate speaks. Sent in [`Hello`] and [`Welcome`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Every frame a client sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientFrame {
+    /// The first frame of every connection.
+    Hello(Hello),
+    /// A request; the server answers it with exactly one [`ServerFrame::Response`] with the same id.
+    Request {
+        /// Chosen by the client, echoed in the response. Reusing an id that is still in flight is
+        /// allowed by the server but makes the answers impossible to tell apart.
+        id: u32,
+        /// What is asked.
+        body: Request,
+    },
+    /// The answer to a [`ServerFrame::Ping`]; any frame counts as liveness, this one is free.
+    Pong {
+        /// The nonce of the ping being answered.
+        nonce: u64,
+    },
+}
+
+/// The client's opening frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Must equal the server's [`PROTOCOL_VERSION`].
+    pub protocol_version: u32,
+    /// Free text naming the client software, e.g. `"chatroom-tui 0.1.0"` or `"echo-bot"`.
+    pub client_name: String,
+}
+
+/// Every frame the server sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerFrame {
+    /// The answer to a good [`Hello`].
+    Welcome(Welcome),
+    /// The answer to the request with the same id.
+    Response {
+        /// The id of the request being answered.
+        id: u32,
+        /// What came of it.
+        result: Result<Response, ErrorBody>,
+    },
+    /// Something happened that the client did not ask about.
+    Event(Event),
+    /// A liveness probe; answer with [`ClientFrame::Pong`] with the same nonce.
+    Ping {
+        /// Echo this back.
+        nonce: u64,
+    },
+    /// A connection-level error not tied to a request (bad handshake, malformed frame, too slow,
+    /// session revoked). The server usually closes the connection right after sending it.
+    Error(ErrorBody),
+}
+
+/// The server's answer to a good [`Hello`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The server's [`PROTOCOL_VERSION`].
+    pub protocol_version: u32,
+    /// The name the operator gave this server.
+    pub server_name: String,
+    /// The server software's version, e.g. `"0.1.0"`.
+    pub server_version: String,
+    /// What this server accepts.
+    pub limits: Limits,
+    /// Whether anyone may [`Request::Register`] (otherwise only admins create accounts).
+    pub registration_open: bool,
+}
+
+/// The limits a server enforces, advertised in [`Welcome`] so clients can stay within them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Largest frame payload in bytes (the length prefix excluded).
+    pub max_frame_bytes: u32,
+    /// Longest message text, in Unicode scalar values (`char`s).
+    pub max_message_chars: u32,
+    /// Most messages a [`Request::History`] returns.
+    pub max_history_page: u32,
+    /// Sustained messages per second one connection may send (bursts are allowed up to `message_burst`).
+    pub messages_per_second: u32,
+    /// Size of the message burst allowance.
+    pub message_burst: u32,
+    /// The server pings a connection that has been quiet this long, in milliseconds.
+    pub heartbeat_interval_ms: u32,
+    /// The server drops a connection that has sent nothing for this long, in milliseconds.
+    pub idle_timeout_ms: u32,
+}
+
+/// A request from a client. Answered with the [`Response`] variant named on each.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Create an account and log in as it → [`Response::Session`]. On a server whose registration
+    /// is closed only a logged-in admin may register accounts, and stays logged in as itself
+    /// (→ [`Response::Done`]).
+    Register {
+        /// 1–32 Unicode letters, digits, `_`, `-` or `.`; unique ignoring case.
+        username: String,
+        /// At least 8 characters.
+        password: String,
+    },
+    /// Log in with a password → [`Response::Session`].
+    Login {
+        /// The account name, in any case.
+        username: String,
+        /// The password.
+        password: String,
+    },
+    /// Log in with a session token from an earlier [`Response::Session`] → [`Response::Session`]
+    /// (the same token is returned). Costs the server no password hashing.
+    Resume {
+        /// The token as returned at login.
+        token: String,
+    },
+    /// End this session: the token stops working and the connection is logged out → [`Response::Done`].
+    Logout,
+    /// Change the password → [`Response::Done`]. Every other session of the account is revoked.
+    ChangePassword {
+        /// The current password.
+        old_password: String,
+        /// The new password, at least 8 characters.
+        new_password: String,
+    },
+    /// The rooms and direct chats I am a member of, with unread counts → [`Response::Rooms`].
+    MyRooms,
+    /// Every public room on the server → [`Response::Rooms`] (unread counts are 0 where I am not a member).
+    PublicRooms,
+    /// Create a room; I become its owner → [`Response::Room`].
+    CreateRoom {
+        /// 1–64 characters, no control characters; unique ignoring case.
+        name: String,
+        /// Whether anyone may join (`Public`) or only those invited (`Private`).
+        visibility: Visibility,
+    },
+    /// Join a public room by name → [`Response::Room`].
+    JoinRoom {
+        /// The room's name, in any case.
+        name: String,
+    },
+    /// Leave a room → [`Response::Done`]. Direct chats cannot be left.
+    LeaveRoom {
+        /// The room.
+        room: RoomId,
+    },
+    /// Add a user to a room (private rooms: owner or moderator) → [`Response::Done`].
+    Invite {
+        /// The room.
+        room: RoomId,
+        /// Who to add.
+        username: String,
+    },
+    /// A room with its members, their roles and presence → [`Response::RoomInfo`].
+    RoomInfo {
+        /// The room; I must be a member, or it must be public.
+        room: RoomId,
+    },
+    /// Set a room's topic (owner or moderator) → [`Response::Done`].
+    SetTopic {
+        /// The room.
+        room: RoomId,
+        /// The new topic; empty clears it.
+        topic: String,
+    },
+    /// Open (creating if needed) the direct chat with a user → [`Response::Room`].
+    OpenDirect {
+        /// The other user.
+        username: String,
+    },
+    /// Post a text message to a room or direct chat → [`Response::Sent`] once it is stored.
+    SendMessage {
+        /// The room.
+        room: RoomId,
+        /// The text: not empty, at most [`Limits::max_message_chars`] characters.
+        text: String,
+    },
+    /// A page of a room's history → [`Response::History`].
+    History {
+        /// The room; I must be a member.
+        room: RoomId,
+        /// Where the page starts.
+        anchor: HistoryAnchor,
+        /// How many messages at most (capped at [`Limits::max_history_page`]).
+        limit: u32,
+    },
+    /// Mark a room read up to `seq` → [`Response::Done`]. Markers only move forward.
+    MarkRead {
+        /// The room.
+        room: RoomId,
+        /// The last seq I have seen.
+        seq: Seq,
+    },
+    /// Set my presence to online or away → [`Response::Done`].
+    SetPresence {
+        /// The new status (`Offline` is refused: it follows from having no session).
+        status: PresenceStatus,
+        /// A short status text, e.g. "lunch"; `None` clears it.
+        message: Option<String>,
+    },
+    /// Tell the room I am typing → [`Response::Done`]. Not stored; forwarded at most once per
+    /// couple of seconds per room.
+    Typing {
+        /// The room.
+        room: RoomId,
+    },
+    /// A round-trip check → [`Response::Pong`].
+    Ping,
+    /// Every account with its presence → [`Response::Users`].
+    ListUsers,
+    /// Remove a member from a room (owner or moderator) → [`Response::Done`].
+    Kick {
+        /// The room.
+        room: RoomId,
+        /// Who to remove.
+        username: String,
+        /// Shown to the member and the room.
+        reason: Option<String>,
+    },
+}
+
+/// Where a history page starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HistoryAnchor {
+    /// The newest messages.
+    Latest,
+    /// Messages with a seq strictly below this one, newest of those first in selection (the page
+    /// itself is still returned oldest first).
+    Before(Seq),
+    /// Messages with a seq strictly above this one, oldest first: what a reconnecting client missed.
+    After(Seq),
+}
+
+/// Whether a room is open to everyone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Visibility {
+    /// Listed, and anyone may join.
+    Public,
+    /// Unlisted; members are invited.
+    Private,
+}
+
+/// What kind of room a room is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RoomKind {
+    /// A named room anyone may join.
+    Public,
+    /// A named room members are invited to.
+    Private,
+    /// A conversation between exactly two users.
+    Direct,
+}
+
+/// A member's role in a room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum RoomRole {
+    /// May read and post.
+    Member,
+    /// May also invite, kick and set the topic.
+    Moderator,
+    /// Created the room.
+    Owner,
+}
+
+/// A user's presence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PresenceStatus {
+    /// Has at least one session and is not away.
+    Online,
+    /// Has at least one session and said they are away.
+    Away,
+    /// Has no session.
+    Offline,
+}
+
+/// The successful answer to a [`Request`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The request was carried out; there is nothing more to say.
+    Done,
+    /// Logged in.
+    Session(Session),
+    /// A list of rooms.
+    Rooms(Vec<RoomSummary>),
+    /// One room.
+    Room(RoomSummary),
+    /// One room with its members.
+    RoomInfo(RoomInfo),
+    /// The message is stored; it is also delivered as an [`Event::Message`].
+    Sent(SentMessage),
+    /// A page of history.
+    History(HistoryPage),
+    /// Accounts with presence.
+    Users(Vec<UserPresence>),
+    /// The answer to [`Request::Ping`].
+    Pong,
+}
+
+/// A logged-in session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Who I am.
+    pub user: UserSummary,
+    /// Pass to [`Request::Resume`] to log in again without the password. Keep it secret.
+    pub token: String,
+}
+
+/// A user as others see them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSummary {
+    /// The account id.
+    pub id: UserId,
+    /// The name as registered (original case).
+    pub username: String,
+    /// A server administrator.
+    pub is_admin: bool,
+}
+
+/// A user and their presence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPresence {
+    /// The user.
+    pub user: UserSummary,
+    /// Online, away or offline.
+    pub status: PresenceStatus,
+    /// Their status text, if they set one.
+    pub status_message: Option<String>,
+}
+
+/// A room as it appears in a room list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSummary {
+    /// The room.
+    pub id: RoomId,
+    /// Public, private or direct.
+    pub kind: RoomKind,
+    /// The room's name; for a direct chat, the other user's name.
+    pub name: String,
+    /// The topic, empty when none is set.
+    pub topic: String,
+    /// How many members it has.
+    pub member_count: u32,
+    /// The seq of the newest message (0 when there is none).
+    pub latest_seq: Seq,
+    /// My read marker (0 when I have read nothing or am not a member).
+    pub last_read_seq: Seq,
+    /// Messages after my read marker that others sent.
+    pub unread: u32,
+    /// Of those, how many mention me (`@myname`).
+    pub mentions: u32,
+    /// My role, `None` when I am not a member.
+    pub my_role: Option<RoomRole>,
+}
+
+/// A room with its members.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// The room.
+    pub room: RoomSummary,
+    /// Every member, owners first, then by name.
+    pub members: Vec<Member>,
+}
+
+/// A room member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Who.
+    pub user: UserSummary,
+    /// Their role in this room.
+    pub role: RoomRole,
+    /// Their presence.
+    pub status: PresenceStatus,
+}
+
+/// The acknowledgement of a stored message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentMessage {
+    /// The room it went to.
+    pub room: RoomId,
+    /// Its id.
+    pub id: MessageId,
+    /// Its place in the room.
+    pub seq: Seq,
+    /// When the server stored it.
+    pub ts: UnixMillis,
+}
+
+/// A page of a room's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    /// The room.
+    pub room: RoomId,
+    /// The messages, oldest first.
+    pub messages: Vec<Message>,
+    /// Whether there are more messages beyond this page in the direction asked.
+    pub has_more: bool,
+}
+
+/// A stored message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Unique across the server.
+    pub id: MessageId,
+    /// The room it belongs to.
+    pub room: RoomId,
+    /// Its place in the room.
+    pub seq: Seq,
+    /// Who sent it.
+    pub sender: UserId,
+    /// The sender's name at the time.
+    pub sender_name: String,
+    /// When the server stored it.
+    pub ts: UnixMillis,
+    /// What sort of message it is.
+    pub kind: MessageKind,
+    /// The text.
+    pub text: String,
+}
+
+/// What sort of message a [`Message`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MessageKind {
+    /// Written by a user.
+    Text,
+    /// Written by the server about the room (joins, topic changes, kicks); `sender` is the actor.
+    System,
+}
+
+/// Why a member is no longer in a room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaveReason {
+    /// They left.
+    Left,
+    /// A moderator removed them.
+    Kicked {
+        /// Who removed them.
+        by: String,
+        /// The reason given, if any.
+        reason: Option<String>,
+    },
+    /// The account was deleted.
+    AccountDeleted,
+}
+
+/// A presence change, sent to users who share a room with the user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceUpdate {
+    /// Who.
+    pub user: UserId,
+    /// Their name.
+    pub username: String,
+    /// Their new status.
+    pub status: PresenceStatus,
+    /// Their status text, if any.
+    pub status_message: Option<String>,
+}
+
+/// Something the server tells a client without being asked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// A new message in a room I am a member of (including my own, from any of my sessions).
+    Message(Message),
+    /// Someone joined a room I am in.
+    MemberJoined {
+        /// The room.
+        room: RoomId,
+        /// Who joined and as what.
+        member: Member,
+    },
+    /// Someone left a room I am in (or I left it, from another session).
+    MemberLeft {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        user: UserId,
+        /// Their name.
+        username: String,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// Presence changed for users who share a room with me. Bursts are coalesced into one event.
+    Presence(Vec<PresenceUpdate>),
+    /// Someone is typing in a room I am in.
+    Typing {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        user: UserId,
+        /// Their name.
+        username: String,
+    },
+    /// A room was added to my room list (I created, joined or was invited to it, or a direct
+    /// chat with me was opened), from any of my sessions. Carries my own unread counts.
+    RoomUpdated(RoomSummary),
+    /// I was removed from a room.
+    Kicked {
+        /// The room.
+        room: RoomId,
+        /// Its name.
+        room_name: String,
+        /// Who removed me.
+        by: String,
+        /// The reason given, if any.
+        reason: Option<String>,
+    },
+    /// The server is shutting down; reconnect later and resume.
+    ServerShutdown {
+        /// Why, for display.
+        reason: String,
+    },
+    /// My read marker moved in a room (from another of my sessions).
+    ReadMarker {
+        /// The room.
+        room: RoomId,
+        /// The new marker.
+        seq: Seq,
+    },
+    /// A room's topic changed.
+    TopicChanged {
+        /// The room.
+        room: RoomId,
+        /// The new topic (empty when cleared).
+        topic: String,
+        /// Who changed it.
+        by: String,
+    },
+}
+
+/// An error answer: a stable code for programs and a message for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, as a stable code.
+    pub code: ErrorCode,
+    /// A human-readable explanation.
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// An error with a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ErrorBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({:?})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for ErrorBody {}
+
+/// Stable error codes. Append-only, like every enum here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The request was not understood or had invalid fields.
+    BadRequest,
+    /// The client speaks another protocol version.
+    UnsupportedVersion,
+    /// The first frame was not a [`Hello`], or a second `Hello` arrived.
+    HandshakeRequired,
+    /// The request needs a logged-in session.
+    NotAuthenticated,
+    /// Already logged in on this connection.
+    AlreadyAuthenticated,
+    /// Wrong user name or password (the two are not told apart).
+    InvalidCredentials,
+    /// The session token is unknown, revoked or expired.
+    InvalidToken,
+    /// The user name is taken (ignoring case).
+    UsernameTaken,
+    /// The user name does not follow the rules.
+    InvalidUsername,
+    /// The password does not follow the rules.
+    WeakPassword,
+    /// Registration is closed on this server.
+    RegistrationClosed,
+    /// No such room, or not one I may see.
+    RoomNotFound,
+    /// No such user.
+    UserNotFound,
+    /// A room with that name exists.
+    RoomNameTaken,
+    /// The room name does not follow the rules.
+    InvalidRoomName,
+    /// I am not a member of that room.
+    NotMember,
+    /// Already a member of that room.
+    AlreadyMember,
+    /// My role does not allow this.
+    Forbidden,
+    /// The message is empty.
+    MessageEmpty,
+    /// The message is longer than the server allows.
+    MessageTooLong,
+    /// Too many requests; slow down.
+    RateLimited,
+    /// The server or this address has too many connections.
+    TooManyConnections,
+    /// A frame exceeded the size limit.
+    FrameTooLarge,
+    /// A frame could not be decoded.
+    MalformedFrame,
+    /// The connection was too slow to keep up with its events.
+    TooSlow,
+    /// No frame arrived for too long.
+    IdleTimeout,
+    /// The server is shutting down.
+    ShuttingDown,
+    /// The session was ended elsewhere (logout, password change, account deleted).
+    SessionRevoked,
+    /// Something failed inside the server; it is logged there.
+    Internal,
+}

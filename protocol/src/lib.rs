@@ -1,0 +1,27 @@
+//! # chatroom-protocol
+//!
+//! The Chat-Room wire protocol as a library, shared by the server, the terminal client and bots.
+//!
+//! - [`frames`]: the message types — [`ClientFrame`], [`ServerFrame`], requests, responses,
+//!   events and error codes.
+//! - [`codec`]: the sans-IO frame codec (a `u32` big-endian length prefix, then a bincode
+//!   payload), for use with any transport.
+//! - [`client`] (feature `client`, on by default): an async tokio client that bots are written
+//!   against; see `examples/` in the repository.
+//!
+//! The exact byte encoding, with golden vectors, is specified in `PROTOCOL.md` next to this
+//! crate's manifest.
+
+#![deny(missing_docs)]
+
+#[cfg(feature = "client")]
+pub mod client;
+pub mod codec;
+pub mod frames;
+pub mod ids;
+mod wire_format;
+
+pub use codec::{CodecError, FrameCodec};
+pub use frames::*;
+pub use ids::*;
+pub use wire_format::PayloadError;

@@ -1,0 +1,624 @@
+//! Property tests: every frame survives `encode_frame` → codec decode unchanged.
+//!
+//! There is one strategy per type in `frames.rs`. Integers are biased towards the varint
+//! boundaries (250/251, u16::MAX/65536, u32::MAX/2^32) and strings include arbitrary Unicode,
+//! control characters and NUL, and lengths either side of the 251-byte varint boundary.
+
+use bytes::BytesMut;
+use chatroom_protocol::codec::{ClientCodec, HEADER_LEN, ServerCodec, encode_frame};
+use chatroom_protocol::*;
+use proptest::collection::vec;
+use proptest::option;
+use proptest::prelude::*;
+use proptest::sample::select;
+use tokio_util::codec::Decoder;
+
+/// Generous, so that generated collections never hit the limit.
+const MAX: u32 = 16 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Primitives
+// ---------------------------------------------------------------------------------------------
+
+fn u64_any() -> BoxedStrategy<u64> {
+    prop_oneof![
+        select(vec![
+            0,
+            1,
+            250,
+            251,
+            252,
+            255,
+            256,
+            u64::from(u16::MAX),
+            u64::from(u16::MAX) + 1,
+            u64::from(u32::MAX),
+            u64::from(u32::MAX) + 1,
+            u64::MAX,
+        ]),
+        0..251u64,
+        251..=u64::from(u16::MAX),
+        u64::from(u16::MAX) + 1..=u64::from(u32::MAX),
+        any::<u64>(),
+    ]
+    .boxed()
+}
+
+fn u32_any() -> BoxedStrategy<u32> {
+    prop_oneof![
+        select(vec![
+            0,
+            1,
+            250,
+            251,
+            u32::from(u16::MAX),
+            u32::from(u16::MAX) + 1,
+            u32::MAX
+        ]),
+        0..251u32,
+        any::<u32>(),
+    ]
+    .boxed()
+}
+
+fn string_any() -> BoxedStrategy<String> {
+    prop_oneof![
+        // Any printable Unicode, including astral planes.
+        any::<String>(),
+        // Any `char` at all, including control characters and NUL.
+        vec(any::<char>(), 0..24).prop_map(String::from_iter),
+        // Around the 251-byte varint length boundary.
+        "[a-z]{245,260}",
+        "[é你😀]{80,90}",
+        Just(String::new()),
+        Just("héllo 你好 🦀".to_owned()),
+    ]
+    .boxed()
+}
+
+fn user_id() -> BoxedStrategy<UserId> {
+    u64_any().prop_map(UserId).boxed()
+}
+
+fn room_id() -> BoxedStrategy<RoomId> {
+    u64_any().prop_map(RoomId).boxed()
+}
+
+fn message_id() -> BoxedStrategy<MessageId> {
+    u64_any().prop_map(MessageId).boxed()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small enums
+// ---------------------------------------------------------------------------------------------
+
+fn visibility() -> BoxedStrategy<Visibility> {
+    prop_oneof![Just(Visibility::Public), Just(Visibility::Private)].boxed()
+}
+
+fn room_kind() -> BoxedStrategy<RoomKind> {
+    prop_oneof![
+        Just(RoomKind::Public),
+        Just(RoomKind::Private),
+        Just(RoomKind::Direct)
+    ]
+    .boxed()
+}
+
+fn room_role() -> BoxedStrategy<RoomRole> {
+    prop_oneof![
+        Just(RoomRole::Member),
+        Just(RoomRole::Moderator),
+        Just(RoomRole::Owner)
+    ]
+    .boxed()
+}
+
+fn presence_status() -> BoxedStrategy<PresenceStatus> {
+    prop_oneof![
+        Just(PresenceStatus::Online),
+        Just(PresenceStatus::Away),
+        Just(PresenceStatus::Offline)
+    ]
+    .boxed()
+}
+
+fn message_kind() -> BoxedStrategy<MessageKind> {
+    prop_oneof![Just(MessageKind::Text), Just(MessageKind::System)].boxed()
+}
+
+fn history_anchor() -> BoxedStrategy<HistoryAnchor> {
+    prop_oneof![
+        Just(HistoryAnchor::Latest),
+        u64_any().prop_map(HistoryAnchor::Before),
+        u64_any().prop_map(HistoryAnchor::After),
+    ]
+    .boxed()
+}
+
+const ALL_ERROR_CODES: [ErrorCode; 29] = [
+    ErrorCode::BadRequest,
+    ErrorCode::UnsupportedVersion,
+    ErrorCode::HandshakeRequired,
+    ErrorCode::NotAuthenticated,
+    ErrorCode::AlreadyAuthenticated,
+    ErrorCode::InvalidCredentials,
+    ErrorCode::InvalidToken,
+    ErrorCode::UsernameTaken,
+    ErrorCode::InvalidUsername,
+    ErrorCode::WeakPassword,
+    ErrorCode::RegistrationClosed,
+    ErrorCode::RoomNotFound,
+    ErrorCode::UserNotFound,
+    ErrorCode::RoomNameTaken,
+    ErrorCode::InvalidRoomName,
+    ErrorCode::NotMember,
+    ErrorCode::AlreadyMember,
+    ErrorCode::Forbidden,
+    ErrorCode::MessageEmpty,
+    ErrorCode::MessageTooLong,
+    ErrorCode::RateLimited,
+    ErrorCode::TooManyConnections,
+    ErrorCode::FrameTooLarge,
+    ErrorCode::MalformedFrame,
+    ErrorCode::TooSlow,
+    ErrorCode::IdleTimeout,
+    ErrorCode::ShuttingDown,
+    ErrorCode::SessionRevoked,
+    ErrorCode::Internal,
+];
+
+fn error_code() -> BoxedStrategy<ErrorCode> {
+    select(ALL_ERROR_CODES.to_vec()).boxed()
+}
+
+fn leave_reason() -> BoxedStrategy<LeaveReason> {
+    prop_oneof![
+        Just(LeaveReason::Left),
+        (string_any(), option::of(string_any()))
+            .prop_map(|(by, reason)| LeaveReason::Kicked { by, reason }),
+        Just(LeaveReason::AccountDeleted),
+    ]
+    .boxed()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Structs
+// ---------------------------------------------------------------------------------------------
+
+fn hello() -> BoxedStrategy<Hello> {
+    (u32_any(), string_any())
+        .prop_map(|(protocol_version, client_name)| Hello {
+            protocol_version,
+            client_name,
+        })
+        .boxed()
+}
+
+fn limits() -> BoxedStrategy<Limits> {
+    (
+        u32_any(),
+        u32_any(),
+        u32_any(),
+        u32_any(),
+        u32_any(),
+        u32_any(),
+        u32_any(),
+    )
+        .prop_map(
+            |(
+                max_frame_bytes,
+                max_message_chars,
+                max_history_page,
+                messages_per_second,
+                message_burst,
+                heartbeat_interval_ms,
+                idle_timeout_ms,
+            )| Limits {
+                max_frame_bytes,
+                max_message_chars,
+                max_history_page,
+                messages_per_second,
+                message_burst,
+                heartbeat_interval_ms,
+                idle_timeout_ms,
+            },
+        )
+        .boxed()
+}
+
+fn welcome() -> BoxedStrategy<Welcome> {
+    (
+        u32_any(),
+        string_any(),
+        string_any(),
+        limits(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(protocol_version, server_name, server_version, limits, registration_open)| Welcome {
+                protocol_version,
+                server_name,
+                server_version,
+                limits,
+                registration_open,
+            },
+        )
+        .boxed()
+}
+
+fn user_summary() -> BoxedStrategy<UserSummary> {
+    (user_id(), string_any(), any::<bool>())
+        .prop_map(|(id, username, is_admin)| UserSummary {
+            id,
+            username,
+            is_admin,
+        })
+        .boxed()
+}
+
+fn session() -> BoxedStrategy<Session> {
+    (user_summary(), string_any())
+        .prop_map(|(user, token)| Session { user, token })
+        .boxed()
+}
+
+fn user_presence() -> BoxedStrategy<UserPresence> {
+    (user_summary(), presence_status(), option::of(string_any()))
+        .prop_map(|(user, status, status_message)| UserPresence {
+            user,
+            status,
+            status_message,
+        })
+        .boxed()
+}
+
+fn room_summary() -> BoxedStrategy<RoomSummary> {
+    (
+        (
+            room_id(),
+            room_kind(),
+            string_any(),
+            string_any(),
+            u32_any(),
+        ),
+        (
+            u64_any(),
+            u64_any(),
+            u32_any(),
+            u32_any(),
+            option::of(room_role()),
+        ),
+    )
+        .prop_map(
+            |(
+                (id, kind, name, topic, member_count),
+                (latest_seq, last_read_seq, unread, mentions, my_role),
+            )| RoomSummary {
+                id,
+                kind,
+                name,
+                topic,
+                member_count,
+                latest_seq,
+                last_read_seq,
+                unread,
+                mentions,
+                my_role,
+            },
+        )
+        .boxed()
+}
+
+fn member() -> BoxedStrategy<Member> {
+    (user_summary(), room_role(), presence_status())
+        .prop_map(|(user, role, status)| Member { user, role, status })
+        .boxed()
+}
+
+fn room_info() -> BoxedStrategy<RoomInfo> {
+    (room_summary(), vec(member(), 0..4))
+        .prop_map(|(room, members)| RoomInfo { room, members })
+        .boxed()
+}
+
+fn sent_message() -> BoxedStrategy<SentMessage> {
+    (room_id(), message_id(), u64_any(), u64_any())
+        .prop_map(|(room, id, seq, ts)| SentMessage { room, id, seq, ts })
+        .boxed()
+}
+
+fn message() -> BoxedStrategy<Message> {
+    (
+        (message_id(), room_id(), u64_any(), user_id()),
+        (string_any(), u64_any(), message_kind(), string_any()),
+    )
+        .prop_map(
+            |((id, room, seq, sender), (sender_name, ts, kind, text))| Message {
+                id,
+                room,
+                seq,
+                sender,
+                sender_name,
+                ts,
+                kind,
+                text,
+            },
+        )
+        .boxed()
+}
+
+fn history_page() -> BoxedStrategy<HistoryPage> {
+    (room_id(), vec(message(), 0..4), any::<bool>())
+        .prop_map(|(room, messages, has_more)| HistoryPage {
+            room,
+            messages,
+            has_more,
+        })
+        .boxed()
+}
+
+fn presence_update() -> BoxedStrategy<PresenceUpdate> {
+    (
+        user_id(),
+        string_any(),
+        presence_status(),
+        option::of(string_any()),
+    )
+        .prop_map(|(user, username, status, status_message)| PresenceUpdate {
+            user,
+            username,
+            status,
+            status_message,
+        })
+        .boxed()
+}
+
+fn error_body() -> BoxedStrategy<ErrorBody> {
+    (error_code(), string_any())
+        .prop_map(|(code, message)| ErrorBody { code, message })
+        .boxed()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests, responses, events
+// ---------------------------------------------------------------------------------------------
+
+fn request() -> BoxedStrategy<Request> {
+    prop_oneof![
+        (string_any(), string_any())
+            .prop_map(|(username, password)| Request::Register { username, password }),
+        (string_any(), string_any())
+            .prop_map(|(username, password)| Request::Login { username, password }),
+        string_any().prop_map(|token| Request::Resume { token }),
+        Just(Request::Logout),
+        (string_any(), string_any()).prop_map(|(old_password, new_password)| {
+            Request::ChangePassword {
+                old_password,
+                new_password,
+            }
+        }),
+        Just(Request::MyRooms),
+        Just(Request::PublicRooms),
+        (string_any(), visibility())
+            .prop_map(|(name, visibility)| Request::CreateRoom { name, visibility }),
+        string_any().prop_map(|name| Request::JoinRoom { name }),
+        room_id().prop_map(|room| Request::LeaveRoom { room }),
+        (room_id(), string_any()).prop_map(|(room, username)| Request::Invite { room, username }),
+        room_id().prop_map(|room| Request::RoomInfo { room }),
+        (room_id(), string_any()).prop_map(|(room, topic)| Request::SetTopic { room, topic }),
+        string_any().prop_map(|username| Request::OpenDirect { username }),
+        (room_id(), string_any()).prop_map(|(room, text)| Request::SendMessage { room, text }),
+        (room_id(), history_anchor(), u32_any()).prop_map(|(room, anchor, limit)| {
+            Request::History {
+                room,
+                anchor,
+                limit,
+            }
+        }),
+        (room_id(), u64_any()).prop_map(|(room, seq)| Request::MarkRead { room, seq }),
+        (presence_status(), option::of(string_any()))
+            .prop_map(|(status, message)| Request::SetPresence { status, message }),
+        room_id().prop_map(|room| Request::Typing { room }),
+        Just(Request::Ping),
+        Just(Request::ListUsers),
+        (room_id(), string_any(), option::of(string_any())).prop_map(|(room, username, reason)| {
+            Request::Kick {
+                room,
+                username,
+                reason,
+            }
+        }),
+    ]
+    .boxed()
+}
+
+fn response() -> BoxedStrategy<Response> {
+    prop_oneof![
+        Just(Response::Done),
+        session().prop_map(Response::Session),
+        vec(room_summary(), 0..4).prop_map(Response::Rooms),
+        room_summary().prop_map(Response::Room),
+        room_info().prop_map(Response::RoomInfo),
+        sent_message().prop_map(Response::Sent),
+        history_page().prop_map(Response::History),
+        vec(user_presence(), 0..4).prop_map(Response::Users),
+        Just(Response::Pong),
+    ]
+    .boxed()
+}
+
+fn event() -> BoxedStrategy<Event> {
+    prop_oneof![
+        message().prop_map(Event::Message),
+        (room_id(), member()).prop_map(|(room, member)| Event::MemberJoined { room, member }),
+        (room_id(), user_id(), string_any(), leave_reason()).prop_map(
+            |(room, user, username, reason)| Event::MemberLeft {
+                room,
+                user,
+                username,
+                reason
+            }
+        ),
+        vec(presence_update(), 0..4).prop_map(Event::Presence),
+        (room_id(), user_id(), string_any()).prop_map(|(room, user, username)| Event::Typing {
+            room,
+            user,
+            username
+        }),
+        room_summary().prop_map(Event::RoomUpdated),
+        (
+            room_id(),
+            string_any(),
+            string_any(),
+            option::of(string_any())
+        )
+            .prop_map(|(room, room_name, by, reason)| Event::Kicked {
+                room,
+                room_name,
+                by,
+                reason
+            }),
+        string_any().prop_map(|reason| Event::ServerShutdown { reason }),
+        (room_id(), u64_any()).prop_map(|(room, seq)| Event::ReadMarker { room, seq }),
+        (room_id(), string_any(), string_any()).prop_map(|(room, topic, by)| Event::TopicChanged {
+            room,
+            topic,
+            by
+        }),
+    ]
+    .boxed()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Top-level frames
+// ---------------------------------------------------------------------------------------------
+
+fn client_frame() -> BoxedStrategy<ClientFrame> {
+    prop_oneof![
+        hello().prop_map(ClientFrame::Hello),
+        (u32_any(), request()).prop_map(|(id, body)| ClientFrame::Request { id, body }),
+        u64_any().prop_map(|nonce| ClientFrame::Pong { nonce }),
+    ]
+    .boxed()
+}
+
+fn response_result() -> BoxedStrategy<Result<Response, ErrorBody>> {
+    prop_oneof![response().prop_map(Ok), error_body().prop_map(Err)].boxed()
+}
+
+fn server_frame() -> BoxedStrategy<ServerFrame> {
+    prop_oneof![
+        welcome().prop_map(ServerFrame::Welcome),
+        (u32_any(), response_result())
+            .prop_map(|(id, result)| ServerFrame::Response { id, result }),
+        event().prop_map(ServerFrame::Event),
+        u64_any().prop_map(|nonce| ServerFrame::Ping { nonce }),
+        error_body().prop_map(ServerFrame::Error),
+    ]
+    .boxed()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round trips
+// ---------------------------------------------------------------------------------------------
+
+/// Encodes a client frame and decodes it with the server's codec.
+fn client_roundtrip(frame: &ClientFrame) -> Result<(), TestCaseError> {
+    let bytes = encode_frame(frame, MAX).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let len = u32::from_be_bytes(bytes[..HEADER_LEN].try_into().expect("4 bytes"));
+    prop_assert_eq!(len as usize, bytes.len() - HEADER_LEN);
+    let mut buf = BytesMut::from(&bytes[..]);
+    let decoded = ServerCodec::new(MAX)
+        .decode(&mut buf)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(decoded.as_ref(), Some(frame));
+    prop_assert!(buf.is_empty());
+    Ok(())
+}
+
+/// Encodes a server frame and decodes it with the client's codec.
+fn server_roundtrip(frame: &ServerFrame) -> Result<(), TestCaseError> {
+    let bytes = encode_frame(frame, MAX).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let len = u32::from_be_bytes(bytes[..HEADER_LEN].try_into().expect("4 bytes"));
+    prop_assert_eq!(len as usize, bytes.len() - HEADER_LEN);
+    let mut buf = BytesMut::from(&bytes[..]);
+    let decoded = ClientCodec::new(MAX)
+        .decode(&mut buf)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(decoded.as_ref(), Some(frame));
+    prop_assert!(buf.is_empty());
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn any_client_frame_roundtrips(frame in client_frame()) {
+        client_roundtrip(&frame)?;
+    }
+
+    #[test]
+    fn hello_roundtrips(hello in hello()) {
+        client_roundtrip(&ClientFrame::Hello(hello))?;
+    }
+
+    #[test]
+    fn every_request_roundtrips(id in u32_any(), body in request()) {
+        client_roundtrip(&ClientFrame::Request { id, body })?;
+    }
+
+    #[test]
+    fn pong_roundtrips(nonce in u64_any()) {
+        client_roundtrip(&ClientFrame::Pong { nonce })?;
+    }
+
+    #[test]
+    fn any_server_frame_roundtrips(frame in server_frame()) {
+        server_roundtrip(&frame)?;
+    }
+
+    #[test]
+    fn welcome_roundtrips(welcome in welcome()) {
+        server_roundtrip(&ServerFrame::Welcome(welcome))?;
+    }
+
+    #[test]
+    fn every_ok_response_roundtrips(id in u32_any(), response in response()) {
+        server_roundtrip(&ServerFrame::Response { id, result: Ok(response) })?;
+    }
+
+    #[test]
+    fn every_err_response_roundtrips(id in u32_any(), error in error_body()) {
+        server_roundtrip(&ServerFrame::Response { id, result: Err(error) })?;
+    }
+
+    #[test]
+    fn every_event_roundtrips(event in event()) {
+        server_roundtrip(&ServerFrame::Event(event))?;
+    }
+
+    #[test]
+    fn ping_and_error_roundtrip(nonce in u64_any(), error in error_body()) {
+        server_roundtrip(&ServerFrame::Ping { nonce })?;
+        server_roundtrip(&ServerFrame::Error(error))?;
+    }
+}
+
+/// `select` over a list is only as good as the list: make sure it names every code once, and
+/// every code round-trips as both a response error and a connection error.
+#[test]
+fn every_error_code_roundtrips() {
+    for (i, code) in ALL_ERROR_CODES.iter().enumerate() {
+        assert!(
+            !ALL_ERROR_CODES[..i].contains(code),
+            "{code:?} listed twice"
+        );
+        let body = ErrorBody::new(*code, "why");
+        server_roundtrip(&ServerFrame::Response {
+            id: 1,
+            result: Err(body.clone()),
+        })
+        .expect("response error");
+        server_roundtrip(&ServerFrame::Error(body)).expect("connection error");
+    }
+}
