@@ -1,0 +1,153 @@
+//! Offline maintenance of accounts (`chatroom-server user …`), straight on the database file.
+//!
+//! These run while the server is stopped: the server holds an exclusive lock on
+//! `server.lock` in the data directory, and [`DataDirLock`] refuses to open a directory a
+//! running server is using — the server's in-memory state would not see changes made beside it.
+
+use chatroom_protocol::UserId;
+use std::fs::File;
+use std::path::Path;
+
+use crate::auth;
+use crate::config::SyncMode;
+use crate::storage::writer::{AdminGrant, WriteOp, apply_offline};
+use crate::storage::{self, Outcome, StorageError, UserRow, reads, schema};
+
+/// Errors of the admin commands.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The data directory is in use by a running server.
+    #[error("a chatroom-server is running on {0}; stop it first")]
+    ServerRunning(String),
+    /// A name or password broke the rules, or the user does not exist.
+    #[error("{0}")]
+    Invalid(String),
+    /// The database failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A file could not be read or written.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// An exclusive lock on a data directory: held by a running server for its whole life, and
+/// briefly by each admin command.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: File,
+}
+
+impl DataDirLock {
+    /// Takes the lock, creating the directory if needed; fails if someone holds it.
+    pub fn acquire(data_dir: &Path) -> Result<Self, AdminError> {
+        std::fs::create_dir_all(data_dir)?;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(data_dir.join("server.lock"))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(AdminError::ServerRunning(data_dir.display().to_string()))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(AdminError::Io(e)),
+        }
+    }
+}
+
+/// The database of a data directory, opened for maintenance.
+#[derive(Debug)]
+pub struct Admin {
+    conn: rusqlite::Connection,
+    _lock: DataDirLock,
+}
+
+fn refused(e: StorageError) -> AdminError {
+    match e {
+        StorageError::Refused(body) => AdminError::Invalid(body.message),
+        other => AdminError::Storage(other),
+    }
+}
+
+impl Admin {
+    /// Opens (creating and migrating if needed) the database in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, AdminError> {
+        let lock = DataDirLock::acquire(data_dir)?;
+        let path = data_dir.join("chatroom.sqlite3");
+        let mut conn = storage::open_read_write(&path, SyncMode::Full)?;
+        schema::migrate(&mut conn)?;
+        Ok(Self { conn, _lock: lock })
+    }
+
+    fn user(&self, name: &str) -> Result<UserRow, AdminError> {
+        reads::user_for_login(&self.conn, &auth::name_key(name))?
+            .map(|(user, _)| user)
+            .ok_or_else(|| AdminError::Invalid(format!("no user named {name:?}")))
+    }
+
+    /// Creates an account (a member of `public`).
+    pub fn add_user(
+        &mut self,
+        name: &str,
+        password: &str,
+        admin: bool,
+    ) -> Result<UserRow, AdminError> {
+        auth::validate_username(name).map_err(|e| AdminError::Invalid(e.to_string()))?;
+        auth::validate_password(password).map_err(|e| AdminError::Invalid(e.to_string()))?;
+        let password_hash = auth::hash_password(password).map_err(AdminError::Invalid)?;
+        let op = WriteOp::CreateUser {
+            name: name.to_string(),
+            password_hash,
+            admin: if admin {
+                AdminGrant::Yes
+            } else {
+                AdminGrant::IfFirst
+            },
+        };
+        match apply_offline(&mut self.conn, &op).map_err(refused)? {
+            Outcome::User(row) => Ok(row),
+            other => Err(AdminError::Invalid(format!("unexpected outcome {other:?}"))),
+        }
+    }
+
+    /// Sets a new password and revokes every session of the account.
+    pub fn set_password(&mut self, name: &str, password: &str) -> Result<(), AdminError> {
+        auth::validate_password(password).map_err(|e| AdminError::Invalid(e.to_string()))?;
+        let user = self.user(name)?;
+        let password_hash = auth::hash_password(password).map_err(AdminError::Invalid)?;
+        let op = WriteOp::ChangePassword {
+            user: user.id,
+            password_hash,
+            keep_session: None,
+        };
+        apply_offline(&mut self.conn, &op).map_err(refused)?;
+        Ok(())
+    }
+
+    /// Grants or revokes server admin.
+    pub fn set_admin(&mut self, name: &str, admin: bool) -> Result<(), AdminError> {
+        let user = self.user(name)?;
+        apply_offline(
+            &mut self.conn,
+            &WriteOp::SetAdmin {
+                user: user.id,
+                admin,
+            },
+        )
+        .map_err(refused)?;
+        Ok(())
+    }
+
+    /// Deletes an account with its sessions and memberships; its messages stay in history.
+    pub fn delete_user(&mut self, name: &str) -> Result<UserId, AdminError> {
+        let user = self.user(name)?;
+        apply_offline(&mut self.conn, &WriteOp::DeleteUser { user: user.id }).map_err(refused)?;
+        Ok(user.id)
+    }
+
+    /// Every account.
+    pub fn users(&self) -> Result<Vec<UserRow>, AdminError> {
+        Ok(reads::all_users(&self.conn)?)
+    }
+}

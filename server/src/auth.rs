@@ -1,0 +1,236 @@
+//! Credentials: name rules, argon2id password hashing, and session tokens.
+//!
+//! Hashing is deliberately slow (argon2id, the crate's default cost), so callers run
+//! [`hash_password`] and [`verify_password`] on the blocking pool, never on a runtime thread.
+//! Session tokens are 256 random bits; the database keeps only their SHA-256, so a stolen
+//! database file does not log anyone in.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use chatroom_protocol::ErrorCode;
+use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
+
+use crate::error::{RequestError, RequestResult};
+
+/// Longest user name, in characters.
+pub const MAX_USERNAME_CHARS: usize = 32;
+/// Shortest password, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Longest password, in bytes (argon2 accepts more; nobody needs more, and it bounds the work).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Longest room name, in characters.
+pub const MAX_ROOM_NAME_CHARS: usize = 64;
+/// Longest topic, in characters.
+pub const MAX_TOPIC_CHARS: usize = 512;
+
+/// The key names are compared by: case-insensitive (Unicode lowercase).
+pub fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// Whether `c` may appear in a user name.
+pub fn is_username_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+/// Checks a user name: 1–32 Unicode letters, digits, `_`, `-` or `.`.
+pub fn validate_username(name: &str) -> RequestResult<()> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_USERNAME_CHARS {
+        return Err(RequestError::new(
+            ErrorCode::InvalidUsername,
+            format!("a user name has 1 to {MAX_USERNAME_CHARS} characters"),
+        ));
+    }
+    if !name.chars().all(is_username_char) {
+        return Err(RequestError::new(
+            ErrorCode::InvalidUsername,
+            "a user name may contain only letters, digits, '_', '-' and '.'",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a new password's length.
+pub fn validate_password(password: &str) -> RequestResult<()> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(RequestError::new(
+            ErrorCode::WeakPassword,
+            format!("a password needs at least {MIN_PASSWORD_CHARS} characters"),
+        ));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(RequestError::new(
+            ErrorCode::WeakPassword,
+            format!("a password may have at most {MAX_PASSWORD_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a room name: 1–64 characters, no control characters, not only spaces.
+pub fn validate_room_name(name: &str) -> RequestResult<()> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_ROOM_NAME_CHARS || name.trim().is_empty() {
+        return Err(RequestError::new(
+            ErrorCode::InvalidRoomName,
+            format!("a room name has 1 to {MAX_ROOM_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) || name != name.trim() {
+        return Err(RequestError::new(
+            ErrorCode::InvalidRoomName,
+            "a room name may not contain control characters or start or end with spaces",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a topic: at most 512 characters, no control characters.
+pub fn validate_topic(topic: &str) -> RequestResult<()> {
+    if topic.chars().count() > MAX_TOPIC_CHARS || topic.chars().any(char::is_control) {
+        return Err(RequestError::new(
+            ErrorCode::BadRequest,
+            format!("a topic has at most {MAX_TOPIC_CHARS} characters and no control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Hashes a password with argon2id and a fresh random salt (PHC string format). Slow: call on
+/// the blocking pool.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| format!("no randomness: {e}"))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Checks a password against a stored hash. With `None` (unknown user) it verifies against a
+/// dummy hash, so that an unknown name costs as much time as a wrong password. Slow: call on the
+/// blocking pool.
+pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    let dummy = DUMMY.get_or_init(|| hash_password("not a real password").unwrap_or_default());
+    let (hash, real) = match stored {
+        Some(h) => (h, true),
+        None => (dummy.as_str(), false),
+    };
+    let ok = PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false);
+    ok && real
+}
+
+/// A fresh session token (64 hex characters) and the hash the database keeps.
+pub fn new_session_token() -> Result<(String, Vec<u8>), String> {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| format!("no randomness: {e}"))?;
+    let token = hex(&raw);
+    let hash = token_hash(&token);
+    Ok((token, hash))
+}
+
+/// What the database keeps of a token.
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+/// The `@name` mentions in a message, as name keys (lowercase), each once.
+pub fn mentioned_name_keys(text: &str) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('@') {
+        // "email@host" is an address, not a mention.
+        let glued = rest[..at].chars().next_back().is_some_and(is_username_char);
+        let after = &rest[at + 1..];
+        let end = after
+            .char_indices()
+            .find(|&(_, c)| !is_username_char(c))
+            .map_or(after.len(), |(i, _)| i);
+        // A trailing '.' is punctuation ("thanks @bob."), not part of the name.
+        let name = after[..end].trim_end_matches('.');
+        if !name.is_empty() && !glued {
+            let key = name_key(name);
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        rest = &after[end..];
+    }
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_the_rules() {
+        assert!(validate_username("alice").is_ok());
+        assert!(validate_username("张伟").is_ok());
+        assert!(validate_username("a.b-c_d9").is_ok());
+        assert!(validate_username("").is_err());
+        assert!(validate_username("has space").is_err());
+        assert!(validate_username("a".repeat(33).as_str()).is_err());
+        assert!(validate_username("名".repeat(32).as_str()).is_ok());
+    }
+
+    #[test]
+    fn room_names_follow_the_rules() {
+        assert!(validate_room_name("general chat").is_ok());
+        assert!(validate_room_name(" padded").is_err());
+        assert!(validate_room_name("tab\there").is_err());
+        assert!(validate_room_name("").is_err());
+    }
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let hash = hash_password("correct horse").expect("hash");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", Some(&hash)));
+        assert!(!verify_password("wrong horse", Some(&hash)));
+        assert!(!verify_password("correct horse", None));
+        assert_ne!(
+            hash,
+            hash_password("correct horse").expect("hash"),
+            "salted"
+        );
+    }
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let (a, ha) = new_session_token().expect("token");
+        let (b, _) = new_session_token().expect("token");
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+        assert_eq!(ha, token_hash(&a));
+    }
+
+    #[test]
+    fn mentions_are_found() {
+        assert_eq!(
+            mentioned_name_keys("hi @Bob and @张伟, thanks @bob. email@x"),
+            vec!["bob", "张伟"]
+        );
+        assert!(mentioned_name_keys("no mentions @ all").is_empty());
+    }
+}

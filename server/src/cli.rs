@@ -1,0 +1,365 @@
+//! The `chatroom-server` command line: serve (the default), or maintain accounts offline.
+//!
+//! Settings come from, in order of precedence: flags, `CHATROOM_*` environment variables, the
+//! TOML file named by `--config`, and the built-in defaults — so the bare command serves on
+//! `0.0.0.0:8888` with data in `./chatroom-data`.
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{Admin, DataDirLock};
+use crate::config::{Config, RegistrationPolicy, SyncMode};
+
+/// The default listen address: every interface, the original Chat-Room's port.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8888";
+
+/// Chat-Room server: self-hosted LAN chat with rooms, direct messages and history, kept in
+/// SQLite. Run it with no arguments to serve on 0.0.0.0:8888 with data in ./chatroom-data.
+#[derive(Debug, Parser)]
+#[command(name = "chatroom-server", version, about, long_about = None)]
+pub struct Cli {
+    /// Settings for serving and for where data lives.
+    #[command(flatten)]
+    pub settings: Settings,
+    /// What to do; serve when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Settings shared by every subcommand.
+#[derive(Debug, Args)]
+pub struct Settings {
+    /// Address to listen on [default: 0.0.0.0:8888]
+    #[arg(long, env = "CHATROOM_LISTEN", value_name = "ADDR", global = true)]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the database (created if missing) [default: ./chatroom-data]
+    #[arg(long, env = "CHATROOM_DATA_DIR", value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// TOML file with settings (keys as in the `Config` docs: server_name, data_dir, listen,
+    /// registration, synchronous, and a [limits] table)
+    #[arg(long, env = "CHATROOM_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Name shown to clients [default: Chat-Room]
+    #[arg(long, env = "CHATROOM_SERVER_NAME", value_name = "NAME")]
+    pub server_name: Option<String>,
+    /// Who may register: anyone (open) or only admins (closed) [default: open]
+    #[arg(long, env = "CHATROOM_REGISTRATION", value_enum)]
+    pub registration: Option<RegistrationPolicy>,
+    /// SQLite durability: full fsyncs every commit, normal survives crashes but not power loss
+    /// [default: full]
+    #[arg(long, env = "CHATROOM_SYNCHRONOUS", value_enum)]
+    pub synchronous: Option<SyncMode>,
+    /// Longest message in characters [default: 4000]
+    #[arg(long, env = "CHATROOM_MAX_MESSAGE_CHARS", value_name = "N")]
+    pub max_message_chars: Option<u32>,
+    /// Largest frame in bytes [default: 1048576]
+    #[arg(long, env = "CHATROOM_MAX_FRAME_BYTES", value_name = "N")]
+    pub max_frame_bytes: Option<u32>,
+    /// Sustained messages per second per connection [default: 20]
+    #[arg(long, env = "CHATROOM_MESSAGES_PER_SECOND", value_name = "N")]
+    pub messages_per_second: Option<u32>,
+    /// Message burst allowance per connection [default: 50]
+    #[arg(long, env = "CHATROOM_MESSAGE_BURST", value_name = "N")]
+    pub message_burst: Option<u32>,
+    /// Connections at once, 0 for no limit [default: 10000]
+    #[arg(long, env = "CHATROOM_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u32>,
+    /// Connections at once from one IP address, 0 for no limit [default: 256]
+    #[arg(long, env = "CHATROOM_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<u32>,
+    /// Seconds of silence before the server pings a client [default: 30]
+    #[arg(long, env = "CHATROOM_HEARTBEAT_SECS", value_name = "SECS")]
+    pub heartbeat_secs: Option<u32>,
+    /// Seconds of silence before the server drops a client [default: 90]
+    #[arg(long, env = "CHATROOM_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    pub idle_timeout_secs: Option<u32>,
+    /// Log filter, e.g. info, debug, chatroom_server=debug [default: info]
+    #[arg(long, env = "CHATROOM_LOG", value_name = "FILTER", global = true)]
+    pub log: Option<String>,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve clients (the default).
+    Serve,
+    /// Maintain accounts while the server is stopped.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// Account maintenance.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account (it joins `public`). The first account ever created is an admin.
+    Add {
+        /// The user name.
+        name: String,
+        /// Make the account a server admin.
+        #[arg(long)]
+        admin: bool,
+        /// Where the password comes from.
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Set a new password; every session of the account is logged out.
+    Passwd {
+        /// The user name.
+        name: String,
+        /// Where the password comes from.
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Make an account a server admin.
+    Promote {
+        /// The user name.
+        name: String,
+    },
+    /// Take server admin away from an account.
+    Demote {
+        /// The user name.
+        name: String,
+    },
+    /// List every account.
+    List,
+    /// Delete an account; its messages stay in history under its name.
+    Delete {
+        /// The user name.
+        name: String,
+    },
+}
+
+/// Where a new password comes from: a file, or a prompt (never a command-line argument).
+#[derive(Debug, Args)]
+pub struct PasswordSource {
+    /// Read the password from the first line of this file instead of prompting.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+}
+
+impl PasswordSource {
+    fn read(&self) -> anyhow::Result<String> {
+        if let Some(path) = &self.password_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            return Ok(text.lines().next().unwrap_or_default().to_string());
+        }
+        if !std::io::stdin().is_terminal() {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+        }
+        let first = rpassword::prompt_password("New password: ")?;
+        let again = rpassword::prompt_password("Repeat it: ")?;
+        if first != again {
+            bail!("the passwords differ");
+        }
+        Ok(first)
+    }
+}
+
+/// The effective configuration: defaults, then the file, then environment and flags.
+pub fn resolve_config(settings: &Settings) -> anyhow::Result<(Config, SocketAddr)> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default, deny_unknown_fields)]
+    struct FileConfig {
+        listen: Option<SocketAddr>,
+        server_name: Option<String>,
+        data_dir: Option<PathBuf>,
+        registration: Option<RegistrationPolicy>,
+        synchronous: Option<SyncMode>,
+        limits: Option<crate::config::LimitsConfig>,
+    }
+    let file: FileConfig = match &settings.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("bad config file {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let mut config = Config::default();
+    let mut listen: SocketAddr = DEFAULT_LISTEN.parse()?;
+    if let Some(v) = file.listen {
+        listen = v;
+    }
+    if let Some(v) = file.server_name {
+        config.server_name = v;
+    }
+    if let Some(v) = file.data_dir {
+        config.data_dir = v;
+    }
+    if let Some(v) = file.registration {
+        config.registration = v;
+    }
+    if let Some(v) = file.synchronous {
+        config.synchronous = v;
+    }
+    if let Some(v) = file.limits {
+        config.limits = v;
+    }
+    // clap has already put flags over environment variables.
+    if let Some(v) = settings.listen {
+        listen = v;
+    }
+    if let Some(v) = &settings.server_name {
+        config.server_name.clone_from(v);
+    }
+    if let Some(v) = &settings.data_dir {
+        config.data_dir.clone_from(v);
+    }
+    if let Some(v) = settings.registration {
+        config.registration = v;
+    }
+    if let Some(v) = settings.synchronous {
+        config.synchronous = v;
+    }
+    let limits = &mut config.limits;
+    let overrides = [
+        (settings.max_message_chars, &mut limits.max_message_chars),
+        (settings.max_frame_bytes, &mut limits.max_frame_bytes),
+        (
+            settings.messages_per_second,
+            &mut limits.messages_per_second,
+        ),
+        (settings.message_burst, &mut limits.message_burst),
+        (settings.max_connections, &mut limits.max_connections),
+        (
+            settings.max_connections_per_ip,
+            &mut limits.max_connections_per_ip,
+        ),
+        (settings.heartbeat_secs, &mut limits.heartbeat_interval_secs),
+        (settings.idle_timeout_secs, &mut limits.idle_timeout_secs),
+    ];
+    for (value, slot) in overrides {
+        if let Some(v) = value {
+            *slot = v;
+        }
+    }
+    if config.limits.max_frame_bytes < 4096 {
+        bail!("max_frame_bytes must be at least 4096");
+    }
+    Ok((config, listen))
+}
+
+/// Runs the command line; the binary's `main`.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.settings.log.as_deref());
+    let (config, listen) = resolve_config(&cli.settings)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config, listen),
+        Command::User(command) => user_command(&config.data_dir, command),
+    }
+}
+
+fn init_logging(filter: Option<&str>) {
+    let filter = filter
+        .map(str::to_string)
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn serve(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
+    let _lock = DataDirLock::acquire(&config.data_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("chatroom-server")
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let local = listener.local_addr()?;
+        println!(
+            "chatroom-server listening on {local}, data in {}",
+            config.data_dir.display()
+        );
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        crate::run(listener, config, shutdown).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    // Blocking-pool threads (a password hash in progress) must not hold up the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}
+
+fn user_command(data_dir: &Path, command: UserCommand) -> anyhow::Result<()> {
+    let mut admin = Admin::open(data_dir)?;
+    match command {
+        UserCommand::Add {
+            name,
+            admin: make_admin,
+            password,
+        } => {
+            let password = password.read()?;
+            let user = admin.add_user(&name, &password, make_admin)?;
+            println!(
+                "created {}{}",
+                user.name,
+                if user.is_admin { " (admin)" } else { "" }
+            );
+        }
+        UserCommand::Passwd { name, password } => {
+            let password = password.read()?;
+            admin.set_password(&name, &password)?;
+            println!("password of {name} changed; its sessions are logged out");
+        }
+        UserCommand::Promote { name } => {
+            admin.set_admin(&name, true)?;
+            println!("{name} is now an admin");
+        }
+        UserCommand::Demote { name } => {
+            admin.set_admin(&name, false)?;
+            println!("{name} is no longer an admin");
+        }
+        UserCommand::List => {
+            for user in admin.users()? {
+                println!(
+                    "{}\t{}{}",
+                    user.id,
+                    user.name,
+                    if user.is_admin { "\tadmin" } else { "" }
+                );
+            }
+        }
+        UserCommand::Delete { name } => {
+            admin.delete_user(&name)?;
+            println!("deleted {name}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! Server configuration: where data lives, who may register, and every limit.
+//!
+//! [`Config::default`] is what `chatroom-server` runs with when given nothing. The binary layers
+//! a TOML file, `CHATROOM_*` environment variables and flags on top (see `cli`); tests build a
+//! `Config` directly.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the server needs to run.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Shown to clients in `Welcome`.
+    pub server_name: String,
+    /// Holds `chatroom.sqlite3` (and, later, uploaded files). Created if missing.
+    pub data_dir: PathBuf,
+    /// Who may create accounts over the network.
+    pub registration: RegistrationPolicy,
+    /// SQLite durability: `full` fsyncs every commit (the default), `normal` may lose the last
+    /// commits on power loss (never on a crash of the server alone).
+    pub synchronous: SyncMode,
+    /// Every bound the server enforces.
+    pub limits: LimitsConfig,
+}
+
+/// Who may register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationPolicy {
+    /// Anyone who can reach the server.
+    Open,
+    /// Only admins (over the network, or with `chatroom-server user add`).
+    Closed,
+}
+
+/// SQLite's `synchronous` setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// fsync at every commit.
+    Full,
+    /// fsync at checkpoints only (WAL): survives a server crash, not a power cut.
+    Normal,
+}
+
+/// The server's limits. Each breach gives the peer a typed error.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest frame payload accepted or sent, in bytes.
+    pub max_frame_bytes: u32,
+    /// Longest message, in characters.
+    pub max_message_chars: u32,
+    /// Most messages in one history page.
+    pub max_history_page: u32,
+    /// Sustained messages per second per connection.
+    pub messages_per_second: u32,
+    /// Burst allowance on top of the sustained rate.
+    pub message_burst: u32,
+    /// Connections at once, in total (0 = unlimited).
+    pub max_connections: u32,
+    /// Connections at once from one IP address (0 = unlimited).
+    pub max_connections_per_ip: u32,
+    /// Failed logins per IP address per minute before further attempts are refused.
+    pub login_failures_per_ip: u32,
+    /// Failed logins per account per minute before further attempts are refused.
+    pub login_failures_per_account: u32,
+    /// Frames that may wait for a slow client before it is dropped as too slow.
+    pub outbound_queue_frames: u32,
+    /// Ping a connection that has been quiet this long (seconds).
+    pub heartbeat_interval_secs: u32,
+    /// Drop a connection that has sent nothing for this long (seconds).
+    pub idle_timeout_secs: u32,
+    /// How long a new connection has to send `Hello` (seconds).
+    pub handshake_timeout_secs: u32,
+    /// Typing notifications forwarded per room per connection, at most one per this many ms.
+    pub typing_interval_ms: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server_name: "Chat-Room".to_string(),
+            data_dir: PathBuf::from("chatroom-data"),
+            registration: RegistrationPolicy::Open,
+            synchronous: SyncMode::Full,
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: chatroom_protocol::codec::DEFAULT_MAX_FRAME_BYTES,
+            max_message_chars: 4000,
+            max_history_page: 200,
+            messages_per_second: 20,
+            message_burst: 50,
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
+            login_failures_per_ip: 30,
+            login_failures_per_account: 10,
+            outbound_queue_frames: 4096,
+            heartbeat_interval_secs: 30,
+            idle_timeout_secs: 90,
+            handshake_timeout_secs: 10,
+            typing_interval_ms: 2000,
+        }
+    }
+}
+
+impl Config {
+    /// A configuration with defaults and the given data directory.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The SQLite database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("chatroom.sqlite3")
+    }
+}
+
+impl LimitsConfig {
+    pub(crate) fn heartbeat_interval(&self) -> Duration {
+        Duration::from_secs(u64::from(self.heartbeat_interval_secs.max(1)))
+    }
+
+    pub(crate) fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.idle_timeout_secs.max(1)))
+    }
+
+    pub(crate) fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.handshake_timeout_secs.max(1)))
+    }
+
+    /// What clients are told in `Welcome`.
+    pub(crate) fn advertised(&self) -> chatroom_protocol::Limits {
+        chatroom_protocol::Limits {
+            max_frame_bytes: self.max_frame_bytes,
+            max_message_chars: self.max_message_chars,
+            max_history_page: self.max_history_page,
+            messages_per_second: self.messages_per_second,
+            message_burst: self.message_burst,
+            heartbeat_interval_ms: self.heartbeat_interval_secs.saturating_mul(1000),
+            idle_timeout_ms: self.idle_timeout_secs.saturating_mul(1000),
+        }
+    }
+}

@@ -1,0 +1,635 @@
+//! The hub: the server's hot state in memory, and fan-out.
+//!
+//! It knows every account, every room with its members and roles, and every logged-in
+//! connection with its outbound queue. SQLite is the truth on restart; the hub is rebuilt from a
+//! [`Snapshot`] at start-up and then changed only by storage completions, which run on the
+//! writer thread in commit order — so the hub never shows a change that is not committed.
+//!
+//! Fan-out encodes an event once and pushes the same [`Bytes`] to every recipient's bounded
+//! queue with `try_send`. A queue that is full means the client stopped keeping up: it is closed
+//! as too slow (it resumes from its last seq on reconnect), and the room keeps flowing.
+//!
+//! Locks are `std` locks held for short, non-async sections only.
+
+use bytes::Bytes;
+use chatroom_protocol::codec::encode_frame;
+use chatroom_protocol::{
+    ErrorBody, ErrorCode, Event, Member, PresenceStatus, PresenceUpdate, RoomId, RoomKind,
+    RoomRole, ServerFrame, UserId, UserPresence, UserSummary,
+};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::storage::{RoomRow, Snapshot, UserRow};
+
+/// Identifies one connection for the life of the server process.
+pub type ConnId = u64;
+
+/// Closes a connection from outside its own tasks, with a reason the writer sends last.
+#[derive(Debug, Default)]
+pub struct Closer {
+    token: CancellationToken,
+    reason: Mutex<Option<ErrorBody>>,
+}
+
+impl Closer {
+    /// Asks the connection to close, telling the peer `reason` (the first reason wins).
+    pub fn close(&self, reason: ErrorBody) {
+        if let Ok(mut slot) = self.reason.lock()
+            && slot.is_none()
+        {
+            *slot = Some(reason);
+        }
+        self.token.cancel();
+    }
+
+    /// Closes without a reason (the peer is gone already).
+    pub fn abort(&self) {
+        self.token.cancel();
+    }
+
+    /// The reason given, if any.
+    pub fn reason(&self) -> Option<ErrorBody> {
+        self.reason.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Resolves once [`Closer::close`] was called.
+    pub async fn closed(&self) {
+        self.token.cancelled().await;
+    }
+
+    /// Whether [`Closer::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.token.is_cancelled()
+    }
+}
+
+/// Where a connection's outgoing frames go: its bounded queue, and how to close it.
+#[derive(Clone, Debug)]
+pub struct Outlet {
+    /// The connection's outbound queue of encoded frames.
+    pub queue: mpsc::Sender<Bytes>,
+    /// How to close it.
+    pub closer: Arc<Closer>,
+}
+
+impl Outlet {
+    /// Queues `frame`; a full queue closes the connection as too slow.
+    pub fn push(&self, frame: Bytes) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(frame) {
+            self.closer.close(ErrorBody::new(
+                ErrorCode::TooSlow,
+                "the connection could not keep up with its events; reconnect and resume",
+            ));
+        }
+    }
+}
+
+/// A logged-in connection as the hub sees it.
+#[derive(Clone, Debug)]
+pub struct SessionConn {
+    /// The connection.
+    pub conn: ConnId,
+    /// Its outbound queue.
+    pub outlet: Outlet,
+    /// The SHA-256 of its session token.
+    pub token_hash: Vec<u8>,
+}
+
+impl SessionConn {
+    fn push(&self, frame: Bytes) {
+        self.outlet.push(frame);
+    }
+}
+
+#[derive(Debug)]
+struct UserEntry {
+    row: UserRow,
+    rooms: HashSet<RoomId>,
+    sessions: Vec<SessionConn>,
+    away: bool,
+    status_message: Option<String>,
+}
+
+impl UserEntry {
+    fn status(&self) -> PresenceStatus {
+        match (self.sessions.is_empty(), self.away) {
+            (true, _) => PresenceStatus::Offline,
+            (false, true) => PresenceStatus::Away,
+            (false, false) => PresenceStatus::Online,
+        }
+    }
+
+    fn summary(&self) -> UserSummary {
+        UserSummary {
+            id: self.row.id,
+            username: self.row.name.clone(),
+            is_admin: self.row.is_admin,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RoomEntry {
+    row: RoomRow,
+    members: HashMap<UserId, RoomRole>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    users: HashMap<UserId, UserEntry>,
+    user_by_key: HashMap<String, UserId>,
+    rooms: HashMap<RoomId, RoomEntry>,
+    room_by_key: HashMap<String, RoomId>,
+}
+
+/// The hot state; see the module docs.
+#[derive(Debug)]
+pub struct Hub {
+    state: RwLock<State>,
+    max_frame_bytes: u32,
+    presence_dirty: Mutex<HashSet<UserId>>,
+    presence_wake: Notify,
+}
+
+/// What the hub knows of a room, for permission checks.
+#[derive(Clone, Debug)]
+pub struct RoomView {
+    /// The room.
+    pub row: RoomRow,
+    /// The asking user's role, if a member.
+    pub my_role: Option<RoomRole>,
+    /// How many members.
+    pub member_count: usize,
+}
+
+impl Hub {
+    /// Builds the hub from the database snapshot.
+    pub fn new(snapshot: Snapshot, max_frame_bytes: u32) -> Self {
+        let mut state = State::default();
+        for row in snapshot.users {
+            state.user_by_key.insert(row.name_key.clone(), row.id);
+            state.users.insert(
+                row.id,
+                UserEntry {
+                    row,
+                    rooms: HashSet::new(),
+                    sessions: Vec::new(),
+                    away: false,
+                    status_message: None,
+                },
+            );
+        }
+        for row in snapshot.rooms {
+            if row.kind != RoomKind::Direct {
+                state
+                    .room_by_key
+                    .insert(crate::auth::name_key(&row.name), row.id);
+            }
+            state.rooms.insert(
+                row.id,
+                RoomEntry {
+                    row,
+                    members: HashMap::new(),
+                },
+            );
+        }
+        for (room, user, role) in snapshot.members {
+            if let Some(r) = state.rooms.get_mut(&room) {
+                r.members.insert(user, role);
+            }
+            if let Some(u) = state.users.get_mut(&user) {
+                u.rooms.insert(room);
+            }
+        }
+        Self {
+            state: RwLock::new(state),
+            max_frame_bytes,
+            presence_dirty: Mutex::new(HashSet::new()),
+            presence_wake: Notify::new(),
+        }
+    }
+
+    // A poisoned lock means a panic elsewhere mid-update; the state is still the best we have,
+    // and refusing service over it would take the whole server down.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Encodes an event frame once, for fan-out.
+    pub fn encode_event(&self, event: &Event) -> Option<Bytes> {
+        match encode_frame(&ServerFrame::Event(event.clone()), self.max_frame_bytes) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode an event");
+                None
+            }
+        }
+    }
+
+    // ---- lookups ----
+
+    /// An account by id.
+    pub fn user(&self, id: UserId) -> Option<UserRow> {
+        self.read().users.get(&id).map(|u| u.row.clone())
+    }
+
+    /// An account by name, ignoring case.
+    pub fn user_by_name(&self, name: &str) -> Option<UserRow> {
+        let state = self.read();
+        let id = state.user_by_key.get(&crate::auth::name_key(name))?;
+        state.users.get(id).map(|u| u.row.clone())
+    }
+
+    /// A named room by name, ignoring case.
+    pub fn room_by_name(&self, name: &str) -> Option<RoomId> {
+        self.read()
+            .room_by_key
+            .get(&crate::auth::name_key(name))
+            .copied()
+    }
+
+    /// A room and `user`'s role in it.
+    pub fn room_view(&self, room: RoomId, user: UserId) -> Option<RoomView> {
+        let state = self.read();
+        let entry = state.rooms.get(&room)?;
+        Some(RoomView {
+            row: entry.row.clone(),
+            my_role: entry.members.get(&user).copied(),
+            member_count: entry.members.len(),
+        })
+    }
+
+    /// The members of `room` among the given name keys (for mention counts).
+    pub fn members_named(&self, room: RoomId, keys: &[String]) -> Vec<UserId> {
+        let state = self.read();
+        let Some(entry) = state.rooms.get(&room) else {
+            return Vec::new();
+        };
+        keys.iter()
+            .filter_map(|k| state.user_by_key.get(k))
+            .filter(|id| entry.members.contains_key(id))
+            .copied()
+            .collect()
+    }
+
+    /// A room's members with role and presence: owners first, then moderators, then by name.
+    pub fn members(&self, room: RoomId) -> Vec<Member> {
+        let state = self.read();
+        let Some(entry) = state.rooms.get(&room) else {
+            return Vec::new();
+        };
+        let mut members: Vec<Member> = entry
+            .members
+            .iter()
+            .filter_map(|(id, role)| {
+                let u = state.users.get(id)?;
+                Some(Member {
+                    user: u.summary(),
+                    role: *role,
+                    status: u.status(),
+                })
+            })
+            .collect();
+        members.sort_by(|a, b| {
+            b.role.cmp(&a.role).then_with(|| {
+                a.user
+                    .username
+                    .to_lowercase()
+                    .cmp(&b.user.username.to_lowercase())
+            })
+        });
+        members
+    }
+
+    /// Every account with presence, online first, then by name.
+    pub fn users(&self) -> Vec<UserPresence> {
+        let state = self.read();
+        let mut users: Vec<UserPresence> = state
+            .users
+            .values()
+            .map(|u| UserPresence {
+                user: u.summary(),
+                status: u.status(),
+                status_message: u.status_message.clone(),
+            })
+            .collect();
+        users.sort_by(|a, b| {
+            (a.status == PresenceStatus::Offline)
+                .cmp(&(b.status == PresenceStatus::Offline))
+                .then_with(|| {
+                    a.user
+                        .username
+                        .to_lowercase()
+                        .cmp(&b.user.username.to_lowercase())
+                })
+        });
+        users
+    }
+
+    /// A member as shown in `MemberJoined`.
+    pub fn member(&self, room: RoomId, user: UserId) -> Option<Member> {
+        let state = self.read();
+        let role = *state.rooms.get(&room)?.members.get(&user)?;
+        let u = state.users.get(&user)?;
+        Some(Member {
+            user: u.summary(),
+            role,
+            status: u.status(),
+        })
+    }
+
+    // ---- changes (called from storage completions, after commit) ----
+
+    /// A new account, member of `public`.
+    pub fn add_user(&self, row: UserRow) {
+        let mut state = self.write();
+        let public = state.room_by_key.get("public").copied();
+        let mut rooms = HashSet::new();
+        if let Some(public) = public {
+            rooms.insert(public);
+            if let Some(r) = state.rooms.get_mut(&public) {
+                r.members.insert(row.id, RoomRole::Member);
+            }
+        }
+        state.user_by_key.insert(row.name_key.clone(), row.id);
+        state.users.insert(
+            row.id,
+            UserEntry {
+                row,
+                rooms,
+                sessions: Vec::new(),
+                away: false,
+                status_message: None,
+            },
+        );
+    }
+
+    /// A new room with its first members.
+    pub fn add_room(&self, row: RoomRow, members: &[(UserId, RoomRole)]) {
+        let mut state = self.write();
+        if row.kind != RoomKind::Direct {
+            state
+                .room_by_key
+                .insert(crate::auth::name_key(&row.name), row.id);
+        }
+        let id = row.id;
+        state.rooms.insert(
+            id,
+            RoomEntry {
+                row,
+                members: members.iter().copied().collect(),
+            },
+        );
+        for (user, _) in members {
+            if let Some(u) = state.users.get_mut(user) {
+                u.rooms.insert(id);
+            }
+        }
+    }
+
+    /// A new member.
+    pub fn add_member(&self, room: RoomId, user: UserId, role: RoomRole) {
+        let mut state = self.write();
+        if let Some(r) = state.rooms.get_mut(&room) {
+            r.members.insert(user, role);
+        }
+        if let Some(u) = state.users.get_mut(&user) {
+            u.rooms.insert(room);
+        }
+    }
+
+    /// A member gone.
+    pub fn remove_member(&self, room: RoomId, user: UserId) {
+        let mut state = self.write();
+        if let Some(r) = state.rooms.get_mut(&room) {
+            r.members.remove(&user);
+        }
+        if let Some(u) = state.users.get_mut(&user) {
+            u.rooms.remove(&room);
+        }
+    }
+
+    /// A new topic.
+    pub fn set_topic(&self, room: RoomId, topic: &str) {
+        if let Some(r) = self.write().rooms.get_mut(&room) {
+            r.row.topic = topic.to_string();
+        }
+    }
+
+    // ---- sessions and presence ----
+
+    /// Registers a logged-in connection. Presence goes out if this is the user's first session.
+    pub fn attach(&self, user: UserId, session: SessionConn) {
+        let came_online = {
+            let mut state = self.write();
+            let Some(u) = state.users.get_mut(&user) else {
+                return;
+            };
+            u.sessions.push(session);
+            u.sessions.len() == 1
+        };
+        if came_online {
+            self.mark_presence_dirty(user);
+        }
+    }
+
+    /// Forgets a connection. Presence goes out if it was the user's last session.
+    pub fn detach(&self, user: UserId, conn: ConnId) {
+        let went_offline = {
+            let mut state = self.write();
+            let Some(u) = state.users.get_mut(&user) else {
+                return;
+            };
+            let before = u.sessions.len();
+            u.sessions.retain(|s| s.conn != conn);
+            let gone = before > 0 && u.sessions.is_empty();
+            if gone {
+                u.away = false;
+                u.status_message = None;
+            }
+            gone
+        };
+        if went_offline {
+            self.mark_presence_dirty(user);
+        }
+    }
+
+    /// Sets away or back, with a status text.
+    pub fn set_away(&self, user: UserId, away: bool, message: Option<String>) {
+        {
+            let mut state = self.write();
+            let Some(u) = state.users.get_mut(&user) else {
+                return;
+            };
+            u.away = away;
+            u.status_message = message;
+        }
+        self.mark_presence_dirty(user);
+    }
+
+    /// Closes every session of `user` except connection `keep`, with `reason`.
+    pub fn close_sessions(&self, user: UserId, keep: Option<ConnId>, reason: &ErrorBody) {
+        let state = self.read();
+        if let Some(u) = state.users.get(&user) {
+            for s in u.sessions.iter().filter(|s| Some(s.conn) != keep) {
+                s.outlet.closer.close(reason.clone());
+            }
+        }
+    }
+
+    /// Closes the connections using one session token (after a logout elsewhere, say).
+    pub fn close_token(&self, user: UserId, token_hash: &[u8], keep: ConnId, reason: &ErrorBody) {
+        let state = self.read();
+        if let Some(u) = state.users.get(&user) {
+            for s in u
+                .sessions
+                .iter()
+                .filter(|s| s.conn != keep && s.token_hash == token_hash)
+            {
+                s.outlet.closer.close(reason.clone());
+            }
+        }
+    }
+
+    fn mark_presence_dirty(&self, user: UserId) {
+        if let Ok(mut dirty) = self.presence_dirty.lock() {
+            dirty.insert(user);
+        }
+        self.presence_wake.notify_one();
+    }
+
+    // ---- fan-out ----
+
+    /// Pushes `frame` to every session of every member of `room`.
+    pub fn broadcast(&self, room: RoomId, frame: &Bytes) {
+        let state = self.read();
+        let Some(entry) = state.rooms.get(&room) else {
+            return;
+        };
+        for user in entry.members.keys() {
+            if let Some(u) = state.users.get(user) {
+                for s in &u.sessions {
+                    s.push(frame.clone());
+                }
+            }
+        }
+    }
+
+    /// Pushes `frame` to every session of every member of `room` but `except`'s.
+    pub fn broadcast_except(&self, room: RoomId, except: UserId, frame: &Bytes) {
+        let state = self.read();
+        let Some(entry) = state.rooms.get(&room) else {
+            return;
+        };
+        for user in entry.members.keys().filter(|u| **u != except) {
+            if let Some(u) = state.users.get(user) {
+                for s in &u.sessions {
+                    s.push(frame.clone());
+                }
+            }
+        }
+    }
+
+    /// Pushes `frame` to every session of `user` (but connection `except`, if given).
+    pub fn send_to_user(&self, user: UserId, except: Option<ConnId>, frame: &Bytes) {
+        let state = self.read();
+        if let Some(u) = state.users.get(&user) {
+            for s in u.sessions.iter().filter(|s| Some(s.conn) != except) {
+                s.push(frame.clone());
+            }
+        }
+    }
+
+    /// Sends coalesced presence changes until `shutdown`: after a change it waits `window` for
+    /// more, then tells each online user, in one event, about the changed users they share a
+    /// room with. 1000 users connecting at once cost each online user a handful of frames, not
+    /// a thousand.
+    pub async fn run_presence(self: Arc<Self>, window: Duration, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.presence_wake.notified() => {}
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(window) => {}
+            }
+            let dirty: Vec<UserId> = match self.presence_dirty.lock() {
+                Ok(mut d) => d.drain().collect(),
+                Err(_) => continue,
+            };
+            self.flush_presence(&dirty);
+        }
+    }
+
+    fn flush_presence(&self, changed: &[UserId]) {
+        let state = self.read();
+        let updates: Vec<PresenceUpdate> = changed
+            .iter()
+            .filter_map(|id| state.users.get(id))
+            .map(|u| PresenceUpdate {
+                user: u.row.id,
+                username: u.row.name.clone(),
+                status: u.status(),
+                status_message: u.status_message.clone(),
+            })
+            .collect();
+        if updates.is_empty() {
+            return;
+        }
+        // Which updates each online user should see: those of users they share a room with.
+        let mut per_recipient: HashMap<UserId, Vec<usize>> = HashMap::new();
+        for (index, update) in updates.iter().enumerate() {
+            let Some(u) = state.users.get(&update.user) else {
+                continue;
+            };
+            let mut seen = HashSet::new();
+            for room in &u.rooms {
+                let Some(r) = state.rooms.get(room) else {
+                    continue;
+                };
+                for member in r.members.keys() {
+                    let online = state
+                        .users
+                        .get(member)
+                        .is_some_and(|m| !m.sessions.is_empty());
+                    if online && seen.insert(*member) {
+                        per_recipient.entry(*member).or_default().push(index);
+                    }
+                }
+            }
+        }
+        // Most recipients (everyone in `public`) see every update: encode that frame once.
+        let everything = self.encode_event(&Event::Presence(updates.clone()));
+        for (recipient, indexes) in per_recipient {
+            let frame = if indexes.len() == updates.len() {
+                everything.clone()
+            } else {
+                let subset = indexes.iter().map(|&i| updates[i].clone()).collect();
+                self.encode_event(&Event::Presence(subset))
+            };
+            if let (Some(frame), Some(u)) = (frame, state.users.get(&recipient)) {
+                for s in &u.sessions {
+                    s.push(frame.clone());
+                }
+            }
+        }
+    }
+
+    /// Whether `a` and `b` share a room (presence is shown only then).
+    pub fn share_a_room(&self, a: UserId, b: UserId) -> bool {
+        let state = self.read();
+        match (state.users.get(&a), state.users.get(&b)) {
+            (Some(a), Some(b)) => !a.rooms.is_disjoint(&b.rooms),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! # chatroom-server
+//!
+//! The Chat-Room server as a library: [`run`] serves a bound listener until a shutdown token is
+//! cancelled. The `chatroom-server` binary parses its command line ([`cli`]) and calls it; tests
+//! bind `127.0.0.1:0` and call it directly.
+//!
+//! Layout, one job per module:
+//! - [`config`]: settings and limits, with defaults that need no configuration.
+//! - [`connection`]: a connection's reader loop and writer task.
+//! - [`requests`]: what each request does (accounts, rooms, messages).
+//! - [`hub`]: hot state in memory — users, rooms, members, online sessions — and fan-out.
+//! - [`storage`]: SQLite — the writer thread with group commit, the read pool, the schema.
+//! - [`auth`]: name rules, argon2id passwords, session tokens.
+//! - [`limits`]: rate limits and connection counts.
+//! - [`admin`]: offline account maintenance for the `user …` subcommands.
+
+#![deny(missing_docs)]
+
+pub mod admin;
+pub mod auth;
+pub mod cli;
+pub mod config;
+mod connection;
+pub mod error;
+pub mod hub;
+pub mod limits;
+mod requests;
+pub mod storage;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
+
+/// How long connections get to say goodbye and flush at shutdown before they are dropped.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// Presence changes within this window go out together.
+const PRESENCE_WINDOW: Duration = Duration::from_millis(100);
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+    /// The listener failed.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What every connection shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: Config,
+    pub hub: Arc<hub::Hub>,
+    pub storage: storage::Storage,
+    pub logins: limits::LoginLimiter,
+    next_conn: AtomicU64,
+}
+
+impl Shared {
+    fn next_conn_id(&self) -> hub::ConnId {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Serves `listener` until `shutdown` is cancelled, then shuts down gracefully: stops
+/// accepting, tells every client (`ServerShutdown`), flushes their queues and the storage queue,
+/// and returns within [`SHUTDOWN_GRACE`] plus the last commit.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    let opened = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || storage::open(&config))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??
+    };
+    let (storage, snapshot, writer_thread) = opened;
+    let hub = Arc::new(hub::Hub::new(snapshot, config.limits.max_frame_bytes));
+    let connections = limits::ConnectionLimiter::new(
+        config.limits.max_connections,
+        config.limits.max_connections_per_ip,
+    );
+    let shared = Arc::new(Shared {
+        logins: limits::LoginLimiter::new(
+            config.limits.login_failures_per_ip,
+            config.limits.login_failures_per_account,
+        ),
+        config,
+        hub: Arc::clone(&hub),
+        storage,
+        next_conn: AtomicU64::new(1),
+    });
+    let tracker = TaskTracker::new();
+    tracker.spawn(Arc::clone(&hub).run_presence(PRESENCE_WINDOW, shutdown.clone()));
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, data_dir = %shared.config.data_dir.display(), "serving");
+    }
+
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (socket, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        match connections.acquire(peer.ip()) {
+            Some(slot) => {
+                tracker.spawn(connection::serve(
+                    socket,
+                    peer,
+                    Arc::clone(&shared),
+                    shutdown.clone(),
+                    tracker.clone(),
+                    slot,
+                ));
+            }
+            None => {
+                tracker.spawn(refuse(socket, peer, shared.config.limits.max_frame_bytes));
+            }
+        }
+    }
+
+    drop(listener);
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not close in time");
+    }
+    // Dropping the last writer handle lets the storage thread drain its queue and stop.
+    drop(shared);
+    drop(hub);
+    let joined = tokio::task::spawn_blocking(move || writer_thread.join());
+    if tokio::time::timeout(SHUTDOWN_GRACE, joined).await.is_err() {
+        tracing::warn!("storage writer still busy at shutdown");
+    }
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// Tells a connection over the limits why it is refused, then closes it.
+async fn refuse(mut socket: tokio::net::TcpStream, peer: SocketAddr, max_frame: u32) {
+    use tokio::io::AsyncWriteExt;
+    tracing::info!(%peer, "connection refused: too many connections");
+    let error = chatroom_protocol::ServerFrame::Error(chatroom_protocol::ErrorBody::new(
+        chatroom_protocol::ErrorCode::TooManyConnections,
+        "too many connections; try again later",
+    ));
+    if let Ok(frame) = chatroom_protocol::codec::encode_frame(&error, max_frame) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), socket.write_all(&frame)).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.shutdown()).await;
+}

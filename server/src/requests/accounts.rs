@@ -1,0 +1,264 @@
+//! Accounts and sessions: register, login, resume, logout, change password.
+//!
+//! Password hashing runs on the blocking pool. Wrong password and unknown user give the same
+//! error after the same work. Failed logins are counted per address and per account.
+
+use chatroom_protocol::{ErrorBody, ErrorCode, Response, Session, UserSummary};
+
+use super::{Conn, internal};
+use crate::auth;
+use crate::config::RegistrationPolicy;
+use crate::error::{RequestError, RequestResult};
+use crate::storage::writer::AdminGrant;
+use crate::storage::{Outcome, UserRow, WriteOp, reads};
+
+fn summary(user: &UserRow) -> UserSummary {
+    UserSummary {
+        id: user.id,
+        username: user.name.clone(),
+        is_admin: user.is_admin,
+    }
+}
+
+async fn hash_blocking(password: String) -> RequestResult<String> {
+    tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(internal)?
+        .map_err(RequestError::Internal)
+}
+
+async fn verify_blocking(password: String, stored: Option<String>) -> RequestResult<bool> {
+    tokio::task::spawn_blocking(move || auth::verify_password(&password, stored.as_deref()))
+        .await
+        .map_err(internal)
+}
+
+impl Conn {
+    pub(super) async fn register(
+        &mut self,
+        username: String,
+        password: String,
+    ) -> RequestResult<Response> {
+        let by_admin = match &self.session {
+            Some(s) if s.user.is_admin => true,
+            Some(_) => {
+                return Err(RequestError::new(
+                    ErrorCode::AlreadyAuthenticated,
+                    "already logged in",
+                ));
+            }
+            None => false,
+        };
+        if !by_admin && self.shared.config.registration == RegistrationPolicy::Closed {
+            return Err(RequestError::new(
+                ErrorCode::RegistrationClosed,
+                "registration is closed on this server; ask an admin for an account",
+            ));
+        }
+        auth::validate_username(&username)?;
+        auth::validate_password(&password)?;
+        if self.shared.hub.user_by_name(&username).is_some() {
+            return Err(RequestError::new(
+                ErrorCode::UsernameTaken,
+                format!("the name {username:?} is taken"),
+            ));
+        }
+        let password_hash = hash_blocking(password).await?;
+        let hub = self.shared.hub.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.shared
+            .storage
+            .writer
+            .submit(
+                WriteOp::CreateUser {
+                    name: username,
+                    password_hash,
+                    admin: AdminGrant::IfFirst,
+                },
+                move |result| {
+                    if let Ok(Outcome::User(row)) = &result {
+                        hub.add_user(row.clone());
+                    }
+                    let _ = tx.send(result);
+                },
+            )
+            .await?;
+        let user = match rx.await.map_err(internal)?? {
+            Outcome::User(row) => row,
+            other => return Err(internal(format!("unexpected outcome {other:?}"))),
+        };
+        tracing::info!(user = %user.name, admin = user.is_admin, by_admin, "account registered");
+        if by_admin {
+            return Ok(Response::Done);
+        }
+        self.open_session(user).await
+    }
+
+    pub(super) async fn login(
+        &mut self,
+        username: String,
+        password: String,
+    ) -> RequestResult<Response> {
+        if self.session.is_some() {
+            return Err(RequestError::new(
+                ErrorCode::AlreadyAuthenticated,
+                "already logged in",
+            ));
+        }
+        let key = auth::name_key(&username);
+        let ip = self.peer.ip();
+        if self.shared.logins.blocked(ip, &key) {
+            return Err(RequestError::new(
+                ErrorCode::RateLimited,
+                "too many failed logins; wait a minute",
+            ));
+        }
+        let lookup_key = key.clone();
+        let found = self
+            .shared
+            .storage
+            .reads
+            .run(move |c| reads::user_for_login(c, &lookup_key))
+            .await?;
+        let (user, stored) = match found {
+            Some((user, hash)) => (Some(user), Some(hash)),
+            None => (None, None),
+        };
+        let ok = verify_blocking(password, stored).await?;
+        let user = match (ok, user) {
+            (true, Some(user)) => user,
+            _ => {
+                self.shared.logins.failed(ip, &key);
+                tracing::info!(%ip, "failed login");
+                return Err(RequestError::new(
+                    ErrorCode::InvalidCredentials,
+                    "wrong user name or password",
+                ));
+            }
+        };
+        self.shared.logins.succeeded(&key);
+        self.open_session(user).await
+    }
+
+    /// Issues a token for `user` and starts the session.
+    async fn open_session(&mut self, user: UserRow) -> RequestResult<Response> {
+        let (token, token_hash) = auth::new_session_token().map_err(RequestError::Internal)?;
+        self.shared
+            .storage
+            .writer
+            .write(WriteOp::CreateSession {
+                user: user.id,
+                token_hash: token_hash.clone(),
+                device: self.client_name.clone(),
+            })
+            .await?;
+        let response = Response::Session(Session {
+            user: summary(&user),
+            token,
+        });
+        self.start_session(user, token_hash);
+        Ok(response)
+    }
+
+    pub(super) async fn resume(&mut self, token: String) -> RequestResult<Response> {
+        if self.session.is_some() {
+            return Err(RequestError::new(
+                ErrorCode::AlreadyAuthenticated,
+                "already logged in",
+            ));
+        }
+        let token_hash = auth::token_hash(&token);
+        let lookup = token_hash.clone();
+        let user = self
+            .shared
+            .storage
+            .reads
+            .run(move |c| reads::session_user(c, &lookup))
+            .await?
+            .ok_or_else(|| {
+                RequestError::new(
+                    ErrorCode::InvalidToken,
+                    "the session has expired or was revoked; log in again",
+                )
+            })?;
+        let response = Response::Session(Session {
+            user: summary(&user),
+            token,
+        });
+        self.start_session(user, token_hash);
+        Ok(response)
+    }
+
+    pub(super) async fn logout(&mut self) -> RequestResult<Response> {
+        let Some(session) = &self.session else {
+            return Err(RequestError::new(
+                ErrorCode::NotAuthenticated,
+                "log in first",
+            ));
+        };
+        let (user, token_hash) = (session.user.id, session.token_hash.clone());
+        self.shared
+            .storage
+            .writer
+            .write(WriteOp::DeleteSession {
+                token_hash: token_hash.clone(),
+            })
+            .await?;
+        // Other connections resumed with the same token end too.
+        self.shared.hub.close_token(
+            user,
+            &token_hash,
+            self.id,
+            &ErrorBody::new(ErrorCode::SessionRevoked, "logged out"),
+        );
+        self.end_session();
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn change_password(
+        &mut self,
+        old_password: String,
+        new_password: String,
+    ) -> RequestResult<Response> {
+        let Some(session) = &self.session else {
+            return Err(RequestError::new(
+                ErrorCode::NotAuthenticated,
+                "log in first",
+            ));
+        };
+        let (user, token_hash) = (session.user.id, session.token_hash.clone());
+        auth::validate_password(&new_password)?;
+        let stored = self
+            .shared
+            .storage
+            .reads
+            .run(move |c| reads::password_hash(c, user))
+            .await?;
+        if !verify_blocking(old_password, stored).await? {
+            return Err(RequestError::new(
+                ErrorCode::InvalidCredentials,
+                "the current password is wrong",
+            ));
+        }
+        let password_hash = hash_blocking(new_password).await?;
+        self.shared
+            .storage
+            .writer
+            .write(WriteOp::ChangePassword {
+                user,
+                password_hash,
+                keep_session: Some(token_hash),
+            })
+            .await?;
+        self.shared.hub.close_sessions(
+            user,
+            Some(self.id),
+            &ErrorBody::new(
+                ErrorCode::SessionRevoked,
+                "the password was changed; log in again",
+            ),
+        );
+        tracing::info!("password changed; other sessions revoked");
+        Ok(Response::Done)
+    }
+}

@@ -1,0 +1,221 @@
+//! Request handling: one [`Conn`] per connection holds its session and limits; `handle`
+//! dispatches each request to the module for its area and queues exactly one response.
+//!
+//! - [`accounts`]: register, login, resume, logout, change password.
+//! - [`rooms`]: room lists, create, join, leave, invite, kick, info, topic, direct chats.
+//! - [`messages`]: send, history, read markers, typing, presence, users.
+//!
+//! Permission checks read the hub (memory); changes go through the storage writer, whose
+//! completions update the hub and fan out events after the commit.
+
+mod accounts;
+mod messages;
+mod rooms;
+
+use bytes::Bytes;
+use chatroom_protocol::codec::encode_frame;
+use chatroom_protocol::{ErrorBody, ErrorCode, Request, Response, RoomId, ServerFrame};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::Shared;
+use crate::error::{RequestError, RequestResult};
+use crate::hub::{ConnId, Outlet, SessionConn};
+use crate::limits::TokenBucket;
+use crate::storage::UserRow;
+
+/// A logged-in session on a connection.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub user: UserRow,
+    pub token_hash: Vec<u8>,
+}
+
+/// One connection's request-handling state.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub id: ConnId,
+    pub peer: SocketAddr,
+    pub client_name: String,
+    pub shared: Arc<Shared>,
+    pub outlet: Outlet,
+    pub session: Option<Session>,
+    /// The id of the request being handled, for responses sent from completions.
+    current_request: u32,
+    messages: TokenBucket,
+    requests: TokenBucket,
+    typing_sent: HashMap<RoomId, Instant>,
+}
+
+impl Conn {
+    pub fn new(id: ConnId, peer: SocketAddr, shared: Arc<Shared>, outlet: Outlet) -> Self {
+        let limits = &shared.config.limits;
+        let messages = TokenBucket::new(limits.messages_per_second, limits.message_burst);
+        // Everything else is bounded too, more loosely: history paging, room lists, typing.
+        let requests = TokenBucket::new(
+            limits.messages_per_second.saturating_mul(10).max(50),
+            limits.message_burst.saturating_mul(10).max(200),
+        );
+        Self {
+            id,
+            peer,
+            client_name: String::new(),
+            shared,
+            outlet,
+            session: None,
+            current_request: 0,
+            messages,
+            requests,
+            typing_sent: HashMap::new(),
+        }
+    }
+
+    /// Encodes and queues a frame for this connection.
+    pub fn send_frame(&self, frame: &ServerFrame) {
+        match encode_frame(frame, self.shared.config.limits.max_frame_bytes) {
+            Ok(bytes) => self.outlet.push(bytes),
+            Err(e) => tracing::error!(error = %e, "cannot encode a frame"),
+        }
+    }
+
+    /// Queues a connection-level error (the caller then closes the connection).
+    pub fn send_error(&self, error: ErrorBody) {
+        self.send_frame(&ServerFrame::Error(error));
+    }
+
+    /// Handles one request and queues its response.
+    pub async fn handle(&mut self, id: u32, body: Request) {
+        self.current_request = id;
+        let result = if self.requests.try_take() {
+            self.dispatch(body).await
+        } else {
+            Err(RequestError::new(
+                ErrorCode::RateLimited,
+                "too many requests; slow down",
+            ))
+        };
+        match result {
+            Ok(Some(response)) => self.send_frame(&ServerFrame::Response {
+                id,
+                result: Ok(response),
+            }),
+            // Answered later, from a storage completion (see `messages::send`).
+            Ok(None) => {}
+            Err(e) => {
+                if let RequestError::Internal(detail) = &e {
+                    tracing::error!(%detail, "request failed");
+                }
+                self.send_frame(&ServerFrame::Response {
+                    id,
+                    result: Err(e.to_body()),
+                });
+            }
+        }
+    }
+
+    async fn dispatch(&mut self, body: Request) -> RequestResult<Option<Response>> {
+        // Requests that work without a session.
+        match body {
+            Request::Register { username, password } => {
+                return self.register(username, password).await.map(Some);
+            }
+            Request::Login { username, password } => {
+                return self.login(username, password).await.map(Some);
+            }
+            Request::Resume { token } => return self.resume(token).await.map(Some),
+            Request::Ping => return Ok(Some(Response::Pong)),
+            _ => {}
+        }
+        let Some(session) = &self.session else {
+            return Err(RequestError::new(
+                ErrorCode::NotAuthenticated,
+                "log in first",
+            ));
+        };
+        let me = session.user.clone();
+        let response = match body {
+            Request::Logout => self.logout().await?,
+            Request::ChangePassword {
+                old_password,
+                new_password,
+            } => self.change_password(old_password, new_password).await?,
+            Request::MyRooms => self.my_rooms(&me).await?,
+            Request::PublicRooms => self.public_rooms(&me).await?,
+            Request::CreateRoom { name, visibility } => {
+                self.create_room(&me, name, visibility).await?
+            }
+            Request::JoinRoom { name } => self.join_room(&me, name).await?,
+            Request::LeaveRoom { room } => self.leave_room(&me, room).await?,
+            Request::Invite { room, username } => self.invite(&me, room, username).await?,
+            Request::RoomInfo { room } => self.room_info(&me, room).await?,
+            Request::SetTopic { room, topic } => self.set_topic(&me, room, topic).await?,
+            Request::OpenDirect { username } => self.open_direct(&me, username).await?,
+            Request::Kick {
+                room,
+                username,
+                reason,
+            } => self.kick(&me, room, username, reason).await?,
+            Request::SendMessage { room, text } => return self.send_message(&me, room, text).await,
+            Request::History {
+                room,
+                anchor,
+                limit,
+            } => self.history(&me, room, anchor, limit).await?,
+            Request::MarkRead { room, seq } => self.mark_read(&me, room, seq).await?,
+            Request::SetPresence { status, message } => self.set_presence(&me, status, message)?,
+            Request::Typing { room } => self.typing(&me, room)?,
+            Request::ListUsers => Response::Users(self.shared.hub.users()),
+            Request::Register { .. }
+            | Request::Login { .. }
+            | Request::Resume { .. }
+            | Request::Ping => {
+                return Err(RequestError::new(
+                    ErrorCode::AlreadyAuthenticated,
+                    "already logged in",
+                ));
+            }
+        };
+        Ok(Some(response))
+    }
+
+    /// Joins the hub as `user` with a session token.
+    fn start_session(&mut self, user: UserRow, token_hash: Vec<u8>) {
+        tracing::Span::current().record("user", user.name.as_str());
+        self.shared.hub.attach(
+            user.id,
+            SessionConn {
+                conn: self.id,
+                outlet: self.outlet.clone(),
+                token_hash: token_hash.clone(),
+            },
+        );
+        self.session = Some(Session { user, token_hash });
+    }
+
+    /// Leaves the hub (logout or disconnect).
+    pub fn end_session(&mut self) {
+        if let Some(session) = self.session.take() {
+            self.shared.hub.detach(session.user.id, self.id);
+        }
+    }
+
+    /// Encodes an event for this server's frame limit.
+    fn event_bytes(&self, event: &chatroom_protocol::Event) -> Option<Bytes> {
+        self.shared.hub.encode_event(event)
+    }
+}
+
+/// The error for a room that does not exist or that the user may not see.
+fn room_not_found() -> RequestError {
+    RequestError::new(ErrorCode::RoomNotFound, "no such room")
+}
+
+fn user_not_found(name: &str) -> RequestError {
+    RequestError::new(ErrorCode::UserNotFound, format!("no user named {name:?}"))
+}
+
+fn internal(e: impl std::fmt::Display) -> RequestError {
+    RequestError::Internal(e.to_string())
+}

@@ -1,0 +1,407 @@
+//! Rooms and direct chats: lists, create, join, leave, invite, kick, info, topic.
+
+use chatroom_protocol::{
+    ErrorCode, Event, LeaveReason, Response, RoomId, RoomInfo, RoomKind, RoomRole, RoomSummary,
+    UserId, Visibility,
+};
+
+use super::{Conn, internal, room_not_found, user_not_found};
+use crate::auth;
+use crate::error::{RequestError, RequestResult};
+use crate::hub::RoomView;
+use crate::storage::{Outcome, RoomRow, UserRow, WriteOp, reads};
+
+impl Conn {
+    pub(super) async fn my_rooms(&self, me: &UserRow) -> RequestResult<Response> {
+        let user = me.id;
+        let rooms = self
+            .shared
+            .storage
+            .reads
+            .run(move |c| reads::my_rooms(c, user))
+            .await?;
+        Ok(Response::Rooms(rooms))
+    }
+
+    pub(super) async fn public_rooms(&self, me: &UserRow) -> RequestResult<Response> {
+        let user = me.id;
+        let rooms = self
+            .shared
+            .storage
+            .reads
+            .run(move |c| reads::public_rooms(c, user))
+            .await?;
+        Ok(Response::Rooms(rooms))
+    }
+
+    /// `user`'s view of `room`, with their counts.
+    pub(super) async fn summary_for(
+        &self,
+        user: UserId,
+        room: RoomId,
+    ) -> RequestResult<RoomSummary> {
+        self.shared
+            .storage
+            .reads
+            .run(move |c| reads::room_summary(c, user, room))
+            .await?
+            .ok_or_else(room_not_found)
+    }
+
+    /// Tells every session of `user` that `room` is now in their list.
+    pub(super) async fn announce_room_to(
+        &self,
+        user: UserId,
+        room: RoomId,
+    ) -> RequestResult<RoomSummary> {
+        let summary = self.summary_for(user, room).await?;
+        if let Some(frame) = self.event_bytes(&Event::RoomUpdated(summary.clone())) {
+            self.shared.hub.send_to_user(user, None, &frame);
+        }
+        Ok(summary)
+    }
+
+    /// The room as `me` sees it, if `me` may see it at all: members see every room, others
+    /// only public ones. A private room is "not found" to outsiders, not "forbidden".
+    pub(super) fn visible_room(&self, me: &UserRow, room: RoomId) -> RequestResult<RoomView> {
+        match self.shared.hub.room_view(room, me.id) {
+            Some(view) if view.my_role.is_some() || view.row.kind == RoomKind::Public => Ok(view),
+            _ => Err(room_not_found()),
+        }
+    }
+
+    /// The room, if `me` is a member.
+    pub(super) fn member_room(
+        &self,
+        me: &UserRow,
+        room: RoomId,
+    ) -> RequestResult<(RoomView, RoomRole)> {
+        let view = self.visible_room(me, room)?;
+        match view.my_role {
+            Some(role) => Ok((view, role)),
+            None => Err(RequestError::new(
+                ErrorCode::NotMember,
+                format!("you are not a member of {}; join it first", view.row.name),
+            )),
+        }
+    }
+
+    pub(super) async fn create_room(
+        &self,
+        me: &UserRow,
+        name: String,
+        visibility: Visibility,
+    ) -> RequestResult<Response> {
+        auth::validate_room_name(&name)?;
+        if self.shared.hub.room_by_name(&name).is_some() {
+            return Err(RequestError::new(
+                ErrorCode::RoomNameTaken,
+                format!("a room named {name:?} exists"),
+            ));
+        }
+        let kind = match visibility {
+            Visibility::Public => RoomKind::Public,
+            Visibility::Private => RoomKind::Private,
+        };
+        let hub = self.shared.hub.clone();
+        let owner = me.id;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.shared
+            .storage
+            .writer
+            .submit(WriteOp::CreateRoom { name, kind, owner }, move |result| {
+                if let Ok(Outcome::Room(row)) = &result {
+                    hub.add_room(row.clone(), &[(owner, RoomRole::Owner)]);
+                }
+                let _ = tx.send(result);
+            })
+            .await?;
+        let row = match rx.await.map_err(internal)?? {
+            Outcome::Room(row) => row,
+            other => return Err(internal(format!("unexpected outcome {other:?}"))),
+        };
+        tracing::info!(room = %row.name, ?kind, "room created");
+        let summary = self.announce_room_to(me.id, row.id).await?;
+        Ok(Response::Room(summary))
+    }
+
+    /// Adds `user` to `room` and tells the room and the new member.
+    async fn add_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+        role: RoomRole,
+    ) -> RequestResult<RoomSummary> {
+        let hub = self.shared.hub.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.shared
+            .storage
+            .writer
+            .submit(WriteOp::AddMember { room, user, role }, move |result| {
+                if result.is_ok() {
+                    hub.add_member(room, user, role);
+                    if let Some(member) = hub.member(room, user)
+                        && let Some(frame) = hub.encode_event(&Event::MemberJoined { room, member })
+                    {
+                        hub.broadcast_except(room, user, &frame);
+                    }
+                }
+                let _ = tx.send(result);
+            })
+            .await?;
+        rx.await.map_err(internal)??;
+        self.announce_room_to(user, room).await
+    }
+
+    pub(super) async fn join_room(&self, me: &UserRow, name: String) -> RequestResult<Response> {
+        let room = self
+            .shared
+            .hub
+            .room_by_name(&name)
+            .ok_or_else(room_not_found)?;
+        let view = self.visible_room(me, room)?;
+        if view.my_role.is_some() {
+            // Joining a room one is in is harmless: answer with the room.
+            return Ok(Response::Room(self.summary_for(me.id, room).await?));
+        }
+        let summary = self.add_member(room, me.id, RoomRole::Member).await?;
+        Ok(Response::Room(summary))
+    }
+
+    /// Removes `user` from `room`, telling the room (and the user's sessions) why.
+    async fn remove_member(
+        &self,
+        room: RoomId,
+        user: &UserRow,
+        reason: LeaveReason,
+    ) -> RequestResult<()> {
+        let hub = self.shared.hub.clone();
+        let (user_id, username) = (user.id, user.name.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.shared
+            .storage
+            .writer
+            .submit(
+                WriteOp::RemoveMember {
+                    room,
+                    user: user_id,
+                },
+                move |result| {
+                    if result.is_ok() {
+                        // Tell the room, and the one who left, before they stop being a member.
+                        let event = Event::MemberLeft {
+                            room,
+                            user: user_id,
+                            username,
+                            reason,
+                        };
+                        if let Some(frame) = hub.encode_event(&event) {
+                            hub.broadcast(room, &frame);
+                        }
+                        hub.remove_member(room, user_id);
+                    }
+                    let _ = tx.send(result);
+                },
+            )
+            .await?;
+        rx.await.map_err(internal)??;
+        Ok(())
+    }
+
+    pub(super) async fn leave_room(&self, me: &UserRow, room: RoomId) -> RequestResult<Response> {
+        let (view, _) = self.member_room(me, room)?;
+        if view.row.kind == RoomKind::Direct {
+            return Err(RequestError::new(
+                ErrorCode::Forbidden,
+                "a direct chat cannot be left",
+            ));
+        }
+        self.remove_member(room, me, LeaveReason::Left).await?;
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn invite(
+        &self,
+        me: &UserRow,
+        room: RoomId,
+        username: String,
+    ) -> RequestResult<Response> {
+        let (view, role) = self.member_room(me, room)?;
+        match view.row.kind {
+            RoomKind::Direct => {
+                return Err(RequestError::new(
+                    ErrorCode::Forbidden,
+                    "a direct chat has exactly two members",
+                ));
+            }
+            RoomKind::Private if role < RoomRole::Moderator => {
+                return Err(RequestError::new(
+                    ErrorCode::Forbidden,
+                    "only the owner or a moderator may invite to a private room",
+                ));
+            }
+            _ => {}
+        }
+        let target = self
+            .shared
+            .hub
+            .user_by_name(&username)
+            .ok_or_else(|| user_not_found(&username))?;
+        self.add_member(room, target.id, RoomRole::Member).await?;
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn kick(
+        &self,
+        me: &UserRow,
+        room: RoomId,
+        username: String,
+        reason: Option<String>,
+    ) -> RequestResult<Response> {
+        let (view, role) = self.member_room(me, room)?;
+        if view.row.kind == RoomKind::Direct || role < RoomRole::Moderator {
+            return Err(RequestError::new(
+                ErrorCode::Forbidden,
+                "only the owner or a moderator may remove members",
+            ));
+        }
+        let target = self
+            .shared
+            .hub
+            .user_by_name(&username)
+            .ok_or_else(|| user_not_found(&username))?;
+        let target_role = self
+            .shared
+            .hub
+            .room_view(room, target.id)
+            .and_then(|v| v.my_role)
+            .ok_or_else(|| {
+                RequestError::new(ErrorCode::NotMember, format!("{username} is not a member"))
+            })?;
+        if target_role >= role {
+            return Err(RequestError::new(
+                ErrorCode::Forbidden,
+                "you may only remove members below your own role",
+            ));
+        }
+        let reason = reason.map(|r| r.chars().take(256).collect::<String>());
+        if let Some(frame) = self.event_bytes(&Event::Kicked {
+            room,
+            room_name: view.row.name.clone(),
+            by: me.name.clone(),
+            reason: reason.clone(),
+        }) {
+            self.shared.hub.send_to_user(target.id, None, &frame);
+        }
+        self.remove_member(
+            room,
+            &target,
+            LeaveReason::Kicked {
+                by: me.name.clone(),
+                reason,
+            },
+        )
+        .await?;
+        tracing::info!(room = %view.row.name, target = %target.name, "member kicked");
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn room_info(&self, me: &UserRow, room: RoomId) -> RequestResult<Response> {
+        self.visible_room(me, room)?;
+        let summary = self.summary_for(me.id, room).await?;
+        let members = self.shared.hub.members(room);
+        Ok(Response::RoomInfo(RoomInfo {
+            room: summary,
+            members,
+        }))
+    }
+
+    pub(super) async fn set_topic(
+        &self,
+        me: &UserRow,
+        room: RoomId,
+        topic: String,
+    ) -> RequestResult<Response> {
+        let (view, role) = self.member_room(me, room)?;
+        if view.row.kind != RoomKind::Direct && role < RoomRole::Moderator {
+            return Err(RequestError::new(
+                ErrorCode::Forbidden,
+                "only the owner or a moderator may set the topic",
+            ));
+        }
+        auth::validate_topic(&topic)?;
+        let hub = self.shared.hub.clone();
+        let by = me.name.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let stored_topic = topic.clone();
+        self.shared
+            .storage
+            .writer
+            .submit(
+                WriteOp::SetTopic {
+                    room,
+                    topic: stored_topic,
+                },
+                move |result| {
+                    if result.is_ok() {
+                        hub.set_topic(room, &topic);
+                        if let Some(frame) =
+                            hub.encode_event(&Event::TopicChanged { room, topic, by })
+                        {
+                            hub.broadcast(room, &frame);
+                        }
+                    }
+                    let _ = tx.send(result);
+                },
+            )
+            .await?;
+        rx.await.map_err(internal)??;
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn open_direct(
+        &self,
+        me: &UserRow,
+        username: String,
+    ) -> RequestResult<Response> {
+        let other = self
+            .shared
+            .hub
+            .user_by_name(&username)
+            .ok_or_else(|| user_not_found(&username))?;
+        let hub = self.shared.hub.clone();
+        let (a, b) = (me.id, other.id);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.shared
+            .storage
+            .writer
+            .submit(WriteOp::OpenDirect { a, b }, move |result| {
+                if let Ok(Outcome::Direct {
+                    room,
+                    created: true,
+                }) = &result
+                {
+                    let mut members = vec![(a, RoomRole::Member)];
+                    if a != b {
+                        members.push((b, RoomRole::Member));
+                    }
+                    hub.add_room(room.clone(), &members);
+                }
+                let _ = tx.send(result);
+            })
+            .await?;
+        let (row, created): (RoomRow, bool) = match rx.await.map_err(internal)?? {
+            Outcome::Direct { room, created } => (room, created),
+            other => return Err(internal(format!("unexpected outcome {other:?}"))),
+        };
+        let summary = if created {
+            if a != b {
+                self.announce_room_to(b, row.id).await?;
+            }
+            self.announce_room_to(a, row.id).await?
+        } else {
+            self.summary_for(a, row.id).await?
+        };
+        Ok(Response::Room(summary))
+    }
+}

@@ -1,0 +1,189 @@
+//! Persistence in one SQLite file.
+//!
+//! - [`writer`]: one thread owns the read-write connection and applies [`WriteOp`]s in batches
+//!   (group commit: whatever is queued goes into one transaction, one fsync). Each op's
+//!   completion runs on that thread right after the commit, in commit order — which is where the
+//!   server broadcasts, so events leave in the order their rows were committed.
+//! - [`reads`]: a few read-only connections, used off the async threads, for history, room
+//!   lists and logins.
+//! - [`schema`]: the tables and migrations.
+//!
+//! WAL mode, `synchronous=FULL` unless configured otherwise, foreign keys on. Every statement
+//! binds its inputs as parameters; no SQL is built from input.
+
+pub mod reads;
+pub mod schema;
+pub mod writer;
+
+use chatroom_protocol::{ErrorBody, MessageKind, RoomId, RoomKind, RoomRole, Seq, UserId};
+use rusqlite::{Connection, OpenFlags};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, SyncMode};
+pub use reads::ReadPool;
+pub use writer::{Outcome, WriteOp, Writer};
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// SQLite failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The operation broke a rule (a taken name, a missing room): said to the client as is.
+    #[error("{0}")]
+    Refused(ErrorBody),
+    /// The database is of a schema this build cannot use.
+    #[error("{0}")]
+    Schema(String),
+    /// The data directory could not be prepared.
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// The writer thread or the read pool is gone (the server is shutting down).
+    #[error("storage is shut down")]
+    Closed,
+    /// A batch failed to commit; nothing in it was stored.
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
+}
+
+/// A user row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRow {
+    /// The id.
+    pub id: UserId,
+    /// The name as registered.
+    pub name: String,
+    /// The lowercase key names are unique by.
+    pub name_key: String,
+    /// A server admin.
+    pub is_admin: bool,
+}
+
+/// A room row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomRow {
+    /// The id.
+    pub id: RoomId,
+    /// Public, private or direct.
+    pub kind: RoomKind,
+    /// The name; empty for direct chats.
+    pub name: String,
+    /// The topic.
+    pub topic: String,
+}
+
+/// Everything the in-memory hub is built from at start-up.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Every account.
+    pub users: Vec<UserRow>,
+    /// Every room.
+    pub rooms: Vec<RoomRow>,
+    /// Every membership with its role.
+    pub members: Vec<(RoomId, UserId, RoomRole)>,
+    /// The newest seq of every room that has messages.
+    pub latest_seqs: HashMap<RoomId, Seq>,
+}
+
+/// The storage layer: the writer thread's queue and the read pool.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    /// Applies writes with group commit.
+    pub writer: Writer,
+    /// Runs reads off the async threads.
+    pub reads: Arc<ReadPool>,
+}
+
+/// Opens (creating and migrating if needed) the database in `config.data_dir`, starts the
+/// writer thread, and returns the storage with the snapshot to build the hub from.
+pub fn open(
+    config: &Config,
+) -> Result<(Storage, Snapshot, std::thread::JoinHandle<()>), StorageError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let path = config.database_path();
+    let mut conn = open_read_write(&path, config.synchronous)?;
+    schema::migrate(&mut conn)?;
+    let snapshot = reads::snapshot(&conn)?;
+    let reads = Arc::new(ReadPool::open(&path, 4)?);
+    let (writer, thread) = writer::start(conn, snapshot.latest_seqs.clone())?;
+    Ok((Storage { writer, reads }, snapshot, thread))
+}
+
+/// The read-write connection with the server's pragmas; also used by the offline admin commands.
+pub fn open_read_write(path: &Path, sync: SyncMode) -> Result<Connection, StorageError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StorageError::Schema(format!(
+            "could not switch the database to WAL mode (got {mode})"
+        )));
+    }
+    let sync = match sync {
+        SyncMode::Full => "FULL",
+        SyncMode::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"
+    ))?;
+    Ok(conn)
+}
+
+pub(crate) fn kind_to_sql(kind: RoomKind) -> i64 {
+    match kind {
+        RoomKind::Public => 0,
+        RoomKind::Private => 1,
+        RoomKind::Direct => 2,
+    }
+}
+
+pub(crate) fn kind_from_sql(v: i64) -> RoomKind {
+    match v {
+        0 => RoomKind::Public,
+        1 => RoomKind::Private,
+        _ => RoomKind::Direct,
+    }
+}
+
+pub(crate) fn role_to_sql(role: RoomRole) -> i64 {
+    match role {
+        RoomRole::Member => 0,
+        RoomRole::Moderator => 1,
+        RoomRole::Owner => 2,
+    }
+}
+
+pub(crate) fn role_from_sql(v: i64) -> RoomRole {
+    match v {
+        2 => RoomRole::Owner,
+        1 => RoomRole::Moderator,
+        _ => RoomRole::Member,
+    }
+}
+
+pub(crate) fn message_kind_to_sql(kind: MessageKind) -> i64 {
+    match kind {
+        MessageKind::Text => 0,
+        MessageKind::System => 1,
+    }
+}
+
+pub(crate) fn message_kind_from_sql(v: i64) -> MessageKind {
+    match v {
+        1 => MessageKind::System,
+        _ => MessageKind::Text,
+    }
+}
+
+/// Whether an error is a UNIQUE (or other constraint) violation.
+pub(crate) fn is_constraint(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}

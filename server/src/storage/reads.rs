@@ -1,0 +1,315 @@
+//! Reads: a small pool of read-only connections used on the blocking pool, and the queries.
+//!
+//! In WAL mode a reader sees the last committed state and never blocks the writer, so history
+//! and room lists cost the writer thread nothing.
+
+use chatroom_protocol::{
+    HistoryAnchor, HistoryPage, Message, MessageId, RoomId, RoomKind, RoomSummary, Seq, UserId,
+};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+use super::{
+    RoomRow, Snapshot, StorageError, UserRow, kind_from_sql, message_kind_from_sql, role_from_sql,
+};
+
+/// Read-only connections, lent out one per query.
+#[derive(Debug)]
+pub struct ReadPool {
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl ReadPool {
+    /// Opens `size` read-only connections to the database at `path`.
+    pub fn open(path: &Path, size: usize) -> Result<Self, StorageError> {
+        let mut idle = Vec::with_capacity(size);
+        for _ in 0..size.max(1) {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(Duration::from_secs(5))?;
+            conn.execute_batch("PRAGMA query_only = ON;")?;
+            idle.push(conn);
+        }
+        Ok(Self {
+            permits: Semaphore::new(idle.len()),
+            idle: Mutex::new(idle),
+        })
+    }
+
+    /// Runs `query` on a pooled connection on the blocking pool.
+    pub async fn run<T, F>(&self, query: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
+    {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        let conn = self
+            .idle
+            .lock()
+            .map_err(|_| StorageError::Closed)?
+            .pop()
+            .ok_or(StorageError::Closed)?;
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let result = query(&conn);
+            (conn, result)
+        })
+        .await
+        .map_err(|_| StorageError::Closed)?;
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        id: UserId(r.get::<_, i64>(0)? as u64),
+        name: r.get(1)?,
+        name_key: r.get(2)?,
+        is_admin: r.get(3)?,
+    })
+}
+
+/// Everything the hub needs at start-up.
+pub fn snapshot(conn: &Connection) -> Result<Snapshot, StorageError> {
+    let mut snap = Snapshot::default();
+    let mut stmt = conn.prepare("SELECT id, name, name_key, is_admin FROM users")?;
+    snap.users = stmt
+        .query_map([], user_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut stmt = conn.prepare("SELECT id, kind, COALESCE(name, ''), topic FROM rooms")?;
+    snap.rooms = stmt
+        .query_map([], |r| {
+            Ok(RoomRow {
+                id: RoomId(r.get::<_, i64>(0)? as u64),
+                kind: kind_from_sql(r.get(1)?),
+                name: r.get(2)?,
+                topic: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut stmt = conn.prepare("SELECT room_id, user_id, role FROM members")?;
+    snap.members = stmt
+        .query_map([], |r| {
+            Ok((
+                RoomId(r.get::<_, i64>(0)? as u64),
+                UserId(r.get::<_, i64>(1)? as u64),
+                role_from_sql(r.get(2)?),
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut stmt = conn.prepare("SELECT room_id, MAX(seq) FROM messages GROUP BY room_id")?;
+    snap.latest_seqs = stmt
+        .query_map([], |r| {
+            Ok((
+                RoomId(r.get::<_, i64>(0)? as u64),
+                r.get::<_, i64>(1)? as Seq,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(snap)
+}
+
+/// The account and password hash for a login, by name key.
+pub fn user_for_login(
+    conn: &Connection,
+    name_key: &str,
+) -> Result<Option<(UserRow, String)>, StorageError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, name, name_key, is_admin, password_hash FROM users WHERE name_key = ?1",
+        )?
+        .query_row(params![name_key], |r| Ok((user_row(r)?, r.get(4)?)))
+        .optional()?)
+}
+
+/// The password hash of an account.
+pub fn password_hash(conn: &Connection, user: UserId) -> Result<Option<String>, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT password_hash FROM users WHERE id = ?1")?
+        .query_row(params![user.0 as i64], |r| r.get(0))
+        .optional()?)
+}
+
+/// The account a session token hash belongs to.
+pub fn session_user(conn: &Connection, token_hash: &[u8]) -> Result<Option<UserRow>, StorageError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT u.id, u.name, u.name_key, u.is_admin FROM sessions s \
+             JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1",
+        )?
+        .query_row(params![token_hash], user_row)
+        .optional()?)
+}
+
+/// Every account, by name key (for the admin command line).
+pub fn all_users(conn: &Connection) -> Result<Vec<UserRow>, StorageError> {
+    let mut stmt =
+        conn.prepare("SELECT id, name, name_key, is_admin FROM users ORDER BY name_key")?;
+    let users = stmt
+        .query_map([], user_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(users)
+}
+
+/// The room-list query: one row per room with my counts. `?1` is me; the WHERE clause is added.
+const SUMMARY_SELECT: &str = "
+    SELECT r.id, r.kind,
+        CASE WHEN r.kind = 2 THEN COALESCE((
+            SELECT u.name FROM members o JOIN users u ON u.id = o.user_id
+            WHERE o.room_id = r.id AND o.user_id != ?1 LIMIT 1), '') ELSE r.name END,
+        r.topic,
+        (SELECT COUNT(*) FROM members c WHERE c.room_id = r.id),
+        COALESCE((SELECT MAX(seq) FROM messages x WHERE x.room_id = r.id), 0),
+        m.role,
+        COALESCE(m.last_read_seq, 0),
+        CASE WHEN m.user_id IS NULL THEN 0 ELSE (
+            SELECT COUNT(*) FROM messages x
+            WHERE x.room_id = r.id AND x.seq > m.last_read_seq AND x.sender_id != ?1) END,
+        CASE WHEN m.user_id IS NULL THEN 0 ELSE (
+            SELECT COUNT(*) FROM mentions n
+            WHERE n.user_id = ?1 AND n.room_id = r.id AND n.seq > m.last_read_seq) END
+    FROM rooms r LEFT JOIN members m ON m.room_id = r.id AND m.user_id = ?1";
+
+fn summary_row(r: &Row<'_>) -> rusqlite::Result<RoomSummary> {
+    Ok(RoomSummary {
+        id: RoomId(r.get::<_, i64>(0)? as u64),
+        kind: kind_from_sql(r.get(1)?),
+        name: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+        topic: r.get(3)?,
+        member_count: r.get::<_, i64>(4)? as u32,
+        latest_seq: r.get::<_, i64>(5)? as Seq,
+        my_role: r.get::<_, Option<i64>>(6)?.map(role_from_sql),
+        last_read_seq: r.get::<_, i64>(7)? as Seq,
+        unread: r.get::<_, i64>(8)? as u32,
+        mentions: r.get::<_, i64>(9)? as u32,
+    })
+}
+
+/// The rooms and direct chats `user` is in: named rooms by name, then direct chats by name.
+pub fn my_rooms(conn: &Connection, user: UserId) -> Result<Vec<RoomSummary>, StorageError> {
+    let sql = format!(
+        "{SUMMARY_SELECT} WHERE m.user_id IS NOT NULL ORDER BY r.kind = 2, 3 COLLATE NOCASE"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rooms = stmt
+        .query_map(params![user.0 as i64], summary_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rooms)
+}
+
+/// Every public room, with `user`'s counts where they are a member.
+pub fn public_rooms(conn: &Connection, user: UserId) -> Result<Vec<RoomSummary>, StorageError> {
+    let sql = format!("{SUMMARY_SELECT} WHERE r.kind = 0 ORDER BY 3 COLLATE NOCASE");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rooms = stmt
+        .query_map(params![user.0 as i64], summary_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rooms)
+}
+
+/// One room as `user` sees it.
+pub fn room_summary(
+    conn: &Connection,
+    user: UserId,
+    room: RoomId,
+) -> Result<Option<RoomSummary>, StorageError> {
+    let sql = format!("{SUMMARY_SELECT} WHERE r.id = ?2");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![user.0 as i64, room.0 as i64], summary_row)
+        .optional()?)
+}
+
+/// Rough encoded size of a message in a history page, to keep pages under the frame limit.
+fn encoded_size_estimate(m: &Message) -> usize {
+    m.text.len() + m.sender_name.len() + 64
+}
+
+/// A page of history, oldest first, at most `limit` messages and at most `byte_budget` bytes of
+/// encoded messages (a page is cut short, with `has_more`, rather than exceed the frame limit).
+pub fn history(
+    conn: &Connection,
+    room: RoomId,
+    anchor: HistoryAnchor,
+    limit: u32,
+    byte_budget: usize,
+) -> Result<HistoryPage, StorageError> {
+    let limit = limit.max(1);
+    let fetch = i64::from(limit) + 1;
+    let (sql, bound, ascending) = match anchor {
+        HistoryAnchor::Latest => (
+            "SELECT id, room_id, seq, sender_id, sender_name, ts, kind, text FROM messages \
+             WHERE room_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+            i64::MAX,
+            false,
+        ),
+        HistoryAnchor::Before(seq) => (
+            "SELECT id, room_id, seq, sender_id, sender_name, ts, kind, text FROM messages \
+             WHERE room_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+            i64::try_from(seq).unwrap_or(i64::MAX),
+            false,
+        ),
+        HistoryAnchor::After(seq) => (
+            "SELECT id, room_id, seq, sender_id, sender_name, ts, kind, text FROM messages \
+             WHERE room_id = ?1 AND seq > ?2 ORDER BY seq ASC LIMIT ?3",
+            i64::try_from(seq).unwrap_or(i64::MAX),
+            true,
+        ),
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params![room.0 as i64, bound, fetch])?;
+    let mut messages = Vec::new();
+    let mut has_more = false;
+    let mut bytes = 0usize;
+    while let Some(r) = rows.next()? {
+        if messages.len() as u32 == limit {
+            has_more = true;
+            break;
+        }
+        let m = Message {
+            id: MessageId(r.get::<_, i64>(0)? as u64),
+            room: RoomId(r.get::<_, i64>(1)? as u64),
+            seq: r.get::<_, i64>(2)? as Seq,
+            sender: UserId(r.get::<_, i64>(3)? as u64),
+            sender_name: r.get(4)?,
+            ts: r.get::<_, i64>(5)? as u64,
+            kind: message_kind_from_sql(r.get(6)?),
+            text: r.get(7)?,
+        };
+        bytes += encoded_size_estimate(&m);
+        if bytes > byte_budget && !messages.is_empty() {
+            has_more = true;
+            break;
+        }
+        messages.push(m);
+    }
+    if !ascending {
+        messages.reverse();
+    }
+    Ok(HistoryPage {
+        room,
+        messages,
+        has_more,
+    })
+}
+
+/// Whether a room exists and what kind it is.
+pub fn room_kind(conn: &Connection, room: RoomId) -> Result<Option<RoomKind>, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT kind FROM rooms WHERE id = ?1")?
+        .query_row(params![room.0 as i64], |r| r.get::<_, i64>(0))
+        .optional()?
+        .map(kind_from_sql))
+}

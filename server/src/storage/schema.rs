@@ -1,0 +1,96 @@
+//! The database schema and its migrations, keyed on `PRAGMA user_version`.
+//!
+//! Each entry of [`MIGRATIONS`] moves the schema from version `i` to `i + 1` and runs in one
+//! transaction with the version bump, so a crash mid-migration leaves the old version intact.
+//! Append new migrations; never edit a released one.
+
+use rusqlite::Connection;
+
+use super::StorageError;
+
+/// Migration `i` upgrades a database at `user_version = i`.
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts, sessions, rooms, members, messages, mentions; the `public` room.
+    r#"
+    CREATE TABLE users (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT    NOT NULL,
+        name_key      TEXT    NOT NULL UNIQUE,
+        password_hash TEXT    NOT NULL,
+        is_admin      INTEGER NOT NULL DEFAULT 0,
+        created_at    INTEGER NOT NULL
+    );
+    CREATE TABLE sessions (
+        token_hash BLOB    PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        device     TEXT    NOT NULL,
+        created_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_by_user ON sessions(user_id);
+    -- kind: 0 public, 1 private, 2 direct. Direct chats have no name; direct_key is "lo:hi".
+    CREATE TABLE rooms (
+        id         INTEGER PRIMARY KEY,
+        kind       INTEGER NOT NULL,
+        name       TEXT,
+        name_key   TEXT UNIQUE,
+        direct_key TEXT UNIQUE,
+        topic      TEXT    NOT NULL DEFAULT '',
+        created_by INTEGER,
+        created_at INTEGER NOT NULL
+    );
+    -- role: 0 member, 1 moderator, 2 owner.
+    CREATE TABLE members (
+        room_id       INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        role          INTEGER NOT NULL,
+        last_read_seq INTEGER NOT NULL DEFAULT 0,
+        joined_at     INTEGER NOT NULL,
+        PRIMARY KEY (room_id, user_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX members_by_user ON members(user_id);
+    -- sender_name is kept so history reads need no join and outlive a deleted account.
+    -- kind: 0 text, 1 system.
+    CREATE TABLE messages (
+        id          INTEGER PRIMARY KEY,
+        room_id     INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        seq         INTEGER NOT NULL,
+        sender_id   INTEGER NOT NULL,
+        sender_name TEXT    NOT NULL,
+        ts          INTEGER NOT NULL,
+        kind        INTEGER NOT NULL,
+        text        TEXT    NOT NULL,
+        UNIQUE (room_id, seq)
+    );
+    CREATE TABLE mentions (
+        user_id INTEGER NOT NULL,
+        room_id INTEGER NOT NULL,
+        seq     INTEGER NOT NULL,
+        PRIMARY KEY (user_id, room_id, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO rooms (kind, name, name_key, topic, created_at)
+        VALUES (0, 'public', 'public', 'Everyone is here.', CAST(unixepoch('subsec') * 1000 AS INTEGER));
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Brings the database up to [`SCHEMA_VERSION`]. Refuses a database written by a newer build.
+pub fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
+    let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(StorageError::Schema(format!(
+            "the database has schema version {current}, newer than this server's {SCHEMA_VERSION}; \
+             upgrade chatroom-server"
+        )));
+    }
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        // PRAGMA takes no bound parameters; the value is our own integer.
+        tx.execute_batch(&format!("PRAGMA user_version = {}", version + 1))?;
+        tx.commit()?;
+        tracing::info!(version = version + 1, "database migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,627 @@
+//! The writer thread: every change to the database goes through here.
+//!
+//! Callers queue a [`WriteOp`] with a completion. The thread takes everything queued (up to
+//! [`MAX_BATCH`]), applies each op inside its own savepoint of one transaction — so one refused
+//! op (a taken name) does not spoil the batch — commits once, and then runs the completions in
+//! order. A message is therefore acknowledged and broadcast only after the fsync that makes it
+//! durable, and many messages share one fsync under load.
+//!
+//! The thread also owns each room's next `seq`: it assigns seqs inside the transaction and only
+//! publishes them once the commit succeeds, so seqs stay gapless even when a commit fails.
+
+use chatroom_protocol::{
+    ErrorBody, ErrorCode, Message, MessageId, MessageKind, RoomId, RoomKind, RoomRole, Seq,
+    UnixMillis, UserId, now_millis,
+};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::collections::HashMap;
+use tokio::sync::mpsc;
+
+use super::{
+    RoomRow, StorageError, UserRow, is_constraint, kind_to_sql, message_kind_to_sql, role_to_sql,
+};
+
+/// Most ops in one transaction.
+pub const MAX_BATCH: usize = 2048;
+/// Ops that may wait for the writer; senders wait beyond this (back-pressure).
+const QUEUE: usize = 8192;
+
+/// Whether a new account is an admin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminGrant {
+    /// A regular account.
+    No,
+    /// An admin.
+    Yes,
+    /// An admin if it is the first account ever created.
+    IfFirst,
+}
+
+/// A change to the database.
+#[derive(Debug)]
+pub enum WriteOp {
+    /// Create an account and make it a member of `public`. → [`Outcome::User`]
+    CreateUser {
+        /// The name as typed.
+        name: String,
+        /// The argon2 PHC string.
+        password_hash: String,
+        /// Admin or not.
+        admin: AdminGrant,
+    },
+    /// Store a session token's hash. → [`Outcome::Done`]
+    CreateSession {
+        /// Whose.
+        user: UserId,
+        /// SHA-256 of the token.
+        token_hash: Vec<u8>,
+        /// The client name from `Hello`.
+        device: String,
+    },
+    /// Forget one session. → [`Outcome::Done`]
+    DeleteSession {
+        /// SHA-256 of the token.
+        token_hash: Vec<u8>,
+    },
+    /// Set a new password hash and revoke every session but `keep_session`. → [`Outcome::Done`]
+    ChangePassword {
+        /// Whose.
+        user: UserId,
+        /// The new argon2 PHC string.
+        password_hash: String,
+        /// The session that asked, which stays valid.
+        keep_session: Option<Vec<u8>>,
+    },
+    /// Create a named room with `owner` as owner. → [`Outcome::Room`]
+    CreateRoom {
+        /// The name.
+        name: String,
+        /// Public or private.
+        kind: RoomKind,
+        /// Who created it.
+        owner: UserId,
+    },
+    /// Add a member (no-op refusal if already one). → [`Outcome::Done`]
+    AddMember {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        user: UserId,
+        /// As what.
+        role: RoomRole,
+    },
+    /// Remove a member. → [`Outcome::Done`]
+    RemoveMember {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        user: UserId,
+    },
+    /// Set a room's topic. → [`Outcome::Done`]
+    SetTopic {
+        /// The room.
+        room: RoomId,
+        /// The topic.
+        topic: String,
+    },
+    /// Find or create the direct chat between two users. → [`Outcome::Direct`]
+    OpenDirect {
+        /// One user.
+        a: UserId,
+        /// The other.
+        b: UserId,
+    },
+    /// Store a message with the next seq; the sender's read marker moves to it. → [`Outcome::Message`]
+    InsertMessage {
+        /// The room.
+        room: RoomId,
+        /// The sender.
+        sender: UserId,
+        /// The sender's name.
+        sender_name: String,
+        /// Text or system.
+        kind: MessageKind,
+        /// The text.
+        text: String,
+        /// Members mentioned, for mention counts.
+        mentions: Vec<UserId>,
+    },
+    /// Move a read marker forward (never back, never past the newest message). → [`Outcome::ReadMarker`]
+    MarkRead {
+        /// The room.
+        room: RoomId,
+        /// Whose.
+        user: UserId,
+        /// Up to where.
+        seq: Seq,
+    },
+    /// Delete an account with its sessions and memberships; its messages stay. → [`Outcome::Done`]
+    DeleteUser {
+        /// Who.
+        user: UserId,
+    },
+    /// Grant or revoke server admin. → [`Outcome::Done`]
+    SetAdmin {
+        /// Who.
+        user: UserId,
+        /// Admin or not.
+        admin: bool,
+    },
+}
+
+/// What a committed op produced.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// Nothing to report.
+    Done,
+    /// A created account.
+    User(UserRow),
+    /// A created room.
+    Room(RoomRow),
+    /// A direct chat, and whether this op created it.
+    Direct {
+        /// The room.
+        room: RoomRow,
+        /// Created now (false: it existed).
+        created: bool,
+    },
+    /// A stored message.
+    Message(Message),
+    /// The read marker after the op.
+    ReadMarker(Seq),
+}
+
+type Completion = Box<dyn FnOnce(Result<Outcome, StorageError>) + Send>;
+
+struct Job {
+    op: WriteOp,
+    done: Completion,
+}
+
+/// The queue to the writer thread. Cloning is cheap.
+#[derive(Clone, Debug)]
+pub struct Writer {
+    queue: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.op.fmt(f)
+    }
+}
+
+impl Writer {
+    /// Queues `op`; `done` runs on the writer thread right after the op's transaction commits
+    /// (or fails). Keep `done` short and non-blocking: it delays the next batch.
+    pub async fn submit(
+        &self,
+        op: WriteOp,
+        done: impl FnOnce(Result<Outcome, StorageError>) + Send + 'static,
+    ) -> Result<(), StorageError> {
+        self.queue
+            .send(Job {
+                op,
+                done: Box::new(done),
+            })
+            .await
+            .map_err(|_| StorageError::Closed)
+    }
+
+    /// Queues `op` and waits for its outcome.
+    pub async fn write(&self, op: WriteOp) -> Result<Outcome, StorageError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(op, move |result| {
+            let _ = tx.send(result);
+        })
+        .await?;
+        rx.await.map_err(|_| StorageError::Closed)?
+    }
+}
+
+/// Starts the writer thread on `conn`. The thread ends once every [`Writer`] is dropped and the
+/// queue is drained.
+pub fn start(
+    conn: Connection,
+    latest_seqs: HashMap<RoomId, Seq>,
+) -> Result<(Writer, std::thread::JoinHandle<()>), StorageError> {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let thread = std::thread::Builder::new()
+        .name("chatroom-storage-writer".into())
+        .spawn(move || writer_loop(conn, rx, latest_seqs))?;
+    Ok((Writer { queue: tx }, thread))
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    mut queue: mpsc::Receiver<Job>,
+    mut seqs: HashMap<RoomId, Seq>,
+) {
+    let mut batch: Vec<Job> = Vec::with_capacity(64);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = run_batch(&mut conn, &batch, &mut seqs);
+        for (job, result) in batch.drain(..).zip(results) {
+            (job.done)(result);
+        }
+    }
+    tracing::debug!("storage writer stopped");
+}
+
+fn run_batch(
+    conn: &mut Connection,
+    batch: &[Job],
+    seqs: &mut HashMap<RoomId, Seq>,
+) -> Vec<Result<Outcome, StorageError>> {
+    let mut pending = SeqCounters {
+        committed: seqs,
+        pending: HashMap::new(),
+    };
+    let mut tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => {
+            let msg = e.to_string();
+            tracing::error!(error = %msg, "cannot begin a transaction");
+            return batch
+                .iter()
+                .map(|_| Err(StorageError::CommitFailed(msg.clone())))
+                .collect();
+        }
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        results.push(apply_in_savepoint(&mut tx, &job.op, &mut pending));
+    }
+    match tx.commit() {
+        Ok(()) => {
+            let SeqCounters { committed, pending } = pending;
+            committed.extend(pending);
+            results
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            tracing::error!(error = %msg, ops = batch.len(), "batch commit failed");
+            batch
+                .iter()
+                .map(|_| Err(StorageError::CommitFailed(msg.clone())))
+                .collect()
+        }
+    }
+}
+
+/// Committed seqs plus the ones assigned in the open transaction.
+pub(crate) struct SeqCounters<'a> {
+    committed: &'a mut HashMap<RoomId, Seq>,
+    pending: HashMap<RoomId, Seq>,
+}
+
+impl SeqCounters<'_> {
+    fn latest(&self, room: RoomId) -> Seq {
+        self.pending
+            .get(&room)
+            .or_else(|| self.committed.get(&room))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+fn apply_in_savepoint(
+    tx: &mut Transaction<'_>,
+    op: &WriteOp,
+    seqs: &mut SeqCounters<'_>,
+) -> Result<Outcome, StorageError> {
+    let sp = tx.savepoint()?;
+    let mut assigned = None;
+    let outcome = apply(&sp, op, seqs, &mut assigned)?;
+    sp.commit()?;
+    if let Some((room, seq)) = assigned {
+        seqs.pending.insert(room, seq);
+    }
+    Ok(outcome)
+}
+
+fn refused(code: ErrorCode, message: impl Into<String>) -> StorageError {
+    StorageError::Refused(ErrorBody::new(code, message))
+}
+
+fn apply(
+    conn: &Connection,
+    op: &WriteOp,
+    seqs: &SeqCounters<'_>,
+    assigned: &mut Option<(RoomId, Seq)>,
+) -> Result<Outcome, StorageError> {
+    let now = now_millis() as i64;
+    match op {
+        WriteOp::CreateUser {
+            name,
+            password_hash,
+            admin,
+        } => {
+            let key = crate::auth::name_key(name);
+            let is_admin = match admin {
+                AdminGrant::Yes => true,
+                AdminGrant::No => false,
+                AdminGrant::IfFirst => {
+                    let any: bool =
+                        conn.query_row("SELECT EXISTS (SELECT 1 FROM users)", [], |r| r.get(0))?;
+                    !any
+                }
+            };
+            let inserted = conn.execute(
+                "INSERT INTO users (name, name_key, password_hash, is_admin, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![name, key, password_hash, is_admin, now],
+            );
+            match inserted {
+                Err(e) if is_constraint(&e) => {
+                    return Err(refused(
+                        ErrorCode::UsernameTaken,
+                        format!("the name {name:?} is taken"),
+                    ));
+                }
+                other => other?,
+            };
+            let id = UserId(conn.last_insert_rowid() as u64);
+            conn.execute(
+                "INSERT INTO members (room_id, user_id, role, joined_at) \
+                 SELECT id, ?1, 0, ?2 FROM rooms WHERE name_key = 'public'",
+                params![id.0 as i64, now],
+            )?;
+            Ok(Outcome::User(UserRow {
+                id,
+                name: name.clone(),
+                name_key: key,
+                is_admin,
+            }))
+        }
+        WriteOp::CreateSession {
+            user,
+            token_hash,
+            device,
+        } => {
+            conn.execute(
+                "INSERT INTO sessions (token_hash, user_id, device, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![token_hash, user.0 as i64, device, now],
+            )?;
+            Ok(Outcome::Done)
+        }
+        WriteOp::DeleteSession { token_hash } => {
+            conn.execute(
+                "DELETE FROM sessions WHERE token_hash = ?1",
+                params![token_hash],
+            )?;
+            Ok(Outcome::Done)
+        }
+        WriteOp::ChangePassword {
+            user,
+            password_hash,
+            keep_session,
+        } => {
+            let changed = conn.execute(
+                "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+                params![password_hash, user.0 as i64],
+            )?;
+            if changed == 0 {
+                return Err(refused(ErrorCode::UserNotFound, "no such user"));
+            }
+            conn.execute(
+                "DELETE FROM sessions WHERE user_id = ?1 AND token_hash IS NOT ?2",
+                params![user.0 as i64, keep_session],
+            )?;
+            Ok(Outcome::Done)
+        }
+        WriteOp::CreateRoom { name, kind, owner } => {
+            let inserted = conn.execute(
+                "INSERT INTO rooms (kind, name, name_key, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![kind_to_sql(*kind), name, crate::auth::name_key(name), owner.0 as i64, now],
+            );
+            match inserted {
+                Err(e) if is_constraint(&e) => {
+                    return Err(refused(
+                        ErrorCode::RoomNameTaken,
+                        format!("a room named {name:?} exists"),
+                    ));
+                }
+                other => other?,
+            };
+            let id = RoomId(conn.last_insert_rowid() as u64);
+            add_member(conn, id, *owner, RoomRole::Owner, now)?;
+            Ok(Outcome::Room(RoomRow {
+                id,
+                kind: *kind,
+                name: name.clone(),
+                topic: String::new(),
+            }))
+        }
+        WriteOp::AddMember { room, user, role } => {
+            let added = conn.execute(
+                "INSERT OR IGNORE INTO members (room_id, user_id, role, last_read_seq, joined_at) \
+                 VALUES (?1, ?2, ?3, 0, ?4)",
+                params![room.0 as i64, user.0 as i64, role_to_sql(*role), now],
+            )?;
+            if added == 0 {
+                return Err(refused(ErrorCode::AlreadyMember, "already a member"));
+            }
+            Ok(Outcome::Done)
+        }
+        WriteOp::RemoveMember { room, user } => {
+            let removed = conn.execute(
+                "DELETE FROM members WHERE room_id = ?1 AND user_id = ?2",
+                params![room.0 as i64, user.0 as i64],
+            )?;
+            if removed == 0 {
+                return Err(refused(ErrorCode::NotMember, "not a member of that room"));
+            }
+            conn.execute(
+                "DELETE FROM mentions WHERE room_id = ?1 AND user_id = ?2",
+                params![room.0 as i64, user.0 as i64],
+            )?;
+            Ok(Outcome::Done)
+        }
+        WriteOp::SetTopic { room, topic } => {
+            conn.execute(
+                "UPDATE rooms SET topic = ?1 WHERE id = ?2",
+                params![topic, room.0 as i64],
+            )?;
+            Ok(Outcome::Done)
+        }
+        WriteOp::OpenDirect { a, b } => {
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            let key = format!("{lo}:{hi}");
+            let existing: Option<(i64, String)> = conn
+                .query_row(
+                    "SELECT id, topic FROM rooms WHERE direct_key = ?1",
+                    params![key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let (id, topic, created) = match existing {
+                Some((id, topic)) => (RoomId(id as u64), topic, false),
+                None => {
+                    conn.execute(
+                        "INSERT INTO rooms (kind, direct_key, created_by, created_at) VALUES (?1, ?2, ?3, ?4)",
+                        params![kind_to_sql(RoomKind::Direct), key, a.0 as i64, now],
+                    )?;
+                    let id = RoomId(conn.last_insert_rowid() as u64);
+                    add_member(conn, id, *lo, RoomRole::Member, now)?;
+                    if lo != hi {
+                        add_member(conn, id, *hi, RoomRole::Member, now)?;
+                    }
+                    (id, String::new(), true)
+                }
+            };
+            Ok(Outcome::Direct {
+                room: RoomRow {
+                    id,
+                    kind: RoomKind::Direct,
+                    name: String::new(),
+                    topic,
+                },
+                created,
+            })
+        }
+        WriteOp::InsertMessage {
+            room,
+            sender,
+            sender_name,
+            kind,
+            text,
+            mentions,
+        } => {
+            let seq = seqs.latest(*room) + 1;
+            conn.prepare_cached(
+                "INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                room.0 as i64,
+                seq as i64,
+                sender.0 as i64,
+                sender_name,
+                now,
+                message_kind_to_sql(*kind),
+                text
+            ])?;
+            let id = MessageId(conn.last_insert_rowid() as u64);
+            if !mentions.is_empty() {
+                let mut stmt = conn.prepare_cached(
+                    "INSERT OR IGNORE INTO mentions (user_id, room_id, seq) VALUES (?1, ?2, ?3)",
+                )?;
+                for user in mentions {
+                    stmt.execute(params![user.0 as i64, room.0 as i64, seq as i64])?;
+                }
+            }
+            if *kind == MessageKind::Text {
+                conn.prepare_cached(
+                    "UPDATE members SET last_read_seq = ?1 WHERE room_id = ?2 AND user_id = ?3",
+                )?
+                .execute(params![seq as i64, room.0 as i64, sender.0 as i64])?;
+            }
+            *assigned = Some((*room, seq));
+            Ok(Outcome::Message(Message {
+                id,
+                room: *room,
+                seq,
+                sender: *sender,
+                sender_name: sender_name.clone(),
+                ts: now as UnixMillis,
+                kind: *kind,
+                text: text.clone(),
+            }))
+        }
+        WriteOp::MarkRead { room, user, seq } => {
+            let seq = (*seq).min(seqs.latest(*room));
+            conn.prepare_cached(
+                "UPDATE members SET last_read_seq = MAX(last_read_seq, ?1) WHERE room_id = ?2 AND user_id = ?3",
+            )?
+            .execute(params![seq as i64, room.0 as i64, user.0 as i64])?;
+            let marker: Option<i64> = conn
+                .query_row(
+                    "SELECT last_read_seq FROM members WHERE room_id = ?1 AND user_id = ?2",
+                    params![room.0 as i64, user.0 as i64],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match marker {
+                Some(m) => Ok(Outcome::ReadMarker(m as Seq)),
+                None => Err(refused(ErrorCode::NotMember, "not a member of that room")),
+            }
+        }
+        WriteOp::DeleteUser { user } => {
+            conn.execute(
+                "DELETE FROM mentions WHERE user_id = ?1",
+                params![user.0 as i64],
+            )?;
+            let deleted =
+                conn.execute("DELETE FROM users WHERE id = ?1", params![user.0 as i64])?;
+            if deleted == 0 {
+                return Err(refused(ErrorCode::UserNotFound, "no such user"));
+            }
+            Ok(Outcome::Done)
+        }
+        WriteOp::SetAdmin { user, admin } => {
+            let changed = conn.execute(
+                "UPDATE users SET is_admin = ?1 WHERE id = ?2",
+                params![admin, user.0 as i64],
+            )?;
+            if changed == 0 {
+                return Err(refused(ErrorCode::UserNotFound, "no such user"));
+            }
+            Ok(Outcome::Done)
+        }
+    }
+}
+
+fn add_member(
+    conn: &Connection,
+    room: RoomId,
+    user: UserId,
+    role: RoomRole,
+    now: i64,
+) -> Result<(), StorageError> {
+    conn.execute(
+        "INSERT INTO members (room_id, user_id, role, last_read_seq, joined_at) VALUES (?1, ?2, ?3, 0, ?4)",
+        params![room.0 as i64, user.0 as i64, role_to_sql(role), now],
+    )?;
+    Ok(())
+}
+
+/// Applies one op directly on `conn` in its own transaction, for the offline admin commands
+/// (the server is not running, so there is no writer thread and no seq to keep).
+pub fn apply_offline(conn: &mut Connection, op: &WriteOp) -> Result<Outcome, StorageError> {
+    let mut latest = HashMap::new();
+    let seqs = SeqCounters {
+        committed: &mut latest,
+        pending: HashMap::new(),
+    };
+    let tx = conn.transaction()?;
+    let mut assigned = None;
+    let outcome = apply(&tx, op, &seqs, &mut assigned)?;
+    tx.commit()?;
+    Ok(outcome)
+}
