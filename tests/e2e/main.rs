@@ -1,0 +1,11 @@
+//! End-to-end tests: a real server on 127.0.0.1:0 with a temporary data directory, real clients
+//! over TCP. One module per area.
+
+mod support;
+
+mod accounts;
+mod durability;
+mod hostile;
+mod messages;
+mod presence;
+mod rooms;

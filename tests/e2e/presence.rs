@@ -1,0 +1,122 @@
+//! Presence, typing and heartbeats.
+
+use crate::support::*;
+use chatroom_protocol::{ClientFrame, ErrorCode, Event, PresenceStatus, ServerFrame};
+
+#[tokio::test]
+async fn presence_changes_reach_those_who_share_a_room() {
+    let server = TestServer::start().await;
+    let (mut alice, _) = server.user("alice").await;
+    let (bob, bob_session) = server.user("bob").await;
+    let bob_id = bob_session.user.id;
+    let status_of_bob = |e: Event| match e {
+        Event::Presence(updates) => updates.into_iter().find(|u| u.user == bob_id),
+        _ => None,
+    };
+    assert_eq!(
+        expect_event(&mut alice, status_of_bob).await.status,
+        PresenceStatus::Online
+    );
+
+    bob.set_presence(PresenceStatus::Away, Some("lunch".into()))
+        .await
+        .expect("away");
+    let update = expect_event(&mut alice, status_of_bob).await;
+    assert_eq!(
+        (update.status, update.status_message.as_deref()),
+        (PresenceStatus::Away, Some("lunch"))
+    );
+    let listed = alice.list_users().await.expect("users");
+    let bob_listed = listed
+        .iter()
+        .find(|u| u.user.id == bob_id)
+        .expect("bob listed");
+    assert_eq!(bob_listed.status, PresenceStatus::Away);
+    assert_eq!(
+        code_of(bob.set_presence(PresenceStatus::Offline, None).await),
+        ErrorCode::BadRequest
+    );
+
+    drop(bob);
+    assert_eq!(
+        expect_event(&mut alice, status_of_bob).await.status,
+        PresenceStatus::Offline
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn typing_reaches_the_room_but_is_rate_limited_and_not_stored() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (mut bob, _) = server.user("bob").await;
+    let public = alice.my_rooms().await.expect("rooms")[0].id;
+    for _ in 0..5 {
+        alice.typing(public).await.expect("typing");
+    }
+    let marker = alice
+        .send_message(public, "done typing")
+        .await
+        .expect("send");
+    let mut typing_events = 0;
+    loop {
+        match expect_event(&mut bob, Some).await {
+            Event::Typing { username, .. } => {
+                assert_eq!(username, "alice");
+                typing_events += 1;
+            }
+            Event::Message(m) if m.seq == marker.seq => break,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        typing_events, 1,
+        "bursts of typing notices are forwarded once"
+    );
+    let history = bob
+        .history(public, chatroom_protocol::HistoryAnchor::Latest, 10)
+        .await
+        .expect("history");
+    assert_eq!(history.messages.len(), 1, "typing is never stored");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn quiet_connections_are_pinged_and_dead_ones_dropped() {
+    let server = TestServer::start_with(|c| {
+        c.limits.heartbeat_interval_secs = 1;
+        c.limits.idle_timeout_secs = 3;
+    })
+    .await;
+    // A client that answers pings stays connected past the idle timeout.
+    let (alive, _) = server.user("alive").await;
+
+    let mut silent = RawConn::handshaken(server.addr).await;
+    let mut pings = 0;
+    let mut closing_error = None;
+    while let Some(frame) = silent.recv().await {
+        match frame {
+            ServerFrame::Ping { .. } => pings += 1,
+            ServerFrame::Error(e) => closing_error = Some(e.code),
+            _ => {}
+        }
+    }
+    assert!(pings >= 1, "the server pinged before giving up");
+    assert_eq!(closing_error, Some(ErrorCode::IdleTimeout));
+    alive
+        .ping()
+        .await
+        .expect("the answering client is still connected");
+
+    // Any frame counts as a sign of life, including a Pong.
+    let mut responsive = RawConn::handshaken(server.addr).await;
+    for _ in 0..4 {
+        match responsive.recv().await {
+            Some(ServerFrame::Ping { nonce }) => {
+                responsive.send(&ClientFrame::Pong { nonce }).await
+            }
+            other => panic!("expected a ping, got {other:?}"),
+        }
+    }
+    server.stop().await;
+}

@@ -1,0 +1,251 @@
+//! Rooms, invitations, direct chats and their privacy.
+
+use crate::support::*;
+use chatroom_protocol::{
+    ErrorCode, Event, HistoryAnchor, LeaveReason, PresenceStatus, RoomKind, RoomRole, Visibility,
+};
+
+#[tokio::test]
+async fn everyone_is_in_public_and_rooms_can_be_created_joined_and_left() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (mut bob, _) = server.user("bob").await;
+
+    let rooms = alice.my_rooms().await.expect("rooms");
+    assert_eq!(rooms.len(), 1);
+    assert_eq!(rooms[0].name, "public");
+    assert_eq!(rooms[0].member_count, 2);
+
+    let dev = alice
+        .create_room("dev", Visibility::Public)
+        .await
+        .expect("create");
+    assert_eq!(dev.my_role, Some(RoomRole::Owner));
+    assert_eq!(
+        code_of(alice.create_room("DEV", Visibility::Public).await),
+        ErrorCode::RoomNameTaken
+    );
+    assert_eq!(
+        code_of(alice.create_room(" bad", Visibility::Public).await),
+        ErrorCode::InvalidRoomName
+    );
+
+    let public: Vec<String> = bob
+        .public_rooms()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(public, ["dev", "public"]);
+    let joined = bob
+        .join_room("Dev")
+        .await
+        .expect("join by name in any case");
+    assert_eq!(joined.id, dev.id);
+    assert_eq!(joined.my_role, Some(RoomRole::Member));
+
+    let info = alice.room_info(dev.id).await.expect("info");
+    let members: Vec<(&str, RoomRole, PresenceStatus)> = info
+        .members
+        .iter()
+        .map(|m| (m.user.username.as_str(), m.role, m.status))
+        .collect();
+    assert_eq!(
+        members,
+        [
+            ("alice", RoomRole::Owner, PresenceStatus::Online),
+            ("bob", RoomRole::Member, PresenceStatus::Online)
+        ]
+    );
+
+    alice
+        .set_topic(dev.id, "shipping 1.0")
+        .await
+        .expect("owner sets topic");
+    expect_event(&mut bob, |e| match e {
+        Event::TopicChanged { room, topic, by } if room == dev.id => Some((topic, by)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        code_of(bob.set_topic(dev.id, "mine now").await),
+        ErrorCode::Forbidden
+    );
+
+    bob.leave_room(dev.id).await.expect("leave");
+    assert_eq!(
+        code_of(bob.send_message(dev.id, "hello?").await),
+        ErrorCode::NotMember
+    );
+    assert_eq!(bob.my_rooms().await.expect("rooms").len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn private_rooms_are_invisible_to_outsiders_until_invited() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (mut bob, _) = server.user("bob").await;
+    let (carol, _) = server.user("carol").await;
+
+    let secret = alice
+        .create_room("secret", Visibility::Private)
+        .await
+        .expect("create");
+    alice
+        .send_message(secret.id, "the plan")
+        .await
+        .expect("send");
+
+    assert!(
+        carol
+            .public_rooms()
+            .await
+            .expect("list")
+            .iter()
+            .all(|r| r.name != "secret")
+    );
+    assert_eq!(
+        code_of(carol.join_room("secret").await),
+        ErrorCode::RoomNotFound
+    );
+    assert_eq!(
+        code_of(carol.history(secret.id, HistoryAnchor::Latest, 50).await),
+        ErrorCode::RoomNotFound
+    );
+    assert_eq!(
+        code_of(carol.room_info(secret.id).await),
+        ErrorCode::RoomNotFound
+    );
+    assert_eq!(
+        code_of(carol.invite(secret.id, "carol").await),
+        ErrorCode::RoomNotFound
+    );
+
+    alice.invite(secret.id, "bob").await.expect("owner invites");
+    let added = expect_event(&mut bob, |e| match e {
+        Event::RoomUpdated(r) if r.id == secret.id => Some(r),
+        _ => None,
+    })
+    .await;
+    assert_eq!(added.kind, RoomKind::Private);
+    assert_eq!(added.unread, 1, "the invitee sees what was said before");
+    let page = bob
+        .history(secret.id, HistoryAnchor::Latest, 50)
+        .await
+        .expect("member reads");
+    assert_eq!(page.messages[0].text, "the plan");
+    assert_eq!(
+        code_of(bob.invite(secret.id, "carol").await),
+        ErrorCode::Forbidden,
+        "a plain member may not invite to a private room"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn direct_messages_are_private_and_listed_for_both() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (mut bob, _) = server.user("bob").await;
+    let (carol, _) = server.user("carol").await;
+
+    let sent = alice.send_direct("bob", "psst, bob").await.expect("dm");
+    let got = expect_message(&mut bob, "psst, bob").await;
+    assert_eq!(got.room, sent.room);
+    assert_eq!(got.sender_name, "alice");
+
+    let alice_dm = alice
+        .my_rooms()
+        .await
+        .expect("rooms")
+        .into_iter()
+        .find(|r| r.id == sent.room)
+        .expect("listed for alice");
+    assert_eq!(
+        (alice_dm.kind, alice_dm.name.as_str()),
+        (RoomKind::Direct, "bob")
+    );
+    let bob_dm = bob
+        .my_rooms()
+        .await
+        .expect("rooms")
+        .into_iter()
+        .find(|r| r.id == sent.room)
+        .expect("listed for bob");
+    assert_eq!((bob_dm.name.as_str(), bob_dm.unread), ("alice", 1));
+
+    // The same pair always gets the same chat.
+    assert_eq!(bob.open_direct("ALICE").await.expect("open").id, sent.room);
+
+    assert_eq!(
+        code_of(carol.history(sent.room, HistoryAnchor::Latest, 50).await),
+        ErrorCode::RoomNotFound
+    );
+    assert_eq!(
+        code_of(carol.send_message(sent.room, "me too").await),
+        ErrorCode::RoomNotFound
+    );
+    assert_eq!(
+        code_of(alice.invite(sent.room, "carol").await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code_of(alice.leave_room(sent.room).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code_of(alice.open_direct("nobody").await),
+        ErrorCode::UserNotFound
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn moderators_can_kick_and_the_kicked_are_told() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (mut bob, bob_session) = server.user("bob").await;
+    let room = alice
+        .create_room("ops", Visibility::Public)
+        .await
+        .expect("create");
+    bob.join_room("ops").await.expect("join");
+    assert_eq!(
+        code_of(bob.kick(room.id, "alice", None).await),
+        ErrorCode::Forbidden
+    );
+    alice
+        .kick(room.id, "bob", Some("spam".into()))
+        .await
+        .expect("kick");
+    let (by, reason) = expect_event(&mut bob, |e| match e {
+        Event::Kicked {
+            room: r,
+            by,
+            reason,
+            ..
+        } if r == room.id => Some((by, reason)),
+        _ => None,
+    })
+    .await;
+    assert_eq!((by.as_str(), reason.as_deref()), ("alice", Some("spam")));
+    let left = expect_event(&mut bob, |e| match e {
+        Event::MemberLeft {
+            room: r,
+            user,
+            reason,
+            ..
+        } if r == room.id => Some((user, reason)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(left.0, bob_session.user.id);
+    assert!(matches!(left.1, LeaveReason::Kicked { .. }));
+    assert_eq!(
+        code_of(bob.send_message(room.id, "still here?").await),
+        ErrorCode::NotMember
+    );
+    server.stop().await;
+}
