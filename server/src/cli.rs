@@ -264,6 +264,7 @@ fn init_logging(filter: Option<&str>) {
         .unwrap_or_else(|| "info".to_string());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -362,4 +363,62 @@ fn user_command(data_dir: &Path, command: UserCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let cli = Cli::try_parse_from(["chatroom-server"]).expect("parse");
+        let (config, listen) = resolve_config(&cli.settings).expect("resolve");
+        assert_eq!(listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.data_dir, PathBuf::from("chatroom-data"));
+        assert_eq!(config.registration, RegistrationPolicy::Open);
+        assert_eq!(config.limits.max_message_chars, 4000);
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("server.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nserver_name = \"from file\"\nregistration = \"closed\"\n\
+             [limits]\nmax_message_chars = 500\nmessages_per_second = 7\n",
+        )
+        .expect("write");
+        let path = file.to_str().expect("utf-8 path");
+        let cli = Cli::try_parse_from([
+            "chatroom-server",
+            "--config",
+            path,
+            "--server-name",
+            "from flag",
+            "--max-message-chars",
+            "900",
+        ])
+        .expect("parse");
+        let (config, listen) = resolve_config(&cli.settings).expect("resolve");
+        assert_eq!(listen.to_string(), "127.0.0.1:9000", "file over default");
+        assert_eq!(config.server_name, "from flag", "flag over file");
+        assert_eq!(config.registration, RegistrationPolicy::Closed);
+        assert_eq!(config.limits.max_message_chars, 900, "flag over file");
+        assert_eq!(config.limits.messages_per_second, 7, "file over default");
+        assert_eq!(
+            config.limits.idle_timeout_secs, 90,
+            "unset keys keep defaults"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_errors() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("server.toml");
+        std::fs::write(&file, "[limits]\nmax_mesage_chars = 5\n").expect("write");
+        let path = file.to_str().expect("utf-8 path");
+        let cli = Cli::try_parse_from(["chatroom-server", "--config", path]).expect("parse");
+        assert!(resolve_config(&cli.settings).is_err());
+    }
 }

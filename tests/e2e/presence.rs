@@ -120,3 +120,49 @@ async fn quiet_connections_are_pinged_and_dead_ones_dropped() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_burst_of_logins_is_coalesced_into_few_presence_events() {
+    const USERS: usize = 40;
+    let server = TestServer::start().await;
+    let (mut observer, _) = server.user("observer").await;
+    let mut tokens = Vec::new();
+    for i in 0..USERS {
+        let (client, session) = server.user(&format!("user{i}")).await;
+        tokens.push(session.token);
+        drop(client);
+    }
+    // Let the registrations' presence changes settle, then start counting.
+    let marker = observer.my_rooms().await.expect("rooms")[0].id;
+    let (writer, _) = server.user("marker").await;
+    writer.send_message(marker, "start").await.expect("send");
+    expect_message(&mut observer, "start").await;
+
+    // Everyone comes back at once (resuming costs no password hashing).
+    let mut resumed = Vec::new();
+    for token in &tokens {
+        let client = server.connect().await;
+        client.resume(token).await.expect("resume");
+        resumed.push(client);
+    }
+    let mut online = std::collections::HashSet::new();
+    let mut events = 0;
+    while online.len() < USERS {
+        let updates = expect_event(&mut observer, |e| match e {
+            Event::Presence(updates) => Some(updates),
+            _ => None,
+        })
+        .await;
+        events += 1;
+        for u in updates {
+            if u.status == PresenceStatus::Online && u.username.starts_with("user") {
+                online.insert(u.user);
+            }
+        }
+    }
+    assert!(
+        events < USERS / 2,
+        "{USERS} logins reached the observer in {events} presence events"
+    );
+    server.stop().await;
+}

@@ -1,0 +1,344 @@
+//! The `chatroom` command line. Every subcommand takes `--server` and `--user` (or
+//! `CHATROOM_SERVER` / `CHATROOM_USER`, or the config file), prints plain text or, with
+//! `--json`, one JSON object per line, and exits non-zero with one line on stderr on failure.
+
+use anyhow::{Context, anyhow, bail};
+use chatroom_protocol::client::Client;
+use chatroom_protocol::{Event, HistoryAnchor, Message, RoomId, RoomKind, RoomSummary, Seq};
+use clap::{Args, Parser, Subcommand};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use crate::login::{self, connect_logged_in};
+use crate::output;
+use crate::settings::{self, Settings};
+
+/// Chat-Room client. Subcommands make it scriptable from a shell.
+#[derive(Debug, Parser)]
+#[command(name = "chatroom", version, about, long_about = None, arg_required_else_help = true)]
+pub struct Cli {
+    /// Server address [default: 127.0.0.1:8888]
+    #[arg(long, env = "CHATROOM_SERVER", value_name = "HOST:PORT", global = true)]
+    pub server: Option<String>,
+    /// Account name
+    #[arg(long, env = "CHATROOM_USER", value_name = "NAME", global = true)]
+    pub user: Option<String>,
+    /// Read the password from the first line of this file (otherwise CHATROOM_PASSWORD, or a
+    /// prompt)
+    #[arg(long, value_name = "FILE", global = true)]
+    pub password_file: Option<PathBuf>,
+    /// Config file [default: ~/.config/chatroom/config.toml]
+    #[arg(long, env = "CHATROOM_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which room a command is about.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct Target {
+    /// A room by name (one you are a member of)
+    #[arg(long, value_name = "ROOM")]
+    pub room: Option<String>,
+    /// A direct chat with this user
+    #[arg(long, value_name = "USER")]
+    pub to: Option<String>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an account (and keep its session for later commands).
+    Register,
+    /// Log in and keep the session, so later commands need no password.
+    Login,
+    /// Log out: end the kept session on the server and forget it here.
+    Logout,
+    /// Send a message; exits 0 once the server has stored it.
+    Send {
+        /// Where to send.
+        #[command(flatten)]
+        target: Target,
+        /// The text; read from standard input when omitted or "-".
+        text: Vec<String>,
+        /// Print the acknowledgement as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a room's messages as they arrive.
+    Tail {
+        /// Which room.
+        #[command(flatten)]
+        target: Target,
+        /// First print what came after this seq (0 for everything).
+        #[arg(long, value_name = "SEQ")]
+        since: Option<Seq>,
+        /// Exit after this many messages.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a room's latest messages, oldest first.
+    History {
+        /// Which room.
+        #[command(flatten)]
+        target: Target,
+        /// How many messages.
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: u32,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List my rooms and direct chats with unread counts.
+    Rooms {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every user with presence.
+    Users {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs the command line; the binary's `main`.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = settings::resolve(cli.server, cli.user, cli.password_file, cli.config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(cli.command, settings))
+}
+
+fn print_line(line: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Register => register(&settings).await,
+        Command::Login => {
+            let (_client, session) = connect_logged_in(&settings).await?;
+            print_line(&format!("logged in as {}", session.user.username))
+        }
+        Command::Logout => logout(&settings).await,
+        Command::Send { target, text, json } => send(&settings, &target, text, json).await,
+        Command::Tail {
+            target,
+            since,
+            count,
+            json,
+        } => tail(&settings, &target, since, count, json).await,
+        Command::History {
+            target,
+            limit,
+            json,
+        } => history(&settings, &target, limit, json).await,
+        Command::Rooms { json } => {
+            let (client, _) = connect_logged_in(&settings).await?;
+            for room in client.my_rooms().await? {
+                if json {
+                    print_line(&output::room_json(&room).to_string())?;
+                } else {
+                    print_line(&output::room_line(&room))?;
+                }
+            }
+            Ok(())
+        }
+        Command::Users { json } => {
+            let (client, _) = connect_logged_in(&settings).await?;
+            for user in client.list_users().await? {
+                if json {
+                    print_line(&output::user_json(&user).to_string())?;
+                } else {
+                    print_line(&output::user_line(&user))?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn register(settings: &Settings) -> anyhow::Result<()> {
+    let user = login::user_name(settings)?;
+    let password = login::password(settings, true)?;
+    let client = login::connect(settings).await?;
+    let session = client
+        .register(user, &password)
+        .await
+        .with_context(|| format!("cannot register {user}"))?;
+    login::remember(settings, &session);
+    print_line(&format!(
+        "registered {}{}",
+        session.user.username,
+        if session.user.is_admin {
+            " (server admin)"
+        } else {
+            ""
+        }
+    ))
+}
+
+async fn logout(settings: &Settings) -> anyhow::Result<()> {
+    let (client, session) = connect_logged_in(settings).await?;
+    client.logout().await?;
+    if let Some(dir) = &settings.data_dir {
+        crate::session_store::SessionStore::new(dir)
+            .remove(&settings.server, &session.user.username);
+    }
+    print_line(&format!("logged out {}", session.user.username))
+}
+
+/// Finds the room a command names: a room I am in by name, or the direct chat with a user.
+async fn resolve_target(client: &Client, target: &Target) -> anyhow::Result<RoomSummary> {
+    if let Some(user) = &target.to {
+        return client
+            .open_direct(user)
+            .await
+            .with_context(|| format!("cannot open a direct chat with {user}"));
+    }
+    let name = target
+        .room
+        .as_deref()
+        .ok_or_else(|| anyhow!("say --room ROOM or --to USER"))?;
+    let name = name.strip_prefix('#').unwrap_or(name);
+    let rooms = client.my_rooms().await?;
+    rooms
+        .into_iter()
+        .filter(|r| r.kind != RoomKind::Direct)
+        .find(|r| r.name.to_lowercase() == name.to_lowercase())
+        .ok_or_else(|| anyhow!("you are not in a room named {name:?} (see `chatroom rooms`)"))
+}
+
+async fn send(
+    settings: &Settings,
+    target: &Target,
+    text: Vec<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let text = if text.is_empty() || text == ["-"] {
+        let mut input = String::new();
+        std::io::stdin()
+            .read_to_string(&mut input)
+            .context("cannot read the message from standard input")?;
+        input.trim_end_matches(['\n', '\r']).to_string()
+    } else {
+        text.join(" ")
+    };
+    let (client, _) = connect_logged_in(settings).await?;
+    let room = resolve_target(&client, target).await?;
+    let sent = client
+        .send_message(room.id, text)
+        .await
+        .context("the message was not sent")?;
+    if json {
+        print_line(&output::sent_json(&room.name, &sent).to_string())?;
+    }
+    Ok(())
+}
+
+fn print_message(room: &str, message: &Message, json: bool) -> anyhow::Result<()> {
+    if json {
+        print_line(&output::message_json(room, message).to_string())
+    } else {
+        print_line(&output::message_line(room, message))
+    }
+}
+
+async fn history(
+    settings: &Settings,
+    target: &Target,
+    limit: u32,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (client, _) = connect_logged_in(settings).await?;
+    let room = resolve_target(&client, target).await?;
+    // Pages come newest-first from the anchor backwards; collect, then print oldest first.
+    let mut pages: Vec<Vec<Message>> = Vec::new();
+    let mut wanted = limit;
+    let mut anchor = HistoryAnchor::Latest;
+    while wanted > 0 {
+        let page = client.history(room.id, anchor, wanted).await?;
+        let Some(first) = page.messages.first() else {
+            break;
+        };
+        anchor = HistoryAnchor::Before(first.seq);
+        wanted = wanted.saturating_sub(page.messages.len() as u32);
+        let more = page.has_more;
+        pages.push(page.messages);
+        if !more {
+            break;
+        }
+    }
+    for message in pages.iter().rev().flatten() {
+        print_message(&room.name, message, json)?;
+    }
+    Ok(())
+}
+
+async fn tail(
+    settings: &Settings,
+    target: &Target,
+    since: Option<Seq>,
+    count: Option<u64>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (mut client, _) = connect_logged_in(settings).await?;
+    let room = resolve_target(&client, target).await?;
+    let names: HashMap<RoomId, String> = HashMap::from([(room.id, room.name.clone())]);
+    let mut printed = 0u64;
+    let done = |printed: u64| count.is_some_and(|n| printed >= n);
+    if done(0) {
+        return Ok(());
+    }
+    // Events flow from login on; what was said before that comes from history, and the seq
+    // keeps the two from overlapping.
+    let mut last_seq = room.latest_seq;
+    if let Some(since) = since {
+        last_seq = since;
+        loop {
+            let page = client
+                .history(room.id, HistoryAnchor::After(last_seq), 200)
+                .await?;
+            for message in &page.messages {
+                print_message(&room.name, message, json)?;
+                last_seq = message.seq;
+                printed += 1;
+                if done(printed) {
+                    return Ok(());
+                }
+            }
+            if !page.has_more {
+                break;
+            }
+        }
+    }
+    while let Some(event) = client.next_event().await {
+        match event {
+            Event::Message(message) if message.room == room.id && message.seq > last_seq => {
+                let name = names.get(&message.room).map_or("?", String::as_str);
+                print_message(name, &message, json)?;
+                last_seq = message.seq;
+                printed += 1;
+                if done(printed) {
+                    return Ok(());
+                }
+            }
+            Event::ServerShutdown { reason } => bail!("the server is shutting down: {reason}"),
+            _ => {}
+        }
+    }
+    bail!("the connection to {} was closed", settings.server)
+}

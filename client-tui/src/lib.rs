@@ -1,0 +1,20 @@
+//! # chatroom-tui
+//!
+//! The `chatroom` client. Today it is the scriptable half: headless subcommands that print plain
+//! text or JSON lines and exit non-zero with one clear line on failure.
+//!
+//! - [`cli`]: the command line and the subcommands.
+//! - [`settings`]: server and user from flags, `CHATROOM_*` variables or
+//!   `~/.config/chatroom/config.toml`.
+//! - [`login`]: connecting, resuming a saved session, or logging in with a password from a
+//!   file, the environment or a prompt.
+//! - [`session_store`]: session tokens kept in the user's data dir with 0600 permissions.
+//! - [`output`]: plain and JSON renderings of messages, rooms and users.
+
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod login;
+pub mod output;
+pub mod session_store;
+pub mod settings;

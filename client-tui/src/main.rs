@@ -1,0 +1,13 @@
+//! `chatroom`: see `chatroom_tui::cli` for the command line.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match chatroom_tui::cli::main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chatroom: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

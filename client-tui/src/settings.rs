@@ -1,0 +1,83 @@
+//! Where to connect and as whom: flags > `CHATROOM_*` environment > config file > defaults.
+//!
+//! The config file is `~/.config/chatroom/config.toml` (or under `$XDG_CONFIG_HOME`), or the
+//! file named by `--config`:
+//!
+//! ```toml
+//! server = "chat.office.lan:8888"
+//! user = "alice"
+//! ```
+
+use anyhow::Context;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The server used when nothing says otherwise.
+pub const DEFAULT_SERVER: &str = "127.0.0.1:8888";
+
+/// The resolved settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `HOST:PORT` of the server.
+    pub server: String,
+    /// The account name, if known.
+    pub user: Option<String>,
+    /// A file holding the password (first line).
+    pub password_file: Option<PathBuf>,
+    /// Where session tokens are kept.
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ConfigFile {
+    server: Option<String>,
+    user: Option<String>,
+    password_file: Option<PathBuf>,
+}
+
+fn home_dir_join(xdg_var: &str, fallback: &str) -> Option<PathBuf> {
+    std::env::var_os(xdg_var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(fallback)))
+        .map(|dir| dir.join("chatroom"))
+}
+
+/// `~/.config/chatroom` (or `$XDG_CONFIG_HOME/chatroom`).
+pub fn config_dir() -> Option<PathBuf> {
+    home_dir_join("XDG_CONFIG_HOME", ".config")
+}
+
+/// `~/.local/share/chatroom` (or `$XDG_DATA_HOME/chatroom`).
+pub fn data_dir() -> Option<PathBuf> {
+    home_dir_join("XDG_DATA_HOME", ".local/share")
+}
+
+/// Combines what the command line (flags and environment, already merged by clap) gave with the
+/// config file and the defaults.
+pub fn resolve(
+    server: Option<String>,
+    user: Option<String>,
+    password_file: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<Settings> {
+    let explicit = config.is_some();
+    let path = config.or_else(|| config_dir().map(|d| d.join("config.toml")));
+    let file = match path {
+        Some(path) if explicit || path.exists() => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("bad config file {}", path.display()))?
+        }
+        _ => ConfigFile::default(),
+    };
+    Ok(Settings {
+        server: server
+            .or(file.server)
+            .unwrap_or_else(|| DEFAULT_SERVER.to_string()),
+        user: user.or(file.user),
+        password_file: password_file.or(file.password_file),
+        data_dir: data_dir(),
+    })
+}

@@ -1,0 +1,42 @@
+//! An echo bot on the `chatroom-protocol` client: it logs in (registering on first run),
+//! joins a room, and answers every message that mentions it.
+//!
+//! ```text
+//! cargo run --example echo_bot -- 127.0.0.1:8888 echo-bot public
+//! ```
+//! The password comes from `CHATROOM_PASSWORD` (default: "echo-bot-password").
+
+use chatroom_protocol::{Event, MessageKind, client::Client};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let server = args.next().unwrap_or_else(|| "127.0.0.1:8888".into());
+    let name = args.next().unwrap_or_else(|| "echo-bot".into());
+    let room_name = args.next().unwrap_or_else(|| "public".into());
+    let password =
+        std::env::var("CHATROOM_PASSWORD").unwrap_or_else(|_| "echo-bot-password".into());
+
+    let mut client = Client::connect(&server, "echo-bot").await?;
+    let me = match client.login(&name, &password).await {
+        Ok(session) => session.user,
+        Err(_) => client.register(&name, &password).await?.user,
+    };
+    let room = client.join_room(&room_name).await?;
+    println!("{} is listening in {}", me.username, room.name);
+
+    let mention = format!("@{}", me.username.to_lowercase());
+    while let Some(event) = client.next_event().await {
+        let Event::Message(message) = event else {
+            continue;
+        };
+        let for_me = message.kind == MessageKind::Text
+            && message.sender != me.id
+            && message.text.to_lowercase().contains(&mention);
+        if for_me {
+            let reply = format!("{} said: {}", message.sender_name, message.text);
+            client.send_message(message.room, reply).await?;
+        }
+    }
+    Ok(())
+}

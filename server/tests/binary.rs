@@ -1,0 +1,234 @@
+//! Tests of the real `chatroom-server` binary: kill -9 durability, and the offline admin
+//! commands. (They live here because Cargo hands a binary's path only to its own package's
+//! tests; everything else end-to-end is in the workspace's `tests/`.)
+
+use chatroom_protocol::client::Client;
+use chatroom_protocol::{HistoryAnchor, RoomId};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const PASSWORD: &str = "correct horse battery";
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_chatroom-server"))
+}
+
+/// Starts the server on an ephemeral port and returns it with the address it printed.
+fn start_server(data_dir: &Path) -> (Child, SocketAddr) {
+    let mut child = binary()
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args([
+            "--messages-per-second",
+            "100000",
+            "--message-burst",
+            "100000",
+        ])
+        .env("CHATROOM_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn chatroom-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the banner");
+    // "chatroom-server listening on 127.0.0.1:PORT, data in DIR"
+    let addr = line
+        .split_whitespace()
+        .nth(3)
+        .and_then(|a| a.trim_end_matches(',').parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    (child, addr)
+}
+
+async fn all_history(client: &Client, room: RoomId) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = client
+            .history(room, HistoryAnchor::After(after), 200)
+            .await
+            .expect("history");
+        out.extend(page.messages.iter().map(|m| (m.seq, m.text.clone())));
+        match page.messages.last() {
+            Some(last) if page.has_more => after = last.seq,
+            _ => return out,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_message_survives_kill_dash_nine() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut server, addr) = start_server(dir.path());
+    let client = Client::connect(addr, "writer").await.expect("connect");
+    client.register("writer", PASSWORD).await.expect("register");
+    let room = client.my_rooms().await.expect("rooms")[0].id;
+
+    // Many senders with messages in flight, so the kill lands mid-stream and mid-batch.
+    let (acks_tx, mut acks_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut senders = Vec::new();
+    for sender in 0..8 {
+        let handle = client.handle();
+        let acks = acks_tx.clone();
+        senders.push(tokio::spawn(async move {
+            for i in 0..100_000u32 {
+                let text = format!("sender {sender} message {i}");
+                match handle.send_message(room, text.clone()).await {
+                    Ok(ack) => {
+                        if acks.send((ack.seq, text)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    drop(acks_tx);
+    let mut acked = Vec::new();
+    while acked.len() < 2000 {
+        match tokio::time::timeout(Duration::from_secs(30), acks_rx.recv()).await {
+            Ok(Some(ack)) => acked.push(ack),
+            other => panic!("acks stopped after {}: {other:?}", acked.len()),
+        }
+    }
+    server.kill().expect("SIGKILL the server");
+    server.wait().expect("reap");
+    for sender in senders {
+        let _ = sender.await;
+    }
+    // Acks that were already on their way when the server died count too.
+    while let Ok(ack) = acks_rx.try_recv() {
+        acked.push(ack);
+    }
+    drop(client);
+
+    let (mut server, addr) = start_server(dir.path());
+    let client = Client::connect(addr, "checker").await.expect("connect");
+    client
+        .login("writer", PASSWORD)
+        .await
+        .expect("login after restart");
+    let stored = all_history(&client, room).await;
+    let seqs: Vec<u64> = stored.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "seqs are gapless"
+    );
+    for (seq, text) in &acked {
+        let found = stored.get(*seq as usize - 1);
+        assert_eq!(
+            found,
+            Some(&(*seq, text.clone())),
+            "acked message {seq} is stored"
+        );
+    }
+    assert!(stored.len() >= acked.len());
+    server.kill().expect("stop");
+    let _ = server.wait();
+}
+
+fn run_ok(args: &[&str], data_dir: &Path, password_file: Option<&Path>) -> String {
+    let mut command = binary();
+    command.args(args).arg("--data-dir").arg(data_dir);
+    if let Some(file) = password_file {
+        command.arg("--password-file").arg(file);
+    }
+    let output = command.output().expect("run");
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_commands_manage_accounts_offline() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).expect("write");
+
+    assert!(run_ok(&["user", "add", "root"], &data, Some(&pw)).contains("(admin)"));
+    run_ok(&["user", "add", "bob"], &data, Some(&pw));
+    run_ok(&["user", "promote", "bob"], &data, None);
+    let list = run_ok(&["user", "list"], &data, None);
+    assert!(
+        list.contains("bob\tadmin") && list.contains("root\tadmin"),
+        "{list}"
+    );
+    run_ok(&["user", "demote", "bob"], &data, None);
+    assert!(!run_ok(&["user", "list"], &data, None).contains("bob\tadmin"));
+
+    // The password can also come from standard input, for scripts.
+    let mut child = binary()
+        .args(["user", "passwd", "bob", "--data-dir"])
+        .arg(&data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"another password\n")
+        .expect("write");
+    assert!(child.wait().expect("wait").success());
+
+    let dup = binary()
+        .args(["user", "add", "BOB", "--data-dir"])
+        .arg(&data)
+        .arg("--password-file")
+        .arg(&pw)
+        .output()
+        .expect("run");
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("taken"));
+
+    // While the server runs, the admin commands refuse to touch its data.
+    let (mut server, addr) = start_server(&data);
+    let refused = binary()
+        .args(["user", "list", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("run");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("stop it first"));
+
+    let client = Client::connect(addr, "check").await.expect("connect");
+    client
+        .login("bob", "another password")
+        .await
+        .expect("new password works");
+    drop(client);
+    server.kill().expect("stop");
+    let _ = server.wait();
+
+    run_ok(&["user", "delete", "bob"], &data, None);
+    assert!(!run_ok(&["user", "list"], &data, None).contains("bob"));
+}
+
+#[test]
+fn bad_settings_are_reported_clearly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("server.toml");
+    std::fs::write(&config, "no_such_key = 1\n").expect("write");
+    let output = binary()
+        .arg("--config")
+        .arg(&config)
+        .args(["user", "list"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad config file"), "{stderr}");
+}
