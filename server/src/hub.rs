@@ -623,13 +623,4 @@ impl Hub {
             }
         }
     }
-
-    /// Whether `a` and `b` share a room (presence is shown only then).
-    pub fn share_a_room(&self, a: UserId, b: UserId) -> bool {
-        let state = self.read();
-        match (state.users.get(&a), state.users.get(&b)) {
-            (Some(a), Some(b)) => !a.rooms.is_disjoint(&b.rooms),
-            _ => false,
-        }
-    }
 }

@@ -38,7 +38,7 @@ use tokio_util::task::TaskTracker;
 pub use config::Config;
 
 /// How long connections get to say goodbye and flush at shutdown before they are dropped.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Presence changes within this window go out together.
 const PRESENCE_WINDOW: Duration = Duration::from_millis(100);
 
@@ -60,6 +60,9 @@ pub(crate) struct Shared {
     pub hub: Arc<hub::Hub>,
     pub storage: storage::Storage,
     pub logins: limits::LoginLimiter,
+    /// Password hashes in progress at once: each costs argon2's 19 MiB and a core's worth of
+    /// time, so a burst of logins waits here instead of growing the blocking pool.
+    pub hashing: tokio::sync::Semaphore,
     next_conn: AtomicU64,
 }
 
@@ -97,6 +100,9 @@ pub async fn run(
         config,
         hub: Arc::clone(&hub),
         storage,
+        hashing: tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        ),
         next_conn: AtomicU64::new(1),
     });
     let tracker = TaskTracker::new();

@@ -232,3 +232,50 @@ fn bad_settings_are_reported_clearly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("bad config file"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_tells_clients_and_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut server, addr) = start_server(dir.path());
+    let mut client = Client::connect(addr, "watcher").await.expect("connect");
+    client
+        .register("watcher", PASSWORD)
+        .await
+        .expect("register");
+    let room = client.my_rooms().await.expect("rooms")[0].id;
+    let ack = client
+        .send_message(room, "before the signal")
+        .await
+        .expect("send");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let told = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(event) = client.next_event().await {
+            if let chatroom_protocol::Event::ServerShutdown { .. } = event {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("the client hears about the shutdown");
+    assert!(told);
+    let exit = tokio::task::spawn_blocking(move || server.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(exit.success(), "a graceful shutdown exits 0: {exit:?}");
+
+    // Everything acknowledged before the signal is there after a restart.
+    let (mut server, addr) = start_server(dir.path());
+    let client = Client::connect(addr, "checker").await.expect("connect");
+    client.login("watcher", PASSWORD).await.expect("login");
+    let stored = all_history(&client, room).await;
+    assert_eq!(stored, vec![(ack.seq, "before the signal".to_string())]);
+    server.kill().expect("stop");
+    let _ = server.wait();
+}

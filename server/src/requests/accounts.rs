@@ -20,20 +20,26 @@ fn summary(user: &UserRow) -> UserSummary {
     }
 }
 
-async fn hash_blocking(password: String) -> RequestResult<String> {
-    tokio::task::spawn_blocking(move || auth::hash_password(&password))
-        .await
-        .map_err(internal)?
-        .map_err(RequestError::Internal)
-}
-
-async fn verify_blocking(password: String, stored: Option<String>) -> RequestResult<bool> {
-    tokio::task::spawn_blocking(move || auth::verify_password(&password, stored.as_deref()))
-        .await
-        .map_err(internal)
-}
-
 impl Conn {
+    async fn hash_blocking(&self, password: String) -> RequestResult<String> {
+        let _permit = self.shared.hashing.acquire().await.map_err(internal)?;
+        tokio::task::spawn_blocking(move || auth::hash_password(&password))
+            .await
+            .map_err(internal)?
+            .map_err(RequestError::Internal)
+    }
+
+    async fn verify_blocking(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> RequestResult<bool> {
+        let _permit = self.shared.hashing.acquire().await.map_err(internal)?;
+        tokio::task::spawn_blocking(move || auth::verify_password(&password, stored.as_deref()))
+            .await
+            .map_err(internal)
+    }
+
     pub(super) async fn register(
         &mut self,
         username: String,
@@ -63,27 +69,24 @@ impl Conn {
                 format!("the name {username:?} is taken"),
             ));
         }
-        let password_hash = hash_blocking(password).await?;
+        let password_hash = self.hash_blocking(password).await?;
         let hub = self.shared.hub.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.shared
+        let op = WriteOp::CreateUser {
+            name: username,
+            password_hash,
+            admin: AdminGrant::IfFirst,
+        };
+        let created = self
+            .shared
             .storage
             .writer
-            .submit(
-                WriteOp::CreateUser {
-                    name: username,
-                    password_hash,
-                    admin: AdminGrant::IfFirst,
-                },
-                move |result| {
-                    if let Ok(Outcome::User(row)) = &result {
-                        hub.add_user(row.clone());
-                    }
-                    let _ = tx.send(result);
-                },
-            )
+            .write_then(op, move |outcome| {
+                if let Outcome::User(row) = outcome {
+                    hub.add_user(row.clone());
+                }
+            })
             .await?;
-        let user = match rx.await.map_err(internal)?? {
+        let user = match created {
             Outcome::User(row) => row,
             other => return Err(internal(format!("unexpected outcome {other:?}"))),
         };
@@ -124,7 +127,7 @@ impl Conn {
             Some((user, hash)) => (Some(user), Some(hash)),
             None => (None, None),
         };
-        let ok = verify_blocking(password, stored).await?;
+        let ok = self.verify_blocking(password, stored).await?;
         let user = match (ok, user) {
             (true, Some(user)) => user,
             _ => {
@@ -234,13 +237,13 @@ impl Conn {
             .reads
             .run(move |c| reads::password_hash(c, user))
             .await?;
-        if !verify_blocking(old_password, stored).await? {
+        if !self.verify_blocking(old_password, stored).await? {
             return Err(RequestError::new(
                 ErrorCode::InvalidCredentials,
                 "the current password is wrong",
             ));
         }
-        let password_hash = hash_blocking(new_password).await?;
+        let password_hash = self.hash_blocking(new_password).await?;
         self.shared
             .storage
             .writer

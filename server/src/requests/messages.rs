@@ -7,7 +7,7 @@ use chatroom_protocol::{
 };
 use std::time::{Duration, Instant};
 
-use super::{Conn, internal};
+use super::Conn;
 use crate::error::{RequestError, RequestResult};
 use crate::storage::{Outcome, UserRow, WriteOp, reads};
 
@@ -134,21 +134,18 @@ impl Conn {
         self.member_room(me, room)?;
         let hub = self.shared.hub.clone();
         let (user, conn) = (me.id, self.id);
-        let (tx, rx) = tokio::sync::oneshot::channel();
         self.shared
             .storage
             .writer
-            .submit(WriteOp::MarkRead { room, user, seq }, move |result| {
+            .write_then(WriteOp::MarkRead { room, user, seq }, move |outcome| {
                 // Keep the user's other devices in step.
-                if let Ok(Outcome::ReadMarker(seq)) = &result
+                if let Outcome::ReadMarker(seq) = outcome
                     && let Some(frame) = hub.encode_event(&Event::ReadMarker { room, seq: *seq })
                 {
                     hub.send_to_user(user, Some(conn), &frame);
                 }
-                let _ = tx.send(result);
             })
             .await?;
-        rx.await.map_err(internal)??;
         Ok(Response::Done)
     }
 

@@ -105,18 +105,17 @@ impl Conn {
         };
         let hub = self.shared.hub.clone();
         let owner = me.id;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.shared
+        let committed = self
+            .shared
             .storage
             .writer
-            .submit(WriteOp::CreateRoom { name, kind, owner }, move |result| {
-                if let Ok(Outcome::Room(row)) = &result {
+            .write_then(WriteOp::CreateRoom { name, kind, owner }, move |outcome| {
+                if let Outcome::Room(row) = outcome {
                     hub.add_room(row.clone(), &[(owner, RoomRole::Owner)]);
                 }
-                let _ = tx.send(result);
             })
             .await?;
-        let row = match rx.await.map_err(internal)?? {
+        let row = match committed {
             Outcome::Room(row) => row,
             other => return Err(internal(format!("unexpected outcome {other:?}"))),
         };
@@ -133,23 +132,18 @@ impl Conn {
         role: RoomRole,
     ) -> RequestResult<RoomSummary> {
         let hub = self.shared.hub.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel();
         self.shared
             .storage
             .writer
-            .submit(WriteOp::AddMember { room, user, role }, move |result| {
-                if result.is_ok() {
-                    hub.add_member(room, user, role);
-                    if let Some(member) = hub.member(room, user)
-                        && let Some(frame) = hub.encode_event(&Event::MemberJoined { room, member })
-                    {
-                        hub.broadcast_except(room, user, &frame);
-                    }
+            .write_then(WriteOp::AddMember { room, user, role }, move |_| {
+                hub.add_member(room, user, role);
+                if let Some(member) = hub.member(room, user)
+                    && let Some(frame) = hub.encode_event(&Event::MemberJoined { room, member })
+                {
+                    hub.broadcast_except(room, user, &frame);
                 }
-                let _ = tx.send(result);
             })
             .await?;
-        rx.await.map_err(internal)??;
         self.announce_room_to(user, room).await
     }
 
@@ -177,34 +171,29 @@ impl Conn {
     ) -> RequestResult<()> {
         let hub = self.shared.hub.clone();
         let (user_id, username) = (user.id, user.name.clone());
-        let (tx, rx) = tokio::sync::oneshot::channel();
         self.shared
             .storage
             .writer
-            .submit(
+            .write_then(
                 WriteOp::RemoveMember {
                     room,
                     user: user_id,
                 },
-                move |result| {
-                    if result.is_ok() {
-                        // Tell the room, and the one who left, before they stop being a member.
-                        let event = Event::MemberLeft {
-                            room,
-                            user: user_id,
-                            username,
-                            reason,
-                        };
-                        if let Some(frame) = hub.encode_event(&event) {
-                            hub.broadcast(room, &frame);
-                        }
-                        hub.remove_member(room, user_id);
+                move |_| {
+                    // Tell the room, and the one who left, before they stop being a member.
+                    let event = Event::MemberLeft {
+                        room,
+                        user: user_id,
+                        username,
+                        reason,
+                    };
+                    if let Some(frame) = hub.encode_event(&event) {
+                        hub.broadcast(room, &frame);
                     }
-                    let _ = tx.send(result);
+                    hub.remove_member(room, user_id);
                 },
             )
             .await?;
-        rx.await.map_err(internal)??;
         Ok(())
     }
 
@@ -332,30 +321,24 @@ impl Conn {
         auth::validate_topic(&topic)?;
         let hub = self.shared.hub.clone();
         let by = me.name.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel();
         let stored_topic = topic.clone();
         self.shared
             .storage
             .writer
-            .submit(
+            .write_then(
                 WriteOp::SetTopic {
                     room,
                     topic: stored_topic,
                 },
-                move |result| {
-                    if result.is_ok() {
-                        hub.set_topic(room, &topic);
-                        if let Some(frame) =
-                            hub.encode_event(&Event::TopicChanged { room, topic, by })
-                        {
-                            hub.broadcast(room, &frame);
-                        }
+                move |_| {
+                    hub.set_topic(room, &topic);
+                    if let Some(frame) = hub.encode_event(&Event::TopicChanged { room, topic, by })
+                    {
+                        hub.broadcast(room, &frame);
                     }
-                    let _ = tx.send(result);
                 },
             )
             .await?;
-        rx.await.map_err(internal)??;
         Ok(Response::Done)
     }
 
@@ -371,15 +354,15 @@ impl Conn {
             .ok_or_else(|| user_not_found(&username))?;
         let hub = self.shared.hub.clone();
         let (a, b) = (me.id, other.id);
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.shared
+        let committed = self
+            .shared
             .storage
             .writer
-            .submit(WriteOp::OpenDirect { a, b }, move |result| {
-                if let Ok(Outcome::Direct {
+            .write_then(WriteOp::OpenDirect { a, b }, move |outcome| {
+                if let Outcome::Direct {
                     room,
                     created: true,
-                }) = &result
+                } = outcome
                 {
                     let mut members = vec![(a, RoomRole::Member)];
                     if a != b {
@@ -387,10 +370,9 @@ impl Conn {
                     }
                     hub.add_room(room.clone(), &members);
                 }
-                let _ = tx.send(result);
             })
             .await?;
-        let (row, created): (RoomRow, bool) = match rx.await.map_err(internal)?? {
+        let (row, created): (RoomRow, bool) = match committed {
             Outcome::Direct { room, created } => (room, created),
             other => return Err(internal(format!("unexpected outcome {other:?}"))),
         };

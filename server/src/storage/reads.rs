@@ -4,7 +4,7 @@
 //! and room lists cost the writer thread nothing.
 
 use chatroom_protocol::{
-    HistoryAnchor, HistoryPage, Message, MessageId, RoomId, RoomKind, RoomSummary, Seq, UserId,
+    HistoryAnchor, HistoryPage, Message, MessageId, RoomId, RoomSummary, Seq, UserId,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use std::path::Path;
@@ -303,13 +303,4 @@ pub fn history(
         messages,
         has_more,
     })
-}
-
-/// Whether a room exists and what kind it is.
-pub fn room_kind(conn: &Connection, room: RoomId) -> Result<Option<RoomKind>, StorageError> {
-    Ok(conn
-        .prepare_cached("SELECT kind FROM rooms WHERE id = ?1")?
-        .query_row(params![room.0 as i64], |r| r.get::<_, i64>(0))
-        .optional()?
-        .map(kind_from_sql))
 }

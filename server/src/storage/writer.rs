@@ -209,8 +209,22 @@ impl Writer {
 
     /// Queues `op` and waits for its outcome.
     pub async fn write(&self, op: WriteOp) -> Result<Outcome, StorageError> {
+        self.write_then(op, |_| {}).await
+    }
+
+    /// Queues `op` and waits for its outcome; `on_commit` runs on the writer thread right after
+    /// a successful commit, in commit order — the place to update the hub and fan out events,
+    /// so that they leave in the order their rows were committed.
+    pub async fn write_then(
+        &self,
+        op: WriteOp,
+        on_commit: impl FnOnce(&Outcome) + Send + 'static,
+    ) -> Result<Outcome, StorageError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.submit(op, move |result| {
+            if let Ok(outcome) = &result {
+                on_commit(outcome);
+            }
             let _ = tx.send(result);
         })
         .await?;
