@@ -14,9 +14,10 @@ use crate::login::{self, connect_logged_in};
 use crate::output;
 use crate::settings::{self, Settings};
 
-/// Chat-Room client. Subcommands make it scriptable from a shell.
+/// Chat-Room client. With no subcommand it opens the terminal UI; subcommands make it scriptable
+/// from a shell.
 #[derive(Debug, Parser)]
-#[command(name = "chatroom", version, about, long_about = None, arg_required_else_help = true)]
+#[command(name = "chatroom", version, about, long_about = None)]
 pub struct Cli {
     /// Server address [default: 127.0.0.1:8888]
     #[arg(long, env = "CHATROOM_SERVER", value_name = "HOST:PORT", global = true)]
@@ -31,9 +32,15 @@ pub struct Cli {
     /// Config file [default: ~/.config/chatroom/config.toml]
     #[arg(long, env = "CHATROOM_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
-    /// What to do.
+    /// Scroll with the mouse wheel in the terminal UI (hold Shift to select text)
+    #[arg(long, env = "CHATROOM_MOUSE")]
+    pub mouse: bool,
+    /// Do not ring the terminal bell when mentioned
+    #[arg(long, env = "CHATROOM_NO_BELL")]
+    pub no_bell: bool,
+    /// What to do; the terminal UI when omitted.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Which room a command is about.
@@ -113,10 +120,23 @@ pub enum Command {
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = settings::resolve(cli.server, cli.user, cli.password_file, cli.config)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(run(cli.command, settings))
+    match cli.command {
+        Some(command) => runtime.block_on(run(command, settings)),
+        None => {
+            let options = crate::tui::runtime::TuiOptions {
+                mouse: cli.mouse || settings.mouse,
+                bell: !cli.no_bell && settings.bell,
+            };
+            let result = runtime.block_on(crate::tui::runtime::run(settings, options));
+            // The key-reading thread blocks on the terminal; do not wait for it.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+            result
+        }
+    }
 }
 
 fn print_line(line: &str) -> anyhow::Result<()> {

@@ -1,7 +1,8 @@
 //! # chatroom-tui
 //!
-//! The `chatroom` client. Today it is the scriptable half: headless subcommands that print plain
-//! text or JSON lines and exit non-zero with one clear line on failure.
+//! The `chatroom` client: with no subcommand an interactive terminal UI ([`tui`]); with one, a
+//! headless command that prints plain text or JSON lines and exits non-zero with one clear line
+//! on failure.
 //!
 //! - [`cli`]: the command line and the subcommands.
 //! - [`settings`]: server and user from flags, `CHATROOM_*` variables or
@@ -10,6 +11,7 @@
 //!   file, the environment or a prompt.
 //! - [`session_store`]: session tokens kept in the user's data dir with 0600 permissions.
 //! - [`output`]: plain and JSON renderings of messages, rooms and users.
+//! - [`tui`]: the terminal UI.
 
 #![deny(missing_docs)]
 
@@ -18,3 +20,4 @@ pub mod login;
 pub mod output;
 pub mod session_store;
 pub mod settings;
+pub mod tui;

@@ -6,6 +6,8 @@
 //! ```toml
 //! server = "chat.office.lan:8888"
 //! user = "alice"
+//! mouse = true    # scroll with the wheel in the terminal UI
+//! bell = false    # no bell on mentions
 //! ```
 
 use anyhow::Context;
@@ -26,6 +28,10 @@ pub struct Settings {
     pub password_file: Option<PathBuf>,
     /// Where session tokens are kept.
     pub data_dir: Option<PathBuf>,
+    /// Mouse-wheel scrolling in the terminal UI.
+    pub mouse: bool,
+    /// Ring the bell on mentions.
+    pub bell: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -34,6 +40,8 @@ struct ConfigFile {
     server: Option<String>,
     user: Option<String>,
     password_file: Option<PathBuf>,
+    mouse: Option<bool>,
+    bell: Option<bool>,
 }
 
 fn home_dir_join(xdg_var: &str, fallback: &str) -> Option<PathBuf> {
@@ -79,5 +87,7 @@ pub fn resolve(
         user: user.or(file.user),
         password_file: password_file.or(file.password_file),
         data_dir: data_dir(),
+        mouse: file.mouse.unwrap_or(false),
+        bell: file.bell.unwrap_or(true),
     })
 }

@@ -398,6 +398,11 @@ impl ClientHandle {
         self.closing.cancel();
     }
 
+    /// Why the server closed the connection, once it has (and if it said).
+    pub fn close_reason(&self) -> Option<ErrorBody> {
+        self.shared.close_reason.lock().ok().and_then(|r| r.clone())
+    }
+
     /// Whether the connection is closed (by either side).
     pub fn is_closed(&self) -> bool {
         self.closing.is_cancelled()

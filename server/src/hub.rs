@@ -348,8 +348,22 @@ impl Hub {
 
     // ---- changes (called from storage completions, after commit) ----
 
-    /// A new account, member of `public`.
+    /// A new account, member of `public`; the room is told it joined.
     pub fn add_user(&self, row: UserRow) {
+        let id = row.id;
+        let public = self.add_user_to_state(row);
+        if let Some(public) = public
+            && let Some(member) = self.member(public, id)
+            && let Some(frame) = self.encode_event(&Event::MemberJoined {
+                room: public,
+                member,
+            })
+        {
+            self.broadcast_except(public, id, &frame);
+        }
+    }
+
+    fn add_user_to_state(&self, row: UserRow) -> Option<RoomId> {
         let mut state = self.write();
         let public = state.room_by_key.get("public").copied();
         let mut rooms = HashSet::new();
@@ -370,6 +384,7 @@ impl Hub {
                 status_message: None,
             },
         );
+        public
     }
 
     /// A new room with its first members.

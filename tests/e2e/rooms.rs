@@ -8,8 +8,14 @@ use chatroom_protocol::{
 #[tokio::test]
 async fn everyone_is_in_public_and_rooms_can_be_created_joined_and_left() {
     let server = TestServer::start().await;
-    let (alice, _) = server.user("alice").await;
+    let (mut alice, _) = server.user("alice").await;
     let (mut bob, _) = server.user("bob").await;
+    let joined = expect_event(&mut alice, |e| match e {
+        Event::MemberJoined { member, .. } => Some(member.user.username),
+        _ => None,
+    })
+    .await;
+    assert_eq!(joined, "bob", "a new account joining public is announced");
 
     let rooms = alice.my_rooms().await.expect("rooms");
     assert_eq!(rooms.len(), 1);

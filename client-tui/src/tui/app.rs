@@ -1,0 +1,1207 @@
+//! The application state: a plain struct changed by events (keys, server frames, ticks) and
+//! rendered from `&App`. It does no I/O; what it wants done on the server it returns as
+//! [`Action`]s, which the runtime carries out and answers with more events.
+
+use chatroom_protocol::{
+    Event, HistoryPage, LeaveReason, Member, Message, MessageKind, PresenceStatus, RoomId,
+    RoomKind, RoomSummary, Seq, UnixMillis, UserId, UserPresence, UserSummary,
+};
+use std::collections::{BTreeMap, HashMap};
+
+use super::editor::LineEditor;
+
+/// How many typing notices count as "still typing" (ms).
+pub const TYPING_SHOWN_MS: u64 = 5_000;
+/// Messages fetched per history page.
+pub const PAGE: u32 = 100;
+
+/// Where the connection is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Connecting or logging in.
+    Connecting,
+    /// Logged in and live.
+    Connected,
+    /// Lost; the runtime retries at `retry_at`.
+    Disconnected {
+        /// Why.
+        reason: String,
+        /// When the next attempt is due (ms).
+        retry_at: UnixMillis,
+    },
+}
+
+/// The login screen's fields.
+#[derive(Clone, Debug, Default)]
+pub struct LoginForm {
+    /// User name.
+    pub username: LineEditor,
+    /// Password (never shown).
+    pub password: LineEditor,
+    /// The password field has focus.
+    pub on_password: bool,
+    /// Register a new account instead of logging in.
+    pub register: bool,
+    /// The last failure.
+    pub error: Option<String>,
+    /// A login attempt is in flight.
+    pub busy: bool,
+}
+
+/// The change-password popup.
+#[derive(Clone, Debug, Default)]
+pub struct PasswdForm {
+    /// The current password.
+    pub old: LineEditor,
+    /// The new password.
+    pub new: LineEditor,
+    /// The new-password field has focus.
+    pub on_new: bool,
+}
+
+/// What the screen shows.
+#[derive(Clone, Debug)]
+pub enum Screen {
+    /// Asking for credentials.
+    Login(Box<LoginForm>),
+    /// Chatting.
+    Chat,
+}
+
+/// One entry of a room's timeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// A stored message.
+    Message(Message),
+    /// A local, dim line: a join, a topic change, an error.
+    Notice {
+        /// When.
+        ts: UnixMillis,
+        /// What.
+        text: String,
+    },
+}
+
+/// A room as the client keeps it.
+#[derive(Clone, Debug)]
+pub struct RoomState {
+    /// The server's summary (unread and mention counts are kept current here).
+    pub summary: RoomSummary,
+    /// The timeline, ordered: messages by seq, notices after the message they followed.
+    pub timeline: BTreeMap<(Seq, u32), Entry>,
+    /// Numbering for notices that share a seq.
+    notice_counter: u32,
+    /// Whether older messages exist beyond the oldest loaded.
+    pub has_older: bool,
+    /// A request for older messages is in flight.
+    pub loading_older: bool,
+    /// Rows scrolled up from the bottom (0: following the newest).
+    pub scroll: usize,
+    /// The member list, once fetched.
+    pub members: Vec<Member>,
+    /// Who is typing, with when they last said so.
+    pub typing: Vec<(String, UnixMillis)>,
+}
+
+impl RoomState {
+    fn new(summary: RoomSummary) -> Self {
+        Self {
+            has_older: summary.latest_seq > 0,
+            summary,
+            timeline: BTreeMap::new(),
+            notice_counter: 0,
+            loading_older: false,
+            scroll: 0,
+            members: Vec::new(),
+            typing: Vec::new(),
+        }
+    }
+
+    /// The newest message seq held.
+    pub fn newest_seq(&self) -> Seq {
+        self.timeline
+            .values()
+            .rev()
+            .find_map(|e| match e {
+                Entry::Message(m) => Some(m.seq),
+                Entry::Notice { .. } => None,
+            })
+            .unwrap_or(0)
+    }
+
+    /// The oldest message seq held.
+    pub fn oldest_seq(&self) -> Option<Seq> {
+        self.timeline.values().find_map(|e| match e {
+            Entry::Message(m) => Some(m.seq),
+            Entry::Notice { .. } => None,
+        })
+    }
+
+    /// Adds a message unless it is already there. True if it was new.
+    pub fn insert_message(&mut self, message: Message) -> bool {
+        let key = (message.seq, 0);
+        if self.timeline.contains_key(&key) {
+            return false;
+        }
+        self.summary.latest_seq = self.summary.latest_seq.max(message.seq);
+        self.timeline.insert(key, Entry::Message(message));
+        true
+    }
+
+    /// Adds a local notice after the newest message.
+    pub fn notice(&mut self, ts: UnixMillis, text: impl Into<String>) {
+        self.notice_counter += 1;
+        let key = (self.newest_seq(), self.notice_counter);
+        self.timeline.insert(
+            key,
+            Entry::Notice {
+                ts,
+                text: text.into(),
+            },
+        );
+    }
+
+    /// The display name with its sigil: `#room` or `@user`.
+    pub fn label(&self) -> String {
+        match self.summary.kind {
+            RoomKind::Direct => format!("@{}", self.summary.name),
+            _ => format!("#{}", self.summary.name),
+        }
+    }
+}
+
+/// Work for the runtime to do on the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Log in or register with the login form's fields.
+    Login {
+        /// User name.
+        username: String,
+        /// Password.
+        password: String,
+        /// Register first.
+        register: bool,
+    },
+    /// Post a message.
+    Send {
+        /// Where.
+        room: RoomId,
+        /// What.
+        text: String,
+    },
+    /// Open a direct chat, then post `text` if any.
+    Direct {
+        /// With whom.
+        user: String,
+        /// What to send.
+        text: Option<String>,
+    },
+    /// Join a room by name.
+    Join(String),
+    /// Leave a room.
+    Leave(RoomId),
+    /// Create a room and invite people.
+    Create {
+        /// Name.
+        name: String,
+        /// Invite-only.
+        private: bool,
+        /// Invitees.
+        invite: Vec<String>,
+    },
+    /// Invite a user.
+    Invite {
+        /// Where.
+        room: RoomId,
+        /// Whom.
+        user: String,
+    },
+    /// Remove a member.
+    Kick {
+        /// Where.
+        room: RoomId,
+        /// Whom.
+        user: String,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// Set a topic.
+    Topic {
+        /// Where.
+        room: RoomId,
+        /// What.
+        topic: String,
+    },
+    /// Fetch messages older than `before`.
+    LoadOlder {
+        /// Where.
+        room: RoomId,
+        /// Older than this seq.
+        before: Seq,
+    },
+    /// Fetch the newest page of a room (first visit).
+    LoadLatest(RoomId),
+    /// Fetch everything after the newest message held (after a reconnect).
+    CatchUp(RoomId),
+    /// Move the read marker.
+    MarkRead {
+        /// Where.
+        room: RoomId,
+        /// Up to.
+        seq: Seq,
+    },
+    /// Fetch a room's members.
+    Members(RoomId),
+    /// Fetch public rooms (shown as a notice).
+    PublicRooms,
+    /// Fetch users (shown as a notice).
+    Users,
+    /// Set away or back.
+    Presence {
+        /// Away (true) or back.
+        away: bool,
+        /// Status text.
+        message: Option<String>,
+    },
+    /// Tell the room I am typing.
+    Typing(RoomId),
+    /// Change the password.
+    ChangePassword {
+        /// The current password.
+        old: String,
+        /// The new one.
+        new: String,
+    },
+    /// Log out and quit.
+    Logout,
+    /// Quit.
+    Quit,
+    /// Ring the terminal bell.
+    Bell,
+}
+
+/// The whole client state.
+#[derive(Clone, Debug)]
+pub struct App {
+    /// `HOST:PORT`.
+    pub server: String,
+    /// Me, once logged in.
+    pub me: Option<UserSummary>,
+    /// Login or chat.
+    pub screen: Screen,
+    /// The connection.
+    pub connection: ConnectionState,
+    /// My rooms by id.
+    pub rooms: HashMap<RoomId, RoomState>,
+    /// The room shown.
+    pub current: Option<RoomId>,
+    /// The message input.
+    pub input: LineEditor,
+    /// Show the member list.
+    pub show_members: bool,
+    /// Show the help popup.
+    pub show_help: bool,
+    /// Presence of users I share rooms with.
+    pub presence: HashMap<UserId, (String, PresenceStatus)>,
+    /// A one-line status message (errors, confirmations), with whether it is an error.
+    pub flash: Option<(String, bool)>,
+    /// Ring the bell on mentions.
+    pub bell_on_mention: bool,
+    /// Rooms whose read marker should move on the next tick.
+    pending_read: Vec<RoomId>,
+    /// The last typing notice sent (ms), to send at most one per couple of seconds.
+    last_typing_sent: UnixMillis,
+    /// The current time (ms), set by ticks.
+    pub now: UnixMillis,
+    /// Tab completion in progress: the candidates, which one is shown, where the word starts,
+    /// and the input as completion left it (any other edit ends the cycle).
+    completion: Option<(Vec<String>, usize, usize, String)>,
+    /// The message area's size (columns, rows), for paging.
+    pub viewport: (u16, u16),
+    /// The change-password popup, when open.
+    pub passwd: Option<PasswdForm>,
+    /// The local time zone's offset from UTC in seconds, for message times.
+    pub utc_offset_secs: i64,
+}
+
+impl App {
+    /// A fresh client for `server`, on the login screen.
+    pub fn new(server: impl Into<String>, username: Option<&str>) -> Self {
+        let mut form = LoginForm::default();
+        if let Some(name) = username {
+            form.username.set_text(name);
+            form.on_password = true;
+        }
+        Self {
+            server: server.into(),
+            me: None,
+            screen: Screen::Login(Box::new(form)),
+            connection: ConnectionState::Connecting,
+            rooms: HashMap::new(),
+            current: None,
+            input: LineEditor::new(),
+            show_members: true,
+            show_help: false,
+            presence: HashMap::new(),
+            flash: None,
+            bell_on_mention: true,
+            pending_read: Vec::new(),
+            last_typing_sent: 0,
+            now: 0,
+            completion: None,
+            viewport: (80, 20),
+            passwd: None,
+            utc_offset_secs: 0,
+        }
+    }
+
+    /// Rooms in list order: named rooms by name, then direct chats by name.
+    pub fn room_order(&self) -> Vec<RoomId> {
+        let mut rooms: Vec<&RoomState> = self.rooms.values().collect();
+        rooms.sort_by_key(|r| {
+            (
+                r.summary.kind == RoomKind::Direct,
+                r.summary.name.to_lowercase(),
+            )
+        });
+        rooms.iter().map(|r| r.summary.id).collect()
+    }
+
+    /// The room shown.
+    pub fn current_room(&self) -> Option<&RoomState> {
+        self.current.and_then(|id| self.rooms.get(&id))
+    }
+
+    fn mentions_me(&self, text: &str) -> bool {
+        let Some(me) = &self.me else {
+            return false;
+        };
+        let needle = format!("@{}", me.username.to_lowercase());
+        let lower = text.to_lowercase();
+        lower.match_indices(&needle).any(|(i, _)| {
+            let after = lower[i + needle.len()..].chars().next();
+            let before = lower[..i].chars().next_back();
+            !after.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
+                && !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+        })
+    }
+
+    /// Whether a message mentions me (for highlighting).
+    pub fn is_mention(&self, message: &Message) -> bool {
+        message.kind == MessageKind::Text
+            && self.me.as_ref().is_some_and(|me| me.id != message.sender)
+            && self.mentions_me(&message.text)
+    }
+
+    // ---- results from the runtime ----
+
+    /// Logged in: switch to the chat screen.
+    pub fn logged_in(&mut self, me: UserSummary) {
+        self.me = Some(me);
+        self.screen = Screen::Chat;
+        self.connection = ConnectionState::Connected;
+        self.flash = None;
+    }
+
+    /// A login attempt failed.
+    pub fn login_failed(&mut self, error: String) {
+        if let Screen::Login(form) = &mut self.screen {
+            form.busy = false;
+            form.password.set_text("");
+            form.error = Some(error);
+        }
+    }
+
+    /// The room list arrived (at login or after a reconnect). Returns the history fetches needed
+    /// to catch up: for a room already held, everything after its newest seq.
+    pub fn rooms_loaded(&mut self, rooms: Vec<RoomSummary>) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let ids: Vec<RoomId> = rooms.iter().map(|r| r.id).collect();
+        self.rooms.retain(|id, _| ids.contains(id));
+        for summary in rooms {
+            match self.rooms.get_mut(&summary.id) {
+                Some(room) => {
+                    // Keep the timeline; the gap since the newest held seq is fetched.
+                    let newest = room.newest_seq();
+                    room.summary = summary.clone();
+                    if summary.latest_seq > newest && newest > 0 {
+                        actions.push(Action::CatchUp(summary.id));
+                    }
+                }
+                None => {
+                    self.rooms.insert(summary.id, RoomState::new(summary));
+                }
+            }
+        }
+        if self.current.is_none_or(|c| !self.rooms.contains_key(&c)) {
+            self.current = self
+                .rooms
+                .values()
+                .find(|r| r.summary.name == "public")
+                .map(|r| r.summary.id)
+                .or_else(|| self.room_order().first().copied());
+        }
+        if let Some(current) = self.current {
+            actions.extend(self.enter_room(current));
+        }
+        actions
+    }
+
+    /// Where a catch-up fetch for `room` starts: after the newest seq held.
+    pub fn catch_up_from(&self, room: RoomId) -> Seq {
+        self.rooms.get(&room).map_or(0, RoomState::newest_seq)
+    }
+
+    /// A page of history arrived; merged without duplicates, in seq order.
+    pub fn history_loaded(&mut self, page: HistoryPage, older: bool) {
+        let Some(room) = self.rooms.get_mut(&page.room) else {
+            return;
+        };
+        if older {
+            room.loading_older = false;
+            room.has_older = page.has_more;
+        } else if room.oldest_seq().is_none() {
+            room.has_older = page.messages.first().is_some_and(|m| m.seq > 1);
+        }
+        for message in page.messages {
+            room.insert_message(message);
+        }
+    }
+
+    /// The member list of a room arrived.
+    pub fn members_loaded(&mut self, room: RoomId, members: Vec<Member>) {
+        for m in &members {
+            self.presence
+                .insert(m.user.id, (m.user.username.clone(), m.status));
+        }
+        if let Some(r) = self.rooms.get_mut(&room) {
+            r.members = members;
+        }
+    }
+
+    /// Users arrived (for `/users`): shown as a notice in the current room.
+    pub fn users_loaded(&mut self, users: Vec<UserPresence>) {
+        let list: Vec<String> = users
+            .iter()
+            .map(|u| {
+                let mark = match u.status {
+                    PresenceStatus::Online => "●",
+                    PresenceStatus::Away => "◐",
+                    PresenceStatus::Offline => "○",
+                };
+                format!("{mark} {}", u.user.username)
+            })
+            .collect();
+        let now = self.now;
+        if let Some(room) = self.current.and_then(|c| self.rooms.get_mut(&c)) {
+            room.notice(now, format!("users: {}", list.join("  ")));
+        }
+    }
+
+    /// Shows a line in the status bar (errors in red).
+    pub fn flash(&mut self, text: impl Into<String>, error: bool) {
+        self.flash = Some((text.into(), error));
+    }
+
+    /// Adds a notice to the current room.
+    pub fn notice(&mut self, text: impl Into<String>) {
+        let now = self.now;
+        if let Some(room) = self.current.and_then(|c| self.rooms.get_mut(&c)) {
+            room.notice(now, text);
+        }
+    }
+
+    /// The connection dropped.
+    pub fn disconnected(&mut self, reason: String, retry_at: UnixMillis) {
+        self.connection = ConnectionState::Disconnected { reason, retry_at };
+    }
+
+    /// A reconnect is under way.
+    pub fn reconnecting(&mut self) {
+        self.connection = ConnectionState::Connecting;
+    }
+
+    // ---- server events ----
+
+    /// Applies an event from the server. Returns what the runtime should do as a result.
+    pub fn on_event(&mut self, event: Event) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match event {
+            Event::Message(message) => {
+                let mention = self.is_mention(&message);
+                let mine = self.me.as_ref().is_some_and(|me| me.id == message.sender);
+                let is_current = self.current == Some(message.room);
+                let Some(room) = self.rooms.get_mut(&message.room) else {
+                    return actions;
+                };
+                let sender = message.sender_name.clone();
+                room.typing.retain(|(name, _)| *name != sender);
+                if !room.insert_message(message.clone()) {
+                    return actions;
+                }
+                let seen = is_current && room.scroll == 0;
+                if mine || seen {
+                    room.summary.last_read_seq = room.summary.last_read_seq.max(message.seq);
+                    if seen && !mine {
+                        self.pending_read.push(message.room);
+                    }
+                } else {
+                    room.summary.unread += 1;
+                    if mention {
+                        room.summary.mentions += 1;
+                    }
+                }
+                if mention && self.bell_on_mention {
+                    actions.push(Action::Bell);
+                }
+            }
+            Event::MemberJoined { room, member } => {
+                let now = self.now;
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.notice(now, format!("{} joined", member.user.username));
+                    r.summary.member_count += 1;
+                    if !r.members.iter().any(|m| m.user.id == member.user.id) {
+                        r.members.push(member);
+                    }
+                }
+            }
+            Event::MemberLeft {
+                room,
+                user,
+                username,
+                reason,
+            } => {
+                let me = self.me.as_ref().is_some_and(|me| me.id == user);
+                if me {
+                    self.remove_room(room);
+                } else if let Some(r) = self.rooms.get_mut(&room) {
+                    let text = match reason {
+                        LeaveReason::Left => format!("{username} left"),
+                        LeaveReason::Kicked { by, reason } => match reason {
+                            Some(why) => format!("{username} was removed by {by}: {why}"),
+                            None => format!("{username} was removed by {by}"),
+                        },
+                        LeaveReason::AccountDeleted => format!("{username}'s account was deleted"),
+                    };
+                    r.notice(self.now, text);
+                    r.summary.member_count = r.summary.member_count.saturating_sub(1);
+                    r.members.retain(|m| m.user.id != user);
+                }
+            }
+            Event::Presence(updates) => {
+                for u in updates {
+                    for room in self.rooms.values_mut() {
+                        if let Some(m) = room.members.iter_mut().find(|m| m.user.id == u.user) {
+                            m.status = u.status;
+                        }
+                    }
+                    self.presence.insert(u.user, (u.username, u.status));
+                }
+            }
+            Event::Typing { room, username, .. } => {
+                let now = self.now;
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.typing.retain(|(name, _)| *name != username);
+                    r.typing.push((username, now));
+                }
+            }
+            Event::RoomUpdated(summary) => {
+                let id = summary.id;
+                match self.rooms.get_mut(&id) {
+                    Some(r) => r.summary = summary,
+                    None => {
+                        self.rooms.insert(id, RoomState::new(summary));
+                    }
+                }
+            }
+            Event::TopicChanged { room, topic, by } => {
+                let now = self.now;
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.notice(now, format!("{by} set the topic: {topic}"));
+                    r.summary.topic = topic;
+                }
+            }
+            Event::Kicked {
+                room,
+                room_name,
+                by,
+                reason,
+            } => {
+                self.remove_room(room);
+                let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+                self.flash(format!("{by} removed you from #{room_name}{why}"), true);
+            }
+            Event::ServerShutdown { reason } => {
+                self.flash(format!("server: {reason}"), true);
+            }
+            Event::ReadMarker { room, seq } => {
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.summary.last_read_seq = r.summary.last_read_seq.max(seq);
+                    if seq >= r.summary.latest_seq {
+                        r.summary.unread = 0;
+                        r.summary.mentions = 0;
+                    }
+                }
+            }
+        }
+        actions
+    }
+
+    fn remove_room(&mut self, room: RoomId) {
+        self.rooms.remove(&room);
+        if self.current == Some(room) {
+            self.current = self.room_order().first().copied();
+        }
+    }
+
+    // ---- navigation ----
+
+    /// Shows `room`: clears its counts, marks it read, and loads history on first visit.
+    pub fn enter_room(&mut self, room: RoomId) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return actions;
+        };
+        self.current = Some(room);
+        r.scroll = 0;
+        r.summary.unread = 0;
+        r.summary.mentions = 0;
+        if r.timeline.is_empty() && r.summary.latest_seq > 0 {
+            actions.push(Action::LoadLatest(room));
+        }
+        if r.members.is_empty() {
+            actions.push(Action::Members(room));
+        }
+        if r.summary.latest_seq > r.summary.last_read_seq {
+            r.summary.last_read_seq = r.summary.latest_seq;
+            actions.push(Action::MarkRead {
+                room,
+                seq: r.summary.latest_seq,
+            });
+        }
+        actions
+    }
+
+    /// Moves `step` rooms along the list (wrapping).
+    pub fn cycle_room(&mut self, step: isize) -> Vec<Action> {
+        let order = self.room_order();
+        if order.is_empty() {
+            return Vec::new();
+        }
+        let at = self
+            .current
+            .and_then(|c| order.iter().position(|r| *r == c))
+            .unwrap_or(0) as isize;
+        let next = (at + step).rem_euclid(order.len() as isize) as usize;
+        self.enter_room(order[next])
+    }
+
+    /// The next room with unread messages, mentions first.
+    pub fn next_unread(&mut self) -> Vec<Action> {
+        let order = self.room_order();
+        let pick = order
+            .iter()
+            .find(|id| self.rooms[id].summary.mentions > 0)
+            .or_else(|| order.iter().find(|id| self.rooms[id].summary.unread > 0))
+            .copied();
+        match pick {
+            Some(room) => self.enter_room(room),
+            None => {
+                self.flash("no unread messages", false);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Scrolls the current room by `rows` (positive: back in time). Asks for older history
+    /// when the top of what is loaded comes into view.
+    pub fn scroll(&mut self, rows: isize, total_rows: usize) -> Vec<Action> {
+        let height = usize::from(self.viewport.1.max(1));
+        let Some(room) = self.current.and_then(|c| self.rooms.get_mut(&c)) else {
+            return Vec::new();
+        };
+        let max = total_rows.saturating_sub(height);
+        room.scroll = (room.scroll as isize + rows).clamp(0, max as isize) as usize;
+        let mut actions = Vec::new();
+        if room.scroll + height / 2 >= max
+            && rows > 0
+            && room.has_older
+            && !room.loading_older
+            && let Some(oldest) = room.oldest_seq()
+        {
+            room.loading_older = true;
+            actions.push(Action::LoadOlder {
+                room: room.summary.id,
+                before: oldest,
+            });
+        }
+        if room.scroll == 0 && room.summary.unread > 0 {
+            room.summary.unread = 0;
+            room.summary.mentions = 0;
+            self.pending_read.push(room.summary.id);
+        }
+        actions
+    }
+
+    /// A tick: expires typing notices and flushes read markers (at most one request per room
+    /// per tick, however many messages arrived).
+    pub fn tick(&mut self, now: UnixMillis) -> Vec<Action> {
+        self.now = now;
+        for room in self.rooms.values_mut() {
+            room.typing
+                .retain(|(_, at)| now.saturating_sub(*at) < TYPING_SHOWN_MS);
+        }
+        let mut rooms = std::mem::take(&mut self.pending_read);
+        rooms.sort();
+        rooms.dedup();
+        rooms
+            .into_iter()
+            .filter_map(|room| {
+                let r = self.rooms.get(&room)?;
+                Some(Action::MarkRead {
+                    room,
+                    seq: r.newest_seq().max(r.summary.last_read_seq),
+                })
+            })
+            .collect()
+    }
+
+    // ---- input ----
+
+    /// The user pressed Enter in the chat input.
+    pub fn submit_input(&mut self) -> Vec<Action> {
+        self.completion = None;
+        let line = self.input.submit();
+        if line.trim().is_empty() {
+            return Vec::new();
+        }
+        match super::commands::parse(&line) {
+            Ok(command) => self.run_command(command),
+            Err(e) => {
+                self.flash(e.to_string(), true);
+                Vec::new()
+            }
+        }
+    }
+
+    fn current_or_flash(&mut self) -> Option<RoomId> {
+        if self.current.is_none() {
+            self.flash("you are in no room; /join one", true);
+        }
+        self.current
+    }
+
+    fn find_room(&self, name: &str) -> Option<RoomId> {
+        let name = name.trim_start_matches(['#', '@']).to_lowercase();
+        self.room_order()
+            .into_iter()
+            .find(|id| self.rooms[id].summary.name.to_lowercase() == name)
+    }
+
+    fn run_command(&mut self, command: super::commands::Command) -> Vec<Action> {
+        use super::commands::Command as C;
+        match command {
+            C::Say(text) => match self.current_or_flash() {
+                Some(room) => {
+                    if let Some(r) = self.rooms.get_mut(&room) {
+                        r.scroll = 0;
+                    }
+                    vec![Action::Send { room, text }]
+                }
+                None => Vec::new(),
+            },
+            C::Join(name) => match self.find_room(&name) {
+                Some(room) => self.enter_room(room),
+                None => vec![Action::Join(name)],
+            },
+            C::Enter(name) => match self.find_room(&name) {
+                Some(room) => self.enter_room(room),
+                None => {
+                    self.flash(format!("you are not in {name}; /join it"), true);
+                    Vec::new()
+                }
+            },
+            C::Leave(name) => {
+                let room = match name {
+                    Some(name) => self.find_room(&name),
+                    None => self.current,
+                };
+                match room {
+                    Some(room) => vec![Action::Leave(room)],
+                    None => {
+                        self.flash("no such room", true);
+                        Vec::new()
+                    }
+                }
+            }
+            C::Create {
+                name,
+                private,
+                invite,
+            } => vec![Action::Create {
+                name,
+                private,
+                invite,
+            }],
+            C::Invite(user) => self
+                .current_or_flash()
+                .map(|room| Action::Invite { room, user })
+                .into_iter()
+                .collect(),
+            C::Kick { user, reason } => self
+                .current_or_flash()
+                .map(|room| Action::Kick { room, user, reason })
+                .into_iter()
+                .collect(),
+            C::Msg { user, text } => vec![Action::Direct { user, text }],
+            C::Topic(topic) => self
+                .current_or_flash()
+                .map(|room| Action::Topic { room, topic })
+                .into_iter()
+                .collect(),
+            C::Who => {
+                self.show_members = true;
+                self.current.map(Action::Members).into_iter().collect()
+            }
+            C::Rooms => {
+                let list: Vec<String> = self
+                    .room_order()
+                    .iter()
+                    .map(|id| self.rooms[id].label())
+                    .collect();
+                self.notice(format!("your rooms: {}", list.join("  ")));
+                Vec::new()
+            }
+            C::PublicRooms => vec![Action::PublicRooms],
+            C::Users => vec![Action::Users],
+            C::Info => {
+                let me = self.me.as_ref().map_or("?".to_string(), |m| {
+                    format!(
+                        "{} (id {}{})",
+                        m.username,
+                        m.id,
+                        if m.is_admin { ", admin" } else { "" }
+                    )
+                });
+                let online = self
+                    .presence
+                    .values()
+                    .filter(|(_, s)| *s != PresenceStatus::Offline)
+                    .count();
+                let text = format!(
+                    "you are {me} on {}; {} rooms; {online} users online",
+                    self.server,
+                    self.rooms.len()
+                );
+                self.notice(text);
+                Vec::new()
+            }
+            C::Away(message) => vec![Action::Presence {
+                away: true,
+                message,
+            }],
+            C::Back => vec![Action::Presence {
+                away: false,
+                message: None,
+            }],
+            C::Passwd => {
+                self.open_passwd();
+                Vec::new()
+            }
+            C::Logout => vec![Action::Logout],
+            C::Quit => vec![Action::Quit],
+            C::Help => {
+                self.show_help = true;
+                Vec::new()
+            }
+            C::Members => {
+                self.show_members = !self.show_members;
+                Vec::new()
+            }
+        }
+    }
+
+    /// A key was typed into the message input: maybe tell the room I am typing.
+    pub fn typed(&mut self) -> Vec<Action> {
+        self.completion = None;
+        let text = self.input.text();
+        if text.starts_with('/') || self.now.saturating_sub(self.last_typing_sent) < 3_000 {
+            return Vec::new();
+        }
+        self.last_typing_sent = self.now;
+        self.current.map(Action::Typing).into_iter().collect()
+    }
+
+    /// Tab: completes the word at the cursor, cycling through candidates on repeat.
+    pub fn complete(&mut self) {
+        if let Some((candidates, index, start, shown)) = &mut self.completion
+            && *shown == self.input.text()
+        {
+            *index = (*index + 1) % candidates.len();
+            let pick = format!("{} ", candidates[*index]);
+            self.input.replace_word(*start, &pick);
+            *shown = self.input.text();
+            return;
+        }
+        self.completion = None;
+        let (start, word) = self.input.current_word();
+        if word.is_empty() {
+            return;
+        }
+        let mut users: Vec<String> = self.presence.values().map(|(n, _)| n.clone()).collect();
+        if let Some(room) = self.current_room() {
+            users.extend(room.members.iter().map(|m| m.user.username.clone()));
+        }
+        users.sort();
+        users.dedup();
+        let rooms: Vec<String> = self
+            .rooms
+            .values()
+            .filter(|r| r.summary.kind != RoomKind::Direct)
+            .map(|r| r.summary.name.clone())
+            .collect();
+        let candidates = super::commands::complete(&word, start == 0, &users, &rooms);
+        match candidates.len() {
+            0 => {}
+            _ => {
+                let pick = format!("{} ", candidates[0]);
+                self.input.replace_word(start, &pick);
+                if candidates.len() > 1 {
+                    self.completion = Some((candidates, 0, start, self.input.text()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatroom_protocol::{MessageId, RoomRole};
+
+    fn summary(id: u64, name: &str, kind: RoomKind, latest: Seq, read: Seq) -> RoomSummary {
+        RoomSummary {
+            id: RoomId(id),
+            kind,
+            name: name.into(),
+            topic: String::new(),
+            member_count: 2,
+            latest_seq: latest,
+            last_read_seq: read,
+            unread: (latest - read) as u32,
+            mentions: 0,
+            my_role: Some(RoomRole::Member),
+        }
+    }
+
+    fn message(room: u64, seq: Seq, from: (u64, &str), text: &str) -> Message {
+        Message {
+            id: MessageId(room * 1000 + seq),
+            room: RoomId(room),
+            seq,
+            sender: UserId(from.0),
+            sender_name: from.1.into(),
+            ts: seq * 1000,
+            kind: MessageKind::Text,
+            text: text.into(),
+        }
+    }
+
+    fn logged_in_app() -> App {
+        let mut app = App::new("host:8888", Some("me"));
+        app.logged_in(UserSummary {
+            id: UserId(1),
+            username: "me".into(),
+            is_admin: false,
+        });
+        app.rooms_loaded(vec![
+            summary(1, "public", RoomKind::Public, 0, 0),
+            summary(2, "dev", RoomKind::Public, 0, 0),
+            summary(3, "bob", RoomKind::Direct, 0, 0),
+        ]);
+        app
+    }
+
+    #[test]
+    fn messages_elsewhere_count_as_unread_and_mentions() {
+        let mut app = logged_in_app();
+        assert_eq!(app.current, Some(RoomId(1)));
+        app.on_event(Event::Message(message(2, 1, (2, "bob"), "hello dev")));
+        let actions = app.on_event(Event::Message(message(2, 2, (2, "bob"), "@me look")));
+        assert_eq!(actions, vec![Action::Bell], "a mention rings once");
+        app.on_event(Event::Message(message(
+            2,
+            3,
+            (2, "bob"),
+            "email me@example.com",
+        )));
+        let dev = &app.rooms[&RoomId(2)].summary;
+        assert_eq!((dev.unread, dev.mentions), (3, 1));
+        // Messages in the room being read are not unread, and are marked read on the tick.
+        app.on_event(Event::Message(message(1, 1, (2, "bob"), "hi all")));
+        assert_eq!(app.rooms[&RoomId(1)].summary.unread, 0);
+        assert_eq!(
+            app.tick(10),
+            vec![Action::MarkRead {
+                room: RoomId(1),
+                seq: 1
+            }]
+        );
+        assert!(app.tick(20).is_empty(), "marked once");
+    }
+
+    #[test]
+    fn entering_a_room_clears_its_counts_and_marks_it_read() {
+        let mut app = logged_in_app();
+        app.on_event(Event::Message(message(2, 1, (2, "bob"), "@me hi")));
+        let actions = app.enter_room(RoomId(2));
+        assert!(actions.contains(&Action::MarkRead {
+            room: RoomId(2),
+            seq: 1
+        }));
+        let dev = &app.rooms[&RoomId(2)].summary;
+        assert_eq!((dev.unread, dev.mentions), (0, 0));
+    }
+
+    #[test]
+    fn next_unread_prefers_mentions() {
+        let mut app = logged_in_app();
+        app.on_event(Event::Message(message(2, 1, (2, "bob"), "plain")));
+        app.on_event(Event::Message(message(3, 1, (2, "bob"), "@me direct")));
+        app.next_unread();
+        assert_eq!(app.current, Some(RoomId(3)));
+        app.next_unread();
+        assert_eq!(app.current, Some(RoomId(2)));
+        app.next_unread();
+        assert_eq!(app.current, Some(RoomId(2)), "nothing left");
+    }
+
+    #[test]
+    fn reconnect_merge_has_no_duplicates_and_no_gaps() {
+        let mut app = logged_in_app();
+        for seq in 1..=3 {
+            app.on_event(Event::Message(message(
+                1,
+                seq,
+                (2, "bob"),
+                &format!("m{seq}"),
+            )));
+        }
+        // Disconnected; messages 4..=6 were sent meanwhile. The room list comes back with the
+        // new latest seq, and the catch-up starts after what is held.
+        app.disconnected("lost".into(), 0);
+        let actions = app.rooms_loaded(vec![
+            summary(1, "public", RoomKind::Public, 6, 3),
+            summary(2, "dev", RoomKind::Public, 0, 0),
+            summary(3, "bob", RoomKind::Direct, 0, 0),
+        ]);
+        assert!(actions.contains(&Action::CatchUp(RoomId(1))));
+        assert_eq!(app.catch_up_from(RoomId(1)), 3);
+        // The catch-up page overlaps with a live event that raced it.
+        app.on_event(Event::Message(message(1, 5, (2, "bob"), "m5")));
+        app.history_loaded(
+            HistoryPage {
+                room: RoomId(1),
+                messages: (4..=6)
+                    .map(|s| message(1, s, (2, "bob"), &format!("m{s}")))
+                    .collect(),
+                has_more: false,
+            },
+            false,
+        );
+        let seqs: Vec<Seq> = app.rooms[&RoomId(1)]
+            .timeline
+            .values()
+            .filter_map(|e| match e {
+                Entry::Message(m) => Some(m.seq),
+                Entry::Notice { .. } => None,
+            })
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn commands_become_actions() {
+        let mut app = logged_in_app();
+        app.input.set_text("hello world");
+        assert_eq!(
+            app.submit_input(),
+            vec![Action::Send {
+                room: RoomId(1),
+                text: "hello world".into()
+            }]
+        );
+        app.input.set_text("/join dev");
+        let actions = app.submit_input();
+        assert_eq!(
+            app.current,
+            Some(RoomId(2)),
+            "a room I am in is entered, not joined"
+        );
+        assert!(!actions.contains(&Action::Join("dev".into())));
+        app.input.set_text("/join ops");
+        assert_eq!(app.submit_input(), vec![Action::Join("ops".into())]);
+        app.input.set_text("/msg bob see you");
+        assert_eq!(
+            app.submit_input(),
+            vec![Action::Direct {
+                user: "bob".into(),
+                text: Some("see you".into())
+            }]
+        );
+        app.input.set_text("/nonsense");
+        assert!(app.submit_input().is_empty());
+        assert!(app.flash.as_ref().is_some_and(|(_, error)| *error));
+    }
+
+    #[test]
+    fn typing_notices_expire_and_are_sent_sparingly() {
+        let mut app = logged_in_app();
+        app.on_event(Event::Typing {
+            room: RoomId(1),
+            user: UserId(2),
+            username: "bob".into(),
+        });
+        assert_eq!(app.rooms[&RoomId(1)].typing.len(), 1);
+        app.tick(TYPING_SHOWN_MS + 1);
+        assert!(app.rooms[&RoomId(1)].typing.is_empty());
+
+        app.now = 10_000;
+        app.input.insert('h');
+        assert_eq!(app.typed(), vec![Action::Typing(RoomId(1))]);
+        app.input.insert('i');
+        assert!(app.typed().is_empty(), "not again within 3 s");
+    }
+
+    #[test]
+    fn tab_completes_and_cycles() {
+        let mut app = logged_in_app();
+        app.presence
+            .insert(UserId(2), ("alice".into(), PresenceStatus::Online));
+        app.presence
+            .insert(UserId(3), ("albert".into(), PresenceStatus::Online));
+        app.input.set_text("hi @al");
+        app.complete();
+        assert_eq!(app.input.text(), "hi @albert ");
+        app.complete();
+        assert_eq!(app.input.text(), "hi @alice ");
+        app.input.set_text("/inv");
+        app.complete();
+        assert_eq!(app.input.text(), "/invite ");
+    }
+
+    #[test]
+    fn being_kicked_removes_the_room() {
+        let mut app = logged_in_app();
+        app.enter_room(RoomId(2));
+        app.on_event(Event::Kicked {
+            room: RoomId(2),
+            room_name: "dev".into(),
+            by: "alice".into(),
+            reason: Some("bye".into()),
+        });
+        assert!(!app.rooms.contains_key(&RoomId(2)));
+        assert_ne!(app.current, Some(RoomId(2)));
+        assert!(app.flash.as_ref().is_some_and(|(t, _)| t.contains("alice")));
+    }
+}

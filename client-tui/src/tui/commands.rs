@@ -1,0 +1,436 @@
+//! Slash commands: parsing an input line, the `/help` table, and Tab completion.
+//!
+//! The original Chat-Room's command names work as aliases where they map (`/create_chat`,
+//! `/join_chat`, `/enter_chat`, `/list -u|-s|-c|-g`, `/info`, `/exit`). A line starting with
+//! `//` sends the text with one slash, so a message may begin with a slash.
+
+/// What an input line asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Plain text for the current room.
+    Say(String),
+    /// Join a public room (and switch to it).
+    Join(String),
+    /// Switch to a room I am in.
+    Enter(String),
+    /// Leave a room (the current one when `None`).
+    Leave(Option<String>),
+    /// Create a room, optionally private, inviting some users at once.
+    Create {
+        /// Its name.
+        name: String,
+        /// Invite-only.
+        private: bool,
+        /// Users to invite.
+        invite: Vec<String>,
+    },
+    /// Invite a user to the current room.
+    Invite(String),
+    /// Remove a member from the current room.
+    Kick {
+        /// Who.
+        user: String,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// A direct message (opens the chat; sends `text` if given).
+    Msg {
+        /// To whom.
+        user: String,
+        /// What, if anything.
+        text: Option<String>,
+    },
+    /// Set the current room's topic.
+    Topic(String),
+    /// Members of the current room.
+    Who,
+    /// My rooms.
+    Rooms,
+    /// Public rooms on the server.
+    PublicRooms,
+    /// Every user with presence.
+    Users,
+    /// Who I am, and counts.
+    Info,
+    /// Away, with an optional status text.
+    Away(Option<String>),
+    /// Back from away.
+    Back,
+    /// Change my password.
+    Passwd,
+    /// Log out (forget the kept session) and quit.
+    Logout,
+    /// Quit.
+    Quit,
+    /// Show the help popup.
+    Help,
+    /// Toggle the member list.
+    Members,
+}
+
+/// One line of `/help`: the command, its arguments, what it does.
+pub const HELP: &[(&str, &str, &str)] = &[
+    (
+        "/join",
+        "ROOM",
+        "join a public room and switch to it (alias /join_chat)",
+    ),
+    (
+        "/enter",
+        "ROOM",
+        "switch to a room you are in (alias /enter_chat)",
+    ),
+    ("/leave", "[ROOM]", "leave the current room or ROOM"),
+    (
+        "/create",
+        "[--private] NAME [USER…]",
+        "create a room, inviting USERs (alias /create_chat)",
+    ),
+    ("/invite", "USER", "invite USER to the current room"),
+    (
+        "/kick",
+        "USER [REASON]",
+        "remove USER from the current room (owner, moderator)",
+    ),
+    (
+        "/msg",
+        "USER [TEXT]",
+        "open a direct chat with USER, sending TEXT",
+    ),
+    ("/topic", "TEXT", "set the current room's topic"),
+    ("/who", "", "members of the current room (alias /list -s)"),
+    (
+        "/rooms",
+        "",
+        "your rooms (alias /list -c); /list -g for all public rooms",
+    ),
+    ("/users", "", "every user with presence (alias /list -u)"),
+    ("/info", "", "who you are and what is going on"),
+    ("/away", "[MESSAGE]", "mark yourself away"),
+    ("/back", "", "mark yourself back"),
+    ("/members", "", "show or hide the member list (also F2)"),
+    ("/passwd", "", "change your password"),
+    ("/logout", "", "log out on this machine and quit"),
+    ("/quit", "", "quit (alias /exit)"),
+    ("/help", "", "this help (also F1)"),
+];
+
+/// The keys, for `/help`.
+pub const KEYS: &[(&str, &str)] = &[
+    ("Enter / Alt-Enter", "send / new line in the message"),
+    ("Alt-↑ Alt-↓, Ctrl-P Ctrl-N", "previous / next room"),
+    ("Alt-A", "next room with unread messages (mentions first)"),
+    (
+        "PgUp PgDn",
+        "scroll back (older history loads as you go) / forward",
+    ),
+    ("↑ ↓", "input history"),
+    ("Tab", "complete commands, @users and rooms"),
+    (
+        "Ctrl-A Ctrl-E, Alt-B Alt-F",
+        "start / end of line, word back / forward",
+    ),
+    ("Ctrl-W Ctrl-U Ctrl-K", "delete word / to start / to end"),
+    ("Esc", "close popups, jump to the newest messages"),
+    ("Ctrl-C", "quit"),
+];
+
+/// Why a line is not a valid command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// No such command.
+    Unknown(String),
+    /// Known command, wrong arguments; carries the usage.
+    Usage(String),
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParseError::Unknown(name) => write!(f, "unknown command {name}; /help lists them"),
+            ParseError::Usage(usage) => write!(f, "usage: {usage}"),
+        }
+    }
+}
+
+fn usage(command: &str) -> ParseError {
+    let line = HELP
+        .iter()
+        .find(|(name, _, _)| *name == command)
+        .map(|(name, args, _)| format!("{name} {args}"))
+        .unwrap_or_else(|| command.to_string());
+    ParseError::Usage(line.trim_end().to_string())
+}
+
+fn rest_text(rest: &str) -> Option<String> {
+    let text = rest.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// Parses an input line.
+pub fn parse(line: &str) -> Result<Command, ParseError> {
+    if let Some(literal) = line.strip_prefix("//") {
+        return Ok(Command::Say(format!("/{literal}")));
+    }
+    let Some(body) = line.strip_prefix('/') else {
+        return Ok(Command::Say(line.to_string()));
+    };
+    let (name, rest) = body.split_once(char::is_whitespace).unwrap_or((body, ""));
+    let args: Vec<&str> = rest.split_whitespace().collect();
+    let one = |command: &str| -> Result<String, ParseError> {
+        match args.as_slice() {
+            [arg] => Ok((*arg).to_string()),
+            _ => Err(usage(command)),
+        }
+    };
+    let none = |command: Command, canonical: &str| -> Result<Command, ParseError> {
+        if args.is_empty() {
+            Ok(command)
+        } else {
+            Err(usage(canonical))
+        }
+    };
+    match name {
+        "join" | "join_chat" => Ok(Command::Join(one("/join")?)),
+        "enter" | "enter_chat" | "switch" => Ok(Command::Enter(one("/enter")?)),
+        "leave" | "part" => match args.as_slice() {
+            [] => Ok(Command::Leave(None)),
+            [room] => Ok(Command::Leave(Some((*room).to_string()))),
+            _ => Err(usage("/leave")),
+        },
+        "create" | "create_chat" => {
+            let private = args.contains(&"--private");
+            let mut names = args.iter().filter(|a| **a != "--private");
+            let name = names.next().ok_or_else(|| usage("/create"))?;
+            Ok(Command::Create {
+                name: (*name).to_string(),
+                private,
+                invite: names.map(|s| (*s).to_string()).collect(),
+            })
+        }
+        "invite" => Ok(Command::Invite(one("/invite")?)),
+        "kick" => {
+            let mut parts = rest.trim().splitn(2, char::is_whitespace);
+            let user = parts
+                .next()
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| usage("/kick"))?;
+            Ok(Command::Kick {
+                user: user.to_string(),
+                reason: parts.next().and_then(rest_text),
+            })
+        }
+        "msg" | "query" => {
+            let mut parts = rest.trim_start().splitn(2, char::is_whitespace);
+            let user = parts
+                .next()
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| usage("/msg"))?;
+            Ok(Command::Msg {
+                user: user.to_string(),
+                text: parts.next().and_then(rest_text),
+            })
+        }
+        "topic" => Ok(Command::Topic(rest.trim().to_string())),
+        "who" | "names" => none(Command::Who, "/who"),
+        "rooms" => none(Command::Rooms, "/rooms"),
+        "users" => none(Command::Users, "/users"),
+        "list" => match args.as_slice() {
+            ["-u"] => Ok(Command::Users),
+            ["-s"] => Ok(Command::Who),
+            ["-c"] | [] => Ok(Command::Rooms),
+            ["-g"] => Ok(Command::PublicRooms),
+            _ => Err(ParseError::Usage("/list -u|-s|-c|-g".into())),
+        },
+        "info" => none(Command::Info, "/info"),
+        "away" => Ok(Command::Away(rest_text(rest))),
+        "back" => none(Command::Back, "/back"),
+        "members" => none(Command::Members, "/members"),
+        "passwd" => none(Command::Passwd, "/passwd"),
+        "logout" => none(Command::Logout, "/logout"),
+        "quit" | "exit" => Ok(Command::Quit),
+        "help" | "?" => Ok(Command::Help),
+        other => Err(ParseError::Unknown(format!("/{other}"))),
+    }
+}
+
+/// Every command name and alias, for completion.
+const NAMES: &[&str] = &[
+    "/away",
+    "/back",
+    "/create",
+    "/create_chat",
+    "/enter",
+    "/enter_chat",
+    "/exit",
+    "/help",
+    "/info",
+    "/invite",
+    "/join",
+    "/join_chat",
+    "/kick",
+    "/leave",
+    "/list",
+    "/logout",
+    "/members",
+    "/msg",
+    "/passwd",
+    "/quit",
+    "/rooms",
+    "/topic",
+    "/users",
+    "/who",
+];
+
+/// Completions for the word being typed: a command at the start of the line, `@name` for
+/// users, and user or room names as command arguments. Sorted, case-insensitive prefix match.
+pub fn complete(
+    word: &str,
+    at_line_start: bool,
+    users: &[String],
+    rooms: &[String],
+) -> Vec<String> {
+    let lower = word.to_lowercase();
+    let matching = |candidates: &mut dyn Iterator<Item = &String>, prefix: &str| -> Vec<String> {
+        let mut found: Vec<String> = candidates
+            .filter(|c| c.to_lowercase().starts_with(&lower[prefix.len()..]))
+            .map(|c| format!("{prefix}{c}"))
+            .collect();
+        found.sort_by_key(|c| c.to_lowercase());
+        found.dedup();
+        found
+    };
+    if at_line_start && word.starts_with('/') {
+        return NAMES
+            .iter()
+            .filter(|n| n.starts_with(&lower))
+            .map(|n| (*n).to_string())
+            .collect();
+    }
+    if word.starts_with('@') {
+        return matching(&mut users.iter(), "@");
+    }
+    if word.starts_with('#') {
+        return matching(&mut rooms.iter(), "#");
+    }
+    if at_line_start {
+        return Vec::new();
+    }
+    let mut all = matching(&mut users.iter().chain(rooms.iter()), "");
+    all.dedup();
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_and_escaped_slashes_are_messages() {
+        assert_eq!(
+            parse("hello /join x"),
+            Ok(Command::Say("hello /join x".into()))
+        );
+        assert_eq!(parse("//shrug"), Ok(Command::Say("/shrug".into())));
+    }
+
+    #[test]
+    fn commands_and_original_aliases_parse() {
+        assert_eq!(parse("/join dev"), Ok(Command::Join("dev".into())));
+        assert_eq!(parse("/join_chat dev"), Ok(Command::Join("dev".into())));
+        assert_eq!(parse("/enter_chat dev"), Ok(Command::Enter("dev".into())));
+        assert_eq!(
+            parse("/create_chat ops alice 张伟"),
+            Ok(Command::Create {
+                name: "ops".into(),
+                private: false,
+                invite: vec!["alice".into(), "张伟".into()]
+            })
+        );
+        assert_eq!(
+            parse("/create --private secret"),
+            Ok(Command::Create {
+                name: "secret".into(),
+                private: true,
+                invite: vec![]
+            })
+        );
+        assert_eq!(parse("/list -u"), Ok(Command::Users));
+        assert_eq!(parse("/list -s"), Ok(Command::Who));
+        assert_eq!(parse("/list -c"), Ok(Command::Rooms));
+        assert_eq!(parse("/list -g"), Ok(Command::PublicRooms));
+        assert_eq!(parse("/exit"), Ok(Command::Quit));
+        assert_eq!(parse("/info"), Ok(Command::Info));
+        assert_eq!(parse("/leave"), Ok(Command::Leave(None)));
+    }
+
+    #[test]
+    fn free_text_arguments_keep_their_spaces() {
+        assert_eq!(
+            parse("/msg bob  see you at 3 "),
+            Ok(Command::Msg {
+                user: "bob".into(),
+                text: Some("see you at 3".into())
+            })
+        );
+        assert_eq!(
+            parse("/msg bob"),
+            Ok(Command::Msg {
+                user: "bob".into(),
+                text: None
+            })
+        );
+        assert_eq!(
+            parse("/topic Release  week"),
+            Ok(Command::Topic("Release  week".into()))
+        );
+        assert_eq!(
+            parse("/away at lunch"),
+            Ok(Command::Away(Some("at lunch".into())))
+        );
+        assert_eq!(parse("/away"), Ok(Command::Away(None)));
+        assert_eq!(
+            parse("/kick mallory spamming links"),
+            Ok(Command::Kick {
+                user: "mallory".into(),
+                reason: Some("spamming links".into())
+            })
+        );
+    }
+
+    #[test]
+    fn mistakes_say_how_to_do_it_right() {
+        assert_eq!(
+            parse("/frobnicate"),
+            Err(ParseError::Unknown("/frobnicate".into()))
+        );
+        assert_eq!(parse("/join"), Err(ParseError::Usage("/join ROOM".into())));
+        assert_eq!(
+            parse("/join a b"),
+            Err(ParseError::Usage("/join ROOM".into()))
+        );
+        assert_eq!(
+            parse("/msg"),
+            Err(ParseError::Usage("/msg USER [TEXT]".into()))
+        );
+        assert_eq!(parse("/who extra"), Err(ParseError::Usage("/who".into())));
+        assert!(parse("/list -x").is_err());
+    }
+
+    #[test]
+    fn completion_knows_commands_users_and_rooms() {
+        let users = vec!["alice".to_string(), "Albert".to_string(), "bob".to_string()];
+        let rooms = vec!["dev".to_string(), "design".to_string()];
+        assert_eq!(
+            complete("/jo", true, &users, &rooms),
+            ["/join", "/join_chat"]
+        );
+        assert_eq!(
+            complete("@al", false, &users, &rooms),
+            ["@Albert", "@alice"]
+        );
+        assert_eq!(complete("#de", false, &users, &rooms), ["#design", "#dev"]);
+        assert_eq!(complete("bo", false, &users, &rooms), ["bob"]);
+        assert!(complete("zz", false, &users, &rooms).is_empty());
+    }
+}

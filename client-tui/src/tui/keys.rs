@@ -1,0 +1,273 @@
+//! Key bindings: turns a key press into state changes and [`Action`]s.
+
+use ratatui::crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind,
+};
+
+use super::app::{Action, App, PasswdForm, Screen};
+use super::editor::LineEditor;
+
+/// Rows a mouse-wheel step scrolls.
+const WHEEL_ROWS: isize = 3;
+
+fn edit(editor: &mut LineEditor, key: &KeyEvent) -> bool {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    let alt = key.modifiers.contains(KeyModifiers::ALT);
+    match key.code {
+        KeyCode::Char('a') if ctrl => editor.home(),
+        KeyCode::Char('e') if ctrl => editor.end(),
+        KeyCode::Char('w') if ctrl => editor.delete_word_before(),
+        KeyCode::Char('u') if ctrl => editor.delete_to_start(),
+        KeyCode::Char('k') if ctrl => editor.delete_to_end(),
+        KeyCode::Char('b') if ctrl => editor.left(),
+        KeyCode::Char('f') if ctrl => editor.right(),
+        KeyCode::Char('b') if alt => editor.word_left(),
+        KeyCode::Char('f') if alt => editor.word_right(),
+        KeyCode::Backspace if alt => editor.delete_word_before(),
+        KeyCode::Left if ctrl || alt => editor.word_left(),
+        KeyCode::Right if ctrl || alt => editor.word_right(),
+        KeyCode::Char(c) if !ctrl && !alt => editor.insert(c),
+        KeyCode::Backspace => editor.backspace(),
+        KeyCode::Delete => editor.delete(),
+        KeyCode::Left => editor.left(),
+        KeyCode::Right => editor.right(),
+        KeyCode::Home => editor.home(),
+        KeyCode::End => editor.end(),
+        _ => return false,
+    }
+    true
+}
+
+impl App {
+    /// Handles a key press.
+    pub fn on_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        if key.kind == KeyEventKind::Release {
+            return Vec::new();
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('d')) {
+            return vec![Action::Quit];
+        }
+        if self.show_help {
+            if matches!(
+                key.code,
+                KeyCode::Esc | KeyCode::Enter | KeyCode::F(1) | KeyCode::Char('q')
+            ) {
+                self.show_help = false;
+            }
+            return Vec::new();
+        }
+        if let Some(form) = &mut self.passwd {
+            return match key.code {
+                KeyCode::Esc => {
+                    self.passwd = None;
+                    Vec::new()
+                }
+                KeyCode::Tab | KeyCode::Down | KeyCode::Up => {
+                    form.on_new = !form.on_new;
+                    Vec::new()
+                }
+                KeyCode::Enter if !form.on_new => {
+                    form.on_new = true;
+                    Vec::new()
+                }
+                KeyCode::Enter => {
+                    let (old, new) = (form.old.text(), form.new.text());
+                    self.passwd = None;
+                    vec![Action::ChangePassword { old, new }]
+                }
+                _ => {
+                    let field = if form.on_new {
+                        &mut form.new
+                    } else {
+                        &mut form.old
+                    };
+                    edit(field, &key);
+                    Vec::new()
+                }
+            };
+        }
+        match &mut self.screen {
+            Screen::Login(form) => {
+                if form.busy {
+                    return Vec::new();
+                }
+                match key.code {
+                    KeyCode::Char('r') if ctrl => form.register = !form.register,
+                    KeyCode::Tab | KeyCode::Down | KeyCode::Up | KeyCode::BackTab => {
+                        form.on_password = !form.on_password;
+                    }
+                    KeyCode::Enter if !form.on_password => form.on_password = true,
+                    KeyCode::Enter => {
+                        let username = form.username.text().trim().to_string();
+                        if username.is_empty() {
+                            form.error = Some("type your user name".into());
+                            form.on_password = false;
+                            return Vec::new();
+                        }
+                        form.busy = true;
+                        form.error = None;
+                        return vec![Action::Login {
+                            username,
+                            password: form.password.text(),
+                            register: form.register,
+                        }];
+                    }
+                    KeyCode::Esc => return vec![Action::Quit],
+                    _ => {
+                        let field = if form.on_password {
+                            &mut form.password
+                        } else {
+                            &mut form.username
+                        };
+                        edit(field, &key);
+                    }
+                }
+                Vec::new()
+            }
+            Screen::Chat => self.chat_key(key),
+        }
+    }
+
+    fn chat_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = key.modifiers.contains(KeyModifiers::ALT);
+        let page = self.viewport.1.max(2) as isize - 1;
+        match key.code {
+            KeyCode::Enter if alt || key.modifiers.contains(KeyModifiers::SHIFT) => {
+                self.input.insert('\n');
+                Vec::new()
+            }
+            KeyCode::Enter => self.submit_input(),
+            KeyCode::Tab => {
+                self.complete();
+                Vec::new()
+            }
+            KeyCode::F(1) => {
+                self.show_help = true;
+                Vec::new()
+            }
+            KeyCode::F(2) => {
+                self.show_members = !self.show_members;
+                Vec::new()
+            }
+            KeyCode::Esc => {
+                self.flash = None;
+                if let Some(room) = self.current.and_then(|c| self.rooms.get_mut(&c)) {
+                    room.scroll = 0;
+                }
+                Vec::new()
+            }
+            KeyCode::Up if alt => self.cycle_room(-1),
+            KeyCode::Down if alt => self.cycle_room(1),
+            KeyCode::Char('p') if ctrl => self.cycle_room(-1),
+            KeyCode::Char('n') if ctrl => self.cycle_room(1),
+            KeyCode::Char('a') if alt => self.next_unread(),
+            KeyCode::PageUp => self.scroll_rows(page),
+            KeyCode::PageDown => self.scroll_rows(-page),
+            KeyCode::Up => {
+                self.input.history_prev();
+                Vec::new()
+            }
+            KeyCode::Down => {
+                self.input.history_next();
+                Vec::new()
+            }
+            _ => {
+                let typed = matches!(key.code, KeyCode::Char(_)) && !ctrl && !alt;
+                if edit(&mut self.input, &key) && typed {
+                    self.typed()
+                } else {
+                    Vec::new()
+                }
+            }
+        }
+    }
+
+    /// Scrolls the current room by `rows`, measuring the timeline at the current width.
+    pub fn scroll_rows(&mut self, rows: isize) -> Vec<Action> {
+        let total = self.current_room().map_or(0, |room| {
+            super::ui::timeline_rows(self, room, self.viewport.0).len()
+        });
+        self.scroll(rows, total)
+    }
+
+    /// Handles the mouse wheel (when mouse support is on).
+    pub fn on_mouse(&mut self, mouse: MouseEvent) -> Vec<Action> {
+        if !matches!(self.screen, Screen::Chat) {
+            return Vec::new();
+        }
+        match mouse.kind {
+            MouseEventKind::ScrollUp => self.scroll_rows(WHEEL_ROWS),
+            MouseEventKind::ScrollDown => self.scroll_rows(-WHEEL_ROWS),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Opens the change-password popup.
+    pub fn open_passwd(&mut self) {
+        self.passwd = Some(PasswdForm::default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatroom_protocol::{UserId, UserSummary};
+
+    fn press(app: &mut App, code: KeyCode, modifiers: KeyModifiers) -> Vec<Action> {
+        app.on_key(KeyEvent::new(code, modifiers))
+    }
+
+    fn type_text(app: &mut App, text: &str) {
+        for c in text.chars() {
+            press(app, KeyCode::Char(c), KeyModifiers::NONE);
+        }
+    }
+
+    #[test]
+    fn the_login_form_submits_credentials() {
+        let mut app = App::new("h:1", None);
+        type_text(&mut app, "alice");
+        press(&mut app, KeyCode::Tab, KeyModifiers::NONE);
+        type_text(&mut app, "secret pw");
+        press(&mut app, KeyCode::Char('r'), KeyModifiers::CONTROL);
+        let actions = press(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+        assert_eq!(
+            actions,
+            vec![Action::Login {
+                username: "alice".into(),
+                password: "secret pw".into(),
+                register: true
+            }]
+        );
+        assert!(
+            press(&mut app, KeyCode::Enter, KeyModifiers::NONE).is_empty(),
+            "busy"
+        );
+    }
+
+    #[test]
+    fn alt_enter_makes_a_multi_line_message() {
+        let mut app = App::new("h:1", None);
+        app.logged_in(UserSummary {
+            id: UserId(1),
+            username: "me".into(),
+            is_admin: false,
+        });
+        type_text(&mut app, "line one");
+        press(&mut app, KeyCode::Enter, KeyModifiers::ALT);
+        type_text(&mut app, "line two");
+        assert_eq!(app.input.text(), "line one\nline two");
+        press(&mut app, KeyCode::Char('w'), KeyModifiers::CONTROL);
+        assert_eq!(app.input.text(), "line one\nline ");
+        press(&mut app, KeyCode::F(1), KeyModifiers::NONE);
+        assert!(app.show_help);
+        press(&mut app, KeyCode::Esc, KeyModifiers::NONE);
+        assert!(!app.show_help);
+        assert_eq!(
+            press(&mut app, KeyCode::Char('c'), KeyModifiers::CONTROL),
+            vec![Action::Quit]
+        );
+    }
+}

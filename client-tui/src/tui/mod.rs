@@ -1,0 +1,15 @@
+//! The interactive terminal client.
+//!
+//! - [`app`]: the state, changed by events, producing actions.
+//! - [`keys`]: key bindings.
+//! - [`editor`]: the input line editor.
+//! - [`commands`]: slash commands, `/help`, completion.
+//! - [`ui`]: rendering from `&App`.
+//! - [`runtime`]: terminal, input thread, network tasks, reconnects.
+
+pub mod app;
+pub mod commands;
+pub mod editor;
+pub mod keys;
+pub mod runtime;
+pub mod ui;

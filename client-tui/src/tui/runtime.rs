@@ -1,0 +1,587 @@
+//! The interactive runtime: owns the terminal, reads keys on a thread, runs network work as
+//! tasks, and feeds every result back into the [`App`] as a message. It reconnects with
+//! exponential backoff and jitter, resumes the session, and catches up each room.
+//!
+//! The terminal is restored on exit and on panic (ratatui installs the hook). Logs go to a file
+//! in the user's state directory, never to the screen.
+
+use anyhow::Context;
+use chatroom_protocol::client::{Client, ClientHandle};
+use chatroom_protocol::{
+    ErrorCode, Event, HistoryAnchor, HistoryPage, Member, PresenceStatus, RoomId, RoomSummary,
+    Session, UserPresence, Visibility, now_millis,
+};
+use ratatui::crossterm::event::{self as term, Event as TermEvent};
+use std::io::Write;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+use super::app::{Action, App, PAGE, Screen};
+use crate::login::{CLIENT_NAME, remember};
+use crate::session_store::SessionStore;
+use crate::settings::Settings;
+
+/// Options of the interactive client.
+#[derive(Clone, Debug)]
+pub struct TuiOptions {
+    /// Scroll with the mouse wheel (captures the mouse, so text selection needs Shift).
+    pub mouse: bool,
+    /// Ring the terminal bell when mentioned.
+    pub bell: bool,
+}
+
+const QUEUE: usize = 1024;
+const TICK: Duration = Duration::from_millis(250);
+const MAX_BACKOFF_MS: u64 = 30_000;
+
+/// Everything that reaches the UI loop.
+enum Msg {
+    Term(TermEvent),
+    Connected {
+        generation: u64,
+        handle: ClientHandle,
+        session: Session,
+        rooms: Vec<RoomSummary>,
+    },
+    /// Credentials refused: back to the login screen.
+    AuthFailed(String),
+    /// The server could not be reached or the connection broke during login: retry.
+    ConnectFailed(u64, String),
+    Server(u64, Event),
+    Closed(u64, String),
+    History(HistoryPage, bool),
+    Members(RoomId, Vec<Member>),
+    Users(Vec<UserPresence>),
+    Notice(String),
+    Flash(String, bool),
+    Joined(RoomSummary),
+    LoggedOut,
+}
+
+#[derive(Clone)]
+enum Credentials {
+    Token {
+        token: String,
+    },
+    Password {
+        user: String,
+        password: String,
+        register: bool,
+    },
+}
+
+struct Runtime {
+    settings: Settings,
+    tx: mpsc::Sender<Msg>,
+    handle: Option<ClientHandle>,
+    generation: u64,
+    token: Option<(String, String)>,
+    reconnect_at: Option<u64>,
+    attempt: u32,
+    quit: bool,
+}
+
+/// Runs the interactive client until the user quits.
+pub async fn run(settings: Settings, options: TuiOptions) -> anyhow::Result<()> {
+    init_logging();
+    let store = settings.data_dir.as_deref().map(SessionStore::new);
+    let user = settings.user.clone();
+    let saved = match (&store, &user) {
+        (Some(store), Some(user)) => store
+            .load(&settings.server, user)
+            .map(|t| (user.clone(), t)),
+        _ => None,
+    };
+    let mut app = App::new(settings.server.clone(), user.as_deref());
+    app.bell_on_mention = options.bell;
+    app.utc_offset_secs = i64::from(chrono::Local::now().offset().local_minus_utc());
+    app.now = now_millis();
+
+    let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
+    let mut runtime = Runtime {
+        settings,
+        tx: tx.clone(),
+        handle: None,
+        generation: 0,
+        token: saved.clone(),
+        reconnect_at: None,
+        attempt: 0,
+        quit: false,
+    };
+    if let Some((_, token)) = saved {
+        if let Screen::Login(form) = &mut app.screen {
+            form.busy = true;
+        }
+        runtime.connect(Credentials::Token { token });
+    }
+
+    let mut terminal = ratatui::init();
+    if options.mouse {
+        let _ = ratatui::crossterm::execute!(std::io::stdout(), term::EnableMouseCapture);
+    }
+    // Keys are read on a thread of their own; it ends with the process.
+    std::thread::spawn(move || {
+        while let Ok(event) = term::read() {
+            if tx.blocking_send(Msg::Term(event)).is_err() {
+                break;
+            }
+        }
+    });
+    let result = runtime.event_loop(&mut terminal, &mut app, &mut rx).await;
+    if options.mouse {
+        let _ = ratatui::crossterm::execute!(std::io::stdout(), term::DisableMouseCapture);
+    }
+    ratatui::restore();
+    result
+}
+
+fn init_logging() {
+    let Some(dir) = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".local/state")))
+        .map(|d| d.join("chatroom"))
+    else {
+        return;
+    };
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let Ok(file) = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(dir.join("chatroom.log"))
+    else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CHATROOM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+}
+
+/// The message pane's size for a terminal of `width` × `height` (mirrors the layout in `ui`).
+fn viewport(app: &App, width: u16, height: u16) -> (u16, u16) {
+    let rooms = 22.min(width / 3);
+    let members = if app.show_members && width >= 70 {
+        20
+    } else {
+        0
+    };
+    (
+        width.saturating_sub(rooms + members + 1),
+        height.saturating_sub(3),
+    )
+}
+
+impl Runtime {
+    async fn event_loop(
+        &mut self,
+        terminal: &mut ratatui::DefaultTerminal,
+        app: &mut App,
+        rx: &mut mpsc::Receiver<Msg>,
+    ) -> anyhow::Result<()> {
+        let mut ticker = tokio::time::interval(TICK);
+        loop {
+            if let Ok(size) = terminal.size() {
+                app.viewport = viewport(app, size.width, size.height);
+            }
+            terminal
+                .draw(|frame| super::ui::draw(frame, app))
+                .context("cannot draw")?;
+            let mut actions = Vec::new();
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(msg) => actions.extend(self.on_msg(app, msg)),
+                    None => return Ok(()),
+                },
+                _ = ticker.tick() => {
+                    let now = now_millis();
+                    actions.extend(app.tick(now));
+                    if self.reconnect_at.is_some_and(|at| now >= at) {
+                        self.reconnect_at = None;
+                        if let Some((_, token)) = self.token.clone() {
+                            app.reconnecting();
+                            self.connect(Credentials::Token { token });
+                        }
+                    }
+                }
+            }
+            // Take whatever else is waiting before drawing again (a burst of messages is one frame).
+            for _ in 0..QUEUE {
+                match rx.try_recv() {
+                    Ok(msg) => actions.extend(self.on_msg(app, msg)),
+                    Err(_) => break,
+                }
+            }
+            for action in actions {
+                self.perform(app, action);
+            }
+            if self.quit {
+                return Ok(());
+            }
+        }
+    }
+
+    fn connect(&mut self, credentials: Credentials) {
+        self.generation += 1;
+        self.handle = None;
+        let generation = self.generation;
+        let server = self.settings.server.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let client = match Client::connect(&server, CLIENT_NAME).await {
+                Ok(client) => client,
+                Err(e) => {
+                    let _ = tx.send(Msg::ConnectFailed(generation, e.to_string())).await;
+                    return;
+                }
+            };
+            let login = match &credentials {
+                Credentials::Token { token, .. } => client.resume(token).await,
+                Credentials::Password {
+                    user,
+                    password,
+                    register: true,
+                } => client.register(user, password).await,
+                Credentials::Password { user, password, .. } => client.login(user, password).await,
+            };
+            let session = match login {
+                Ok(session) => session,
+                Err(e) if e.code().is_some() && e.code() != Some(ErrorCode::RateLimited) => {
+                    let message = match e {
+                        chatroom_protocol::client::ClientError::Server(body) => body.message,
+                        other => other.to_string(),
+                    };
+                    let _ = tx.send(Msg::AuthFailed(message)).await;
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Msg::ConnectFailed(generation, e.to_string())).await;
+                    return;
+                }
+            };
+            let rooms = match client.my_rooms().await {
+                Ok(rooms) => rooms,
+                Err(e) => {
+                    let _ = tx.send(Msg::ConnectFailed(generation, e.to_string())).await;
+                    return;
+                }
+            };
+            let (handle, mut events) = client.into_parts();
+            let watcher = handle.clone();
+            let connected = Msg::Connected {
+                generation,
+                handle,
+                session,
+                rooms,
+            };
+            if tx.send(connected).await.is_err() {
+                return;
+            }
+            while let Some(event) = events.recv().await {
+                if tx.send(Msg::Server(generation, event)).await.is_err() {
+                    return;
+                }
+            }
+            let reason = watcher
+                .close_reason()
+                .map_or_else(|| "connection lost".to_string(), |e| e.message);
+            drop(watcher);
+            let _ = tx.send(Msg::Closed(generation, reason)).await;
+        });
+    }
+
+    fn schedule_reconnect(&mut self, app: &mut App, reason: String) {
+        self.handle = None;
+        let base = 1000u64
+            .saturating_mul(1 << self.attempt.min(5))
+            .min(MAX_BACKOFF_MS);
+        // Jitter from the clock's low bits: clients dropped together do not return together.
+        let jitter = u64::from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0),
+        ) % (base / 2 + 1);
+        self.attempt += 1;
+        let at = now_millis() + base + jitter;
+        self.reconnect_at = Some(at);
+        tracing::info!(%reason, delay_ms = base + jitter, "disconnected; will reconnect");
+        app.disconnected(reason, at);
+    }
+
+    fn on_msg(&mut self, app: &mut App, msg: Msg) -> Vec<Action> {
+        match msg {
+            Msg::Term(TermEvent::Key(key)) => app.on_key(key),
+            Msg::Term(TermEvent::Mouse(mouse)) => app.on_mouse(mouse),
+            Msg::Term(TermEvent::Paste(text)) => {
+                app.input.insert_str(&text);
+                Vec::new()
+            }
+            Msg::Term(_) => Vec::new(),
+            Msg::Connected {
+                generation,
+                handle,
+                session,
+                rooms,
+            } if generation == self.generation => {
+                tracing::info!(user = %session.user.username, "connected");
+                self.attempt = 0;
+                self.handle = Some(handle);
+                remember(&self.settings, &session);
+                self.token = Some((session.user.username.clone(), session.token.clone()));
+                app.logged_in(session.user);
+                app.rooms_loaded(rooms)
+            }
+            Msg::Connected { .. } => Vec::new(),
+            Msg::AuthFailed(message) => {
+                tracing::info!(%message, "login refused");
+                if let (Some(dir), Some((user, _))) = (&self.settings.data_dir, &self.token) {
+                    SessionStore::new(dir).remove(&self.settings.server, user);
+                }
+                self.token = None;
+                self.handle = None;
+                if !matches!(app.screen, Screen::Login(_)) {
+                    app.screen = Screen::Login(Box::default());
+                }
+                app.login_failed(message);
+                Vec::new()
+            }
+            Msg::ConnectFailed(generation, reason) if generation == self.generation => {
+                if self.token.is_some() {
+                    self.schedule_reconnect(app, reason);
+                } else {
+                    app.login_failed(format!("cannot reach {}: {reason}", self.settings.server));
+                }
+                Vec::new()
+            }
+            Msg::ConnectFailed(..) => Vec::new(),
+            Msg::Server(generation, event) if generation == self.generation => app.on_event(event),
+            Msg::Server(..) => Vec::new(),
+            Msg::Closed(generation, reason) if generation == self.generation => {
+                if !self.quit {
+                    self.schedule_reconnect(app, reason);
+                }
+                Vec::new()
+            }
+            Msg::Closed(..) => Vec::new(),
+            Msg::History(page, older) => {
+                app.history_loaded(page, older);
+                Vec::new()
+            }
+            Msg::Members(room, members) => {
+                app.members_loaded(room, members);
+                Vec::new()
+            }
+            Msg::Users(users) => {
+                app.users_loaded(users);
+                Vec::new()
+            }
+            Msg::Notice(text) => {
+                app.notice(text);
+                Vec::new()
+            }
+            Msg::Flash(text, error) => {
+                app.flash(text, error);
+                Vec::new()
+            }
+            Msg::Joined(summary) => {
+                let id = summary.id;
+                app.on_event(Event::RoomUpdated(summary));
+                app.enter_room(id)
+            }
+            Msg::LoggedOut => {
+                self.quit = true;
+                Vec::new()
+            }
+        }
+    }
+
+    /// Runs `work` with the connection, sending what it returns back to the loop.
+    fn with_client<F, Fut>(&self, app: &mut App, work: F)
+    where
+        F: FnOnce(ClientHandle) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<Option<Msg>, String>> + Send,
+    {
+        let Some(handle) = self.handle.clone() else {
+            app.flash("not connected; waiting to reconnect", true);
+            return;
+        };
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let msg = match work(handle).await {
+                Ok(Some(msg)) => msg,
+                Ok(None) => return,
+                Err(e) => Msg::Flash(e, true),
+            };
+            let _ = tx.send(msg).await;
+        });
+    }
+
+    fn perform(&mut self, app: &mut App, action: Action) {
+        let err = |e: chatroom_protocol::client::ClientError| match e {
+            chatroom_protocol::client::ClientError::Server(body) => body.message,
+            other => other.to_string(),
+        };
+        match action {
+            Action::Quit => self.quit = true,
+            Action::Bell => {
+                let mut out = std::io::stdout();
+                let _ = out.write_all(b"\x07");
+                let _ = out.flush();
+            }
+            Action::Login {
+                username,
+                password,
+                register,
+            } => self.connect(Credentials::Password {
+                user: username,
+                password,
+                register,
+            }),
+            Action::Send { room, text } => self.with_client(app, move |c| async move {
+                c.send_message(room, text).await.map_err(err)?;
+                Ok(None)
+            }),
+            Action::Direct { user, text } => self.with_client(app, move |c| async move {
+                let room = c.open_direct(&user).await.map_err(err)?;
+                if let Some(text) = text {
+                    c.send_message(room.id, text).await.map_err(err)?;
+                }
+                Ok(Some(Msg::Joined(room)))
+            }),
+            Action::Join(name) => self.with_client(app, move |c| async move {
+                Ok(Some(Msg::Joined(c.join_room(&name).await.map_err(err)?)))
+            }),
+            Action::Leave(room) => self.with_client(app, move |c| async move {
+                c.leave_room(room).await.map_err(err)?;
+                Ok(None)
+            }),
+            Action::Create {
+                name,
+                private,
+                invite,
+            } => self.with_client(app, move |c| async move {
+                let visibility = if private {
+                    Visibility::Private
+                } else {
+                    Visibility::Public
+                };
+                let room = c.create_room(&name, visibility).await.map_err(err)?;
+                for user in invite {
+                    c.invite(room.id, &user).await.map_err(err)?;
+                }
+                Ok(Some(Msg::Joined(room)))
+            }),
+            Action::Invite { room, user } => self.with_client(app, move |c| async move {
+                c.invite(room, &user).await.map_err(err)?;
+                Ok(Some(Msg::Flash(format!("invited {user}"), false)))
+            }),
+            Action::Kick { room, user, reason } => self.with_client(app, move |c| async move {
+                c.kick(room, &user, reason).await.map_err(err)?;
+                Ok(None)
+            }),
+            Action::Topic { room, topic } => self.with_client(app, move |c| async move {
+                c.set_topic(room, &topic).await.map_err(err)?;
+                Ok(None)
+            }),
+            Action::LoadOlder { room, before } => self.with_client(app, move |c| async move {
+                let page = c
+                    .history(room, HistoryAnchor::Before(before), PAGE)
+                    .await
+                    .map_err(err)?;
+                Ok(Some(Msg::History(page, true)))
+            }),
+            Action::LoadLatest(room) => self.with_client(app, move |c| async move {
+                let page = c
+                    .history(room, HistoryAnchor::Latest, PAGE)
+                    .await
+                    .map_err(err)?;
+                Ok(Some(Msg::History(page, false)))
+            }),
+            Action::CatchUp(room) => {
+                let from = app.catch_up_from(room);
+                let tx = self.tx.clone();
+                self.with_client(app, move |c| async move {
+                    let mut after = from;
+                    loop {
+                        let page = c
+                            .history(room, HistoryAnchor::After(after), 200)
+                            .await
+                            .map_err(err)?;
+                        let more = page.has_more;
+                        if let Some(last) = page.messages.last() {
+                            after = last.seq;
+                        }
+                        if tx.send(Msg::History(page, false)).await.is_err() || !more {
+                            return Ok(None);
+                        }
+                    }
+                });
+            }
+            Action::MarkRead { room, seq } => self.with_client(app, move |c| async move {
+                // A marker that fails to move is harmless: the next one carries it.
+                let _ = c.mark_read(room, seq).await;
+                Ok(None)
+            }),
+            Action::Members(room) => self.with_client(app, move |c| async move {
+                let info = c.room_info(room).await.map_err(err)?;
+                Ok(Some(Msg::Members(room, info.members)))
+            }),
+            Action::PublicRooms => self.with_client(app, move |c| async move {
+                let rooms = c.public_rooms().await.map_err(err)?;
+                let names: Vec<String> = rooms
+                    .iter()
+                    .map(|r| format!("#{} ({})", r.name, r.member_count))
+                    .collect();
+                Ok(Some(Msg::Notice(format!(
+                    "public rooms: {}",
+                    names.join("  ")
+                ))))
+            }),
+            Action::Users => self.with_client(app, move |c| async move {
+                Ok(Some(Msg::Users(c.list_users().await.map_err(err)?)))
+            }),
+            Action::Presence { away, message } => self.with_client(app, move |c| async move {
+                let status = if away {
+                    PresenceStatus::Away
+                } else {
+                    PresenceStatus::Online
+                };
+                c.set_presence(status, message).await.map_err(err)?;
+                let text = if away { "you are away" } else { "you are back" };
+                Ok(Some(Msg::Flash(text.into(), false)))
+            }),
+            Action::Typing(room) => self.with_client(app, move |c| async move {
+                let _ = c.typing(room).await;
+                Ok(None)
+            }),
+            Action::ChangePassword { old, new } => self.with_client(app, move |c| async move {
+                c.change_password(&old, &new).await.map_err(err)?;
+                Ok(Some(Msg::Flash(
+                    "password changed; other sessions were logged out".into(),
+                    false,
+                )))
+            }),
+            Action::Logout => {
+                if let (Some(dir), Some((user, _))) = (&self.settings.data_dir, &self.token) {
+                    SessionStore::new(dir).remove(&self.settings.server, user);
+                }
+                self.token = None;
+                if self.handle.is_none() {
+                    self.quit = true;
+                    return;
+                }
+                self.with_client(app, move |c| async move {
+                    let _ = c.logout().await;
+                    Ok(Some(Msg::LoggedOut))
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,628 @@
+//! Rendering: everything on screen is drawn from a borrowed [`App`], so a frame is a pure
+//! function of the state and can be snapshot-tested on ratatui's `TestBackend`.
+//!
+//! Message text is wrapped here, by display width (CJK characters and most emoji take two
+//! columns), with continuation rows indented under the text.
+
+use chatroom_protocol::{MessageKind, PresenceStatus, RoomKind, RoomRole};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+use unicode_width::UnicodeWidthChar;
+
+use super::app::{App, ConnectionState, Entry, LoginForm, RoomState, Screen};
+use super::commands::{HELP, KEYS};
+
+/// Below this width the member list is hidden.
+const MEMBERS_MIN_WIDTH: u16 = 70;
+const ROOMS_WIDTH: u16 = 22;
+const MEMBERS_WIDTH: u16 = 20;
+
+/// Stable per-user colours: the same name gets the same colour on every screen.
+const NAME_COLOURS: &[Color] = &[
+    Color::Cyan,
+    Color::Green,
+    Color::Magenta,
+    Color::Blue,
+    Color::LightRed,
+    Color::LightGreen,
+    Color::LightMagenta,
+    Color::LightBlue,
+    Color::Yellow,
+    Color::LightCyan,
+];
+
+/// The colour of a user name (FNV-1a of the lowercase name).
+pub fn name_colour(name: &str) -> Color {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in name.to_lowercase().bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    NAME_COLOURS[hash as usize % NAME_COLOURS.len()]
+}
+
+fn dim() -> Style {
+    Style::new().fg(Color::DarkGray)
+}
+
+/// Draws the whole screen.
+pub fn draw(frame: &mut Frame, app: &App) {
+    match &app.screen {
+        Screen::Login(form) => draw_login(frame, app, form),
+        Screen::Chat => draw_chat(frame, app),
+    }
+    if let Some(form) = &app.passwd {
+        draw_passwd(frame, form);
+    }
+    if app.show_help {
+        draw_help(frame);
+    }
+}
+
+fn draw_passwd(frame: &mut Frame, form: &super::app::PasswdForm) {
+    let area = centered(frame.area(), 44, 6);
+    frame.render_widget(Clear, area);
+    let block = Block::bordered().title(" change password · Esc to cancel ");
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let row = |label: &str, chars: usize, focused: bool| {
+        Line::from(vec![
+            Span::styled(
+                format!("{} {label:<13}", if focused { "›" } else { " " }),
+                dim(),
+            ),
+            Span::raw("•".repeat(chars)),
+        ])
+    };
+    let lines = vec![
+        row("current", form.old.text().chars().count(), !form.on_new),
+        row("new", form.new.text().chars().count(), form.on_new),
+        Line::default(),
+        Line::from(Span::styled("  other sessions will be logged out", dim())),
+    ];
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    }
+}
+
+fn draw_login(frame: &mut Frame, app: &App, form: &LoginForm) {
+    let area = centered(frame.area(), 60, 10);
+    frame.render_widget(Clear, area);
+    let title = if form.register {
+        " Chat-Room · create an account "
+    } else {
+        " Chat-Room · log in "
+    };
+    let block = Block::bordered().title(title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let field = |label: &str, value: String, focused: bool| {
+        let marker = if focused { "›" } else { " " };
+        Line::from(vec![
+            Span::styled(format!("{marker} {label:<9}"), dim()),
+            Span::styled(
+                value,
+                if focused {
+                    Style::new().add_modifier(Modifier::BOLD)
+                } else {
+                    Style::new()
+                },
+            ),
+        ])
+    };
+    let masked = "•".repeat(form.password.text().chars().count());
+    let mut lines = vec![
+        Line::from(Span::styled(format!("  server   {}", app.server), dim())),
+        Line::default(),
+        field("user", form.username.text(), !form.on_password),
+        field("password", masked, form.on_password),
+        Line::default(),
+    ];
+    match (&form.error, form.busy) {
+        (_, true) => lines.push(Line::from(Span::styled("  connecting…", dim()))),
+        (Some(error), false) => lines.push(Line::from(Span::styled(
+            format!("  {error}"),
+            Style::new().fg(Color::Red),
+        ))),
+        (None, false) => lines.push(Line::default()),
+    }
+    let toggle = if form.register {
+        "Ctrl-R: log in"
+    } else {
+        "Ctrl-R: new account"
+    };
+    lines.push(Line::from(Span::styled(
+        format!("  Enter: go · Tab: next · {toggle} · Esc: quit"),
+        dim(),
+    )));
+    frame.render_widget(Paragraph::new(lines), inner);
+    // The cursor sits in the focused field (the password field shows dots, one per char).
+    let (row, editor) = if form.on_password {
+        (3, &form.password)
+    } else {
+        (2, &form.username)
+    };
+    let prefix = if form.on_password {
+        editor.cursor() as u16
+    } else {
+        display_width(
+            &editor
+                .text()
+                .chars()
+                .take(editor.cursor())
+                .collect::<String>(),
+        )
+    };
+    let x = inner.x + 11 + prefix;
+    if x < inner.x + inner.width && inner.height > row {
+        frame.set_cursor_position((x, inner.y + row));
+    }
+}
+
+fn draw_chat(frame: &mut Frame, app: &App) {
+    let area = frame.area();
+    let input_rows = (app.input.text().lines().count().max(1) as u16).clamp(1, 5);
+    let [main, status, input] = Layout::vertical([
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(input_rows),
+    ])
+    .areas(area);
+    let rooms_width = ROOMS_WIDTH.min(main.width / 3);
+    let show_members = app.show_members && main.width >= MEMBERS_MIN_WIDTH;
+    let members_width = if show_members { MEMBERS_WIDTH } else { 0 };
+    let [rooms, messages, members] = Layout::horizontal([
+        Constraint::Length(rooms_width),
+        Constraint::Min(1),
+        Constraint::Length(members_width),
+    ])
+    .areas(main);
+    draw_rooms(frame, app, rooms);
+    draw_messages(frame, app, messages);
+    if show_members {
+        draw_members(frame, app, members);
+    }
+    draw_status(frame, app, status);
+    draw_input(frame, app, input);
+}
+
+fn draw_rooms(frame: &mut Frame, app: &App, area: Rect) {
+    let block = Block::new().borders(Borders::RIGHT).border_style(dim());
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let width = usize::from(inner.width);
+    let mut lines = Vec::new();
+    let mut seen_direct = false;
+    for id in app.room_order() {
+        let room = &app.rooms[&id];
+        if room.summary.kind == RoomKind::Direct && !seen_direct {
+            seen_direct = true;
+            lines.push(Line::from(Span::styled("direct", dim())));
+        }
+        let counts = match (room.summary.mentions, room.summary.unread) {
+            (0, 0) => String::new(),
+            (0, unread) => format!(" {unread}"),
+            (mentions, unread) => format!(" {unread}@{mentions}"),
+        };
+        let label = truncate(&room.label(), width.saturating_sub(counts.chars().count()));
+        let pad = width.saturating_sub(display_width(&label) as usize + counts.chars().count());
+        let mut style = Style::new();
+        if room.summary.unread > 0 {
+            style = style.add_modifier(Modifier::BOLD);
+        }
+        if room.summary.mentions > 0 {
+            style = style.fg(Color::Yellow);
+        }
+        if app.current == Some(id) {
+            style = style.add_modifier(Modifier::REVERSED);
+        }
+        lines.push(Line::from(vec![
+            Span::styled(format!("{label}{}", " ".repeat(pad)), style),
+            Span::styled(counts, style),
+        ]));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// Display width in terminal columns.
+pub fn display_width(text: &str) -> u16 {
+    text.chars()
+        .map(|c| c.width().unwrap_or(0))
+        .sum::<usize>()
+        .min(usize::from(u16::MAX)) as u16
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > width {
+            if width > 0 && out.chars().count() > 0 {
+                out.pop();
+                out.push('…');
+            }
+            return out;
+        }
+        used += w;
+        out.push(c);
+    }
+    out
+}
+
+/// Wraps styled text into rows of at most `width` columns; rows after the first start with
+/// `indent` spaces. Breaks at spaces where it can, anywhere in a long word or CJK text.
+fn wrap(segments: &[(String, Style)], width: usize, indent: usize) -> Vec<Line<'static>> {
+    let width = width.max(indent + 2);
+    let mut rows: Vec<Vec<(char, Style)>> = vec![Vec::new()];
+    let mut used = 0usize;
+    for (text, style) in segments {
+        for c in text.chars() {
+            if c == '\n' {
+                rows.push(
+                    " ".repeat(indent)
+                        .chars()
+                        .map(|s| (s, Style::new()))
+                        .collect(),
+                );
+                used = indent;
+                continue;
+            }
+            let w = c.width().unwrap_or(0);
+            if used + w > width {
+                let row = rows.last_mut().expect("rows is never empty");
+                // Move the unfinished word to the next row when the row has a space to break at.
+                let break_at = row
+                    .iter()
+                    .rposition(|(ch, _)| *ch == ' ')
+                    .filter(|&i| i > indent);
+                let carried: Vec<(char, Style)> = match (c == ' ', break_at) {
+                    (false, Some(i)) => row.split_off(i + 1),
+                    _ => Vec::new(),
+                };
+                let mut next: Vec<(char, Style)> = " "
+                    .repeat(indent)
+                    .chars()
+                    .map(|s| (s, Style::new()))
+                    .collect();
+                used = indent
+                    + carried
+                        .iter()
+                        .map(|(ch, _)| ch.width().unwrap_or(0))
+                        .sum::<usize>();
+                next.extend(carried);
+                rows.push(next);
+                if c == ' ' {
+                    continue;
+                }
+            }
+            rows.last_mut()
+                .expect("rows is never empty")
+                .push((c, *style));
+            used += w;
+        }
+    }
+    rows.into_iter()
+        .map(|row| {
+            let mut spans: Vec<Span<'static>> = Vec::new();
+            let mut current = String::new();
+            let mut current_style = Style::new();
+            for (c, style) in row {
+                if style != current_style && !current.is_empty() {
+                    spans.push(Span::styled(std::mem::take(&mut current), current_style));
+                }
+                current_style = style;
+                current.push(c);
+            }
+            if !current.is_empty() {
+                spans.push(Span::styled(current, current_style));
+            }
+            Line::from(spans)
+        })
+        .collect()
+}
+
+/// `HH:MM` in the app's time zone.
+fn clock(app: &App, ts: u64) -> String {
+    let local = (ts / 1000) as i64 + app.utc_offset_secs;
+    let minutes = local.div_euclid(60);
+    format!(
+        "{:02}:{:02}",
+        minutes.div_euclid(60).rem_euclid(24),
+        minutes.rem_euclid(60)
+    )
+}
+
+/// The rows of a room's timeline at `width`, oldest first.
+pub fn timeline_rows(app: &App, room: &RoomState, width: u16) -> Vec<Line<'static>> {
+    let width = usize::from(width);
+    let me = app.me.as_ref().map(|m| m.id);
+    let mut rows = Vec::new();
+    if room.has_older {
+        rows.push(Line::from(Span::styled(
+            if room.loading_older {
+                "  loading older messages…"
+            } else {
+                "  PgUp for older messages"
+            },
+            dim(),
+        )));
+    }
+    for entry in room.timeline.values() {
+        let segments: Vec<(String, Style)>;
+        let indent;
+        match entry {
+            Entry::Message(m) if m.kind == MessageKind::System => {
+                let style = dim().add_modifier(Modifier::ITALIC);
+                segments = vec![(format!("{} * {}", clock(app, m.ts), m.text), style)];
+                indent = 8;
+            }
+            Entry::Message(m) => {
+                let own = Some(m.sender) == me;
+                let name_style = if own {
+                    Style::new().fg(Color::White).add_modifier(Modifier::BOLD)
+                } else {
+                    Style::new().fg(name_colour(&m.sender_name))
+                };
+                let text_style = if app.is_mention(m) {
+                    Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+                } else if own {
+                    Style::new().fg(Color::Gray)
+                } else {
+                    Style::new()
+                };
+                let prefix = format!("{} ", clock(app, m.ts));
+                let name = format!("{}: ", m.sender_name);
+                indent = prefix.chars().count() + 2;
+                segments = vec![
+                    (prefix, dim()),
+                    (name, name_style),
+                    (m.text.clone(), text_style),
+                ];
+            }
+            Entry::Notice { ts, text } => {
+                segments = vec![(
+                    format!("{} — {text}", clock(app, *ts)),
+                    dim().add_modifier(Modifier::ITALIC),
+                )];
+                indent = 8;
+            }
+        }
+        rows.extend(wrap(&segments, width, indent));
+    }
+    rows
+}
+
+fn draw_messages(frame: &mut Frame, app: &App, area: Rect) {
+    let Some(room) = app.current_room() else {
+        let hint = Paragraph::new("You are in no room. /join one, or /help.").style(dim());
+        frame.render_widget(hint, area);
+        return;
+    };
+    let title = if room.summary.topic.is_empty() {
+        room.label()
+    } else {
+        format!("{} — {}", room.label(), room.summary.topic)
+    };
+    let [title_area, body] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+    let title_line = Line::from(Span::styled(
+        truncate(&format!(" {title}"), usize::from(title_area.width)),
+        Style::new().add_modifier(Modifier::BOLD),
+    ));
+    frame.render_widget(Paragraph::new(title_line), title_area);
+    let inner = Rect {
+        x: body.x + 1,
+        width: body.width.saturating_sub(1),
+        ..body
+    };
+    let rows = timeline_rows(app, room, inner.width);
+    let height = usize::from(inner.height);
+    let max_scroll = rows.len().saturating_sub(height);
+    let scroll = room.scroll.min(max_scroll);
+    let end = rows.len() - scroll;
+    let start = end.saturating_sub(height);
+    let visible: Vec<Line> = rows[start..end].to_vec();
+    // Short timelines sit at the bottom, next to the input, like every chat client.
+    let pad = height.saturating_sub(visible.len()) as u16;
+    let target = Rect {
+        y: inner.y + pad,
+        height: inner.height - pad,
+        ..inner
+    };
+    frame.render_widget(Paragraph::new(visible), target);
+    if scroll > 0 && inner.height > 0 {
+        let more = Line::from(Span::styled(
+            format!(" ↓ {scroll} more rows (Esc) "),
+            Style::new().fg(Color::Black).bg(Color::Yellow),
+        ));
+        let marker = Rect {
+            y: inner.y + inner.height - 1,
+            height: 1,
+            ..inner
+        };
+        frame.render_widget(Paragraph::new(more).right_aligned(), marker);
+    }
+}
+
+fn draw_members(frame: &mut Frame, app: &App, area: Rect) {
+    let block = Block::new().borders(Borders::LEFT).border_style(dim());
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let Some(room) = app.current_room() else {
+        return;
+    };
+    let count = room.summary.member_count;
+    let mut lines = vec![Line::from(Span::styled(
+        format!("{count} member{}", if count == 1 { "" } else { "s" }),
+        dim(),
+    ))];
+    for member in &room.members {
+        let (mark, colour) = match member.status {
+            PresenceStatus::Online => ("●", Color::Green),
+            PresenceStatus::Away => ("◐", Color::Yellow),
+            PresenceStatus::Offline => ("○", Color::DarkGray),
+        };
+        let role = match member.role {
+            RoomRole::Owner => "★",
+            RoomRole::Moderator => "+",
+            RoomRole::Member => "",
+        };
+        let name_style = if member.status == PresenceStatus::Offline {
+            dim()
+        } else {
+            Style::new().fg(name_colour(&member.user.username))
+        };
+        let name = truncate(
+            &format!("{role}{}", member.user.username),
+            usize::from(inner.width).saturating_sub(2),
+        );
+        lines.push(Line::from(vec![
+            Span::styled(format!("{mark} "), Style::new().fg(colour)),
+            Span::styled(name, name_style),
+        ]));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
+    let user = app.me.as_ref().map_or("", |m| m.username.as_str());
+    let (state, state_style) = match &app.connection {
+        ConnectionState::Connected => ("● connected".to_string(), Style::new().fg(Color::Green)),
+        ConnectionState::Connecting => {
+            ("◌ connecting…".to_string(), Style::new().fg(Color::Yellow))
+        }
+        ConnectionState::Disconnected { reason, retry_at } => {
+            let secs = retry_at.saturating_sub(app.now).div_ceil(1000);
+            (
+                format!("✕ disconnected ({reason}); retrying in {secs}s"),
+                Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            )
+        }
+    };
+    let mut spans = vec![
+        Span::styled(format!(" {} · {user} · ", app.server), dim()),
+        Span::styled(state, state_style),
+    ];
+    if let Some(room) = app.current_room()
+        && !room.typing.is_empty()
+    {
+        let names: Vec<&str> = room.typing.iter().map(|(n, _)| n.as_str()).collect();
+        let verb = if names.len() == 1 { "is" } else { "are" };
+        spans.push(Span::styled(
+            format!(" · {} {verb} typing…", names.join(", ")),
+            Style::new().fg(Color::Cyan),
+        ));
+    }
+    if let Some((text, error)) = &app.flash {
+        let style = if *error {
+            Style::new().fg(Color::Red)
+        } else {
+            Style::new().fg(Color::Cyan)
+        };
+        spans.push(Span::styled(format!(" · {text}"), style));
+    }
+    frame.render_widget(
+        Paragraph::new(Line::from(spans)).style(Style::new().bg(Color::Indexed(236))),
+        area,
+    );
+}
+
+fn draw_input(frame: &mut Frame, app: &App, area: Rect) {
+    let text = app.input.text();
+    let lines: Vec<Line> = text
+        .split('\n')
+        .enumerate()
+        .map(|(i, l)| {
+            let prompt = if i == 0 { "› " } else { "  " };
+            Line::from(vec![
+                Span::styled(prompt, Style::new().fg(Color::Cyan)),
+                Span::raw(l.to_string()),
+            ])
+        })
+        .collect();
+    let skip = lines.len().saturating_sub(usize::from(area.height));
+    frame.render_widget(Paragraph::new(lines[skip..].to_vec()), area);
+    // Cursor: row and column of the cursor within the (possibly multi-line) input.
+    let before: String = text.chars().take(app.input.cursor()).collect();
+    let row = before.matches('\n').count();
+    let col = display_width(before.rsplit('\n').next().unwrap_or(""));
+    if row >= skip {
+        let x = (area.x + 2 + col).min(area.x + area.width.saturating_sub(1));
+        let y = area.y + (row - skip) as u16;
+        if y < area.y + area.height {
+            frame.set_cursor_position((x, y));
+        }
+    }
+}
+
+fn draw_help(frame: &mut Frame) {
+    let area = centered(frame.area(), 96, (HELP.len() + KEYS.len() + 4) as u16);
+    frame.render_widget(Clear, area);
+    let block = Block::bordered().title(" help · Esc to close ");
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let mut lines = Vec::new();
+    for (command, args, what) in HELP {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{command:<9}"), Style::new().fg(Color::Cyan)),
+            Span::styled(format!("{args:<26}"), dim()),
+            Span::raw(*what),
+        ]));
+    }
+    lines.push(Line::default());
+    for (keys, what) in KEYS {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{keys:<28}"), Style::new().fg(Color::Cyan)),
+            Span::raw(*what),
+        ]));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_of(lines: &[Line]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn wrapping_respects_display_width_and_words() {
+        let rows = wrap(&[("hello wide world".into(), Style::new())], 12, 2);
+        assert_eq!(text_of(&rows), ["hello wide ", "  world"]);
+        let rows = wrap(&[("你好世界你好".into(), Style::new())], 6, 0);
+        assert_eq!(text_of(&rows), ["你好世", "界你好"]);
+        for row in &rows {
+            assert!(display_width(&text_of(std::slice::from_ref(row))[0]) <= 6);
+        }
+    }
+
+    #[test]
+    fn names_keep_their_colour() {
+        assert_eq!(name_colour("Alice"), name_colour("alice"));
+    }
+
+    #[test]
+    fn truncation_marks_what_was_cut() {
+        assert_eq!(truncate("#a-very-long-room-name", 8), "#a-very…");
+        assert_eq!(truncate("张伟张伟", 5), "张…");
+        assert_eq!(truncate("short", 10), "short");
+    }
+}

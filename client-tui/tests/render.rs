@@ -1,0 +1,169 @@
+//! Snapshots of the terminal UI on ratatui's `TestBackend`, rendered from a plain `App`.
+
+use chatroom_protocol::{
+    Event, HistoryPage, Member, Message, MessageId, MessageKind, PresenceStatus, RoomId, RoomKind,
+    RoomRole, RoomSummary, UserId, UserSummary,
+};
+use chatroom_tui::tui::app::{App, ConnectionState};
+use chatroom_tui::tui::ui;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+fn render(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
+    terminal.draw(|frame| ui::draw(frame, app)).expect("draw");
+    terminal.backend().to_string()
+}
+
+fn user(id: u64, name: &str) -> UserSummary {
+    UserSummary {
+        id: UserId(id),
+        username: name.into(),
+        is_admin: false,
+    }
+}
+
+fn room(id: u64, name: &str, kind: RoomKind, unread: u32, mentions: u32) -> RoomSummary {
+    RoomSummary {
+        id: RoomId(id),
+        kind,
+        name: name.into(),
+        topic: if name == "public" {
+            "Everyone is here.".into()
+        } else {
+            String::new()
+        },
+        member_count: 3,
+        latest_seq: u64::from(unread),
+        last_read_seq: 0,
+        unread,
+        mentions,
+        my_role: Some(RoomRole::Member),
+    }
+}
+
+fn message(seq: u64, from: (u64, &str), minute: u64, text: &str) -> Message {
+    Message {
+        id: MessageId(seq),
+        room: RoomId(1),
+        seq,
+        sender: UserId(from.0),
+        sender_name: from.1.into(),
+        ts: (9 * 3600 + minute * 60) * 1000,
+        kind: MessageKind::Text,
+        text: text.into(),
+    }
+}
+
+/// A busy afternoon: CJK, a long wrapped line, a mention, unread rooms, presence.
+fn busy_app() -> App {
+    let mut app = App::new("chat.office.lan:8888", Some("me"));
+    app.logged_in(user(1, "me"));
+    app.rooms_loaded(vec![
+        room(1, "public", RoomKind::Public, 0, 0),
+        room(2, "dev", RoomKind::Public, 12, 0),
+        room(3, "release-planning", RoomKind::Private, 3, 1),
+        room(4, "张伟", RoomKind::Direct, 2, 2),
+        room(5, "bob", RoomKind::Direct, 0, 0),
+    ]);
+    app.enter_room(RoomId(1));
+    app.history_loaded(
+        HistoryPage {
+            room: RoomId(1),
+            messages: vec![
+                message(1, (2, "alice"), 1, "good morning everyone"),
+                message(2, (3, "张伟"), 2, "大家好！今天下午三点开会，请准时参加。"),
+                message(
+                    3,
+                    (2, "alice"),
+                    3,
+                    "the build is green again after the flaky network test was fixed; \
+                     please rebase before merging anything into main today",
+                ),
+                message(4, (1, "me"), 4, "thanks alice 👍"),
+                message(5, (4, "bob"), 5, "@me can you review #42?"),
+            ],
+            has_more: false,
+        },
+        false,
+    );
+    app.members_loaded(
+        RoomId(1),
+        vec![
+            Member {
+                user: user(2, "alice"),
+                role: RoomRole::Owner,
+                status: PresenceStatus::Online,
+            },
+            Member {
+                user: user(4, "bob"),
+                role: RoomRole::Member,
+                status: PresenceStatus::Away,
+            },
+            Member {
+                user: user(1, "me"),
+                role: RoomRole::Member,
+                status: PresenceStatus::Online,
+            },
+            Member {
+                user: user(3, "张伟"),
+                role: RoomRole::Moderator,
+                status: PresenceStatus::Offline,
+            },
+        ],
+    );
+    app.now = 9 * 3600 * 1000 + 6 * 60 * 1000;
+    app.on_event(Event::Typing {
+        room: RoomId(1),
+        user: UserId(2),
+        username: "alice".into(),
+    });
+    app.input.set_text("sure, looking at it n");
+    app
+}
+
+#[test]
+fn login_screen() {
+    let mut app = App::new("chat.office.lan:8888", None);
+    for c in "alice".chars() {
+        app.on_key(ratatui::crossterm::event::KeyEvent::from(
+            ratatui::crossterm::event::KeyCode::Char(c),
+        ));
+    }
+    insta::assert_snapshot!(render(&app, 70, 14));
+}
+
+#[test]
+fn busy_room_with_cjk_wrapping_unread_counts_and_members() {
+    insta::assert_snapshot!(render(&busy_app(), 100, 16));
+}
+
+#[test]
+fn help_popup() {
+    let mut app = busy_app();
+    app.show_help = true;
+    insta::assert_snapshot!(render(&app, 100, 34));
+}
+
+#[test]
+fn disconnected_state() {
+    let mut app = busy_app();
+    app.disconnected("connection lost".into(), app.now + 4_000);
+    assert!(matches!(
+        app.connection,
+        ConnectionState::Disconnected { .. }
+    ));
+    insta::assert_snapshot!(render(&app, 100, 16));
+}
+
+#[test]
+fn a_tiny_terminal_still_renders() {
+    insta::assert_snapshot!(render(&busy_app(), 40, 10));
+    // Every size down to 1x1 renders without a panic.
+    let app = busy_app();
+    for width in 1..=45 {
+        for height in 1..=12 {
+            render(&app, width, height);
+        }
+    }
+}
