@@ -1,0 +1,379 @@
+//! Many client connections at once: naming, connecting with bounded concurrency, and one event
+//! reader per connection that times every benchmark message it receives.
+
+use crate::stats::{merge, new_histogram, now_micros, record};
+use anyhow::{Context, Result, anyhow};
+use chatroom_protocol::Event;
+use chatroom_protocol::client::{Client, ClientHandle, ClientOptions};
+use hdrhistogram::Histogram;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+/// The password of every account the tool creates.
+pub const PASSWORD: &str = "bench-password-1";
+/// The client name sent in `Hello`.
+pub const CLIENT_NAME: &str = "chatroom-bench";
+/// How long a TCP connect plus handshake may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one request may wait for its response.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Events taken from the queue at a time by a reader.
+const EVENT_BATCH: usize = 256;
+
+/// The prefix that marks a timed benchmark message: `b:<sender>:<n>:<micros>`.
+pub const STAMP_PREFIX: &str = "b:";
+
+/// The text of a timed message: sender index, sequence number, send time (tool clock).
+pub fn stamped_text(sender: usize, n: u64, micros: u64) -> String {
+    format!("{STAMP_PREFIX}{sender}:{n}:{micros}")
+}
+
+/// The send time embedded in a timed message, if `text` is one.
+pub fn parse_stamp(text: &str) -> Option<u64> {
+    text.strip_prefix(STAMP_PREFIX)?
+        .rsplit(':')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// What one run shares: the server address, a unique name prefix, the server pid.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The server.
+    pub addr: SocketAddr,
+    /// Starts every user and room name of this run, so runs can repeat against one server.
+    pub prefix: String,
+    /// The server's process id, for /proc readings.
+    pub server_pid: Option<u32>,
+}
+
+impl Ctx {
+    /// A context with a fresh random-ish prefix.
+    pub fn new(addr: SocketAddr, server_pid: Option<u32>) -> Ctx {
+        Ctx {
+            addr,
+            prefix: run_prefix(),
+            server_pid,
+        }
+    }
+
+    /// The `i`th user name of this run (at most 32 characters, as the server requires).
+    pub fn user_name(&self, i: usize) -> String {
+        format!("{}-{i}", self.prefix)
+    }
+
+    /// A room name of this run.
+    pub fn room_name(&self, what: &str) -> String {
+        format!("{}-{what}", self.prefix)
+    }
+}
+
+/// `b` and 9 base-36 characters from the clock, the pid and the std hasher's random keys.
+fn run_prefix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    let mut v = h.finish();
+    let mut s = String::from("b");
+    for _ in 0..9 {
+        let d = (v % 36) as u32;
+        v /= 36;
+        s.push(char::from_digit(d, 36).unwrap_or('0'));
+    }
+    s
+}
+
+/// Prints a progress line on stderr.
+pub fn note(msg: impl std::fmt::Display) {
+    eprintln!("[chatroom-bench] {msg}");
+}
+
+/// What a connection's reader has counted so far (read by the driver while it runs).
+#[derive(Debug, Default)]
+pub struct RecvCounters {
+    /// Timed messages received.
+    pub received: AtomicU64,
+    /// Tool-clock time of the last one.
+    pub last_micros: AtomicU64,
+}
+
+/// One connection: its request handle and its event reader.
+#[derive(Debug)]
+pub struct Peer {
+    /// Sends requests.
+    pub handle: ClientHandle,
+    /// The user it is logged in as (empty until it is).
+    pub name: String,
+    /// The server's page limit for history requests.
+    pub max_history_page: u32,
+    counters: Arc<RecvCounters>,
+    reader: JoinHandle<Option<Histogram<u64>>>,
+}
+
+impl Peer {
+    /// Connects and does the handshake; a reader task starts draining events at once (a client
+    /// that stops reading is dropped by the server as too slow). With `timed`, the reader's
+    /// latency histogram is allocated now rather than at the first timed message, so that the
+    /// allocation is not inside the measurement.
+    pub async fn connect(addr: SocketAddr, stop: &CancellationToken, timed: bool) -> Result<Peer> {
+        let mut options = ClientOptions::new(CLIENT_NAME);
+        options.request_timeout = REQUEST_TIMEOUT;
+        let client = tokio::time::timeout(CONNECT_TIMEOUT, Client::connect_with(addr, options))
+            .await
+            .map_err(|_| anyhow!("connecting to {addr} took longer than {CONNECT_TIMEOUT:?}"))?
+            .with_context(|| format!("connecting to {addr}"))?;
+        let max_history_page = client.welcome().limits.max_history_page;
+        let (handle, events) = client.into_parts();
+        let counters = Arc::new(RecvCounters::default());
+        let hist = timed.then(new_histogram);
+        let reader = tokio::spawn(read_events(
+            events,
+            stop.clone(),
+            Arc::clone(&counters),
+            hist,
+        ));
+        Ok(Peer {
+            handle,
+            name: String::new(),
+            max_history_page,
+            counters,
+            reader,
+        })
+    }
+
+    /// Timed messages received so far.
+    pub fn received(&self) -> u64 {
+        self.counters.received.load(Ordering::Relaxed)
+    }
+
+    /// Closes the connection and returns the reader's latency histogram.
+    pub async fn finish(self) -> Option<Histogram<u64>> {
+        self.handle.close();
+        self.reader.await.ok().flatten()
+    }
+}
+
+/// Drains a connection's events until `stop` or the connection ends, timing every stamped
+/// message. Takes events in batches so a busy reader wakes once per batch.
+async fn read_events(
+    mut events: mpsc::Receiver<Event>,
+    stop: CancellationToken,
+    counters: Arc<RecvCounters>,
+    mut hist: Option<Histogram<u64>>,
+) -> Option<Histogram<u64>> {
+    let mut received = 0u64;
+    let mut batch = Vec::with_capacity(EVENT_BATCH);
+    loop {
+        batch.clear();
+        let got = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            n = events.recv_many(&mut batch, EVENT_BATCH) => n,
+        };
+        if got == 0 {
+            break;
+        }
+        let now = now_micros();
+        let before = received;
+        for event in batch.drain(..) {
+            if let Event::Message(m) = event
+                && let Some(sent) = parse_stamp(&m.text)
+            {
+                record(
+                    hist.get_or_insert_with(new_histogram),
+                    now.saturating_sub(sent),
+                );
+                received += 1;
+            }
+        }
+        if received != before {
+            counters.received.store(received, Ordering::Relaxed);
+            counters.last_micros.store(now, Ordering::Relaxed);
+        }
+    }
+    hist
+}
+
+/// A set of connections sharing one stop signal.
+#[derive(Debug)]
+pub struct Fleet {
+    /// The connections, in the order they were asked for.
+    pub peers: Vec<Peer>,
+    stop: CancellationToken,
+}
+
+impl Fleet {
+    /// An empty fleet.
+    pub fn new() -> Fleet {
+        Fleet {
+            peers: Vec::new(),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    /// The stop signal readers watch.
+    pub fn stop_token(&self) -> &CancellationToken {
+        &self.stop
+    }
+
+    /// Connects `n` clients (at most `concurrency` at once) and registers each as a new user
+    /// named `ctx.user_name(first + i)`. Fails if any of them fails.
+    pub async fn register(
+        &mut self,
+        ctx: &Ctx,
+        first: usize,
+        n: usize,
+        concurrency: usize,
+    ) -> Result<()> {
+        let addr = ctx.addr;
+        let stop = self.stop.clone();
+        let names: Vec<String> = (first..first + n).map(|i| ctx.user_name(i)).collect();
+        let results = bounded(n, concurrency, |i| {
+            let stop = stop.clone();
+            let name = names[i].clone();
+            async move {
+                let mut peer = Peer::connect(addr, &stop, true).await?;
+                peer.handle
+                    .register(&name, PASSWORD)
+                    .await
+                    .with_context(|| format!("registering {name}"))?;
+                peer.name = name;
+                Ok(peer)
+            }
+        })
+        .await;
+        for r in results {
+            self.peers.push(r?);
+        }
+        Ok(())
+    }
+
+    /// Timed messages received by every connection so far.
+    pub fn received(&self) -> u64 {
+        self.peers.iter().map(Peer::received).sum()
+    }
+
+    /// Tool-clock time of the last timed message any connection received.
+    pub fn last_delivery_micros(&self) -> u64 {
+        self.peers
+            .iter()
+            .map(|p| p.counters.last_micros.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Connections that are closed (the server dropped them, e.g. as too slow).
+    pub fn disconnected(&self) -> usize {
+        self.peers.iter().filter(|p| p.handle.is_closed()).count()
+    }
+
+    /// Stops every reader, closes every connection, and merges the latency histograms.
+    pub async fn shutdown(self) -> Histogram<u64> {
+        self.stop.cancel();
+        let mut total = new_histogram();
+        for peer in self.peers {
+            if let Some(h) = peer.finish().await {
+                merge(&mut total, &h);
+            }
+        }
+        total
+    }
+}
+
+impl Default for Fleet {
+    fn default() -> Self {
+        Fleet::new()
+    }
+}
+
+/// Runs `f(0..n)` with at most `concurrency` running at once; results in index order.
+pub async fn bounded<T, F, Fut>(n: usize, concurrency: usize, f: F) -> Vec<Result<T>>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let concurrency = concurrency.max(1);
+    let mut set = JoinSet::new();
+    let mut out: Vec<Option<Result<T>>> = (0..n).map(|_| None).collect();
+    let mut next = 0;
+    while next < n || !set.is_empty() {
+        while next < n && set.len() < concurrency {
+            let fut = f(next);
+            let i = next;
+            set.spawn(async move { (i, fut.await) });
+            next += 1;
+        }
+        match set.join_next().await {
+            Some(Ok((i, r))) => out[i] = Some(r),
+            Some(Err(e)) => {
+                // A panicked task leaves its slot empty; reported below.
+                note(format!("a task failed: {e}"));
+            }
+            None => break,
+        }
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(anyhow!("the task panicked or was cancelled"))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_round_trip() {
+        let t = stamped_text(7, 42, 123_456_789);
+        assert_eq!(t, "b:7:42:123456789");
+        assert_eq!(parse_stamp(&t), Some(123_456_789));
+        assert_eq!(parse_stamp("hello"), None);
+        assert_eq!(parse_stamp("b:x:y:z"), None);
+    }
+
+    #[test]
+    fn names_fit_the_server_rules() {
+        let ctx = Ctx::new("127.0.0.1:1".parse().unwrap(), None);
+        let name = ctx.user_name(19_999);
+        assert!(name.len() <= 32, "{name}");
+        assert!(
+            name.chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+        );
+        assert_ne!(Ctx::new(ctx.addr, None).prefix, ctx.prefix);
+    }
+
+    #[tokio::test]
+    async fn bounded_keeps_order_and_limit() {
+        let running = Arc::new(AtomicU64::new(0));
+        let peak = Arc::new(AtomicU64::new(0));
+        let r = bounded(20, 3, |i| {
+            let running = Arc::clone(&running);
+            let peak = Arc::clone(&peak);
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok(i * 2)
+            }
+        })
+        .await;
+        let values: Vec<usize> = r.into_iter().map(|r| r.unwrap()).collect();
+        assert_eq!(values, (0..20).map(|i| i * 2).collect::<Vec<_>>());
+        assert!(peak.load(Ordering::SeqCst) <= 3);
+    }
+}
