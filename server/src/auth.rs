@@ -5,8 +5,8 @@
 //! Session tokens are 256 random bits; the database keeps only their SHA-256, so a stolen
 //! database file does not log anyone in.
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use chatroom_protocol::ErrorCode;
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
@@ -98,36 +98,117 @@ pub fn validate_topic(topic: &str) -> RequestResult<()> {
     Ok(())
 }
 
-/// Hashes a password with argon2id and a fresh random salt (PHC string format). Slow: call on
-/// the blocking pool.
-pub fn hash_password(password: &str) -> Result<String, String> {
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| format!("no randomness: {e}"))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
+/// Refuse stored hashes asking for more than this much argon2 memory (256 MiB).
+const MAX_HASH_BLOCKS: usize = 256 * 1024;
+
+/// Working memory for one argon2 computation (19 MiB at the default cost), kept and reused.
+///
+/// Letting argon2 allocate and free 19 MiB per hash left the allocator holding gigabytes after
+/// a few hundred logins; the server instead keeps one of these per concurrent hash.
+#[derive(Debug)]
+pub struct HashMemory(Vec<Block>);
+
+impl Default for HashMemory {
+    fn default() -> Self {
+        Self(vec![Block::default(); Params::default().block_count()])
+    }
+}
+
+fn argon2_into(
+    password: &[u8],
+    salt: &[u8],
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    out: &mut [u8],
+    memory: &mut HashMemory,
+) -> Result<(), String> {
+    let blocks = params.block_count();
+    if blocks > MAX_HASH_BLOCKS {
+        return Err(format!("argon2 parameters ask for {blocks} KiB"));
+    }
+    if memory.0.len() < blocks {
+        memory.0.resize(blocks, Block::default());
+    }
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, out, &mut memory.0[..blocks])
         .map_err(|e| e.to_string())
 }
 
-/// Checks a password against a stored hash. With `None` (unknown user) it verifies against a
-/// dummy hash, so that an unknown name costs as much time as a wrong password. Slow: call on the
-/// blocking pool.
-pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
+/// Hashes a password with argon2id (default cost) and a fresh random salt, as a PHC string,
+/// in `memory`. Slow: call on the blocking pool.
+pub fn hash_password_with(password: &str, memory: &mut HashMemory) -> Result<String, String> {
+    let mut salt_bytes = [0u8; 16];
+    getrandom::fill(&mut salt_bytes).map_err(|e| format!("no randomness: {e}"))?;
+    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| e.to_string())?;
+    let params = Params::default();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2_into(
+        password.as_bytes(),
+        &salt_bytes,
+        Algorithm::Argon2id,
+        Version::V0x13,
+        params.clone(),
+        &mut out,
+        memory,
+    )?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| e.to_string())?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+    };
+    Ok(hash.to_string())
+}
+
+/// [`hash_password_with`] in fresh memory (for the offline admin commands).
+pub fn hash_password(password: &str) -> Result<String, String> {
+    hash_password_with(password, &mut HashMemory::default())
+}
+
+/// Checks a password against a stored PHC hash, in `memory`. With `None` (unknown user) it
+/// verifies against a dummy hash, so that an unknown name costs as much time as a wrong
+/// password. Slow: call on the blocking pool.
+pub fn verify_password_with(password: &str, stored: Option<&str>, memory: &mut HashMemory) -> bool {
     static DUMMY: OnceLock<String> = OnceLock::new();
     let dummy = DUMMY.get_or_init(|| hash_password("not a real password").unwrap_or_default());
     let (hash, real) = match stored {
         Some(h) => (h, true),
         None => (dummy.as_str(), false),
     };
-    let ok = PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false);
-    ok && real
+    let matches = (|| -> Option<bool> {
+        let parsed = PasswordHash::new(hash).ok()?;
+        let (salt, expected) = (parsed.salt?, parsed.hash?);
+        let algorithm = Algorithm::try_from(parsed.algorithm).ok()?;
+        let version = match parsed.version {
+            Some(v) => Version::try_from(v).ok()?,
+            None => Version::default(),
+        };
+        let params = Params::try_from(&parsed).ok()?;
+        let mut salt_buf = [0u8; 64];
+        let salt_bytes = salt.decode_b64(&mut salt_buf).ok()?;
+        let mut out = vec![0u8; expected.len()];
+        argon2_into(
+            password.as_bytes(),
+            salt_bytes,
+            algorithm,
+            version,
+            params,
+            &mut out,
+            memory,
+        )
+        .ok()?;
+        // Output's equality is constant-time.
+        Some(Output::new(&out).ok()? == expected)
+    })()
+    .unwrap_or(false);
+    matches && real
+}
+
+/// [`verify_password_with`] in fresh memory.
+pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
+    verify_password_with(password, stored, &mut HashMemory::default())
 }
 
 /// A fresh session token (64 hex characters) and the hash the database keeps.
@@ -214,6 +295,46 @@ mod tests {
             hash_password("correct horse").expect("hash"),
             "salted"
         );
+    }
+    #[test]
+    fn hashes_are_standard_phc_strings_both_ways() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let mut memory = HashMemory::default();
+        // Ours verifies with the crate's own verifier...
+        let ours = hash_password_with("horse battery", &mut memory).expect("hash");
+        let parsed = PasswordHash::new(&ours).expect("PHC string");
+        assert!(
+            Argon2::default()
+                .verify_password(b"horse battery", &parsed)
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"horse", &parsed)
+                .is_err()
+        );
+        // ...and the crate's own hashes (and other costs) verify with ours, in reused memory.
+        let salt = SaltString::encode_b64(b"0123456789abcdef").expect("salt");
+        let theirs = Argon2::default()
+            .hash_password(b"staple", &salt)
+            .expect("hash")
+            .to_string();
+        assert!(verify_password_with("staple", Some(&theirs), &mut memory));
+        assert!(!verify_password_with("stapler", Some(&theirs), &mut memory));
+        let cheap = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(1024, 1, 1, None).expect("params"),
+        )
+        .hash_password(b"quick", &salt)
+        .expect("hash")
+        .to_string();
+        assert!(verify_password_with("quick", Some(&cheap), &mut memory));
+        assert!(!verify_password_with(
+            "quick",
+            Some("not a hash"),
+            &mut memory
+        ));
     }
 
     #[test]

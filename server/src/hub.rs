@@ -141,6 +141,9 @@ struct RoomEntry {
 #[derive(Debug, Default)]
 struct State {
     users: HashMap<UserId, UserEntry>,
+    /// Users with at least one session: presence goes only to them, and there are far fewer
+    /// of them than accounts.
+    online: HashSet<UserId>,
     user_by_key: HashMap<String, UserId>,
     rooms: HashMap<RoomId, RoomEntry>,
     room_by_key: HashMap<String, RoomId>,
@@ -150,6 +153,9 @@ struct State {
 #[derive(Debug)]
 pub struct Hub {
     state: RwLock<State>,
+    /// Room events of the current storage batch, sent together when it ends (see
+    /// [`Hub::defer_broadcast`]).
+    deferred: Mutex<Vec<(RoomId, Bytes)>>,
     max_frame_bytes: u32,
     presence_dirty: Mutex<HashSet<UserId>>,
     presence_wake: Notify,
@@ -207,6 +213,7 @@ impl Hub {
         }
         Self {
             state: RwLock::new(state),
+            deferred: Mutex::new(Vec::new()),
             max_frame_bytes,
             presence_dirty: Mutex::new(HashSet::new()),
             presence_wake: Notify::new(),
@@ -350,6 +357,7 @@ impl Hub {
 
     /// A new account, member of `public`; the room is told it joined.
     pub fn add_user(&self, row: UserRow) {
+        self.flush_deferred();
         let id = row.id;
         let public = self.add_user_to_state(row);
         if let Some(public) = public
@@ -389,6 +397,7 @@ impl Hub {
 
     /// A new room with its first members.
     pub fn add_room(&self, row: RoomRow, members: &[(UserId, RoomRole)]) {
+        self.flush_deferred();
         let mut state = self.write();
         if row.kind != RoomKind::Direct {
             state
@@ -412,6 +421,7 @@ impl Hub {
 
     /// A new member.
     pub fn add_member(&self, room: RoomId, user: UserId, role: RoomRole) {
+        self.flush_deferred();
         let mut state = self.write();
         if let Some(r) = state.rooms.get_mut(&room) {
             r.members.insert(user, role);
@@ -423,6 +433,7 @@ impl Hub {
 
     /// A member gone.
     pub fn remove_member(&self, room: RoomId, user: UserId) {
+        self.flush_deferred();
         let mut state = self.write();
         if let Some(r) = state.rooms.get_mut(&room) {
             r.members.remove(&user);
@@ -449,7 +460,9 @@ impl Hub {
                 return;
             };
             u.sessions.push(session);
-            u.sessions.len() == 1
+            let first = u.sessions.len() == 1;
+            state.online.insert(user);
+            first
         };
         if came_online {
             self.mark_presence_dirty(user);
@@ -469,6 +482,7 @@ impl Hub {
             if gone {
                 u.away = false;
                 u.status_message = None;
+                state.online.remove(&user);
             }
             gone
         };
@@ -522,6 +536,44 @@ impl Hub {
     }
 
     // ---- fan-out ----
+
+    /// Queues a room event from a storage completion; [`Hub::flush_deferred`] sends it when
+    /// the batch ends, concatenated with the room's other events of the batch — so a busy room
+    /// costs each member one queue push, one wake-up and one write per commit, not per message.
+    pub fn defer_broadcast(&self, room: RoomId, frame: Bytes) {
+        if let Ok(mut deferred) = self.deferred.lock() {
+            deferred.push((room, frame));
+        }
+    }
+
+    /// Sends the deferred room events, each room's in order. Runs at the end of every storage
+    /// batch, and before any membership change so that a change never overtakes an event
+    /// committed before it.
+    pub fn flush_deferred(&self) {
+        let pending = match self.deferred.lock() {
+            Ok(mut deferred) if !deferred.is_empty() => std::mem::take(&mut *deferred),
+            _ => return,
+        };
+        let mut by_room: Vec<(RoomId, Vec<Bytes>)> = Vec::new();
+        for (room, frame) in pending {
+            match by_room.iter_mut().find(|(r, _)| *r == room) {
+                Some((_, frames)) => frames.push(frame),
+                None => by_room.push((room, vec![frame])),
+            }
+        }
+        for (room, frames) in by_room {
+            let joined = if frames.len() == 1 {
+                frames.into_iter().next().unwrap_or_default()
+            } else {
+                let mut all = bytes::BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
+                for frame in &frames {
+                    all.extend_from_slice(frame);
+                }
+                all.freeze()
+            };
+            self.broadcast(room, &joined);
+        }
+    }
 
     /// Pushes `frame` to every session of every member of `room`.
     pub fn broadcast(&self, room: RoomId, frame: &Bytes) {
@@ -600,39 +652,40 @@ impl Hub {
         if updates.is_empty() {
             return;
         }
-        // Which updates each online user should see: those of users they share a room with.
-        let mut per_recipient: HashMap<UserId, Vec<usize>> = HashMap::new();
-        for (index, update) in updates.iter().enumerate() {
-            let Some(u) = state.users.get(&update.user) else {
+        // Each online user sees the updates of users they share a room with. Everyone is in
+        // `public` unless they left it, so usually every recipient sees every update: encode
+        // that frame once and skip the per-update checks.
+        let everything = self.encode_event(&Event::Presence(updates.clone()));
+        let public = state
+            .room_by_key
+            .get("public")
+            .and_then(|id| state.rooms.get(id));
+        let in_public = |id: &UserId| public.is_some_and(|p| p.members.contains_key(id));
+        let all_changed_in_public = updates.iter().all(|u| in_public(&u.user));
+        for recipient in &state.online {
+            let Some(r) = state.users.get(recipient) else {
                 continue;
             };
-            let mut seen = HashSet::new();
-            for room in &u.rooms {
-                let Some(r) = state.rooms.get(room) else {
-                    continue;
-                };
-                for member in r.members.keys() {
-                    let online = state
-                        .users
-                        .get(member)
-                        .is_some_and(|m| !m.sessions.is_empty());
-                    if online && seen.insert(*member) {
-                        per_recipient.entry(*member).or_default().push(index);
-                    }
-                }
-            }
-        }
-        // Most recipients (everyone in `public`) see every update: encode that frame once.
-        let everything = self.encode_event(&Event::Presence(updates.clone()));
-        for (recipient, indexes) in per_recipient {
-            let frame = if indexes.len() == updates.len() {
+            let frame = if all_changed_in_public && in_public(recipient) {
                 everything.clone()
             } else {
-                let subset = indexes.iter().map(|&i| updates[i].clone()).collect();
+                let subset: Vec<PresenceUpdate> = updates
+                    .iter()
+                    .filter(|u| {
+                        state
+                            .users
+                            .get(&u.user)
+                            .is_some_and(|changed| !changed.rooms.is_disjoint(&r.rooms))
+                    })
+                    .cloned()
+                    .collect();
+                if subset.is_empty() {
+                    continue;
+                }
                 self.encode_event(&Event::Presence(subset))
             };
-            if let (Some(frame), Some(u)) = (frame, state.users.get(&recipient)) {
-                for s in &u.sessions {
+            if let Some(frame) = frame {
+                for s in &r.sessions {
                     s.push(frame.clone());
                 }
             }

@@ -63,6 +63,8 @@ pub(crate) struct Shared {
     /// Password hashes in progress at once: each costs argon2's 19 MiB and a core's worth of
     /// time, so a burst of logins waits here instead of growing the blocking pool.
     pub hashing: tokio::sync::Semaphore,
+    /// Argon2 working memory, one per hashing permit, reused (see [`auth::HashMemory`]).
+    pub hash_memory: std::sync::Mutex<Vec<auth::HashMemory>>,
     next_conn: AtomicU64,
 }
 
@@ -88,6 +90,12 @@ pub async fn run(
     };
     let (storage, snapshot, writer_thread) = opened;
     let hub = Arc::new(hub::Hub::new(snapshot, config.limits.max_frame_bytes));
+    {
+        let hub = Arc::clone(&hub);
+        storage
+            .writer
+            .set_batch_hook(Box::new(move || hub.flush_deferred()));
+    }
     let connections = limits::ConnectionLimiter::new(
         config.limits.max_connections,
         config.limits.max_connections_per_ip,
@@ -103,6 +111,7 @@ pub async fn run(
         hashing: tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         ),
+        hash_memory: std::sync::Mutex::new(Vec::new()),
         next_conn: AtomicU64::new(1),
     });
     let tracker = TaskTracker::new();

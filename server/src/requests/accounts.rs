@@ -21,11 +21,34 @@ fn summary(user: &UserRow) -> UserSummary {
 }
 
 impl Conn {
-    async fn hash_blocking(&self, password: String) -> RequestResult<String> {
+    /// Runs argon2 work on the blocking pool with a permit and pooled working memory.
+    async fn with_hash_memory<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut auth::HashMemory) -> T + Send + 'static,
+    ) -> RequestResult<T> {
         let _permit = self.shared.hashing.acquire().await.map_err(internal)?;
-        tokio::task::spawn_blocking(move || auth::hash_password(&password))
-            .await
-            .map_err(internal)?
+        let mut memory = self
+            .shared
+            .hash_memory
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop())
+            .unwrap_or_default();
+        let (result, memory) = tokio::task::spawn_blocking(move || {
+            let result = work(&mut memory);
+            (result, memory)
+        })
+        .await
+        .map_err(internal)?;
+        if let Ok(mut pool) = self.shared.hash_memory.lock() {
+            pool.push(memory);
+        }
+        Ok(result)
+    }
+
+    async fn hash_blocking(&self, password: String) -> RequestResult<String> {
+        self.with_hash_memory(move |memory| auth::hash_password_with(&password, memory))
+            .await?
             .map_err(RequestError::Internal)
     }
 
@@ -34,10 +57,10 @@ impl Conn {
         password: String,
         stored: Option<String>,
     ) -> RequestResult<bool> {
-        let _permit = self.shared.hashing.acquire().await.map_err(internal)?;
-        tokio::task::spawn_blocking(move || auth::verify_password(&password, stored.as_deref()))
-            .await
-            .map_err(internal)
+        self.with_hash_memory(move |memory| {
+            auth::verify_password_with(&password, stored.as_deref(), memory)
+        })
+        .await
     }
 
     pub(super) async fn register(

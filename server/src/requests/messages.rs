@@ -79,7 +79,7 @@ impl Conn {
                                 ts: message.ts,
                             };
                             if let Some(frame) = hub.encode_event(&Event::Message(message)) {
-                                hub.broadcast(room, &frame);
+                                hub.defer_broadcast(room, frame);
                             }
                             Ok(Response::Sent(ack))
                         }

@@ -180,7 +180,9 @@ impl Conn {
                     user: user_id,
                 },
                 move |_| {
-                    // Tell the room, and the one who left, before they stop being a member.
+                    // Messages committed earlier go first; then the room, and the one who
+                    // left, hear of it before they stop being a member.
+                    hub.flush_deferred();
                     let event = Event::MemberLeft {
                         room,
                         user: user_id,
@@ -331,6 +333,7 @@ impl Conn {
                     topic: stored_topic,
                 },
                 move |_| {
+                    hub.flush_deferred();
                     hub.set_topic(room, &topic);
                     if let Some(frame) = hub.encode_event(&Event::TopicChanged { room, topic, by })
                     {

@@ -15,6 +15,7 @@ use chatroom_protocol::{
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
 use super::{
@@ -178,10 +179,20 @@ struct Job {
     done: Completion,
 }
 
+/// Runs on the writer thread after the completions of each batch.
+pub type BatchHook = Box<dyn Fn() + Send + Sync>;
+
 /// The queue to the writer thread. Cloning is cheap.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Writer {
     queue: mpsc::Sender<Job>,
+    batch_hook: Arc<OnceLock<BatchHook>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Job {
@@ -191,6 +202,12 @@ impl std::fmt::Debug for Job {
 }
 
 impl Writer {
+    /// Sets what runs after the completions of every batch (once; later calls are ignored).
+    /// The server flushes the batch's deferred fan-out there.
+    pub fn set_batch_hook(&self, hook: BatchHook) {
+        let _ = self.batch_hook.set(hook);
+    }
+
     /// Queues `op`; `done` runs on the writer thread right after the op's transaction commits
     /// (or fails). Keep `done` short and non-blocking: it delays the next batch.
     pub async fn submit(
@@ -239,16 +256,25 @@ pub fn start(
     latest_seqs: HashMap<RoomId, Seq>,
 ) -> Result<(Writer, std::thread::JoinHandle<()>), StorageError> {
     let (tx, rx) = mpsc::channel(QUEUE);
+    let batch_hook: Arc<OnceLock<BatchHook>> = Arc::default();
+    let hook = Arc::clone(&batch_hook);
     let thread = std::thread::Builder::new()
         .name("chatroom-storage-writer".into())
-        .spawn(move || writer_loop(conn, rx, latest_seqs))?;
-    Ok((Writer { queue: tx }, thread))
+        .spawn(move || writer_loop(conn, rx, latest_seqs, &hook))?;
+    Ok((
+        Writer {
+            queue: tx,
+            batch_hook,
+        },
+        thread,
+    ))
 }
 
 fn writer_loop(
     mut conn: Connection,
     mut queue: mpsc::Receiver<Job>,
     mut seqs: HashMap<RoomId, Seq>,
+    batch_hook: &OnceLock<BatchHook>,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(64);
     while let Some(first) = queue.blocking_recv() {
@@ -262,6 +288,9 @@ fn writer_loop(
         let results = run_batch(&mut conn, &batch, &mut seqs);
         for (job, result) in batch.drain(..).zip(results) {
             (job.done)(result);
+        }
+        if let Some(hook) = batch_hook.get() {
+            hook();
         }
     }
     tracing::debug!("storage writer stopped");
