@@ -34,18 +34,20 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-fn kind_name(kind: MessageKind) -> &'static str {
+fn kind_name(kind: &MessageKind) -> &'static str {
     match kind {
         MessageKind::Text => "text",
         MessageKind::System => "system",
+        MessageKind::File(_) => "file",
+        MessageKind::Deleted => "deleted",
     }
 }
 
 /// One line for a person: `[time] #room <sender> text`.
 pub fn message_line(room: &str, m: &Message) -> String {
     let sender = match m.kind {
-        MessageKind::Text => format!("<{}>", m.sender_name),
-        MessageKind::System => "*".to_string(),
+        MessageKind::Text | MessageKind::File(_) => format!("<{}>", m.sender_name),
+        MessageKind::System | MessageKind::Deleted => "*".to_string(),
     };
     format!("[{}] #{room} {sender} {}", utc_timestamp(m.ts), m.text)
 }
@@ -53,7 +55,7 @@ pub fn message_line(room: &str, m: &Message) -> String {
 /// One JSON object for a program.
 pub fn message_json(room: &str, m: &Message) -> Value {
     json!({
-        "kind": kind_name(m.kind),
+        "kind": kind_name(&m.kind),
         "room": room,
         "room_id": m.room.0,
         "seq": m.seq,

@@ -27,7 +27,7 @@ use crate::codec::{
     ClientCodec, CodecError, DEFAULT_MAX_FRAME_BYTES, encode_frame, encode_frame_into,
 };
 use crate::frames::*;
-use crate::ids::{RoomId, Seq};
+use crate::ids::{FileId, RoomId, Seq, UploadId};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -672,5 +672,78 @@ impl ClientHandle {
             reason,
         })
         .await
+    }
+    /// Offers a file for upload to a room; the answer says where to start sending.
+    pub async fn offer_upload(
+        &self,
+        room: RoomId,
+        name: &str,
+        size: u64,
+        sha256: [u8; 32],
+    ) -> Result<UploadReady, ClientError> {
+        let request = Request::OfferUpload {
+            room,
+            name: name.into(),
+            size,
+            sha256,
+        };
+        expect_response!(self.request(request).await?, Response::UploadReady(r) => r)
+    }
+
+    /// Sends one chunk of an upload; returns how many bytes the server now has.
+    pub async fn upload_chunk(
+        &self,
+        upload: UploadId,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<u64, ClientError> {
+        let request = Request::UploadChunk {
+            upload,
+            offset,
+            data,
+        };
+        expect_response!(
+            self.request(request).await?,
+            Response::ChunkStored { received, .. } => received
+        )
+    }
+
+    /// Finishes an upload: the server verifies the hash and posts the file to the room.
+    pub async fn finish_upload(&self, upload: UploadId) -> Result<FileInfo, ClientError> {
+        let request = Request::FinishUpload { upload };
+        expect_response!(self.request(request).await?, Response::File(f) => f)
+    }
+
+    /// Abandons an upload; the server discards its bytes.
+    pub async fn cancel_upload(&self, upload: UploadId) -> Result<(), ClientError> {
+        self.done(Request::CancelUpload { upload }).await
+    }
+
+    /// A stored file's details.
+    pub async fn file_info(&self, file: FileId) -> Result<FileInfo, ClientError> {
+        let request = Request::FileInfo { file };
+        expect_response!(self.request(request).await?, Response::File(f) => f)
+    }
+
+    /// Up to `len` bytes of a stored file from `offset` (empty at or past the end).
+    pub async fn read_file(
+        &self,
+        file: FileId,
+        offset: u64,
+        len: u32,
+    ) -> Result<Vec<u8>, ClientError> {
+        let request = Request::ReadFile { file, offset, len };
+        expect_response!(self.request(request).await?, Response::FileChunk { data, .. } => data)
+    }
+
+    /// The files posted in a room, newest first.
+    pub async fn list_files(&self, room: RoomId) -> Result<Vec<FileInfo>, ClientError> {
+        let request = Request::ListFiles { room };
+        expect_response!(self.request(request).await?, Response::Files(f) => f)
+    }
+
+    /// Deletes a message (mine, or any as the room's owner or a moderator).
+    pub async fn delete_message(&self, room: RoomId, seq: Seq) -> Result<(), ClientError> {
+        self.done(Request::DeleteMessage { room, seq }).await
     }
 }

@@ -11,7 +11,7 @@
 //! Never reorder or remove one; add new variants at the end. A change that cannot follow this
 //! rule bumps [`PROTOCOL_VERSION`]. The golden-vector tests fail if a variant moves.
 
-use crate::ids::{MessageId, RoomId, Seq, UnixMillis, UserId};
+use crate::ids::{FileId, MessageId, RoomId, Seq, UnixMillis, UploadId, UserId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -233,6 +233,74 @@ pub enum Request {
         /// Shown to the member and the room.
         reason: Option<String>,
     },
+    /// Offer a file for upload to a room or direct chat → [`Response::UploadReady`]. Offering
+    /// the same content (same `sha256` and `size`) again continues an interrupted upload from
+    /// the byte the server already has; content the server already stores needs no bytes at all
+    /// (`offset == size`).
+    OfferUpload {
+        /// The room the file is posted to; I must be a member.
+        room: RoomId,
+        /// The file's name, for display. The server sanitises it and never uses it as a path.
+        name: String,
+        /// The exact size in bytes.
+        size: u64,
+        /// The SHA-256 of the whole content.
+        sha256: [u8; 32],
+    },
+    /// Store bytes of an upload at `offset` → [`Response::ChunkStored`]. Chunks must arrive in
+    /// order (`offset` equal to what the server has), each at most
+    /// [`UploadReady::max_chunk_bytes`], never beyond the offered size. Several may be in
+    /// flight at once (up to [`UploadReady::window`]).
+    UploadChunk {
+        /// From [`Response::UploadReady`].
+        upload: UploadId,
+        /// Where these bytes go in the file.
+        offset: u64,
+        /// The bytes (encoded like a `Vec<u8>`: a varint length, then the raw bytes).
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// All bytes are sent: verify the SHA-256, store the file and post it to the room as a
+    /// [`MessageKind::File`] message → [`Response::File`]. A wrong hash fails with
+    /// [`ErrorCode::HashMismatch`] and discards the partial upload.
+    FinishUpload {
+        /// From [`Response::UploadReady`].
+        upload: UploadId,
+    },
+    /// Abandon an upload and discard what the server has of it → [`Response::Done`].
+    CancelUpload {
+        /// From [`Response::UploadReady`].
+        upload: UploadId,
+    },
+    /// A stored file's details → [`Response::File`]. I must be a member of its room.
+    FileInfo {
+        /// The file.
+        file: FileId,
+    },
+    /// Bytes of a stored file → [`Response::FileChunk`]. I must be a member of its room. Ask
+    /// for consecutive ranges, several in flight, to download; start anywhere to resume.
+    ReadFile {
+        /// The file.
+        file: FileId,
+        /// The first byte wanted.
+        offset: u64,
+        /// How many bytes at most (capped at [`UploadReady::max_chunk_bytes`]'s server limit).
+        len: u32,
+    },
+    /// The files posted in a room, newest first → [`Response::Files`].
+    ListFiles {
+        /// The room; I must be a member.
+        room: RoomId,
+    },
+    /// Delete a message (its sender, or the room's owner or a moderator) → [`Response::Done`].
+    /// The message stays in history as [`MessageKind::Deleted`] with empty text, so seqs stay
+    /// gapless; a file it posted is removed when nothing else refers to it.
+    DeleteMessage {
+        /// The room.
+        room: RoomId,
+        /// The message's seq.
+        seq: Seq,
+    },
 }
 
 /// Where a history page starts.
@@ -310,6 +378,67 @@ pub enum Response {
     Users(Vec<UserPresence>),
     /// The answer to [`Request::Ping`].
     Pong,
+    /// The answer to [`Request::OfferUpload`].
+    UploadReady(UploadReady),
+    /// The answer to [`Request::UploadChunk`].
+    ChunkStored {
+        /// The upload.
+        upload: UploadId,
+        /// How many bytes of the file the server now has.
+        received: u64,
+    },
+    /// A stored file.
+    File(FileInfo),
+    /// The answer to [`Request::ReadFile`]: empty `data` means `offset` is at or past the end.
+    FileChunk {
+        /// The file.
+        file: FileId,
+        /// Where these bytes start.
+        offset: u64,
+        /// The bytes (a varint length, then the raw bytes).
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Files, newest first.
+    Files(Vec<FileInfo>),
+}
+
+/// The server accepted an upload offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadReady {
+    /// Names this upload in [`Request::UploadChunk`], [`Request::FinishUpload`] and
+    /// [`Request::CancelUpload`].
+    pub upload: UploadId,
+    /// The byte to send next: 0 for a new upload, more when resuming, the whole size when the
+    /// server already has the content (send no chunks; finish right away).
+    pub offset: u64,
+    /// The largest `data` an [`Request::UploadChunk`] may carry.
+    pub max_chunk_bytes: u32,
+    /// How many chunks may be in flight (sent, not yet answered) at once.
+    pub window: u32,
+}
+
+/// A stored file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    /// The file.
+    pub id: FileId,
+    /// The room it was posted in.
+    pub room: RoomId,
+    /// The seq of the message that posted it.
+    pub seq: Seq,
+    /// The sanitised name.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The SHA-256 of its content.
+    pub sha256: [u8; 32],
+    /// Who uploaded it.
+    pub uploader: UserId,
+    /// Their name.
+    pub uploader_name: String,
+    /// When it was posted.
+    pub ts: UnixMillis,
 }
 
 /// A logged-in session.
@@ -434,12 +563,29 @@ pub struct Message {
 }
 
 /// What sort of message a [`Message`] is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum MessageKind {
     /// Written by a user.
     Text,
     /// Written by the server about the room (joins, topic changes, kicks); `sender` is the actor.
     System,
+    /// A file posted by `sender`; the text is a one-line description for display.
+    File(FileRef),
+    /// A message that was deleted; its text is empty.
+    Deleted,
+}
+
+/// The file a [`MessageKind::File`] message posts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileRef {
+    /// Download it with [`Request::ReadFile`].
+    pub id: FileId,
+    /// The sanitised name.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The SHA-256 of its content.
+    pub sha256: [u8; 32],
 }
 
 /// Why a member is no longer in a room.
@@ -540,6 +686,43 @@ pub enum Event {
         /// Who changed it.
         by: String,
     },
+    /// A message was deleted; show it as deleted (its file, if any, is gone).
+    MessageDeleted {
+        /// The room.
+        room: RoomId,
+        /// The message's seq.
+        seq: Seq,
+        /// Who deleted it.
+        by: String,
+    },
+    /// A message still being written (a bot's streamed reply). Each update carries the whole
+    /// text so far; show it in place of the previous update with the same `draft`.
+    DraftUpdated(Draft),
+    /// A draft is over: remove it. When `seq` is set, the finished text was stored as that
+    /// message (delivered as an ordinary [`Event::Message`] before this event).
+    DraftEnded {
+        /// The room.
+        room: RoomId,
+        /// The draft.
+        draft: u64,
+        /// The stored message that replaces it, if any.
+        seq: Option<Seq>,
+    },
+}
+
+/// A message being written, streamed to a room before it is stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Draft {
+    /// The room.
+    pub room: RoomId,
+    /// Names this draft in later updates; unique on the server while it runs.
+    pub draft: u64,
+    /// Who is writing it.
+    pub sender: UserId,
+    /// Their name.
+    pub sender_name: String,
+    /// The whole text so far.
+    pub text: String,
 }
 
 /// An error answer: a stable code for programs and a message for people.
@@ -631,4 +814,16 @@ pub enum ErrorCode {
     SessionRevoked,
     /// Something failed inside the server; it is logged there.
     Internal,
+    /// The file is larger than the server accepts.
+    FileTooLarge,
+    /// The upload would take me over my storage quota.
+    QuotaExceeded,
+    /// The uploaded bytes do not match the offered SHA-256; the upload was discarded.
+    HashMismatch,
+    /// No such file, or not one I may see.
+    FileNotFound,
+    /// No such upload in progress (finished, cancelled, expired or never offered).
+    UploadNotFound,
+    /// A chunk was out of order, too large, or beyond the offered size.
+    BadChunk,
 }

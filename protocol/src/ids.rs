@@ -43,6 +43,10 @@ id_newtype!(
     /// An uploaded file.
     FileId
 );
+id_newtype!(
+    /// An upload in progress.
+    UploadId
+);
 
 /// A room's gapless message sequence number, assigned by the server at commit (first message is 1).
 ///

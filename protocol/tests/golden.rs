@@ -620,6 +620,31 @@ fn request_variant_indices() {
                 username: s(),
                 reason: None,
             },
+            Request::OfferUpload {
+                room: r,
+                name: s(),
+                size: 1,
+                sha256: [7; 32],
+            },
+            Request::UploadChunk {
+                upload: UploadId(1),
+                offset: 0,
+                data: vec![1, 2],
+            },
+            Request::FinishUpload {
+                upload: UploadId(1),
+            },
+            Request::CancelUpload {
+                upload: UploadId(1),
+            },
+            Request::FileInfo { file: FileId(1) },
+            Request::ReadFile {
+                file: FileId(1),
+                offset: 0,
+                len: 1,
+            },
+            Request::ListFiles { room: r },
+            Request::DeleteMessage { room: r, seq: 1 },
         ],
     );
 }
@@ -657,8 +682,39 @@ fn response_variant_indices() {
                 status_message: None,
             }]),
             Response::Pong,
+            Response::UploadReady(UploadReady {
+                upload: UploadId(1),
+                offset: 0,
+                max_chunk_bytes: 1,
+                window: 1,
+            }),
+            Response::ChunkStored {
+                upload: UploadId(1),
+                received: 1,
+            },
+            Response::File(file_info()),
+            Response::FileChunk {
+                file: FileId(1),
+                offset: 0,
+                data: vec![1],
+            },
+            Response::Files(vec![file_info()]),
         ],
     );
+}
+
+fn file_info() -> FileInfo {
+    FileInfo {
+        id: FileId(1),
+        room: RoomId(1),
+        seq: 1,
+        name: "a.txt".to_owned(),
+        size: 1,
+        sha256: [0; 32],
+        uploader: UserId(1),
+        uploader_name: "alice".to_owned(),
+        ts: 0,
+    }
 }
 
 #[test]
@@ -705,6 +761,23 @@ fn event_variant_indices() {
                 topic: "t".to_owned(),
                 by: "bob".to_owned(),
             },
+            Event::MessageDeleted {
+                room: r,
+                seq: 1,
+                by: "bob".to_owned(),
+            },
+            Event::DraftUpdated(Draft {
+                room: r,
+                draft: 1,
+                sender: UserId(2),
+                sender_name: "ai".to_owned(),
+                text: "hel".to_owned(),
+            }),
+            Event::DraftEnded {
+                room: r,
+                draft: 1,
+                seq: Some(2),
+            },
         ],
     );
 }
@@ -743,6 +816,12 @@ fn error_code_variant_indices() {
             ErrorCode::ShuttingDown,
             ErrorCode::SessionRevoked,
             ErrorCode::Internal,
+            ErrorCode::FileTooLarge,
+            ErrorCode::QuotaExceeded,
+            ErrorCode::HashMismatch,
+            ErrorCode::FileNotFound,
+            ErrorCode::UploadNotFound,
+            ErrorCode::BadChunk,
         ],
     );
 }
@@ -794,7 +873,20 @@ fn presence_status_variant_indices() {
 
 #[test]
 fn message_kind_variant_indices() {
-    pin("MessageKind", &[MessageKind::Text, MessageKind::System]);
+    pin(
+        "MessageKind",
+        &[
+            MessageKind::Text,
+            MessageKind::System,
+            MessageKind::File(FileRef {
+                id: FileId(1),
+                name: "a.txt".to_owned(),
+                size: 1,
+                sha256: [0; 32],
+            }),
+            MessageKind::Deleted,
+        ],
+    );
 }
 
 #[test]

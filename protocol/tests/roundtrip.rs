@@ -88,6 +88,54 @@ fn message_id() -> BoxedStrategy<MessageId> {
     u64_any().prop_map(MessageId).boxed()
 }
 
+fn file_id() -> BoxedStrategy<FileId> {
+    u64_any().prop_map(FileId).boxed()
+}
+
+fn upload_id() -> BoxedStrategy<UploadId> {
+    u64_any().prop_map(UploadId).boxed()
+}
+
+fn sha256() -> BoxedStrategy<[u8; 32]> {
+    any::<[u8; 32]>().boxed()
+}
+
+fn bytes_any() -> BoxedStrategy<Vec<u8>> {
+    vec(any::<u8>(), 0..600).boxed()
+}
+
+fn file_ref() -> BoxedStrategy<FileRef> {
+    (file_id(), string_any(), u64_any(), sha256())
+        .prop_map(|(id, name, size, sha256)| FileRef {
+            id,
+            name,
+            size,
+            sha256,
+        })
+        .boxed()
+}
+
+fn file_info() -> BoxedStrategy<FileInfo> {
+    (
+        (file_id(), room_id(), u64_any(), string_any(), u64_any()),
+        (sha256(), user_id(), string_any(), u64_any()),
+    )
+        .prop_map(
+            |((id, room, seq, name, size), (sha256, uploader, uploader_name, ts))| FileInfo {
+                id,
+                room,
+                seq,
+                name,
+                size,
+                sha256,
+                uploader,
+                uploader_name,
+                ts,
+            },
+        )
+        .boxed()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Small enums
 // ---------------------------------------------------------------------------------------------
@@ -124,7 +172,13 @@ fn presence_status() -> BoxedStrategy<PresenceStatus> {
 }
 
 fn message_kind() -> BoxedStrategy<MessageKind> {
-    prop_oneof![Just(MessageKind::Text), Just(MessageKind::System)].boxed()
+    prop_oneof![
+        Just(MessageKind::Text),
+        Just(MessageKind::System),
+        file_ref().prop_map(MessageKind::File),
+        Just(MessageKind::Deleted),
+    ]
+    .boxed()
 }
 
 fn history_anchor() -> BoxedStrategy<HistoryAnchor> {
@@ -136,7 +190,7 @@ fn history_anchor() -> BoxedStrategy<HistoryAnchor> {
     .boxed()
 }
 
-const ALL_ERROR_CODES: [ErrorCode; 29] = [
+const ALL_ERROR_CODES: [ErrorCode; 35] = [
     ErrorCode::BadRequest,
     ErrorCode::UnsupportedVersion,
     ErrorCode::HandshakeRequired,
@@ -166,6 +220,12 @@ const ALL_ERROR_CODES: [ErrorCode; 29] = [
     ErrorCode::ShuttingDown,
     ErrorCode::SessionRevoked,
     ErrorCode::Internal,
+    ErrorCode::FileTooLarge,
+    ErrorCode::QuotaExceeded,
+    ErrorCode::HashMismatch,
+    ErrorCode::FileNotFound,
+    ErrorCode::UploadNotFound,
+    ErrorCode::BadChunk,
 ];
 
 fn error_code() -> BoxedStrategy<ErrorCode> {
@@ -429,6 +489,31 @@ fn request() -> BoxedStrategy<Request> {
                 reason,
             }
         }),
+        (room_id(), string_any(), u64_any(), sha256()).prop_map(|(room, name, size, sha256)| {
+            Request::OfferUpload {
+                room,
+                name,
+                size,
+                sha256,
+            }
+        }),
+        (upload_id(), u64_any(), bytes_any()).prop_map(|(upload, offset, data)| {
+            Request::UploadChunk {
+                upload,
+                offset,
+                data,
+            }
+        }),
+        upload_id().prop_map(|upload| Request::FinishUpload { upload }),
+        upload_id().prop_map(|upload| Request::CancelUpload { upload }),
+        file_id().prop_map(|file| Request::FileInfo { file }),
+        (file_id(), u64_any(), u32_any()).prop_map(|(file, offset, len)| Request::ReadFile {
+            file,
+            offset,
+            len
+        }),
+        room_id().prop_map(|room| Request::ListFiles { room }),
+        (room_id(), u64_any()).prop_map(|(room, seq)| Request::DeleteMessage { room, seq }),
     ]
     .boxed()
 }
@@ -444,6 +529,23 @@ fn response() -> BoxedStrategy<Response> {
         history_page().prop_map(Response::History),
         vec(user_presence(), 0..4).prop_map(Response::Users),
         Just(Response::Pong),
+        (upload_id(), u64_any(), u32_any(), u32_any()).prop_map(
+            |(upload, offset, max_chunk_bytes, window)| Response::UploadReady(UploadReady {
+                upload,
+                offset,
+                max_chunk_bytes,
+                window,
+            })
+        ),
+        (upload_id(), u64_any())
+            .prop_map(|(upload, received)| Response::ChunkStored { upload, received }),
+        file_info().prop_map(Response::File),
+        (file_id(), u64_any(), bytes_any()).prop_map(|(file, offset, data)| Response::FileChunk {
+            file,
+            offset,
+            data
+        }),
+        vec(file_info(), 0..3).prop_map(Response::Files),
     ]
     .boxed()
 }
@@ -486,6 +588,22 @@ fn event() -> BoxedStrategy<Event> {
             topic,
             by
         }),
+        (room_id(), u64_any(), string_any()).prop_map(|(room, seq, by)| Event::MessageDeleted {
+            room,
+            seq,
+            by
+        }),
+        (room_id(), u64_any(), user_id(), string_any(), string_any()).prop_map(
+            |(room, draft, sender, sender_name, text)| Event::DraftUpdated(Draft {
+                room,
+                draft,
+                sender,
+                sender_name,
+                text
+            })
+        ),
+        (room_id(), u64_any(), option::of(u64_any()))
+            .prop_map(|(room, draft, seq)| Event::DraftEnded { room, draft, seq }),
     ]
     .boxed()
 }

@@ -527,6 +527,8 @@ impl App {
     pub fn on_event(&mut self, event: Event) -> Vec<Action> {
         let mut actions = Vec::new();
         match event {
+            // Deleted messages and streamed drafts are rendered in the next commits.
+            Event::MessageDeleted { .. } | Event::DraftUpdated(_) | Event::DraftEnded { .. } => {}
             Event::Message(message) => {
                 let mention = self.is_mention(&message);
                 let mine = self.me.as_ref().is_some_and(|me| me.id == message.sender);

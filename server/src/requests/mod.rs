@@ -167,6 +167,20 @@ impl Conn {
             Request::SetPresence { status, message } => self.set_presence(&me, status, message)?,
             Request::Typing { room } => self.typing(&me, room)?,
             Request::ListUsers => Response::Users(self.shared.hub.users()),
+            // File transfer lands in the next commits.
+            Request::OfferUpload { .. }
+            | Request::UploadChunk { .. }
+            | Request::FinishUpload { .. }
+            | Request::CancelUpload { .. }
+            | Request::FileInfo { .. }
+            | Request::ReadFile { .. }
+            | Request::ListFiles { .. }
+            | Request::DeleteMessage { .. } => {
+                return Err(RequestError::new(
+                    ErrorCode::BadRequest,
+                    "file transfer is not available yet",
+                ));
+            }
             Request::Register { .. }
             | Request::Login { .. }
             | Request::Resume { .. }

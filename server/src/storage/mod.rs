@@ -15,7 +15,7 @@ pub mod reads;
 pub mod schema;
 pub mod writer;
 
-use chatroom_protocol::{ErrorBody, MessageKind, RoomId, RoomKind, RoomRole, Seq, UserId};
+use chatroom_protocol::{ErrorBody, FileRef, MessageKind, RoomId, RoomKind, RoomRole, Seq, UserId};
 use rusqlite::{Connection, OpenFlags};
 use std::collections::HashMap;
 use std::path::Path;
@@ -169,18 +169,29 @@ pub(crate) fn role_from_sql(v: i64) -> RoomRole {
     }
 }
 
-pub(crate) fn message_kind_to_sql(kind: MessageKind) -> i64 {
+pub(crate) fn message_kind_to_sql(kind: &MessageKind) -> i64 {
     match kind {
         MessageKind::Text => 0,
         MessageKind::System => 1,
+        MessageKind::File(_) => 2,
+        MessageKind::Deleted => 3,
     }
 }
 
-pub(crate) fn message_kind_from_sql(v: i64) -> MessageKind {
-    match v {
-        1 => MessageKind::System,
-        _ => MessageKind::Text,
+/// A message kind from its column and, for a file message, the joined `files` row (a file
+/// message whose file row is gone reads as deleted).
+pub(crate) fn message_kind_from_sql(v: i64, file: Option<FileRef>) -> MessageKind {
+    match (v, file) {
+        (0, _) => MessageKind::Text,
+        (1, _) => MessageKind::System,
+        (2, Some(file)) => MessageKind::File(file),
+        _ => MessageKind::Deleted,
     }
+}
+
+/// Reads a `[u8; 32]` hash column.
+pub(crate) fn sha256_from_sql(blob: Vec<u8>) -> Option<[u8; 32]> {
+    blob.try_into().ok()
 }
 
 /// Whether an error is a UNIQUE (or other constraint) violation.

@@ -4,7 +4,8 @@
 //! and room lists cost the writer thread nothing.
 
 use chatroom_protocol::{
-    HistoryAnchor, HistoryPage, Message, MessageId, RoomId, RoomSummary, Seq, UserId,
+    FileId, FileRef, HistoryAnchor, HistoryPage, Message, MessageId, RoomId, RoomSummary, Seq,
+    UserId,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use std::path::Path;
@@ -14,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use super::{
     RoomRow, Snapshot, StorageError, UserRow, kind_from_sql, message_kind_from_sql, role_from_sql,
+    sha256_from_sql,
 };
 
 /// Read-only connections, lent out one per query.
@@ -237,6 +239,23 @@ fn encoded_size_estimate(m: &Message) -> usize {
     m.text.len() + m.sender_name.len() + 64
 }
 
+/// The `FileRef` in columns `first..first + 4` (id, name, size, sha256) of a row that LEFT
+/// JOINed `files`; `None` when there is no file.
+fn file_ref_from_row(r: &Row<'_>, first: usize) -> rusqlite::Result<Option<FileRef>> {
+    let Some(id) = r.get::<_, Option<i64>>(first)? else {
+        return Ok(None);
+    };
+    let Some(sha256) = sha256_from_sql(r.get(first + 3)?) else {
+        return Ok(None);
+    };
+    Ok(Some(FileRef {
+        id: FileId(id as u64),
+        name: r.get(first + 1)?,
+        size: r.get::<_, i64>(first + 2)? as u64,
+        sha256,
+    }))
+}
+
 /// A page of history, oldest first, at most `limit` messages and at most `byte_budget` bytes of
 /// encoded messages (a page is cut short, with `has_more`, rather than exceed the frame limit).
 pub fn history(
@@ -250,20 +269,26 @@ pub fn history(
     let fetch = i64::from(limit) + 1;
     let (sql, bound, ascending) = match anchor {
         HistoryAnchor::Latest => (
-            "SELECT id, room_id, seq, sender_id, sender_name, ts, kind, text FROM messages \
-             WHERE room_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+            "SELECT m.id, m.room_id, m.seq, m.sender_id, m.sender_name, m.ts, m.kind, m.text, \
+                    f.id, f.name, f.size, f.sha256 \
+             FROM messages m LEFT JOIN files f ON f.id = m.file_id \
+             WHERE m.room_id = ?1 AND m.seq < ?2 ORDER BY m.seq DESC LIMIT ?3",
             i64::MAX,
             false,
         ),
         HistoryAnchor::Before(seq) => (
-            "SELECT id, room_id, seq, sender_id, sender_name, ts, kind, text FROM messages \
-             WHERE room_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+            "SELECT m.id, m.room_id, m.seq, m.sender_id, m.sender_name, m.ts, m.kind, m.text, \
+                    f.id, f.name, f.size, f.sha256 \
+             FROM messages m LEFT JOIN files f ON f.id = m.file_id \
+             WHERE m.room_id = ?1 AND m.seq < ?2 ORDER BY m.seq DESC LIMIT ?3",
             i64::try_from(seq).unwrap_or(i64::MAX),
             false,
         ),
         HistoryAnchor::After(seq) => (
-            "SELECT id, room_id, seq, sender_id, sender_name, ts, kind, text FROM messages \
-             WHERE room_id = ?1 AND seq > ?2 ORDER BY seq ASC LIMIT ?3",
+            "SELECT m.id, m.room_id, m.seq, m.sender_id, m.sender_name, m.ts, m.kind, m.text, \
+                    f.id, f.name, f.size, f.sha256 \
+             FROM messages m LEFT JOIN files f ON f.id = m.file_id \
+             WHERE m.room_id = ?1 AND m.seq > ?2 ORDER BY m.seq ASC LIMIT ?3",
             i64::try_from(seq).unwrap_or(i64::MAX),
             true,
         ),
@@ -285,7 +310,7 @@ pub fn history(
             sender: UserId(r.get::<_, i64>(3)? as u64),
             sender_name: r.get(4)?,
             ts: r.get::<_, i64>(5)? as u64,
-            kind: message_kind_from_sql(r.get(6)?),
+            kind: message_kind_from_sql(r.get(6)?, file_ref_from_row(r, 8)?),
             text: r.get(7)?,
         };
         bytes += encoded_size_estimate(&m);

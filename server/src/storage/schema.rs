@@ -70,6 +70,38 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO rooms (kind, name, name_key, topic, created_at)
         VALUES (0, 'public', 'public', 'Everyone is here.', CAST(unixepoch('subsec') * 1000 AS INTEGER));
     "#,
+    // 2: files posted to rooms, uploads in progress; messages of kind 2 (file) and 3 (deleted).
+    // File content lives on disk under its SHA-256 (stored once however often it is posted);
+    // a `files` row is one posting of it.
+    r#"
+    CREATE TABLE files (
+        id            INTEGER PRIMARY KEY,
+        room_id       INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        seq           INTEGER NOT NULL,
+        name          TEXT    NOT NULL,
+        size          INTEGER NOT NULL,
+        sha256        BLOB    NOT NULL,
+        uploader_id   INTEGER NOT NULL,
+        uploader_name TEXT    NOT NULL,
+        ts            INTEGER NOT NULL
+    );
+    CREATE INDEX files_by_room ON files(room_id, id);
+    CREATE INDEX files_by_hash ON files(sha256);
+    CREATE INDEX files_by_uploader ON files(uploader_id);
+    -- One row per upload in progress; its bytes are in uploads/<id>.part under the data dir.
+    CREATE TABLE uploads (
+        id         INTEGER PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        room_id    INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        name       TEXT    NOT NULL,
+        size       INTEGER NOT NULL,
+        sha256     BLOB    NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        UNIQUE (user_id, sha256, size)
+    );
+    ALTER TABLE messages ADD COLUMN file_id INTEGER;
+    "#,
 ];
 
 /// The schema version this build writes.

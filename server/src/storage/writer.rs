@@ -476,7 +476,7 @@ fn apply(
             add_member(conn, id, *owner, RoomRole::Owner, now)?;
             Ok(Outcome::Room(RoomRow {
                 id,
-                kind: *kind,
+                kind: kind.clone(),
                 name: name.clone(),
                 topic: String::new(),
             }))
@@ -567,7 +567,7 @@ fn apply(
                 sender.0 as i64,
                 sender_name,
                 now,
-                message_kind_to_sql(*kind),
+                message_kind_to_sql(kind),
                 text
             ])?;
             let id = MessageId(conn.last_insert_rowid() as u64);
@@ -593,7 +593,7 @@ fn apply(
                 sender: *sender,
                 sender_name: sender_name.clone(),
                 ts: now as UnixMillis,
-                kind: *kind,
+                kind: kind.clone(),
                 text: text.clone(),
             }))
         }
