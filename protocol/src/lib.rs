@@ -8,6 +8,8 @@
 //!   payload), for use with any transport.
 //! - [`client`] (feature `client`, on by default): an async tokio client that bots are written
 //!   against; see `examples/` in the repository.
+//! - [`transfer`] (feature `client`): resumable, verified file uploads and downloads with
+//!   progress and cancellation, on top of the client.
 //!
 //! The exact byte encoding, with golden vectors, is specified in `PROTOCOL.md` next to this
 //! crate's manifest.
@@ -19,6 +21,8 @@ pub mod client;
 pub mod codec;
 pub mod frames;
 pub mod ids;
+#[cfg(feature = "client")]
+pub mod transfer;
 mod wire_format;
 
 pub use codec::{CodecError, FrameCodec};
