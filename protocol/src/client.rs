@@ -113,6 +113,31 @@ impl std::fmt::Debug for ClientHandle {
     }
 }
 
+/// A request on its way: await [`PendingResponse::response`] for the answer. Dropping it
+/// forgets the request (its answer is discarded when it arrives).
+#[derive(Debug)]
+pub struct PendingResponse {
+    handle: ClientHandle,
+    id: u32,
+    rx: oneshot::Receiver<Result<Response, ErrorBody>>,
+}
+
+impl PendingResponse {
+    /// Waits (with the client's request timeout) for the answer.
+    pub async fn response(self) -> Result<Response, ClientError> {
+        let timeout = self.handle.shared.request_timeout;
+        match tokio::time::timeout(timeout, self.rx).await {
+            Ok(Ok(Ok(response))) => Ok(response),
+            Ok(Ok(Err(error))) => Err(ClientError::Server(error)),
+            Ok(Err(_)) => Err(self.handle.closed()),
+            Err(_) => {
+                self.handle.forget(self.id);
+                Err(ClientError::Timeout(timeout))
+            }
+        }
+    }
+}
+
 /// A connection to a Chat-Room server: request methods (through [`ClientHandle`], which it
 /// dereferences to) and the stream of [`Event`]s.
 #[derive(Debug)]
@@ -416,6 +441,14 @@ impl ClientHandle {
 
     /// Sends any request and waits for its response.
     pub async fn request(&self, body: Request) -> Result<Response, ClientError> {
+        self.send_request(body).await?.response().await
+    }
+
+    /// Queues a request for sending and returns without waiting for the answer: for pipelining.
+    /// Requests leave in the order their `send_request` calls complete, so calling it in a loop
+    /// and awaiting the [`PendingResponse`]s later keeps them in order on the wire (which the
+    /// chunks of an upload need).
+    pub async fn send_request(&self, body: Request) -> Result<PendingResponse, ClientError> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         match self.shared.pending.lock().as_deref_mut() {
@@ -424,7 +457,6 @@ impl ClientHandle {
             }
             Ok(None) | Err(_) => return Err(self.closed()),
         }
-        let timeout = self.shared.request_timeout;
         let frame = match encode_frame(
             &ClientFrame::Request { id, body },
             self.shared.max_frame_bytes,
@@ -440,15 +472,11 @@ impl ClientHandle {
             self.forget(id);
             return Err(self.closed());
         }
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(Ok(response))) => Ok(response),
-            Ok(Ok(Err(error))) => Err(ClientError::Server(error)),
-            Ok(Err(_)) => Err(self.closed()),
-            Err(_) => {
-                self.forget(id);
-                Err(ClientError::Timeout(timeout))
-            }
-        }
+        Ok(PendingResponse {
+            handle: self.clone(),
+            id,
+            rx,
+        })
     }
 
     fn forget(&self, id: u32) {
