@@ -40,7 +40,7 @@ pub struct Settings {
     #[arg(long, env = "CHATROOM_DATA_DIR", value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// TOML file with settings (keys as in the `Config` docs: server_name, data_dir, listen,
-    /// registration, synchronous, and a [limits] table)
+    /// registration, synchronous, and [limits] and [files] tables)
     #[arg(long, env = "CHATROOM_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Name shown to clients [default: Chat-Room]
@@ -77,6 +77,15 @@ pub struct Settings {
     /// Seconds of silence before the server drops a client [default: 90]
     #[arg(long, env = "CHATROOM_IDLE_TIMEOUT_SECS", value_name = "SECS")]
     pub idle_timeout_secs: Option<u32>,
+    /// Largest uploaded file in bytes [default: 1073741824]
+    #[arg(long, env = "CHATROOM_MAX_FILE_BYTES", value_name = "BYTES")]
+    pub max_file_bytes: Option<u64>,
+    /// Bytes of files one user may store, 0 for no quota [default: 10737418240]
+    #[arg(long, env = "CHATROOM_FILE_QUOTA_BYTES", value_name = "BYTES")]
+    pub file_quota_bytes: Option<u64>,
+    /// Seconds before an untouched, unfinished upload is discarded [default: 86400]
+    #[arg(long, env = "CHATROOM_UPLOAD_EXPIRY_SECS", value_name = "SECS")]
+    pub upload_expiry_secs: Option<u64>,
     /// Log filter, e.g. info, debug, chatroom_server=debug [default: info]
     #[arg(long, env = "CHATROOM_LOG", value_name = "FILTER", global = true)]
     pub log: Option<String>,
@@ -173,6 +182,7 @@ pub fn resolve_config(settings: &Settings) -> anyhow::Result<(Config, SocketAddr
         registration: Option<RegistrationPolicy>,
         synchronous: Option<SyncMode>,
         limits: Option<crate::config::LimitsConfig>,
+        files: Option<crate::config::FilesConfig>,
     }
     let file: FileConfig = match &settings.config {
         Some(path) => {
@@ -201,6 +211,9 @@ pub fn resolve_config(settings: &Settings) -> anyhow::Result<(Config, SocketAddr
     }
     if let Some(v) = file.limits {
         config.limits = v;
+    }
+    if let Some(v) = file.files {
+        config.files = v;
     }
     // clap has already put flags over environment variables.
     if let Some(v) = settings.listen {
@@ -234,6 +247,17 @@ pub fn resolve_config(settings: &Settings) -> anyhow::Result<(Config, SocketAddr
         ),
         (settings.heartbeat_secs, &mut limits.heartbeat_interval_secs),
         (settings.idle_timeout_secs, &mut limits.idle_timeout_secs),
+    ];
+    for (value, slot) in overrides {
+        if let Some(v) = value {
+            *slot = v;
+        }
+    }
+    let files = &mut config.files;
+    let overrides = [
+        (settings.max_file_bytes, &mut files.max_file_bytes),
+        (settings.file_quota_bytes, &mut files.quota_bytes),
+        (settings.upload_expiry_secs, &mut files.upload_expiry_secs),
     ];
     for (value, slot) in overrides {
         if let Some(v) = value {

@@ -14,7 +14,8 @@ use std::time::Duration;
 pub struct Config {
     /// Shown to clients in `Welcome`.
     pub server_name: String,
-    /// Holds `chatroom.sqlite3` (and, later, uploaded files). Created if missing.
+    /// Holds `chatroom.sqlite3`, uploaded files (`files/`) and uploads in progress
+    /// (`uploads/`). Created if missing.
     pub data_dir: PathBuf,
     /// Who may create accounts over the network.
     pub registration: RegistrationPolicy,
@@ -23,6 +24,40 @@ pub struct Config {
     pub synchronous: SyncMode,
     /// Every bound the server enforces.
     pub limits: LimitsConfig,
+    /// File transfer: sizes, quotas, expiry.
+    pub files: FilesConfig,
+}
+
+/// File transfer settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilesConfig {
+    /// Largest file accepted, in bytes.
+    pub max_file_bytes: u64,
+    /// Bytes of files (stored and in progress) one user may have, 0 for no quota.
+    pub quota_bytes: u64,
+    /// An upload nobody has touched for this long is discarded and its space reclaimed (seconds).
+    pub upload_expiry_secs: u64,
+    /// Largest upload chunk and download read, in bytes (capped to fit a frame).
+    pub chunk_bytes: u32,
+    /// Upload chunks a client may have in flight at once.
+    pub window: u32,
+    /// Downloaded chunks that may wait in one connection's queue; reading more waits for the
+    /// client to take them, so a slow downloader costs memory, never a thread.
+    pub download_queue_chunks: u32,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 1 << 30,
+            quota_bytes: 10 << 30,
+            upload_expiry_secs: 24 * 60 * 60,
+            chunk_bytes: 256 * 1024,
+            window: 8,
+            download_queue_chunks: 8,
+        }
+    }
 }
 
 /// Who may register.
@@ -87,6 +122,7 @@ impl Default for Config {
             registration: RegistrationPolicy::Open,
             synchronous: SyncMode::Full,
             limits: LimitsConfig::default(),
+            files: FilesConfig::default(),
         }
     }
 }
@@ -124,6 +160,13 @@ impl Config {
     /// The SQLite database file.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("chatroom.sqlite3")
+    }
+
+    /// The chunk size actually used: the configured one, capped so a chunk and its frame fit
+    /// the frame limit.
+    pub fn chunk_bytes(&self) -> u32 {
+        let room = self.limits.max_frame_bytes.saturating_sub(1024).max(1024);
+        self.files.chunk_bytes.clamp(1024, room)
     }
 }
 

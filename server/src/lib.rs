@@ -12,6 +12,7 @@
 //! - [`storage`]: SQLite — the writer thread with group commit, the read pool, the schema.
 //! - [`auth`]: name rules, argon2id passwords, session tokens.
 //! - [`limits`]: rate limits and connection counts.
+//! - [`files`]: file content on disk and the uploads in progress.
 //! - [`admin`]: offline account maintenance for the `user …` subcommands.
 
 #![deny(missing_docs)]
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod config;
 mod connection;
 pub mod error;
+pub mod files;
 pub mod hub;
 pub mod limits;
 mod requests;
@@ -65,6 +67,10 @@ pub(crate) struct Shared {
     pub hashing: tokio::sync::Semaphore,
     /// Argon2 working memory, one per hashing permit, reused (see [`auth::HashMemory`]).
     pub hash_memory: std::sync::Mutex<Vec<auth::HashMemory>>,
+    /// Where file content lives.
+    pub files: files::FileStore,
+    /// Uploads in progress.
+    pub uploads: files::Uploads,
     next_conn: AtomicU64,
 }
 
@@ -89,6 +95,13 @@ pub async fn run(
             .map_err(|e| std::io::Error::other(e.to_string()))??
     };
     let (storage, snapshot, writer_thread) = opened;
+    let file_store = {
+        let data_dir = config.data_dir.clone();
+        tokio::task::spawn_blocking(move || files::FileStore::open(&data_dir))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??
+    };
+    files::sweep::remove_unreferenced(&storage, &file_store).await;
     let hub = Arc::new(hub::Hub::new(snapshot, config.limits.max_frame_bytes));
     {
         let hub = Arc::clone(&hub);
@@ -112,10 +125,16 @@ pub async fn run(
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         ),
         hash_memory: std::sync::Mutex::new(Vec::new()),
+        files: file_store,
+        uploads: files::Uploads::default(),
         next_conn: AtomicU64::new(1),
     });
     let tracker = TaskTracker::new();
     tracker.spawn(Arc::clone(&hub).run_presence(PRESENCE_WINDOW, shutdown.clone()));
+    tracker.spawn(files::sweep::expire_uploads(
+        Arc::clone(&shared),
+        shutdown.clone(),
+    ));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, data_dir = %shared.config.data_dir.display(), "serving");
     }

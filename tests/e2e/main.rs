@@ -5,6 +5,7 @@ mod support;
 
 mod accounts;
 mod durability;
+mod files;
 mod hostile;
 mod messages;
 mod presence;

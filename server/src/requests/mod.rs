@@ -4,11 +4,13 @@
 //! - [`accounts`]: register, login, resume, logout, change password.
 //! - [`rooms`]: room lists, create, join, leave, invite, kick, info, topic, direct chats.
 //! - [`messages`]: send, history, read markers, typing, presence, users.
+//! - [`files`]: uploads, downloads, file lists, deleting messages.
 //!
 //! Permission checks read the hub (memory); changes go through the storage writer, whose
 //! completions update the hub and fan out events after the commit.
 
 mod accounts;
+pub(crate) mod files;
 mod messages;
 mod rooms;
 
@@ -47,6 +49,8 @@ pub(crate) struct Conn {
     messages: TokenBucket,
     requests: TokenBucket,
     typing_sent: HashMap<RoomId, Instant>,
+    /// Downloaded chunks this connection may have waiting to be sent.
+    download_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Conn {
@@ -58,6 +62,9 @@ impl Conn {
             limits.messages_per_second.saturating_mul(10).max(50),
             limits.message_burst.saturating_mul(10).max(200),
         );
+        let download_slots = Arc::new(tokio::sync::Semaphore::new(
+            shared.config.files.download_queue_chunks.max(1) as usize,
+        ));
         Self {
             id,
             peer,
@@ -69,6 +76,7 @@ impl Conn {
             messages,
             requests,
             typing_sent: HashMap::new(),
+            download_slots,
         }
     }
 
@@ -167,20 +175,25 @@ impl Conn {
             Request::SetPresence { status, message } => self.set_presence(&me, status, message)?,
             Request::Typing { room } => self.typing(&me, room)?,
             Request::ListUsers => Response::Users(self.shared.hub.users()),
-            // File transfer lands in the next commits.
-            Request::OfferUpload { .. }
-            | Request::UploadChunk { .. }
-            | Request::FinishUpload { .. }
-            | Request::CancelUpload { .. }
-            | Request::FileInfo { .. }
-            | Request::ReadFile { .. }
-            | Request::ListFiles { .. }
-            | Request::DeleteMessage { .. } => {
-                return Err(RequestError::new(
-                    ErrorCode::BadRequest,
-                    "file transfer is not available yet",
-                ));
+            Request::OfferUpload {
+                room,
+                name,
+                size,
+                sha256,
+            } => self.offer_upload(&me, room, name, size, sha256).await?,
+            Request::UploadChunk {
+                upload,
+                offset,
+                data,
+            } => self.upload_chunk(&me, upload, offset, data).await?,
+            Request::FinishUpload { upload } => self.finish_upload(&me, upload).await?,
+            Request::CancelUpload { upload } => self.cancel_upload(&me, upload).await?,
+            Request::FileInfo { file } => self.file_info(&me, file).await?,
+            Request::ReadFile { file, offset, len } => {
+                return self.read_file(&me, file, offset, len).await;
             }
+            Request::ListFiles { room } => self.list_files(&me, room).await?,
+            Request::DeleteMessage { room, seq } => self.delete_message(&me, room, seq).await?,
             Request::Register { .. }
             | Request::Login { .. }
             | Request::Resume { .. }

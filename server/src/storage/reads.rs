@@ -4,8 +4,8 @@
 //! and room lists cost the writer thread nothing.
 
 use chatroom_protocol::{
-    FileId, FileRef, HistoryAnchor, HistoryPage, Message, MessageId, RoomId, RoomSummary, Seq,
-    UserId,
+    FileId, FileInfo, FileRef, HistoryAnchor, HistoryPage, Message, MessageId, RoomId, RoomSummary,
+    Seq, UploadId, UserId,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use std::path::Path;
@@ -328,4 +328,72 @@ pub fn history(
         messages,
         has_more,
     })
+}
+
+const FILE_COLUMNS: &str =
+    "id, room_id, seq, name, size, sha256, uploader_id, uploader_name, ts FROM files";
+
+fn file_info_from_row(r: &Row<'_>) -> rusqlite::Result<Option<FileInfo>> {
+    let Some(sha256) = sha256_from_sql(r.get(5)?) else {
+        return Ok(None);
+    };
+    Ok(Some(FileInfo {
+        id: FileId(r.get::<_, i64>(0)? as u64),
+        room: RoomId(r.get::<_, i64>(1)? as u64),
+        seq: r.get::<_, i64>(2)? as Seq,
+        name: r.get(3)?,
+        size: r.get::<_, i64>(4)? as u64,
+        sha256,
+        uploader: UserId(r.get::<_, i64>(6)? as u64),
+        uploader_name: r.get(7)?,
+        ts: r.get::<_, i64>(8)? as u64,
+    }))
+}
+
+/// A posted file.
+pub fn file_info(conn: &Connection, file: FileId) -> Result<Option<FileInfo>, StorageError> {
+    let sql = format!("SELECT {FILE_COLUMNS} WHERE id = ?1");
+    let info = conn
+        .prepare_cached(&sql)?
+        .query_row(params![file.0 as i64], file_info_from_row)
+        .optional()?;
+    Ok(info.flatten())
+}
+
+/// The files posted in a room, newest first, at most `limit`.
+pub fn list_files(
+    conn: &Connection,
+    room: RoomId,
+    limit: u32,
+) -> Result<Vec<FileInfo>, StorageError> {
+    let sql = format!("SELECT {FILE_COLUMNS} WHERE room_id = ?1 ORDER BY id DESC LIMIT ?2");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![room.0 as i64, i64::from(limit)], file_info_from_row)?;
+    let mut files = Vec::new();
+    for row in rows {
+        if let Some(info) = row? {
+            files.push(info);
+        }
+    }
+    Ok(files)
+}
+
+/// The hash of every posted file, and the id of every upload in progress: what the start-up
+/// sweep keeps on disk.
+pub fn file_references(
+    conn: &Connection,
+) -> Result<(std::collections::HashSet<[u8; 32]>, Vec<UploadId>), StorageError> {
+    let mut hashes = std::collections::HashSet::new();
+    let mut stmt = conn.prepare("SELECT DISTINCT sha256 FROM files")?;
+    for sha in stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))? {
+        if let Some(sha) = sha256_from_sql(sha?) {
+            hashes.insert(sha);
+        }
+    }
+    let mut stmt = conn.prepare("SELECT id FROM uploads")?;
+    let uploads = stmt
+        .query_map([], |r| r.get::<_, i64>(0))?
+        .map(|id| id.map(|id| UploadId(id as u64)))
+        .collect::<Result<_, _>>()?;
+    Ok((hashes, uploads))
 }

@@ -10,8 +10,8 @@
 //! publishes them once the commit succeeds, so seqs stay gapless even when a commit fails.
 
 use chatroom_protocol::{
-    ErrorBody, ErrorCode, Message, MessageId, MessageKind, RoomId, RoomKind, RoomRole, Seq,
-    UnixMillis, UserId, now_millis,
+    ErrorBody, ErrorCode, FileId, FileInfo, FileRef, Message, MessageId, MessageKind, RoomId,
+    RoomKind, RoomRole, Seq, UnixMillis, UploadId, UserId, now_millis,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::HashMap;
@@ -19,8 +19,10 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
 use super::{
-    RoomRow, StorageError, UserRow, is_constraint, kind_to_sql, message_kind_to_sql, role_to_sql,
+    RoomRow, StorageError, UserRow, is_constraint, kind_to_sql, message_kind_to_sql, role_from_sql,
+    role_to_sql,
 };
+use crate::files::FileStore;
 
 /// Most ops in one transaction.
 pub const MAX_BATCH: usize = 2048;
@@ -148,6 +150,74 @@ pub enum WriteOp {
         /// Admin or not.
         admin: bool,
     },
+    /// Start an upload, or find the one `user` already has for the same content, after
+    /// checking the quota. → [`Outcome::Upload`]
+    OpenUpload {
+        /// Who uploads.
+        user: UserId,
+        /// Where the file will be posted.
+        room: RoomId,
+        /// The sanitised name.
+        name: String,
+        /// The declared size.
+        size: u64,
+        /// The declared hash.
+        sha256: [u8; 32],
+        /// The user's quota in bytes, 0 for none.
+        quota: u64,
+    },
+    /// Forget an upload (cancelled, or failed verification). → [`Outcome::Done`]
+    DeleteUpload {
+        /// The upload.
+        upload: UploadId,
+    },
+    /// Forget uploads untouched since `cutoff`, except `keep`, and every one in `force`.
+    /// → [`Outcome::Uploads`] (the ids forgotten; the caller removes their part files)
+    ExpireUploads {
+        /// Rows last offered before this are stale.
+        cutoff: UnixMillis,
+        /// Still active in memory.
+        keep: Vec<UploadId>,
+        /// Expired in memory.
+        force: Vec<UploadId>,
+    },
+    /// A verified upload: move its bytes into the blob store, post the `File` message and
+    /// forget the upload. → [`Outcome::File`]
+    PostFile {
+        /// The upload.
+        upload: UploadId,
+        /// The uploader.
+        user: UserId,
+        /// Their name.
+        user_name: String,
+        /// The room.
+        room: RoomId,
+        /// The sanitised name.
+        name: String,
+        /// The size.
+        size: u64,
+        /// The verified hash.
+        sha256: [u8; 32],
+        /// The user's quota in bytes, 0 for none.
+        quota: u64,
+        /// The message text shown by clients that do not know file messages.
+        text: String,
+        /// Where the bytes go.
+        store: FileStore,
+    },
+    /// Delete a message (its sender, or the room's owner or a moderator): it stays as a
+    /// `Deleted` message with empty text; its file row goes, and after the commit the blob
+    /// too if nothing else refers to it. → [`Outcome::MessageDeleted`]
+    DeleteMessage {
+        /// The room.
+        room: RoomId,
+        /// The message.
+        seq: Seq,
+        /// Who deletes it.
+        actor: UserId,
+        /// Where a blob would be removed.
+        store: FileStore,
+    },
 }
 
 /// What a committed op produced.
@@ -170,6 +240,27 @@ pub enum Outcome {
     Message(Message),
     /// The read marker after the op.
     ReadMarker(Seq),
+    /// An upload's id, and whether this op created it.
+    Upload {
+        /// The upload.
+        id: UploadId,
+        /// False when the user already had this upload (a resume).
+        created: bool,
+    },
+    /// Upload ids.
+    Uploads(Vec<UploadId>),
+    /// A posted file and its message.
+    File {
+        /// The file.
+        info: FileInfo,
+        /// The message that posts it.
+        message: Message,
+    },
+    /// A message was deleted.
+    MessageDeleted {
+        /// The blob its file used, when no other file row referred to it at the time.
+        orphan: Option<[u8; 32]>,
+    },
 }
 
 type Completion = Box<dyn FnOnce(Result<Outcome, StorageError>) + Send>;
@@ -324,6 +415,7 @@ fn run_batch(
         Ok(()) => {
             let SeqCounters { committed, pending } = pending;
             committed.extend(pending);
+            remove_orphan_blobs(conn, batch, &results);
             results
         }
         Err(e) => {
@@ -333,6 +425,35 @@ fn run_batch(
                 .iter()
                 .map(|_| Err(StorageError::CommitFailed(msg.clone())))
                 .collect()
+        }
+    }
+}
+
+/// After a commit, removes the blobs that deleted file messages left without a file row. It
+/// runs here, on the writer thread, because posting a file (which may reuse a blob) happens
+/// here too: a blob is checked and removed with no post in between.
+fn remove_orphan_blobs(
+    conn: &Connection,
+    batch: &[Job],
+    results: &[Result<Outcome, StorageError>],
+) {
+    for (job, result) in batch.iter().zip(results) {
+        let (
+            WriteOp::DeleteMessage { store, .. },
+            Ok(Outcome::MessageDeleted { orphan: Some(sha) }),
+        ) = (&job.op, result)
+        else {
+            continue;
+        };
+        let still_used = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1)",
+                params![sha.as_slice()],
+                |r| r.get::<_, bool>(0),
+            )
+            .unwrap_or(true);
+        if !still_used && let Err(e) = store.remove_blob(sha) {
+            tracing::warn!(error = %e, "cannot remove an unused file");
         }
     }
 }
@@ -476,7 +597,7 @@ fn apply(
             add_member(conn, id, *owner, RoomRole::Owner, now)?;
             Ok(Outcome::Room(RoomRow {
                 id,
-                kind: kind.clone(),
+                kind: *kind,
                 name: name.clone(),
                 topic: String::new(),
             }))
@@ -637,7 +758,278 @@ fn apply(
             }
             Ok(Outcome::Done)
         }
+        WriteOp::OpenUpload {
+            user,
+            room,
+            name,
+            size,
+            sha256,
+            quota,
+        } => {
+            let existing: Option<i64> = conn
+                .query_row(
+                    "SELECT id FROM uploads WHERE user_id = ?1 AND sha256 = ?2 AND size = ?3",
+                    params![user.0 as i64, sha256.as_slice(), *size as i64],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            check_quota(conn, *user, *size, existing, *quota)?;
+            match existing {
+                Some(id) => {
+                    conn.execute(
+                        "UPDATE uploads SET room_id = ?1, name = ?2, updated_at = ?3 WHERE id = ?4",
+                        params![room.0 as i64, name, now, id],
+                    )?;
+                    Ok(Outcome::Upload {
+                        id: UploadId(id as u64),
+                        created: false,
+                    })
+                }
+                None => {
+                    conn.execute(
+                        "INSERT INTO uploads (user_id, room_id, name, size, sha256, created_at, updated_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                        params![
+                            user.0 as i64,
+                            room.0 as i64,
+                            name,
+                            *size as i64,
+                            sha256.as_slice(),
+                            now
+                        ],
+                    )?;
+                    Ok(Outcome::Upload {
+                        id: UploadId(conn.last_insert_rowid() as u64),
+                        created: true,
+                    })
+                }
+            }
+        }
+        WriteOp::DeleteUpload { upload } => {
+            conn.execute(
+                "DELETE FROM uploads WHERE id = ?1",
+                params![upload.0 as i64],
+            )?;
+            Ok(Outcome::Done)
+        }
+        WriteOp::ExpireUploads {
+            cutoff,
+            keep,
+            force,
+        } => {
+            let mut expired = Vec::new();
+            {
+                let mut stmt =
+                    conn.prepare_cached("SELECT id FROM uploads WHERE updated_at < ?1")?;
+                let rows = stmt.query_map(params![*cutoff as i64], |r| r.get::<_, i64>(0))?;
+                for id in rows {
+                    let id = UploadId(id? as u64);
+                    if !keep.contains(&id) {
+                        expired.push(id);
+                    }
+                }
+            }
+            for id in force {
+                if !expired.contains(id) {
+                    expired.push(*id);
+                }
+            }
+            let mut stmt = conn.prepare_cached("DELETE FROM uploads WHERE id = ?1")?;
+            for id in &expired {
+                stmt.execute(params![id.0 as i64])?;
+            }
+            Ok(Outcome::Uploads(expired))
+        }
+        WriteOp::PostFile {
+            upload,
+            user,
+            user_name,
+            room,
+            name,
+            size,
+            sha256,
+            quota,
+            text,
+            store,
+        } => {
+            let member: Option<i64> = conn
+                .query_row(
+                    "SELECT role FROM members WHERE room_id = ?1 AND user_id = ?2",
+                    params![room.0 as i64, user.0 as i64],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if member.is_none() {
+                return Err(refused(
+                    ErrorCode::NotMember,
+                    "you are no longer a member of that room",
+                ));
+            }
+            check_quota(conn, *user, *size, Some(upload.0 as i64), *quota)?;
+            store.commit_part(*upload, sha256).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    refused(
+                        ErrorCode::UploadNotFound,
+                        "the upload's bytes are gone; offer the file again",
+                    )
+                } else {
+                    StorageError::Io(e)
+                }
+            })?;
+            let seq = seqs.latest(*room) + 1;
+            conn.prepare_cached(
+                "INSERT INTO files (room_id, seq, name, size, sha256, uploader_id, uploader_name, ts) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                room.0 as i64,
+                seq as i64,
+                name,
+                *size as i64,
+                sha256.as_slice(),
+                user.0 as i64,
+                user_name,
+                now
+            ])?;
+            let file = FileId(conn.last_insert_rowid() as u64);
+            conn.prepare_cached(
+                "INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text, file_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 2, ?6, ?7)",
+            )?
+            .execute(params![
+                room.0 as i64,
+                seq as i64,
+                user.0 as i64,
+                user_name,
+                now,
+                text,
+                file.0 as i64
+            ])?;
+            let id = MessageId(conn.last_insert_rowid() as u64);
+            conn.prepare_cached(
+                "UPDATE members SET last_read_seq = ?1 WHERE room_id = ?2 AND user_id = ?3",
+            )?
+            .execute(params![seq as i64, room.0 as i64, user.0 as i64])?;
+            conn.execute(
+                "DELETE FROM uploads WHERE id = ?1",
+                params![upload.0 as i64],
+            )?;
+            *assigned = Some((*room, seq));
+            let info = FileInfo {
+                id: file,
+                room: *room,
+                seq,
+                name: name.clone(),
+                size: *size,
+                sha256: *sha256,
+                uploader: *user,
+                uploader_name: user_name.clone(),
+                ts: now as UnixMillis,
+            };
+            let message = Message {
+                id,
+                room: *room,
+                seq,
+                sender: *user,
+                sender_name: user_name.clone(),
+                ts: now as UnixMillis,
+                kind: MessageKind::File(FileRef {
+                    id: file,
+                    name: name.clone(),
+                    size: *size,
+                    sha256: *sha256,
+                }),
+                text: text.clone(),
+            };
+            Ok(Outcome::File { info, message })
+        }
+        WriteOp::DeleteMessage {
+            room,
+            seq,
+            actor,
+            store: _,
+        } => {
+            let row: Option<(i64, i64, Option<i64>)> = conn
+                .query_row(
+                    "SELECT sender_id, kind, file_id FROM messages WHERE room_id = ?1 AND seq = ?2",
+                    params![room.0 as i64, *seq as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((sender, kind, file)) = row else {
+                return Err(refused(ErrorCode::BadRequest, "no such message"));
+            };
+            let role: Option<i64> = conn
+                .query_row(
+                    "SELECT role FROM members WHERE room_id = ?1 AND user_id = ?2",
+                    params![room.0 as i64, actor.0 as i64],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(role) = role.map(role_from_sql) else {
+                return Err(refused(ErrorCode::NotMember, "not a member of that room"));
+            };
+            if sender != actor.0 as i64 && role < RoomRole::Moderator {
+                return Err(refused(
+                    ErrorCode::Forbidden,
+                    "only its sender, the room's owner or a moderator may delete a message",
+                ));
+            }
+            if kind == 1 {
+                return Err(refused(ErrorCode::Forbidden, "notices cannot be deleted"));
+            }
+            let mut orphan = None;
+            if let Some(file) = file {
+                let sha: Option<Vec<u8>> = conn
+                    .query_row(
+                        "DELETE FROM files WHERE id = ?1 RETURNING sha256",
+                        params![file],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                orphan = sha.and_then(super::sha256_from_sql);
+            }
+            conn.execute(
+                "UPDATE messages SET kind = 3, text = '', file_id = NULL WHERE room_id = ?1 AND seq = ?2",
+                params![room.0 as i64, *seq as i64],
+            )?;
+            conn.execute(
+                "DELETE FROM mentions WHERE room_id = ?1 AND seq = ?2",
+                params![room.0 as i64, *seq as i64],
+            )?;
+            Ok(Outcome::MessageDeleted { orphan })
+        }
     }
+}
+
+/// Refuses an upload of `size` bytes that would take `user` over `quota` (0: no quota),
+/// counting their stored files and their other uploads in progress (not `this_upload`).
+fn check_quota(
+    conn: &Connection,
+    user: UserId,
+    size: u64,
+    this_upload: Option<i64>,
+    quota: u64,
+) -> Result<(), StorageError> {
+    if quota == 0 {
+        return Ok(());
+    }
+    let used: i64 = conn.query_row(
+        "SELECT (SELECT COALESCE(SUM(size), 0) FROM files WHERE uploader_id = ?1) + \
+                (SELECT COALESCE(SUM(size), 0) FROM uploads WHERE user_id = ?1 AND id IS NOT ?2)",
+        params![user.0 as i64, this_upload],
+        |r| r.get(0),
+    )?;
+    let used = used.max(0) as u64;
+    if used.saturating_add(size) > quota {
+        return Err(refused(
+            ErrorCode::QuotaExceeded,
+            format!(
+                "this file ({size} bytes) would take you over your quota: {used} of {quota} bytes used"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn add_member(
