@@ -18,6 +18,10 @@ pub const MAX_RATE: u32 = 1_000_000;
 pub const MAX_WINDOW: u32 = 4096;
 /// Most messages the `history` scenario writes before paging.
 pub const MAX_HISTORY_MESSAGES: u32 = 200_000;
+/// Largest file the `files` scenario transfers, in MiB.
+pub const MAX_FILE_MIB: u32 = 1024;
+/// Most simultaneous transfers in the `files` scenario.
+pub const MAX_TRANSFERS: u32 = 64;
 
 const AFTER_HELP: &str = "\
 The server must be started with its per-connection limits raised, or it throttles the benchmark
@@ -66,6 +70,9 @@ pub enum Scenario {
     Idle(IdleArgs),
     /// Fills a room, then clients page through its history: pages/s and latency.
     History(HistoryArgs),
+    /// C clients each upload a fresh random file of M MiB, then download one: MiB/s, next to a
+    /// raw loopback TCP copy of the same bytes measured in the same run.
+    Files(FilesArgs),
 }
 
 fn clients(s: &str) -> Result<u32, String> {
@@ -88,6 +95,13 @@ fn history_messages(s: &str) -> Result<u32, String> {
 }
 fn page(s: &str) -> Result<u32, String> {
     bounded(s, 1, 10_000)
+}
+
+fn file_mib(s: &str) -> Result<u32, String> {
+    bounded(s, 1, MAX_FILE_MIB)
+}
+fn transfers(s: &str) -> Result<u32, String> {
+    bounded(s, 1, MAX_TRANSFERS)
 }
 
 fn bounded(s: &str, min: u32, max: u32) -> Result<u32, String> {
@@ -226,6 +240,17 @@ pub struct HistoryArgs {
     pub secs: u32,
 }
 
+/// `files`.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct FilesArgs {
+    /// Clients transferring at once (each uploads one file, then downloads one).
+    #[arg(long, default_value_t = 2, value_parser = transfers)]
+    pub clients: u32,
+    /// Size of each file in MiB.
+    #[arg(long, default_value_t = 64, value_parser = file_mib)]
+    pub mib: u32,
+}
+
 fn check(what: &str, v: u32, min: u32, max: u32) -> Result<()> {
     if v < min || v > max {
         bail!("{what} must be between {min} and {max}, not {v}");
@@ -245,6 +270,7 @@ impl Scenario {
             Scenario::Resume(_) => "resume",
             Scenario::Idle(_) => "idle",
             Scenario::History(_) => "history",
+            Scenario::Files(_) => "files",
         }
     }
 
@@ -301,6 +327,10 @@ impl Scenario {
                 check("--messages", a.messages, 1, MAX_HISTORY_MESSAGES)?;
                 check("--page", a.page, 1, 10_000)?;
                 check("--secs", a.secs, 1, MAX_SECS)
+            }
+            Scenario::Files(a) => {
+                check("--clients", a.clients, 1, MAX_TRANSFERS)?;
+                check("--mib", a.mib, 1, MAX_FILE_MIB)
             }
         }
     }

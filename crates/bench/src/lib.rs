@@ -10,7 +10,8 @@
 //! summary (stderr) and one JSON line (stdout). Tests call [`run`] directly.
 //!
 //! Scenarios (see [`Scenario`]): `fanout`, `rooms`, `max`, `ingest`, `connect`, `resume`,
-//! `idle`, `history`. Every one is bounded in clients, rate and seconds.
+//! `idle`, `history`, `files`. Every one is bounded in clients, rate and seconds (`files`: in
+//! clients and file size).
 
 #![deny(missing_docs)]
 
@@ -51,6 +52,7 @@ pub async fn run(cli: &Cli) -> Result<Report> {
         Scenario::Resume(a) => scenarios::resume(&ctx, a).await?,
         Scenario::Idle(a) => scenarios::idle(&ctx, a).await?,
         Scenario::History(a) => scenarios::history(&ctx, a).await?,
+        Scenario::Files(a) => scenarios::files(&ctx, a).await?,
     };
     report.server = cli.server.clone();
     Ok(report)

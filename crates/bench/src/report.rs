@@ -39,6 +39,9 @@ pub struct Report {
     /// Server memory per idle connection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle: Option<IdleMemory>,
+    /// File transfer throughput.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<FileThroughput>,
     /// The server's CPU and memory over the measured phase (with `--server-pid`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_usage: Option<Usage>,
@@ -122,6 +125,26 @@ pub struct Ops {
     pub latency: Option<Latency>,
 }
 
+/// File transfer throughput, all in MiB/s of file content summed over the clients.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct FileThroughput {
+    /// Transfers at once.
+    pub clients: u64,
+    /// Size of each file, bytes.
+    pub file_bytes: u64,
+    /// Plain TCP over 127.0.0.1 (write, read and discard), the same bytes and parallelism.
+    pub loopback_mib_per_sec: f64,
+    /// Uploads from the first byte sent to the server's answer to the finish (verified,
+    /// stored, posted); hashing the file first is not included.
+    pub upload_mib_per_sec: f64,
+    /// The client's SHA-256 of the files before uploading.
+    pub hash_mib_per_sec: f64,
+    /// Downloads into files, SHA-256 verified.
+    pub download_mib_per_sec: f64,
+    /// Files the room lists afterwards, of `clients` uploaded.
+    pub stored_files: u64,
+}
+
 /// Server memory around a set of idle connections.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct IdleMemory {
@@ -150,6 +173,7 @@ impl Report {
             stored: None,
             ops: Vec::new(),
             idle: None,
+            files: None,
             server_usage: None,
             bench_usage: None,
             machine_busy_percent: None,
@@ -254,6 +278,20 @@ impl fmt::Display for Report {
                 kib(i.rss_after_kib),
                 i.bytes_per_connection,
                 i.bytes_per_connection / 1024.0
+            )?;
+        }
+        if let Some(t) = &self.files {
+            writeln!(
+                f,
+                "files: {} x {:.1} MiB: loopback TCP {:.0} MiB/s, upload {:.0} MiB/s (hashing {:.0} MiB/s before), download {:.0} MiB/s; {} of {} files stored",
+                t.clients,
+                t.file_bytes as f64 / (1024.0 * 1024.0),
+                t.loopback_mib_per_sec,
+                t.upload_mib_per_sec,
+                t.hash_mib_per_sec,
+                t.download_mib_per_sec,
+                t.stored_files,
+                t.clients
             )?;
         }
         if let Some(s) = &self.stored {

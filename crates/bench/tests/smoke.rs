@@ -3,8 +3,8 @@
 
 use chatroom_bench::Cli;
 use chatroom_bench::cli::{
-    ConnectArgs, FanoutArgs, HistoryArgs, IdleArgs, IngestArgs, MaxArgs, ResumeArgs, RoomsArgs,
-    Scenario,
+    ConnectArgs, FanoutArgs, FilesArgs, HistoryArgs, IdleArgs, IngestArgs, MaxArgs, ResumeArgs,
+    RoomsArgs, Scenario,
 };
 use chatroom_bench::report::Report;
 use chatroom_server::Config;
@@ -222,6 +222,21 @@ async fn history_tiny() {
     let pages = report.op("page").unwrap();
     assert!(pages.count > 0);
     assert_eq!(pages.failed, 0);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_tiny() {
+    let server = Server::start().await;
+    let report = server
+        .run(Scenario::Files(FilesArgs { clients: 2, mib: 1 }))
+        .await;
+    let files = report.files.unwrap();
+    assert_eq!(files.stored_files, 2);
+    assert_eq!(files.file_bytes, 1024 * 1024);
+    assert!(files.loopback_mib_per_sec > 0.0);
+    assert!(files.upload_mib_per_sec > 0.0);
+    assert!(files.download_mib_per_sec > 0.0);
     server.stop().await;
 }
 

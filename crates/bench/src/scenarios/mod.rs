@@ -1,9 +1,11 @@
 //! The scenarios, one module per family.
 
+mod files;
 mod history;
 mod sessions;
 mod traffic;
 
+pub(crate) use files::files;
 pub(crate) use history::history;
 pub(crate) use sessions::{connect, idle, resume};
 pub(crate) use traffic::{fanout, ingest, max, rooms};
