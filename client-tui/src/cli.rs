@@ -4,14 +4,18 @@
 
 use anyhow::{Context, anyhow, bail};
 use chatroom_protocol::client::Client;
-use chatroom_protocol::{Event, HistoryAnchor, Message, RoomId, RoomKind, RoomSummary, Seq};
+use chatroom_protocol::transfer::{self, TransferError, TransferOptions};
+use chatroom_protocol::{
+    Event, FileId, HistoryAnchor, Message, RoomId, RoomKind, RoomSummary, Seq,
+};
 use clap::{Args, Parser, Subcommand};
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::login::{self, connect_logged_in};
 use crate::output;
+use crate::progress::TerminalBar;
 use crate::settings::{self, Settings};
 
 /// Chat-Room client. With no subcommand it opens the terminal UI; subcommands make it scriptable
@@ -114,6 +118,41 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Upload a file to a room or a direct chat; resumes an interrupted upload of the same file.
+    #[command(visible_alias = "send_files")]
+    Upload {
+        /// Where to post it.
+        #[command(flatten)]
+        target: Target,
+        /// The file.
+        file: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a file by id, verified by its SHA-256; never overwrites (picks `name (1).ext`),
+    /// and resumes an interrupted download.
+    #[command(visible_alias = "recv_files")]
+    Download {
+        /// The file's id (see `chatroom files`).
+        file_id: u64,
+        /// A file or folder to save to [default: download_dir from the config, or
+        /// ~/Downloads/chatroom]
+        #[arg(short = 'o', long = "output", value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the files posted in a room or direct chat, newest first.
+    Files {
+        /// Which room.
+        #[command(flatten)]
+        target: Target,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the command line; the binary's `main`.
@@ -177,6 +216,28 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Upload { target, file, json } => upload(&settings, &target, &file, json).await,
+        Command::Download {
+            file_id,
+            output,
+            json,
+        } => download(&settings, file_id, output, json).await,
+        Command::Files { target, json } => {
+            let (client, _) = connect_logged_in(&settings).await?;
+            let room = resolve_target(&client, &target).await?;
+            let files = client
+                .list_files(room.id)
+                .await
+                .with_context(|| format!("cannot list the files of {}", room.name))?;
+            for file in files {
+                if json {
+                    print_line(&output::file_json(&room.name, &file).to_string())?;
+                } else {
+                    print_line(&output::file_line(&file))?;
+                }
+            }
+            Ok(())
+        }
         Command::Users { json } => {
             let (client, _) = connect_logged_in(&settings).await?;
             for user in client.list_users().await? {
@@ -188,6 +249,100 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// Runs a transfer with a progress bar on a terminal and Ctrl-C as a clean cancel (what was
+/// transferred is kept, so running the same command again resumes).
+async fn with_progress<T>(
+    label: &str,
+    work: impl AsyncFnOnce(TransferOptions) -> Result<T, TransferError>,
+) -> anyhow::Result<T> {
+    let (bar, progress) = TerminalBar::start(label);
+    let options = TransferOptions {
+        progress,
+        ..TransferOptions::default()
+    };
+    let cancel = options.cancel.clone();
+    let interrupt = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+        }
+    });
+    let result = work(options).await;
+    interrupt.abort();
+    bar.finish().await;
+    match result {
+        Ok(value) => Ok(value),
+        Err(TransferError::Cancelled) => {
+            bail!("interrupted; run the same command again to resume")
+        }
+        Err(e) if e.is_resumable() => {
+            Err(anyhow!(e)).context("the transfer stopped; run the same command again to resume")
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn upload(
+    settings: &Settings,
+    target: &Target,
+    file: &Path,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (client, _) = connect_logged_in(settings).await?;
+    let room = resolve_target(&client, target).await?;
+    // Events are not read here; dropping their receiver keeps a busy room from stalling the
+    // connection while the file goes up.
+    let (handle, events) = client.into_parts();
+    drop(events);
+    let label = file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let uploaded = with_progress(&label, async |options| {
+        transfer::upload(&handle, room.id, file, &options).await
+    })
+    .await
+    .with_context(|| format!("cannot upload {}", file.display()))?;
+    let room_label = match room.kind {
+        RoomKind::Direct => format!("@{}", room.name),
+        _ => format!("#{}", room.name),
+    };
+    if json {
+        print_line(&output::uploaded_json(&room.name, &uploaded).to_string())
+    } else {
+        print_line(&output::uploaded_line(&room_label, &uploaded))
+    }
+}
+
+async fn download(
+    settings: &Settings,
+    file_id: u64,
+    output: Option<PathBuf>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let dest = match output {
+        Some(path) => path,
+        None => {
+            // The configured folder, always taken as a folder (created if missing).
+            let mut dir = settings.download_dir.clone().into_os_string();
+            dir.push(std::path::MAIN_SEPARATOR_STR);
+            PathBuf::from(dir)
+        }
+    };
+    let (client, _) = connect_logged_in(settings).await?;
+    let (handle, events) = client.into_parts();
+    drop(events);
+    let downloaded = with_progress(&format!("file {file_id}"), async |options| {
+        transfer::download(&handle, FileId(file_id), &dest, &options).await
+    })
+    .await
+    .with_context(|| format!("cannot download file {file_id}"))?;
+    if json {
+        print_line(&output::downloaded_json(&downloaded).to_string())
+    } else {
+        print_line(&downloaded.path.display().to_string())
     }
 }
 

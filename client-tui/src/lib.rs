@@ -10,7 +10,8 @@
 //! - [`login`]: connecting, resuming a saved session, or logging in with a password from a
 //!   file, the environment or a prompt.
 //! - [`session_store`]: session tokens kept in the user's data dir with 0600 permissions.
-//! - [`output`]: plain and JSON renderings of messages, rooms and users.
+//! - [`output`]: plain and JSON renderings of messages, rooms, users and files.
+//! - [`progress`]: the progress bar of `upload` and `download` on a terminal.
 //! - [`tui`]: the terminal UI.
 
 #![deny(missing_docs)]
@@ -18,6 +19,7 @@
 pub mod cli;
 pub mod login;
 pub mod output;
+pub mod progress;
 pub mod session_store;
 pub mod settings;
 pub mod tui;

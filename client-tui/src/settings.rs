@@ -8,6 +8,7 @@
 //! user = "alice"
 //! mouse = true    # scroll with the wheel in the terminal UI
 //! bell = false    # no bell on mentions
+//! download_dir = "~/Downloads/chatroom"   # where downloads go (created if missing)
 //! ```
 
 use anyhow::Context;
@@ -32,6 +33,8 @@ pub struct Settings {
     pub mouse: bool,
     /// Ring the bell on mentions.
     pub bell: bool,
+    /// Where downloads go unless told otherwise (created when first used).
+    pub download_dir: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -42,6 +45,7 @@ struct ConfigFile {
     password_file: Option<PathBuf>,
     mouse: Option<bool>,
     bell: Option<bool>,
+    download_dir: Option<PathBuf>,
 }
 
 fn home_dir_join(xdg_var: &str, fallback: &str) -> Option<PathBuf> {
@@ -60,6 +64,22 @@ pub fn config_dir() -> Option<PathBuf> {
 /// `~/.local/share/chatroom` (or `$XDG_DATA_HOME/chatroom`).
 pub fn data_dir() -> Option<PathBuf> {
     home_dir_join("XDG_DATA_HOME", ".local/share")
+}
+
+/// `~/Downloads/chatroom`, or `chatroom-downloads` in the current folder without a home.
+pub fn default_download_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|home| Path::new(&home).join("Downloads").join("chatroom"))
+        .unwrap_or_else(|| PathBuf::from("chatroom-downloads"))
+}
+
+/// Expands a leading `~/` to the home directory.
+pub fn expand_home(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) if !home.is_empty() => Path::new(&home).join(rest),
+        _ => path.to_path_buf(),
+    }
 }
 
 /// Combines what the command line (flags and environment, already merged by clap) gave with the
@@ -89,5 +109,11 @@ pub fn resolve(
         data_dir: data_dir(),
         mouse: file.mouse.unwrap_or(false),
         bell: file.bell.unwrap_or(true),
+        download_dir: std::env::var_os("CHATROOM_DOWNLOAD_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or(file.download_dir)
+            .map(|p| expand_home(&p))
+            .unwrap_or_else(default_download_dir),
     })
 }
