@@ -1,8 +1,8 @@
 //! Snapshots of the terminal UI on ratatui's `TestBackend`, rendered from a plain `App`.
 
 use chatroom_protocol::{
-    Event, HistoryPage, Member, Message, MessageId, MessageKind, PresenceStatus, RoomId, RoomKind,
-    RoomRole, RoomSummary, UserId, UserSummary,
+    Event, FileId, FileRef, HistoryPage, Member, Message, MessageId, MessageKind, PresenceStatus,
+    RoomId, RoomKind, RoomRole, RoomSummary, UserId, UserSummary,
 };
 use chatroom_tui::tui::app::{App, ConnectionState};
 use chatroom_tui::tui::ui;
@@ -142,7 +142,7 @@ fn busy_room_with_cjk_wrapping_unread_counts_and_members() {
 fn help_popup() {
     let mut app = busy_app();
     app.show_help = true;
-    insta::assert_snapshot!(render(&app, 100, 34));
+    insta::assert_snapshot!(render(&app, 100, 42));
 }
 
 #[test]
@@ -166,4 +166,103 @@ fn a_tiny_terminal_still_renders() {
             render(&app, width, height);
         }
     }
+}
+
+fn file_message(
+    seq: u64,
+    from: (u64, &str),
+    minute: u64,
+    id: u64,
+    name: &str,
+    size: u64,
+) -> Message {
+    Message {
+        kind: MessageKind::File(FileRef {
+            id: FileId(id),
+            name: name.into(),
+            size,
+            sha256: [7; 32],
+        }),
+        ..message(seq, from, minute, name)
+    }
+}
+
+/// The busy room with a build artefact posted, and one message deleted.
+fn room_with_files() -> App {
+    let mut app = busy_app();
+    app.on_event(Event::Message(file_message(
+        6,
+        (2, "alice"),
+        6,
+        7,
+        "build-1234.tar.gz",
+        48_500_000,
+    )));
+    app.on_event(Event::Message(file_message(
+        7,
+        (3, "张伟"),
+        7,
+        8,
+        "会议记录.pdf",
+        1_536,
+    )));
+    app.on_event(Event::MessageDeleted {
+        room: RoomId(1),
+        seq: 4,
+        by: "me".into(),
+    });
+    app.input.set_text("");
+    app
+}
+
+#[test]
+fn a_room_with_file_messages_and_a_deleted_one() {
+    insta::assert_snapshot!(render(&room_with_files(), 100, 16));
+}
+
+#[test]
+fn the_transfers_panel_mid_transfer() {
+    use chatroom_protocol::transfer::{Phase, Progress};
+    use chatroom_tui::tui::transfers::TransferOutcome;
+    let mut app = room_with_files();
+    // 1: an upload half way, at a steady 2 MiB/s; 2: a download that finished; 3: a download
+    // whose connection dropped; 4: one just started.
+    app.start_upload("/home/me/Pictures/screenshot-2026-11-21.png");
+    for (at, done) in [(0u64, 0u64), (1_000, 2 << 20), (2_000, 4 << 20)] {
+        app.transfer_progress(
+            1,
+            Progress {
+                phase: Phase::Sending,
+                done,
+                total: 10 << 20,
+            },
+            at,
+        );
+    }
+    app.start_download(Some(FileId(8)));
+    app.transfer_ended(
+        2,
+        TransferOutcome::Done("saved to /home/me/Downloads/chatroom/会议记录 (1).pdf".into()),
+    );
+    app.start_download(Some(FileId(7)));
+    app.transfer_progress(
+        3,
+        Progress {
+            phase: Phase::Receiving,
+            done: 20_000_000,
+            total: 48_500_000,
+        },
+        2_000,
+    );
+    app.transfer_ended(
+        3,
+        TransferOutcome::Failed {
+            error: "connection closed".into(),
+            resumable: true,
+        },
+    );
+    app.start_upload("/tmp/big.iso");
+    app.flash = None;
+    assert!(app.show_transfers, "starting a transfer opens the panel");
+    insta::assert_snapshot!(render(&app, 110, 22));
 }

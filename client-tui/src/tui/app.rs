@@ -3,12 +3,13 @@
 //! [`Action`]s, which the runtime carries out and answers with more events.
 
 use chatroom_protocol::{
-    Event, HistoryPage, LeaveReason, Member, Message, MessageKind, PresenceStatus, RoomId,
+    Event, FileId, HistoryPage, LeaveReason, Member, Message, MessageKind, PresenceStatus, RoomId,
     RoomKind, RoomSummary, Seq, UnixMillis, UserId, UserPresence, UserSummary,
 };
 use std::collections::{BTreeMap, HashMap};
 
 use super::editor::LineEditor;
+use super::transfers::{TransferRequest, TransferView};
 
 /// How many typing notices count as "still typing" (ms).
 pub const TYPING_SHOWN_MS: u64 = 5_000;
@@ -278,6 +279,24 @@ pub enum Action {
     Quit,
     /// Ring the terminal bell.
     Bell,
+    /// Start (or, after a reconnect, continue) a file transfer.
+    StartTransfer {
+        /// Its number in the transfers panel.
+        id: u32,
+        /// What to transfer.
+        request: TransferRequest,
+    },
+    /// Cancel a running transfer.
+    CancelTransfer(u32),
+    /// List a room's files (shown as a notice).
+    ListFiles(RoomId),
+    /// Delete a message.
+    DeleteMessage {
+        /// Where.
+        room: RoomId,
+        /// Which.
+        seq: Seq,
+    },
 }
 
 /// The whole client state.
@@ -322,6 +341,12 @@ pub struct App {
     pub passwd: Option<PasswdForm>,
     /// The local time zone's offset from UTC in seconds, for message times.
     pub utc_offset_secs: i64,
+    /// File transfers, oldest first (finished ones are pruned).
+    pub transfers: Vec<TransferView>,
+    /// The number of the newest transfer.
+    pub next_transfer: u32,
+    /// Show the transfers panel.
+    pub show_transfers: bool,
 }
 
 impl App {
@@ -352,6 +377,9 @@ impl App {
             viewport: (80, 20),
             passwd: None,
             utc_offset_secs: 0,
+            transfers: Vec::new(),
+            next_transfer: 0,
+            show_transfers: false,
         }
     }
 
@@ -527,8 +555,9 @@ impl App {
     pub fn on_event(&mut self, event: Event) -> Vec<Action> {
         let mut actions = Vec::new();
         match event {
-            // Deleted messages and streamed drafts are rendered in the next commits.
-            Event::MessageDeleted { .. } | Event::DraftUpdated(_) | Event::DraftEnded { .. } => {}
+            Event::MessageDeleted { room, seq, .. } => self.message_deleted(room, seq),
+            // Streamed drafts are rendered in the next commits.
+            Event::DraftUpdated(_) | Event::DraftEnded { .. } => {}
             Event::Message(message) => {
                 let mention = self.is_mention(&message);
                 let mine = self.me.as_ref().is_some_and(|me| me.id == message.sender);
@@ -920,6 +949,19 @@ impl App {
                 self.show_members = !self.show_members;
                 Vec::new()
             }
+            C::Upload(path) => self.start_upload(&path),
+            C::Download(file) => self.start_download(file.map(FileId)),
+            C::Cancel(id) => self.cancel_transfer(id),
+            C::Transfers => {
+                self.show_transfers = !self.show_transfers;
+                Vec::new()
+            }
+            C::Files => self
+                .current_or_flash()
+                .map(Action::ListFiles)
+                .into_iter()
+                .collect(),
+            C::Delete => self.delete_last(),
         }
     }
 

@@ -66,6 +66,18 @@ pub enum Command {
     Help,
     /// Toggle the member list.
     Members,
+    /// Upload a local file to the current room.
+    Upload(String),
+    /// Download a file by id, or the newest in the current room.
+    Download(Option<u64>),
+    /// Cancel a transfer by number, or the newest running one.
+    Cancel(Option<u32>),
+    /// Toggle the transfers panel.
+    Transfers,
+    /// List the current room's files.
+    Files,
+    /// Delete my newest message in the current room.
+    Delete,
 }
 
 /// One line of `/help`: the command, its arguments, what it does.
@@ -98,6 +110,32 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "open a direct chat with USER, sending TEXT",
     ),
     ("/topic", "TEXT", "set the current room's topic"),
+    (
+        "/upload",
+        "PATH",
+        "send a file to this room or chat (alias /send_files)",
+    ),
+    (
+        "/download",
+        "[ID]",
+        "save file ID (or the newest here) to your downloads; Alt-D",
+    ),
+    (
+        "/files",
+        "",
+        "files posted here, with their ids (alias /list -f)",
+    ),
+    (
+        "/transfers",
+        "",
+        "show or hide transfers with progress, rate, ETA (F3)",
+    ),
+    (
+        "/cancel",
+        "[N]",
+        "cancel transfer N, or the newest (resumable)",
+    ),
+    ("/delete", "", "delete your newest message here"),
     ("/who", "", "members of the current room (alias /list -s)"),
     (
         "/rooms",
@@ -120,6 +158,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Enter / Alt-Enter", "send / new line in the message"),
     ("Alt-↑ Alt-↓, Ctrl-P Ctrl-N", "previous / next room"),
     ("Alt-A", "next room with unread messages (mentions first)"),
+    (
+        "Alt-D / F3",
+        "download the newest file here / transfers panel",
+    ),
     (
         "PgUp PgDn",
         "scroll back (older history loads as you go) / forward",
@@ -232,6 +274,39 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             })
         }
         "topic" => Ok(Command::Topic(rest.trim().to_string())),
+        "upload" | "send_files" | "send_file" => {
+            let path = rest.trim();
+            let path = path
+                .strip_prefix('"')
+                .and_then(|p| p.strip_suffix('"'))
+                .or_else(|| path.strip_prefix('\'').and_then(|p| p.strip_suffix('\'')))
+                .unwrap_or(path);
+            if path.is_empty() {
+                Err(usage("/upload"))
+            } else {
+                Ok(Command::Upload(path.to_string()))
+            }
+        }
+        "download" | "recv_files" | "recv_file" => match args.as_slice() {
+            [] => Ok(Command::Download(None)),
+            [id] => id
+                .trim_start_matches('#')
+                .parse()
+                .map(|id| Command::Download(Some(id)))
+                .map_err(|_| usage("/download")),
+            _ => Err(usage("/download")),
+        },
+        "cancel" => match args.as_slice() {
+            [] => Ok(Command::Cancel(None)),
+            [n] => n
+                .parse()
+                .map(|n| Command::Cancel(Some(n)))
+                .map_err(|_| usage("/cancel")),
+            _ => Err(usage("/cancel")),
+        },
+        "transfers" => none(Command::Transfers, "/transfers"),
+        "files" => none(Command::Files, "/files"),
+        "delete" => none(Command::Delete, "/delete"),
         "who" | "names" => none(Command::Who, "/who"),
         "rooms" => none(Command::Rooms, "/rooms"),
         "users" => none(Command::Users, "/users"),
@@ -240,7 +315,8 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             ["-s"] => Ok(Command::Who),
             ["-c"] | [] => Ok(Command::Rooms),
             ["-g"] => Ok(Command::PublicRooms),
-            _ => Err(ParseError::Usage("/list -u|-s|-c|-g".into())),
+            ["-f"] => Ok(Command::Files),
+            _ => Err(ParseError::Usage("/list -u|-s|-c|-g|-f".into())),
         },
         "info" => none(Command::Info, "/info"),
         "away" => Ok(Command::Away(rest_text(rest))),
@@ -258,11 +334,15 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
 const NAMES: &[&str] = &[
     "/away",
     "/back",
+    "/cancel",
     "/create",
     "/create_chat",
+    "/delete",
+    "/download",
     "/enter",
     "/enter_chat",
     "/exit",
+    "/files",
     "/help",
     "/info",
     "/invite",
@@ -276,8 +356,12 @@ const NAMES: &[&str] = &[
     "/msg",
     "/passwd",
     "/quit",
+    "/recv_files",
     "/rooms",
+    "/send_files",
     "/topic",
+    "/transfers",
+    "/upload",
     "/users",
     "/who",
 ];
@@ -362,6 +446,31 @@ mod tests {
         assert_eq!(parse("/exit"), Ok(Command::Quit));
         assert_eq!(parse("/info"), Ok(Command::Info));
         assert_eq!(parse("/leave"), Ok(Command::Leave(None)));
+    }
+
+    #[test]
+    fn file_commands_parse() {
+        assert_eq!(
+            parse("/upload ~/My Documents/report.pdf "),
+            Ok(Command::Upload("~/My Documents/report.pdf".into()))
+        );
+        assert_eq!(
+            parse("/send_files \"a b.txt\""),
+            Ok(Command::Upload("a b.txt".into()))
+        );
+        assert_eq!(
+            parse("/upload"),
+            Err(ParseError::Usage("/upload PATH".into()))
+        );
+        assert_eq!(parse("/download"), Ok(Command::Download(None)));
+        assert_eq!(parse("/download 7"), Ok(Command::Download(Some(7))));
+        assert_eq!(parse("/recv_files #7"), Ok(Command::Download(Some(7))));
+        assert!(parse("/download seven").is_err());
+        assert_eq!(parse("/cancel"), Ok(Command::Cancel(None)));
+        assert_eq!(parse("/cancel 2"), Ok(Command::Cancel(Some(2))));
+        assert_eq!(parse("/list -f"), Ok(Command::Files));
+        assert_eq!(parse("/transfers"), Ok(Command::Transfers));
+        assert_eq!(parse("/delete"), Ok(Command::Delete));
     }
 
     #[test]

@@ -151,6 +151,11 @@ impl App {
                 self.show_members = !self.show_members;
                 Vec::new()
             }
+            KeyCode::F(3) => {
+                self.show_transfers = !self.show_transfers;
+                Vec::new()
+            }
+            KeyCode::Char('d') if alt => self.start_download(None),
             KeyCode::Esc => {
                 self.flash = None;
                 if let Some(room) = self.current.and_then(|c| self.rooms.get_mut(&c)) {

@@ -4,6 +4,7 @@
 //! - [`keys`]: key bindings.
 //! - [`editor`]: the input line editor.
 //! - [`commands`]: slash commands, `/help`, completion.
+//! - [`transfers`]: file transfers as the transfers panel shows them.
 //! - [`ui`]: rendering from `&App`.
 //! - [`runtime`]: terminal, input thread, network tasks, reconnects.
 
@@ -12,4 +13,5 @@ pub mod commands;
 pub mod editor;
 pub mod keys;
 pub mod runtime;
+pub mod transfers;
 pub mod ui;

@@ -7,17 +7,25 @@
 
 use anyhow::Context;
 use chatroom_protocol::client::{Client, ClientHandle};
+use chatroom_protocol::transfer::{
+    self, Phase, Progress, ProgressSink, TransferError, TransferOptions,
+};
 use chatroom_protocol::{
     ErrorCode, Event, HistoryAnchor, HistoryPage, Member, PresenceStatus, RoomId, RoomSummary,
-    Session, UserPresence, Visibility, now_millis,
+    Session, UnixMillis, UserPresence, Visibility, now_millis,
 };
 use ratatui::crossterm::event::{self as term, Event as TermEvent};
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::app::{Action, App, PAGE, Screen};
+use super::transfers::{TransferOutcome, TransferRequest};
 use crate::login::{CLIENT_NAME, remember};
+use crate::output::human_bytes;
 use crate::session_store::SessionStore;
 use crate::settings::Settings;
 
@@ -56,7 +64,13 @@ enum Msg {
     Flash(String, bool),
     Joined(RoomSummary),
     LoggedOut,
+    /// A progress report of a transfer, with when it was taken.
+    TransferProgress(u32, Progress, UnixMillis),
+    TransferEnded(u32, TransferOutcome),
 }
+
+/// Progress reports reach the UI at most this often per transfer (plus phase changes).
+const PROGRESS_EVERY_MS: u64 = 100;
 
 #[derive(Clone)]
 enum Credentials {
@@ -79,6 +93,8 @@ struct Runtime {
     reconnect_at: Option<u64>,
     attempt: u32,
     quit: bool,
+    /// Running transfers, to cancel them.
+    transfers: HashMap<u32, CancellationToken>,
 }
 
 /// Runs the interactive client until the user quits.
@@ -107,6 +123,7 @@ pub async fn run(settings: Settings, options: TuiOptions) -> anyhow::Result<()> 
         reconnect_at: None,
         attempt: 0,
         quit: false,
+        transfers: HashMap::new(),
     };
     if let Some((_, token)) = saved {
         if let Screen::Login(form) = &mut app.screen {
@@ -164,6 +181,17 @@ fn init_logging() {
         .try_init();
 }
 
+/// `~/Downloads/chatroom/x.pdf` for a path under the home folder.
+fn home_relative(path: &std::path::Path) -> String {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .and_then(|home| path.strip_prefix(home).ok())
+        .map_or_else(
+            || path.display().to_string(),
+            |rest| format!("~/{}", rest.display()),
+        )
+}
+
 /// The message pane's size for a terminal of `width` × `height` (mirrors the layout in `ui`).
 fn viewport(app: &App, width: u16, height: u16) -> (u16, u16) {
     let rooms = 22.min(width / 3);
@@ -172,9 +200,10 @@ fn viewport(app: &App, width: u16, height: u16) -> (u16, u16) {
     } else {
         0
     };
+    let main = height.saturating_sub(2);
     (
         width.saturating_sub(rooms + members + 1),
-        height.saturating_sub(3),
+        main.saturating_sub(1 + super::ui::transfers_height(app, main)),
     )
 }
 
@@ -336,7 +365,9 @@ impl Runtime {
                 remember(&self.settings, &session);
                 self.token = Some((session.user.username.clone(), session.token.clone()));
                 app.logged_in(session.user);
-                app.rooms_loaded(rooms)
+                let mut actions = app.rooms_loaded(rooms);
+                actions.extend(app.resume_transfers());
+                actions
             }
             Msg::Connected { .. } => Vec::new(),
             Msg::AuthFailed(message) => {
@@ -399,7 +430,104 @@ impl Runtime {
                 self.quit = true;
                 Vec::new()
             }
+            Msg::TransferProgress(id, progress, at) => {
+                app.transfer_progress(id, progress, at);
+                Vec::new()
+            }
+            Msg::TransferEnded(id, outcome) => {
+                self.transfers.remove(&id);
+                app.transfer_ended(id, outcome);
+                Vec::new()
+            }
         }
+    }
+
+    /// Starts a transfer as a task; it reports progress (throttled, dropped rather than
+    /// queued when the UI is behind) and its end through the UI's bounded queue.
+    fn start_transfer(&mut self, app: &mut App, id: u32, request: TransferRequest) {
+        let Some(handle) = self.handle.clone() else {
+            app.transfer_ended(
+                id,
+                TransferOutcome::Failed {
+                    error: "not connected".into(),
+                    resumable: true,
+                },
+            );
+            return;
+        };
+        let cancel = CancellationToken::new();
+        self.transfers.insert(id, cancel.clone());
+        let tx = self.tx.clone();
+        let last: Mutex<(UnixMillis, Option<Phase>)> = Mutex::new((0, None));
+        let progress = {
+            let tx = tx.clone();
+            ProgressSink::new(move |p: Progress| {
+                let now = now_millis();
+                let due = last.lock().is_ok_and(|mut last| {
+                    let due = last.1 != Some(p.phase)
+                        || now.saturating_sub(last.0) >= PROGRESS_EVERY_MS
+                        || p.done >= p.total;
+                    if due {
+                        *last = (now, Some(p.phase));
+                    }
+                    due
+                });
+                if due {
+                    let _ = tx.try_send(Msg::TransferProgress(id, p, now));
+                }
+            })
+        };
+        let download_dir = self.settings.download_dir.clone();
+        tokio::spawn(async move {
+            let options = TransferOptions {
+                progress,
+                cancel,
+                ..TransferOptions::default()
+            };
+            let result = match request {
+                TransferRequest::Upload { room, path } => {
+                    transfer::upload(&handle, room, &path, &options)
+                        .await
+                        .map(|up| {
+                            let mut text =
+                                format!("sent {} ({})", up.file.name, human_bytes(up.file.size));
+                            if up.bytes_sent == 0 && up.file.size > 0 {
+                                text.push_str("; the server already had it");
+                            } else if up.resumed_from > 0 {
+                                text.push_str(&format!(
+                                    "; resumed at {}",
+                                    human_bytes(up.resumed_from)
+                                ));
+                            }
+                            text
+                        })
+                }
+                TransferRequest::Download { file } => {
+                    // The folder is created when missing; a trailing separator says so.
+                    let mut dir = download_dir.into_os_string();
+                    dir.push(std::path::MAIN_SEPARATOR_STR);
+                    transfer::download(&handle, file, dir.as_ref(), &options)
+                        .await
+                        .map(|down| format!("saved to {}", home_relative(&down.path)))
+                }
+            };
+            let outcome = match result {
+                Ok(text) => TransferOutcome::Done(text),
+                Err(TransferError::Cancelled) => TransferOutcome::Cancelled,
+                Err(e) => TransferOutcome::Failed {
+                    // A dropped connection: the runtime reconnects, and the transfer then
+                    // continues where it stopped.
+                    resumable: e.is_resumable() && handle.is_closed(),
+                    error: match e {
+                        TransferError::Client(chatroom_protocol::client::ClientError::Server(
+                            body,
+                        )) => body.message,
+                        other => other.to_string(),
+                    },
+                },
+            };
+            let _ = tx.send(Msg::TransferEnded(id, outcome)).await;
+        });
     }
 
     /// Runs `work` with the connection, sending what it returns back to the loop.
@@ -567,6 +695,38 @@ impl Runtime {
                     "password changed; other sessions were logged out".into(),
                     false,
                 )))
+            }),
+            Action::StartTransfer { id, request } => self.start_transfer(app, id, request),
+            Action::CancelTransfer(id) => {
+                if let Some(cancel) = self.transfers.get(&id) {
+                    cancel.cancel();
+                }
+            }
+            Action::ListFiles(room) => self.with_client(app, move |c| async move {
+                let files = c.list_files(room).await.map_err(err)?;
+                if files.is_empty() {
+                    return Ok(Some(Msg::Notice("no files here yet; /upload PATH".into())));
+                }
+                let list: Vec<String> = files
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "#{} {} ({}, {})",
+                            f.id,
+                            f.name,
+                            human_bytes(f.size),
+                            f.uploader_name
+                        )
+                    })
+                    .collect();
+                Ok(Some(Msg::Notice(format!(
+                    "files here (/download ID): {}",
+                    list.join("  ")
+                ))))
+            }),
+            Action::DeleteMessage { room, seq } => self.with_client(app, move |c| async move {
+                c.delete_message(room, seq).await.map_err(err)?;
+                Ok(None)
             }),
             Action::Logout => {
                 if let (Some(dir), Some((user, _))) = (&self.settings.data_dir, &self.token) {

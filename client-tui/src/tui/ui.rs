@@ -14,6 +14,9 @@ use unicode_width::UnicodeWidthChar;
 
 use super::app::{App, ConnectionState, Entry, LoginForm, RoomState, Screen};
 use super::commands::{HELP, KEYS};
+use super::transfers::{TransferState, TransferView};
+use crate::output::{human_bytes, human_duration, human_rate};
+use chatroom_protocol::transfer::{Phase, sanitize_file_name};
 
 /// Below this width the member list is hidden.
 const MEMBERS_MIN_WIDTH: u16 = 70;
@@ -183,14 +186,22 @@ fn draw_chat(frame: &mut Frame, app: &App) {
     let rooms_width = ROOMS_WIDTH.min(main.width / 3);
     let show_members = app.show_members && main.width >= MEMBERS_MIN_WIDTH;
     let members_width = if show_members { MEMBERS_WIDTH } else { 0 };
-    let [rooms, messages, members] = Layout::horizontal([
+    let [rooms, middle, members] = Layout::horizontal([
         Constraint::Length(rooms_width),
         Constraint::Min(1),
         Constraint::Length(members_width),
     ])
     .areas(main);
+    let [messages, transfers] = Layout::vertical([
+        Constraint::Min(1),
+        Constraint::Length(transfers_height(app, middle.height)),
+    ])
+    .areas(middle);
     draw_rooms(frame, app, rooms);
     draw_messages(frame, app, messages);
+    if transfers.height > 0 {
+        draw_transfers(frame, app, transfers);
+    }
     if show_members {
         draw_members(frame, app, members);
     }
@@ -364,6 +375,13 @@ pub fn timeline_rows(app: &App, room: &RoomState, width: u16) -> Vec<Line<'stati
         let segments: Vec<(String, Style)>;
         let indent;
         match entry {
+            Entry::Message(m) if m.kind == MessageKind::Deleted => {
+                segments = vec![(
+                    format!("{} {}: message deleted", clock(app, m.ts), m.sender_name),
+                    dim().add_modifier(Modifier::ITALIC),
+                )];
+                indent = 8;
+            }
             Entry::Message(m) if m.kind == MessageKind::System => {
                 let style = dim().add_modifier(Modifier::ITALIC);
                 segments = vec![(format!("{} * {}", clock(app, m.ts), m.text), style)];
@@ -386,11 +404,27 @@ pub fn timeline_rows(app: &App, room: &RoomState, width: u16) -> Vec<Line<'stati
                 let prefix = format!("{} ", clock(app, m.ts));
                 let name = format!("{}: ", m.sender_name);
                 indent = prefix.chars().count() + 2;
-                segments = vec![
-                    (prefix, dim()),
-                    (name, name_style),
-                    (m.text.clone(), text_style),
-                ];
+                segments = match &m.kind {
+                    MessageKind::File(file) => vec![
+                        (prefix, dim()),
+                        (name, name_style),
+                        (
+                            format!(
+                                "📎 {} · {} · {}",
+                                sanitize_file_name(&file.name),
+                                human_bytes(file.size),
+                                m.sender_name
+                            ),
+                            Style::new().fg(Color::LightCyan),
+                        ),
+                        (format!("  /download {}", file.id), dim()),
+                    ],
+                    _ => vec![
+                        (prefix, dim()),
+                        (name, name_style),
+                        (m.text.clone(), text_style),
+                    ],
+                };
             }
             Entry::Notice { ts, text } => {
                 segments = vec![(
@@ -455,6 +489,119 @@ fn draw_messages(frame: &mut Frame, app: &App, area: Rect) {
         };
         frame.render_widget(Paragraph::new(more).right_aligned(), marker);
     }
+}
+
+/// Most transfers the panel shows at once (the newest).
+const TRANSFER_ROWS: usize = 5;
+
+/// Rows the transfers panel takes in a column `height` rows tall (0 when hidden).
+pub fn transfers_height(app: &App, height: u16) -> u16 {
+    if !app.show_transfers {
+        return 0;
+    }
+    let rows = app.transfers.len().clamp(1, TRANSFER_ROWS) as u16 + 1;
+    rows.min(height / 2)
+}
+
+fn transfer_line(t: &TransferView, width: usize) -> Line<'static> {
+    let arrow = if t.is_upload() { "↑" } else { "↓" };
+    let head = format!("{:>2} {arrow} {} ", t.id, truncate(&t.name, 24));
+    let mut spans = vec![Span::styled(
+        head.clone(),
+        Style::new().add_modifier(Modifier::BOLD),
+    )];
+    let used = usize::from(display_width(&head));
+    match &t.state {
+        TransferState::Running => {
+            let Some(p) = t.progress else {
+                spans.push(Span::styled("starting…", dim()));
+                return Line::from(spans);
+            };
+            let word = match p.phase {
+                Phase::Hashing => "hashing ",
+                Phase::Verifying => "verifying ",
+                Phase::Sending | Phase::Receiving => "",
+            };
+            // The bar gets what is left after the head and the figures, which are dropped
+            // least important first (sizes, then rate) when the row is narrow.
+            let percent = format!(" {:>3}%", (p.fraction() * 100.0).floor() as u32);
+            let mut extras = Vec::new();
+            if matches!(p.phase, Phase::Sending | Phase::Receiving) {
+                if let Some(eta) = t.meter.eta(p.total) {
+                    extras.push(format!("  ETA {}", human_duration(eta)));
+                }
+                if let Some(rate) = t.meter.bytes_per_sec() {
+                    extras.push(format!("  {}", human_rate(rate)));
+                }
+            }
+            extras.push(format!(
+                "  {} / {}",
+                human_bytes(p.done),
+                human_bytes(p.total)
+            ));
+            let fixed = used + word.len() + usize::from(display_width(&percent));
+            let mut tail = percent;
+            let mut room = width.saturating_sub(fixed + 10);
+            for extra in extras {
+                let w = usize::from(display_width(&extra));
+                if w <= room {
+                    room -= w;
+                    tail.push_str(&extra);
+                }
+            }
+            let bar = width
+                .saturating_sub(used + word.len() + usize::from(display_width(&tail)))
+                .min(30);
+            let filled = ((p.fraction() * bar as f64).round() as usize).min(bar);
+            spans.push(Span::styled(word.to_string(), dim()));
+            spans.push(Span::styled(
+                "█".repeat(filled),
+                Style::new().fg(Color::Cyan),
+            ));
+            spans.push(Span::styled("░".repeat(bar - filled), dim()));
+            spans.push(Span::raw(tail));
+        }
+        TransferState::Done(text) => spans.push(Span::styled(
+            format!("✓ {text}"),
+            Style::new().fg(Color::Green),
+        )),
+        TransferState::Failed(error) => spans.push(Span::styled(
+            format!("✕ {error}"),
+            Style::new().fg(Color::Red),
+        )),
+        TransferState::Interrupted(_) => spans.push(Span::styled(
+            "⏸ connection lost; resumes on reconnect",
+            Style::new().fg(Color::Yellow),
+        )),
+        TransferState::Cancelled => {
+            spans.push(Span::styled("cancelled; start it again to resume", dim()))
+        }
+    }
+    Line::from(spans)
+}
+
+fn draw_transfers(frame: &mut Frame, app: &App, area: Rect) {
+    let block = Block::new()
+        .borders(Borders::TOP)
+        .border_style(dim())
+        .title(Span::styled(" transfers · /cancel N · F3 hides ", dim()));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let width = usize::from(inner.width);
+    let rows = usize::from(inner.height);
+    let lines: Vec<Line> = if app.transfers.is_empty() {
+        vec![Line::from(Span::styled(
+            " no transfers; /upload PATH or /download [ID]",
+            dim(),
+        ))]
+    } else {
+        let skip = app.transfers.len().saturating_sub(rows);
+        app.transfers[skip..]
+            .iter()
+            .map(|t| transfer_line(t, width))
+            .collect()
+    };
+    frame.render_widget(Paragraph::new(lines), inner);
 }
 
 fn draw_members(frame: &mut Frame, app: &App, area: Rect) {
@@ -577,8 +724,8 @@ fn draw_help(frame: &mut Frame) {
     let mut lines = Vec::new();
     for (command, args, what) in HELP {
         lines.push(Line::from(vec![
-            Span::styled(format!("{command:<9}"), Style::new().fg(Color::Cyan)),
-            Span::styled(format!("{args:<26}"), dim()),
+            Span::styled(format!("{command:<11}"), Style::new().fg(Color::Cyan)),
+            Span::styled(format!("{args:<25}"), dim()),
             Span::raw(*what),
         ]));
     }
