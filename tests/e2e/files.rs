@@ -202,6 +202,24 @@ async fn a_multi_megabyte_file_round_trips_byte_identical_and_is_posted() {
 }
 
 #[tokio::test]
+async fn an_empty_file_can_be_shared() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let room = public(&alice).await;
+    let (info, sent) = upload(&alice, room, "empty.txt", b"").await;
+    assert_eq!((info.size, sent), (0, 0));
+    assert_eq!(info.sha256, sha(b""));
+    assert!(
+        alice
+            .read_file(info.id, 0, 100)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert_eq!(blobs(&server).len(), 1);
+}
+
+#[tokio::test]
 async fn an_upload_cut_off_mid_way_resumes_from_the_servers_offset() {
     let server = TestServer::start().await;
     let (alice, _) = server.user("alice").await;

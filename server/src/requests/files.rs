@@ -350,10 +350,16 @@ impl Conn {
                 ));
             }
             let store = self.shared.files.clone();
-            tokio::task::spawn_blocking(move || store.sync_part(id))
-                .await
-                .map_err(blocking_failed)?
-                .map_err(|e| RequestError::Internal(format!("syncing an upload: {e}")))?;
+            tokio::task::spawn_blocking(move || {
+                if size == 0 {
+                    // No chunk ever created the part file of an empty file.
+                    store.write_part(id, 0, &[])?;
+                }
+                store.sync_part(id)
+            })
+            .await
+            .map_err(blocking_failed)?
+            .map_err(|e| RequestError::Internal(format!("syncing an upload: {e}")))?;
         }
         let room = upload.room;
         let hub = self.shared.hub.clone();
