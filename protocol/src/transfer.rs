@@ -34,8 +34,8 @@
 //! # Ok(()) }
 //! ```
 
-use crate::client::{ClientError, ClientHandle};
-use crate::frames::{ErrorCode, FileInfo, UploadReady};
+use crate::client::{ClientError, ClientHandle, PendingResponse};
+use crate::frames::{ErrorCode, FileInfo, Request, Response, UploadReady};
 use crate::ids::{FileId, RoomId};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
@@ -47,7 +47,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The most chunks or reads kept in flight, whatever a server advertises.
@@ -281,12 +280,14 @@ pub fn hex(bytes: &[u8]) -> String {
 // ---------------------------------------------------------------------------------------------
 // Pipelining
 
-/// Requests in flight, oldest first. Each runs as a task; dropping the pipeline aborts them.
-struct Pipeline<M, T> {
-    slots: VecDeque<(M, JoinHandle<T>)>,
+/// Requests in flight, oldest first, each with what the caller needs to check its answer.
+/// Requests are queued for the socket in the order they are sent (the server needs upload
+/// chunks in order) and answered in that order; dropping one forgets it.
+struct Pipeline<M> {
+    slots: VecDeque<(M, PendingResponse)>,
 }
 
-impl<M, T: Send + 'static> Pipeline<M, T> {
+impl<M> Pipeline<M> {
     fn new() -> Self {
         Self {
             slots: VecDeque::new(),
@@ -297,47 +298,48 @@ impl<M, T: Send + 'static> Pipeline<M, T> {
         self.slots.len()
     }
 
-    fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+    /// Queues `body` for sending.
+    async fn send(
+        &mut self,
+        handle: &ClientHandle,
+        cancel: &CancellationToken,
+        meta: M,
+        body: Request,
+    ) -> Result<(), TransferError> {
+        let pending = cancellable(cancel, handle.send_request(body)).await??;
+        self.slots.push_back((meta, pending));
+        Ok(())
     }
 
-    /// Starts `request`. It is polled once right here, so its frame is queued for the socket
-    /// now, in call order (the server needs upload chunks in order; the client's outbound queue
-    /// is a fair FIFO), and the wait for its answer then continues as a task of its own.
-    fn push(&mut self, meta: M, request: impl Future<Output = T> + Send + 'static) {
-        let mut request = Box::pin(request);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        let handle = match request.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(done) => tokio::spawn(async move { done }),
-            std::task::Poll::Pending => tokio::spawn(request),
+    /// Waits for the answer to the oldest request. `None` when nothing is in flight.
+    async fn next(
+        &mut self,
+        cancel: &CancellationToken,
+    ) -> Result<Option<(M, Response)>, TransferError> {
+        let Some((meta, pending)) = self.slots.pop_front() else {
+            return Ok(None);
         };
-        self.slots.push_back((meta, handle));
-    }
-
-    /// Waits for the oldest request. `None` when nothing is in flight.
-    async fn next(&mut self) -> Option<Result<(M, T), TransferError>> {
-        let (meta, handle) = self.slots.pop_front()?;
-        Some(
-            handle
-                .await
-                .map(|value| (meta, value))
-                .map_err(|e| TransferError::Task(e.to_string())),
-        )
+        let response = cancellable(cancel, pending.response()).await??;
+        Ok(Some((meta, response)))
     }
 
     fn clear(&mut self) {
-        for (_, handle) in self.slots.drain(..) {
-            handle.abort();
-        }
+        self.slots.clear();
     }
 }
 
-impl<M, T> Drop for Pipeline<M, T> {
-    fn drop(&mut self) {
-        for (_, handle) in &self.slots {
-            handle.abort();
+/// A bounded description of an unexpected response, for an error message.
+fn describe(response: &Response) -> String {
+    let mut text = format!("{response:?}");
+    if text.len() > 120 {
+        let mut cut = 120;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
         }
+        text.truncate(cut);
+        text.push('…');
     }
+    text
 }
 
 /// Runs `work` unless `cancel` fires first.
@@ -507,7 +509,7 @@ async fn send_chunks(
         })
     };
     report(acked);
-    let mut pipeline: Pipeline<(u64, u64), Result<u64, ClientError>> = Pipeline::new();
+    let mut pipeline: Pipeline<(u64, u64)> = Pipeline::new();
     while acked < size {
         while pipeline.len() < window && next < size {
             let len = chunk.min(size - next);
@@ -520,18 +522,25 @@ async fn send_chunks(
                 }
                 Err(e) => return Err(io_error(path)(e)),
             }
-            let client = handle.clone();
-            let (upload, offset) = (ready.upload, next);
-            pipeline.push((offset, len), async move {
-                client.upload_chunk(upload, offset, data).await
-            });
+            let body = Request::UploadChunk {
+                upload: ready.upload,
+                offset: next,
+                data,
+            };
+            pipeline
+                .send(handle, &options.cancel, (next, len), body)
+                .await?;
             next += len;
         }
-        let Some(answer) = cancellable(&options.cancel, pipeline.next()).await? else {
+        let Some(((offset, len), response)) = pipeline.next(&options.cancel).await? else {
             break;
         };
-        let ((offset, len), result) = answer?;
-        let received = result?;
+        let Response::ChunkStored { received, .. } = response else {
+            return Err(TransferError::Protocol(format!(
+                "a chunk was answered with {}",
+                describe(&response)
+            )));
+        };
         if received != offset + len {
             return Err(TransferError::Protocol(format!(
                 "after the chunk at {offset}+{len} the server reports {received} bytes"
@@ -760,23 +769,33 @@ async fn receive(
     let size = info.size;
     let mut chunk = options.read_chunk.clamp(1, MAX_CHUNK_BYTES);
     let (mut next, mut got, mut fetched) = (resume, resume, 0u64);
-    let mut pipeline: Pipeline<u32, Result<Vec<u8>, ClientError>> = Pipeline::new();
+    let mut pipeline: Pipeline<u32> = Pipeline::new();
     while got < size {
         while pipeline.len() < window && next < size {
             // At most `chunk`, so it fits in u32.
             let len = u64::from(chunk).min(size - next) as u32;
-            let (client, file, offset) = (handle.clone(), info.id, next);
-            pipeline.push(
+            let body = Request::ReadFile {
+                file: info.id,
+                offset: next,
                 len,
-                async move { client.read_file(file, offset, len).await },
-            );
+            };
+            pipeline.send(handle, &options.cancel, len, body).await?;
             next += u64::from(len);
         }
-        let Some(answer) = cancellable(&options.cancel, pipeline.next()).await? else {
+        let Some((asked, response)) = pipeline.next(&options.cancel).await? else {
             break;
         };
-        let (asked, result) = answer?;
-        let data = result?;
+        let Response::FileChunk { offset, data, .. } = response else {
+            return Err(TransferError::Protocol(format!(
+                "a read was answered with {}",
+                describe(&response)
+            )));
+        };
+        if offset != got {
+            return Err(TransferError::Protocol(format!(
+                "asked for bytes at {got}, got bytes at {offset}"
+            )));
+        }
         let n = data.len();
         if n == 0 {
             return Err(TransferError::Protocol(format!(
@@ -804,9 +823,6 @@ async fn receive(
             next = got;
             chunk = n as u32;
         }
-    }
-    if !pipeline.is_empty() {
-        pipeline.clear();
     }
     Ok(fetched)
 }
