@@ -301,3 +301,303 @@ async fn failures_exit_non_zero_with_one_clear_line() {
     assert!(!output.status.success());
     assert!(stderr_line(&output).contains("cannot connect"));
 }
+
+// ---- files ----
+
+/// Pseudo-random bytes (xorshift), so a failure is reproducible.
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn one_json(text: &str) -> Value {
+    let lines = json_lines(text);
+    assert_eq!(lines.len(), 1, "one JSON line: {text}");
+    lines.into_iter().next().expect("a line")
+}
+
+/// The library client, logged in as `user` (registered with PASSWORD).
+async fn library_client(server: &Server, user: &str) -> chatroom_protocol::client::Client {
+    let client = chatroom_protocol::client::Client::connect(server.addr, "test")
+        .await
+        .expect("connect");
+    client.login(user, PASSWORD).await.expect("login");
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_list_and_download_byte_identical_never_overwriting() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    let bob = User::new("bob", &server);
+    register(&alice).await;
+    register(&bob).await;
+    let data = random_bytes(3 * 1024 * 1024 + 4321, 1);
+    let source = alice.home.path().join("build 1234.tar.gz");
+    std::fs::write(&source, &data).expect("write");
+
+    let mut up = alice.command();
+    up.args(["upload", "--room", "public", "--json"])
+        .arg(&source);
+    let up = one_json(&run_ok(up).await);
+    assert_eq!(up["kind"], "uploaded");
+    assert_eq!(up["name"], "build 1234.tar.gz");
+    assert_eq!(up["size"], data.len() as u64);
+    assert_eq!(up["bytes_sent"], data.len() as u64);
+    assert_eq!(up["resumed_from"], 0);
+    let id = up["id"].as_u64().expect("file id");
+
+    let mut files = bob.command();
+    files.args(["files", "--room", "public", "--json"]);
+    let listed = one_json(&run_ok(files).await);
+    assert_eq!(listed["id"], id);
+    assert_eq!(listed["name"], "build 1234.tar.gz");
+    assert_eq!(listed["uploader"], "alice");
+    assert_eq!(listed["size"], data.len() as u64);
+    assert_eq!(listed["sha256"], up["sha256"]);
+    let mut plain = bob.command();
+    plain.args(["files", "--room", "public"]);
+    let line = run_ok(plain).await;
+    assert!(
+        line.contains("build 1234.tar.gz") && line.contains("3.00 MiB") && line.contains("alice"),
+        "{line}"
+    );
+
+    // To the default folder, created on first use; byte for byte.
+    let mut down = bob.command();
+    down.args(["download", &id.to_string()]);
+    let path = PathBuf::from(run_ok(down).await.trim_end());
+    let folder = bob.home.path().join("Downloads/chatroom");
+    assert_eq!(path, folder.join("build 1234.tar.gz"));
+    assert!(std::fs::read(&path).expect("read") == data, "bytes differ");
+
+    // Again: a numbered name, the first one untouched; then into a folder given with -o, and
+    // onto an existing file given with -o (numbered too).
+    std::fs::write(&path, b"edited by bob").expect("write");
+    let mut again = bob.command();
+    again.args(["download", &id.to_string(), "--json"]);
+    let again = one_json(&run_ok(again).await);
+    let second = folder.join("build 1234 (1).tar.gz");
+    assert_eq!(again["path"], second.to_string_lossy().as_ref());
+    assert_eq!(again["bytes_fetched"], data.len() as u64);
+    assert!(std::fs::read(&second).expect("read") == data);
+    assert_eq!(std::fs::read(&path).expect("read"), b"edited by bob");
+
+    let mut to_dir = bob.command();
+    let elsewhere = bob.home.path().join("elsewhere/");
+    to_dir
+        .args(["download", &id.to_string(), "-o"])
+        .arg(&elsewhere);
+    let got = PathBuf::from(run_ok(to_dir).await.trim_end());
+    assert_eq!(got, elsewhere.join("build 1234.tar.gz"));
+    let mut onto = bob.command();
+    onto.args(["download", &id.to_string(), "-o"]).arg(&got);
+    let numbered = PathBuf::from(run_ok(onto).await.trim_end());
+    assert_eq!(numbered, elsewhere.join("build 1234 (1).tar.gz"));
+    let leftovers: Vec<_> = std::fs::read_dir(&folder)
+        .expect("folder")
+        .chain(std::fs::read_dir(&elsewhere).expect("folder"))
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "no .part left: {leftovers:?}");
+
+    // The same content again needs no bytes; history shows the file messages.
+    let mut same = alice.command();
+    same.args(["upload", "--room", "public"]).arg(&source);
+    assert!(
+        run_ok(same).await.contains("the server already had it"),
+        "content is stored once"
+    );
+    let mut history = bob.command();
+    history.args(["history", "--room", "public"]);
+    let text = run_ok(history).await;
+    assert!(
+        text.contains(&format!(
+            "<alice> 📎 build 1234.tar.gz · 3.00 MiB · alice (file {id})"
+        )),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_upload_and_download_resume_with_fewer_bytes() {
+    use chatroom_protocol::transfer::{self, Phase, ProgressSink, TransferError, TransferOptions};
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    register(&alice).await;
+    let data = random_bytes(6 * 1024 * 1024 + 77, 2);
+    let source = alice.home.path().join("video.mp4");
+    std::fs::write(&source, &data).expect("write");
+    let total = data.len() as u64;
+
+    // The library uploads half, then its connection dies.
+    let client = library_client(&server, "alice").await;
+    let room = client
+        .my_rooms()
+        .await
+        .expect("rooms")
+        .into_iter()
+        .find(|r| r.name == "public")
+        .expect("public")
+        .id;
+    let handle = client.handle();
+    let killer = handle.clone();
+    let options = TransferOptions {
+        progress: ProgressSink::new(move |p| {
+            if p.phase == Phase::Sending && p.done >= total / 2 {
+                killer.close();
+            }
+        }),
+        ..TransferOptions::default()
+    };
+    let cut = transfer::upload(&handle, room, &source, &options).await;
+    assert!(
+        matches!(&cut, Err(e) if e.is_resumable()),
+        "the upload was cut: {cut:?}"
+    );
+    drop((client, handle));
+
+    // The command line continues it.
+    let mut up = alice.command();
+    up.args(["upload", "--room", "public", "--json"])
+        .arg(&source);
+    let up = one_json(&run_ok(up).await);
+    let resumed_from = up["resumed_from"].as_u64().expect("resumed_from");
+    let sent = up["bytes_sent"].as_u64().expect("bytes_sent");
+    assert!(resumed_from >= total / 2, "resumed at {resumed_from}");
+    assert!(sent < total, "the retry sent fewer bytes ({sent})");
+    assert_eq!(sent + resumed_from, total);
+    let id = up["id"].as_u64().expect("id");
+
+    // The library downloads about half into the download folder, then is cancelled.
+    let folder = alice.home.path().join("Downloads/chatroom/");
+    let client = library_client(&server, "alice").await;
+    let options = TransferOptions {
+        read_chunk: 64 * 1024,
+        download_window: 2,
+        ..TransferOptions::default()
+    };
+    let cancel = options.cancel.clone();
+    let options = TransferOptions {
+        progress: ProgressSink::new(move |p| {
+            if p.phase == Phase::Receiving && p.done >= total / 2 {
+                cancel.cancel();
+            }
+        }),
+        ..options
+    };
+    let cut = transfer::download(&client, chatroom_protocol::FileId(id), &folder, &options).await;
+    assert!(matches!(cut, Err(TransferError::Cancelled)), "{cut:?}");
+    let part = folder.join("video.mp4.part");
+    let kept = std::fs::metadata(&part).expect("the .part is kept").len();
+    assert!(kept >= total / 2 && kept < total, "kept {kept}");
+    drop(client);
+
+    // The command line continues it: fewer bytes, the same file.
+    let mut down = alice.command();
+    down.args(["download", &id.to_string(), "--json"]);
+    let down = one_json(&run_ok(down).await);
+    assert_eq!(down["resumed_from"], kept);
+    let fetched = down["bytes_fetched"].as_u64().expect("bytes_fetched");
+    assert_eq!(fetched, total - kept, "only the rest was fetched");
+    let path = PathBuf::from(down["path"].as_str().expect("path"));
+    assert_eq!(path, folder.join("video.mp4"));
+    assert!(std::fs::read(&path).expect("read") == data, "bytes differ");
+    assert!(!part.exists(), "the .part is gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_part_is_detected_and_the_download_starts_over() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    register(&alice).await;
+    let data = random_bytes(700_000, 3);
+    let source = alice.home.path().join("notes.txt");
+    std::fs::write(&source, &data).expect("write");
+    let mut up = alice.command();
+    up.args(["upload", "--room", "public", "--json"])
+        .arg(&source);
+    let id = one_json(&run_ok(up).await)["id"].as_u64().expect("id");
+
+    // A stale .part of the same name with other bytes: the hash check catches it, and the
+    // download starts over from zero instead of keeping a wrong file.
+    let folder = alice.home.path().join("dl");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    std::fs::write(folder.join("notes.txt.part"), vec![0u8; 300_000]).expect("write");
+    let mut down = alice.command();
+    down.args(["download", &id.to_string(), "--json", "-o"])
+        .arg(&folder);
+    let down = one_json(&run_ok(down).await);
+    assert_eq!(down["bytes_fetched"], data.len() as u64, "fetched in full");
+    assert_eq!(down["resumed_from"], 0);
+    assert!(std::fs::read(folder.join("notes.txt")).expect("read") == data);
+    assert!(!folder.join("notes.txt.part").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_chat_files_and_transfer_failures() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    let bob = User::new("bob", &server);
+    let carol = User::new("carol", &server);
+    for user in [&alice, &bob, &carol] {
+        register(user).await;
+    }
+    let source = alice.home.path().join("secret.pdf");
+    std::fs::write(&source, random_bytes(10_000, 4)).expect("write");
+    let mut up = alice.command();
+    up.args(["send_files", "--to", "bob"]).arg(&source);
+    let line = run_ok(up).await;
+    assert!(
+        line.starts_with("uploaded secret.pdf (9.8 KiB) to @bob as file "),
+        "{line}"
+    );
+    let id = line.trim_end().rsplit(' ').next().expect("id").to_string();
+
+    let mut files = bob.command();
+    files.args(["files", "--to", "alice", "--json"]);
+    assert_eq!(one_json(&run_ok(files).await)["name"], "secret.pdf");
+    let mut fetch = bob.command();
+    fetch.args(["recv_files", &id]);
+    run_ok(fetch).await;
+
+    // Not a member of that chat: refused, nothing written.
+    let mut nosy = carol.command();
+    nosy.args(["download", &id]);
+    let output = run(nosy).await;
+    assert!(!output.status.success());
+    let line = stderr_line(&output);
+    assert!(
+        line.contains(&format!("cannot download file {id}")),
+        "{line}"
+    );
+    assert!(
+        !carol
+            .home
+            .path()
+            .join("Downloads/chatroom/secret.pdf")
+            .exists()
+    );
+
+    let mut missing = alice.command();
+    missing.args(["upload", "--room", "public", "/no/such/file.bin"]);
+    let output = run(missing).await;
+    assert!(!output.status.success());
+    assert!(stderr_line(&output).contains("/no/such/file.bin"));
+
+    let mut folder = alice.command();
+    folder
+        .args(["upload", "--room", "public"])
+        .arg(alice.home.path());
+    let output = run(folder).await;
+    assert!(!output.status.success());
+    assert!(stderr_line(&output).contains("not a regular file"));
+}
