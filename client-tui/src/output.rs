@@ -69,9 +69,9 @@ pub fn human_rate(bytes_per_sec: f64) -> String {
     format!("{}/s", human_bytes(bytes_per_sec.max(0.0) as u64))
 }
 
-/// A duration for people: `42s`, `3m05s`, `1h02m`.
+/// A duration for people, rounded up (an ETA of 0.3 s reads `1s`): `42s`, `3m05s`, `1h02m`.
 pub fn human_duration(duration: Duration) -> String {
-    let secs = duration.as_secs();
+    let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
     match secs {
         0..60 => format!("{secs}s"),
         60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
@@ -358,6 +358,8 @@ mod tests {
         assert_eq!(human_bytes(1 << 30), "1.00 GiB");
         assert_eq!(human_rate(3.5 * 1024.0 * 1024.0), "3.50 MiB/s");
         assert_eq!(human_duration(Duration::from_secs(42)), "42s");
+        assert_eq!(human_duration(Duration::from_millis(300)), "1s");
+        assert_eq!(human_duration(Duration::ZERO), "0s");
         assert_eq!(human_duration(Duration::from_secs(185)), "3m05s");
         assert_eq!(human_duration(Duration::from_secs(3720)), "1h02m");
     }

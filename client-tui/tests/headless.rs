@@ -18,9 +18,14 @@ struct Server {
 
 impl Server {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::with_data_dir(dir.path());
         config.limits.max_connections_per_ip = 0;
+        adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
@@ -600,4 +605,35 @@ async fn direct_chat_files_and_transfer_failures() {
     let output = run(folder).await;
     assert!(!output.status.success());
     assert!(stderr_line(&output).contains("not a regular file"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_chunks_and_rate_limits_slow_a_transfer_but_do_not_break_it() {
+    // 4 KiB chunks: the 1.2 MiB file takes ~300 requests each way, past the server's burst
+    // allowance for requests, so it answers RateLimited and the client has to back off; and
+    // reads are capped far below the 256 KiB the client asks for.
+    let server = Server::start_with(|config| {
+        config.files.chunk_bytes = 4096;
+        // The request bucket is ten times the message one: 50/s, bursts of 200.
+        config.limits.messages_per_second = 5;
+        config.limits.message_burst = 5;
+    })
+    .await;
+    let alice = User::new("alice", &server);
+    register(&alice).await;
+    let data = random_bytes(1_200_000, 5);
+    let source = alice.home.path().join("slow.bin");
+    std::fs::write(&source, &data).expect("write");
+    let mut up = alice.command();
+    up.args(["upload", "--room", "public", "--json"])
+        .arg(&source);
+    let up = one_json(&run_ok(up).await);
+    assert_eq!(up["bytes_sent"], data.len() as u64);
+    let id = up["id"].as_u64().expect("id").to_string();
+    let mut down = alice.command();
+    down.args(["download", &id, "--json"]);
+    let down = one_json(&run_ok(down).await);
+    assert_eq!(down["bytes_fetched"], data.len() as u64);
+    let path = PathBuf::from(down["path"].as_str().expect("path"));
+    assert!(std::fs::read(path).expect("read") == data, "bytes differ");
 }

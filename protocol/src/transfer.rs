@@ -61,8 +61,11 @@ pub const DEFAULT_DOWNLOAD_WINDOW: usize = 8;
 /// Longest file name produced by [`sanitize_file_name`], in bytes (room is left for a
 /// ` (n)` suffix and `.part`).
 pub const MAX_NAME_BYTES: usize = 200;
-/// How many times an upload re-offers after the server lost track of it mid-stream.
-const MAX_REOFFERS: u32 = 3;
+/// How many setbacks in a row (the server saying to slow down, or losing track of an upload)
+/// a transfer rides out before it gives up; progress resets the count.
+const MAX_SETBACKS: u32 = 8;
+/// How many times a single request is retried when the server says to slow down.
+const MAX_REQUEST_RETRIES: u32 = 3;
 /// How many numbered names are tried before giving up.
 const MAX_NUMBERED: u32 = 9_999;
 const HASH_BUFFER: usize = 1024 * 1024;
@@ -328,6 +331,32 @@ impl<M> Pipeline<M> {
     }
 }
 
+/// How long to wait after the `n`th rate limit in a row: 250 ms, doubling up to 4 s.
+fn backoff(n: u32) -> Duration {
+    Duration::from_millis(250u64 << n.saturating_sub(1).min(4))
+}
+
+/// Runs a request, waiting and trying again (a few times) while the server answers
+/// [`ErrorCode::RateLimited`].
+async fn patiently<T, Fut>(
+    cancel: &CancellationToken,
+    mut request: impl FnMut() -> Fut,
+) -> Result<T, TransferError>
+where
+    Fut: Future<Output = Result<T, ClientError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match cancellable(cancel, request()).await? {
+            Err(e) if e.code() == Some(ErrorCode::RateLimited) && attempt < MAX_REQUEST_RETRIES => {
+                attempt += 1;
+                cancellable(cancel, tokio::time::sleep(backoff(attempt))).await?;
+            }
+            other => return other.map_err(TransferError::from),
+        }
+    }
+}
+
 /// A bounded description of an unexpected response, for an error message.
 fn describe(response: &Response) -> String {
     let mut text = format!("{response:?}");
@@ -422,13 +451,13 @@ pub async fn upload(
         .ok_or_else(|| TransferError::NotAFile(path.to_path_buf()))?;
     let (size, sha256) = hash_file(path, options).await?;
     let cancel = &options.cancel;
-    let offer = || cancellable(cancel, handle.offer_upload(room, &name, size, sha256));
+    let offer = || patiently(cancel, || handle.offer_upload(room, &name, size, sha256));
 
-    let mut ready = offer().await??;
+    let mut ready = offer().await?;
     let resumed_from = ready.offset;
     let mut file = tokio::fs::File::open(path).await.map_err(io_error(path))?;
     let mut bytes_sent = 0u64;
-    let mut reoffers = 0;
+    let (mut setbacks, mut sent_at_setback) = (0, 0);
     loop {
         match send_chunks(
             handle,
@@ -442,17 +471,26 @@ pub async fn upload(
         .await
         {
             Ok(()) => break,
-            // The server lost the upload (it expired, or a chunk raced): ask again where to
-            // continue from, a bounded number of times.
+            // The server said to slow down, or lost the upload (it expired, or chunks after a
+            // refused one were out of order): wait if asked to, then ask where to continue
+            // from. Bounded: a run of setbacks without progress ends the upload.
             Err(TransferError::Client(e))
-                if reoffers < MAX_REOFFERS
-                    && matches!(
-                        e.code(),
-                        Some(ErrorCode::BadChunk | ErrorCode::UploadNotFound)
-                    ) =>
+                if matches!(
+                    e.code(),
+                    Some(ErrorCode::BadChunk | ErrorCode::UploadNotFound | ErrorCode::RateLimited)
+                ) =>
             {
-                reoffers += 1;
-                ready = offer().await??;
+                if bytes_sent > sent_at_setback {
+                    (setbacks, sent_at_setback) = (0, bytes_sent);
+                }
+                setbacks += 1;
+                if setbacks > MAX_SETBACKS {
+                    return Err(e.into());
+                }
+                if e.code() == Some(ErrorCode::RateLimited) {
+                    cancellable(cancel, tokio::time::sleep(backoff(setbacks))).await?;
+                }
+                ready = offer().await?;
             }
             Err(e) => return Err(e),
         }
@@ -462,7 +500,7 @@ pub async fn upload(
         done: size,
         total: size,
     });
-    let file = cancellable(cancel, handle.finish_upload(ready.upload)).await??;
+    let file = patiently(cancel, || handle.finish_upload(ready.upload)).await?;
     Ok(Uploaded {
         file,
         bytes_sent,
@@ -572,7 +610,7 @@ pub async fn download(
     dest: &Path,
     options: &TransferOptions,
 ) -> Result<Downloaded, TransferError> {
-    let info = cancellable(&options.cancel, handle.file_info(file)).await??;
+    let info = patiently(&options.cancel, || handle.file_info(file)).await?;
     let (dir, wanted) = destination(dest, &info.name).await?;
     let mut fresh = false;
     loop {
@@ -769,6 +807,7 @@ async fn receive(
     let size = info.size;
     let mut chunk = options.read_chunk.clamp(1, MAX_CHUNK_BYTES);
     let (mut next, mut got, mut fetched) = (resume, resume, 0u64);
+    let mut setbacks = 0;
     let mut pipeline: Pipeline<u32> = Pipeline::new();
     while got < size {
         while pipeline.len() < window && next < size {
@@ -782,9 +821,20 @@ async fn receive(
             pipeline.send(handle, &options.cancel, len, body).await?;
             next += u64::from(len);
         }
-        let Some((asked, response)) = pipeline.next(&options.cancel).await? else {
-            break;
+        let (asked, response) = match pipeline.next(&options.cancel).await {
+            Ok(Some(answer)) => answer,
+            Ok(None) => break,
+            // Asked to slow down: drop what is in flight, wait, and ask again from here.
+            Err(e) if e.code() == Some(ErrorCode::RateLimited) && setbacks < MAX_SETBACKS => {
+                setbacks += 1;
+                pipeline.clear();
+                next = got;
+                cancellable(&options.cancel, tokio::time::sleep(backoff(setbacks))).await?;
+                continue;
+            }
+            Err(e) => return Err(e),
         };
+        setbacks = 0;
         let Response::FileChunk { offset, data, .. } = response else {
             return Err(TransferError::Protocol(format!(
                 "a read was answered with {}",
@@ -1105,6 +1155,14 @@ mod tests {
         assert_eq!(p(0, 0).fraction(), 1.0);
         assert_eq!(p(50, 200).fraction(), 0.25);
         assert_eq!(p(300, 200).fraction(), 1.0);
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let ms = |n| backoff(n).as_millis();
+        assert_eq!((ms(1), ms(2), ms(3), ms(5)), (250, 500, 1000, 4000));
+        assert_eq!(ms(50), 4000);
+        assert_eq!(ms(0), 250);
     }
 
     #[test]
