@@ -508,7 +508,16 @@ impl Runtime {
                     dir.push(std::path::MAIN_SEPARATOR_STR);
                     transfer::download(&handle, file, dir.as_ref(), &options)
                         .await
-                        .map(|down| format!("saved to {}", home_relative(&down.path)))
+                        .map(|down| {
+                            let mut text = format!("saved to {}", home_relative(&down.path));
+                            if down.resumed_from > 0 {
+                                text.push_str(&format!(
+                                    "; resumed at {}",
+                                    human_bytes(down.resumed_from)
+                                ));
+                            }
+                            text
+                        })
                 }
             };
             let outcome = match result {
