@@ -592,6 +592,21 @@ async fn direct_chat_files_and_transfer_failures() {
             .exists()
     );
 
+    // An empty file goes both ways too.
+    let empty = alice.home.path().join("empty.txt");
+    std::fs::write(&empty, b"").expect("write");
+    let mut up = alice.command();
+    up.args(["upload", "--to", "bob", "--json"]).arg(&empty);
+    let up = one_json(&run_ok(up).await);
+    assert_eq!(
+        (up["size"].as_u64(), up["bytes_sent"].as_u64()),
+        (Some(0), Some(0))
+    );
+    let mut down = bob.command();
+    down.args(["download", &up["id"].to_string()]);
+    let path = PathBuf::from(run_ok(down).await.trim_end());
+    assert_eq!(std::fs::read(&path).expect("read"), b"");
+
     let mut missing = alice.command();
     missing.args(["upload", "--room", "public", "/no/such/file.bin"]);
     let output = run(missing).await;
