@@ -16,6 +16,9 @@
 //!   again resumes it; the server expires it if nobody does. Call
 //!   [`ClientHandle::cancel_upload`] to discard it at once. A cancelled download keeps its
 //!   `.part` file for the same reason.
+//! - When the server answers `RateLimited` (it counts chunks and reads against the
+//!   connection's request budget), a transfer waits — 250 ms doubling to 4 s — and continues
+//!   from where the server is; eight setbacks in a row without progress end it.
 //!
 //! Names that come from the server are never used as paths as they are: [`sanitize_file_name`]
 //! strips directories, control and bidirectional-override characters and bounds the length.
