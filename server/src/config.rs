@@ -42,6 +42,9 @@ pub struct FilesConfig {
     pub chunk_bytes: u32,
     /// Upload chunks a client may have in flight at once.
     pub window: u32,
+    /// Upload chunks plus file reads per second per connection (at the default chunk size, 4096
+    /// is 1 GiB/s: a guard against a flood, not a speed limit on a LAN).
+    pub chunks_per_second: u32,
     /// Downloaded chunks that may wait in one connection's queue; reading more waits for the
     /// client to take them, so a slow downloader costs memory, never a thread.
     pub download_queue_chunks: u32,
@@ -55,6 +58,7 @@ impl Default for FilesConfig {
             upload_expiry_secs: 24 * 60 * 60,
             chunk_bytes: 256 * 1024,
             window: 8,
+            chunks_per_second: 4096,
             download_queue_chunks: 8,
         }
     }

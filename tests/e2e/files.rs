@@ -79,12 +79,23 @@ async fn upload(client: &ClientHandle, room: RoomId, name: &str, data: &[u8]) ->
     (info, sent)
 }
 
-/// Reads `file` from `from` to the end with a window of reads in flight.
+/// Reads `file` from `from` to `upto` with a window of reads in flight.
 async fn download_from(client: &ClientHandle, info: &FileInfo, from: u64, upto: u64) -> Vec<u8> {
+    download_in(client, info, from, upto, 256 * 1024).await
+}
+
+/// Reads `file` from `from` to `upto` in reads of `chunk` bytes (which must not exceed what the
+/// server returns per read, or the pieces would not line up).
+async fn download_in(
+    client: &ClientHandle,
+    info: &FileInfo,
+    from: u64,
+    upto: u64,
+    chunk: u64,
+) -> Vec<u8> {
     let mut in_flight: std::collections::VecDeque<PendingResponse> = Default::default();
     let mut next = from;
     let mut out = Vec::new();
-    let chunk = 256 * 1024u64;
     while next < upto || !in_flight.is_empty() {
         if next < upto && in_flight.len() < 6 {
             let len = chunk.min(upto - next) as u32;
@@ -101,7 +112,10 @@ async fn download_from(client: &ClientHandle, info: &FileInfo, from: u64, upto: 
             break;
         };
         match pending.response().await.expect("chunk read") {
-            Response::FileChunk { data, .. } => out.extend_from_slice(&data),
+            Response::FileChunk { offset, data, .. } => {
+                assert_eq!(offset, from + out.len() as u64, "pieces in order");
+                out.extend_from_slice(&data);
+            }
             other => panic!("unexpected answer {other:?}"),
         }
     }
@@ -251,7 +265,10 @@ async fn an_upload_cut_off_mid_way_resumes_from_the_servers_offset() {
     assert!(second < data.len() as u64, "the retry sent fewer bytes");
     assert_eq!(first + second, data.len() as u64);
     let info = alice.finish_upload(again.upload).await.expect("finish");
-    assert_eq!(download(&alice, &info).await, data);
+    assert!(
+        download(&alice, &info).await == data,
+        "downloaded bytes differ"
+    );
 }
 
 #[tokio::test]
@@ -276,7 +293,10 @@ async fn an_upload_resumes_after_a_server_restart() {
     assert_eq!(again.offset, first, "the part file survived the restart");
     send_chunks(&alice, &again, &data, data.len(), &AtomicU64::new(0)).await;
     let info = alice.finish_upload(again.upload).await.expect("finish");
-    assert_eq!(download(&alice, &info).await, data);
+    assert!(
+        download(&alice, &info).await == data,
+        "downloaded bytes differ"
+    );
 }
 
 #[tokio::test]
@@ -322,12 +342,18 @@ async fn the_same_content_is_stored_once_and_needs_no_bytes_the_second_time() {
     assert_ne!(second.id, first.id);
     assert_eq!(second.name, "logo-copy.png");
     assert_eq!(blobs(&server).len(), 1, "one copy on disk");
-    assert_eq!(download(&bob, &second).await, data);
+    assert!(
+        download(&bob, &second).await == data,
+        "downloaded bytes differ"
+    );
 
     // Deleting one posting keeps the content for the other.
     alice.delete_message(room, first.seq).await.expect("delete");
     assert_eq!(blobs(&server).len(), 1);
-    assert_eq!(download(&bob, &second).await, data);
+    assert!(
+        download(&bob, &second).await == data,
+        "downloaded bytes differ"
+    );
     bob.delete_message(room, second.seq).await.expect("delete");
     assert!(
         blobs(&server).is_empty(),
@@ -410,7 +436,10 @@ async fn a_direct_chat_file_is_only_for_its_two_members() {
     let dm = alice.open_direct("bob").await.expect("dm").id;
     let data = random_bytes(50_000, 8);
     let (info, _) = upload(&alice, dm, "secret.pdf", &data).await;
-    assert_eq!(download(&bob, &info).await, data);
+    assert!(
+        download(&bob, &info).await == data,
+        "downloaded bytes differ"
+    );
     // Carol is not told whether the file exists.
     assert_eq!(
         code_of(carol.file_info(info.id).await),
@@ -429,7 +458,9 @@ async fn a_direct_chat_file_is_only_for_its_two_members() {
 
 #[tokio::test]
 async fn chat_keeps_flowing_during_a_200_mb_upload() {
-    let server = TestServer::start_with(|c| c.limits.messages_per_second = 1000).await;
+    // Default limits: 800 chunks in a few seconds are far beyond the general request bucket,
+    // which transfers do not draw from.
+    let server = TestServer::start().await;
     let (mut alice, _) = server.user("alice").await;
     let (mut alice_events, _) = server.login("alice").await;
     let (bob, _) = server.user("bob").await;
@@ -479,6 +510,46 @@ async fn chat_keeps_flowing_during_a_200_mb_upload() {
         during.iter().all(|&p| p < data.len() as u64),
         "every message arrived while the upload was still in progress: {during:?}"
     );
+}
+
+#[tokio::test]
+async fn transfer_requests_have_a_bucket_of_their_own() {
+    let server = TestServer::start_with(|c| c.files.chunks_per_second = 10).await;
+    let (alice, _) = server.user("alice").await;
+    let room = public(&alice).await;
+    let data = random_bytes(100_000, 18);
+    let (info, _) = upload(&alice, room, "small.bin", &data).await;
+    let mut limited = 0;
+    for _ in 0..30 {
+        match alice.read_file(info.id, 0, 10).await {
+            Ok(_) => {}
+            Err(e) if e.code() == Some(ErrorCode::RateLimited) => limited += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(limited > 0, "30 reads at once exceed 10 per second");
+    // Chat is not charged for it.
+    alice
+        .send_message(room, "still chatting")
+        .await
+        .expect("send");
+}
+
+#[tokio::test]
+async fn a_transfer_of_many_chunks_does_not_draw_on_the_request_bucket() {
+    // The general bucket here: 50 requests/s, a burst of 200; the upload is 1000 chunks.
+    let server = TestServer::start_with(|c| {
+        c.limits.messages_per_second = 1;
+        c.limits.message_burst = 1;
+        c.files.chunk_bytes = 1024;
+    })
+    .await;
+    let (alice, _) = server.user("alice").await;
+    let room = public(&alice).await;
+    let data = random_bytes(1000 * 1024, 19);
+    let (info, _) = upload(&alice, room, "many-chunks.bin", &data).await;
+    let got = download_in(&alice, &info, 0, info.size, 1024).await;
+    assert!(got == data, "downloaded bytes differ");
 }
 
 #[tokio::test]
@@ -624,7 +695,10 @@ async fn bad_chunks_are_refused_without_being_written() {
     assert_eq!(again.offset, chunk as u64);
     send_chunks(&alice, &again, &data, data.len(), &AtomicU64::new(0)).await;
     let info = alice.finish_upload(again.upload).await.expect("finish");
-    assert_eq!(download(&bob, &info).await, data);
+    assert!(
+        download(&bob, &info).await == data,
+        "downloaded bytes differ"
+    );
 }
 
 #[tokio::test]

@@ -48,6 +48,9 @@ pub(crate) struct Conn {
     current_request: u32,
     messages: TokenBucket,
     requests: TokenBucket,
+    /// Upload chunks and file reads have their own bucket: a transfer is many requests by
+    /// design, each already bounded by the chunk size and the window.
+    transfers: TokenBucket,
     typing_sent: HashMap<RoomId, Instant>,
     /// Downloaded chunks this connection may have waiting to be sent.
     download_slots: Arc<tokio::sync::Semaphore>,
@@ -65,6 +68,10 @@ impl Conn {
         let download_slots = Arc::new(tokio::sync::Semaphore::new(
             shared.config.files.download_queue_chunks.max(1) as usize,
         ));
+        let transfers = TokenBucket::new(
+            shared.config.files.chunks_per_second,
+            shared.config.files.chunks_per_second,
+        );
         Self {
             id,
             peer,
@@ -75,6 +82,7 @@ impl Conn {
             current_request: 0,
             messages,
             requests,
+            transfers,
             typing_sent: HashMap::new(),
             download_slots,
         }
@@ -96,7 +104,11 @@ impl Conn {
     /// Handles one request and queues its response.
     pub async fn handle(&mut self, id: u32, body: Request) {
         self.current_request = id;
-        let result = if self.requests.try_take() {
+        let bucket = match body {
+            Request::UploadChunk { .. } | Request::ReadFile { .. } => &mut self.transfers,
+            _ => &mut self.requests,
+        };
+        let result = if bucket.try_take() {
             self.dispatch(body).await
         } else {
             Err(RequestError::new(
