@@ -13,10 +13,12 @@
 //! - [`auth`]: name rules, argon2id passwords, session tokens.
 //! - [`limits`]: rate limits and connection counts.
 //! - [`admin`]: offline account maintenance for the `user …` subcommands.
+//! - [`ai`]: the AI bot — a reserved account answering `@ai` mentions and direct messages.
 
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod ai;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -65,6 +67,8 @@ pub(crate) struct Shared {
     pub hashing: tokio::sync::Semaphore,
     /// Argon2 working memory, one per hashing permit, reused (see [`auth::HashMemory`]).
     pub hash_memory: std::sync::Mutex<Vec<auth::HashMemory>>,
+    /// The AI bot, when it is on.
+    pub ai: Option<Arc<ai::Ai>>,
     next_conn: AtomicU64,
 }
 
@@ -88,7 +92,8 @@ pub async fn run(
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))??
     };
-    let (storage, snapshot, writer_thread) = opened;
+    let (storage, mut snapshot, writer_thread) = opened;
+    let bot = snapshot.bot.take();
     let hub = Arc::new(hub::Hub::new(snapshot, config.limits.max_frame_bytes));
     {
         let hub = Arc::clone(&hub);
@@ -99,6 +104,15 @@ pub async fn run(
     let connections = limits::ConnectionLimiter::new(
         config.limits.max_connections,
         config.limits.max_connections_per_ip,
+    );
+    let tracker = TaskTracker::new();
+    let ai = ai::Ai::start(
+        &config,
+        Arc::clone(&hub),
+        storage.clone(),
+        bot,
+        shutdown.clone(),
+        tracker.clone(),
     );
     let shared = Arc::new(Shared {
         logins: limits::LoginLimiter::new(
@@ -112,9 +126,9 @@ pub async fn run(
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         ),
         hash_memory: std::sync::Mutex::new(Vec::new()),
+        ai,
         next_conn: AtomicU64::new(1),
     });
-    let tracker = TaskTracker::new();
     tracker.spawn(Arc::clone(&hub).run_presence(PRESENCE_WINDOW, shutdown.clone()));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, data_dir = %shared.config.data_dir.display(), "serving");
