@@ -4,6 +4,7 @@
 mod support;
 
 mod accounts;
+mod ai;
 mod durability;
 mod hostile;
 mod messages;
