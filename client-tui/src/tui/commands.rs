@@ -66,6 +66,8 @@ pub enum Command {
     Help,
     /// Toggle the member list.
     Members,
+    /// Ask the AI bot in the current room (posted as `@ai …`).
+    Ai(String),
 }
 
 /// One line of `/help`: the command, its arguments, what it does.
@@ -98,6 +100,11 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "open a direct chat with USER, sending TEXT",
     ),
     ("/topic", "TEXT", "set the current room's topic"),
+    (
+        "/ai",
+        "QUESTION|status|clear",
+        "ask the AI bot here (as @ai …); /msg ai for a private chat",
+    ),
     ("/who", "", "members of the current room (alias /list -s)"),
     (
         "/rooms",
@@ -232,6 +239,9 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             })
         }
         "topic" => Ok(Command::Topic(rest.trim().to_string())),
+        "ai" => Ok(Command::Ai(
+            rest_text(rest).unwrap_or_else(|| "help".into()),
+        )),
         "who" | "names" => none(Command::Who, "/who"),
         "rooms" => none(Command::Rooms, "/rooms"),
         "users" => none(Command::Users, "/users"),
@@ -256,6 +266,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
 
 /// Every command name and alias, for completion.
 const NAMES: &[&str] = &[
+    "/ai",
     "/away",
     "/back",
     "/create",
@@ -396,6 +407,16 @@ mod tests {
                 reason: Some("spamming links".into())
             })
         );
+    }
+
+    #[test]
+    fn ai_questions_and_commands_parse() {
+        assert_eq!(
+            parse("/ai what did  we decide?"),
+            Ok(Command::Ai("what did  we decide?".into()))
+        );
+        assert_eq!(parse("/ai status"), Ok(Command::Ai("status".into())));
+        assert_eq!(parse("/ai"), Ok(Command::Ai("help".into())));
     }
 
     #[test]
