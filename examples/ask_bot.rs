@@ -24,8 +24,7 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let server = args.next().unwrap_or_else(|| "127.0.0.1:8888".into());
     let name = args.next().unwrap_or_else(|| "ask-bot".into());
-    let password =
-        std::env::var("CHATROOM_PASSWORD").unwrap_or_else(|_| "ask-bot-password".into());
+    let password = std::env::var("CHATROOM_PASSWORD").unwrap_or_else(|_| "ask-bot-password".into());
     let endpoint =
         std::env::var("ASK_BOT_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:11434/v1".into());
     let model = std::env::var("ASK_BOT_MODEL").unwrap_or_else(|_| "llama3.2".into());
@@ -34,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
     config.api_key = std::env::var("CHATROOM_AI_API_KEY")
         .ok()
         .and_then(|k| ApiKey::new(&k));
-    let backend = Arc::new(Backend::OpenAi(OpenAi::new(config)?));
+    let backend = Arc::new(Backend::OpenAi(Box::new(OpenAi::new(config)?)));
 
     let mut client = Client::connect(&server, "ask-bot").await?;
     let me = match client.login(&name, &password).await {

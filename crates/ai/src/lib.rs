@@ -76,7 +76,7 @@ pub enum Backend {
     /// The offline assistant.
     Builtin(builtin::Builtin),
     /// An OpenAI-compatible endpoint.
-    OpenAi(openai::OpenAi),
+    OpenAi(Box<openai::OpenAi>),
 }
 
 impl Backend {

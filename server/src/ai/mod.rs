@@ -97,7 +97,7 @@ fn backend(config: &AiConfig) -> Result<Backend, chatroom_ai::AiError> {
             let mut o = openai::OpenAiConfig::new(config.endpoint.clone(), config.model.clone());
             o.api_key.clone_from(&config.api_key);
             o.timeouts = config.timeouts();
-            Backend::OpenAi(openai::OpenAi::new(o)?)
+            Backend::OpenAi(Box::new(openai::OpenAi::new(o)?))
         }
     })
 }

@@ -487,7 +487,7 @@ fn apply(
             add_member(conn, id, *owner, RoomRole::Owner, now)?;
             Ok(Outcome::Room(RoomRow {
                 id,
-                kind: kind.clone(),
+                kind: *kind,
                 name: name.clone(),
                 topic: String::new(),
             }))
