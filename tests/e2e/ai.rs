@@ -675,3 +675,73 @@ async fn the_key_appears_in_no_message_and_no_log_line() {
     assert!(!logs.contains(KEY), "the key leaked into the logs");
     assert!(!logs.contains("SECRET"));
 }
+
+#[tokio::test]
+async fn rate_limits_are_announced_once_per_window() {
+    let server = TestServer::start_with(|c| {
+        c.ai.user_per_minute = 1;
+        c.ai.room_per_minute = 0;
+    })
+    .await;
+    let (mut alice, _) = server.user("alice").await;
+    let (mut bob, _) = server.user("bob").await;
+    let public = public_id(&alice).await;
+    alice.send_message(public, "@ai who").await.expect("send");
+    let first = bot_message(&mut alice, public).await;
+    assert!(first.text.starts_with("Online here"), "{}", first.text);
+    alice.send_message(public, "@ai stats").await.expect("send");
+    let limited = bot_message(&mut alice, public).await;
+    assert_eq!(limited.kind, MessageKind::System);
+    assert!(
+        limited.text.contains("alice is asking too often"),
+        "{}",
+        limited.text
+    );
+    // Said once: the next refusal is silent, and other users are not limited.
+    alice.send_message(public, "@ai stats").await.expect("send");
+    bob.send_message(public, "@ai stats").await.expect("send");
+    // Bob saw everything the bot said, up to the answer to his own question.
+    let mut said = Vec::new();
+    loop {
+        let m = bot_message(&mut bob, public).await;
+        let done = m.text.starts_with("#public:");
+        said.push(m.text);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(said.len(), 3, "{said:?}");
+    assert_eq!(
+        said.iter()
+            .filter(|t| t.contains("asking too often"))
+            .count(),
+        1,
+        "{said:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_silent_model() {
+    let model = FakeModel::start().await;
+    let server = openai_server(&model, |c| {
+        c.ai.first_token_timeout_ms = 600_000;
+        c.ai.total_timeout_ms = 600_000;
+    })
+    .await;
+    let (alice, _) = server.user("alice").await;
+    let public = public_id(&alice).await;
+    alice
+        .send_message(public, "@ai #silent")
+        .await
+        .expect("send");
+    tokio::time::timeout(PATIENCE, async {
+        while model.request_count() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the request reaches the model");
+    // `stop` fails the test if the server does not finish within its patience.
+    server.stop().await;
+}
