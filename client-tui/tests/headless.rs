@@ -253,8 +253,12 @@ async fn direct_messages_rooms_and_users() {
     users.args(["users", "--json"]);
     let users = json_lines(&run_ok(users).await);
     let names: Vec<&str> = users.iter().filter_map(|u| u["name"].as_str()).collect();
-    assert_eq!(names.len(), 2);
-    assert!(names.contains(&"alice") && names.contains(&"bob"));
+    assert_eq!(
+        names.len(),
+        3,
+        "alice, bob and the server's AI bot: {names:?}"
+    );
+    assert!(names.contains(&"alice") && names.contains(&"bob") && names.contains(&"ai"));
 }
 
 fn stderr_line(output: &Output) -> String {

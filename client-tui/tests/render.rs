@@ -157,6 +157,20 @@ fn disconnected_state() {
 }
 
 #[test]
+fn a_room_with_an_ai_reply_streaming_in() {
+    let mut app = busy_app();
+    app.on_event(Event::Message(message(6, (1, "me"), 6, "@ai summary 5")));
+    app.on_event(Event::DraftUpdated(chatroom_protocol::Draft {
+        room: RoomId(1),
+        draft: 3,
+        sender: UserId(9),
+        sender_name: "ai".into(),
+        text: "Summary of the last 5 messages:\n• Who spoke: alice (2), bob (1), me (1), 张伟 (1)\n• Key messages:".into(),
+    }));
+    insta::assert_snapshot!(render(&app, 100, 16));
+}
+
+#[test]
 fn a_tiny_terminal_still_renders() {
     insta::assert_snapshot!(render(&busy_app(), 40, 10));
     // Every size down to 1x1 renders without a panic.

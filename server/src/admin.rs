@@ -115,6 +115,11 @@ impl Admin {
     pub fn set_password(&mut self, name: &str, password: &str) -> Result<(), AdminError> {
         auth::validate_password(password).map_err(|e| AdminError::Invalid(e.to_string()))?;
         let user = self.user(name)?;
+        if storage::ai::is_bot(&self.conn, user.id)? {
+            return Err(AdminError::Invalid(format!(
+                "{name} is the AI bot's account; it has no password"
+            )));
+        }
         let password_hash = auth::hash_password(password).map_err(AdminError::Invalid)?;
         let op = WriteOp::ChangePassword {
             user: user.id,

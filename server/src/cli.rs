@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{Admin, DataDirLock};
-use crate::config::{Config, RegistrationPolicy, SyncMode};
+use crate::config::{AiBackendKind, AiConfig, Config, RegistrationPolicy, SyncMode};
 
 /// The default listen address: every interface, the original Chat-Room's port.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8888";
@@ -40,7 +40,7 @@ pub struct Settings {
     #[arg(long, env = "CHATROOM_DATA_DIR", value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// TOML file with settings (keys as in the `Config` docs: server_name, data_dir, listen,
-    /// registration, synchronous, and [limits] and [files] tables)
+    /// registration, synchronous, and [limits], [files] and [ai] tables)
     #[arg(long, env = "CHATROOM_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Name shown to clients [default: Chat-Room]
@@ -86,6 +86,55 @@ pub struct Settings {
     /// Seconds before an untouched, unfinished upload is discarded [default: 86400]
     #[arg(long, env = "CHATROOM_UPLOAD_EXPIRY_SECS", value_name = "SECS")]
     pub upload_expiry_secs: Option<u64>,
+    /// The AI bot's backend: builtin (offline), openai (any OpenAI-compatible endpoint) or off
+    /// [default: builtin]
+    #[arg(long, env = "CHATROOM_AI_BACKEND", value_enum)]
+    pub ai_backend: Option<AiBackendKind>,
+    /// Base URL of the OpenAI-compatible API, e.g. http://192.168.1.20:11434/v1 for Ollama
+    /// [default: http://127.0.0.1:11434/v1]
+    #[arg(long, env = "CHATROOM_AI_ENDPOINT", value_name = "URL")]
+    pub ai_endpoint: Option<String>,
+    /// Model name sent to the endpoint [default: llama3.2]
+    #[arg(long, env = "CHATROOM_AI_MODEL", value_name = "NAME")]
+    pub ai_model: Option<String>,
+    /// File holding the API key (first line); otherwise the key is read from
+    /// CHATROOM_AI_API_KEY. Never pass a key on the command line.
+    #[arg(long, env = "CHATROOM_AI_API_KEY_FILE", value_name = "FILE")]
+    pub ai_api_key_file: Option<PathBuf>,
+    /// The bot's account name, reserved for it [default: ai]
+    #[arg(long, env = "CHATROOM_AI_NAME", value_name = "NAME")]
+    pub ai_name: Option<String>,
+    /// Instructions given to the model before the conversation
+    #[arg(long, env = "CHATROOM_AI_SYSTEM_PROMPT", value_name = "TEXT")]
+    pub ai_system_prompt: Option<String>,
+    /// Recent messages given to the model as context [default: 30]
+    #[arg(long, env = "CHATROOM_AI_CONTEXT_MESSAGES", value_name = "N")]
+    pub ai_context_messages: Option<u32>,
+    /// Most characters of context [default: 8000]
+    #[arg(long, env = "CHATROOM_AI_CONTEXT_CHARS", value_name = "N")]
+    pub ai_context_chars: Option<u32>,
+    /// Answers generated at once [default: 2]
+    #[arg(long, env = "CHATROOM_AI_CONCURRENCY", value_name = "N")]
+    pub ai_concurrency: Option<u32>,
+    /// Questions one user may ask per minute, 0 for no limit [default: 6]
+    #[arg(long, env = "CHATROOM_AI_USER_PER_MINUTE", value_name = "N")]
+    pub ai_user_per_minute: Option<u32>,
+    /// Questions one room may ask per minute, 0 for no limit [default: 20]
+    #[arg(long, env = "CHATROOM_AI_ROOM_PER_MINUTE", value_name = "N")]
+    pub ai_room_per_minute: Option<u32>,
+    /// Seconds to connect to the endpoint [default: 5]
+    #[arg(long, env = "CHATROOM_AI_CONNECT_TIMEOUT_SECS", value_name = "SECS")]
+    pub ai_connect_timeout_secs: Option<u64>,
+    /// Seconds to wait for the first token, and between tokens [default: 30]
+    #[arg(
+        long,
+        env = "CHATROOM_AI_FIRST_TOKEN_TIMEOUT_SECS",
+        value_name = "SECS"
+    )]
+    pub ai_first_token_timeout_secs: Option<u64>,
+    /// Seconds a whole answer may take [default: 120]
+    #[arg(long, env = "CHATROOM_AI_TIMEOUT_SECS", value_name = "SECS")]
+    pub ai_timeout_secs: Option<u64>,
     /// Log filter, e.g. info, debug, chatroom_server=debug [default: info]
     #[arg(long, env = "CHATROOM_LOG", value_name = "FILTER", global = true)]
     pub log: Option<String>,
@@ -171,8 +220,19 @@ impl PasswordSource {
     }
 }
 
+/// The environment variable the AI API key is read from.
+pub const AI_API_KEY_ENV: &str = "CHATROOM_AI_API_KEY";
+
 /// The effective configuration: defaults, then the file, then environment and flags.
 pub fn resolve_config(settings: &Settings) -> anyhow::Result<(Config, SocketAddr)> {
+    resolve_config_with_key(settings, std::env::var(AI_API_KEY_ENV).ok())
+}
+
+/// [`resolve_config`] with the value of `CHATROOM_AI_API_KEY` passed in.
+pub fn resolve_config_with_key(
+    settings: &Settings,
+    env_api_key: Option<String>,
+) -> anyhow::Result<(Config, SocketAddr)> {
     #[derive(serde::Deserialize, Default)]
     #[serde(default, deny_unknown_fields)]
     struct FileConfig {
@@ -183,6 +243,7 @@ pub fn resolve_config(settings: &Settings) -> anyhow::Result<(Config, SocketAddr
         synchronous: Option<SyncMode>,
         limits: Option<crate::config::LimitsConfig>,
         files: Option<crate::config::FilesConfig>,
+        ai: Option<AiConfig>,
     }
     let file: FileConfig = match &settings.config {
         Some(path) => {
@@ -214,6 +275,9 @@ pub fn resolve_config(settings: &Settings) -> anyhow::Result<(Config, SocketAddr
     }
     if let Some(v) = file.files {
         config.files = v;
+    }
+    if let Some(v) = file.ai {
+        config.ai = v;
     }
     // clap has already put flags over environment variables.
     if let Some(v) = settings.listen {
@@ -264,10 +328,83 @@ pub fn resolve_config(settings: &Settings) -> anyhow::Result<(Config, SocketAddr
             *slot = v;
         }
     }
+    apply_ai_settings(settings, &mut config.ai, env_api_key)?;
     if config.limits.max_frame_bytes < 4096 {
         bail!("max_frame_bytes must be at least 4096");
     }
     Ok((config, listen))
+}
+
+/// Puts the AI flags over the file's `[ai]` table and finds the API key: a key file named by
+/// flag or environment, else `CHATROOM_AI_API_KEY`, else a key file named in the TOML file.
+fn apply_ai_settings(
+    settings: &Settings,
+    ai: &mut AiConfig,
+    env_api_key: Option<String>,
+) -> anyhow::Result<()> {
+    if let Some(v) = settings.ai_backend {
+        ai.backend = v;
+    }
+    for (value, slot) in [
+        (&settings.ai_endpoint, &mut ai.endpoint),
+        (&settings.ai_model, &mut ai.model),
+        (&settings.ai_name, &mut ai.name),
+        (&settings.ai_system_prompt, &mut ai.system_prompt),
+    ] {
+        if let Some(v) = value {
+            slot.clone_from(v);
+        }
+    }
+    for (value, slot) in [
+        (settings.ai_context_messages, &mut ai.context_messages),
+        (settings.ai_context_chars, &mut ai.context_chars),
+        (settings.ai_concurrency, &mut ai.max_concurrent),
+        (settings.ai_user_per_minute, &mut ai.user_per_minute),
+        (settings.ai_room_per_minute, &mut ai.room_per_minute),
+    ] {
+        if let Some(v) = value {
+            *slot = v;
+        }
+    }
+    for (value, slot) in [
+        (settings.ai_connect_timeout_secs, &mut ai.connect_timeout_ms),
+        (
+            settings.ai_first_token_timeout_secs,
+            &mut ai.first_token_timeout_ms,
+        ),
+        (settings.ai_timeout_secs, &mut ai.total_timeout_ms),
+    ] {
+        if let Some(v) = value {
+            *slot = v.saturating_mul(1000);
+        }
+    }
+    let key_file = match (&settings.ai_api_key_file, &env_api_key) {
+        (Some(path), _) => Some(path.clone()),
+        (None, Some(_)) => None,
+        (None, None) => ai.api_key_file.clone(),
+    };
+    ai.api_key = match key_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read the AI key file {}", path.display()))?;
+            let key = chatroom_ai::openai::ApiKey::new(text.lines().next().unwrap_or_default());
+            if key.is_none() {
+                bail!("the AI key file {} is empty", path.display());
+            }
+            key
+        }
+        None => env_api_key
+            .as_deref()
+            .and_then(chatroom_ai::openai::ApiKey::new),
+    };
+    if ai.backend != AiBackendKind::Off {
+        crate::auth::validate_username(&ai.name)
+            .map_err(|e| anyhow::anyhow!("--ai-name {:?}: {e}", ai.name))?;
+    }
+    if ai.max_concurrent == 0 {
+        bail!("--ai-concurrency must be at least 1");
+    }
+    Ok(())
 }
 
 /// Runs the command line; the binary's `main`.
@@ -396,8 +533,9 @@ mod tests {
     #[test]
     fn defaults_need_no_configuration() {
         let cli = Cli::try_parse_from(["chatroom-server"]).expect("parse");
-        let (config, listen) = resolve_config(&cli.settings).expect("resolve");
+        let (config, listen) = resolve_config_with_key(&cli.settings, None).expect("resolve");
         assert_eq!(listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.ai.backend, crate::config::AiBackendKind::Builtin);
         assert_eq!(config.data_dir, PathBuf::from("chatroom-data"));
         assert_eq!(config.registration, RegistrationPolicy::Open);
         assert_eq!(config.limits.max_message_chars, 4000);
@@ -434,6 +572,73 @@ mod tests {
             config.limits.idle_timeout_secs, 90,
             "unset keys keep defaults"
         );
+    }
+
+    #[test]
+    fn ai_settings_layer_like_the_others_and_the_key_never_comes_from_toml() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("server.toml");
+        std::fs::write(
+            &file,
+            "[ai]\nbackend = \"openai\"\nmodel = \"from-file\"\nendpoint = \"http://lan:11434/v1\"\n",
+        )
+        .expect("write");
+        let key_file = dir.path().join("key");
+        std::fs::write(&key_file, "sk-from-file\n").expect("write key");
+        let path = file.to_str().expect("utf-8 path");
+        let cli = Cli::try_parse_from([
+            "chatroom-server",
+            "--config",
+            path,
+            "--ai-model",
+            "from-flag",
+            "--ai-timeout-secs",
+            "7",
+        ])
+        .expect("parse");
+        let (config, _) =
+            resolve_config_with_key(&cli.settings, Some("sk-from-env".into())).expect("resolve");
+        assert_eq!(
+            config.ai.backend,
+            AiBackendKind::Openai,
+            "file over default"
+        );
+        assert_eq!(config.ai.model, "from-flag", "flag over file");
+        assert_eq!(config.ai.endpoint, "http://lan:11434/v1");
+        assert_eq!(config.ai.total_timeout_ms, 7000);
+        assert_eq!(config.ai.name, "ai");
+        let key = config
+            .ai
+            .api_key
+            .as_ref()
+            .expect("key from the environment");
+        assert_eq!(key.expose(), "sk-from-env");
+        assert!(
+            !format!("{config:?}").contains("sk-from-env"),
+            "Debug hides it"
+        );
+
+        let cli = Cli::try_parse_from([
+            "chatroom-server",
+            "--ai-api-key-file",
+            key_file.to_str().expect("utf-8"),
+        ])
+        .expect("parse");
+        let (config, _) =
+            resolve_config_with_key(&cli.settings, Some("sk-from-env".into())).expect("resolve");
+        assert_eq!(
+            config.ai.api_key.as_ref().map(|k| k.expose()),
+            Some("sk-from-file"),
+            "a key file given by flag wins over the environment"
+        );
+        assert_eq!(config.ai.backend, AiBackendKind::Builtin, "the default");
+
+        std::fs::write(&file, "[ai]\napi_key = \"sk-in-toml\"\n").expect("write");
+        let cli = Cli::try_parse_from(["chatroom-server", "--config", path]).expect("parse");
+        assert!(resolve_config_with_key(&cli.settings, None).is_err());
+        let cli =
+            Cli::try_parse_from(["chatroom-server", "--ai-name", "not valid"]).expect("parse");
+        assert!(resolve_config_with_key(&cli.settings, None).is_err());
     }
 
     #[test]

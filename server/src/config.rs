@@ -24,6 +24,8 @@ pub struct Config {
     pub synchronous: SyncMode,
     /// Every bound the server enforces.
     pub limits: LimitsConfig,
+    /// The AI bot.
+    pub ai: AiConfig,
     /// File transfer: sizes, quotas, expiry.
     pub files: FilesConfig,
 }
@@ -127,6 +129,106 @@ impl Default for Config {
             synchronous: SyncMode::Full,
             limits: LimitsConfig::default(),
             files: FilesConfig::default(),
+            ai: AiConfig::default(),
+        }
+    }
+}
+
+/// Where the AI bot's answers come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AiBackendKind {
+    /// The offline built-in assistant (summaries, who, stats).
+    Builtin,
+    /// An OpenAI-compatible Chat Completions endpoint (Ollama, llama.cpp, vLLM, hosted).
+    Openai,
+    /// No bot at all.
+    Off,
+}
+
+/// The AI bot: its account, its model, and the bounds on what it may cost.
+///
+/// The API key is never read from this table (a config file is easily shared): it comes from
+/// `CHATROOM_AI_API_KEY` or the file named by `api_key_file`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AiConfig {
+    /// `builtin` (the default), `openai`, or `off`.
+    pub backend: AiBackendKind,
+    /// The bot's reserved account name; nobody else can register it.
+    pub name: String,
+    /// The OpenAI-compatible API's base URL.
+    pub endpoint: String,
+    /// The model name sent to the endpoint.
+    pub model: String,
+    /// A file whose first line is the API key.
+    pub api_key_file: Option<PathBuf>,
+    /// The key itself, filled in from the environment or `api_key_file` (never from TOML).
+    #[serde(skip)]
+    pub api_key: Option<chatroom_ai::openai::ApiKey>,
+    /// Instructions given to the model before the conversation.
+    pub system_prompt: String,
+    /// Most recent messages given as context.
+    pub context_messages: u32,
+    /// Most characters of context (older messages are dropped first).
+    pub context_chars: u32,
+    /// Answers being generated at once.
+    pub max_concurrent: u32,
+    /// Questions that may wait for a free slot; beyond this the bot says it is busy.
+    pub max_waiting: u32,
+    /// Questions one user may ask per minute, across rooms (0 = unlimited).
+    pub user_per_minute: u32,
+    /// Questions one room may ask per minute (0 = unlimited).
+    pub room_per_minute: u32,
+    /// Connecting to the endpoint, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Waiting for the first token, and between tokens, in milliseconds.
+    pub first_token_timeout_ms: u64,
+    /// A whole answer, in milliseconds.
+    pub total_timeout_ms: u64,
+    /// Consecutive failures that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long the breaker stays open before a probe, in milliseconds.
+    pub breaker_cooldown_ms: u64,
+    /// Streamed drafts go out at most this often, in milliseconds.
+    pub draft_interval_ms: u64,
+}
+
+impl Default for AiConfig {
+    fn default() -> Self {
+        Self {
+            backend: AiBackendKind::Builtin,
+            name: "ai".to_string(),
+            endpoint: "http://127.0.0.1:11434/v1".to_string(),
+            model: "llama3.2".to_string(),
+            api_key_file: None,
+            api_key: None,
+            system_prompt: "You are a helpful assistant in a team chat. Answer briefly and \
+                            plainly, in the language of the question."
+                .to_string(),
+            context_messages: 30,
+            context_chars: 8000,
+            max_concurrent: 2,
+            max_waiting: 16,
+            user_per_minute: 6,
+            room_per_minute: 20,
+            connect_timeout_ms: 5_000,
+            first_token_timeout_ms: 30_000,
+            total_timeout_ms: 120_000,
+            breaker_failures: 3,
+            breaker_cooldown_ms: 30_000,
+            draft_interval_ms: 100,
+        }
+    }
+}
+
+impl AiConfig {
+    /// The backend's stage timeouts.
+    pub fn timeouts(&self) -> chatroom_ai::openai::Timeouts {
+        chatroom_ai::openai::Timeouts {
+            connect: Duration::from_millis(self.connect_timeout_ms.max(1)),
+            first_token: Duration::from_millis(self.first_token_timeout_ms.max(1)),
+            total: Duration::from_millis(self.total_timeout_ms.max(1)),
         }
     }
 }

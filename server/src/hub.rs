@@ -112,11 +112,13 @@ struct UserEntry {
     sessions: Vec<SessionConn>,
     away: bool,
     status_message: Option<String>,
+    /// Always online without a connection (the AI bot, which lives inside the server).
+    resident: bool,
 }
 
 impl UserEntry {
     fn status(&self) -> PresenceStatus {
-        match (self.sessions.is_empty(), self.away) {
+        match (self.sessions.is_empty() && !self.resident, self.away) {
             (true, _) => PresenceStatus::Offline,
             (false, true) => PresenceStatus::Away,
             (false, false) => PresenceStatus::Online,
@@ -186,6 +188,7 @@ impl Hub {
                     sessions: Vec::new(),
                     away: false,
                     status_message: None,
+                    resident: false,
                 },
             );
         }
@@ -390,6 +393,7 @@ impl Hub {
                 sessions: Vec::new(),
                 away: false,
                 status_message: None,
+                resident: false,
             },
         );
         public
@@ -451,6 +455,14 @@ impl Hub {
     }
 
     // ---- sessions and presence ----
+
+    /// Marks `user` as living inside the server: shown online without a connection.
+    pub fn set_resident(&self, user: UserId) {
+        if let Some(u) = self.write().users.get_mut(&user) {
+            u.resident = true;
+        }
+        self.mark_presence_dirty(user);
+    }
 
     /// Registers a logged-in connection. Presence goes out if this is the user's first session.
     pub fn attach(&self, user: UserId, session: SessionConn) {

@@ -14,10 +14,12 @@
 //! - [`limits`]: rate limits and connection counts.
 //! - [`files`]: file content on disk and the uploads in progress.
 //! - [`admin`]: offline account maintenance for the `user …` subcommands.
+//! - [`ai`]: the AI bot — a reserved account answering `@ai` mentions and direct messages.
 
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod ai;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -71,6 +73,8 @@ pub(crate) struct Shared {
     pub files: files::FileStore,
     /// Uploads in progress.
     pub uploads: files::Uploads,
+    /// The AI bot, when it is on.
+    pub ai: Option<Arc<ai::Ai>>,
     next_conn: AtomicU64,
 }
 
@@ -94,7 +98,8 @@ pub async fn run(
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))??
     };
-    let (storage, snapshot, writer_thread) = opened;
+    let (storage, mut snapshot, writer_thread) = opened;
+    let bot = snapshot.bot.take();
     let file_store = {
         let data_dir = config.data_dir.clone();
         tokio::task::spawn_blocking(move || files::FileStore::open(&data_dir))
@@ -113,6 +118,15 @@ pub async fn run(
         config.limits.max_connections,
         config.limits.max_connections_per_ip,
     );
+    let tracker = TaskTracker::new();
+    let ai = ai::Ai::start(
+        &config,
+        Arc::clone(&hub),
+        storage.clone(),
+        bot,
+        shutdown.clone(),
+        tracker.clone(),
+    );
     let shared = Arc::new(Shared {
         logins: limits::LoginLimiter::new(
             config.limits.login_failures_per_ip,
@@ -127,9 +141,9 @@ pub async fn run(
         hash_memory: std::sync::Mutex::new(Vec::new()),
         files: file_store,
         uploads: files::Uploads::default(),
+        ai,
         next_conn: AtomicU64::new(1),
     });
-    let tracker = TaskTracker::new();
     tracker.spawn(Arc::clone(&hub).run_presence(PRESENCE_WINDOW, shutdown.clone()));
     tracker.spawn(files::sweep::expire_uploads(
         Arc::clone(&shared),

@@ -4,6 +4,7 @@
 mod support;
 
 mod accounts;
+mod ai;
 mod durability;
 mod files;
 mod hostile;

@@ -20,7 +20,10 @@ async fn everyone_is_in_public_and_rooms_can_be_created_joined_and_left() {
     let rooms = alice.my_rooms().await.expect("rooms");
     assert_eq!(rooms.len(), 1);
     assert_eq!(rooms[0].name, "public");
-    assert_eq!(rooms[0].member_count, 2);
+    assert_eq!(
+        rooms[0].member_count, 3,
+        "alice, bob and the AI bot, which is in public from the start"
+    );
 
     let dev = alice
         .create_room("dev", Visibility::Public)

@@ -3,8 +3,8 @@
 //! [`Action`]s, which the runtime carries out and answers with more events.
 
 use chatroom_protocol::{
-    Event, FileId, HistoryPage, LeaveReason, Member, Message, MessageKind, PresenceStatus, RoomId,
-    RoomKind, RoomSummary, Seq, UnixMillis, UserId, UserPresence, UserSummary,
+    Draft, Event, FileId, HistoryPage, LeaveReason, Member, Message, MessageKind, PresenceStatus,
+    RoomId, RoomKind, RoomSummary, Seq, UnixMillis, UserId, UserPresence, UserSummary,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -15,6 +15,8 @@ use super::transfers::{TransferRequest, TransferView};
 pub const TYPING_SHOWN_MS: u64 = 5_000;
 /// Messages fetched per history page.
 pub const PAGE: u32 = 100;
+/// Drafts shown at once per room; an older one gives way to a newer one.
+pub const MAX_DRAFTS: usize = 8;
 
 /// Where the connection is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,6 +104,9 @@ pub struct RoomState {
     pub members: Vec<Member>,
     /// Who is typing, with when they last said so.
     pub typing: Vec<(String, UnixMillis)>,
+    /// Messages being written (a bot's streamed reply), by draft id, shown after the timeline
+    /// until they end.
+    pub drafts: BTreeMap<u64, Draft>,
 }
 
 impl RoomState {
@@ -115,6 +120,7 @@ impl RoomState {
             scroll: 0,
             members: Vec::new(),
             typing: Vec::new(),
+            drafts: BTreeMap::new(),
         }
     }
 
@@ -541,6 +547,10 @@ impl App {
 
     /// The connection dropped.
     pub fn disconnected(&mut self, reason: String, retry_at: UnixMillis) {
+        // Their ends would never reach us; finished replies come back with the catch-up.
+        for room in self.rooms.values_mut() {
+            room.drafts.clear();
+        }
         self.connection = ConnectionState::Disconnected { reason, retry_at };
     }
 
@@ -556,8 +566,21 @@ impl App {
         let mut actions = Vec::new();
         match event {
             Event::MessageDeleted { room, seq, .. } => self.message_deleted(room, seq),
-            // Streamed drafts are rendered in the next commits.
-            Event::DraftUpdated(_) | Event::DraftEnded { .. } => {}
+            Event::DraftUpdated(draft) => {
+                if let Some(room) = self.rooms.get_mut(&draft.room) {
+                    let sender = draft.sender_name.clone();
+                    room.typing.retain(|(name, _)| *name != sender);
+                    room.drafts.insert(draft.draft, draft);
+                    while room.drafts.len() > MAX_DRAFTS {
+                        room.drafts.pop_first();
+                    }
+                }
+            }
+            Event::DraftEnded { room, draft, .. } => {
+                if let Some(room) = self.rooms.get_mut(&room) {
+                    room.drafts.remove(&draft);
+                }
+            }
             Event::Message(message) => {
                 let mention = self.is_mention(&message);
                 let mine = self.me.as_ref().is_some_and(|me| me.id == message.sender);
@@ -962,6 +985,18 @@ impl App {
                 .into_iter()
                 .collect(),
             C::Delete => self.delete_last(),
+            C::Ai(question) => match self.current_or_flash() {
+                Some(room) => {
+                    if let Some(r) = self.rooms.get_mut(&room) {
+                        r.scroll = 0;
+                    }
+                    vec![Action::Send {
+                        room,
+                        text: format!("@ai {question}"),
+                    }]
+                }
+                None => Vec::new(),
+            },
         }
     }
 
@@ -1232,6 +1267,95 @@ mod tests {
         app.input.set_text("/inv");
         app.complete();
         assert_eq!(app.input.text(), "/invite ");
+    }
+
+    fn draft(room: u64, id: u64, text: &str) -> Event {
+        Event::DraftUpdated(Draft {
+            room: RoomId(room),
+            draft: id,
+            sender: UserId(9),
+            sender_name: "ai".into(),
+            text: text.into(),
+        })
+    }
+
+    #[test]
+    fn drafts_grow_in_place_and_give_way_to_the_stored_message() {
+        let mut app = logged_in_app();
+        app.on_event(Event::Typing {
+            room: RoomId(1),
+            user: UserId(9),
+            username: "ai".into(),
+        });
+        app.on_event(draft(1, 7, "The"));
+        app.on_event(draft(1, 7, "The answer"));
+        let room = &app.rooms[&RoomId(1)];
+        assert_eq!(room.drafts.len(), 1, "one draft, updated in place");
+        assert_eq!(room.drafts[&7].text, "The answer");
+        assert!(room.typing.is_empty(), "a draft replaces the typing notice");
+        assert_eq!(room.timeline.len(), 0, "a draft is not a message");
+
+        let mut stored = message(1, 1, (9, "ai"), "The answer is 42.");
+        stored.sender = UserId(9);
+        app.on_event(Event::Message(stored));
+        app.on_event(Event::DraftEnded {
+            room: RoomId(1),
+            draft: 7,
+            seq: Some(1),
+        });
+        let room = &app.rooms[&RoomId(1)];
+        assert!(room.drafts.is_empty());
+        assert_eq!(room.timeline.len(), 1);
+
+        // A failed draft just goes away; unknown ends and other rooms are harmless.
+        app.on_event(draft(2, 8, "partial"));
+        app.on_event(Event::DraftEnded {
+            room: RoomId(2),
+            draft: 99,
+            seq: None,
+        });
+        assert_eq!(app.rooms[&RoomId(2)].drafts.len(), 1);
+        app.on_event(Event::DraftEnded {
+            room: RoomId(2),
+            draft: 8,
+            seq: None,
+        });
+        assert!(app.rooms[&RoomId(2)].drafts.is_empty());
+        app.on_event(draft(42, 1, "a room I am not in"));
+    }
+
+    #[test]
+    fn drafts_are_bounded_and_dropped_on_disconnect() {
+        let mut app = logged_in_app();
+        for id in 0..20 {
+            app.on_event(draft(1, id, "x"));
+        }
+        let room = &app.rooms[&RoomId(1)];
+        assert_eq!(room.drafts.len(), MAX_DRAFTS);
+        assert!(room.drafts.contains_key(&19), "the newest stay");
+        app.disconnected("lost".into(), 0);
+        assert!(app.rooms[&RoomId(1)].drafts.is_empty());
+    }
+
+    #[test]
+    fn slash_ai_asks_the_bot_in_the_current_room() {
+        let mut app = logged_in_app();
+        app.input.set_text("/ai what changed today?");
+        assert_eq!(
+            app.submit_input(),
+            vec![Action::Send {
+                room: RoomId(1),
+                text: "@ai what changed today?".into()
+            }]
+        );
+        app.input.set_text("/ai clear");
+        assert_eq!(
+            app.submit_input(),
+            vec![Action::Send {
+                room: RoomId(1),
+                text: "@ai clear".into()
+            }]
+        );
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub enum Command {
     Files,
     /// Delete my newest message in the current room.
     Delete,
+    /// Ask the AI bot in the current room (posted as `@ai …`).
+    Ai(String),
 }
 
 /// One line of `/help`: the command, its arguments, what it does.
@@ -136,6 +138,11 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "cancel transfer N, or the newest (resumable)",
     ),
     ("/delete", "", "delete your newest message here"),
+    (
+        "/ai",
+        "QUESTION|status|clear",
+        "ask the AI bot here (as @ai …); /msg ai for a private chat",
+    ),
     ("/who", "", "members of the current room (alias /list -s)"),
     (
         "/rooms",
@@ -307,6 +314,9 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "transfers" => none(Command::Transfers, "/transfers"),
         "files" => none(Command::Files, "/files"),
         "delete" => none(Command::Delete, "/delete"),
+        "ai" => Ok(Command::Ai(
+            rest_text(rest).unwrap_or_else(|| "help".into()),
+        )),
         "who" | "names" => none(Command::Who, "/who"),
         "rooms" => none(Command::Rooms, "/rooms"),
         "users" => none(Command::Users, "/users"),
@@ -332,6 +342,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
 
 /// Every command name and alias, for completion.
 const NAMES: &[&str] = &[
+    "/ai",
     "/away",
     "/back",
     "/cancel",
@@ -505,6 +516,16 @@ mod tests {
                 reason: Some("spamming links".into())
             })
         );
+    }
+
+    #[test]
+    fn ai_questions_and_commands_parse() {
+        assert_eq!(
+            parse("/ai what did  we decide?"),
+            Ok(Command::Ai("what did  we decide?".into()))
+        );
+        assert_eq!(parse("/ai status"), Ok(Command::Ai("status".into())));
+        assert_eq!(parse("/ai"), Ok(Command::Ai("help".into())));
     }
 
     #[test]

@@ -436,6 +436,21 @@ pub fn timeline_rows(app: &App, room: &RoomState, width: u16) -> Vec<Line<'stati
         }
         rows.extend(wrap(&segments, width, indent));
     }
+    // Replies being written, after everything stored: dim, growing, marked with "…".
+    for draft in room.drafts.values() {
+        let prefix = format!("{} ", clock(app, app.now));
+        let indent = prefix.chars().count() + 2;
+        let style = dim().add_modifier(Modifier::ITALIC);
+        let segments = vec![
+            (prefix, dim()),
+            (
+                format!("{}: ", draft.sender_name),
+                Style::new().fg(name_colour(&draft.sender_name)),
+            ),
+            (format!("{} …", draft.text.trim_end()), style),
+        ];
+        rows.extend(wrap(&segments, width, indent));
+    }
     rows
 }
 

@@ -86,7 +86,10 @@ impl Conn {
         }
         auth::validate_username(&username)?;
         auth::validate_password(&password)?;
-        if self.shared.hub.user_by_name(&username).is_some() {
+        let ai = &self.shared.config.ai;
+        let reserved = ai.backend != crate::config::AiBackendKind::Off
+            && auth::name_key(&username) == auth::name_key(&ai.name);
+        if reserved || self.shared.hub.user_by_name(&username).is_some() {
             return Err(RequestError::new(
                 ErrorCode::UsernameTaken,
                 format!("the name {username:?} is taken"),

@@ -2,12 +2,13 @@
 
 use chatroom_protocol::codec::encode_frame;
 use chatroom_protocol::{
-    ErrorCode, Event, HistoryAnchor, MessageKind, PresenceStatus, Response, RoomId, SentMessage,
-    Seq, ServerFrame,
+    ErrorCode, Event, HistoryAnchor, MessageKind, PresenceStatus, Response, RoomId, RoomKind,
+    SentMessage, Seq, ServerFrame,
 };
 use std::time::{Duration, Instant};
 
 use super::Conn;
+use crate::ai::Job;
 use crate::error::{RequestError, RequestResult};
 use crate::storage::{Outcome, UserRow, WriteOp, reads};
 
@@ -24,7 +25,7 @@ impl Conn {
         room: RoomId,
         text: String,
     ) -> RequestResult<Option<Response>> {
-        self.member_room(me, room)?;
+        let (view, _) = self.member_room(me, room)?;
         if text.trim().is_empty() {
             return Err(RequestError::new(
                 ErrorCode::MessageEmpty,
@@ -53,6 +54,15 @@ impl Conn {
             ids.retain(|id| *id != me.id);
             ids
         };
+        // Asking the AI bot is decided here, on the connection task, from the mentions already
+        // parsed; the bot hears of it only once the message is committed.
+        let ai = self
+            .shared
+            .ai
+            .as_ref()
+            .filter(|ai| ai.is_asked(&view, me.id, &mention_keys))
+            .cloned();
+        let direct = view.row.kind == RoomKind::Direct;
         let hub = self.shared.hub.clone();
         let outlet = self.outlet.clone();
         let max_frame = self.shared.config.limits.max_frame_bytes;
@@ -78,6 +88,16 @@ impl Conn {
                                 seq: message.seq,
                                 ts: message.ts,
                             };
+                            if let Some(ai) = &ai {
+                                ai.submit(Job {
+                                    room,
+                                    direct,
+                                    seq: message.seq,
+                                    asker: message.sender,
+                                    asker_name: message.sender_name.clone(),
+                                    text: message.text.clone(),
+                                });
+                            }
                             if let Some(frame) = hub.encode_event(&Event::Message(message)) {
                                 hub.defer_broadcast(room, frame);
                             }

@@ -7,10 +7,12 @@
 //! - [`reads`]: a few read-only connections, used off the async threads, for history, room
 //!   lists and logins.
 //! - [`schema`]: the tables and migrations.
+//! - [`ai`]: the AI bot's account, context reads and `/ai clear` points.
 //!
 //! WAL mode, `synchronous=FULL` unless configured otherwise, foreign keys on. Every statement
 //! binds its inputs as parameters; no SQL is built from input.
 
+pub mod ai;
 pub mod reads;
 pub mod schema;
 pub mod writer;
@@ -86,6 +88,8 @@ pub struct Snapshot {
     pub members: Vec<(RoomId, UserId, RoomRole)>,
     /// The newest seq of every room that has messages.
     pub latest_seqs: HashMap<RoomId, Seq>,
+    /// The AI bot's account, when the bot is on (see [`ai::ensure_bot_account`]).
+    pub bot: Option<UserRow>,
 }
 
 /// The storage layer: the writer thread's queue and the read pool.
@@ -106,7 +110,20 @@ pub fn open(
     let path = config.database_path();
     let mut conn = open_read_write(&path, config.synchronous)?;
     schema::migrate(&mut conn)?;
-    let snapshot = reads::snapshot(&conn)?;
+    let bot = if config.ai.backend == crate::config::AiBackendKind::Off {
+        None
+    } else {
+        let bot = ai::ensure_bot_account(&conn, &config.ai.name)?;
+        if bot.is_none() {
+            tracing::error!(
+                name = %config.ai.name,
+                "a person holds the AI bot's name; the bot stays off (choose another --ai-name)"
+            );
+        }
+        bot
+    };
+    let mut snapshot = reads::snapshot(&conn)?;
+    snapshot.bot = bot;
     let reads = Arc::new(ReadPool::open(&path, 4)?);
     let (writer, thread) = writer::start(conn, snapshot.latest_seqs.clone())?;
     Ok((Storage { writer, reads }, snapshot, thread))

@@ -102,6 +102,16 @@ const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE messages ADD COLUMN file_id INTEGER;
     "#,
+    // 3: the AI bot. Bot accounts are marked (they cannot log in, and do not count as "the
+    // first account" that becomes admin); `/ai clear` keeps, per room, the seq after which
+    // the bot's context starts.
+    r#"
+    ALTER TABLE users ADD COLUMN is_bot INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE ai_context_starts (
+        room_id   INTEGER PRIMARY KEY REFERENCES rooms(id) ON DELETE CASCADE,
+        after_seq INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

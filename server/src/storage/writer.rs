@@ -218,6 +218,13 @@ pub enum WriteOp {
         /// Where a blob would be removed.
         store: FileStore,
     },
+    /// Start the AI bot's context for a room after `after_seq` (`/ai clear`). → [`Outcome::Done`]
+    SetAiContextStart {
+        /// The room.
+        room: RoomId,
+        /// Messages up to this seq are forgotten by the bot.
+        after_seq: Seq,
+    },
 }
 
 /// What a committed op produced.
@@ -511,8 +518,12 @@ fn apply(
                 AdminGrant::Yes => true,
                 AdminGrant::No => false,
                 AdminGrant::IfFirst => {
-                    let any: bool =
-                        conn.query_row("SELECT EXISTS (SELECT 1 FROM users)", [], |r| r.get(0))?;
+                    // The AI bot's account does not count: the first person is the admin.
+                    let any: bool = conn.query_row(
+                        "SELECT EXISTS (SELECT 1 FROM users WHERE is_bot = 0)",
+                        [],
+                        |r| r.get(0),
+                    )?;
                     !any
                 }
             };
@@ -998,6 +1009,14 @@ fn apply(
                 params![room.0 as i64, *seq as i64],
             )?;
             Ok(Outcome::MessageDeleted { orphan })
+        }
+        WriteOp::SetAiContextStart { room, after_seq } => {
+            conn.execute(
+                "INSERT INTO ai_context_starts (room_id, after_seq) VALUES (?1, ?2) \
+                 ON CONFLICT (room_id) DO UPDATE SET after_seq = MAX(after_seq, excluded.after_seq)",
+                params![room.0 as i64, *after_seq as i64],
+            )?;
+            Ok(Outcome::Done)
         }
     }
 }

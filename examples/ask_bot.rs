@@ -1,0 +1,98 @@
+//! An `!ask` bot on the `chatroom-protocol` client: it logs in (registering on first run) and,
+//! in every room it is a member of, relays `!ask QUESTION` to an OpenAI-compatible endpoint
+//! and posts the answer — the server's built-in AI bot's pattern, from outside the server.
+//!
+//! ```text
+//! ASK_BOT_ENDPOINT=http://192.168.1.20:11434/v1 ASK_BOT_MODEL=llama3.2 \
+//!     cargo run --example ask_bot -- 127.0.0.1:8888 ask-bot
+//! ```
+//! The password comes from `CHATROOM_PASSWORD` (default: "ask-bot-password"), the API key (if
+//! the endpoint wants one) from `CHATROOM_AI_API_KEY`. Invite the bot to a room with
+//! `/invite ask-bot`.
+//!
+//! Like the server's bot it never blocks its event loop: each question runs in its own task,
+//! at most two at a time (others are told to wait), each bounded by the backend's timeouts.
+
+use chatroom_ai::openai::{ApiKey, OpenAi, OpenAiConfig};
+use chatroom_ai::{Backend, Prompt, RoomFacts};
+use chatroom_protocol::{Event, MessageKind, client::Client};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let server = args.next().unwrap_or_else(|| "127.0.0.1:8888".into());
+    let name = args.next().unwrap_or_else(|| "ask-bot".into());
+    let password = std::env::var("CHATROOM_PASSWORD").unwrap_or_else(|_| "ask-bot-password".into());
+    let endpoint =
+        std::env::var("ASK_BOT_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:11434/v1".into());
+    let model = std::env::var("ASK_BOT_MODEL").unwrap_or_else(|_| "llama3.2".into());
+
+    let mut config = OpenAiConfig::new(endpoint, model);
+    config.api_key = std::env::var("CHATROOM_AI_API_KEY")
+        .ok()
+        .and_then(|k| ApiKey::new(&k));
+    let backend = Arc::new(Backend::OpenAi(Box::new(OpenAi::new(config)?)));
+
+    let mut client = Client::connect(&server, "ask-bot").await?;
+    let me = match client.login(&name, &password).await {
+        Ok(session) => session.user,
+        Err(_) => client.register(&name, &password).await?.user,
+    };
+    println!(
+        "{} relays !ask to {} ({})",
+        me.username,
+        backend.model(),
+        backend.kind()
+    );
+
+    let max_chars = client.welcome().limits.max_message_chars as usize;
+    let slots = Arc::new(Semaphore::new(2));
+    let handle = client.handle();
+    while let Some(event) = client.next_event().await {
+        let Event::Message(message) = event else {
+            continue;
+        };
+        if message.kind != MessageKind::Text || message.sender == me.id {
+            continue;
+        }
+        let Some(question) = message.text.strip_prefix("!ask ") else {
+            continue;
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            handle
+                .send_message(message.room, "busy; ask again in a moment")
+                .await?;
+            continue;
+        };
+        let prompt = Prompt {
+            system: "You answer questions in a team chat, briefly.".into(),
+            bot_name: me.username.clone(),
+            asker: message.sender_name.clone(),
+            question: question.to_string(),
+            history: Vec::new(),
+            room: RoomFacts::default(),
+        };
+        let (backend, handle) = (Arc::clone(&backend), handle.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut reply = backend.ask(prompt);
+            let mut text = String::new();
+            let answer = loop {
+                match reply.next().await {
+                    Some(Ok(delta)) => text.push_str(&delta),
+                    Some(Err(e)) => break format!("no answer: {e}"),
+                    None => break text,
+                }
+            };
+            let answer = chatroom_ai::truncate_chars(answer.trim(), max_chars);
+            if !answer.is_empty()
+                && let Err(e) = handle.send_message(message.room, answer).await
+            {
+                eprintln!("cannot post the answer: {e}");
+            }
+        });
+    }
+    Ok(())
+}

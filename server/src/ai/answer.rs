@@ -1,0 +1,215 @@
+//! One answer, start to finish, holding one of the bot's slots: the circuit breaker's
+//! admission, the context read from storage, the backend's stream shown to the room as drafts
+//! (at most one update per `draft_interval_ms`), then the reply stored once — or, on failure,
+//! the draft withdrawn and a short notice posted.
+
+use chatroom_ai::{AiError, ContextMessage, MemberFact, Presence, Prompt, Reply, RoomFacts};
+use chatroom_protocol::{MessageKind, PresenceStatus};
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+
+use super::guard::Admission;
+use super::{Inner, Job, question_of, speak, unavailable_text};
+use crate::storage::ai::context;
+
+/// Why an answer did not come.
+#[derive(Debug)]
+enum Failure {
+    /// The backend failed.
+    Ai(AiError),
+    /// The model said nothing.
+    Empty,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Ai(e) => e.fmt(f),
+            Failure::Empty => f.write_str("the model returned an empty answer"),
+            Failure::Shutdown => f.write_str("the server is shutting down"),
+        }
+    }
+}
+
+/// Answers `job`; the slot is released when this returns.
+pub(super) async fn run(inner: Arc<Inner>, job: Job, _slot: OwnedSemaphorePermit) {
+    let admitted = inner.breaker().admit(std::time::Instant::now());
+    if let Admission::Unavailable { retry_in } = admitted {
+        speak::notice(
+            &inner,
+            job.room,
+            unavailable_text(&inner.bot.name, retry_in),
+        )
+        .await;
+        return;
+    }
+    let prompt = match prompt(&inner, &job).await {
+        Ok(prompt) => prompt,
+        Err(detail) => {
+            inner.breaker().abandoned();
+            tracing::error!(%detail, "reading the AI context failed");
+            let text = format!("{}: I could not read this room's history.", inner.bot.name);
+            speak::notice(&inner, job.room, text).await;
+            return;
+        }
+    };
+    let draft = inner.next_draft.fetch_add(1, Ordering::Relaxed);
+    let mut reply = inner.backend.ask(prompt);
+    let result = stream(&inner, &job, draft, &mut reply).await;
+    drop(reply); // Cancels the request if it is still going.
+    match result {
+        Ok(text) => {
+            inner.breaker().success();
+            speak::post(&inner, job.room, MessageKind::Text, text, Some(draft)).await;
+        }
+        Err(Failure::Shutdown) => {
+            inner.breaker().abandoned();
+            speak::abandon_draft(&inner, job.room, draft);
+        }
+        Err(failure) => {
+            let opened = {
+                let mut breaker = inner.breaker();
+                breaker.failure(std::time::Instant::now())
+            };
+            tracing::warn!(
+                error = %failure,
+                backend = inner.backend.kind(),
+                breaker_opened = opened,
+                "the AI could not answer"
+            );
+            speak::abandon_draft(&inner, job.room, draft);
+            let mut text = format!(
+                "{}: no answer for {} — {failure}.",
+                inner.bot.name, job.asker_name
+            );
+            if opened {
+                text.push_str(&format!(
+                    " Pausing the AI for {} s after repeated failures.",
+                    Duration::from_millis(inner.config.breaker_cooldown_ms)
+                        .as_secs_f32()
+                        .ceil() as u64
+                ));
+            }
+            speak::notice(&inner, job.room, text).await;
+        }
+    }
+}
+
+/// Reads the reply, sending drafts as it grows; returns the whole text, cut to the server's
+/// message limit.
+async fn stream(
+    inner: &Inner,
+    job: &Job,
+    draft: u64,
+    reply: &mut Reply,
+) -> Result<String, Failure> {
+    let interval = Duration::from_millis(inner.config.draft_interval_ms.max(1));
+    let max = inner.max_chars;
+    let mut text = String::new();
+    let mut chars = 0usize;
+    let mut last_sent: Option<Instant> = None;
+    let mut flush_at: Option<Instant> = None;
+    loop {
+        let due = flush_at;
+        tokio::select! {
+            biased;
+            _ = inner.shutdown.cancelled() => return Err(Failure::Shutdown),
+            _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                speak::draft(inner, job.room, draft, &text);
+                last_sent = Some(Instant::now());
+                flush_at = None;
+            }
+            next = reply.next() => match next {
+                None => break,
+                Some(Err(e)) => return Err(Failure::Ai(e)),
+                Some(Ok(delta)) => {
+                    // Keep one character beyond the limit, so the cut is visible.
+                    let room_left = (max + 1).saturating_sub(chars);
+                    let taken: String = delta.chars().take(room_left).collect();
+                    chars += taken.chars().count();
+                    text.push_str(&taken);
+                    if chars > max {
+                        break;
+                    }
+                    if flush_at.is_none() && !text.trim().is_empty() {
+                        let now = Instant::now();
+                        match last_sent {
+                            // The first words go out at once; later ones at most every interval.
+                            Some(t) if now < t + interval => flush_at = Some(t + interval),
+                            _ => {
+                                speak::draft(inner, job.room, draft, &text);
+                                last_sent = Some(now);
+                            }
+                        }
+                    }
+                }
+            },
+        }
+    }
+    let text = chatroom_ai::truncate_chars(text.trim(), max);
+    if text.is_empty() {
+        return Err(Failure::Empty);
+    }
+    Ok(text)
+}
+
+/// The prompt for `job`: the system prompt, the room's recent messages from storage (after its
+/// `/ai clear` point, within the count and character budget), the question, and the room.
+async fn prompt(inner: &Inner, job: &Job) -> Result<Prompt, String> {
+    let (room, before) = (job.room, job.seq);
+    let limit = inner.config.context_messages;
+    let budget = inner.config.context_chars as usize;
+    let rows = inner
+        .storage
+        .reads
+        .run(move |c| context(c, room, before, limit, budget))
+        .await
+        .map_err(|e| e.to_string())?;
+    let bot = &inner.bot;
+    let history = rows
+        .into_iter()
+        .map(|r| ContextMessage {
+            from_bot: r.sender == bot.id,
+            sender: r.sender_name,
+            text: r.text,
+            ts: r.ts,
+        })
+        .collect();
+    let view = inner.hub.room_view(room, bot.id);
+    let members = inner
+        .hub
+        .members(room)
+        .into_iter()
+        .map(|m| MemberFact {
+            name: m.user.username,
+            presence: match m.status {
+                PresenceStatus::Online => Presence::Online,
+                PresenceStatus::Away => Presence::Away,
+                PresenceStatus::Offline => Presence::Offline,
+            },
+        })
+        .collect();
+    Ok(Prompt {
+        system: inner.config.system_prompt.clone(),
+        bot_name: bot.name.clone(),
+        asker: job.asker_name.clone(),
+        question: question_of(&job.text, &bot.name_key),
+        history,
+        room: RoomFacts {
+            name: if job.direct {
+                job.asker_name.clone()
+            } else {
+                view.map(|v| v.row.name).unwrap_or_default()
+            },
+            direct: job.direct,
+            members,
+            total_messages: job.seq,
+        },
+    })
+}

@@ -1,0 +1,747 @@
+//! The AI bot through a real server: the built-in backend end to end, and the OpenAI-compatible
+//! backend against a small Chat Completions server (HTTP/1.1 + SSE) started here on 127.0.0.1.
+
+use crate::support::*;
+use chatroom_protocol::client::Client;
+use chatroom_protocol::{
+    ErrorCode, Event, Message, MessageKind, PresenceStatus, RoomId, Visibility,
+};
+use chatroom_server::config::AiBackendKind;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+const KEY: &str = "sk-test-SECRET-4f7a9c";
+
+async fn public_id(client: &Client) -> RoomId {
+    client
+        .my_rooms()
+        .await
+        .expect("rooms")
+        .into_iter()
+        .find(|r| r.name == "public")
+        .expect("public")
+        .id
+}
+
+/// The next message from the bot (text or notice), skipping everything else.
+async fn bot_message(client: &mut Client, room: RoomId) -> Message {
+    expect_event(client, |e| match e {
+        Event::Message(m) if m.room == room && m.sender_name == "ai" => Some(m),
+        _ => None,
+    })
+    .await
+}
+
+/// What the bot said about one question, as seen by a member: the drafts, the stored message,
+/// and the end of the draft.
+#[derive(Debug)]
+struct Answer {
+    drafts: Vec<String>,
+    message: Message,
+    ended: Option<Option<u64>>,
+}
+
+async fn answer(client: &mut Client, room: RoomId) -> Answer {
+    let mut drafts = Vec::new();
+    let mut message = None;
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match client.next_event().await.expect("connection open") {
+                Event::DraftUpdated(d) if d.room == room => drafts.push(d.text),
+                Event::Message(m) if m.room == room && m.sender_name == "ai" => {
+                    if m.kind == MessageKind::System {
+                        return Answer {
+                            drafts,
+                            message: m,
+                            ended: None,
+                        };
+                    }
+                    message = Some(m);
+                }
+                Event::DraftEnded { room: r, seq, .. } if r == room => {
+                    if let Some(m) = message.take() {
+                        return Answer {
+                            drafts,
+                            message: m,
+                            ended: Some(seq),
+                        };
+                    }
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the bot answers in time")
+}
+
+// ---- the built-in backend ----
+
+#[tokio::test]
+async fn builtin_answers_mentions_and_direct_messages_and_nothing_else() {
+    let server = TestServer::start().await;
+    let (mut alice, _) = server.user("alice").await;
+    let public = public_id(&alice).await;
+
+    // The bot is a member of public, online, and its name is taken.
+    let users = alice.list_users().await.expect("users");
+    let bot = users
+        .iter()
+        .find(|u| u.user.username == "ai")
+        .expect("the bot is listed");
+    assert_eq!(bot.status, PresenceStatus::Online);
+    let other = server.connect().await;
+    assert_eq!(
+        code_of(other.register("AI", PASSWORD).await),
+        ErrorCode::UsernameTaken
+    );
+    assert_eq!(
+        code_of(other.login("ai", "anything at all").await),
+        ErrorCode::InvalidCredentials
+    );
+
+    // Not triggers: a word containing "ai", an address, a question mark, a longer name.
+    for text in [
+        "email me the plan",
+        "I said it before, ai is hard",
+        "write to ai@example.com?",
+        "@aide are you there?",
+    ] {
+        alice.send_message(public, text).await.expect("send");
+    }
+    alice.send_message(public, "@ai who").await.expect("send");
+    let reply = answer(&mut alice, public).await;
+    assert!(
+        reply.message.text.starts_with("Online here"),
+        "the first thing the bot says answers the mention: {:?}",
+        reply.message.text
+    );
+    assert!(reply.message.text.contains("alice"));
+    assert_eq!(reply.message.kind, MessageKind::Text);
+    assert_eq!(reply.ended, Some(Some(reply.message.seq)));
+    let history = alice
+        .history(public, chatroom_protocol::HistoryAnchor::Latest, 50)
+        .await
+        .expect("history");
+    assert_eq!(
+        history
+            .messages
+            .iter()
+            .filter(|m| m.sender_name == "ai")
+            .count(),
+        1,
+        "stored once; the non-triggers got nothing"
+    );
+
+    // A direct chat: every message is for the bot.
+    let dm = alice.open_direct("ai").await.expect("open direct");
+    alice.send_message(dm.id, "stats").await.expect("send");
+    let reply = bot_message(&mut alice, dm.id).await;
+    assert!(
+        reply.text.starts_with("This chat: 1 message"),
+        "{}",
+        reply.text
+    );
+    alice
+        .send_message(dm.id, "what is the capital of France?")
+        .await
+        .expect("send");
+    let reply = bot_message(&mut alice, dm.id).await;
+    assert!(
+        reply.text.contains("--ai-backend openai"),
+        "an honest answer: {}",
+        reply.text
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_bot_can_be_invited_and_kicked_and_clear_persists() {
+    let server = TestServer::start().await;
+    let (mut alice, _) = server.user("alice").await;
+    let dev = alice
+        .create_room("dev", Visibility::Private)
+        .await
+        .expect("create");
+    alice.send_message(dev.id, "@ai who").await.expect("send");
+    alice.invite(dev.id, "ai").await.expect("invite the bot");
+    alice
+        .send_message(dev.id, "alpha release notes")
+        .await
+        .expect("send");
+    alice.send_message(dev.id, "@ai clear").await.expect("send");
+    let cleared = bot_message(&mut alice, dev.id).await;
+    assert!(
+        cleared.text.starts_with("Context cleared"),
+        "{}",
+        cleared.text
+    );
+    alice
+        .send_message(dev.id, "gamma deploy friday")
+        .await
+        .expect("send");
+
+    // The clear point survives a restart.
+    let server = server.restart().await;
+    let (mut alice, _) = server.login("alice").await;
+    alice
+        .send_message(dev.id, "@ai summary")
+        .await
+        .expect("send");
+    let summary = bot_message(&mut alice, dev.id).await;
+    assert!(
+        summary.text.starts_with("Summary of the last 1 message:"),
+        "only what came after the clear: {}",
+        summary.text
+    );
+    assert!(summary.text.contains("gamma deploy friday"));
+    let history = alice
+        .history(dev.id, chatroom_protocol::HistoryAnchor::Latest, 50)
+        .await
+        .expect("history");
+    assert!(
+        !history
+            .messages
+            .iter()
+            .any(|m| m.sender_name == "ai" && m.text.starts_with("Online")),
+        "the mention before the bot was invited was not answered"
+    );
+
+    alice
+        .kick(dev.id, "ai", Some("quiet please".into()))
+        .await
+        .expect("an owner can remove the bot");
+    let info = alice.room_info(dev.id).await.expect("info");
+    assert!(!info.members.iter().any(|m| m.user.username == "ai"));
+    server.stop().await;
+}
+
+// ---- a Chat Completions server for the tests ----
+
+/// A tiny OpenAI-compatible server. What it does depends on the question (the last message):
+/// `#500`, `#malformed`, `#stall` (one token, then nothing), `#silent` (headers, then
+/// nothing), `#trickle` (a token every 50 ms forever), `#gate` (waits for the test to open
+/// the gate), `#leak` (an error body that quotes the key); anything else streams
+/// "The answer is 42." in four pieces.
+#[derive(Clone)]
+struct FakeModel {
+    endpoint: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: Arc<AtomicUsize>,
+    gate: Arc<Semaphore>,
+}
+
+#[derive(Clone, Debug)]
+struct Recorded {
+    authorization: Option<String>,
+    body: serde_json::Value,
+}
+
+impl FakeModel {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let model = Self {
+            endpoint: format!("http://{addr}/v1"),
+            requests: Arc::default(),
+            in_flight: Arc::default(),
+            max_in_flight: Arc::default(),
+            gate: Arc::new(Semaphore::new(0)),
+        };
+        let server = model.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let server = server.clone();
+                tokio::spawn(async move {
+                    let now = server.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    server.max_in_flight.fetch_max(now, Ordering::SeqCst);
+                    let _ = server.serve(socket).await;
+                    server.in_flight.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        model
+    }
+
+    fn request_count(&self) -> usize {
+        self.requests.lock().expect("lock").len()
+    }
+
+    async fn serve(&self, mut socket: TcpStream) -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        let header_end = loop {
+            let mut chunk = [0u8; 4096];
+            let n = socket.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+        let header = |name: &str| {
+            head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+        };
+        assert!(
+            head.starts_with("POST /v1/chat/completions HTTP/1.1"),
+            "{head}"
+        );
+        let length: usize = header("content-length")
+            .and_then(|v| v.parse().ok())
+            .expect("content-length");
+        while buf.len() < header_end + length {
+            let mut chunk = [0u8; 4096];
+            let n = socket.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let body: serde_json::Value =
+            serde_json::from_slice(&buf[header_end..header_end + length]).expect("JSON body");
+        let question = body["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        self.requests.lock().expect("lock").push(Recorded {
+            authorization: header("authorization"),
+            body,
+        });
+
+        let sse_head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                        Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
+        let delta = |text: &str| {
+            format!(
+                "data: {}\n\n",
+                serde_json::json!({"choices":[{"index":0,"delta":{"content":text}}]})
+            )
+        };
+        if question.contains("#500") {
+            let body = "{\"error\":{\"message\":\"boom\"}}";
+            let reply = format!(
+                "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(reply.as_bytes()).await?;
+        } else if question.contains("#leak") {
+            let body =
+                format!("{{\"error\":{{\"message\":\"Incorrect API key provided: {KEY}\"}}}}");
+            let reply = format!(
+                "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(reply.as_bytes()).await?;
+        } else if question.contains("#malformed") {
+            socket.write_all(sse_head.as_bytes()).await?;
+            socket
+                .write_all(b"data: {\"choices\": [ this is not json\n\n")
+                .await?;
+        } else if question.contains("#stall") {
+            socket.write_all(sse_head.as_bytes()).await?;
+            socket.write_all(delta("I was about to").as_bytes()).await?;
+            std::future::pending::<()>().await;
+        } else if question.contains("#silent") {
+            socket.write_all(sse_head.as_bytes()).await?;
+            std::future::pending::<()>().await;
+        } else if question.contains("#trickle") {
+            socket.write_all(sse_head.as_bytes()).await?;
+            loop {
+                socket.write_all(delta("more ").as_bytes()).await?;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        } else {
+            if question.contains("#gate") {
+                self.gate.acquire().await.expect("gate").forget();
+            }
+            socket.write_all(sse_head.as_bytes()).await?;
+            socket
+                .write_all(b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n")
+                .await?;
+            for piece in ["The ", "answer ", "is ", "42."] {
+                socket.write_all(delta(piece).as_bytes()).await?;
+                socket.flush().await?;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            socket
+                .write_all(
+                    b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
+                )
+                .await?;
+        }
+        socket.shutdown().await
+    }
+}
+
+async fn openai_server(
+    model: &FakeModel,
+    adjust: impl FnOnce(&mut chatroom_server::Config),
+) -> TestServer {
+    let endpoint = model.endpoint.clone();
+    TestServer::start_with(move |c| {
+        c.ai.backend = AiBackendKind::Openai;
+        c.ai.endpoint = endpoint;
+        c.ai.model = "test-model".into();
+        c.ai.api_key = chatroom_ai::openai::ApiKey::new(KEY);
+        c.ai.connect_timeout_ms = 2_000;
+        c.ai.first_token_timeout_ms = 500;
+        c.ai.total_timeout_ms = 3_000;
+        c.ai.draft_interval_ms = 10;
+        c.ai.user_per_minute = 0;
+        c.ai.room_per_minute = 0;
+        c.ai.breaker_failures = 100;
+        c.limits.message_burst = 200;
+        adjust(c);
+    })
+    .await
+}
+
+const ANSWER: &str = "The answer is 42.";
+
+#[tokio::test]
+async fn a_streamed_answer_arrives_whole_and_in_order() {
+    let model = FakeModel::start().await;
+    let server = openai_server(&model, |_| {}).await;
+    let (mut alice, _) = server.user("alice").await;
+    let (bob, _) = server.user("bob").await;
+    let public = public_id(&alice).await;
+    bob.send_message(public, "the deploy is at 5")
+        .await
+        .expect("send");
+    alice
+        .send_message(public, "@ai when is the deploy?")
+        .await
+        .expect("send");
+    let reply = answer(&mut alice, public).await;
+    assert_eq!(reply.message.text, ANSWER);
+    assert_eq!(reply.message.kind, MessageKind::Text);
+    assert_eq!(reply.ended, Some(Some(reply.message.seq)));
+    assert!(!reply.drafts.is_empty(), "the answer streamed as drafts");
+    for pair in reply.drafts.windows(2) {
+        assert!(
+            pair[1].starts_with(&pair[0]),
+            "drafts grow: {:?}",
+            reply.drafts
+        );
+    }
+    assert!(ANSWER.starts_with(reply.drafts.last().expect("a draft").as_str()));
+
+    let requests = model.requests.lock().expect("lock").clone();
+    assert_eq!(requests.len(), 1);
+    let sent = &requests[0];
+    assert_eq!(
+        sent.authorization.as_deref(),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    assert_eq!(sent.body["stream"], true);
+    assert_eq!(sent.body["model"], "test-model");
+    let contents: Vec<&str> = sent.body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    assert!(
+        contents.contains(&"bob: the deploy is at 5"),
+        "{contents:?}"
+    );
+    assert_eq!(contents.last(), Some(&"alice: when is the deploy?"));
+
+    let history = alice
+        .history(public, chatroom_protocol::HistoryAnchor::Latest, 10)
+        .await
+        .expect("history");
+    let stored: Vec<&str> = history
+        .messages
+        .iter()
+        .filter(|m| m.sender_name == "ai")
+        .map(|m| m.text.as_str())
+        .collect();
+    assert_eq!(stored, [ANSWER], "stored once");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn failures_give_a_notice_and_free_the_slot() {
+    let model = FakeModel::start().await;
+    let server = openai_server(&model, |c| c.ai.max_concurrent = 1).await;
+    let (mut alice, _) = server.user("alice").await;
+    let public = public_id(&alice).await;
+    for (question, expected) in [
+        ("#500", "HTTP 500"),
+        ("#malformed", "not a chat completion"),
+        ("#stall", "stopped answering midway"),
+        ("#silent", "did not start answering in time"),
+        ("#trickle", "took too long"),
+    ] {
+        alice
+            .send_message(public, format!("@ai {question}"))
+            .await
+            .expect("send");
+        let reply = answer(&mut alice, public).await;
+        assert_eq!(reply.message.kind, MessageKind::System, "{question}");
+        assert!(
+            reply.message.text.contains(expected),
+            "{question}: {}",
+            reply.message.text
+        );
+        assert!(reply.message.text.contains("alice"));
+    }
+    // The one slot is free again: a good question gets its answer.
+    alice.send_message(public, "@ai hello").await.expect("send");
+    let reply = answer(&mut alice, public).await;
+    assert_eq!(reply.message.text, ANSWER);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_breaker_opens_after_repeated_failures_and_closes_after_the_cooldown() {
+    let model = FakeModel::start().await;
+    let server = openai_server(&model, |c| {
+        c.ai.breaker_failures = 2;
+        c.ai.breaker_cooldown_ms = 1_500;
+    })
+    .await;
+    let (mut alice, _) = server.user("alice").await;
+    let public = public_id(&alice).await;
+    alice.send_message(public, "@ai #500").await.expect("send");
+    let first = bot_message(&mut alice, public).await;
+    assert!(!first.text.contains("Pausing"), "{}", first.text);
+    alice.send_message(public, "@ai #500").await.expect("send");
+    let second = bot_message(&mut alice, public).await;
+    assert!(second.text.contains("Pausing the AI"), "{}", second.text);
+    let calls = model.request_count();
+    assert_eq!(calls, 2);
+
+    // Open: the model is not called, and the room is told.
+    alice.send_message(public, "@ai hello").await.expect("send");
+    let refused = bot_message(&mut alice, public).await;
+    assert!(refused.text.contains("unavailable"), "{}", refused.text);
+    alice
+        .send_message(public, "@ai status")
+        .await
+        .expect("send");
+    let status = bot_message(&mut alice, public).await;
+    assert!(
+        status.text.contains("unavailable after 2 failures"),
+        "{}",
+        status.text
+    );
+    assert_eq!(model.request_count(), calls, "no call while open");
+
+    // After the cool-down a probe goes through, and its success closes the breaker.
+    let mut answered = None;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        alice.send_message(public, "@ai hello").await.expect("send");
+        let reply = answer(&mut alice, public).await;
+        if reply.message.kind == MessageKind::Text {
+            answered = Some(reply.message.text);
+            break;
+        }
+    }
+    assert_eq!(answered.as_deref(), Some(ANSWER));
+    alice
+        .send_message(public, "@ai status")
+        .await
+        .expect("send");
+    let status = bot_message(&mut alice, public).await;
+    assert!(status.text.contains("healthy"), "{}", status.text);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_concurrency_limit_holds_and_the_room_keeps_chatting_while_the_model_is_slow() {
+    let model = FakeModel::start().await;
+    let server = openai_server(&model, |c| c.ai.max_concurrent = 2).await;
+    let (mut alice, _) = server.user("alice").await;
+    let (mut bob, _) = server.user("bob").await;
+    let public = public_id(&alice).await;
+    for i in 0..5 {
+        alice
+            .send_message(public, format!("@ai #gate question {i}"))
+            .await
+            .expect("send");
+    }
+    // Two requests reach the model and wait there; the others wait in the bot's line.
+    tokio::time::timeout(PATIENCE, async {
+        while model.in_flight.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("two requests in flight");
+
+    // Meanwhile the room chats as usual: every message arrives.
+    for i in 0..20 {
+        let (from, to) = if i % 2 == 0 {
+            (&alice, &mut bob)
+        } else {
+            (&bob, &mut alice)
+        };
+        let text = format!("chat {i} while the model thinks");
+        from.send_message(public, text.clone()).await.expect("send");
+        expect_message(to, &text).await;
+    }
+    assert_eq!(
+        model.in_flight.load(Ordering::SeqCst),
+        2,
+        "still only two at the model"
+    );
+    model.gate.add_permits(5);
+    let mut answers = 0;
+    while answers < 5 {
+        let m = bot_message(&mut alice, public).await;
+        assert_eq!(m.text, ANSWER);
+        answers += 1;
+    }
+    assert_eq!(model.max_in_flight.load(Ordering::SeqCst), 2);
+    assert_eq!(model.request_count(), 5);
+    server.stop().await;
+}
+
+/// Collects every log line of this test's thread.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_key_appears_in_no_message_and_no_log_line() {
+    // A current-thread runtime: the server, the bot and the HTTP client all log on this thread.
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let model = FakeModel::start().await;
+    let server = openai_server(&model, |_| {}).await;
+    let (mut alice, _) = server.user("alice").await;
+    let public = public_id(&alice).await;
+    for question in ["@ai #leak", "@ai #500", "@ai status", "@ai hello"] {
+        alice.send_message(public, question).await.expect("send");
+        bot_message(&mut alice, public).await;
+    }
+    let history = alice
+        .history(public, chatroom_protocol::HistoryAnchor::Latest, 50)
+        .await
+        .expect("history");
+    let bot_said: Vec<&str> = history
+        .messages
+        .iter()
+        .filter(|m| m.sender_name == "ai")
+        .map(|m| m.text.as_str())
+        .collect();
+    assert_eq!(bot_said.len(), 4, "{bot_said:?}");
+    assert!(bot_said[0].contains("HTTP 401"), "{}", bot_said[0]);
+    assert!(
+        bot_said
+            .iter()
+            .all(|t| !t.contains(KEY) && !t.contains("SECRET"))
+    );
+    server.stop().await;
+
+    let logs = String::from_utf8_lossy(&logs.0.lock().expect("lock")).to_string();
+    assert!(
+        logs.contains("the AI could not answer"),
+        "the capture works: {} bytes",
+        logs.len()
+    );
+    assert!(!logs.contains(KEY), "the key leaked into the logs");
+    assert!(!logs.contains("SECRET"));
+}
+
+#[tokio::test]
+async fn rate_limits_are_announced_once_per_window() {
+    let server = TestServer::start_with(|c| {
+        c.ai.user_per_minute = 1;
+        c.ai.room_per_minute = 0;
+    })
+    .await;
+    let (mut alice, _) = server.user("alice").await;
+    let (mut bob, _) = server.user("bob").await;
+    let public = public_id(&alice).await;
+    alice.send_message(public, "@ai who").await.expect("send");
+    let first = bot_message(&mut alice, public).await;
+    assert!(first.text.starts_with("Online here"), "{}", first.text);
+    alice.send_message(public, "@ai stats").await.expect("send");
+    let limited = bot_message(&mut alice, public).await;
+    assert_eq!(limited.kind, MessageKind::System);
+    assert!(
+        limited.text.contains("alice is asking too often"),
+        "{}",
+        limited.text
+    );
+    // Said once: the next refusal is silent, and other users are not limited.
+    alice.send_message(public, "@ai stats").await.expect("send");
+    bob.send_message(public, "@ai stats").await.expect("send");
+    // Bob saw everything the bot said, up to the answer to his own question.
+    let mut said = Vec::new();
+    loop {
+        let m = bot_message(&mut bob, public).await;
+        let done = m.text.starts_with("#public:");
+        said.push(m.text);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(said.len(), 3, "{said:?}");
+    assert_eq!(
+        said.iter()
+            .filter(|t| t.contains("asking too often"))
+            .count(),
+        1,
+        "{said:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_silent_model() {
+    let model = FakeModel::start().await;
+    let server = openai_server(&model, |c| {
+        c.ai.first_token_timeout_ms = 600_000;
+        c.ai.total_timeout_ms = 600_000;
+    })
+    .await;
+    let (alice, _) = server.user("alice").await;
+    let public = public_id(&alice).await;
+    alice
+        .send_message(public, "@ai #silent")
+        .await
+        .expect("send");
+    tokio::time::timeout(PATIENCE, async {
+        while model.request_count() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the request reaches the model");
+    // `stop` fails the test if the server does not finish within its patience.
+    server.stop().await;
+}
