@@ -329,7 +329,7 @@ mod tests {
             sender: UserId(2),
             sender_name: "alice".into(),
             ts: 0,
-            kind: MessageKind::File(file),
+            kind: MessageKind::File(Box::new(file)),
             text: "report.pdf".into(),
         };
         assert_eq!(

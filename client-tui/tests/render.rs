@@ -191,12 +191,12 @@ fn file_message(
     size: u64,
 ) -> Message {
     Message {
-        kind: MessageKind::File(FileRef {
+        kind: MessageKind::File(Box::new(FileRef {
             id: FileId(id),
             name: name.into(),
             size,
             sha256: [7; 32],
-        }),
+        })),
         ..message(seq, from, minute, name)
     }
 }

@@ -310,55 +310,35 @@ async fn read_loop(
     events: mpsc::Sender<Event>,
     closing: CancellationToken,
 ) {
-    let reason = loop {
+    let reason = 'connection: loop {
+        // Handle every frame already buffered before waiting on the socket again: a busy
+        // connection then costs one decode and one queue push per event, not a `select!`.
+        loop {
+            let frame = match codec.decode(&mut buf) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                // A frame from a newer server (an event variant this build does not know): the
+                // length prefix keeps the stream in step, so skip it and carry on.
+                Err(CodecError::Malformed(_)) => continue,
+                Err(e) => {
+                    break 'connection Some(ErrorBody::new(ErrorCode::Internal, e.to_string()));
+                }
+            };
+            if let Some(reason) = handle_frame(frame, &shared, &events, &closing).await {
+                break 'connection reason;
+            }
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(READ_BUFFER);
+        }
         let read = tokio::select! {
             _ = closing.cancelled() => break None,
-            read = read_frame(&mut read, &mut codec, &mut buf) => read,
+            read = read.read_buf(&mut buf) => read,
         };
-        let frame = match read {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break None,
-            // A frame from a newer server (an event variant this build does not know): the
-            // length prefix keeps the stream in step, so skip it and carry on.
-            Err(ClientError::Codec(CodecError::Malformed(_))) => continue,
+        match read {
+            Ok(0) => break None,
+            Ok(_) => {}
             Err(e) => break Some(ErrorBody::new(ErrorCode::Internal, e.to_string())),
-        };
-        match frame {
-            ServerFrame::Response { id, result } => {
-                let waiter = shared
-                    .pending
-                    .lock()
-                    .ok()
-                    .and_then(|mut p| p.as_mut().and_then(|p| p.remove(&id)));
-                if let Some(waiter) = waiter {
-                    // The requester may have timed out and gone; nothing to do then.
-                    let _ = waiter.send(result);
-                }
-            }
-            ServerFrame::Event(event) => {
-                // Waits while the event queue is full (back-pressure up to the server, which
-                // drops a client that stays behind); if nobody reads events at all the receiver
-                // is gone and events are discarded, while responses keep flowing.
-                tokio::select! {
-                    _ = closing.cancelled() => break None,
-                    _ = events.send(event) => {}
-                }
-            }
-            ServerFrame::Ping { nonce } => {
-                // A full queue means frames are going out anyway, and any frame counts as
-                // liveness; the pong may be skipped then.
-                if let Ok(pong) = encode_frame(&ClientFrame::Pong { nonce }, shared.max_frame_bytes)
-                {
-                    let _ = shared.outbound.try_send(pong);
-                }
-            }
-            ServerFrame::Error(e) => break Some(e),
-            ServerFrame::Welcome(_) => {
-                break Some(ErrorBody::new(
-                    ErrorCode::BadRequest,
-                    "server sent a second Welcome",
-                ));
-            }
         }
     };
     if let Ok(mut slot) = shared.close_reason.lock() {
@@ -369,6 +349,56 @@ async fn read_loop(
         *pending = None;
     }
     closing.cancel();
+}
+
+/// Routes one frame. `Some(reason)` ends the connection (`None` inside: closed locally).
+async fn handle_frame(
+    frame: ServerFrame,
+    shared: &Shared,
+    events: &mpsc::Sender<Event>,
+    closing: &CancellationToken,
+) -> Option<Option<ErrorBody>> {
+    match frame {
+        ServerFrame::Response { id, result } => {
+            let waiter = shared
+                .pending
+                .lock()
+                .ok()
+                .and_then(|mut p| p.as_mut().and_then(|p| p.remove(&id)));
+            if let Some(waiter) = waiter {
+                // The requester may have timed out and gone; nothing to do then.
+                let _ = waiter.send(result);
+            }
+        }
+        ServerFrame::Event(event) => match events.try_send(event) {
+            // If nobody reads events at all the receiver is gone and events are discarded,
+            // while responses keep flowing.
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            // A full queue: wait (back-pressure up to the server, which drops a client that
+            // stays behind).
+            Err(mpsc::error::TrySendError::Full(event)) => {
+                tokio::select! {
+                    _ = closing.cancelled() => return Some(None),
+                    _ = events.send(event) => {}
+                }
+            }
+        },
+        ServerFrame::Ping { nonce } => {
+            // A full queue means frames are going out anyway, and any frame counts as
+            // liveness; the pong may be skipped then.
+            if let Ok(pong) = encode_frame(&ClientFrame::Pong { nonce }, shared.max_frame_bytes) {
+                let _ = shared.outbound.try_send(pong);
+            }
+        }
+        ServerFrame::Error(e) => return Some(Some(e)),
+        ServerFrame::Welcome(_) => {
+            return Some(Some(ErrorBody::new(
+                ErrorCode::BadRequest,
+                "server sent a second Welcome",
+            )));
+        }
+    }
+    None
 }
 
 async fn write_loop(

@@ -569,8 +569,10 @@ pub enum MessageKind {
     Text,
     /// Written by the server about the room (joins, topic changes, kicks); `sender` is the actor.
     System,
-    /// A file posted by `sender`; the text is a one-line description for display.
-    File(FileRef),
+    /// A file posted by `sender`; the text is a one-line description for display. (Boxed so
+    /// that the common text message stays small in memory; on the wire it is just the
+    /// `FileRef`.)
+    File(Box<FileRef>),
     /// A message that was deleted; its text is empty.
     Deleted,
 }
@@ -826,4 +828,17 @@ pub enum ErrorCode {
     UploadNotFound,
     /// A chunk was out of order, too large, or beyond the offered size.
     BadChunk,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every delivered message is decoded into a `Message` and moved through queues; a rare
+    /// variant must not make the common one bigger.
+    #[test]
+    fn a_message_stays_small_in_memory() {
+        assert!(std::mem::size_of::<MessageKind>() <= 16);
+        assert!(std::mem::size_of::<Message>() <= 112);
+    }
 }

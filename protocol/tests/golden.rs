@@ -878,12 +878,12 @@ fn message_kind_variant_indices() {
         &[
             MessageKind::Text,
             MessageKind::System,
-            MessageKind::File(FileRef {
+            MessageKind::File(Box::new(FileRef {
                 id: FileId(1),
                 name: "a.txt".to_owned(),
                 size: 1,
                 sha256: [0; 32],
-            }),
+            })),
             MessageKind::Deleted,
         ],
     );

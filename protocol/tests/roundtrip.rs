@@ -175,7 +175,7 @@ fn message_kind() -> BoxedStrategy<MessageKind> {
     prop_oneof![
         Just(MessageKind::Text),
         Just(MessageKind::System),
-        file_ref().prop_map(MessageKind::File),
+        file_ref().prop_map(|f| MessageKind::File(Box::new(f))),
         Just(MessageKind::Deleted),
     ]
     .boxed()

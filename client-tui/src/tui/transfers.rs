@@ -136,7 +136,7 @@ impl App {
         self.rooms.values().find_map(|r| {
             r.timeline.values().find_map(|e| match e {
                 Entry::Message(m) => match &m.kind {
-                    MessageKind::File(f) if f.id == file => Some(f),
+                    MessageKind::File(f) if f.id == file => Some(&**f),
                     _ => None,
                 },
                 Entry::Notice { .. } => None,
@@ -152,7 +152,7 @@ impl App {
             .rev()
             .find_map(|e| match e {
                 Entry::Message(m) => match &m.kind {
-                    MessageKind::File(f) => Some(f),
+                    MessageKind::File(f) => Some(&**f),
                     _ => None,
                 },
                 Entry::Notice { .. } => None,
@@ -342,12 +342,12 @@ mod tests {
             (1, MessageKind::Text),
             (
                 2,
-                MessageKind::File(FileRef {
+                MessageKind::File(Box::new(FileRef {
                     id: FileId(7),
                     name: "report.pdf".into(),
                     size: 1000,
                     sha256: [0; 32],
-                }),
+                })),
             ),
             (3, MessageKind::Text),
         ] {

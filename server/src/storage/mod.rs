@@ -201,7 +201,7 @@ pub(crate) fn message_kind_from_sql(v: i64, file: Option<FileRef>) -> MessageKin
     match (v, file) {
         (0, _) => MessageKind::Text,
         (1, _) => MessageKind::System,
-        (2, Some(file)) => MessageKind::File(file),
+        (2, Some(file)) => MessageKind::File(Box::new(file)),
         _ => MessageKind::Deleted,
     }
 }

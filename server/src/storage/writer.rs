@@ -944,12 +944,12 @@ fn apply(
                 sender: *user,
                 sender_name: user_name.clone(),
                 ts: now as UnixMillis,
-                kind: MessageKind::File(FileRef {
+                kind: MessageKind::File(Box::new(FileRef {
                     id: file,
                     name: name.clone(),
                     size: *size,
                     sha256: *sha256,
-                }),
+                })),
                 text: text.clone(),
             };
             Ok(Outcome::File { info, message })
