@@ -161,6 +161,9 @@ pub struct Hub {
     max_frame_bytes: u32,
     presence_dirty: Mutex<HashSet<UserId>>,
     presence_wake: Notify,
+    /// Live session tokens (their SHA-256) and whose they are, so that a resume needs no
+    /// database read. Changed only in storage completions, right after the commit.
+    tokens: Mutex<HashMap<[u8; 32], UserId>>,
 }
 
 /// What the hub knows of a room, for permission checks.
@@ -220,7 +223,39 @@ impl Hub {
             max_frame_bytes,
             presence_dirty: Mutex::new(HashSet::new()),
             presence_wake: Notify::new(),
+            tokens: Mutex::new(snapshot.sessions.into_iter().collect()),
         }
+    }
+
+    fn tokens(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], UserId>> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The account a session token (by its SHA-256) belongs to, if the session is live.
+    pub fn token_user(&self, token_hash: &[u8]) -> Option<UserRow> {
+        let hash: [u8; 32] = token_hash.try_into().ok()?;
+        let user = *self.tokens().get(&hash)?;
+        self.user(user)
+    }
+
+    /// A session was stored.
+    pub fn add_token(&self, token_hash: &[u8], user: UserId) {
+        if let Ok(hash) = <[u8; 32]>::try_from(token_hash) {
+            self.tokens().insert(hash, user);
+        }
+    }
+
+    /// A session was deleted.
+    pub fn remove_token(&self, token_hash: &[u8]) {
+        if let Ok(hash) = <[u8; 32]>::try_from(token_hash) {
+            self.tokens().remove(&hash);
+        }
+    }
+
+    /// Every session of `user` but `keep` was deleted.
+    pub fn remove_user_tokens(&self, user: UserId, keep: Option<&[u8]>) {
+        self.tokens()
+            .retain(|hash, owner| *owner != user || keep.is_some_and(|k| k == hash.as_slice()));
     }
 
     // A poisoned lock means a panic elsewhere mid-update; the state is still the best we have,

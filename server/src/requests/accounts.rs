@@ -172,14 +172,18 @@ impl Conn {
     /// Issues a token for `user` and starts the session.
     async fn open_session(&mut self, user: UserRow) -> RequestResult<Response> {
         let (token, token_hash) = auth::new_session_token().map_err(RequestError::Internal)?;
+        let (hub, hash, id) = (self.shared.hub.clone(), token_hash.clone(), user.id);
         self.shared
             .storage
             .writer
-            .write(WriteOp::CreateSession {
-                user: user.id,
-                token_hash: token_hash.clone(),
-                device: self.client_name.clone(),
-            })
+            .write_then(
+                WriteOp::CreateSession {
+                    user: user.id,
+                    token_hash: token_hash.clone(),
+                    device: self.client_name.clone(),
+                },
+                move |_| hub.add_token(&hash, id),
+            )
             .await?;
         let response = Response::Session(Session {
             user: summary(&user),
@@ -197,19 +201,12 @@ impl Conn {
             ));
         }
         let token_hash = auth::token_hash(&token);
-        let lookup = token_hash.clone();
-        let user = self
-            .shared
-            .storage
-            .reads
-            .run(move |c| reads::session_user(c, &lookup))
-            .await?
-            .ok_or_else(|| {
-                RequestError::new(
-                    ErrorCode::InvalidToken,
-                    "the session has expired or was revoked; log in again",
-                )
-            })?;
+        let user = self.shared.hub.token_user(&token_hash).ok_or_else(|| {
+            RequestError::new(
+                ErrorCode::InvalidToken,
+                "the session has expired or was revoked; log in again",
+            )
+        })?;
         let response = Response::Session(Session {
             user: summary(&user),
             token,
@@ -226,12 +223,16 @@ impl Conn {
             ));
         };
         let (user, token_hash) = (session.user.id, session.token_hash.clone());
+        let (hub, hash) = (self.shared.hub.clone(), token_hash.clone());
         self.shared
             .storage
             .writer
-            .write(WriteOp::DeleteSession {
-                token_hash: token_hash.clone(),
-            })
+            .write_then(
+                WriteOp::DeleteSession {
+                    token_hash: token_hash.clone(),
+                },
+                move |_| hub.remove_token(&hash),
+            )
             .await?;
         // Other connections resumed with the same token end too.
         self.shared.hub.close_token(
@@ -270,14 +271,18 @@ impl Conn {
             ));
         }
         let password_hash = self.hash_blocking(new_password).await?;
+        let (hub, keep) = (self.shared.hub.clone(), token_hash.clone());
         self.shared
             .storage
             .writer
-            .write(WriteOp::ChangePassword {
-                user,
-                password_hash,
-                keep_session: Some(token_hash),
-            })
+            .write_then(
+                WriteOp::ChangePassword {
+                    user,
+                    password_hash,
+                    keep_session: Some(token_hash),
+                },
+                move |_| hub.remove_user_tokens(user, Some(&keep)),
+            )
             .await?;
         self.shared.hub.close_sessions(
             user,

@@ -90,6 +90,8 @@ pub struct Snapshot {
     pub latest_seqs: HashMap<RoomId, Seq>,
     /// The AI bot's account, when the bot is on (see [`ai::ensure_bot_account`]).
     pub bot: Option<UserRow>,
+    /// Every live session: the SHA-256 of its token and its account.
+    pub sessions: Vec<([u8; 32], UserId)>,
 }
 
 /// The storage layer: the writer thread's queue and the read pool.

@@ -111,6 +111,16 @@ pub fn snapshot(conn: &Connection) -> Result<Snapshot, StorageError> {
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
+    let mut stmt = conn.prepare("SELECT token_hash, user_id FROM sessions")?;
+    let sessions = stmt.query_map([], |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, UserId(r.get::<_, i64>(1)? as u64)))
+    })?;
+    for session in sessions {
+        let (hash, user) = session?;
+        if let Some(hash) = sha256_from_sql(hash) {
+            snap.sessions.push((hash, user));
+        }
+    }
     let mut stmt = conn.prepare("SELECT room_id, MAX(seq) FROM messages GROUP BY room_id")?;
     snap.latest_seqs = stmt
         .query_map([], |r| {
@@ -141,17 +151,6 @@ pub fn password_hash(conn: &Connection, user: UserId) -> Result<Option<String>, 
     Ok(conn
         .prepare_cached("SELECT password_hash FROM users WHERE id = ?1")?
         .query_row(params![user.0 as i64], |r| r.get(0))
-        .optional()?)
-}
-
-/// The account a session token hash belongs to.
-pub fn session_user(conn: &Connection, token_hash: &[u8]) -> Result<Option<UserRow>, StorageError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT u.id, u.name, u.name_key, u.is_admin FROM sessions s \
-             JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1",
-        )?
-        .query_row(params![token_hash], user_row)
         .optional()?)
 }
 
