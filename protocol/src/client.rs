@@ -24,7 +24,8 @@
 //! ```
 
 use crate::codec::{
-    ClientCodec, CodecError, DEFAULT_MAX_FRAME_BYTES, encode_frame, encode_frame_into,
+    ClientCodec, CodecError, DEFAULT_MAX_FRAME_BYTES, decode_payload, encode_frame,
+    encode_frame_into, peek_message,
 };
 use crate::frames::*;
 use crate::ids::{FileId, RoomId, Seq, UploadId};
@@ -161,6 +162,28 @@ pub struct ClientOptions {
     pub client_name: String,
     /// How long a request waits for its response.
     pub request_timeout: Duration,
+    /// When set, every message event is shown to this hook as a borrowed [`MessageView`]
+    /// instead of being decoded into an [`Event`] and queued: no allocation per message, for
+    /// programs that see very many (the load generator). Other events are queued as usual.
+    pub on_message: Option<MessageHook>,
+}
+
+/// A function that sees message events without their being decoded (see
+/// [`ClientOptions::on_message`]). It runs on the connection's reader task: keep it short.
+#[derive(Clone)]
+pub struct MessageHook(Arc<dyn Fn(&MessageView<'_>) + Send + Sync>);
+
+impl MessageHook {
+    /// A hook calling `f`.
+    pub fn new(f: impl Fn(&MessageView<'_>) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for MessageHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MessageHook(..)")
+    }
 }
 
 impl ClientOptions {
@@ -169,6 +192,7 @@ impl ClientOptions {
         Self {
             client_name: client_name.into(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            on_message: None,
         }
     }
 }
@@ -244,6 +268,7 @@ impl Client {
             ClientCodec::new(max),
             Arc::clone(&shared),
             events_tx,
+            options.on_message.clone(),
             closing.clone(),
         ));
         Ok(Client {
@@ -308,15 +333,29 @@ async fn read_loop(
     mut codec: ClientCodec,
     shared: Arc<Shared>,
     events: mpsc::Sender<Event>,
+    on_message: Option<MessageHook>,
     closing: CancellationToken,
 ) {
+    let max_frame = codec.max_frame_bytes();
     let reason = 'connection: loop {
         // Handle every frame already buffered before waiting on the socket again: a busy
         // connection then costs one decode and one queue push per event, not a `select!`.
         loop {
-            let frame = match codec.decode(&mut buf) {
-                Ok(Some(frame)) => frame,
+            let payload = match codec.decode_raw(&mut buf) {
+                Ok(Some(payload)) => payload,
                 Ok(None) => break,
+                Err(e) => {
+                    break 'connection Some(ErrorBody::new(ErrorCode::Internal, e.to_string()));
+                }
+            };
+            if let Some(hook) = &on_message
+                && let Some(view) = peek_message(&payload)
+            {
+                (hook.0)(&view);
+                continue;
+            }
+            let frame = match decode_payload::<ServerFrame>(&payload, max_frame) {
+                Ok(frame) => frame,
                 // A frame from a newer server (an event variant this build does not know): the
                 // length prefix keeps the stream in step, so skip it and carry on.
                 Err(CodecError::Malformed(_)) => continue,

@@ -90,6 +90,17 @@ pub fn decode_payload<T: DeserializeOwned>(
     wire_format::decode(payload, u64::from(max_frame_bytes)).map_err(CodecError::Malformed)
 }
 
+/// The tags that start a `ServerFrame::Event(Event::Message(..))` payload: `ServerFrame`
+/// variant 2, `Event` variant 0 (one byte each; see `PROTOCOL.md`).
+const MESSAGE_EVENT_TAGS: [u8; 2] = [2, 0];
+
+/// Reads a server frame's payload as a message event without allocating, or `None` when it
+/// is another frame (or not a valid one). The fields borrow from `payload`.
+pub fn peek_message(payload: &[u8]) -> Option<crate::MessageView<'_>> {
+    let body = payload.strip_prefix(&MESSAGE_EVENT_TAGS)?;
+    wire_format::decode_borrowed(body, body.len() as u64).ok()
+}
+
 /// A [`Decoder`] of `In` frames and [`Encoder`] of `Out` frames.
 ///
 /// The server uses `FrameCodec<ClientFrame, ServerFrame>`, a client the reverse; see

@@ -562,6 +562,29 @@ pub struct Message {
     pub text: String,
 }
 
+/// A borrowed view of an [`Event::Message`] frame, read without allocating (see
+/// [`crate::codec::peek_message`]): for consumers of very many messages, such as the load
+/// generator. Fields are those of [`Message`], strings borrowed from the frame.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct MessageView<'a> {
+    /// Unique across the server.
+    pub id: MessageId,
+    /// The room it belongs to.
+    pub room: RoomId,
+    /// Its place in the room.
+    pub seq: Seq,
+    /// Who sent it.
+    pub sender: UserId,
+    /// The sender's name at the time.
+    pub sender_name: &'a str,
+    /// When the server stored it.
+    pub ts: UnixMillis,
+    /// What sort of message it is (a file message's name is the one allocation).
+    pub kind: MessageKind,
+    /// The text.
+    pub text: &'a str,
+}
+
 /// What sort of message a [`Message`] is.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum MessageKind {

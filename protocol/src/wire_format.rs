@@ -5,7 +5,7 @@
 //! a byte limit equal to the frame limit, and trailing bytes rejected.
 
 use bincode::Options;
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 /// Why a payload could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,14 @@ pub(crate) fn encode_into<T: Serialize>(
     out: impl std::io::Write,
 ) -> Result<(), PayloadError> {
     Ok(options(limit).serialize_into(out, value)?)
+}
+
+/// Decodes exactly one value that may borrow from `payload` (strings as `&str`).
+pub(crate) fn decode_borrowed<'a, T: Deserialize<'a>>(
+    payload: &'a [u8],
+    limit: u64,
+) -> Result<T, PayloadError> {
+    Ok(options(limit).deserialize(payload)?)
 }
 
 /// Decodes exactly one value from the whole of `payload`.

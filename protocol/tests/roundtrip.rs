@@ -715,6 +715,24 @@ proptest! {
         server_roundtrip(&ServerFrame::Event(event))?;
     }
 
+    /// The allocation-free view of a message event reads the same fields as the full decode,
+    /// and sees nothing in any other frame.
+    #[test]
+    fn a_message_view_matches_the_message(m in message(), other in server_frame()) {
+        let frame = encode_frame(&ServerFrame::Event(Event::Message(m.clone())), MAX)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let view = chatroom_protocol::codec::peek_message(&frame[HEADER_LEN..])
+            .ok_or_else(|| TestCaseError::fail("no view of a message event"))?;
+        prop_assert_eq!(
+            (view.id, view.room, view.seq, view.sender, view.sender_name, view.ts, &view.kind, view.text),
+            (m.id, m.room, m.seq, m.sender, m.sender_name.as_str(), m.ts, &m.kind, m.text.as_str())
+        );
+        if !matches!(other, ServerFrame::Event(Event::Message(_))) {
+            let frame = encode_frame(&other, MAX).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert!(chatroom_protocol::codec::peek_message(&frame[HEADER_LEN..]).is_none());
+        }
+    }
+
     #[test]
     fn ping_and_error_roundtrip(nonce in u64_any(), error in error_body()) {
         server_roundtrip(&ServerFrame::Ping { nonce })?;

@@ -4,12 +4,12 @@
 use crate::stats::{merge, new_histogram, now_micros, record};
 use anyhow::{Context, Result, anyhow};
 use chatroom_protocol::Event;
-use chatroom_protocol::client::{Client, ClientHandle, ClientOptions};
+use chatroom_protocol::client::{Client, ClientHandle, ClientOptions, MessageHook};
 use hdrhistogram::Histogram;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
@@ -129,22 +129,35 @@ impl Peer {
     /// latency histogram is allocated now rather than at the first timed message, so that the
     /// allocation is not inside the measurement.
     pub async fn connect(addr: SocketAddr, stop: &CancellationToken, timed: bool) -> Result<Peer> {
+        let counters = Arc::new(RecvCounters::default());
+        let hist = Arc::new(Mutex::new(timed.then(new_histogram)));
         let mut options = ClientOptions::new(CLIENT_NAME);
         options.request_timeout = REQUEST_TIMEOUT;
+        // Timed messages are read in place on the connection's reader (no decode into an
+        // owned event, no queue): the tool should cost the machine as little as it can.
+        options.on_message = Some(MessageHook::new({
+            let (counters, hist) = (Arc::clone(&counters), Arc::clone(&hist));
+            move |m| {
+                if let Some(sent) = parse_stamp(m.text) {
+                    let now = now_micros();
+                    if let Ok(mut hist) = hist.lock() {
+                        record(
+                            hist.get_or_insert_with(new_histogram),
+                            now.saturating_sub(sent),
+                        );
+                    }
+                    counters.received.fetch_add(1, Ordering::Relaxed);
+                    counters.last_micros.store(now, Ordering::Relaxed);
+                }
+            }
+        }));
         let client = tokio::time::timeout(CONNECT_TIMEOUT, Client::connect_with(addr, options))
             .await
             .map_err(|_| anyhow!("connecting to {addr} took longer than {CONNECT_TIMEOUT:?}"))?
             .with_context(|| format!("connecting to {addr}"))?;
         let max_history_page = client.welcome().limits.max_history_page;
         let (handle, events) = client.into_parts();
-        let counters = Arc::new(RecvCounters::default());
-        let hist = timed.then(new_histogram);
-        let reader = tokio::spawn(read_events(
-            events,
-            stop.clone(),
-            Arc::clone(&counters),
-            hist,
-        ));
+        let reader = tokio::spawn(drain_events(events, stop.clone(), hist));
         Ok(Peer {
             handle,
             name: String::new(),
@@ -166,15 +179,14 @@ impl Peer {
     }
 }
 
-/// Drains a connection's events until `stop` or the connection ends, timing every stamped
-/// message. Takes events in batches so a busy reader wakes once per batch.
-async fn read_events(
+/// Drains a connection's other events (presence, joins) until `stop` or the connection ends,
+/// then hands back the latency histogram the message hook filled. Takes events in batches so a
+/// busy reader wakes once per batch.
+async fn drain_events(
     mut events: mpsc::Receiver<Event>,
     stop: CancellationToken,
-    counters: Arc<RecvCounters>,
-    mut hist: Option<Histogram<u64>>,
+    hist: Arc<Mutex<Option<Histogram<u64>>>>,
 ) -> Option<Histogram<u64>> {
-    let mut received = 0u64;
     let mut batch = Vec::with_capacity(EVENT_BATCH);
     loop {
         batch.clear();
@@ -186,25 +198,8 @@ async fn read_events(
         if got == 0 {
             break;
         }
-        let now = now_micros();
-        let before = received;
-        for event in batch.drain(..) {
-            if let Event::Message(m) = event
-                && let Some(sent) = parse_stamp(&m.text)
-            {
-                record(
-                    hist.get_or_insert_with(new_histogram),
-                    now.saturating_sub(sent),
-                );
-                received += 1;
-            }
-        }
-        if received != before {
-            counters.received.store(received, Ordering::Relaxed);
-            counters.last_micros.store(now, Ordering::Relaxed);
-        }
     }
-    hist
+    hist.lock().ok().and_then(|mut h| h.take())
 }
 
 /// A set of connections sharing one stop signal.
