@@ -16,17 +16,6 @@ use tokio::sync::Semaphore;
 
 const KEY: &str = "sk-test-SECRET-4f7a9c";
 
-async fn public_id(client: &Client) -> RoomId {
-    client
-        .my_rooms()
-        .await
-        .expect("rooms")
-        .into_iter()
-        .find(|r| r.name == "public")
-        .expect("public")
-        .id
-}
-
 /// The next message from the bot (text or notice), skipping everything else.
 async fn bot_message(client: &mut Client, room: RoomId) -> Message {
     expect_event(client, |e| match e {
@@ -85,7 +74,7 @@ async fn answer(client: &mut Client, room: RoomId) -> Answer {
 async fn builtin_answers_mentions_and_direct_messages_and_nothing_else() {
     let server = TestServer::start().await;
     let (mut alice, _) = server.user("alice").await;
-    let public = public_id(&alice).await;
+    let public = public_room(&alice).await;
 
     // The bot is a member of public, online, and its name is taken.
     let users = alice.list_users().await.expect("users");
@@ -417,7 +406,7 @@ async fn a_streamed_answer_arrives_whole_and_in_order() {
     let server = openai_server(&model, |_| {}).await;
     let (mut alice, _) = server.user("alice").await;
     let (bob, _) = server.user("bob").await;
-    let public = public_id(&alice).await;
+    let public = public_room(&alice).await;
     bob.send_message(public, "the deploy is at 5")
         .await
         .expect("send");
@@ -479,7 +468,7 @@ async fn failures_give_a_notice_and_free_the_slot() {
     let model = FakeModel::start().await;
     let server = openai_server(&model, |c| c.ai.max_concurrent = 1).await;
     let (mut alice, _) = server.user("alice").await;
-    let public = public_id(&alice).await;
+    let public = public_room(&alice).await;
     for (question, expected) in [
         ("#500", "HTTP 500"),
         ("#malformed", "not a chat completion"),
@@ -516,7 +505,7 @@ async fn the_breaker_opens_after_repeated_failures_and_closes_after_the_cooldown
     })
     .await;
     let (mut alice, _) = server.user("alice").await;
-    let public = public_id(&alice).await;
+    let public = public_room(&alice).await;
     alice.send_message(public, "@ai #500").await.expect("send");
     let first = bot_message(&mut alice, public).await;
     assert!(!first.text.contains("Pausing"), "{}", first.text);
@@ -569,7 +558,7 @@ async fn the_concurrency_limit_holds_and_the_room_keeps_chatting_while_the_model
     let server = openai_server(&model, |c| c.ai.max_concurrent = 2).await;
     let (mut alice, _) = server.user("alice").await;
     let (mut bob, _) = server.user("bob").await;
-    let public = public_id(&alice).await;
+    let public = public_room(&alice).await;
     for i in 0..5 {
         alice
             .send_message(public, format!("@ai #gate question {i}"))
@@ -642,7 +631,7 @@ async fn the_key_appears_in_no_message_and_no_log_line() {
     let model = FakeModel::start().await;
     let server = openai_server(&model, |_| {}).await;
     let (mut alice, _) = server.user("alice").await;
-    let public = public_id(&alice).await;
+    let public = public_room(&alice).await;
     for question in ["@ai #leak", "@ai #500", "@ai status", "@ai hello"] {
         alice.send_message(public, question).await.expect("send");
         bot_message(&mut alice, public).await;
@@ -685,7 +674,7 @@ async fn rate_limits_are_announced_once_per_window() {
     .await;
     let (mut alice, _) = server.user("alice").await;
     let (mut bob, _) = server.user("bob").await;
-    let public = public_id(&alice).await;
+    let public = public_room(&alice).await;
     alice.send_message(public, "@ai who").await.expect("send");
     let first = bot_message(&mut alice, public).await;
     assert!(first.text.starts_with("Online here"), "{}", first.text);
@@ -730,7 +719,7 @@ async fn shutdown_does_not_wait_for_a_silent_model() {
     })
     .await;
     let (alice, _) = server.user("alice").await;
-    let public = public_id(&alice).await;
+    let public = public_room(&alice).await;
     alice
         .send_message(public, "@ai #silent")
         .await

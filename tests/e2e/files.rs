@@ -151,23 +151,12 @@ fn parts(server: &TestServer) -> Vec<std::path::PathBuf> {
     files_under(&server.dir.path().join("uploads"))
 }
 
-async fn public(client: &ClientHandle) -> RoomId {
-    client
-        .my_rooms()
-        .await
-        .expect("rooms")
-        .into_iter()
-        .find(|r| r.name == "public")
-        .expect("public")
-        .id
-}
-
 #[tokio::test]
 async fn a_multi_megabyte_file_round_trips_byte_identical_and_is_posted() {
     let server = TestServer::start().await;
     let (alice, _) = server.user("alice").await;
     let (mut bob, _) = server.user("bob").await;
-    let room = public(&alice).await;
+    let room = public_room(&alice).await;
     let data = random_bytes(5 * 1024 * 1024 + 12_345, 1);
 
     let (info, sent) = upload(&alice, room, "build.tar.gz", &data).await;
@@ -219,7 +208,7 @@ async fn a_multi_megabyte_file_round_trips_byte_identical_and_is_posted() {
 async fn an_empty_file_can_be_shared() {
     let server = TestServer::start().await;
     let (alice, _) = server.user("alice").await;
-    let room = public(&alice).await;
+    let room = public_room(&alice).await;
     let (info, sent) = upload(&alice, room, "empty.txt", b"").await;
     assert_eq!((info.size, sent), (0, 0));
     assert_eq!(info.sha256, sha(b""));
@@ -237,7 +226,7 @@ async fn an_empty_file_can_be_shared() {
 async fn an_upload_cut_off_mid_way_resumes_from_the_servers_offset() {
     let server = TestServer::start().await;
     let (alice, _) = server.user("alice").await;
-    let room = public(&alice).await;
+    let room = public_room(&alice).await;
     let data = random_bytes(3 * 1024 * 1024 + 7, 2);
 
     let ready = alice
@@ -275,7 +264,7 @@ async fn an_upload_cut_off_mid_way_resumes_from_the_servers_offset() {
 async fn an_upload_resumes_after_a_server_restart() {
     let server = TestServer::start().await;
     let (alice, _) = server.user("alice").await;
-    let room = public(&alice).await;
+    let room = public_room(&alice).await;
     let data = random_bytes(1024 * 1024 + 99, 3);
     let ready = alice
         .offer_upload(room, "big.bin", data.len() as u64, sha(&data))
@@ -303,7 +292,7 @@ async fn an_upload_resumes_after_a_server_restart() {
 async fn a_download_cut_off_mid_way_resumes_from_an_offset() {
     let server = TestServer::start().await;
     let (alice, _) = server.user("alice").await;
-    let room = public(&alice).await;
+    let room = public_room(&alice).await;
     let data = random_bytes(2 * 1024 * 1024 + 5, 4);
     let (info, _) = upload(&alice, room, "data.bin", &data).await;
 
@@ -329,7 +318,7 @@ async fn the_same_content_is_stored_once_and_needs_no_bytes_the_second_time() {
     let server = TestServer::start().await;
     let (alice, _) = server.user("alice").await;
     let (bob, _) = server.user("bob").await;
-    let room = public(&alice).await;
+    let room = public_room(&alice).await;
     let data = random_bytes(700_000, 5);
     let (first, _) = upload(&alice, room, "logo.png", &data).await;
 
@@ -366,7 +355,7 @@ async fn deleting_a_file_message_removes_the_file_for_everyone() {
     let server = TestServer::start().await;
     let (alice, _) = server.user("alice").await;
     let (mut bob, _) = server.user("bob").await;
-    let room = public(&alice).await;
+    let room = public_room(&alice).await;
     let data = random_bytes(10_000, 6);
     let (info, _) = upload(&alice, room, "notes.txt", &data).await;
 
@@ -464,7 +453,7 @@ async fn chat_keeps_flowing_during_a_200_mb_upload() {
     let (mut alice, _) = server.user("alice").await;
     let (mut alice_events, _) = server.login("alice").await;
     let (bob, _) = server.user("bob").await;
-    let room = public(&alice).await;
+    let room = public_room(&alice).await;
     let data = Arc::new(random_bytes(200 * 1024 * 1024, 9));
     let progress = Arc::new(AtomicU64::new(0));
 
@@ -516,7 +505,7 @@ async fn chat_keeps_flowing_during_a_200_mb_upload() {
 async fn transfer_requests_have_a_bucket_of_their_own() {
     let server = TestServer::start_with(|c| c.files.chunks_per_second = 10).await;
     let (alice, _) = server.user("alice").await;
-    let room = public(&alice).await;
+    let room = public_room(&alice).await;
     let data = random_bytes(100_000, 18);
     let (info, _) = upload(&alice, room, "small.bin", &data).await;
     let mut limited = 0;
@@ -545,7 +534,7 @@ async fn a_transfer_of_many_chunks_does_not_draw_on_the_request_bucket() {
     })
     .await;
     let (alice, _) = server.user("alice").await;
-    let room = public(&alice).await;
+    let room = public_room(&alice).await;
     let data = random_bytes(1000 * 1024, 19);
     let (info, _) = upload(&alice, room, "many-chunks.bin", &data).await;
     let got = download_in(&alice, &info, 0, info.size, 1024).await;
@@ -556,7 +545,7 @@ async fn a_transfer_of_many_chunks_does_not_draw_on_the_request_bucket() {
 async fn hostile_names_are_sanitised_and_never_become_paths() {
     let server = TestServer::start().await;
     let (alice, _) = server.user("alice").await;
-    let room = public(&alice).await;
+    let room = public_room(&alice).await;
     let cases = [
         ("../../../../etc/passwd", "passwd"),
         ("..\\..\\boot.ini", "boot.ini"),
@@ -584,7 +573,7 @@ async fn a_wrong_hash_is_refused_and_leaves_nothing_behind() {
     let server = TestServer::start().await;
     let (alice, _) = server.user("alice").await;
     let (mut bob, _) = server.user("bob").await;
-    let room = public(&alice).await;
+    let room = public_room(&alice).await;
     let data = random_bytes(600_000, 11);
     let mut claimed = sha(&data);
     claimed[0] ^= 1;
@@ -619,7 +608,7 @@ async fn bad_chunks_are_refused_without_being_written() {
     let server = TestServer::start().await;
     let (alice, _) = server.user("alice").await;
     let (bob, _) = server.user("bob").await;
-    let room = public(&alice).await;
+    let room = public_room(&alice).await;
     let data = random_bytes(400_000, 12);
     let ready = alice
         .offer_upload(room, "f.bin", data.len() as u64, sha(&data))
@@ -709,7 +698,7 @@ async fn size_and_quota_limits_are_typed_errors_that_create_nothing() {
     })
     .await;
     let (alice, _) = server.user("alice").await;
-    let room = public(&alice).await;
+    let room = public_room(&alice).await;
     assert_eq!(
         code_of(
             alice
@@ -756,7 +745,7 @@ async fn size_and_quota_limits_are_typed_errors_that_create_nothing() {
 async fn abandoned_uploads_expire_and_their_space_is_reclaimed() {
     let server = TestServer::start_with(|c| c.files.upload_expiry_secs = 1).await;
     let (alice, _) = server.user("alice").await;
-    let room = public(&alice).await;
+    let room = public_room(&alice).await;
     let data = random_bytes(500_000, 17);
     let ready = alice
         .offer_upload(room, "left.bin", data.len() as u64, sha(&data))

@@ -1,9 +1,11 @@
 //! The test harness: start, stop and restart a real server, and make logged-in clients.
 
 use bytes::BytesMut;
-use chatroom_protocol::client::{Client, ClientError};
+use chatroom_protocol::client::{Client, ClientError, ClientHandle};
 use chatroom_protocol::codec::{ClientCodec, encode_frame};
-use chatroom_protocol::{ClientFrame, Event, Hello, PROTOCOL_VERSION, ServerFrame, Session};
+use chatroom_protocol::{
+    ClientFrame, Event, Hello, PROTOCOL_VERSION, RoomId, ServerFrame, Session,
+};
 use chatroom_server::Config;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -122,6 +124,18 @@ pub async fn expect_message(client: &mut Client, text: &str) -> chatroom_protoco
         _ => None,
     })
     .await
+}
+
+/// The id of `public`, which every account is in.
+pub async fn public_room(client: &ClientHandle) -> RoomId {
+    client
+        .my_rooms()
+        .await
+        .expect("rooms")
+        .into_iter()
+        .find(|r| r.name == "public")
+        .expect("public")
+        .id
 }
 
 /// The error code of a failed request.

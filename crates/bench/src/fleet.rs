@@ -256,6 +256,38 @@ impl Fleet {
         Ok(())
     }
 
+    /// Creates a public room named after `what` with the first connection as owner, and has
+    /// every other connection join it.
+    pub async fn shared_room(
+        &self,
+        ctx: &Ctx,
+        what: &str,
+        concurrency: usize,
+    ) -> Result<chatroom_protocol::RoomSummary> {
+        let name = ctx.room_name(what);
+        let owner = self
+            .peers
+            .first()
+            .ok_or_else(|| anyhow!("no connections"))?;
+        let room = owner
+            .handle
+            .create_room(&name, chatroom_protocol::Visibility::Public)
+            .await
+            .context("creating the room")?;
+        let joined = bounded(self.peers.len() - 1, concurrency, |i| {
+            let (h, name) = (self.peers[i + 1].handle.clone(), name.clone());
+            async move {
+                h.join_room(&name).await.context("joining")?;
+                Ok(())
+            }
+        })
+        .await;
+        for j in joined {
+            j?;
+        }
+        Ok(room)
+    }
+
     /// Timed messages received by every connection so far.
     pub fn received(&self) -> u64 {
         self.peers.iter().map(Peer::received).sum()

@@ -196,19 +196,19 @@ impl Conn {
         }))
     }
 
-    /// My upload in progress with this id.
-    fn my_upload(&self, me: &UserRow, id: UploadId) -> RequestResult<UploadHandle> {
-        self.shared
-            .uploads
-            .get(id)
-            .ok_or_else(upload_not_found)
-            .and_then(|handle| {
-                // The owner is checked again under the lock; this is the cheap early refusal.
-                match handle.try_lock() {
-                    Ok(u) if u.user != me.id => Err(upload_not_found()),
-                    _ => Ok(handle.clone()),
-                }
-            })
+    /// My upload in progress with this id, locked: chunks of one upload are handled one at a
+    /// time, in order (see `files::uploads`).
+    async fn my_upload(
+        &self,
+        me: &UserRow,
+        id: UploadId,
+    ) -> RequestResult<tokio::sync::OwnedMutexGuard<Upload>> {
+        let handle = self.shared.uploads.get(id).ok_or_else(upload_not_found)?;
+        let upload = handle.lock_owned().await;
+        if upload.gone || upload.user != me.id {
+            return Err(upload_not_found());
+        }
+        Ok(upload)
     }
 
     pub(super) async fn upload_chunk(
@@ -218,11 +218,7 @@ impl Conn {
         offset: u64,
         data: Vec<u8>,
     ) -> RequestResult<Response> {
-        let handle = self.my_upload(me, id)?;
-        let mut upload = handle.lock().await;
-        if upload.gone || upload.user != me.id {
-            return Err(upload_not_found());
-        }
+        let mut upload = self.my_upload(me, id).await?;
         let max = self.shared.config.chunk_bytes() as usize;
         if data.len() > max {
             return Err(bad_chunk(format!(
@@ -311,11 +307,7 @@ impl Conn {
         me: &UserRow,
         id: UploadId,
     ) -> RequestResult<Response> {
-        let handle = self.my_upload(me, id)?;
-        let mut upload = handle.lock().await;
-        if upload.gone || upload.user != me.id {
-            return Err(upload_not_found());
-        }
+        let mut upload = self.my_upload(me, id).await?;
         let (size, sha256) = (upload.size, upload.sha256);
         if upload.already_stored {
             let store = self.shared.files.clone();
@@ -404,11 +396,7 @@ impl Conn {
         me: &UserRow,
         id: UploadId,
     ) -> RequestResult<Response> {
-        let handle = self.my_upload(me, id)?;
-        let mut upload = handle.lock().await;
-        if upload.gone || upload.user != me.id {
-            return Err(upload_not_found());
-        }
+        let mut upload = self.my_upload(me, id).await?;
         upload.gone = true;
         drop(upload);
         self.discard_upload(id).await;

@@ -8,12 +8,11 @@
 
 use super::traffic::{REGISTER_CONCURRENCY, SETUP_CONCURRENCY};
 use crate::cli::FilesArgs;
-use crate::fleet::{Ctx, Fleet, bounded, note};
+use crate::fleet::{Ctx, Fleet, note};
 use crate::procfs::Meter;
 use crate::report::{Errors, FileThroughput, Report};
 use crate::stats::round3;
 use anyhow::{Context, Result, anyhow};
-use chatroom_protocol::Visibility;
 use chatroom_protocol::transfer::{self, Phase, ProgressSink, TransferOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -141,23 +140,7 @@ pub(crate) async fn files(ctx: &Ctx, a: &FilesArgs) -> Result<Report> {
     let mut fleet = Fleet::new();
     note(format!("registering {n} users (argon2 on the server)"));
     fleet.register(ctx, 0, n, REGISTER_CONCURRENCY).await?;
-    let name = ctx.room_name("files");
-    let room = fleet.peers[0]
-        .handle
-        .create_room(&name, Visibility::Public)
-        .await
-        .context("creating the room")?;
-    let joined = bounded(n - 1, SETUP_CONCURRENCY, |i| {
-        let (h, name) = (fleet.peers[i + 1].handle.clone(), name.clone());
-        async move {
-            h.join_room(&name).await.context("joining")?;
-            Ok(())
-        }
-    })
-    .await;
-    for j in joined {
-        j?;
-    }
+    let room = fleet.shared_room(ctx, "files", SETUP_CONCURRENCY).await?;
 
     note(format!("{n} clients upload {} MiB each", a.mib));
     let meter = Meter::start(ctx.server_pid)?;

@@ -3,13 +3,13 @@
 
 use super::traffic::{REGISTER_CONCURRENCY, SETUP_CONCURRENCY, count_stored};
 use crate::cli::HistoryArgs;
-use crate::fleet::{Ctx, Fleet, bounded, note};
+use crate::fleet::{Ctx, Fleet, note};
 use crate::procfs::Meter;
 use crate::report::{Errors, Ops, Report, StoredCheck};
 use crate::stats::{Latency, merge, new_histogram, per_sec, record_duration, round3};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chatroom_protocol::client::ClientHandle;
-use chatroom_protocol::{HistoryAnchor, RoomId, Visibility};
+use chatroom_protocol::{HistoryAnchor, RoomId};
 use hdrhistogram::Histogram;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -108,23 +108,8 @@ pub(crate) async fn history(ctx: &Ctx, a: &HistoryArgs) -> Result<Report> {
     let mut fleet = Fleet::new();
     note(format!("registering {n} users (argon2 on the server)"));
     fleet.register(ctx, 0, n, REGISTER_CONCURRENCY).await?;
-    let name = ctx.room_name("history");
+    let room = fleet.shared_room(ctx, "history", SETUP_CONCURRENCY).await?;
     let owner = fleet.peers[0].handle.clone();
-    let room = owner
-        .create_room(&name, Visibility::Public)
-        .await
-        .context("creating the room")?;
-    let joined = bounded(n - 1, SETUP_CONCURRENCY, |i| {
-        let (h, name) = (fleet.peers[i + 1].handle.clone(), name.clone());
-        async move {
-            h.join_room(&name).await.context("joining")?;
-            Ok(())
-        }
-    })
-    .await;
-    for j in joined {
-        j?;
-    }
 
     note(format!("writing {} messages", a.messages));
     let t0 = Instant::now();
