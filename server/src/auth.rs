@@ -235,27 +235,53 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// One `@name` mention in a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mention<'a> {
+    /// Byte offset of the `@`.
+    pub at: usize,
+    /// The name as written (without the `@`).
+    pub name: &'a str,
+}
+
+impl Mention<'_> {
+    /// Byte offset just past the name.
+    pub fn end(&self) -> usize {
+        self.at + 1 + self.name.len()
+    }
+}
+
+/// The `@name` mentions in a message, in order. `email@host` is an address, not a mention, and
+/// a trailing `.` is punctuation (`thanks @bob.`), not part of the name.
+pub fn mentions(text: &str) -> impl Iterator<Item = Mention<'_>> {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        while let Some(found) = text[from..].find('@') {
+            let at = from + found;
+            let glued = text[..at].chars().next_back().is_some_and(is_username_char);
+            let after = &text[at + 1..];
+            let end = after
+                .char_indices()
+                .find(|&(_, c)| !is_username_char(c))
+                .map_or(after.len(), |(i, _)| i);
+            from = at + 1 + end;
+            let name = after[..end].trim_end_matches('.');
+            if !name.is_empty() && !glued {
+                return Some(Mention { at, name });
+            }
+        }
+        None
+    })
+}
+
 /// The `@name` mentions in a message, as name keys (lowercase), each once.
 pub fn mentioned_name_keys(text: &str) -> Vec<String> {
     let mut keys: Vec<String> = Vec::new();
-    let mut rest = text;
-    while let Some(at) = rest.find('@') {
-        // "email@host" is an address, not a mention.
-        let glued = rest[..at].chars().next_back().is_some_and(is_username_char);
-        let after = &rest[at + 1..];
-        let end = after
-            .char_indices()
-            .find(|&(_, c)| !is_username_char(c))
-            .map_or(after.len(), |(i, _)| i);
-        // A trailing '.' is punctuation ("thanks @bob."), not part of the name.
-        let name = after[..end].trim_end_matches('.');
-        if !name.is_empty() && !glued {
-            let key = name_key(name);
-            if !keys.contains(&key) {
-                keys.push(key);
-            }
+    for mention in mentions(text) {
+        let key = name_key(mention.name);
+        if !keys.contains(&key) {
+            keys.push(key);
         }
-        rest = &after[end..];
     }
     keys
 }

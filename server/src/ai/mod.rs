@@ -217,30 +217,23 @@ async fn dispatch(inner: Arc<Inner>, mut intake: mpsc::Receiver<Job>) {
 
 /// The question with the bot's mentions taken out.
 pub(crate) fn question_of(text: &str, bot_key: &str) -> String {
-    use crate::auth::{is_username_char, name_key};
+    use crate::auth::{mentions, name_key};
     let mut out = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find('@') {
-        let glued = rest[..at].chars().next_back().is_some_and(is_username_char);
-        let after = &rest[at + 1..];
-        let end = after
-            .char_indices()
-            .find(|&(_, c)| !is_username_char(c))
-            .map_or(after.len(), |(i, _)| i);
-        let name = after[..end].trim_end_matches('.');
-        if !glued && !name.is_empty() && name_key(name) == bot_key {
-            out.push_str(&rest[..at]);
-            let tail = &after[name.len()..];
-            rest = tail.strip_prefix([',', ':']).unwrap_or(tail);
-            if out.is_empty() || out.ends_with(' ') {
-                rest = rest.trim_start_matches(' ');
-            }
-        } else {
-            out.push_str(&rest[..=at]);
-            rest = after;
+    // Where the text not yet copied starts.
+    let mut copied = 0;
+    for mention in mentions(text) {
+        if mention.at < copied || name_key(mention.name) != bot_key {
+            continue;
         }
+        out.push_str(&text[copied..mention.at]);
+        let tail = &text[mention.end()..];
+        let mut rest = tail.strip_prefix([',', ':']).unwrap_or(tail);
+        if out.is_empty() || out.ends_with(' ') {
+            rest = rest.trim_start_matches(' ');
+        }
+        copied = text.len() - rest.len();
     }
-    out.push_str(rest);
+    out.push_str(&text[copied..]);
     out.trim().to_string()
 }
 
