@@ -13,8 +13,13 @@ static EPOCH: OnceLock<Instant> = OnceLock::new();
 /// Microseconds since the tool's epoch (the first call). Every sender and receiver in the
 /// process reads this one monotonic clock, so send→receive latency needs no clock sync.
 pub fn now_micros() -> u64 {
+    micros_at(Instant::now())
+}
+
+/// `at` on the tool's clock, in microseconds (0 before the epoch).
+pub fn micros_at(at: Instant) -> u64 {
     let epoch = *EPOCH.get_or_init(Instant::now);
-    u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    u64::try_from(at.saturating_duration_since(epoch).as_micros()).unwrap_or(u64::MAX)
 }
 
 /// A latency histogram in microseconds, 3 significant figures, up to 60 s.
