@@ -29,7 +29,7 @@ use crate::codec::{
 };
 use crate::frames::*;
 use crate::ids::{FileId, RoomId, Seq, UploadId};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -347,6 +347,16 @@ async fn read_loop(
         // Handle every frame already buffered before waiting on the socket again: a busy
         // connection then costs one decode and one queue push per event, not a `select!`.
         loop {
+            // A message event for the hook is read where it lies in the buffer: no split, no
+            // copy, no decode into an owned event.
+            if let Some(hook) = &on_message
+                && let Ok(Some((payload, used))) = codec.peek_raw(&buf)
+                && let Some(view) = peek_message(payload)
+            {
+                (hook.0)(&view, read_at);
+                buf.advance(used);
+                continue;
+            }
             let payload = match codec.decode_raw(&mut buf) {
                 Ok(Some(payload)) => payload,
                 Ok(None) => break,
@@ -354,6 +364,7 @@ async fn read_loop(
                     break 'connection Some(ErrorBody::new(ErrorCode::Internal, e.to_string()));
                 }
             };
+            // A message split across reads arrives here, once `decode_raw` has it whole.
             if let Some(hook) = &on_message
                 && let Some(view) = peek_message(&payload)
             {

@@ -97,8 +97,7 @@ const MESSAGE_EVENT_TAGS: [u8; 2] = [2, 0];
 /// Reads a server frame's payload as a message event without allocating, or `None` when it
 /// is another frame (or not a valid one). The fields borrow from `payload`.
 pub fn peek_message(payload: &[u8]) -> Option<crate::MessageView<'_>> {
-    let body = payload.strip_prefix(&MESSAGE_EVENT_TAGS)?;
-    wire_format::decode_borrowed(body, body.len() as u64).ok()
+    wire_format::decode_message_view(payload.strip_prefix(&MESSAGE_EVENT_TAGS)?)
 }
 
 /// A [`Decoder`] of `In` frames and [`Encoder`] of `Out` frames.
@@ -141,21 +140,42 @@ impl<In, Out> FrameCodec<In, Out> {
         self.max_frame_bytes
     }
 
+    /// The payload length in the header at the front of `src`, checked against the limit;
+    /// `None` until the whole header is buffered.
+    fn header(&self, src: &[u8]) -> Result<Option<usize>, CodecError> {
+        let Some(header) = src.first_chunk::<HEADER_LEN>() else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes(*header);
+        if len > self.max_frame_bytes {
+            return Err(CodecError::FrameTooLarge {
+                len: u64::from(len),
+                max: self.max_frame_bytes,
+            });
+        }
+        Ok(Some(len as usize))
+    }
+
+    /// The next whole payload at the front of `src`, borrowed and not consumed, with the
+    /// number of bytes it takes there (header included), so that the caller can read it in
+    /// place and then advance `src` past it. `None` until it is all buffered — and while
+    /// [`decode_raw`](Self::decode_raw) is part-way through a frame, whose header it has
+    /// already consumed.
+    pub fn peek_raw<'a>(&self, src: &'a [u8]) -> Result<Option<(&'a [u8], usize)>, CodecError> {
+        if self.in_body {
+            return Ok(None);
+        }
+        let Some(len) = self.header(src)? else {
+            return Ok(None);
+        };
+        let end = HEADER_LEN + len;
+        Ok(src.get(HEADER_LEN..end).map(|payload| (payload, end)))
+    }
+
     /// Splits the next whole payload off `src`, without decoding it.
     pub fn decode_raw(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, CodecError> {
-        if !self.in_body {
-            let Some(header) = src.get(..HEADER_LEN) else {
-                return Ok(None);
-            };
-            let mut len = [0u8; HEADER_LEN];
-            len.copy_from_slice(header);
-            let len = u32::from_be_bytes(len);
-            if len > self.max_frame_bytes {
-                return Err(CodecError::FrameTooLarge {
-                    len: u64::from(len),
-                    max: self.max_frame_bytes,
-                });
-            }
+        if !self.in_body && self.header(src)?.is_none() {
+            return Ok(None);
         }
         // With a whole header present the inner codec consumes it; if the body is not all
         // there yet, it keeps the length and waits for more bytes.

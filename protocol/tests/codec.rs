@@ -337,3 +337,45 @@ fn an_error_frame_decodes_on_the_client() {
         Some(frame)
     );
 }
+
+#[test]
+fn peek_raw_borrows_the_next_whole_payload_without_consuming_it() {
+    let bytes = encode_frame(&send_message(), MAX).expect("encodes");
+    let codec = ServerCodec::new(MAX);
+    for cut in 0..bytes.len() {
+        assert_eq!(
+            codec.peek_raw(&bytes[..cut]).expect("no error"),
+            None,
+            "cut {cut}"
+        );
+    }
+    let mut two = bytes.to_vec();
+    two.extend_from_slice(&bytes);
+    let (payload, used) = codec.peek_raw(&two).expect("no error").expect("whole");
+    assert_eq!(payload, &bytes[HEADER_LEN..]);
+    assert_eq!(used, bytes.len());
+}
+
+#[test]
+fn peek_raw_refuses_an_oversized_header_and_waits_while_decode_raw_holds_a_header() {
+    let codec = ServerCodec::new(16);
+    assert!(matches!(
+        codec.peek_raw(&17u32.to_be_bytes()),
+        Err(CodecError::FrameTooLarge { len: 17, max: 16 })
+    ));
+
+    // decode_raw consumes the header of a frame whose body is not all there yet; from then
+    // on only decode_raw can finish that frame.
+    let bytes = encode_frame(&send_message(), MAX).expect("encodes");
+    let mut codec = ServerCodec::new(MAX);
+    let mut buf = BytesMut::from(&bytes[..HEADER_LEN + 1]);
+    assert_eq!(codec.decode_raw(&mut buf).expect("no error"), None);
+    buf.extend_from_slice(&bytes[HEADER_LEN + 1..]);
+    assert_eq!(codec.peek_raw(&buf).expect("no error"), None);
+    let payload = codec
+        .decode_raw(&mut buf)
+        .expect("no error")
+        .expect("whole");
+    assert_eq!(&payload[..], &bytes[HEADER_LEN..]);
+    assert!(buf.is_empty());
+}

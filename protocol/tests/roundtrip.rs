@@ -733,11 +733,98 @@ proptest! {
         }
     }
 
+    /// The view is read by hand for common kinds; it must accept exactly the payloads the full
+    /// decode accepts, with the same fields: a valid event, every truncation of it, one byte of
+    /// it changed, junk after it, and arbitrary bytes after the message tags.
+    #[test]
+    fn a_message_view_accepts_what_the_full_decode_accepts(
+        m in message(),
+        cut in any::<prop::sample::Index>(),
+        (at, byte) in (any::<prop::sample::Index>(), any::<u8>()),
+        junk in vec(any::<u8>(), 1..64),
+    ) {
+        let frame = encode_frame(&ServerFrame::Event(Event::Message(m)), MAX)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let payload = &frame[HEADER_LEN..];
+        view_agrees_with_decode(payload)?;
+        view_agrees_with_decode(&payload[..cut.index(payload.len())])?;
+        let mut changed = payload.to_vec();
+        changed[at.index(payload.len())] = byte;
+        view_agrees_with_decode(&changed)?;
+        view_agrees_with_decode(&[payload, &junk].concat())?;
+        view_agrees_with_decode(&[&payload[..2], &junk].concat())?;
+    }
+
     #[test]
     fn ping_and_error_roundtrip(nonce in u64_any(), error in error_body()) {
         server_roundtrip(&ServerFrame::Ping { nonce })?;
         server_roundtrip(&ServerFrame::Error(error))?;
     }
+}
+
+/// `peek_message` sees a message exactly when the full decode yields one, with equal fields.
+fn view_agrees_with_decode(payload: &[u8]) -> Result<(), TestCaseError> {
+    let view = chatroom_protocol::codec::peek_message(payload);
+    match chatroom_protocol::codec::decode_payload::<ServerFrame>(payload, MAX) {
+        Ok(ServerFrame::Event(Event::Message(m))) => {
+            let view = view.ok_or_else(|| {
+                TestCaseError::fail("the full decode read a message; the view did not")
+            })?;
+            prop_assert_eq!(
+                (
+                    view.id,
+                    view.room,
+                    view.seq,
+                    view.sender,
+                    view.sender_name,
+                    view.ts,
+                    &view.kind,
+                    view.text
+                ),
+                (
+                    m.id,
+                    m.room,
+                    m.seq,
+                    m.sender,
+                    m.sender_name.as_str(),
+                    m.ts,
+                    &m.kind,
+                    m.text.as_str()
+                )
+            );
+        }
+        _ => prop_assert!(
+            view.is_none(),
+            "the view read a payload the full decode rejects: {view:?}"
+        ),
+    }
+    Ok(())
+}
+
+/// Varints need not be minimal (bincode accepts `fb 05 00` for 5), and neither does the view.
+#[test]
+fn a_message_view_reads_non_minimal_varints() {
+    // tags, id 5 as a u16, room 1, seq 251 as a u32, sender 2, name "al", ts 7 as a u64,
+    // kind Text, text "hi"
+    let mut payload = vec![
+        2, 0, 0xfb, 5, 0, 1, 0xfc, 251, 0, 0, 0, 2, 2, b'a', b'l', 0xfd,
+    ];
+    payload.extend_from_slice(&7u64.to_le_bytes());
+    payload.extend_from_slice(&[0, 2, b'h', b'i']);
+    let view = chatroom_protocol::codec::peek_message(&payload).expect("a view");
+    assert_eq!(
+        (
+            view.id,
+            view.room,
+            view.seq,
+            view.sender,
+            view.sender_name,
+            view.ts,
+            view.text
+        ),
+        (MessageId(5), RoomId(1), 251, UserId(2), "al", 7, "hi")
+    );
+    view_agrees_with_decode(&payload).expect("agrees with the full decode");
 }
 
 /// `select` over a list is only as good as the list: make sure it names every code once, and
