@@ -7,7 +7,7 @@
 use bytes::BytesMut;
 use chatroom_protocol::codec::{
     ClientCodec, DEFAULT_MAX_FRAME_BYTES, HEADER_LEN, ServerCodec, decode_payload, encode_frame,
-    encode_frame_into,
+    encode_frame_into, peek_message,
 };
 use chatroom_protocol::{
     ClientFrame, Event, Message, MessageId, MessageKind, Request, RoomId, ServerFrame, UserId,
@@ -100,6 +100,17 @@ fn decode_event_message_payload(bencher: Bencher) {
     bencher
         .counter(BytesCount::new(bytes.len()))
         .bench(|| decode_payload::<ServerFrame>(black_box(payload), DEFAULT_MAX_FRAME_BYTES));
+}
+
+/// Reading a message event in place as a borrowed `MessageView`, payload only (what the load
+/// generator's message hook does per delivery).
+#[divan::bench]
+fn peek_event_message(bencher: Bencher) {
+    let bytes = encode_frame(&event_message(), DEFAULT_MAX_FRAME_BYTES).expect("encodes");
+    let payload = &bytes[HEADER_LEN..];
+    bencher
+        .counter(BytesCount::new(bytes.len()))
+        .bench(|| peek_message(black_box(payload)).map(|view| view.seq));
 }
 
 /// Encoding a client's send request.

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -135,25 +135,30 @@ impl Peer {
     /// allocation is not inside the measurement.
     pub async fn connect(addr: SocketAddr, stop: &CancellationToken, timed: bool) -> Result<Peer> {
         let counters = Arc::new(RecvCounters::default());
-        let hist = Arc::new(Mutex::new(timed.then(new_histogram)));
+        let timing = Arc::new(Mutex::new(Timing {
+            hist: timed.then(new_histogram),
+            read: None,
+        }));
         let mut options = ClientOptions::new(CLIENT_NAME);
         options.request_timeout = REQUEST_TIMEOUT;
         // Timed messages are read in place on the connection's reader (no decode into an
         // owned event, no queue): the tool should cost the machine as little as it can.
         options.on_message = Some(MessageHook::new({
-            let (counters, hist) = (Arc::clone(&counters), Arc::clone(&hist));
+            let (counters, timing) = (Arc::clone(&counters), Arc::clone(&timing));
             move |m, read_at| {
-                if let Some(sent) = parse_stamp(m.text) {
-                    let now = micros_at(read_at);
-                    if let Ok(mut hist) = hist.lock() {
-                        record(
-                            hist.get_or_insert_with(new_histogram),
-                            now.saturating_sub(sent),
-                        );
-                    }
-                    counters.received.fetch_add(1, Ordering::Relaxed);
-                    counters.last_micros.store(now, Ordering::Relaxed);
-                }
+                let Some(sent) = parse_stamp(m.text) else {
+                    return;
+                };
+                let Ok(mut timing) = timing.lock() else {
+                    return;
+                };
+                let now = timing.micros_at(read_at);
+                record(
+                    timing.hist.get_or_insert_with(new_histogram),
+                    now.saturating_sub(sent),
+                );
+                counters.received.fetch_add(1, Ordering::Relaxed);
+                counters.last_micros.store(now, Ordering::Relaxed);
             }
         }));
         let client = tokio::time::timeout(CONNECT_TIMEOUT, Client::connect_with(addr, options))
@@ -162,7 +167,7 @@ impl Peer {
             .with_context(|| format!("connecting to {addr}"))?;
         let max_history_page = client.welcome().limits.max_history_page;
         let (handle, events) = client.into_parts();
-        let reader = tokio::spawn(drain_events(events, stop.clone(), hist));
+        let reader = tokio::spawn(drain_events(events, stop.clone(), timing));
         Ok(Peer {
             handle,
             name: String::new(),
@@ -184,13 +189,35 @@ impl Peer {
     }
 }
 
+/// What a connection's message hook keeps between messages.
+struct Timing {
+    /// Receive latencies in microseconds.
+    hist: Option<Histogram<u64>>,
+    /// The last socket read's time, on the `Instant` clock and in the tool's microseconds:
+    /// every message of one read shares it, so it is converted once per read.
+    read: Option<(Instant, u64)>,
+}
+
+impl Timing {
+    fn micros_at(&mut self, read_at: Instant) -> u64 {
+        match self.read {
+            Some((at, micros)) if at == read_at => micros,
+            _ => {
+                let micros = micros_at(read_at);
+                self.read = Some((read_at, micros));
+                micros
+            }
+        }
+    }
+}
+
 /// Drains a connection's other events (presence, joins) until `stop` or the connection ends,
 /// then hands back the latency histogram the message hook filled. Takes events in batches so a
 /// busy reader wakes once per batch.
 async fn drain_events(
     mut events: mpsc::Receiver<Event>,
     stop: CancellationToken,
-    hist: Arc<Mutex<Option<Histogram<u64>>>>,
+    timing: Arc<Mutex<Timing>>,
 ) -> Option<Histogram<u64>> {
     let mut batch = Vec::with_capacity(EVENT_BATCH);
     loop {
@@ -204,7 +231,7 @@ async fn drain_events(
             break;
         }
     }
-    hist.lock().ok().and_then(|mut h| h.take())
+    timing.lock().ok().and_then(|mut t| t.hist.take())
 }
 
 /// A set of connections sharing one stop signal.
