@@ -54,7 +54,7 @@ where
     Fut: std::future::Future<Output = Result<()>>,
 {
     let t0 = Instant::now();
-    let peer = Peer::connect(ctx.addr, stop, false).await?;
+    let peer = Peer::connect(ctx.addr, stop, None).await?;
     op(peer.handle.clone()).await?;
     let took = t0.elapsed();
     peer.finish().await;
@@ -128,7 +128,7 @@ async fn tokens(ctx: &Ctx, accounts: usize) -> Result<Vec<String>> {
     let results = bounded(accounts, REGISTER_CONCURRENCY, |i| {
         let (addr, stop, name) = (ctx.addr, stop.clone(), ctx.user_name(i));
         async move {
-            let peer = Peer::connect(addr, &stop, false).await?;
+            let peer = Peer::connect(addr, &stop, None).await?;
             let session = peer
                 .handle
                 .register(&name, PASSWORD)
@@ -158,7 +158,7 @@ async fn resume_many(
         let (addr, stop, tokens) = (ctx.addr, stop.clone(), Arc::clone(&tokens));
         async move {
             let t0 = Instant::now();
-            let mut peer = Peer::connect(addr, &stop, false).await?;
+            let mut peer = Peer::connect(addr, &stop, None).await?;
             let token = &tokens[i % tokens.len()];
             let session = peer.handle.resume(token).await.context("resuming")?;
             peer.name = session.user.username;
