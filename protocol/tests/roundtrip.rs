@@ -724,8 +724,8 @@ proptest! {
         let view = chatroom_protocol::codec::peek_message(&frame[HEADER_LEN..])
             .ok_or_else(|| TestCaseError::fail("no view of a message event"))?;
         prop_assert_eq!(
-            (view.id, view.room, view.seq, view.sender, view.sender_name, view.ts, &view.kind, view.text),
-            (m.id, m.room, m.seq, m.sender, m.sender_name.as_str(), m.ts, &m.kind, m.text.as_str())
+            view_fields(&view),
+            message_fields(&m)
         );
         if !matches!(other, ServerFrame::Event(Event::Message(_))) {
             let frame = encode_frame(&other, MAX).map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -762,6 +762,44 @@ proptest! {
     }
 }
 
+/// The fields a [`MessageView`] and a [`Message`] share, for comparing the two.
+type Fields<'a> = (
+    MessageId,
+    RoomId,
+    Seq,
+    UserId,
+    &'a str,
+    UnixMillis,
+    &'a MessageKind,
+    &'a str,
+);
+
+fn view_fields<'a>(v: &'a MessageView<'a>) -> Fields<'a> {
+    (
+        v.id,
+        v.room,
+        v.seq,
+        v.sender,
+        v.sender_name,
+        v.ts,
+        &v.kind,
+        v.text,
+    )
+}
+
+fn message_fields(m: &Message) -> Fields<'_> {
+    (
+        m.id,
+        m.room,
+        m.seq,
+        m.sender,
+        &m.sender_name,
+        m.ts,
+        &m.kind,
+        &m.text,
+    )
+}
+
 /// `peek_message` sees a message exactly when the full decode yields one, with equal fields.
 fn view_agrees_with_decode(payload: &[u8]) -> Result<(), TestCaseError> {
     let view = chatroom_protocol::codec::peek_message(payload);
@@ -770,28 +808,7 @@ fn view_agrees_with_decode(payload: &[u8]) -> Result<(), TestCaseError> {
             let view = view.ok_or_else(|| {
                 TestCaseError::fail("the full decode read a message; the view did not")
             })?;
-            prop_assert_eq!(
-                (
-                    view.id,
-                    view.room,
-                    view.seq,
-                    view.sender,
-                    view.sender_name,
-                    view.ts,
-                    &view.kind,
-                    view.text
-                ),
-                (
-                    m.id,
-                    m.room,
-                    m.seq,
-                    m.sender,
-                    m.sender_name.as_str(),
-                    m.ts,
-                    &m.kind,
-                    m.text.as_str()
-                )
-            );
+            prop_assert_eq!(view_fields(&view), message_fields(&m));
         }
         _ => prop_assert!(
             view.is_none(),
@@ -813,16 +830,17 @@ fn a_message_view_reads_non_minimal_varints() {
     payload.extend_from_slice(&[0, 2, b'h', b'i']);
     let view = chatroom_protocol::codec::peek_message(&payload).expect("a view");
     assert_eq!(
+        view_fields(&view),
         (
-            view.id,
-            view.room,
-            view.seq,
-            view.sender,
-            view.sender_name,
-            view.ts,
-            view.text
-        ),
-        (MessageId(5), RoomId(1), 251, UserId(2), "al", 7, "hi")
+            MessageId(5),
+            RoomId(1),
+            251,
+            UserId(2),
+            "al",
+            7,
+            &MessageKind::Text,
+            "hi"
+        )
     );
     view_agrees_with_decode(&payload).expect("agrees with the full decode");
 }
