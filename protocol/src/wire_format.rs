@@ -64,34 +64,37 @@ pub(crate) fn decode<T: DeserializeOwned>(payload: &[u8], limit: u64) -> Result<
 /// generator reads millions of these a second, and serde's generic path costs more than the
 /// rest of its work per message.
 pub(crate) fn decode_message_view(body: &[u8]) -> Option<crate::MessageView<'_>> {
+    read_simple_message_view(body).or_else(|| decode_borrowed(body, body.len() as u64).ok())
+}
+
+/// The hand path of [`decode_message_view`]: `None` for a file message, a bad tag or any
+/// malformed or trailing byte (bincode then decides).
+fn read_simple_message_view(body: &[u8]) -> Option<crate::MessageView<'_>> {
     let mut r = Reader { rest: body };
-    let fast = (|| {
-        let id = r.varint()?;
-        let room = r.varint()?;
-        let seq = r.varint()?;
-        let sender = r.varint()?;
-        let sender_name = r.str()?;
-        let ts = r.varint()?;
-        let kind = match r.varint()? {
-            0 => crate::MessageKind::Text,
-            1 => crate::MessageKind::System,
-            3 => crate::MessageKind::Deleted,
-            // A file message carries its `FileRef`; leave it (and any bad tag) to bincode.
-            _ => return None,
-        };
-        let text = r.str()?;
-        r.rest.is_empty().then_some(crate::MessageView {
-            id: crate::MessageId(id),
-            room: crate::RoomId(room),
-            seq,
-            sender: crate::UserId(sender),
-            sender_name,
-            ts,
-            kind,
-            text,
-        })
-    })();
-    fast.or_else(|| decode_borrowed(body, body.len() as u64).ok())
+    let id = r.varint()?;
+    let room = r.varint()?;
+    let seq = r.varint()?;
+    let sender = r.varint()?;
+    let sender_name = r.str()?;
+    let ts = r.varint()?;
+    let kind = match r.varint()? {
+        0 => crate::MessageKind::Text,
+        1 => crate::MessageKind::System,
+        3 => crate::MessageKind::Deleted,
+        // A file message carries its `FileRef`; leave it (and any bad tag) to bincode.
+        _ => return None,
+    };
+    let text = r.str()?;
+    r.rest.is_empty().then_some(crate::MessageView {
+        id: crate::MessageId(id),
+        room: crate::RoomId(room),
+        seq,
+        sender: crate::UserId(sender),
+        sender_name,
+        ts,
+        kind,
+        text,
+    })
 }
 
 /// A cursor over payload bytes that reads bincode's varints and strings (`PROTOCOL.md` §6).
