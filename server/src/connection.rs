@@ -9,28 +9,31 @@
 //!
 //! Closing: the reader ends on EOF, a protocol violation (answered with an error frame first),
 //! idle timeout, or server shutdown (after queueing `ServerShutdown`); the writer then flushes
-//! what is queued and shuts the socket. A [`Closer`] ends the connection from outside (too slow,
-//! session revoked): the writer stops at once and sends the reason as its last frame.
+//! what is queued and shuts the socket. Closing the connection's [`crate::outbox::Outlet`] ends it
+//! from outside (too slow, session revoked): the writer stops at once and sends the reason as its
+//! last frame.
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use chatroom_protocol::codec::{CodecError, ServerCodec, encode_frame};
 use chatroom_protocol::{
     ClientFrame, ErrorBody, ErrorCode, Event, PROTOCOL_VERSION, ServerFrame, Welcome,
 };
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::Shared;
-use crate::hub::{Closer, Outlet};
 use crate::limits::ConnectionSlot;
+use crate::outbox::{Drain, Taken, outbox};
 use crate::requests::Conn;
 
 /// Most bytes the writer gathers into one write.
@@ -59,15 +62,8 @@ pub(crate) async fn serve(
         }
         let (read, write) = socket.into_split();
         let limits = &shared.config.limits;
-        let (queue_tx, queue_rx) = mpsc::channel(limits.outbound_queue_frames.max(16) as usize);
-        let closer = Arc::new(Closer::default());
-        let writer = tracker.spawn(
-            write_loop(write, queue_rx, Arc::clone(&closer)).instrument(tracing::Span::current()),
-        );
-        let outlet = Outlet {
-            queue: queue_tx,
-            closer,
-        };
+        let (outlet, drain) = outbox(limits.outbound_queue_frames.max(16) as usize);
+        let writer = tracker.spawn(write_loop(write, drain).instrument(tracing::Span::current()));
         let mut conn = Conn::new(conn_id, peer, Arc::clone(&shared), outlet);
         read_loop(read, &mut conn, &shutdown).await;
         conn.end_session();
@@ -183,7 +179,7 @@ async fn read_loop(mut read: OwnedReadHalf, conn: &mut Conn, shutdown: &Cancella
     let idle_timeout = limits.idle_timeout();
     let mut last_heard = Instant::now();
     let mut ping_nonce = 0u64;
-    let closer = Arc::clone(&conn.outlet.closer);
+    let closing = conn.outlet.closing();
     loop {
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => {
@@ -194,7 +190,7 @@ async fn read_loop(mut read: OwnedReadHalf, conn: &mut Conn, shutdown: &Cancella
                 }
                 return;
             }
-            _ = closer.closed() => return,
+            _ = closing.cancelled() => return,
             r = tokio::time::timeout(heartbeat, next_frame(&mut read, &mut codec, &mut buf)) => r,
         };
         match outcome {
@@ -237,51 +233,46 @@ async fn read_loop(mut read: OwnedReadHalf, conn: &mut Conn, shutdown: &Cancella
     }
 }
 
-async fn write_loop(
-    mut write: OwnedWriteHalf,
-    mut queue: mpsc::Receiver<Bytes>,
-    closer: Arc<Closer>,
-) {
+async fn write_loop(mut write: OwnedWriteHalf, drain: Drain) {
+    let mut frames = VecDeque::new();
     let mut batch = BytesMut::new();
     // Whether the stream ends on a frame boundary, so that a farewell frame can follow.
     let mut on_boundary = true;
-    loop {
-        let first = tokio::select! {
-            biased;
-            _ = closer.closed() => break,
-            frame = queue.recv() => match frame {
-                Some(frame) => frame,
-                None => break,
-            },
-        };
-        let outcome = if queue.is_empty() {
-            write_bounded(&mut write, &first, &closer).await
-        } else {
-            batch.clear();
-            batch.extend_from_slice(&first);
-            while batch.len() < WRITE_BATCH_BYTES {
-                match queue.try_recv() {
-                    Ok(frame) => batch.extend_from_slice(&frame),
-                    Err(_) => break,
+    'taking: while drain.take_all(&mut frames).await == Taken::Frames {
+        while let Some(first) = frames.pop_front() {
+            let outcome = if frames.is_empty() || first.len() >= WRITE_BATCH_BYTES {
+                write_bounded(&mut write, &first, &drain).await
+            } else {
+                batch.clear();
+                batch.extend_from_slice(&first);
+                while batch.len() < WRITE_BATCH_BYTES {
+                    match frames.pop_front() {
+                        Some(frame) => batch.extend_from_slice(&frame),
+                        None => break,
+                    }
+                }
+                let outcome = write_bounded(&mut write, &batch, &drain).await;
+                if batch.capacity() > 4 * WRITE_BATCH_BYTES {
+                    batch = BytesMut::new();
+                }
+                outcome
+            };
+            match outcome {
+                WriteOutcome::Written if frames.is_empty() || !drain.is_closed() => {}
+                WriteOutcome::Written | WriteOutcome::WrittenThenClosed => break 'taking,
+                WriteOutcome::Interrupted => {
+                    on_boundary = false;
+                    drain.abort();
+                    break 'taking;
                 }
             }
-            let outcome = write_bounded(&mut write, &batch, &closer).await;
-            if batch.capacity() > 4 * WRITE_BATCH_BYTES {
-                batch = BytesMut::new();
-            }
-            outcome
-        };
-        match outcome {
-            WriteOutcome::Written => {}
-            WriteOutcome::WrittenThenClosed => break,
-            WriteOutcome::Interrupted => {
-                on_boundary = false;
-                closer.abort();
-                break;
-            }
+        }
+        // Idle connections are many: don't keep a burst's worth of slots.
+        if frames.capacity() > 64 {
+            frames = VecDeque::new();
         }
     }
-    if let Some(reason) = closer.reason() {
+    if let Some(reason) = drain.reason() {
         tracing::info!(code = ?reason.code, "closing: {}", reason.message);
         if on_boundary && let Ok(frame) = encode_frame(&ServerFrame::Error(reason), u32::MAX) {
             let _ = tokio::time::timeout(FAREWELL_TIMEOUT, write.write_all(&frame)).await;
@@ -302,16 +293,20 @@ enum WriteOutcome {
 /// Writes `bytes`, giving up if the peer makes no progress for [`WRITE_TIMEOUT`]. If the
 /// connection is closed meanwhile, the write gets [`FAREWELL_TIMEOUT`] more to finish its
 /// frames, so that the reason for closing can follow on a frame boundary.
-async fn write_bounded(write: &mut OwnedWriteHalf, bytes: &[u8], closer: &Closer) -> WriteOutcome {
+async fn write_bounded(write: &mut OwnedWriteHalf, bytes: &[u8], drain: &Drain) -> WriteOutcome {
     let mut pending = std::pin::pin!(write.write_all(bytes));
     let written = |r: std::io::Result<()>| match r {
         Ok(()) => WriteOutcome::Written,
         Err(_) => WriteOutcome::Interrupted,
     };
+    // Almost every write completes at once: try it before arming the close and timeout arms.
+    if let Poll::Ready(r) = poll_fn(|cx| Poll::Ready(pending.as_mut().poll(cx))).await {
+        return written(r);
+    }
     tokio::select! {
         biased;
         r = &mut pending => return written(r),
-        _ = closer.closed() => {}
+        _ = drain.closed() => {}
         _ = tokio::time::sleep(WRITE_TIMEOUT) => return WriteOutcome::Interrupted,
     }
     match tokio::time::timeout(FAREWELL_TIMEOUT, pending).await {

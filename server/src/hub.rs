@@ -6,87 +6,28 @@
 //! writer thread in commit order — so the hub never shows a change that is not committed.
 //!
 //! Fan-out encodes an event once and pushes the same [`Bytes`] to every recipient's bounded
-//! queue with `try_send`. A queue that is full means the client stopped keeping up: it is closed
-//! as too slow (it resumes from its last seq on reconnect), and the room keeps flowing.
+//! queue ([`crate::outbox`]). A queue that is full means the client stopped keeping up: it is
+//! closed as too slow (it resumes from its last seq on reconnect), and the room keeps flowing.
 //!
 //! Locks are `std` locks held for short, non-async sections only.
 
 use bytes::Bytes;
 use chatroom_protocol::codec::encode_frame;
 use chatroom_protocol::{
-    ErrorBody, ErrorCode, Event, Member, PresenceStatus, PresenceUpdate, RoomId, RoomKind,
-    RoomRole, ServerFrame, UserId, UserPresence, UserSummary,
+    ErrorBody, Event, Member, PresenceStatus, PresenceUpdate, RoomId, RoomKind, RoomRole,
+    ServerFrame, UserId, UserPresence, UserSummary,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::outbox::Outlet;
 use crate::storage::{RoomRow, Snapshot, UserRow};
 
 /// Identifies one connection for the life of the server process.
 pub type ConnId = u64;
-
-/// Closes a connection from outside its own tasks, with a reason the writer sends last.
-#[derive(Debug, Default)]
-pub struct Closer {
-    token: CancellationToken,
-    reason: Mutex<Option<ErrorBody>>,
-}
-
-impl Closer {
-    /// Asks the connection to close, telling the peer `reason` (the first reason wins).
-    pub fn close(&self, reason: ErrorBody) {
-        if let Ok(mut slot) = self.reason.lock()
-            && slot.is_none()
-        {
-            *slot = Some(reason);
-        }
-        self.token.cancel();
-    }
-
-    /// Closes without a reason (the peer is gone already).
-    pub fn abort(&self) {
-        self.token.cancel();
-    }
-
-    /// The reason given, if any.
-    pub fn reason(&self) -> Option<ErrorBody> {
-        self.reason.lock().ok().and_then(|r| r.clone())
-    }
-
-    /// Resolves once [`Closer::close`] was called.
-    pub async fn closed(&self) {
-        self.token.cancelled().await;
-    }
-
-    /// Whether [`Closer::close`] was called.
-    pub fn is_closed(&self) -> bool {
-        self.token.is_cancelled()
-    }
-}
-
-/// Where a connection's outgoing frames go: its bounded queue, and how to close it.
-#[derive(Clone, Debug)]
-pub struct Outlet {
-    /// The connection's outbound queue of encoded frames.
-    pub queue: mpsc::Sender<Bytes>,
-    /// How to close it.
-    pub closer: Arc<Closer>,
-}
-
-impl Outlet {
-    /// Queues `frame`; a full queue closes the connection as too slow.
-    pub fn push(&self, frame: Bytes) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(frame) {
-            self.closer.close(ErrorBody::new(
-                ErrorCode::TooSlow,
-                "the connection could not keep up with its events; reconnect and resume",
-            ));
-        }
-    }
-}
 
 /// A logged-in connection as the hub sees it.
 #[derive(Clone, Debug)]
@@ -556,7 +497,7 @@ impl Hub {
         let state = self.read();
         if let Some(u) = state.users.get(&user) {
             for s in u.sessions.iter().filter(|s| Some(s.conn) != keep) {
-                s.outlet.closer.close(reason.clone());
+                s.outlet.close(reason.clone());
             }
         }
     }
@@ -570,7 +511,7 @@ impl Hub {
                 .iter()
                 .filter(|s| s.conn != keep && s.token_hash == token_hash)
             {
-                s.outlet.closer.close(reason.clone());
+                s.outlet.close(reason.clone());
             }
         }
     }

@@ -12,6 +12,7 @@
 //! - [`storage`]: SQLite — the writer thread with group commit, the read pool, the schema.
 //! - [`auth`]: name rules, argon2id passwords, session tokens.
 //! - [`limits`]: rate limits and connection counts.
+//! - [`outbox`]: a connection's bounded queue of outgoing frames.
 //! - [`files`]: file content on disk and the uploads in progress.
 //! - [`admin`]: offline account maintenance for the `user …` subcommands.
 //! - [`ai`]: the AI bot — a reserved account answering `@ai` mentions and direct messages.
@@ -28,6 +29,7 @@ pub mod error;
 pub mod files;
 pub mod hub;
 pub mod limits;
+pub mod outbox;
 mod requests;
 pub mod storage;
 

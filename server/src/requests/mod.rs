@@ -24,8 +24,9 @@ use std::time::Instant;
 
 use crate::Shared;
 use crate::error::{RequestError, RequestResult};
-use crate::hub::{ConnId, Outlet, SessionConn};
+use crate::hub::{ConnId, SessionConn};
 use crate::limits::TokenBucket;
+use crate::outbox::Outlet;
 use crate::storage::UserRow;
 
 /// A logged-in session on a connection.
