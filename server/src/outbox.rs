@@ -264,12 +264,18 @@ mod tests {
             (first, taken)
         });
         tokio::task::yield_now().await;
-        std::thread::spawn(move || outlet.push(frame(7)))
+        // The test keeps an outlet alive: the last one's drop would wake the writer too.
+        let pusher = outlet.clone();
+        std::thread::spawn(move || pusher.push(frame(7)))
             .join()
             .expect("pusher thread");
-        let (first, taken) = writer.await.expect("writer task");
+        let (first, taken) = tokio::time::timeout(std::time::Duration::from_secs(10), writer)
+            .await
+            .expect("woken by the push")
+            .expect("writer task");
         assert_eq!(first, Taken::Frames);
         assert_eq!(taken, [frame(7)]);
+        drop(outlet);
     }
 
     #[tokio::test]
@@ -288,7 +294,11 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished(), "a clone is still alive");
         drop(second);
-        assert_eq!(waiting.await.expect("writer task"), Taken::Finished);
+        let finished = tokio::time::timeout(std::time::Duration::from_secs(10), waiting).await;
+        assert_eq!(
+            finished.expect("woken by the last drop").expect("writer task"),
+            Taken::Finished
+        );
     }
 
     #[tokio::test]
@@ -323,8 +333,105 @@ mod tests {
         tokio::task::yield_now().await;
         outlet.close(ErrorBody::new(ErrorCode::SessionRevoked, "first"));
         outlet.close(ErrorBody::new(ErrorCode::TooSlow, "second"));
-        waiting.await.expect("waiting task");
+        tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+            .await
+            .expect("woken by the close")
+            .expect("waiting task");
         assert_eq!(drain.reason().map(|r| r.message), Some("first".to_string()));
+    }
+
+    /// Pushers on their own threads, each dropping its outlet when done; the writer on a
+    /// multi-thread runtime. Every frame arrives once, each pusher's in order, and the writer
+    /// ends by itself once the last outlet is gone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_pushers_lose_nothing_and_the_writer_ends() {
+        const PUSHERS: u8 = 4;
+        const EACH: u32 = 20_000;
+        let (outlet, drain) = outbox(PUSHERS as usize * EACH as usize);
+        let writer = tokio::spawn(async move {
+            let mut next = [0u32; PUSHERS as usize];
+            let mut taken = VecDeque::new();
+            let mut wakes = 0u32;
+            while drain.take_all(&mut taken).await == Taken::Frames {
+                wakes += 1;
+                for frame in taken.drain(..) {
+                    let pusher = usize::from(frame[0]);
+                    let seq = u32::from_le_bytes([frame[1], frame[2], frame[3], frame[4]]);
+                    assert_eq!(seq, next[pusher], "pusher {pusher} out of order");
+                    next[pusher] += 1;
+                }
+            }
+            (next, wakes)
+        });
+        let pushers: Vec<_> = (0..PUSHERS)
+            .map(|p| {
+                let outlet = outlet.clone();
+                std::thread::spawn(move || {
+                    for seq in 0..EACH {
+                        let mut frame = vec![p];
+                        frame.extend_from_slice(&seq.to_le_bytes());
+                        outlet.push(Bytes::from(frame));
+                    }
+                })
+            })
+            .collect();
+        drop(outlet);
+        for pusher in pushers {
+            pusher.join().expect("pusher thread");
+        }
+        let (next, wakes) = tokio::time::timeout(std::time::Duration::from_secs(30), writer)
+            .await
+            .expect("the writer ended once every outlet was gone")
+            .expect("writer task");
+        assert_eq!(next, [EACH; PUSHERS as usize]);
+        assert!(wakes >= 1);
+    }
+
+    /// A close racing with pushers: the writer stops with `Closed`, what it took before is
+    /// each pusher's frames in order without gaps, and pushes after the close are dropped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_close_racing_with_pushers_stops_the_writer_cleanly() {
+        let (outlet, drain) = outbox(1 << 20);
+        let writer = tokio::spawn(async move {
+            let mut next = [0u32; 2];
+            let mut taken = VecDeque::new();
+            let end = loop {
+                match drain.take_all(&mut taken).await {
+                    Taken::Frames => {}
+                    end => break end,
+                }
+                for frame in taken.drain(..) {
+                    let pusher = usize::from(frame[0]);
+                    let seq = u32::from_le_bytes([frame[1], frame[2], frame[3], frame[4]]);
+                    assert_eq!(seq, next[pusher]);
+                    next[pusher] += 1;
+                }
+            };
+            (end, drain.reason().map(|r| r.code))
+        });
+        let pushers: Vec<_> = (0..2u8)
+            .map(|p| {
+                let outlet = outlet.clone();
+                std::thread::spawn(move || {
+                    for seq in 0..50_000u32 {
+                        let mut frame = vec![p];
+                        frame.extend_from_slice(&seq.to_le_bytes());
+                        outlet.push(Bytes::from(frame));
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        outlet.close(ErrorBody::new(ErrorCode::SessionRevoked, "logged out elsewhere"));
+        for pusher in pushers {
+            pusher.join().expect("pusher thread");
+        }
+        let (end, reason) = tokio::time::timeout(std::time::Duration::from_secs(30), writer)
+            .await
+            .expect("the writer stopped")
+            .expect("writer task");
+        assert_eq!(end, Taken::Closed);
+        assert_eq!(reason, Some(ErrorCode::SessionRevoked));
     }
 
     #[tokio::test]
