@@ -59,10 +59,10 @@ pub struct Settings {
     /// Largest frame in bytes [default: 1048576]
     #[arg(long, env = "CHATROOM_MAX_FRAME_BYTES", value_name = "N")]
     pub max_frame_bytes: Option<u32>,
-    /// Sustained messages per second per connection [default: 20]
+    /// Sustained messages per second per connection, at least 1 [default: 20]
     #[arg(long, env = "CHATROOM_MESSAGES_PER_SECOND", value_name = "N")]
     pub messages_per_second: Option<u32>,
-    /// Message burst allowance per connection [default: 50]
+    /// Message burst allowance per connection, at least 1 [default: 50]
     #[arg(long, env = "CHATROOM_MESSAGE_BURST", value_name = "N")]
     pub message_burst: Option<u32>,
     /// Connections at once, 0 for no limit [default: 10000]
@@ -332,6 +332,18 @@ pub fn resolve_config_with_key(
     if config.limits.max_frame_bytes < 4096 {
         bail!("max_frame_bytes must be at least 4096");
     }
+    // A 0 here used to be read as 1 per second, the opposite of what anyone typing it means.
+    for (name, value) in [
+        ("messages_per_second", config.limits.messages_per_second),
+        ("message_burst", config.limits.message_burst),
+    ] {
+        if value == 0 {
+            bail!(
+                "{name} must be at least 1; there is no unlimited setting, \
+                 use a large number such as 1000000"
+            );
+        }
+    }
     Ok((config, listen))
 }
 
@@ -572,6 +584,21 @@ mod tests {
             config.limits.idle_timeout_secs, 90,
             "unset keys keep defaults"
         );
+    }
+
+    #[test]
+    fn a_zero_message_rate_is_refused_not_read_as_one_per_second() {
+        for flag in ["--messages-per-second", "--message-burst"] {
+            let cli = Cli::try_parse_from(["chatroom-server", flag, "0"]).expect("parse");
+            let error = resolve_config_with_key(&cli.settings, None)
+                .expect_err("0 is refused")
+                .to_string();
+            assert!(error.contains("at least 1"), "{flag}: {error}");
+        }
+        let cli = Cli::try_parse_from(["chatroom-server", "--messages-per-second", "1000000"])
+            .expect("parse");
+        let (config, _) = resolve_config_with_key(&cli.settings, None).expect("resolve");
+        assert_eq!(config.limits.messages_per_second, 1_000_000);
     }
 
     #[test]
