@@ -296,7 +296,9 @@ mod tests {
         drop(second);
         let finished = tokio::time::timeout(std::time::Duration::from_secs(10), waiting).await;
         assert_eq!(
-            finished.expect("woken by the last drop").expect("writer task"),
+            finished
+                .expect("woken by the last drop")
+                .expect("writer task"),
             Taken::Finished
         );
     }
@@ -422,7 +424,10 @@ mod tests {
             })
             .collect();
         std::thread::sleep(std::time::Duration::from_millis(2));
-        outlet.close(ErrorBody::new(ErrorCode::SessionRevoked, "logged out elsewhere"));
+        outlet.close(ErrorBody::new(
+            ErrorCode::SessionRevoked,
+            "logged out elsewhere",
+        ));
         for pusher in pushers {
             pusher.join().expect("pusher thread");
         }
