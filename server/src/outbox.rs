@@ -245,6 +245,30 @@ mod tests {
         Bytes::from(vec![n; 3])
     }
 
+    /// Threads that each push `each` frames tagged with their number and a sequence.
+    fn spawn_pushers(outlet: &Outlet, pushers: u8, each: u32) -> Vec<std::thread::JoinHandle<()>> {
+        (0..pushers)
+            .map(|p| {
+                let outlet = outlet.clone();
+                std::thread::spawn(move || {
+                    for seq in 0..each {
+                        let mut frame = vec![p];
+                        frame.extend_from_slice(&seq.to_le_bytes());
+                        outlet.push(Bytes::from(frame));
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// Checks that a tagged frame is the next of its pusher's sequence, and counts it.
+    fn expect_next(next: &mut [u32], frame: &Bytes) {
+        let pusher = usize::from(frame[0]);
+        let seq = u32::from_le_bytes([frame[1], frame[2], frame[3], frame[4]]);
+        assert_eq!(seq, next[pusher], "pusher {pusher} out of order");
+        next[pusher] += 1;
+    }
+
     #[tokio::test]
     async fn frames_come_out_in_order_all_at_once() {
         let (outlet, drain) = outbox(8);
@@ -357,26 +381,12 @@ mod tests {
             while drain.take_all(&mut taken).await == Taken::Frames {
                 wakes += 1;
                 for frame in taken.drain(..) {
-                    let pusher = usize::from(frame[0]);
-                    let seq = u32::from_le_bytes([frame[1], frame[2], frame[3], frame[4]]);
-                    assert_eq!(seq, next[pusher], "pusher {pusher} out of order");
-                    next[pusher] += 1;
+                    expect_next(&mut next, &frame);
                 }
             }
             (next, wakes)
         });
-        let pushers: Vec<_> = (0..PUSHERS)
-            .map(|p| {
-                let outlet = outlet.clone();
-                std::thread::spawn(move || {
-                    for seq in 0..EACH {
-                        let mut frame = vec![p];
-                        frame.extend_from_slice(&seq.to_le_bytes());
-                        outlet.push(Bytes::from(frame));
-                    }
-                })
-            })
-            .collect();
+        let pushers = spawn_pushers(&outlet, PUSHERS, EACH);
         drop(outlet);
         for pusher in pushers {
             pusher.join().expect("pusher thread");
@@ -403,26 +413,12 @@ mod tests {
                     end => break end,
                 }
                 for frame in taken.drain(..) {
-                    let pusher = usize::from(frame[0]);
-                    let seq = u32::from_le_bytes([frame[1], frame[2], frame[3], frame[4]]);
-                    assert_eq!(seq, next[pusher]);
-                    next[pusher] += 1;
+                    expect_next(&mut next, &frame);
                 }
             };
             (end, drain.reason().map(|r| r.code))
         });
-        let pushers: Vec<_> = (0..2u8)
-            .map(|p| {
-                let outlet = outlet.clone();
-                std::thread::spawn(move || {
-                    for seq in 0..50_000u32 {
-                        let mut frame = vec![p];
-                        frame.extend_from_slice(&seq.to_le_bytes());
-                        outlet.push(Bytes::from(frame));
-                    }
-                })
-            })
-            .collect();
+        let pushers = spawn_pushers(&outlet, 2, 50_000);
         std::thread::sleep(std::time::Duration::from_millis(2));
         outlet.close(ErrorBody::new(
             ErrorCode::SessionRevoked,
