@@ -73,6 +73,10 @@ pub enum Scenario {
     /// C clients each upload a fresh random file of M MiB, then download one: MiB/s, next to a
     /// raw loopback TCP copy of the same bytes measured in the same run.
     Files(FilesArgs),
+    /// The `fanout` load against an IRC server (e.g. InspIRCd), for a like-for-like reference:
+    /// N clients join one channel, S send stamped PRIVMSGs at an aggregate R lines/s. IRC
+    /// acknowledges and stores nothing, so only deliveries and their latency are reported.
+    IrcFanout(FanoutArgs),
 }
 
 fn clients(s: &str) -> Result<u32, String> {
@@ -271,13 +275,14 @@ impl Scenario {
             Scenario::Idle(_) => "idle",
             Scenario::History(_) => "history",
             Scenario::Files(_) => "files",
+            Scenario::IrcFanout(_) => "irc-fanout",
         }
     }
 
     /// Checks every bound (clap does too, but the library can be called directly).
     pub fn validate(&self) -> Result<()> {
         match self {
-            Scenario::Fanout(a) => {
+            Scenario::Fanout(a) | Scenario::IrcFanout(a) => {
                 check("--clients", a.clients, 1, MAX_CLIENTS)?;
                 check("--senders", a.senders, 1, a.clients)?;
                 check("--rate", a.rate, 1, MAX_RATE)?;

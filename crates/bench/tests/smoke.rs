@@ -12,6 +12,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+// In a folder of its own so that cargo does not build it as a test binary.
+#[path = "smoke/irc_relay.rs"]
+mod irc_relay;
+
 struct Server {
     addr: String,
     shutdown: CancellationToken,
@@ -254,4 +258,42 @@ async fn idle_without_pid_is_refused() {
     };
     let err = chatroom_bench::run(&cli).await.unwrap_err();
     assert!(err.to_string().contains("--server-pid"), "{err:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irc_fanout_tiny() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let stop = CancellationToken::new();
+    let relay = tokio::spawn(irc_relay::serve(listener, stop.clone()));
+    let cli = Cli {
+        server: addr,
+        server_pid: Some(std::process::id()),
+        scenario: Scenario::IrcFanout(FanoutArgs {
+            clients: 5,
+            senders: 2,
+            rate: 40,
+            secs: 1,
+        }),
+    };
+    let report = chatroom_bench::run(&cli).await.unwrap();
+    eprintln!("{report}");
+    assert_eq!(report.scenario, "irc-fanout");
+    assert!(report.errors.is_empty(), "errors: {:?}", report.errors);
+    let t = report.traffic.expect("traffic");
+    assert!(t.sent >= 20, "{t:?}");
+    // IRC does not echo a line to its sender.
+    assert_eq!(t.expected_deliveries, t.sent * 4, "{t:?}");
+    assert_eq!(t.received_deliveries, t.expected_deliveries, "{t:?}");
+    assert_eq!(t.delivery_ratio, 1.0, "{t:?}");
+    assert_eq!(t.disconnected, 0, "{t:?}");
+    assert_eq!(
+        report.delivery_latency.unwrap().count,
+        t.received_deliveries
+    );
+    // IRC acknowledges and stores nothing: no acks, no stored check.
+    assert_eq!(t.acked, 0);
+    assert!(report.stored.is_none() && report.ack_latency.is_none());
+    stop.cancel();
+    relay.await.unwrap();
 }

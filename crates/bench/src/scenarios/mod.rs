@@ -2,10 +2,12 @@
 
 mod files;
 mod history;
+mod irc;
 mod sessions;
 mod traffic;
 
 pub(crate) use files::files;
 pub(crate) use history::history;
+pub(crate) use irc::irc_fanout;
 pub(crate) use sessions::{connect, idle, resume};
 pub(crate) use traffic::{fanout, ingest, max, rooms};

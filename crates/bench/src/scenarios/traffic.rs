@@ -27,7 +27,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(15);
 /// Stop waiting earlier when no delivery arrived for this long.
 const DRAIN_STALL: Duration = Duration::from_secs(3);
 /// Pause after setup so join and presence events are drained before the clock starts.
-const SETTLE: Duration = Duration::from_millis(500);
+pub(crate) const SETTLE: Duration = Duration::from_millis(500);
 /// Most (send time, ack latency) samples a sender keeps for the per-second timeline.
 const TIMELINE_SAMPLES: usize = 1 << 20;
 
@@ -238,6 +238,25 @@ pub(crate) async fn count_stored(
     Ok((found, gapless))
 }
 
+/// Waits for the deliveries still on their way after the last send: until `received()` reaches
+/// `expected`, nothing arrived for [`DRAIN_STALL`], or [`DRAIN_LIMIT`] passed.
+pub(crate) async fn await_deliveries(expected: u64, received: impl Fn() -> u64) {
+    let drain_deadline = Instant::now() + DRAIN_LIMIT;
+    let mut last_progress = (received(), Instant::now());
+    loop {
+        let now_received = received();
+        if now_received >= expected || Instant::now() >= drain_deadline {
+            break;
+        }
+        if now_received != last_progress.0 {
+            last_progress = (now_received, Instant::now());
+        } else if last_progress.1.elapsed() >= DRAIN_STALL {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Sends for `secs`, waits for the deliveries, checks storage.
 pub(crate) async fn drive(
     ctx: &Ctx,
@@ -336,21 +355,7 @@ pub(crate) async fn drive(
         .zip(&acked_per_room)
         .map(|(room, acked)| acked * room.members.len() as u64)
         .sum();
-    // Wait for deliveries still on their way.
-    let drain_deadline = Instant::now() + DRAIN_LIMIT;
-    let mut last_progress = (fleet.received(), Instant::now());
-    loop {
-        let received = fleet.received();
-        if received >= expected || Instant::now() >= drain_deadline {
-            break;
-        }
-        if received != last_progress.0 {
-            last_progress = (received, Instant::now());
-        } else if last_progress.1.elapsed() >= DRAIN_STALL {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    await_deliveries(expected, || fleet.received()).await;
     let measured = meter.finish();
     let received = fleet.received();
     let disconnected = fleet.disconnected() as u64;
@@ -502,7 +507,7 @@ async fn make_rooms(ctx: &Ctx, fleet: &Fleet, groups: &[Vec<usize>]) -> Result<V
     Ok(rooms)
 }
 
-fn params<T: serde::Serialize>(args: &T) -> serde_json::Value {
+pub(crate) fn params<T: serde::Serialize>(args: &T) -> serde_json::Value {
     serde_json::to_value(args).unwrap_or(serde_json::Value::Null)
 }
 
