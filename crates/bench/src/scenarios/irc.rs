@@ -78,14 +78,23 @@ pub(crate) fn parse_line(raw: &str) -> Option<Line<'_>> {
     })
 }
 
+/// The send time in a stamped `PRIVMSG` line, found without allocating: this runs for every
+/// delivery, and the tool should cost the machine as little here as in `fanout`.
+fn privmsg_stamp(line: &[u8]) -> Option<u64> {
+    const PRIVMSG: &[u8] = b" PRIVMSG ";
+    let at = line.windows(PRIVMSG.len()).position(|w| w == PRIVMSG)?;
+    let rest = &line[at + PRIVMSG.len()..];
+    let colon = rest.windows(2).position(|w| w == b" :")?;
+    parse_stamp(std::str::from_utf8(&rest[colon + 2..]).ok()?)
+}
+
 /// Complete lines at the front of `buf`: calls `each` on every one and removes them. Fails on a
 /// line longer than [`MAX_LINE`].
-fn take_lines(buf: &mut Vec<u8>, mut each: impl FnMut(&str)) -> Result<()> {
+fn take_lines(buf: &mut Vec<u8>, mut each: impl FnMut(&[u8])) -> Result<()> {
     let mut start = 0;
     while let Some(end) = buf[start..].iter().position(|b| *b == b'\n') {
         let line = &buf[start..start + end];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        each(&String::from_utf8_lossy(line));
+        each(line.strip_suffix(b"\r").unwrap_or(line));
         start += end + 1;
     }
     buf.drain(..start);
@@ -225,22 +234,20 @@ async fn read_timed(
     loop {
         let mut pongs = Vec::new();
         let taken = take_lines(&mut buf, |raw| {
-            let Some(line) = parse_line(raw) else {
-                return;
-            };
-            match line.command {
-                "PRIVMSG" => {
-                    let (Some(at), Some(sent)) = (read_at, line.trailing.and_then(parse_stamp))
-                    else {
-                        return;
-                    };
+            if let Some(sent) = privmsg_stamp(raw) {
+                if let Some(at) = read_at {
                     let now = timing.micros_at(at);
                     timing.record(now.saturating_sub(sent));
                     counters.received.fetch_add(1, Ordering::Relaxed);
                     counters.last_micros.store(now, Ordering::Relaxed);
                 }
-                "PING" => pongs.push(format!("PONG :{}\r\n", line.trailing.unwrap_or(""))),
-                _ => {}
+                return;
+            }
+            let raw = String::from_utf8_lossy(raw);
+            if let Some(line) = parse_line(&raw)
+                && line.command == "PING"
+            {
+                pongs.push(format!("PONG :{}\r\n", line.trailing.unwrap_or("")));
             }
         });
         if taken.is_err() {
@@ -443,10 +450,21 @@ mod tests {
     }
 
     #[test]
+    fn stamps_are_found_in_privmsg_lines_only() {
+        assert_eq!(privmsg_stamp(b":a!a@h PRIVMSG #c :b:1:2:345"), Some(345));
+        assert_eq!(privmsg_stamp(b":a!a@h NOTICE #c :b:1:2:345"), None);
+        assert_eq!(privmsg_stamp(b":a!a@h PRIVMSG #c :hello"), None);
+        assert_eq!(privmsg_stamp(b"PING :b:1:2:345"), None);
+    }
+
+    #[test]
     fn take_lines_keeps_a_partial_line_and_refuses_an_endless_one() {
         let mut buf = b"one\r\ntwo\nthr".to_vec();
         let mut seen = Vec::new();
-        take_lines(&mut buf, |l| seen.push(l.to_string())).unwrap();
+        take_lines(&mut buf, |l| {
+            seen.push(String::from_utf8_lossy(l).into_owned())
+        })
+        .unwrap();
         assert_eq!(seen, ["one", "two"]);
         assert_eq!(buf, b"thr");
         let mut long = vec![b'x'; MAX_LINE + 1];
