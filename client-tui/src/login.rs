@@ -75,6 +75,8 @@ pub async fn connect_logged_in(settings: &Settings) -> anyhow::Result<(Client, S
         match client.resume(&token).await {
             Ok(session) => return Ok((client, session)),
             Err(e) if e.code() == Some(ErrorCode::InvalidToken) => {
+                // Say why the password is asked for again (an expired session, usually).
+                eprintln!("chatroom: the saved session cannot be resumed: {e}");
                 store.remove(&settings.server, user);
             }
             Err(e) => return Err(e).context("cannot resume the session"),

@@ -77,6 +77,10 @@ pub struct Settings {
     /// Seconds of silence before the server drops a client [default: 90]
     #[arg(long, env = "CHATROOM_IDLE_TIMEOUT_SECS", value_name = "SECS")]
     pub idle_timeout_secs: Option<u32>,
+    /// Seconds a session may go unused before its token stops resuming, 0 for never
+    /// [default: 2592000, 30 days]
+    #[arg(long, env = "CHATROOM_SESSION_EXPIRY_SECS", value_name = "SECS")]
+    pub session_expiry_secs: Option<u32>,
     /// Largest uploaded file in bytes [default: 1073741824]
     #[arg(long, env = "CHATROOM_MAX_FILE_BYTES", value_name = "BYTES")]
     pub max_file_bytes: Option<u64>,
@@ -311,6 +315,10 @@ pub fn resolve_config_with_key(
         ),
         (settings.heartbeat_secs, &mut limits.heartbeat_interval_secs),
         (settings.idle_timeout_secs, &mut limits.idle_timeout_secs),
+        (
+            settings.session_expiry_secs,
+            &mut limits.session_expiry_secs,
+        ),
     ];
     for (value, slot) in overrides {
         if let Some(v) = value {
@@ -551,6 +559,10 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("chatroom-data"));
         assert_eq!(config.registration, RegistrationPolicy::Open);
         assert_eq!(config.limits.max_message_chars, 4000);
+        assert_eq!(
+            config.limits.session_expiry(),
+            Some(std::time::Duration::from_secs(30 * 24 * 3600))
+        );
     }
 
     #[test]
@@ -572,9 +584,12 @@ mod tests {
             "from flag",
             "--max-message-chars",
             "900",
+            "--session-expiry-secs",
+            "0",
         ])
         .expect("parse");
         let (config, listen) = resolve_config(&cli.settings).expect("resolve");
+        assert_eq!(config.limits.session_expiry(), None, "0 means never");
         assert_eq!(listen.to_string(), "127.0.0.1:9000", "file over default");
         assert_eq!(config.server_name, "from flag", "flag over file");
         assert_eq!(config.registration, RegistrationPolicy::Closed);

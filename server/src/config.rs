@@ -118,6 +118,9 @@ pub struct LimitsConfig {
     pub handshake_timeout_secs: u32,
     /// Typing notifications forwarded per room per connection, at most one per this many ms.
     pub typing_interval_ms: u32,
+    /// A session unused for this long no longer resumes and is deleted, so a lost or stolen
+    /// token stops working on its own (seconds, 0 = never). Being connected counts as use.
+    pub session_expiry_secs: u32,
 }
 
 impl Default for Config {
@@ -250,6 +253,7 @@ impl Default for LimitsConfig {
             idle_timeout_secs: 90,
             handshake_timeout_secs: 10,
             typing_interval_ms: 2000,
+            session_expiry_secs: 30 * 24 * 3600,
         }
     }
 }
@@ -287,6 +291,12 @@ impl LimitsConfig {
 
     pub(crate) fn handshake_timeout(&self) -> Duration {
         Duration::from_secs(u64::from(self.handshake_timeout_secs.max(1)))
+    }
+
+    /// How long an unused session lives, `None` for ever.
+    pub(crate) fn session_expiry(&self) -> Option<Duration> {
+        (self.session_expiry_secs > 0)
+            .then(|| Duration::from_secs(u64::from(self.session_expiry_secs)))
     }
 
     /// What clients are told in `Welcome`.

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use chatroom_protocol::codec::encode_frame;
 use chatroom_protocol::{
     ErrorBody, Event, Member, PresenceStatus, PresenceUpdate, RoomId, RoomKind, RoomRole,
-    ServerFrame, UserId, UserPresence, UserSummary,
+    ServerFrame, UserId, UserPresence, UserSummary, now_millis,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -24,6 +24,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::outbox::Outlet;
+use crate::sessions::{SessionTokens, TokenHash};
 use crate::storage::{RoomRow, Snapshot, UserRow};
 
 /// Identifies one connection for the life of the server process.
@@ -102,9 +103,9 @@ pub struct Hub {
     max_frame_bytes: u32,
     presence_dirty: Mutex<HashSet<UserId>>,
     presence_wake: Notify,
-    /// Live session tokens (their SHA-256) and whose they are, so that a resume needs no
-    /// database read. Changed only in storage completions, right after the commit.
-    tokens: Mutex<HashMap<[u8; 32], UserId>>,
+    /// Live session tokens, so that a resume needs no database read. Added and removed only in
+    /// storage completions, right after the commit.
+    sessions: SessionTokens,
 }
 
 /// What the hub knows of a room, for permission checks.
@@ -164,39 +165,25 @@ impl Hub {
             max_frame_bytes,
             presence_dirty: Mutex::new(HashSet::new()),
             presence_wake: Notify::new(),
-            tokens: Mutex::new(snapshot.sessions.into_iter().collect()),
+            sessions: SessionTokens::new(snapshot.sessions),
         }
     }
 
-    fn tokens(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], UserId>> {
-        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    /// The live session tokens.
+    pub fn sessions(&self) -> &SessionTokens {
+        &self.sessions
     }
 
-    /// The account a session token (by its SHA-256) belongs to, if the session is live.
-    pub fn token_user(&self, token_hash: &[u8]) -> Option<UserRow> {
-        let hash: [u8; 32] = token_hash.try_into().ok()?;
-        let user = *self.tokens().get(&hash)?;
-        self.user(user)
-    }
-
-    /// A session was stored.
-    pub fn add_token(&self, token_hash: &[u8], user: UserId) {
-        if let Ok(hash) = <[u8; 32]>::try_from(token_hash) {
-            self.tokens().insert(hash, user);
-        }
-    }
-
-    /// A session was deleted.
-    pub fn remove_token(&self, token_hash: &[u8]) {
-        if let Ok(hash) = <[u8; 32]>::try_from(token_hash) {
-            self.tokens().remove(&hash);
-        }
-    }
-
-    /// Every session of `user` but `keep` was deleted.
-    pub fn remove_user_tokens(&self, user: UserId, keep: Option<&[u8]>) {
-        self.tokens()
-            .retain(|hash, owner| *owner != user || keep.is_some_and(|k| k == hash.as_slice()));
+    /// The tokens held by logged-in connections right now.
+    pub fn live_tokens(&self) -> HashSet<TokenHash> {
+        let state = self.read();
+        state
+            .online
+            .iter()
+            .filter_map(|user| state.users.get(user))
+            .flat_map(|u| &u.sessions)
+            .filter_map(|s| TokenHash::try_from(s.token_hash.as_slice()).ok())
+            .collect()
     }
 
     // A poisoned lock means a panic elsewhere mid-update; the state is still the best we have,
@@ -465,7 +452,14 @@ impl Hub {
                 return;
             };
             let before = u.sessions.len();
-            u.sessions.retain(|s| s.conn != conn);
+            u.sessions.retain(|s| {
+                let keep = s.conn != conn;
+                if !keep {
+                    // Holding a token until now was a use of it.
+                    self.sessions.touch(&s.token_hash, now_millis());
+                }
+                keep
+            });
             let gone = before > 0 && u.sessions.is_empty();
             if gone {
                 u.away = false;

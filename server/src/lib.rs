@@ -11,6 +11,7 @@
 //! - [`hub`]: hot state in memory — users, rooms, members, online sessions — and fan-out.
 //! - [`storage`]: SQLite — the writer thread with group commit, the read pool, the schema.
 //! - [`auth`]: name rules, argon2id passwords, session tokens.
+//! - [`sessions`]: the live session tokens in memory, and their expiry.
 //! - [`limits`]: rate limits and connection counts.
 //! - [`outbox`]: a connection's bounded queue of outgoing frames.
 //! - [`files`]: file content on disk and the uploads in progress.
@@ -31,6 +32,7 @@ pub mod hub;
 pub mod limits;
 pub mod outbox;
 mod requests;
+pub mod sessions;
 pub mod storage;
 
 use std::net::SocketAddr;
@@ -151,6 +153,7 @@ pub async fn run(
         Arc::clone(&shared),
         shutdown.clone(),
     ));
+    tracker.spawn(sessions::upkeep(Arc::clone(&shared), shutdown.clone()));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, data_dir = %shared.config.data_dir.display(), "serving");
     }

@@ -3,6 +3,7 @@
 use crate::support::*;
 use chatroom_protocol::ErrorCode;
 use chatroom_server::config::RegistrationPolicy;
+use std::time::Duration;
 
 #[tokio::test]
 async fn register_login_resume_logout_and_change_password() {
@@ -168,4 +169,91 @@ async fn failed_logins_are_rate_limited() {
         "even the right password is refused while the account is locked"
     );
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_unused_for_the_expiry_stops_resuming_and_a_held_one_does_not() {
+    let server = TestServer::start_with(|c| c.limits.session_expiry_secs = 1).await;
+    let (holder, session) = server.user("erin").await;
+
+    // Held by a connection for longer than the expiry: being connected is use.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let second = server.connect().await;
+    second
+        .resume(&session.token)
+        .await
+        .expect("a session held by a connection does not expire");
+
+    // Nobody holds it for longer than the expiry: the token no longer resumes.
+    holder.close();
+    second.close();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let late = server.connect().await;
+    let refused = late.resume(&session.token).await.expect_err("expired");
+    assert_eq!(refused.code(), Some(ErrorCode::InvalidToken));
+    assert!(
+        refused.to_string().contains("expired"),
+        "the message says why: {refused}"
+    );
+    late.login("erin", PASSWORD)
+        .await
+        .expect("the password still logs in");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_that_expired_while_the_server_was_down_are_deleted_at_start() {
+    let server = TestServer::start().await;
+    let (stale_client, stale) = server.user("olga").await;
+    let (fresh_client, fresh) = server.user("rita").await;
+    stale_client.close();
+    fresh_client.close();
+    let (dir, config) = server.stop().await;
+
+    // Olga's session was last used 31 days ago (written into the file while the server is down).
+    let stale_hash = chatroom_server::auth::token_hash(&stale.token);
+    let fresh_hash = chatroom_server::auth::token_hash(&fresh.token);
+    let db_path = config.database_path();
+    let last_used = |hash: &[u8]| -> Option<i64> {
+        let db = rusqlite::Connection::open(&db_path).expect("open the database");
+        db.query_row(
+            "SELECT last_used_at FROM sessions WHERE token_hash = ?1",
+            [hash],
+            |r| r.get(0),
+        )
+        .ok()
+    };
+    let fresh_before = last_used(&fresh_hash).expect("rita's session is stored");
+    let month_ago = fresh_before - 31 * 24 * 3600 * 1000;
+    rusqlite::Connection::open(&db_path)
+        .expect("open the database")
+        .execute(
+            "UPDATE sessions SET last_used_at = ?1 WHERE token_hash = ?2",
+            rusqlite::params![month_ago, stale_hash],
+        )
+        .expect("age olga's session");
+
+    // Started and stopped again without anyone resuming: the start-up upkeep deleted the row.
+    let server = TestServer::start_in(dir, config).await;
+    let (dir, config) = server.stop().await;
+    assert_eq!(
+        last_used(&stale_hash),
+        None,
+        "the expired session is deleted"
+    );
+    assert_eq!(last_used(&fresh_hash), Some(fresh_before));
+
+    // The other session still resumes, and that use is written down by the time the server stops.
+    let server = TestServer::start_in(dir, config).await;
+    let client = server.connect().await;
+    assert_eq!(
+        code_of(client.resume(&stale.token).await),
+        ErrorCode::InvalidToken
+    );
+    client.resume(&fresh.token).await.expect("rita resumes");
+    let (_dir, _config) = server.stop().await;
+    assert!(
+        last_used(&fresh_hash).is_some_and(|t| t > fresh_before),
+        "the resume is recorded as a use"
+    );
 }

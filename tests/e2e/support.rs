@@ -44,7 +44,8 @@ impl TestServer {
         Self::start_in(dir, config).await
     }
 
-    async fn start_in(dir: Arc<tempfile::TempDir>, config: Config) -> Self {
+    /// Starts on an existing data directory (after [`TestServer::stop`], say).
+    pub async fn start_in(dir: Arc<tempfile::TempDir>, config: Config) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();

@@ -3,12 +3,13 @@
 //! Password hashing runs on the blocking pool. Wrong password and unknown user give the same
 //! error after the same work. Failed logins are counted per address and per account.
 
-use chatroom_protocol::{ErrorBody, ErrorCode, Response, Session, UserSummary};
+use chatroom_protocol::{ErrorBody, ErrorCode, Response, Session, UserSummary, now_millis};
 
 use super::{Conn, internal};
 use crate::auth;
 use crate::config::RegistrationPolicy;
 use crate::error::{RequestError, RequestResult};
+use crate::sessions::{self, TokenCheck};
 use crate::storage::writer::AdminGrant;
 use crate::storage::{Outcome, UserRow, WriteOp, reads};
 
@@ -182,7 +183,7 @@ impl Conn {
                     token_hash: token_hash.clone(),
                     device: self.client_name.clone(),
                 },
-                move |_| hub.add_token(&hash, id),
+                move |_| hub.sessions().add(&hash, id, now_millis()),
             )
             .await?;
         let response = Response::Session(Session {
@@ -201,10 +202,33 @@ impl Conn {
             ));
         }
         let token_hash = auth::token_hash(&token);
-        let user = self.shared.hub.token_user(&token_hash).ok_or_else(|| {
+        let expiry = self.shared.config.limits.session_expiry();
+        let check = self
+            .shared
+            .hub
+            .sessions()
+            .resume(&token_hash, now_millis(), expiry);
+        let user = match check {
+            TokenCheck::Live(id) => self.shared.hub.user(id),
+            TokenCheck::Expired => {
+                let op = WriteOp::DeleteSession {
+                    token_hash: token_hash.clone(),
+                };
+                if let Err(e) = self.shared.storage.writer.write(op).await {
+                    tracing::warn!(error = %e, "cannot delete an expired session");
+                }
+                let unused = expiry.map(sessions::describe).unwrap_or_default();
+                return Err(RequestError::new(
+                    ErrorCode::InvalidToken,
+                    format!("the session expired ({unused} unused); log in again"),
+                ));
+            }
+            TokenCheck::Unknown => None,
+        };
+        let user = user.ok_or_else(|| {
             RequestError::new(
                 ErrorCode::InvalidToken,
-                "the session has expired or was revoked; log in again",
+                "the session expired or was logged out; log in again",
             )
         })?;
         let response = Response::Session(Session {
@@ -231,7 +255,7 @@ impl Conn {
                 WriteOp::DeleteSession {
                     token_hash: token_hash.clone(),
                 },
-                move |_| hub.remove_token(&hash),
+                move |_| hub.sessions().remove(&hash),
             )
             .await?;
         // Other connections resumed with the same token end too.
@@ -281,7 +305,7 @@ impl Conn {
                     password_hash,
                     keep_session: Some(token_hash),
                 },
-                move |_| hub.remove_user_tokens(user, Some(&keep)),
+                move |_| hub.sessions().remove_user(user, Some(&keep)),
             )
             .await?;
         self.shared.hub.close_sessions(

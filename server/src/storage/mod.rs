@@ -17,7 +17,9 @@ pub mod reads;
 pub mod schema;
 pub mod writer;
 
-use chatroom_protocol::{ErrorBody, FileRef, MessageKind, RoomId, RoomKind, RoomRole, Seq, UserId};
+use chatroom_protocol::{
+    ErrorBody, FileRef, MessageKind, RoomId, RoomKind, RoomRole, Seq, UnixMillis, UserId,
+};
 use rusqlite::{Connection, OpenFlags};
 use std::collections::HashMap;
 use std::path::Path;
@@ -90,8 +92,8 @@ pub struct Snapshot {
     pub latest_seqs: HashMap<RoomId, Seq>,
     /// The AI bot's account, when the bot is on (see [`ai::ensure_bot_account`]).
     pub bot: Option<UserRow>,
-    /// Every live session: the SHA-256 of its token and its account.
-    pub sessions: Vec<([u8; 32], UserId)>,
+    /// Every stored session: the SHA-256 of its token, its account and its last use.
+    pub sessions: Vec<([u8; 32], UserId, UnixMillis)>,
 }
 
 /// The storage layer: the writer thread's queue and the read pool.

@@ -5,7 +5,7 @@
 
 use chatroom_protocol::{
     FileId, FileInfo, FileRef, HistoryAnchor, HistoryPage, Message, MessageId, RoomId, RoomSummary,
-    Seq, UploadId, UserId,
+    Seq, UnixMillis, UploadId, UserId,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use std::path::Path;
@@ -111,14 +111,18 @@ pub fn snapshot(conn: &Connection) -> Result<Snapshot, StorageError> {
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let mut stmt = conn.prepare("SELECT token_hash, user_id FROM sessions")?;
+    let mut stmt = conn.prepare("SELECT token_hash, user_id, last_used_at FROM sessions")?;
     let sessions = stmt.query_map([], |r| {
-        Ok((r.get::<_, Vec<u8>>(0)?, UserId(r.get::<_, i64>(1)? as u64)))
+        Ok((
+            r.get::<_, Vec<u8>>(0)?,
+            UserId(r.get::<_, i64>(1)? as u64),
+            r.get::<_, i64>(2)?.max(0) as UnixMillis,
+        ))
     })?;
     for session in sessions {
-        let (hash, user) = session?;
+        let (hash, user, last_used) = session?;
         if let Some(hash) = sha256_from_sql(hash) {
-            snap.sessions.push((hash, user));
+            snap.sessions.push((hash, user, last_used));
         }
     }
     let mut stmt = conn.prepare("SELECT room_id, MAX(seq) FROM messages GROUP BY room_id")?;

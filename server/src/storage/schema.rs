@@ -112,6 +112,12 @@ const MIGRATIONS: &[&str] = &[
         after_seq INTEGER NOT NULL
     );
     "#,
+    // 4: sessions expire when unused. Uses were not recorded before, so every existing session
+    // counts as used at the upgrade rather than expiring on the spot.
+    r#"
+    ALTER TABLE sessions ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;
+    UPDATE sessions SET last_used_at = CAST(unixepoch('subsec') * 1000 AS INTEGER);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -135,4 +141,37 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
         tracing::info!(version = version + 1, "database migrated");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_from_before_expiry_count_as_used_at_the_upgrade() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        // A database as version 3 left it, with a session created long ago.
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).expect("old migration");
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 3;
+             INSERT INTO users (name, name_key, password_hash, created_at) VALUES ('a', 'a', 'x', 0);
+             INSERT INTO sessions (token_hash, user_id, device, created_at) VALUES (x'01', 1, 'd', 0);",
+        )
+        .expect("old rows");
+        migrate(&mut conn).expect("migrate");
+        let version: u32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, SCHEMA_VERSION);
+        let last_used: i64 = conn
+            .query_row("SELECT last_used_at FROM sessions", [], |r| r.get(0))
+            .expect("row");
+        let now = chatroom_protocol::now_millis() as i64;
+        assert!(
+            (now - 60_000..=now).contains(&last_used),
+            "{last_used} is the upgrade time"
+        );
+    }
 }

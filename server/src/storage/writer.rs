@@ -66,6 +66,14 @@ pub enum WriteOp {
         /// SHA-256 of the token.
         token_hash: Vec<u8>,
     },
+    /// Record when sessions were last used and forget expired ones (see
+    /// [`crate::sessions`]). → [`Outcome::Done`]
+    SessionUpkeep {
+        /// Token hashes with their latest use.
+        used: Vec<(crate::sessions::TokenHash, UnixMillis)>,
+        /// Token hashes of expired sessions.
+        expired: Vec<crate::sessions::TokenHash>,
+    },
     /// Set a new password hash and revoke every session but `keep_session`. → [`Outcome::Done`]
     ChangePassword {
         /// Whose.
@@ -583,7 +591,8 @@ fn apply(
             device,
         } => {
             conn.execute(
-                "INSERT INTO sessions (token_hash, user_id, device, created_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO sessions (token_hash, user_id, device, created_at, last_used_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?4)",
                 params![token_hash, user.0 as i64, device, now],
             )?;
             Ok(Outcome::Done)
@@ -593,6 +602,20 @@ fn apply(
                 "DELETE FROM sessions WHERE token_hash = ?1",
                 params![token_hash],
             )?;
+            Ok(Outcome::Done)
+        }
+        WriteOp::SessionUpkeep { used, expired } => {
+            let mut touch = conn.prepare_cached(
+                "UPDATE sessions SET last_used_at = MAX(last_used_at, ?1) WHERE token_hash = ?2",
+            )?;
+            for (hash, at) in used {
+                let at = i64::try_from(*at).unwrap_or(i64::MAX);
+                touch.execute(params![at, hash.as_slice()])?;
+            }
+            let mut delete = conn.prepare_cached("DELETE FROM sessions WHERE token_hash = ?1")?;
+            for hash in expired {
+                delete.execute(params![hash.as_slice()])?;
+            }
             Ok(Outcome::Done)
         }
         WriteOp::ChangePassword {
