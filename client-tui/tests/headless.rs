@@ -25,6 +25,7 @@ impl Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::with_data_dir(dir.path());
         config.limits.max_connections_per_ip = 0;
+        config.limits.registrations_per_ip_per_hour = 0;
         adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");

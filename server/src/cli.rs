@@ -71,6 +71,9 @@ pub struct Settings {
     /// Connections at once from one IP address, 0 for no limit [default: 256]
     #[arg(long, env = "CHATROOM_MAX_CONNECTIONS_PER_IP", value_name = "N")]
     pub max_connections_per_ip: Option<u32>,
+    /// Accounts one IP address may register per hour, 0 for no limit [default: 30]
+    #[arg(long, env = "CHATROOM_REGISTRATIONS_PER_IP_PER_HOUR", value_name = "N")]
+    pub registrations_per_ip_per_hour: Option<u32>,
     /// Seconds of silence before the server pings a client [default: 30]
     #[arg(long, env = "CHATROOM_HEARTBEAT_SECS", value_name = "SECS")]
     pub heartbeat_secs: Option<u32>,
@@ -312,6 +315,10 @@ pub fn resolve_config_with_key(
         (
             settings.max_connections_per_ip,
             &mut limits.max_connections_per_ip,
+        ),
+        (
+            settings.registrations_per_ip_per_hour,
+            &mut limits.registrations_per_ip_per_hour,
         ),
         (settings.heartbeat_secs, &mut limits.heartbeat_interval_secs),
         (settings.idle_timeout_secs, &mut limits.idle_timeout_secs),

@@ -108,6 +108,9 @@ pub struct LimitsConfig {
     pub login_failures_per_ip: u32,
     /// Failed logins per account per minute before further attempts are refused.
     pub login_failures_per_account: u32,
+    /// Accounts one IP address may register per hour (0 = unlimited); admins creating accounts
+    /// are not counted.
+    pub registrations_per_ip_per_hour: u32,
     /// Frames that may wait for a slow client before it is dropped as too slow.
     pub outbound_queue_frames: u32,
     /// Ping a connection that has been quiet this long (seconds).
@@ -254,6 +257,7 @@ impl Default for LimitsConfig {
             handshake_timeout_secs: 10,
             typing_interval_ms: 2000,
             session_expiry_secs: 30 * 24 * 3600,
+            registrations_per_ip_per_hour: 30,
         }
     }
 }

@@ -68,6 +68,7 @@ pub(crate) struct Shared {
     pub hub: Arc<hub::Hub>,
     pub storage: storage::Storage,
     pub logins: limits::LoginLimiter,
+    pub registrations: limits::RegistrationLimiter,
     /// Password hashes in progress at once: each costs argon2's 19 MiB and a core's worth of
     /// time, so a burst of logins waits here instead of growing the blocking pool.
     pub hashing: tokio::sync::Semaphore,
@@ -135,6 +136,9 @@ pub async fn run(
         logins: limits::LoginLimiter::new(
             config.limits.login_failures_per_ip,
             config.limits.login_failures_per_account,
+        ),
+        registrations: limits::RegistrationLimiter::new(
+            config.limits.registrations_per_ip_per_hour,
         ),
         config,
         hub: Arc::clone(&hub),

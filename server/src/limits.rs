@@ -43,7 +43,7 @@ impl TokenBucket {
     }
 }
 
-/// Counts failures per key within a sliding one-minute window.
+/// Counts events per key within a window that starts at the key's first event.
 #[derive(Debug)]
 struct FailureWindow<K> {
     limit: u32,
@@ -51,15 +51,17 @@ struct FailureWindow<K> {
     entries: HashMap<K, (Instant, u32)>,
 }
 
+const MINUTE: Duration = Duration::from_secs(60);
+
 /// Most keys remembered; beyond this, expired entries are swept and, failing that, the table is
 /// cleared (an attacker cycling through addresses cannot grow memory without bound).
 const MAX_TRACKED: usize = 100_000;
 
 impl<K: Hash + Eq + Clone> FailureWindow<K> {
-    fn new(limit: u32) -> Self {
+    fn new(limit: u32, window: Duration) -> Self {
         Self {
             limit,
-            window: Duration::from_secs(60),
+            window,
             entries: HashMap::new(),
         }
     }
@@ -111,8 +113,8 @@ impl LoginLimiter {
     /// Failure limits per minute (0 = unlimited).
     pub fn new(per_ip: u32, per_account: u32) -> Self {
         Self {
-            per_ip: Mutex::new(FailureWindow::new(per_ip)),
-            per_account: Mutex::new(FailureWindow::new(per_account)),
+            per_ip: Mutex::new(FailureWindow::new(per_ip, MINUTE)),
+            per_account: Mutex::new(FailureWindow::new(per_account, MINUTE)),
         }
     }
 
@@ -145,6 +147,38 @@ impl LoginLimiter {
     pub fn succeeded(&self, account_key: &str) {
         if let Ok(mut w) = self.per_account.lock() {
             w.clear(&account_key.to_string());
+        }
+    }
+}
+
+/// Refuses registrations from an address that created too many accounts within the hour, so one
+/// machine on the LAN cannot flood the server (and `public`) with accounts. Admins creating
+/// accounts are not counted.
+#[derive(Debug)]
+pub struct RegistrationLimiter {
+    per_ip: Mutex<FailureWindow<IpAddr>>,
+}
+
+impl RegistrationLimiter {
+    /// At most `per_hour` accounts per address per hour (0 = unlimited).
+    pub fn new(per_hour: u32) -> Self {
+        Self {
+            per_ip: Mutex::new(FailureWindow::new(per_hour, Duration::from_secs(3600))),
+        }
+    }
+
+    /// Whether a registration from `ip` must be refused now.
+    pub fn blocked(&self, ip: IpAddr) -> bool {
+        self.per_ip
+            .lock()
+            .map(|mut w| w.blocked(&ip))
+            .unwrap_or(false)
+    }
+
+    /// Records an account created from `ip`.
+    pub fn registered(&self, ip: IpAddr) {
+        if let Ok(mut w) = self.per_ip.lock() {
+            w.record(ip);
         }
     }
 }
@@ -232,6 +266,22 @@ mod tests {
         assert!(!limiter.blocked(ip, "alice"));
         limiter.succeeded("bob");
         assert!(!limiter.blocked(ip, "bob"));
+    }
+
+    #[test]
+    fn registrations_are_counted_per_address_and_zero_means_unlimited() {
+        let limiter = RegistrationLimiter::new(2);
+        let (a, b): (IpAddr, IpAddr) = ([10, 0, 0, 1].into(), [10, 0, 0, 2].into());
+        limiter.registered(a);
+        assert!(!limiter.blocked(a));
+        limiter.registered(a);
+        assert!(limiter.blocked(a));
+        assert!(!limiter.blocked(b), "other addresses are not affected");
+        let unlimited = RegistrationLimiter::new(0);
+        for _ in 0..100 {
+            unlimited.registered(a);
+        }
+        assert!(!unlimited.blocked(a));
     }
 
     #[test]

@@ -257,3 +257,23 @@ async fn sessions_that_expired_while_the_server_was_down_are_deleted_at_start() 
         "the resume is recorded as a use"
     );
 }
+
+#[tokio::test]
+async fn registrations_from_one_address_are_limited_per_hour_but_not_for_admins() {
+    let server = TestServer::start_with(|c| c.limits.registrations_per_ip_per_hour = 2).await;
+    let (admin, _) = server.user("gina").await;
+    server.user("hank").await;
+    let client = server.connect().await;
+    let refused = client
+        .register("ivan", PASSWORD)
+        .await
+        .expect_err("a third account from 127.0.0.1 within the hour");
+    assert_eq!(refused.code(), Some(ErrorCode::RateLimited));
+    assert!(refused.to_string().contains("ask an admin"), "{refused}");
+    admin
+        .create_account("ivan", PASSWORD)
+        .await
+        .expect("an admin still creates accounts");
+    server.login("ivan").await;
+    server.stop().await;
+}

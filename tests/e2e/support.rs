@@ -38,8 +38,9 @@ impl TestServer {
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         let mut config = Config::with_data_dir(dir.path());
-        // Tests make many connections from 127.0.0.1 and send quickly.
+        // Tests make many connections and accounts from 127.0.0.1 and send quickly.
         config.limits.max_connections_per_ip = 0;
+        config.limits.registrations_per_ip_per_hour = 0;
         adjust(&mut config);
         Self::start_in(dir, config).await
     }

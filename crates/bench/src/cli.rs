@@ -25,11 +25,12 @@ pub const MAX_TRANSFERS: u32 = 64;
 
 const AFTER_HELP: &str = "\
 The server must be started with its per-connection limits raised, or it throttles the benchmark
-(20 messages/s per connection, 256 connections per address, 10000 in total by default):
+(20 messages/s per connection, 256 connections and 30 registrations per hour per address,
+10000 connections in total by default):
 
   chatroom-server --listen 127.0.0.1:8888 --data-dir /tmp/bench-data \\
       --messages-per-second 1000000 --message-burst 1000000 \\
-      --max-connections-per-ip 0 --max-connections 0
+      --max-connections-per-ip 0 --max-connections 0 --registrations-per-ip-per-hour 0
 
 Large scenarios also need enough file descriptors in both shells (e.g. `ulimit -n 20000`).
 Every run registers fresh users (names start with a random prefix), so runs can repeat against

@@ -316,10 +316,7 @@ impl Fleet {
             let latencies = Arc::clone(&latencies);
             async move {
                 let mut peer = Peer::connect(addr, &stop, Some(&latencies)).await?;
-                peer.handle
-                    .register(&name, PASSWORD)
-                    .await
-                    .with_context(|| format!("registering {name}"))?;
+                register_user(&peer.handle, &name).await?;
                 peer.name = name;
                 Ok(peer)
             }
@@ -431,6 +428,22 @@ where
     out.into_iter()
         .map(|r| r.unwrap_or_else(|| Err(anyhow!("the task panicked or was cancelled"))))
         .collect()
+}
+
+/// Registers `name` with the bench password, naming the server flag to raise when the server's
+/// per-address registration limit refuses it.
+pub(crate) async fn register_user(
+    handle: &ClientHandle,
+    name: &str,
+) -> Result<chatroom_protocol::Session> {
+    handle.register(name, PASSWORD).await.map_err(|e| {
+        let hint = if e.code() == Some(chatroom_protocol::ErrorCode::RateLimited) {
+            " (start the server with --registrations-per-ip-per-hour 0)"
+        } else {
+            ""
+        };
+        anyhow!(e).context(format!("registering {name}{hint}"))
+    })
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ impl Server {
         config.limits.messages_per_second = 1_000_000;
         config.limits.message_burst = 1_000_000;
         config.limits.max_connections_per_ip = 0;
+        config.limits.registrations_per_ip_per_hour = 0;
         config.limits.max_connections = 0;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();

@@ -1,7 +1,8 @@
 //! Accounts and sessions: register, login, resume, logout, change password.
 //!
 //! Password hashing runs on the blocking pool. Wrong password and unknown user give the same
-//! error after the same work. Failed logins are counted per address and per account.
+//! error after the same work. Failed logins are counted per address and per account, and
+//! registrations per address.
 
 use chatroom_protocol::{ErrorBody, ErrorCode, Response, Session, UserSummary, now_millis};
 
@@ -85,6 +86,14 @@ impl Conn {
                 "registration is closed on this server; ask an admin for an account",
             ));
         }
+        let ip = self.peer.ip();
+        if !by_admin && self.shared.registrations.blocked(ip) {
+            return Err(RequestError::new(
+                ErrorCode::RateLimited,
+                "too many accounts were registered from this address in the last hour; \
+                 try again later or ask an admin",
+            ));
+        }
         auth::validate_username(&username)?;
         auth::validate_password(&password)?;
         let ai = &self.shared.config.ai;
@@ -121,6 +130,7 @@ impl Conn {
         if by_admin {
             return Ok(Response::Done);
         }
+        self.shared.registrations.registered(ip);
         self.open_session(user).await
     }
 

@@ -3,7 +3,7 @@
 
 use super::traffic::REGISTER_CONCURRENCY;
 use crate::cli::{ConnectArgs, IdleArgs, ResumeArgs};
-use crate::fleet::{Ctx, Fleet, PASSWORD, Peer, bounded, note};
+use crate::fleet::{Ctx, Fleet, PASSWORD, Peer, bounded, note, register_user};
 use crate::procfs::{Meter, Proc, sample};
 use crate::report::{Errors, IdleMemory, Ops, Report};
 use crate::stats::{Latency, new_histogram, per_sec, record_duration, round3};
@@ -77,9 +77,7 @@ pub(crate) async fn connect(ctx: &Ctx, a: &ConnectArgs) -> Result<Report> {
         let (ctx, stop, name) = (ctx.clone(), stop.clone(), ctx.user_name(i));
         async move {
             connect_and(&ctx, &stop, |h| async move {
-                h.register(&name, PASSWORD)
-                    .await
-                    .with_context(|| format!("registering {name}"))?;
+                register_user(&h, &name).await?;
                 Ok(())
             })
             .await
@@ -129,11 +127,7 @@ async fn tokens(ctx: &Ctx, accounts: usize) -> Result<Vec<String>> {
         let (addr, stop, name) = (ctx.addr, stop.clone(), ctx.user_name(i));
         async move {
             let peer = Peer::connect(addr, &stop, None).await?;
-            let session = peer
-                .handle
-                .register(&name, PASSWORD)
-                .await
-                .with_context(|| format!("registering {name}"))?;
+            let session = register_user(&peer.handle, &name).await?;
             peer.finish().await;
             Ok(session.token)
         }
