@@ -768,6 +768,12 @@ impl ClientHandle {
         expect_response!(self.request(Request::Ping).await?, Response::Pong => ())
     }
 
+    /// What the server offers beyond the `Welcome`: the AI bot's name, if it has one. Servers
+    /// older than this request close the connection instead of answering.
+    pub async fn server_info(&self) -> Result<ServerInfo, ClientError> {
+        expect_response!(self.request(Request::ServerInfo).await?, Response::ServerInfo(i) => i)
+    }
+
     /// Every account with presence.
     pub async fn list_users(&self) -> Result<Vec<UserPresence>, ClientError> {
         expect_response!(self.request(Request::ListUsers).await?, Response::Users(u) => u)

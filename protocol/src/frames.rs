@@ -301,6 +301,9 @@ pub enum Request {
         /// The message's seq.
         seq: Seq,
     },
+    /// What this server offers beyond [`Welcome`] → [`Response::ServerInfo`]. Works before
+    /// logging in. (Servers older than this variant close the connection with `MalformedFrame`.)
+    ServerInfo,
 }
 
 /// Where a history page starts.
@@ -401,6 +404,8 @@ pub enum Response {
     },
     /// Files, newest first.
     Files(Vec<FileInfo>),
+    /// What this server offers.
+    ServerInfo(ServerInfo),
 }
 
 /// The server accepted an upload offer.
@@ -439,6 +444,14 @@ pub struct FileInfo {
     pub uploader_name: String,
     /// When it was posted.
     pub ts: UnixMillis,
+}
+
+/// What a server offers beyond [`Welcome`], for clients that adapt to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// The AI bot's user name (mention it as `@name`, or open a direct chat with it), or `None`
+    /// when the server runs without a bot.
+    pub ai_bot: Option<String>,
 }
 
 /// A logged-in session.

@@ -645,6 +645,7 @@ fn request_variant_indices() {
             },
             Request::ListFiles { room: r },
             Request::DeleteMessage { room: r, seq: 1 },
+            Request::ServerInfo,
         ],
     );
 }
@@ -699,6 +700,9 @@ fn response_variant_indices() {
                 data: vec![1],
             },
             Response::Files(vec![file_info()]),
+            Response::ServerInfo(ServerInfo {
+                ai_bot: Some("ai".to_owned()),
+            }),
         ],
     );
 }

@@ -514,6 +514,7 @@ fn request() -> BoxedStrategy<Request> {
         }),
         room_id().prop_map(|room| Request::ListFiles { room }),
         (room_id(), u64_any()).prop_map(|(room, seq)| Request::DeleteMessage { room, seq }),
+        Just(Request::ServerInfo),
     ]
     .boxed()
 }
@@ -546,6 +547,7 @@ fn response() -> BoxedStrategy<Response> {
             data
         }),
         vec(file_info(), 0..3).prop_map(Response::Files),
+        option::of(string_any()).prop_map(|ai_bot| Response::ServerInfo(ServerInfo { ai_bot })),
     ]
     .boxed()
 }

@@ -149,6 +149,38 @@ async fn builtin_answers_mentions_and_direct_messages_and_nothing_else() {
 }
 
 #[tokio::test]
+async fn clients_learn_the_bots_name_from_the_server_and_a_renamed_bot_answers_to_it() {
+    let server = TestServer::start_with(|c| c.ai.name = "Hal".into()).await;
+    let anonymous = server.connect().await;
+    let info = anonymous
+        .server_info()
+        .await
+        .expect("server info before login");
+    assert_eq!(info.ai_bot.as_deref(), Some("Hal"));
+
+    let (mut alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    alice.send_message(public, "@Hal help").await.expect("send");
+    let reply = expect_event(&mut alice, |e| match e {
+        Event::Message(m) if m.room == public && m.sender_name == "Hal" => Some(m),
+        _ => None,
+    })
+    .await;
+    assert!(
+        reply.text.contains("Hal"),
+        "the help names the bot: {}",
+        reply.text
+    );
+    server.stop().await;
+
+    let server = TestServer::start_with(|c| c.ai.backend = AiBackendKind::Off).await;
+    let client = server.connect().await;
+    let info = client.server_info().await.expect("server info");
+    assert_eq!(info.ai_bot, None, "no bot, no name");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn the_bot_can_be_invited_and_kicked_and_clear_persists() {
     let server = TestServer::start().await;
     let (mut alice, _) = server.user("alice").await;

@@ -347,6 +347,8 @@ pub struct App {
     pub passwd: Option<PasswdForm>,
     /// The local time zone's offset from UTC in seconds, for message times.
     pub utc_offset_secs: i64,
+    /// The server's AI bot, as the server names it (`None`: no bot, or not connected yet).
+    pub ai_bot: Option<String>,
     /// File transfers, oldest first (finished ones are pruned).
     pub transfers: Vec<TransferView>,
     /// The number of the newest transfer.
@@ -383,6 +385,7 @@ impl App {
             viewport: (80, 20),
             passwd: None,
             utc_offset_secs: 0,
+            ai_bot: None,
             transfers: Vec::new(),
             next_transfer: 0,
             show_transfers: false,
@@ -985,18 +988,24 @@ impl App {
                 .into_iter()
                 .collect(),
             C::Delete => self.delete_last(),
-            C::Ai(question) => match self.current_or_flash() {
-                Some(room) => {
-                    if let Some(r) = self.rooms.get_mut(&room) {
-                        r.scroll = 0;
+            C::Ai(question) => {
+                let Some(bot) = self.ai_bot.clone() else {
+                    self.flash("this server has no AI bot", true);
+                    return Vec::new();
+                };
+                match self.current_or_flash() {
+                    Some(room) => {
+                        if let Some(r) = self.rooms.get_mut(&room) {
+                            r.scroll = 0;
+                        }
+                        vec![Action::Send {
+                            room,
+                            text: format!("@{bot} {question}"),
+                        }]
                     }
-                    vec![Action::Send {
-                        room,
-                        text: format!("@ai {question}"),
-                    }]
+                    None => Vec::new(),
                 }
-                None => Vec::new(),
-            },
+            }
         }
     }
 
@@ -1338,8 +1347,31 @@ mod tests {
     }
 
     #[test]
+    fn slash_ai_asks_the_bot_by_the_name_the_server_gave() {
+        let mut app = logged_in_app();
+        app.ai_bot = Some("Hal".into());
+        app.input.set_text("/ai open the pod bay doors");
+        assert_eq!(
+            app.submit_input(),
+            vec![Action::Send {
+                room: RoomId(1),
+                text: "@Hal open the pod bay doors".into()
+            }]
+        );
+        app.ai_bot = None;
+        app.input.set_text("/ai anyone there?");
+        assert_eq!(app.submit_input(), Vec::new());
+        assert_eq!(
+            app.flash,
+            Some(("this server has no AI bot".into(), true)),
+            "a server without a bot says so"
+        );
+    }
+
+    #[test]
     fn slash_ai_asks_the_bot_in_the_current_room() {
         let mut app = logged_in_app();
+        app.ai_bot = Some("ai".into());
         app.input.set_text("/ai what changed today?");
         assert_eq!(
             app.submit_input(),

@@ -78,7 +78,7 @@ pub enum Command {
     Files,
     /// Delete my newest message in the current room.
     Delete,
-    /// Ask the AI bot in the current room (posted as `@ai …`).
+    /// Ask the AI bot in the current room (posted as `@name …`, the name the server gives).
     Ai(String),
 }
 
@@ -141,7 +141,7 @@ pub const HELP: &[(&str, &str, &str)] = &[
     (
         "/ai",
         "QUESTION|status|clear",
-        "ask the AI bot here (as @ai …); /msg ai for a private chat",
+        "ask the server's AI bot here (as @its-name …), or /msg it",
     ),
     ("/who", "", "members of the current room (alias /list -s)"),
     (

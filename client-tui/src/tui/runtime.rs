@@ -12,7 +12,7 @@ use chatroom_protocol::transfer::{
 };
 use chatroom_protocol::{
     ErrorCode, Event, HistoryAnchor, HistoryPage, Member, PresenceStatus, RoomId, RoomSummary,
-    Session, UnixMillis, UserPresence, Visibility, now_millis,
+    ServerInfo, Session, UnixMillis, UserPresence, Visibility, now_millis,
 };
 use ratatui::crossterm::event::{self as term, Event as TermEvent};
 use std::collections::HashMap;
@@ -50,6 +50,7 @@ enum Msg {
         handle: ClientHandle,
         session: Session,
         rooms: Vec<RoomSummary>,
+        info: ServerInfo,
     },
     /// Credentials refused: back to the login screen.
     AuthFailed(String),
@@ -301,6 +302,13 @@ impl Runtime {
                     return;
                 }
             };
+            let info = match client.server_info().await {
+                Ok(info) => info,
+                Err(e) => {
+                    let _ = tx.send(Msg::ConnectFailed(generation, e.to_string())).await;
+                    return;
+                }
+            };
             let (handle, mut events) = client.into_parts();
             let watcher = handle.clone();
             let connected = Msg::Connected {
@@ -308,6 +316,7 @@ impl Runtime {
                 handle,
                 session,
                 rooms,
+                info,
             };
             if tx.send(connected).await.is_err() {
                 return;
@@ -358,6 +367,7 @@ impl Runtime {
                 handle,
                 session,
                 rooms,
+                info,
             } if generation == self.generation => {
                 tracing::info!(user = %session.user.username, "connected");
                 self.attempt = 0;
@@ -365,6 +375,7 @@ impl Runtime {
                 remember(&self.settings, &session);
                 self.token = Some((session.user.username.clone(), session.token.clone()));
                 app.logged_in(session.user);
+                app.ai_bot = info.ai_bot;
                 let mut actions = app.rooms_loaded(rooms);
                 actions.extend(app.resume_transfers());
                 actions

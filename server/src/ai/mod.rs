@@ -103,6 +103,11 @@ fn backend(config: &AiConfig) -> Result<Backend, chatroom_ai::AiError> {
 }
 
 impl Ai {
+    /// The bot's account name (as stored: the `--ai-name` it was created with).
+    pub fn name(&self) -> &str {
+        &self.inner.bot.name
+    }
+
     /// Starts the bot if it is configured and its account is there. Must run on the runtime.
     pub fn start(
         config: &Config,

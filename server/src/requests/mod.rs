@@ -147,6 +147,7 @@ impl Conn {
             }
             Request::Resume { token } => return self.resume(token).await.map(Some),
             Request::Ping => return Ok(Some(Response::Pong)),
+            Request::ServerInfo => return Ok(Some(Response::ServerInfo(self.server_info()))),
             _ => {}
         }
         let Some(session) = &self.session else {
@@ -210,7 +211,8 @@ impl Conn {
             Request::Register { .. }
             | Request::Login { .. }
             | Request::Resume { .. }
-            | Request::Ping => {
+            | Request::Ping
+            | Request::ServerInfo => {
                 return Err(RequestError::new(
                     ErrorCode::AlreadyAuthenticated,
                     "already logged in",
@@ -238,6 +240,13 @@ impl Conn {
     pub fn end_session(&mut self) {
         if let Some(session) = self.session.take() {
             self.shared.hub.detach(session.user.id, self.id);
+        }
+    }
+
+    /// What the server offers beyond `Welcome`.
+    fn server_info(&self) -> chatroom_protocol::ServerInfo {
+        chatroom_protocol::ServerInfo {
+            ai_bot: self.shared.ai.as_ref().map(|ai| ai.name().to_owned()),
         }
     }
 
