@@ -155,6 +155,21 @@ pub enum Command {
     },
 }
 
+/// A transfer stopped by Ctrl-C. The binary exits with 130 (128 + SIGINT), as shells expect of
+/// an interrupted command, so a script can tell it from a failure.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted; run the same command again to resume")]
+pub struct Interrupted;
+
+/// The process exit status for an error from [`main`]: 130 when interrupted, 1 otherwise.
+pub fn exit_status(error: &anyhow::Error) -> u8 {
+    if error.downcast_ref::<Interrupted>().is_some() {
+        130
+    } else {
+        1
+    }
+}
+
 /// Runs the command line; the binary's `main`.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -274,9 +289,7 @@ async fn with_progress<T>(
     bar.finish().await;
     match result {
         Ok(value) => Ok(value),
-        Err(TransferError::Cancelled) => {
-            bail!("interrupted; run the same command again to resume")
-        }
+        Err(TransferError::Cancelled) => Err(Interrupted.into()),
         Err(e) if e.is_resumable() => {
             Err(anyhow!(e)).context("the transfer stopped; run the same command again to resume")
         }
@@ -516,4 +529,21 @@ async fn tail(
         }
     }
     bail!("the connection to {} was closed", settings.server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupted_transfer_exits_130_and_other_failures_1() {
+        assert_eq!(exit_status(&Interrupted.into()), 130);
+        let wrapped = anyhow::Error::from(Interrupted).context("uploading notes.txt");
+        assert_eq!(
+            exit_status(&wrapped),
+            130,
+            "context around it keeps the status"
+        );
+        assert_eq!(exit_status(&anyhow!("no room named dev")), 1);
+    }
 }

@@ -7,7 +7,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chatroom: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(chatroom_tui::cli::exit_status(&e))
         }
     }
 }
