@@ -305,6 +305,31 @@ pub enum Action {
     },
 }
 
+/// The time zone message times are shown in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// UTC (tests and snapshots, which must not depend on the machine's zone).
+    Utc,
+    /// The machine's zone, with the offset in force at each message's own time, so times stay
+    /// right across a daylight-saving change while the client runs and in history from before
+    /// one.
+    Local,
+}
+
+impl Clock {
+    /// Seconds to add to UTC at `unix_secs`.
+    pub fn offset_at(self, unix_secs: i64) -> i64 {
+        use chrono::{Offset, TimeZone};
+        match self {
+            Clock::Utc => 0,
+            Clock::Local => chrono::Local
+                .timestamp_opt(unix_secs, 0)
+                .single()
+                .map_or(0, |t| i64::from(t.offset().fix().local_minus_utc())),
+        }
+    }
+}
+
 /// The whole client state.
 #[derive(Clone, Debug)]
 pub struct App {
@@ -345,8 +370,8 @@ pub struct App {
     pub viewport: (u16, u16),
     /// The change-password popup, when open.
     pub passwd: Option<PasswdForm>,
-    /// The local time zone's offset from UTC in seconds, for message times.
-    pub utc_offset_secs: i64,
+    /// How message times are shown.
+    pub clock: Clock,
     /// The server's AI bot, as the server names it (`None`: no bot, or not connected yet).
     pub ai_bot: Option<String>,
     /// File transfers, oldest first (finished ones are pruned).
@@ -384,7 +409,7 @@ impl App {
             completion: None,
             viewport: (80, 20),
             passwd: None,
-            utc_offset_secs: 0,
+            clock: Clock::Utc,
             ai_bot: None,
             transfers: Vec::new(),
             next_transfer: 0,
@@ -1403,5 +1428,52 @@ mod tests {
         assert!(!app.rooms.contains_key(&RoomId(2)));
         assert_ne!(app.current, Some(RoomId(2)));
         assert!(app.flash.as_ref().is_some_and(|(t, _)| t.contains("alice")));
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::Clock;
+
+    // 2026-01-15 12:00 UTC (winter) and 2026-07-15 12:00 UTC (summer).
+    const WINTER: i64 = 1_768_478_400;
+    const SUMMER: i64 = 1_784_116_800;
+
+    #[test]
+    fn utc_has_no_offset() {
+        assert_eq!(Clock::Utc.offset_at(WINTER), 0);
+        assert_eq!(Clock::Utc.offset_at(SUMMER), 0);
+    }
+
+    /// The local zone comes from `TZ`, which a test may not change in its own process (setting
+    /// the environment is unsafe with threads running), so the check runs in a child: this test
+    /// binary again, with a Central European `TZ` rule (no tz database needed).
+    #[test]
+    fn local_time_uses_the_offset_in_force_at_each_message() {
+        if std::env::var_os("CHATROOM_CLOCK_PROBE").is_some() {
+            println!(
+                "offsets {} {}",
+                Clock::Local.offset_at(WINTER),
+                Clock::Local.offset_at(SUMMER)
+            );
+            return;
+        }
+        let exe = std::env::current_exe().expect("test binary");
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "tui::app::clock_tests::local_time_uses_the_offset_in_force_at_each_message",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("CHATROOM_CLOCK_PROBE", "1")
+            .env("TZ", "CET-1CEST,M3.5.0,M10.5.0/3")
+            .output()
+            .expect("run the probe");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("offsets 3600 7200"),
+            "winter +1 h, summer +2 h: {stdout}"
+        );
     }
 }

@@ -111,7 +111,7 @@ pub async fn run(settings: Settings, options: TuiOptions) -> anyhow::Result<()> 
     };
     let mut app = App::new(settings.server.clone(), user.as_deref());
     app.bell_on_mention = options.bell;
-    app.utc_offset_secs = i64::from(chrono::Local::now().offset().local_minus_utc());
+    app.clock = crate::tui::app::Clock::Local;
     app.now = now_millis();
 
     let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);

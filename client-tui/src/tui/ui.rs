@@ -347,7 +347,8 @@ fn wrap(segments: &[(String, Style)], width: usize, indent: usize) -> Vec<Line<'
 
 /// `HH:MM` in the app's time zone.
 fn clock(app: &App, ts: u64) -> String {
-    let local = (ts / 1000) as i64 + app.utc_offset_secs;
+    let utc = (ts / 1000) as i64;
+    let local = utc + app.clock.offset_at(utc);
     let minutes = local.div_euclid(60);
     format!(
         "{:02}:{:02}",
