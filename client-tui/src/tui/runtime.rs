@@ -115,17 +115,7 @@ pub async fn run(settings: Settings, options: TuiOptions) -> anyhow::Result<()> 
     app.now = now_millis();
 
     let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
-    let mut runtime = Runtime {
-        settings,
-        tx: tx.clone(),
-        handle: None,
-        generation: 0,
-        token: saved.clone(),
-        reconnect_at: None,
-        attempt: 0,
-        quit: false,
-        transfers: HashMap::new(),
-    };
+    let mut runtime = Runtime::new(settings, tx.clone(), saved.clone());
     if let Some((_, token)) = saved {
         if let Screen::Login(form) = &mut app.screen {
             form.busy = true;
@@ -209,6 +199,20 @@ fn viewport(app: &App, width: u16, height: u16) -> (u16, u16) {
 }
 
 impl Runtime {
+    fn new(settings: Settings, tx: mpsc::Sender<Msg>, token: Option<(String, String)>) -> Self {
+        Self {
+            settings,
+            tx,
+            handle: None,
+            generation: 0,
+            token,
+            reconnect_at: None,
+            attempt: 0,
+            quit: false,
+            transfers: HashMap::new(),
+        }
+    }
+
     async fn event_loop(
         &mut self,
         terminal: &mut ratatui::DefaultTerminal,
@@ -229,17 +233,7 @@ impl Runtime {
                     Some(msg) => actions.extend(self.on_msg(app, msg)),
                     None => return Ok(()),
                 },
-                _ = ticker.tick() => {
-                    let now = now_millis();
-                    actions.extend(app.tick(now));
-                    if self.reconnect_at.is_some_and(|at| now >= at) {
-                        self.reconnect_at = None;
-                        if let Some((_, token)) = self.token.clone() {
-                            app.reconnecting();
-                            self.connect(Credentials::Token { token });
-                        }
-                    }
-                }
+                _ = ticker.tick() => actions.extend(self.on_tick(app, now_millis())),
             }
             // Take whatever else is waiting before drawing again (a burst of messages is one frame).
             for _ in 0..QUEUE {
@@ -255,6 +249,19 @@ impl Runtime {
                 return Ok(());
             }
         }
+    }
+
+    /// What a tick does besides redrawing: the app's timers, and a reconnect that is due.
+    fn on_tick(&mut self, app: &mut App, now: UnixMillis) -> Vec<Action> {
+        let actions = app.tick(now);
+        if self.reconnect_at.is_some_and(|at| now >= at) {
+            self.reconnect_at = None;
+            if let Some((_, token)) = self.token.clone() {
+                app.reconnecting();
+                self.connect(Credentials::Token { token });
+            }
+        }
+        actions
     }
 
     fn connect(&mut self, credentials: Credentials) {
@@ -763,5 +770,188 @@ impl Runtime {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The runtime without a terminal, against a real server on 127.0.0.1: the test pumps the
+    //! message queue and the ticks by hand, as the event loop does, and types commands.
+
+    use super::*;
+    use crate::tui::transfers::TransferState;
+    use chatroom_protocol::transfer::Phase;
+    use tokio::net::TcpListener;
+
+    const PASSWORD: &str = "correct horse battery";
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    struct Harness {
+        runtime: Runtime,
+        app: App,
+        rx: mpsc::Receiver<Msg>,
+        home: tempfile::TempDir,
+        shutdown: CancellationToken,
+        _server_dir: tempfile::TempDir,
+    }
+
+    impl Harness {
+        async fn start() -> Self {
+            let server_dir = tempfile::tempdir().expect("temp dir");
+            let mut config = chatroom_server::Config::with_data_dir(server_dir.path());
+            config.limits.max_connections_per_ip = 0;
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let server = listener.local_addr().expect("addr").to_string();
+            let shutdown = CancellationToken::new();
+            tokio::spawn(chatroom_server::run(listener, config, shutdown.clone()));
+            let home = tempfile::tempdir().expect("temp dir");
+            let settings = Settings {
+                server: server.clone(),
+                user: Some("alice".into()),
+                password_file: None,
+                data_dir: Some(home.path().join("data")),
+                mouse: false,
+                bell: false,
+                download_dir: home.path().join("downloads"),
+            };
+            let (tx, rx) = mpsc::channel(QUEUE);
+            Self {
+                runtime: Runtime::new(settings, tx, None),
+                app: App::new(server, Some("alice")),
+                rx,
+                home,
+                shutdown,
+                _server_dir: server_dir,
+            }
+        }
+
+        fn perform_all(&mut self, actions: Vec<Action>) {
+            for action in actions {
+                self.runtime.perform(&mut self.app, action);
+            }
+        }
+
+        /// Types a line into the input and presses Enter.
+        fn command(&mut self, line: &str) {
+            self.app.input.set_text(line);
+            let actions = self.app.submit_input();
+            self.perform_all(actions);
+        }
+
+        /// Runs the loop (messages, and a tick every `TICK`) until `done` says so.
+        async fn run_until(&mut self, what: &str, mut done: impl FnMut(&mut Self) -> bool) {
+            let deadline = tokio::time::Instant::now() + PATIENCE;
+            let mut next_tick = tokio::time::Instant::now() + TICK;
+            while !done(self) {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "timed out waiting for {what}; flash: {:?}",
+                    self.app.flash
+                );
+                let actions = match tokio::time::timeout_at(next_tick, self.rx.recv()).await {
+                    Ok(Some(msg)) => self.runtime.on_msg(&mut self.app, msg),
+                    Ok(None) => panic!("the queue closed"),
+                    Err(_) => {
+                        next_tick += TICK;
+                        self.runtime.on_tick(&mut self.app, now_millis())
+                    }
+                };
+                self.perform_all(actions);
+            }
+        }
+
+        fn transfer_state(&self) -> Option<TransferState> {
+            self.app.transfers.last().map(|t| t.state.clone())
+        }
+    }
+
+    fn pseudo_random(len: usize) -> Vec<u8> {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_upload_cut_off_by_a_dropped_connection_resumes_after_the_reconnect() {
+        let mut h = Harness::start().await;
+        h.runtime.connect(Credentials::Password {
+            user: "alice".into(),
+            password: PASSWORD.into(),
+            register: true,
+        });
+        h.run_until("the login", |h| h.app.current.is_some()).await;
+        assert_eq!(
+            h.app.ai_bot.as_deref(),
+            Some("ai"),
+            "the server named its bot"
+        );
+
+        let data = pseudo_random(64 * 1024 * 1024 + 5);
+        let source = h.home.path().join("big.bin");
+        std::fs::write(&source, &data).expect("write the file");
+        h.command(&format!("/upload {}", source.display()));
+
+        // Once the server has stored part of it, the connection drops (as when the Wi-Fi goes).
+        h.run_until("part of the upload to be stored", |h| {
+            h.app
+                .transfers
+                .last()
+                .and_then(|t| t.progress.as_ref())
+                .is_some_and(|p| p.phase == Phase::Sending && p.done > 0 && p.done < p.total)
+        })
+        .await;
+        h.runtime.handle.as_ref().expect("connected").close();
+        let mut interrupted = false;
+        h.run_until("the upload to finish", |h| {
+            match h.transfer_state() {
+                Some(TransferState::Interrupted(_)) => interrupted = true,
+                Some(TransferState::Done(_)) => return true,
+                Some(TransferState::Failed(e)) => panic!("the upload failed for good: {e}"),
+                _ => {}
+            }
+            false
+        })
+        .await;
+        assert!(interrupted, "the drop was seen as an interruption");
+        let Some(TransferState::Done(text)) = h.transfer_state() else {
+            unreachable!("run_until returned on Done");
+        };
+        assert!(
+            text.contains("resumed at"),
+            "it continued, not restarted: {text}"
+        );
+        assert!(h.runtime.generation >= 2, "it reconnected");
+
+        // The posted file comes back down into the download folder, byte for byte.
+        h.run_until("the file message", |h| {
+            h.app.rooms.values().any(|r| {
+                r.timeline.values().any(|e| {
+                    matches!(e, crate::tui::app::Entry::Message(m)
+                        if matches!(m.kind, chatroom_protocol::MessageKind::File(_)))
+                })
+            })
+        })
+        .await;
+        h.command("/download");
+        h.run_until("the download", |h| {
+            h.app.transfers.len() == 2
+                && !matches!(h.transfer_state(), Some(TransferState::Running))
+        })
+        .await;
+        assert!(
+            matches!(h.transfer_state(), Some(TransferState::Done(ref t)) if t.contains("big.bin")),
+            "{:?}",
+            h.transfer_state()
+        );
+        let fetched =
+            std::fs::read(h.home.path().join("downloads").join("big.bin")).expect("downloaded");
+        assert!(fetched == data, "the download matches the upload");
+        h.shutdown.cancel();
     }
 }
