@@ -34,11 +34,21 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|k| ApiKey::new(&k));
     let backend = Arc::new(Backend::OpenAi(Box::new(OpenAi::new(config)?)));
+    run(&server, &name, &password, backend).await
+}
 
-    let mut client = Client::connect(&server, "ask-bot").await?;
-    let me = match client.login(&name, &password).await {
+/// Logs in as `name` (registering on first run) and answers `!ask` with `backend` in every room
+/// it is a member of, until the connection ends.
+pub async fn run(
+    server: &str,
+    name: &str,
+    password: &str,
+    backend: Arc<Backend>,
+) -> anyhow::Result<()> {
+    let mut client = Client::connect(server, "ask-bot").await?;
+    let me = match client.login(name, password).await {
         Ok(session) => session.user,
-        Err(_) => client.register(&name, &password).await?.user,
+        Err(_) => client.register(name, password).await?.user,
     };
     println!(
         "{} relays !ask to {} ({})",

@@ -16,13 +16,18 @@ async fn main() -> anyhow::Result<()> {
     let room_name = args.next().unwrap_or_else(|| "public".into());
     let password =
         std::env::var("CHATROOM_PASSWORD").unwrap_or_else(|_| "echo-bot-password".into());
+    run(&server, &name, &room_name, &password).await
+}
 
-    let mut client = Client::connect(&server, "echo-bot").await?;
-    let me = match client.login(&name, &password).await {
+/// Logs in as `name` (registering on first run), joins `room_name` and answers every message
+/// that mentions it, until the connection ends.
+pub async fn run(server: &str, name: &str, room_name: &str, password: &str) -> anyhow::Result<()> {
+    let mut client = Client::connect(server, "echo-bot").await?;
+    let me = match client.login(name, password).await {
         Ok(session) => session.user,
-        Err(_) => client.register(&name, &password).await?.user,
+        Err(_) => client.register(name, password).await?.user,
     };
-    let room = client.join_room(&room_name).await?;
+    let room = client.join_room(room_name).await?;
     println!("{} is listening in {}", me.username, room.name);
 
     let mention = format!("@{}", me.username.to_lowercase());

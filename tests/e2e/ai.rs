@@ -249,8 +249,8 @@ async fn the_bot_can_be_invited_and_kicked_and_clear_persists() {
 /// the gate), `#leak` (an error body that quotes the key); anything else streams
 /// "The answer is 42." in four pieces.
 #[derive(Clone)]
-struct FakeModel {
-    endpoint: String,
+pub(crate) struct FakeModel {
+    pub(crate) endpoint: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
     in_flight: Arc<AtomicUsize>,
     max_in_flight: Arc<AtomicUsize>,
@@ -264,7 +264,7 @@ struct Recorded {
 }
 
 impl FakeModel {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let model = Self {
@@ -289,7 +289,7 @@ impl FakeModel {
         model
     }
 
-    fn request_count(&self) -> usize {
+    pub(crate) fn request_count(&self) -> usize {
         self.requests.lock().expect("lock").len()
     }
 

@@ -6,6 +6,7 @@ mod support;
 mod accounts;
 mod ai;
 mod durability;
+mod examples;
 mod files;
 mod hostile;
 mod messages;

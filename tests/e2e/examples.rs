@@ -1,0 +1,107 @@
+//! The example bots in `examples/`, run against a real server: each example's `run` is compiled
+//! into this test from the example's own file, so what is tested is what users copy.
+
+use crate::ai::FakeModel;
+use crate::support::*;
+use chatroom_protocol::{Event, Message};
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+// Only `run` is used here; each file's `main` is the example's own entry point.
+#[allow(dead_code)]
+#[path = "../../examples/echo_bot.rs"]
+mod echo_bot;
+
+#[allow(dead_code)]
+#[path = "../../examples/ask_bot.rs"]
+mod ask_bot;
+
+/// Waits until `name` is online, as seen by `client`.
+async fn until_online(client: &chatroom_protocol::client::ClientHandle, name: &str) {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let users = client.list_users().await.expect("users");
+            let online = users.iter().any(|u| {
+                u.user.username == name && u.status != chatroom_protocol::PresenceStatus::Offline
+            });
+            if online {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the bot comes online");
+}
+
+/// The next message `sender` posts, as `client` sees it.
+async fn message_from(client: &mut chatroom_protocol::client::Client, sender: &str) -> Message {
+    expect_event(client, |e| match e {
+        Event::Message(m) if m.sender_name == sender => Some(m),
+        _ => None,
+    })
+    .await
+}
+
+/// Stops the server; the bot's loop must end with its connection.
+async fn stop_with(server: TestServer, bot: JoinHandle<anyhow::Result<()>>) {
+    server.stop().await;
+    let ended = tokio::time::timeout(PATIENCE, bot)
+        .await
+        .expect("the bot stops");
+    assert!(ended.is_ok(), "the bot's task ends when the server goes");
+}
+
+#[tokio::test]
+async fn the_echo_bot_registers_and_answers_its_mentions() {
+    let server = TestServer::start().await;
+    let (mut alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    let addr = server.addr.to_string();
+    let bot = tokio::spawn(async move {
+        echo_bot::run(&addr, "echo-bot", "public", "echo-bot-password").await
+    });
+    until_online(&alice, "echo-bot").await;
+
+    alice
+        .send_message(public, "no mention, no answer")
+        .await
+        .expect("send");
+    alice
+        .send_message(public, "hello @Echo-Bot")
+        .await
+        .expect("send");
+    let reply = message_from(&mut alice, "echo-bot").await;
+    assert_eq!(reply.text, "alice said: hello @Echo-Bot");
+
+    stop_with(server, bot).await;
+}
+
+#[tokio::test]
+async fn the_ask_bot_relays_questions_to_the_endpoint_and_posts_the_answer() {
+    let model = FakeModel::start().await;
+    let server = TestServer::start().await;
+    let (mut alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+
+    let config = chatroom_ai::openai::OpenAiConfig::new(model.endpoint.clone(), "test-model");
+    let backend = Arc::new(chatroom_ai::Backend::OpenAi(Box::new(
+        chatroom_ai::openai::OpenAi::new(config).expect("backend"),
+    )));
+    let addr = server.addr.to_string();
+    let bot =
+        tokio::spawn(
+            async move { ask_bot::run(&addr, "ask-bot", "ask-bot-password", backend).await },
+        );
+    until_online(&alice, "ask-bot").await;
+
+    alice
+        .send_message(public, "!ask what is six times seven?")
+        .await
+        .expect("send");
+    let reply = message_from(&mut alice, "ask-bot").await;
+    assert_eq!(reply.text, "The answer is 42.");
+    assert_eq!(model.request_count(), 1, "one question, one request");
+
+    stop_with(server, bot).await;
+}
