@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 #[path = "../../examples/echo_bot.rs"]
 mod echo_bot;
 
+// As above: `run` is used, `main` is not.
 #[allow(dead_code)]
 #[path = "../../examples/ask_bot.rs"]
 mod ask_bot;
