@@ -130,6 +130,14 @@ impl Admin {
         Ok(())
     }
 
+    /// Logs out every session of the account (a lost laptop, say); the password stays.
+    pub fn logout_user(&mut self, name: &str) -> Result<(), AdminError> {
+        let user = self.user(name)?;
+        apply_offline(&mut self.conn, &WriteOp::RevokeSessions { user: user.id })
+            .map_err(refused)?;
+        Ok(())
+    }
+
     /// Grants or revokes server admin.
     pub fn set_admin(&mut self, name: &str, admin: bool) -> Result<(), AdminError> {
         let user = self.user(name)?;

@@ -179,6 +179,11 @@ pub enum UserCommand {
         #[command(flatten)]
         password: PasswordSource,
     },
+    /// Log out every session of an account (a lost device, say); the password stays the same.
+    Logout {
+        /// The user name.
+        name: String,
+    },
     /// Make an account a server admin.
     Promote {
         /// The user name.
@@ -526,6 +531,10 @@ fn user_command(data_dir: &Path, command: UserCommand) -> anyhow::Result<()> {
             let password = password.read()?;
             admin.set_password(&name, &password)?;
             println!("password of {name} changed; its sessions are logged out");
+        }
+        UserCommand::Logout { name } => {
+            admin.logout_user(&name)?;
+            println!("every session of {name} is logged out");
         }
         UserCommand::Promote { name } => {
             admin.set_admin(&name, true)?;

@@ -205,10 +205,27 @@ async fn admin_commands_manage_accounts_offline() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("stop it first"));
 
     let client = Client::connect(addr, "check").await.expect("connect");
-    client
+    let session = client
         .login("bob", "another password")
         .await
         .expect("new password works");
+    drop(client);
+    server.kill().expect("stop");
+    let _ = server.wait();
+
+    // A lost laptop: its saved session stops working, the password does not change.
+    assert!(run_ok(&["user", "logout", "bob"], &data, None).contains("logged out"));
+    let (mut server, addr) = start_server(&data);
+    let client = Client::connect(addr, "check").await.expect("connect");
+    let refused = client.resume(&session.token).await.expect_err("logged out");
+    assert_eq!(
+        refused.code(),
+        Some(chatroom_protocol::ErrorCode::InvalidToken)
+    );
+    client
+        .login("bob", "another password")
+        .await
+        .expect("the password still works");
     drop(client);
     server.kill().expect("stop");
     let _ = server.wait();

@@ -66,6 +66,11 @@ pub enum WriteOp {
         /// SHA-256 of the token.
         token_hash: Vec<u8>,
     },
+    /// Log out every session of an account, keeping its password. → [`Outcome::Done`]
+    RevokeSessions {
+        /// Whose.
+        user: UserId,
+    },
     /// Record when sessions were last used and forget expired ones (see
     /// [`crate::sessions`]). → [`Outcome::Done`]
     SessionUpkeep {
@@ -601,6 +606,13 @@ fn apply(
             conn.execute(
                 "DELETE FROM sessions WHERE token_hash = ?1",
                 params![token_hash],
+            )?;
+            Ok(Outcome::Done)
+        }
+        WriteOp::RevokeSessions { user } => {
+            conn.execute(
+                "DELETE FROM sessions WHERE user_id = ?1",
+                params![user.0 as i64],
             )?;
             Ok(Outcome::Done)
         }
