@@ -204,23 +204,35 @@ pub(crate) async fn upkeep(shared: Arc<Shared>, shutdown: CancellationToken) {
     upkeep_once(&shared).await;
 }
 
+/// Rows one upkeep write touches at most, so that thousands of connected sessions are written
+/// as many short transactions between message batches, not one long stall of the writer.
+const UPKEEP_ROWS_PER_WRITE: usize = 256;
+
 async fn upkeep_once(shared: &Shared) {
     let live = shared.hub.live_tokens();
     let expiry = shared.config.limits.session_expiry();
-    let found = shared.hub.sessions().upkeep(&live, now_millis(), expiry);
-    if found.used.is_empty() && found.expired.is_empty() {
-        return;
+    let Upkeep { used, expired } = shared.hub.sessions().upkeep(&live, now_millis(), expiry);
+    if !expired.is_empty() {
+        tracing::info!(count = expired.len(), "expiring unused sessions");
     }
-    let expired = found.expired.len();
-    let op = WriteOp::SessionUpkeep {
-        used: found.used,
-        expired: found.expired,
-    };
-    match shared.storage.writer.write(op).await {
-        Ok(Outcome::Done) if expired > 0 => tracing::info!(expired, "expired unused sessions"),
-        Ok(Outcome::Done) => {}
-        Ok(other) => tracing::error!(?other, "unexpected outcome of session upkeep"),
-        Err(e) => tracing::warn!(error = %e, "cannot record session use"),
+    let expired = expired
+        .chunks(UPKEEP_ROWS_PER_WRITE)
+        .map(|chunk| WriteOp::SessionUpkeep {
+            used: Vec::new(),
+            expired: chunk.to_vec(),
+        });
+    let used = used
+        .chunks(UPKEEP_ROWS_PER_WRITE)
+        .map(|chunk| WriteOp::SessionUpkeep {
+            used: chunk.to_vec(),
+            expired: Vec::new(),
+        });
+    for op in expired.chain(used) {
+        match shared.storage.writer.write(op).await {
+            Ok(Outcome::Done) => {}
+            Ok(other) => tracing::error!(?other, "unexpected outcome of session upkeep"),
+            Err(e) => tracing::warn!(error = %e, "cannot record session use"),
+        }
     }
 }
 
