@@ -287,9 +287,15 @@ impl Runtime {
                 } => client.register(user, password).await,
                 Credentials::Password { user, password, .. } => client.login(user, password).await,
             };
+            // A refusal ends in the login form with the server's reason. The one exception is a
+            // rate limit on a token resume: that is retried with backoff, like a lost connection.
+            let typed = matches!(credentials, Credentials::Password { .. });
             let session = match login {
                 Ok(session) => session,
-                Err(e) if e.code().is_some() && e.code() != Some(ErrorCode::RateLimited) => {
+                Err(e)
+                    if e.code().is_some()
+                        && (typed || e.code() != Some(ErrorCode::RateLimited)) =>
+                {
                     let message = match e {
                         chatroom_protocol::client::ClientError::Server(body) => body.message,
                         other => other.to_string(),
@@ -797,9 +803,14 @@ mod tests {
 
     impl Harness {
         async fn start() -> Self {
+            Self::start_with(|_| {}).await
+        }
+
+        async fn start_with(adjust: impl FnOnce(&mut chatroom_server::Config)) -> Self {
             let server_dir = tempfile::tempdir().expect("temp dir");
             let mut config = chatroom_server::Config::with_data_dir(server_dir.path());
             config.limits.max_connections_per_ip = 0;
+            adjust(&mut config);
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let server = listener.local_addr().expect("addr").to_string();
             let shutdown = CancellationToken::new();
@@ -952,6 +963,38 @@ mod tests {
         let fetched =
             std::fs::read(h.home.path().join("downloads").join("big.bin")).expect("downloaded");
         assert!(fetched == data, "the download matches the upload");
+        h.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_refused_registration_shows_the_servers_reason_on_the_login_form() {
+        let mut h = Harness::start_with(|c| c.limits.registrations_per_ip_per_hour = 1).await;
+        h.runtime.connect(Credentials::Password {
+            user: "alice".into(),
+            password: PASSWORD.into(),
+            register: true,
+        });
+        h.run_until("the first account", |h| h.app.current.is_some())
+            .await;
+
+        // The same address registers again: refused, and the form says why.
+        h.app.screen = Screen::Login(Box::default());
+        h.runtime.connect(Credentials::Password {
+            user: "bob".into(),
+            password: PASSWORD.into(),
+            register: true,
+        });
+        h.run_until(
+            "the refusal",
+            |h| matches!(&h.app.screen, Screen::Login(form) if form.error.is_some()),
+        )
+        .await;
+        let Screen::Login(form) = &h.app.screen else {
+            unreachable!("run_until returned on the login screen");
+        };
+        let error = form.error.clone().unwrap_or_default();
+        assert!(error.contains("too many accounts"), "{error}");
+        assert!(!error.contains("cannot reach"), "{error}");
         h.shutdown.cancel();
     }
 }
