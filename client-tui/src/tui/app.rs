@@ -1045,6 +1045,11 @@ impl App {
         self.current.map(Action::Typing).into_iter().collect()
     }
 
+    /// Ends a Tab-completion cycle, so the next Tab completes the word at the cursor afresh.
+    pub fn end_completion(&mut self) {
+        self.completion = None;
+    }
+
     /// Tab: completes the word at the cursor, cycling through candidates on repeat.
     pub fn complete(&mut self) {
         if let Some((candidates, index, start, shown)) = &mut self.completion

@@ -133,6 +133,11 @@ impl App {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let alt = key.modifiers.contains(KeyModifiers::ALT);
         let page = self.viewport.1.max(2) as isize - 1;
+        if key.code != KeyCode::Tab {
+            // Any other key ends a completion cycle: a moved cursor would leave the remembered
+            // word start behind it.
+            self.end_completion();
+        }
         match key.code {
             KeyCode::Enter if alt || key.modifiers.contains(KeyModifiers::SHIFT) => {
                 self.input.insert('\n');
@@ -274,5 +279,33 @@ mod tests {
             press(&mut app, KeyCode::Char('c'), KeyModifiers::CONTROL),
             vec![Action::Quit]
         );
+    }
+
+    #[test]
+    fn moving_the_cursor_ends_a_completion_cycle() {
+        let mut app = App::new("h:1", None);
+        app.logged_in(UserSummary {
+            id: UserId(1),
+            username: "me".into(),
+            is_admin: false,
+        });
+        for (id, name) in [(2, "alice"), (3, "albert")] {
+            app.presence.insert(
+                UserId(id),
+                (name.into(), chatroom_protocol::PresenceStatus::Online),
+            );
+        }
+        type_text(&mut app, "hi @al");
+        press(&mut app, KeyCode::Tab, KeyModifiers::NONE);
+        assert_eq!(app.input.text(), "hi @albert ");
+        // The cursor goes back to the start, where the word is "": Tab has nothing to do.
+        press(&mut app, KeyCode::Home, KeyModifiers::NONE);
+        press(&mut app, KeyCode::Tab, KeyModifiers::NONE);
+        assert_eq!(app.input.text(), "hi @albert ");
+        // Back at the end, a new cycle starts from the word there.
+        press(&mut app, KeyCode::End, KeyModifiers::NONE);
+        type_text(&mut app, "@ali");
+        press(&mut app, KeyCode::Tab, KeyModifiers::NONE);
+        assert_eq!(app.input.text(), "hi @albert @alice ");
     }
 }
