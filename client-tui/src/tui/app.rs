@@ -248,8 +248,15 @@ pub enum Action {
     },
     /// Fetch the newest page of a room (first visit).
     LoadLatest(RoomId),
-    /// Fetch everything after the newest message held (after a reconnect).
-    CatchUp(RoomId),
+    /// Fetch everything after `after` (after a reconnect). The start is fixed when the room
+    /// list arrives, from the newest message held then: live messages applied before the fetch
+    /// runs must not move it past the gap.
+    CatchUp {
+        /// Where.
+        room: RoomId,
+        /// Newer than this seq.
+        after: Seq,
+    },
     /// Move the read marker.
     MarkRead {
         /// Where.
@@ -487,7 +494,10 @@ impl App {
                     let newest = room.newest_seq();
                     room.summary = summary.clone();
                     if summary.latest_seq > newest && newest > 0 {
-                        actions.push(Action::CatchUp(summary.id));
+                        actions.push(Action::CatchUp {
+                            room: summary.id,
+                            after: newest,
+                        });
                     }
                 }
                 None => {
@@ -507,11 +517,6 @@ impl App {
             actions.extend(self.enter_room(current));
         }
         actions
-    }
-
-    /// Where a catch-up fetch for `room` starts: after the newest seq held.
-    pub fn catch_up_from(&self, room: RoomId) -> Seq {
-        self.rooms.get(&room).map_or(0, RoomState::newest_seq)
     }
 
     /// A page of history arrived; merged without duplicates, in seq order.
@@ -1213,14 +1218,22 @@ mod tests {
             summary(2, "dev", RoomKind::Public, 0, 0),
             summary(3, "bob", RoomKind::Direct, 0, 0),
         ]);
-        assert!(actions.contains(&Action::CatchUp(RoomId(1))));
-        assert_eq!(app.catch_up_from(RoomId(1)), 3);
-        // The catch-up page overlaps with a live event that raced it.
-        app.on_event(Event::Message(message(1, 5, (2, "bob"), "m5")));
+        // The race: the runtime applies the live events queued behind the room list (7, sent
+        // just after the resume) before it carries out the catch-up. The start must not move.
+        app.on_event(Event::Message(message(1, 7, (2, "bob"), "m7")));
+        let after = actions
+            .iter()
+            .find_map(|a| match a {
+                Action::CatchUp { room, after } if *room == RoomId(1) => Some(*after),
+                _ => None,
+            })
+            .expect("a catch-up for the room with news");
+        assert_eq!(after, 3, "from the newest message held when the list came");
+        // The server answers with everything after `after`; it overlaps the live event.
         app.history_loaded(
             HistoryPage {
                 room: RoomId(1),
-                messages: (4..=6)
+                messages: (after + 1..=7)
                     .map(|s| message(1, s, (2, "bob"), &format!("m{s}")))
                     .collect(),
                 has_more: false,
@@ -1235,7 +1248,7 @@ mod tests {
                 Entry::Notice { .. } => None,
             })
             .collect();
-        assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6, 7]);
     }
 
     #[test]

@@ -665,11 +665,10 @@ impl Runtime {
                     .map_err(err)?;
                 Ok(Some(Msg::History(page, false)))
             }),
-            Action::CatchUp(room) => {
-                let from = app.catch_up_from(room);
+            Action::CatchUp { room, after } => {
                 let tx = self.tx.clone();
                 self.with_client(app, move |c| async move {
-                    let mut after = from;
+                    let mut after = after;
                     loop {
                         let page = c
                             .history(room, HistoryAnchor::After(after), 200)
@@ -952,6 +951,87 @@ mod tests {
         let fetched =
             std::fs::read(h.home.path().join("downloads").join("big.bin")).expect("downloaded");
         assert!(fetched == data, "the download matches the upload");
+        h.shutdown.cancel();
+    }
+
+    fn message_seqs(app: &App, room: RoomId) -> Vec<chatroom_protocol::Seq> {
+        app.rooms.get(&room).map_or_else(Vec::new, |r| {
+            r.timeline
+                .values()
+                .filter_map(|e| match e {
+                    crate::tui::app::Entry::Message(m) => Some(m.seq),
+                    crate::tui::app::Entry::Notice { .. } => None,
+                })
+                .collect()
+        })
+    }
+
+    /// The event loop applies every queued message before it carries out the actions they
+    /// produced, so a live message that arrives right after the resume is in the timeline
+    /// before the catch-up starts. The catch-up must still fetch what was missed.
+    #[tokio::test]
+    async fn a_live_message_during_the_resume_does_not_hide_the_missed_ones() {
+        let mut h = Harness::start().await;
+        h.runtime.connect(Credentials::Password {
+            user: "alice".into(),
+            password: PASSWORD.into(),
+            register: true,
+        });
+        h.run_until("the login", |h| h.app.current.is_some()).await;
+        let public = h.app.current.expect("in public");
+        let bob = Client::connect(&h.runtime.settings.server, "test")
+            .await
+            .expect("bob connects");
+        bob.register("bob", PASSWORD).await.expect("bob registers");
+        bob.send_message(public, "m1").await.expect("send");
+        h.run_until("m1", |h| message_seqs(&h.app, public) == [1])
+            .await;
+
+        // The connection drops; bob writes 2..=4 meanwhile.
+        h.runtime.handle.as_ref().expect("connected").close();
+        h.run_until("the drop", |h| {
+            matches!(
+                h.app.connection,
+                crate::tui::app::ConnectionState::Disconnected { .. }
+            )
+        })
+        .await;
+        h.runtime.reconnect_at = None;
+        for i in 2..=4 {
+            bob.send_message(public, format!("m{i}"))
+                .await
+                .expect("send");
+        }
+        let (_, token) = h.runtime.token.clone().expect("a session");
+        h.runtime.connect(Credentials::Token { token });
+
+        // As the event loop does: the actions of the reconnect wait while the live message
+        // queued behind it is applied.
+        let mut held = Vec::new();
+        loop {
+            let msg = tokio::time::timeout(PATIENCE, h.rx.recv())
+                .await
+                .expect("the reconnect")
+                .expect("the queue is open");
+            let connected = matches!(msg, Msg::Connected { .. });
+            held.extend(h.runtime.on_msg(&mut h.app, msg));
+            if connected {
+                break;
+            }
+        }
+        bob.send_message(public, "m5").await.expect("send");
+        while !message_seqs(&h.app, public).contains(&5) {
+            let msg = tokio::time::timeout(PATIENCE, h.rx.recv())
+                .await
+                .expect("the live message")
+                .expect("the queue is open");
+            held.extend(h.runtime.on_msg(&mut h.app, msg));
+        }
+        h.perform_all(held);
+        h.run_until("the missed messages", |h| {
+            message_seqs(&h.app, public) == [1, 2, 3, 4, 5]
+        })
+        .await;
         h.shutdown.cancel();
     }
 
