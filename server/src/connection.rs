@@ -182,6 +182,9 @@ async fn read_loop(mut read: OwnedReadHalf, conn: &mut Conn, shutdown: &Cancella
     let closing = conn.outlet.closing();
     loop {
         let outcome = tokio::select! {
+            // A closed connection must not handle the requests still buffered behind the close
+            // (a revoked session's next message would be stored): look at the close first.
+            biased;
             _ = shutdown.cancelled() => {
                 if let Some(frame) = conn.shared.hub.encode_event(&Event::ServerShutdown {
                     reason: "the server is shutting down".into(),

@@ -54,14 +54,18 @@ impl Outbox {
     }
 
     fn close(&self, reason: Option<ErrorBody>) {
-        let writer = {
+        let (writer, unsent) = {
             let mut state = self.lock();
             if state.reason.is_none() {
                 state.reason = reason;
             }
             state.closed = true;
-            state.writer.take()
+            (state.writer.take(), std::mem::take(&mut state.frames))
         };
+        // The writer takes nothing after a close, so queued frames would otherwise live as long
+        // as the last outlet. Some own resources (a download slot), which a handler waiting for
+        // them must get back; drop them outside the lock.
+        drop(unsent);
         if let Some(writer) = writer {
             writer.wake();
         }
@@ -433,6 +437,43 @@ mod tests {
             .expect("writer task");
         assert_eq!(end, Taken::Closed);
         assert_eq!(reason, Some(ErrorCode::SessionRevoked));
+    }
+
+    /// A frame that owns a resource until it is dropped, as a download chunk owns its slot.
+    #[tokio::test]
+    async fn a_close_drops_the_unsent_frames_and_what_they_own() {
+        let slots = Arc::new(tokio::sync::Semaphore::new(2));
+        let (outlet, drain) = outbox(8);
+        for _ in 0..2 {
+            let slot = Arc::clone(&slots).try_acquire_owned().expect("a free slot");
+            outlet.push(Bytes::from_owner(Owning(vec![1, 2, 3], slot)));
+        }
+        assert_eq!(slots.available_permits(), 0);
+        let waiting = tokio::spawn({
+            let slots = Arc::clone(&slots);
+            async move { slots.acquire_owned().await.is_ok() }
+        });
+        outlet.close(ErrorBody::new(ErrorCode::TooSlow, "stalled"));
+        assert_eq!(
+            slots.available_permits(),
+            2,
+            "the queued frames were dropped"
+        );
+        assert!(
+            waiting.await.expect("the waiter ran"),
+            "the waiter got a slot"
+        );
+        let mut taken = VecDeque::new();
+        assert_eq!(drain.take_all(&mut taken).await, Taken::Closed);
+        assert!(taken.is_empty());
+    }
+
+    struct Owning(Vec<u8>, tokio::sync::OwnedSemaphorePermit);
+
+    impl AsRef<[u8]> for Owning {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
     }
 
     #[tokio::test]
