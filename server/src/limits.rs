@@ -97,6 +97,15 @@ impl<K: Hash + Eq + Clone> FailureWindow<K> {
         entry.1 += 1;
     }
 
+    /// Takes back one [`record`](Self::record) still inside the window.
+    fn unrecord(&mut self, key: &K) {
+        if let Some((start, count)) = self.entries.get_mut(key)
+            && start.elapsed() < self.window
+        {
+            *count = count.saturating_sub(1);
+        }
+    }
+
     fn clear(&mut self, key: &K) {
         self.entries.remove(key);
     }
@@ -133,13 +142,16 @@ impl LoginLimiter {
         ip_blocked || account_blocked
     }
 
-    /// Records a failed attempt.
-    pub fn failed(&self, ip: IpAddr, account_key: &str) {
+    /// Records a failed attempt, against the account too when the name could be one (a name no
+    /// account can have is not kept: the peer chooses its length).
+    pub fn failed(&self, ip: IpAddr, account_key: Option<&str>) {
         if let Ok(mut w) = self.per_ip.lock() {
             w.record(ip);
         }
-        if let Ok(mut w) = self.per_account.lock() {
-            w.record(account_key.to_string());
+        if let Some(key) = account_key
+            && let Ok(mut w) = self.per_account.lock()
+        {
+            w.record(key.to_string());
         }
     }
 
@@ -167,18 +179,47 @@ impl RegistrationLimiter {
         }
     }
 
-    /// Whether a registration from `ip` must be refused now.
-    pub fn blocked(&self, ip: IpAddr) -> bool {
-        self.per_ip
-            .lock()
-            .map(|mut w| w.blocked(&ip))
-            .unwrap_or(false)
+    /// Takes one of `ip`'s registrations for the hour, or `None` when it has none left. It is
+    /// counted at once, so registrations racing on parallel connections cannot exceed the
+    /// limit; dropping the reservation without [`RegistrationReservation::keep`] gives it back.
+    pub fn reserve(&self, ip: IpAddr) -> Option<RegistrationReservation<'_>> {
+        let mut w = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if w.blocked(&ip) {
+            return None;
+        }
+        w.record(ip);
+        Some(RegistrationReservation {
+            limiter: self,
+            ip,
+            kept: false,
+        })
     }
+}
 
-    /// Records an account created from `ip`.
-    pub fn registered(&self, ip: IpAddr) {
-        if let Ok(mut w) = self.per_ip.lock() {
-            w.record(ip);
+/// One registration counted against an address; see [`RegistrationLimiter::reserve`].
+#[derive(Debug)]
+pub struct RegistrationReservation<'a> {
+    limiter: &'a RegistrationLimiter,
+    ip: IpAddr,
+    kept: bool,
+}
+
+impl RegistrationReservation<'_> {
+    /// The account was created: the registration stays counted.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for RegistrationReservation<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            let mut w = self
+                .limiter
+                .per_ip
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            w.unrecord(&self.ip);
         }
     }
 }
@@ -260,8 +301,8 @@ mod tests {
         let limiter = LoginLimiter::new(100, 2);
         let ip: IpAddr = [127, 0, 0, 1].into();
         assert!(!limiter.blocked(ip, "bob"));
-        limiter.failed(ip, "bob");
-        limiter.failed(ip, "bob");
+        limiter.failed(ip, Some("bob"));
+        limiter.failed(ip, Some("bob"));
         assert!(limiter.blocked(ip, "bob"));
         assert!(!limiter.blocked(ip, "alice"));
         limiter.succeeded("bob");
@@ -269,19 +310,44 @@ mod tests {
     }
 
     #[test]
+    fn names_no_account_can_have_are_not_remembered() {
+        let limiter = LoginLimiter::new(1000, 2);
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        for i in 0..100 {
+            limiter.failed(ip, None);
+            limiter.failed(ip, Some(&format!("user{i}")));
+        }
+        let tracked = limiter.per_account.lock().map(|w| w.entries.len());
+        assert_eq!(tracked.ok(), Some(100), "only the possible names");
+    }
+
+    #[test]
     fn registrations_are_counted_per_address_and_zero_means_unlimited() {
         let limiter = RegistrationLimiter::new(2);
         let (a, b): (IpAddr, IpAddr) = ([10, 0, 0, 1].into(), [10, 0, 0, 2].into());
-        limiter.registered(a);
-        assert!(!limiter.blocked(a));
-        limiter.registered(a);
-        assert!(limiter.blocked(a));
-        assert!(!limiter.blocked(b), "other addresses are not affected");
+        let first = limiter.reserve(a).expect("first");
+        // Counted while the account is being created, so a parallel registration sees it.
+        let second = limiter.reserve(a).expect("second");
+        assert!(
+            limiter.reserve(a).is_none(),
+            "two in flight use up the hour"
+        );
+        drop(second);
+        first.keep();
+        let second = limiter
+            .reserve(a)
+            .expect("a failed registration gave its place back");
+        second.keep();
+        assert!(limiter.reserve(a).is_none());
+        assert!(
+            limiter.reserve(b).is_some(),
+            "other addresses are not affected"
+        );
         let unlimited = RegistrationLimiter::new(0);
         for _ in 0..100 {
-            unlimited.registered(a);
+            unlimited.reserve(a).expect("unlimited").keep();
         }
-        assert!(!unlimited.blocked(a));
+        assert!(unlimited.reserve(a).is_some());
     }
 
     #[test]

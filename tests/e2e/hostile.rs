@@ -286,3 +286,49 @@ async fn connections_over_the_limit_are_refused_with_a_reason() {
     assert!(accepted, "a freed place is given to the next connection");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn parallel_registrations_cannot_exceed_the_hourly_limit() {
+    let server = TestServer::start_with(|c| c.limits.registrations_per_ip_per_hour = 3).await;
+    let taken = server.connect().await;
+    // Name checks come after the reservation; a refused registration gives its place back.
+    server.user("used").await;
+    let refused = taken.register("used", PASSWORD).await;
+    assert_eq!(code_of(refused), ErrorCode::UsernameTaken);
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(server.connect().await);
+    }
+    // All eight are in flight at once: each one's password hashing takes longer than the
+    // others need to reach the limit check.
+    let mut attempts = tokio::task::JoinSet::new();
+    for (i, client) in clients.into_iter().enumerate() {
+        attempts.spawn(async move { client.register(&format!("racer{i}"), PASSWORD).await });
+    }
+    let outcomes: Vec<_> = attempts.join_all().await;
+    let created = outcomes.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(created, 2, "3 per hour, one used by \"used\": {outcomes:?}");
+    for outcome in outcomes.into_iter().filter(|r| r.is_err()) {
+        assert_eq!(code_of(outcome), ErrorCode::RateLimited);
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn failed_logins_with_names_no_account_can_have_still_count_against_the_address() {
+    let server = TestServer::start_with(|c| c.limits.login_failures_per_ip = 3).await;
+    server.user("alice").await;
+    let client = server.connect().await;
+    let huge = "x".repeat(100_000);
+    for _ in 0..3 {
+        let refused = client.login(&huge, PASSWORD).await;
+        assert_eq!(code_of(refused), ErrorCode::InvalidCredentials);
+    }
+    let refused = client.login("alice", PASSWORD).await;
+    assert_eq!(
+        code_of(refused),
+        ErrorCode::RateLimited,
+        "the address used up its failures"
+    );
+    server.stop().await;
+}

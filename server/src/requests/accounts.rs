@@ -5,6 +5,7 @@
 //! registrations per address.
 
 use chatroom_protocol::{ErrorBody, ErrorCode, Response, Session, UserSummary, now_millis};
+use std::sync::Arc;
 
 use super::{Conn, internal};
 use crate::auth;
@@ -87,13 +88,21 @@ impl Conn {
             ));
         }
         let ip = self.peer.ip();
-        if !by_admin && self.shared.registrations.blocked(ip) {
-            return Err(RequestError::new(
-                ErrorCode::RateLimited,
-                "too many accounts were registered from this address in the last hour; \
-                 try again later or ask an admin",
-            ));
-        }
+        let shared = Arc::clone(&self.shared);
+        let reservation = if by_admin {
+            None
+        } else {
+            match shared.registrations.reserve(ip) {
+                Some(reservation) => Some(reservation),
+                None => {
+                    return Err(RequestError::new(
+                        ErrorCode::RateLimited,
+                        "too many accounts were registered from this address in the last hour; \
+                         try again later or ask an admin",
+                    ));
+                }
+            }
+        };
         auth::validate_username(&username)?;
         auth::validate_password(&password)?;
         let ai = &self.shared.config.ai;
@@ -130,7 +139,9 @@ impl Conn {
         if by_admin {
             return Ok(Response::Done);
         }
-        self.shared.registrations.registered(ip);
+        if let Some(reservation) = reservation {
+            reservation.keep();
+        }
         self.open_session(user).await
     }
 
@@ -146,6 +157,10 @@ impl Conn {
             ));
         }
         let key = auth::name_key(&username);
+        // No account has a name or password outside these bounds; such an attempt still counts
+        // against the address, but its name is not remembered (the peer picks its size).
+        let possible = auth::validate_username(&username).is_ok()
+            && password.len() <= auth::MAX_PASSWORD_BYTES;
         let ip = self.peer.ip();
         if self.shared.logins.blocked(ip, &key) {
             return Err(RequestError::new(
@@ -168,7 +183,9 @@ impl Conn {
         let user = match (ok, user) {
             (true, Some(user)) => user,
             _ => {
-                self.shared.logins.failed(ip, &key);
+                self.shared
+                    .logins
+                    .failed(ip, possible.then_some(key.as_str()));
                 tracing::info!(%ip, "failed login");
                 return Err(RequestError::new(
                     ErrorCode::InvalidCredentials,
