@@ -277,3 +277,51 @@ async fn registrations_from_one_address_are_limited_per_hour_but_not_for_admins(
     server.login("ivan").await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_deleted_accounts_id_is_never_given_to_the_next_one() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (bob, bob_session) = server.user("bob").await;
+    let public = public_room(&alice).await;
+    let dm = alice.send_direct("bob", "hi bob").await.expect("dm");
+    bob.send_message(dm.room, "hi alice").await.expect("reply");
+    let bobs = bob
+        .send_message(public, "bob was here")
+        .await
+        .expect("send");
+    drop((alice, bob));
+
+    // Bob, the newest account, is deleted offline.
+    let (dir, config) = server.stop().await;
+    let mut admin = chatroom_server::admin::Admin::open(dir.path()).expect("open");
+    admin.delete_user("bob").expect("delete bob");
+    drop(admin);
+    let server = TestServer::start_in(dir, config).await;
+
+    let (carol, carol_session) = server.user("carol").await;
+    assert_ne!(
+        carol_session.user.id, bob_session.user.id,
+        "carol does not get bob's id"
+    );
+    // Bob's messages are not hers to delete.
+    assert_eq!(
+        code_of(carol.delete_message(public, bobs.seq).await),
+        ErrorCode::Forbidden
+    );
+    // A direct chat with alice is a new one, and it works both ways.
+    let (mut alice, _) = server.login("alice").await;
+    let mut carol = carol;
+    let sent = carol
+        .send_direct("alice", "hi alice, carol here")
+        .await
+        .expect("carol writes to alice");
+    assert_ne!(sent.room, dm.room, "not bob's old direct chat");
+    expect_message(&mut alice, "hi alice, carol here").await;
+    alice
+        .send_direct("carol", "hi carol")
+        .await
+        .expect("alice answers");
+    expect_message(&mut carol, "hi carol").await;
+    server.stop().await;
+}

@@ -118,6 +118,88 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE sessions ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;
     UPDATE sessions SET last_used_at = CAST(unixepoch('subsec') * 1000 AS INTEGER);
     "#,
+    // 5: ids are never reused. Without AUTOINCREMENT SQLite gives a new row the highest id + 1,
+    // so deleting the newest account handed its id to the next one, with the old account's
+    // messages, file quota and direct chats ("lo:hi"); the same for files and uploads (whose
+    // part files are named by id). The three tables are rebuilt with AUTOINCREMENT (SQLite's
+    // 12-step table rebuild; `migrate` turns foreign keys off around it and checks them after),
+    // and each sequence starts above the highest id still referred to anywhere.
+    r#"
+    CREATE TABLE users_new (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        name          TEXT    NOT NULL,
+        name_key      TEXT    NOT NULL UNIQUE,
+        password_hash TEXT    NOT NULL,
+        is_admin      INTEGER NOT NULL DEFAULT 0,
+        created_at    INTEGER NOT NULL,
+        is_bot        INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO users_new (id, name, name_key, password_hash, is_admin, created_at, is_bot)
+        SELECT id, name, name_key, password_hash, is_admin, created_at, is_bot FROM users;
+    DROP TABLE users;
+    ALTER TABLE users_new RENAME TO users;
+
+    CREATE TABLE files_new (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        room_id       INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        seq           INTEGER NOT NULL,
+        name          TEXT    NOT NULL,
+        size          INTEGER NOT NULL,
+        sha256        BLOB    NOT NULL,
+        uploader_id   INTEGER NOT NULL,
+        uploader_name TEXT    NOT NULL,
+        ts            INTEGER NOT NULL
+    );
+    INSERT INTO files_new (id, room_id, seq, name, size, sha256, uploader_id, uploader_name, ts)
+        SELECT id, room_id, seq, name, size, sha256, uploader_id, uploader_name, ts FROM files;
+    DROP TABLE files;
+    ALTER TABLE files_new RENAME TO files;
+    CREATE INDEX files_by_room ON files(room_id, id);
+    CREATE INDEX files_by_hash ON files(sha256);
+    CREATE INDEX files_by_uploader ON files(uploader_id);
+
+    CREATE TABLE uploads_new (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        room_id    INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        name       TEXT    NOT NULL,
+        size       INTEGER NOT NULL,
+        sha256     BLOB    NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        UNIQUE (user_id, sha256, size)
+    );
+    INSERT INTO uploads_new (id, user_id, room_id, name, size, sha256, created_at, updated_at)
+        SELECT id, user_id, room_id, name, size, sha256, created_at, updated_at FROM uploads;
+    DROP TABLE uploads;
+    ALTER TABLE uploads_new RENAME TO uploads;
+
+    -- Copying rows with their ids set each sequence to the table's highest id; raise it to the
+    -- highest id referred to from anywhere (a deleted account's messages, direct chats, …).
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT t.name, 0 FROM (SELECT 'users' AS name UNION ALL SELECT 'files' UNION ALL SELECT 'uploads') AS t
+        WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence s WHERE s.name = t.name);
+    UPDATE sqlite_sequence SET seq = MAX(seq, COALESCE((SELECT MAX(id) FROM (
+            SELECT MAX(id) AS id FROM users
+            UNION ALL SELECT MAX(sender_id) FROM messages
+            UNION ALL SELECT MAX(uploader_id) FROM files
+            UNION ALL SELECT MAX(user_id) FROM uploads
+            UNION ALL SELECT MAX(user_id) FROM members
+            UNION ALL SELECT MAX(user_id) FROM sessions
+            UNION ALL SELECT MAX(user_id) FROM mentions
+            UNION ALL SELECT MAX(created_by) FROM rooms
+            UNION ALL SELECT MAX(CAST(substr(direct_key, 1, instr(direct_key, ':') - 1) AS INTEGER))
+                FROM rooms WHERE direct_key IS NOT NULL
+            UNION ALL SELECT MAX(CAST(substr(direct_key, instr(direct_key, ':') + 1) AS INTEGER))
+                FROM rooms WHERE direct_key IS NOT NULL
+        )), 0))
+        WHERE name = 'users';
+    UPDATE sqlite_sequence SET seq = MAX(seq, COALESCE((SELECT MAX(id) FROM (
+            SELECT MAX(id) AS id FROM files
+            UNION ALL SELECT MAX(file_id) FROM messages
+        )), 0))
+        WHERE name = 'files';
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -132,15 +214,59 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
              upgrade chatroom-server"
         )));
     }
+    if current == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // Rebuilding a table (migration 5) drops it; with foreign keys on, that would delete what
+    // refers to it (`ON DELETE CASCADE`: sessions, memberships). SQLite ignores this pragma
+    // inside a transaction, so it is set around them, and each migration checks the keys
+    // before it commits instead.
+    let foreign_keys: bool = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let migrated = run_migrations(conn, current);
+    let restored = conn.execute_batch(if foreign_keys {
+        "PRAGMA foreign_keys = ON"
+    } else {
+        "PRAGMA foreign_keys = OFF"
+    });
+    migrated?;
+    Ok(restored?)
+}
+
+fn run_migrations(conn: &mut Connection, current: u32) -> Result<(), StorageError> {
     for (version, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction()?;
+        // Rows a hand edit left dangling are not the migration's to judge; new ones are.
+        let dangling_before = dangling_references(&tx)?;
         tx.execute_batch(sql)?;
+        let dangling = dangling_references(&tx)?;
+        if dangling > dangling_before {
+            return Err(StorageError::Schema(format!(
+                "migration {} would leave {} rows referring to rows that do not exist",
+                version + 1,
+                dangling - dangling_before
+            )));
+        }
+        if dangling > 0 {
+            tracing::warn!(
+                rows = dangling,
+                "the database has rows referring to rows that do not exist (PRAGMA foreign_key_check)"
+            );
+        }
         // PRAGMA takes no bound parameters; the value is our own integer.
         tx.execute_batch(&format!("PRAGMA user_version = {}", version + 1))?;
         tx.commit()?;
         tracing::info!(version = version + 1, "database migrated");
     }
     Ok(())
+}
+
+/// How many rows break a foreign key.
+fn dangling_references(conn: &Connection) -> Result<u64, StorageError> {
+    let count: i64 = conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+        r.get(0)
+    })?;
+    Ok(count.max(0) as u64)
 }
 
 #[cfg(test)]
@@ -173,5 +299,140 @@ mod tests {
             (now - 60_000..=now).contains(&last_used),
             "{last_used} is the upgrade time"
         );
+    }
+
+    /// A database as version 4 left it, with foreign keys on as the server opens it.
+    fn version_4() -> Connection {
+        let conn = Connection::open_in_memory().expect("open");
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).expect("old migration");
+        }
+        conn.execute_batch("PRAGMA user_version = 4; PRAGMA foreign_keys = ON;")
+            .expect("version");
+        conn
+    }
+
+    fn count(conn: &Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |r| r.get(0)).expect(sql)
+    }
+
+    #[test]
+    fn ids_are_never_reused_after_the_upgrade_and_nothing_is_lost() {
+        let mut conn = version_4();
+        // alice (1) and bob (2) remain; carol (3) and dave (4) were deleted, but carol's direct
+        // chat with alice ("1:3") and dave's message are still there. Bob has a file (7) and an
+        // upload (9) in progress.
+        conn.execute_batch(
+            "INSERT INTO users (id, name, name_key, password_hash, created_at) VALUES
+                 (1, 'alice', 'alice', 'x', 0), (2, 'bob', 'bob', 'x', 0);
+             INSERT INTO members (room_id, user_id, role, joined_at) VALUES (1, 1, 0, 0), (1, 2, 0, 0);
+             INSERT INTO sessions (token_hash, user_id, device, created_at) VALUES (x'01', 1, 'd', 0), (x'02', 2, 'd', 0);
+             INSERT INTO rooms (id, kind, direct_key, created_by, created_at) VALUES (2, 2, '1:3', 1, 0);
+             INSERT INTO members (room_id, user_id, role, joined_at) VALUES (2, 1, 0, 0);
+             INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text) VALUES
+                 (2, 1, 3, 'carol', 0, 0, 'hi'), (1, 1, 4, 'dave', 0, 0, 'bye');
+             INSERT INTO files (id, room_id, seq, name, size, sha256, uploader_id, uploader_name, ts)
+                 VALUES (7, 1, 2, 'f', 1, x'00', 2, 'bob', 0);
+             INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text, file_id)
+                 VALUES (1, 2, 2, 'bob', 0, 2, 'f', 7);
+             INSERT INTO uploads (id, user_id, room_id, name, size, sha256, created_at, updated_at)
+                 VALUES (9, 2, 1, 'g', 5, x'01', 0, 0);",
+        )
+        .expect("old rows");
+
+        migrate(&mut conn).expect("migrate");
+
+        assert_eq!(
+            count(&conn, "PRAGMA user_version"),
+            i64::from(SCHEMA_VERSION)
+        );
+        assert_eq!(
+            count(&conn, "PRAGMA foreign_keys"),
+            1,
+            "foreign keys are back on"
+        );
+        assert_eq!(
+            count(&conn, "SELECT COUNT(*) FROM pragma_foreign_key_check"),
+            0
+        );
+        // Dropping the old tables deleted nothing that referred to them.
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM users"), 2);
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM sessions"), 2);
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM members"), 3);
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM files WHERE id = 7"), 1);
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM uploads WHERE id = 9"), 1);
+        for index in ["files_by_room", "files_by_hash", "files_by_uploader"] {
+            assert_eq!(
+                count(
+                    &conn,
+                    &format!(
+                        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = '{index}'"
+                    )
+                ),
+                1,
+                "{index}"
+            );
+        }
+
+        // The next account comes after dave, the highest id anything refers to.
+        conn.execute(
+            "INSERT INTO users (name, name_key, password_hash, created_at) VALUES ('erin', 'erin', 'x', 0)",
+            [],
+        )
+        .expect("insert");
+        assert_eq!(conn.last_insert_rowid(), 5);
+        // Deleting the newest account does not give its id away again.
+        conn.execute("DELETE FROM users WHERE id = 5", [])
+            .expect("delete");
+        conn.execute(
+            "INSERT INTO users (name, name_key, password_hash, created_at) VALUES ('fay', 'fay', 'x', 0)",
+            [],
+        )
+        .expect("insert");
+        assert_eq!(conn.last_insert_rowid(), 6);
+        // Nor a file's or an upload's.
+        conn.execute("DELETE FROM messages WHERE file_id = 7", [])
+            .expect("delete");
+        conn.execute("DELETE FROM files WHERE id = 7", [])
+            .expect("delete");
+        conn.execute(
+            "INSERT INTO files (room_id, seq, name, size, sha256, uploader_id, uploader_name, ts) \
+             VALUES (1, 3, 'f', 1, x'00', 1, 'alice', 0)",
+            [],
+        )
+        .expect("insert");
+        assert_eq!(conn.last_insert_rowid(), 8);
+        conn.execute("DELETE FROM uploads WHERE id = 9", [])
+            .expect("delete");
+        conn.execute(
+            "INSERT INTO uploads (user_id, room_id, name, size, sha256, created_at, updated_at) \
+             VALUES (1, 1, 'g', 5, x'01', 0, 0)",
+            [],
+        )
+        .expect("insert");
+        assert_eq!(conn.last_insert_rowid(), 10);
+        // The foreign keys still cascade.
+        conn.execute("DELETE FROM users WHERE id = 2", [])
+            .expect("delete bob");
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM sessions"), 1);
+    }
+
+    #[test]
+    fn a_fresh_database_never_reuses_ids() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch("PRAGMA foreign_keys = ON").expect("fk");
+        migrate(&mut conn).expect("migrate");
+        let add = |name: &str| {
+            conn.execute(
+                "INSERT INTO users (name, name_key, password_hash, created_at) VALUES (?1, ?1, 'x', 0)",
+                [name],
+            )
+            .expect("insert");
+            conn.last_insert_rowid()
+        };
+        let first = add("a");
+        conn.execute("DELETE FROM users WHERE id = ?1", [first])
+            .expect("delete");
+        assert_ne!(add("b"), first);
     }
 }
