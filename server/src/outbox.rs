@@ -446,7 +446,10 @@ mod tests {
         let (outlet, drain) = outbox(8);
         for _ in 0..2 {
             let slot = Arc::clone(&slots).try_acquire_owned().expect("a free slot");
-            outlet.push(Bytes::from_owner(Owning(vec![1, 2, 3], slot)));
+            outlet.push(Bytes::from_owner(Owning {
+                bytes: vec![1, 2, 3],
+                _slot: slot,
+            }));
         }
         assert_eq!(slots.available_permits(), 0);
         let waiting = tokio::spawn({
@@ -468,11 +471,14 @@ mod tests {
         assert!(taken.is_empty());
     }
 
-    struct Owning(Vec<u8>, tokio::sync::OwnedSemaphorePermit);
+    struct Owning {
+        bytes: Vec<u8>,
+        _slot: tokio::sync::OwnedSemaphorePermit,
+    }
 
     impl AsRef<[u8]> for Owning {
         fn as_ref(&self) -> &[u8] {
-            &self.0
+            &self.bytes
         }
     }
 

@@ -332,3 +332,39 @@ async fn failed_logins_with_names_no_account_can_have_still_count_against_the_ad
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_unknown_user_name_of_any_length_gets_an_answer() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let huge = "z".repeat(900_000);
+    let refused = alice.open_direct(&huge).await;
+    let error = refused.expect_err("nobody has that name");
+    assert_eq!(error.code(), Some(ErrorCode::UserNotFound));
+    assert!(error.to_string().len() < 200, "the name is cut: {error}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_response_too_large_for_a_frame_is_answered_with_an_error() {
+    let server = TestServer::start_with(|c| c.limits.max_frame_bytes = 4096).await;
+    let (alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    for i in 0..10 {
+        let room = alice
+            .create_room(&format!("room{i}"), chatroom_protocol::Visibility::Public)
+            .await
+            .expect("create");
+        alice
+            .set_topic(room.id, &"t".repeat(500))
+            .await
+            .expect("topic");
+    }
+    let refused = alice.my_rooms().await;
+    assert_eq!(code_of(refused), ErrorCode::FrameTooLarge);
+    alice
+        .send_message(public, "still here")
+        .await
+        .expect("the connection stays");
+    server.stop().await;
+}

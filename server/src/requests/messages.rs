@@ -132,7 +132,7 @@ impl Conn {
         limit: u32,
     ) -> RequestResult<Response> {
         self.member_room(me, room)?;
-        let limit = limit.clamp(1, self.shared.config.limits.max_history_page);
+        let limit = limit.clamp(1, self.shared.config.limits.max_history_page.max(1));
         let budget = (self.shared.config.limits.max_frame_bytes as usize)
             .saturating_sub(HISTORY_FRAME_OVERHEAD)
             .max(1024);

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::Shared;
+use crate::auth;
 use crate::error::{RequestError, RequestResult};
 use crate::hub::{ConnId, SessionConn};
 use crate::limits::TokenBucket;
@@ -118,10 +119,26 @@ impl Conn {
             ))
         };
         match result {
-            Ok(Some(response)) => self.send_frame(&ServerFrame::Response {
-                id,
-                result: Ok(response),
-            }),
+            Ok(Some(response)) => {
+                let frame = ServerFrame::Response {
+                    id,
+                    result: Ok(response),
+                };
+                match encode_frame(&frame, self.shared.config.limits.max_frame_bytes) {
+                    Ok(bytes) => self.outlet.push(bytes),
+                    // Every request gets an answer, even one that cannot be sent whole.
+                    Err(e) => {
+                        tracing::error!(error = %e, "a response does not fit in a frame");
+                        self.send_frame(&ServerFrame::Response {
+                            id,
+                            result: Err(ErrorBody::new(
+                                ErrorCode::FrameTooLarge,
+                                "the answer would not fit in a frame; ask for less",
+                            )),
+                        });
+                    }
+                }
+            }
             // Answered later, from a storage completion (see `messages::send`).
             Ok(None) => {}
             Err(e) => {
@@ -262,7 +279,18 @@ fn room_not_found() -> RequestError {
 }
 
 fn user_not_found(name: &str) -> RequestError {
-    RequestError::new(ErrorCode::UserNotFound, format!("no user named {name:?}"))
+    // The name is the peer's and unchecked: echo only a short prefix of it.
+    const SHOWN: usize = auth::MAX_USERNAME_CHARS;
+    let shown: String = name.chars().take(SHOWN).collect();
+    let more = if name.chars().nth(SHOWN).is_some() {
+        "…"
+    } else {
+        ""
+    };
+    RequestError::new(
+        ErrorCode::UserNotFound,
+        format!("no user named {shown:?}{more}"),
+    )
 }
 
 fn internal(e: impl std::fmt::Display) -> RequestError {

@@ -4,8 +4,8 @@
 //! and room lists cost the writer thread nothing.
 
 use chatroom_protocol::{
-    FileId, FileInfo, FileRef, HistoryAnchor, HistoryPage, Message, MessageId, RoomId, RoomSummary,
-    Seq, UnixMillis, UploadId, UserId,
+    FileId, FileInfo, FileRef, HistoryAnchor, HistoryPage, Message, MessageId, MessageKind, RoomId,
+    RoomSummary, Seq, UnixMillis, UploadId, UserId,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use std::path::Path;
@@ -237,9 +237,15 @@ pub fn room_summary(
         .optional()?)
 }
 
-/// Rough encoded size of a message in a history page, to keep pages under the frame limit.
+/// An upper bound of a message's encoded size in a history page, to keep pages under the frame
+/// limit: the strings plus 64 bytes for the fixed fields and length prefixes, and as much again
+/// for a file's.
 fn encoded_size_estimate(m: &Message) -> usize {
-    m.text.len() + m.sender_name.len() + 64
+    let file = match &m.kind {
+        MessageKind::File(file) => file.name.len() + 64,
+        _ => 0,
+    };
+    m.text.len() + m.sender_name.len() + 64 + file
 }
 
 /// The `FileRef` in columns `first..first + 4` (id, name, size, sha256) of a row that LEFT
@@ -399,4 +405,47 @@ pub fn file_references(
         .map(|id| id.map(|id| UploadId(id as u64)))
         .collect::<Result<_, _>>()?;
     Ok((hashes, uploads))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatroom_protocol::codec::encode_frame;
+
+    #[test]
+    fn the_size_estimate_bounds_every_kind_of_message() {
+        let long = "名".repeat(1000);
+        let file = FileRef {
+            id: FileId(u64::MAX),
+            name: "n".repeat(255),
+            size: u64::MAX,
+            sha256: [0xff; 32],
+        };
+        for kind in [
+            MessageKind::Text,
+            MessageKind::System,
+            MessageKind::Deleted,
+            MessageKind::File(Box::new(file)),
+        ] {
+            let m = Message {
+                id: MessageId(u64::MAX),
+                room: RoomId(u64::MAX),
+                seq: u64::MAX,
+                sender: UserId(u64::MAX),
+                sender_name: "s".repeat(32),
+                ts: UnixMillis::MAX,
+                kind,
+                text: long.clone(),
+            };
+            let encoded = encode_frame(&m, u32::MAX).map(|f| f.len());
+            assert!(
+                encoded
+                    .as_ref()
+                    .is_ok_and(|&n| n <= encoded_size_estimate(&m)),
+                "{:?}: encoded {encoded:?}, estimated {}",
+                m.kind,
+                encoded_size_estimate(&m)
+            );
+        }
+    }
 }
