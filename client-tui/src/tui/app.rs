@@ -493,6 +493,9 @@ impl App {
                     // Keep the timeline; the gap since the newest held seq is fetched.
                     let newest = room.newest_seq();
                     room.summary = summary.clone();
+                    if room.oldest_seq().is_none() {
+                        room.has_older = summary.latest_seq > 0;
+                    }
                     if summary.latest_seq > newest && newest > 0 {
                         actions.push(Action::CatchUp {
                             room: summary.id,
@@ -753,7 +756,9 @@ impl App {
         r.scroll = 0;
         r.summary.unread = 0;
         r.summary.mentions = 0;
-        if r.timeline.is_empty() && r.summary.latest_seq > 0 {
+        // Notices (a join, a topic change) may be all the timeline holds: what counts is
+        // whether any message is there yet.
+        if r.oldest_seq().is_none() && r.summary.latest_seq > 0 {
             actions.push(Action::LoadLatest(room));
         }
         if r.members.is_empty() {
@@ -810,16 +815,16 @@ impl App {
         let max = total_rows.saturating_sub(height);
         room.scroll = (room.scroll as isize + rows).clamp(0, max as isize) as usize;
         let mut actions = Vec::new();
-        if room.scroll + height / 2 >= max
-            && rows > 0
-            && room.has_older
-            && !room.loading_older
-            && let Some(oldest) = room.oldest_seq()
-        {
+        if room.scroll + height / 2 >= max && rows > 0 && room.has_older && !room.loading_older {
+            // With no message held yet (only notices, or the first page never came), the
+            // newest page is what is older than everything held.
+            let before = room
+                .oldest_seq()
+                .unwrap_or(room.summary.latest_seq.saturating_add(1));
             room.loading_older = true;
             actions.push(Action::LoadOlder {
                 room: room.summary.id,
-                before: oldest,
+                before,
             });
         }
         if room.scroll == 0 && room.summary.unread > 0 {
@@ -1249,6 +1254,38 @@ mod tests {
             })
             .collect();
         assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn a_room_holding_only_notices_still_loads_its_history() {
+        let mut app = logged_in_app();
+        app.rooms_loaded(vec![
+            summary(1, "public", RoomKind::Public, 0, 0),
+            summary(2, "dev", RoomKind::Public, 5, 5),
+        ]);
+        app.on_event(Event::TopicChanged {
+            room: RoomId(2),
+            topic: "releases".into(),
+            by: "bob".into(),
+        });
+        assert!(
+            !app.rooms[&RoomId(2)].timeline.is_empty(),
+            "a notice is held"
+        );
+        let actions = app.enter_room(RoomId(2));
+        assert!(
+            actions.contains(&Action::LoadLatest(RoomId(2))),
+            "{actions:?}"
+        );
+        // Should that page not come, PgUp asks for the newest page instead of nothing.
+        let actions = app.scroll(10, 1);
+        assert_eq!(
+            actions,
+            vec![Action::LoadOlder {
+                room: RoomId(2),
+                before: 6
+            }]
+        );
     }
 
     #[test]
