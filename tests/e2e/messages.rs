@@ -251,3 +251,31 @@ async fn the_message_rate_limit_fires() {
     alice.ping().await.expect("still connected");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn control_characters_other_than_newline_and_tab_are_refused() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let public = public_id(&alice).await;
+    for text in [
+        "\u{1b}[2Jcleared",
+        "title\u{1b}]0;pwned\u{7}",
+        "cr\rlf",
+        "c1\u{9b}2J",
+    ] {
+        let refused = alice.send_message(public, text).await;
+        assert_eq!(code_of(refused), ErrorCode::BadRequest, "{text:?}");
+    }
+    let ok = alice
+        .send_message(public, "line one\n\tindented")
+        .await
+        .expect("newline and tab are text");
+    let page = alice
+        .history(public, HistoryAnchor::Latest, 5)
+        .await
+        .expect("history");
+    assert_eq!(page.messages.len(), 1, "only the accepted one is stored");
+    assert_eq!(page.messages[0].seq, ok.seq);
+    assert_eq!(page.messages[0].text, "line one\n\tindented");
+    server.stop().await;
+}

@@ -226,7 +226,7 @@ async fn moderators_can_kick_and_the_kicked_are_told() {
         ErrorCode::Forbidden
     );
     alice
-        .kick(room.id, "bob", Some("spam".into()))
+        .kick(room.id, "bob", Some("spam\u{1b}[2J\nagain".into()))
         .await
         .expect("kick");
     let (by, reason) = expect_event(&mut bob, |e| match e {
@@ -239,7 +239,11 @@ async fn moderators_can_kick_and_the_kicked_are_told() {
         _ => None,
     })
     .await;
-    assert_eq!((by.as_str(), reason.as_deref()), ("alice", Some("spam")));
+    assert_eq!(
+        (by.as_str(), reason.as_deref()),
+        ("alice", Some("spam [2J again")),
+        "control characters in the reason become spaces"
+    );
     let left = expect_event(&mut bob, |e| match e {
         Event::MemberLeft {
             room: r,

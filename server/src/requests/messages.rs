@@ -32,6 +32,17 @@ impl Conn {
                 "the message is empty",
             ));
         }
+        // Newlines and tabs are text; any other control character (ESC above all) would reach
+        // other people's terminals as a command.
+        if text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(RequestError::new(
+                ErrorCode::BadRequest,
+                "a message may not contain control characters other than newline and tab",
+            ));
+        }
         let max = self.shared.config.limits.max_message_chars as usize;
         let chars = text.chars().count();
         if chars > max {

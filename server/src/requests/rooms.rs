@@ -275,7 +275,15 @@ impl Conn {
                 "you may only remove members below your own role",
             ));
         }
-        let reason = reason.map(|r| r.chars().take(256).collect::<String>());
+        // Shown to the member and the room: one line, no control characters.
+        let reason = reason
+            .map(|r| {
+                r.chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .take(256)
+                    .collect::<String>()
+            })
+            .filter(|r| !r.trim().is_empty());
         if let Some(frame) = self.event_bytes(&Event::Kicked {
             room,
             room_name: view.row.name.clone(),
