@@ -770,3 +770,47 @@ async fn abandoned_uploads_expire_and_their_space_is_reclaimed() {
         .expect("offer again");
     assert_eq!(again.offset, 0, "an expired upload starts over");
 }
+
+#[tokio::test]
+async fn content_in_a_room_i_am_not_in_must_be_sent_in_full() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (bob, _) = server.user("bob").await;
+    let secret = alice
+        .create_room("secret", chatroom_protocol::Visibility::Private)
+        .await
+        .expect("create");
+    let data = random_bytes(300_000, 11);
+    let (posted, _) = upload(&alice, secret.id, "plans.pdf", &data).await;
+
+    // Bob knows the hash and size (say he saw the FileRef before he was removed), but not the
+    // bytes: the offer must not reveal that the server has them, nor post them for him.
+    let public = public_room(&bob).await;
+    let ready = bob
+        .offer_upload(public, "plans.pdf", data.len() as u64, sha(&data))
+        .await
+        .expect("offer");
+    assert_eq!(ready.offset, 0, "the bytes are asked for");
+    assert_eq!(
+        code_of(bob.finish_upload(ready.upload).await),
+        ErrorCode::BadChunk,
+        "finishing without the bytes is refused"
+    );
+    // With the bytes it works, and the content is still kept once.
+    let (copy, sent) = upload(&bob, public, "plans.pdf", &data).await;
+    assert_eq!(sent, data.len() as u64);
+    assert_eq!(blobs(&server).len(), 1, "one copy on disk");
+    assert!(
+        download(&bob, &copy).await == data,
+        "downloaded bytes differ"
+    );
+
+    // Alice, who can see the first copy, needs to send nothing.
+    let ready = alice
+        .offer_upload(public, "plans-again.pdf", data.len() as u64, sha(&data))
+        .await
+        .expect("offer");
+    assert_eq!(ready.offset, data.len() as u64);
+    assert_ne!(posted.id, copy.id);
+    server.stop().await;
+}

@@ -142,7 +142,14 @@ impl Conn {
             let stored = tokio::task::spawn_blocking(move || store.blob_len(&sha256))
                 .await
                 .map_err(blocking_failed)?;
-            upload.already_stored = stored == Some(size);
+            let user = me.id;
+            upload.already_stored = stored == Some(size)
+                && self
+                    .shared
+                    .storage
+                    .reads
+                    .run(move |c| reads::can_read_content(c, user, &sha256, size))
+                    .await?;
         }
         let offset = if upload.already_stored {
             size

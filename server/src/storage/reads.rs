@@ -407,6 +407,28 @@ pub fn file_references(
     Ok((hashes, uploads))
 }
 
+/// Whether `user` may already read content with this hash and size: a file with it is in a room
+/// they are a member of, or they posted one. Only then may an upload skip sending the bytes,
+/// or anyone could get any stored file by its hash.
+pub fn can_read_content(
+    conn: &Connection,
+    user: UserId,
+    sha256: &[u8; 32],
+    size: u64,
+) -> Result<bool, StorageError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM files f \
+           WHERE f.sha256 = ?1 AND f.size = ?2 \
+             AND (f.uploader_id = ?3 OR EXISTS (SELECT 1 FROM members m \
+                    WHERE m.room_id = f.room_id AND m.user_id = ?3)))",
+    )?;
+    Ok(
+        stmt.query_row(params![&sha256[..], size as i64, user.0 as i64], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
