@@ -538,6 +538,13 @@ impl App {
         }
     }
 
+    /// A request for older messages could not be sent or failed: PgUp may ask again.
+    pub fn older_failed(&mut self, room: RoomId) {
+        if let Some(r) = self.rooms.get_mut(&room) {
+            r.loading_older = false;
+        }
+    }
+
     /// The member list of a room arrived.
     pub fn members_loaded(&mut self, room: RoomId, members: Vec<Member>) {
         for m in &members {
@@ -586,6 +593,8 @@ impl App {
         // Their ends would never reach us; finished replies come back with the catch-up.
         for room in self.rooms.values_mut() {
             room.drafts.clear();
+            // An older page asked for on this connection will not come: PgUp may ask again.
+            room.loading_older = false;
         }
         self.connection = ConnectionState::Disconnected { reason, retry_at };
     }
@@ -1286,6 +1295,25 @@ mod tests {
                 before: 6
             }]
         );
+    }
+
+    #[test]
+    fn a_lost_connection_or_a_failed_request_lets_pgup_ask_for_older_again() {
+        let mut app = logged_in_app();
+        for seq in 1..=3 {
+            app.on_event(Event::Message(message(1, seq, (2, "bob"), "x")));
+        }
+        app.rooms.get_mut(&RoomId(1)).expect("public").has_older = true;
+        let older = Action::LoadOlder {
+            room: RoomId(1),
+            before: 1,
+        };
+        assert_eq!(app.scroll(10, 1), vec![older.clone()]);
+        assert!(app.scroll(10, 1).is_empty(), "one request at a time");
+        app.older_failed(RoomId(1));
+        assert_eq!(app.scroll(10, 1), vec![older.clone()], "asked again");
+        app.disconnected("lost".into(), 0);
+        assert_eq!(app.scroll(10, 1), vec![older], "asked again");
     }
 
     #[test]

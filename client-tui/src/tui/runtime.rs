@@ -59,6 +59,8 @@ enum Msg {
     Server(u64, Event),
     Closed(u64, String),
     History(HistoryPage, bool),
+    /// A request for older messages failed, with why.
+    OlderFailed(RoomId, String),
     Members(RoomId, Vec<Member>),
     Users(Vec<UserPresence>),
     Notice(String),
@@ -429,6 +431,11 @@ impl Runtime {
                 app.history_loaded(page, older);
                 Vec::new()
             }
+            Msg::OlderFailed(room, error) => {
+                app.older_failed(room);
+                app.flash(error, true);
+                Vec::new()
+            }
             Msg::Members(room, members) => {
                 app.members_loaded(room, members);
                 Vec::new()
@@ -651,13 +658,19 @@ impl Runtime {
                 c.set_topic(room, &topic).await.map_err(err)?;
                 Ok(None)
             }),
-            Action::LoadOlder { room, before } => self.with_client(app, move |c| async move {
-                let page = c
-                    .history(room, HistoryAnchor::Before(before), PAGE)
-                    .await
-                    .map_err(err)?;
-                Ok(Some(Msg::History(page, true)))
-            }),
+            Action::LoadOlder { room, before } => {
+                if self.handle.is_none() {
+                    app.older_failed(room);
+                }
+                self.with_client(app, move |c| async move {
+                    Ok(Some(
+                        match c.history(room, HistoryAnchor::Before(before), PAGE).await {
+                            Ok(page) => Msg::History(page, true),
+                            Err(e) => Msg::OlderFailed(room, err(e)),
+                        },
+                    ))
+                });
+            }
             Action::LoadLatest(room) => self.with_client(app, move |c| async move {
                 let page = c
                     .history(room, HistoryAnchor::Latest, PAGE)
@@ -1032,6 +1045,50 @@ mod tests {
             message_seqs(&h.app, public) == [1, 2, 3, 4, 5]
         })
         .await;
+        h.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_request_for_older_messages_that_cannot_be_sent_or_fails_can_be_made_again() {
+        let mut h = Harness::start().await;
+        let ghost = RoomId(424_242);
+        // A room the app lists but the server does not let me read.
+        let summary = RoomSummary {
+            id: ghost,
+            kind: chatroom_protocol::RoomKind::Public,
+            name: "ghost".into(),
+            topic: String::new(),
+            member_count: 1,
+            latest_seq: 10,
+            last_read_seq: 10,
+            unread: 0,
+            mentions: 0,
+            my_role: None,
+        };
+        h.app.on_event(Event::RoomUpdated(summary.clone()));
+        let loading = |app: &App| app.rooms.get(&ghost).is_some_and(|r| r.loading_older);
+        let load = Action::LoadOlder {
+            room: ghost,
+            before: 5,
+        };
+
+        // Not connected: nothing is sent, and nothing is waited for.
+        h.app.rooms.get_mut(&ghost).expect("ghost").loading_older = true;
+        h.perform_all(vec![load.clone()]);
+        assert!(!loading(&h.app), "no connection, no request in flight");
+
+        // Connected, but the server refuses (not a room of mine).
+        h.runtime.connect(Credentials::Password {
+            user: "alice".into(),
+            password: PASSWORD.into(),
+            register: true,
+        });
+        h.run_until("the login", |h| h.app.current.is_some()).await;
+        h.app.on_event(Event::RoomUpdated(summary));
+        h.app.rooms.get_mut(&ghost).expect("ghost").loading_older = true;
+        h.perform_all(vec![load]);
+        h.run_until("the refusal", |h| !loading(&h.app)).await;
+        assert!(h.app.flash.as_ref().is_some_and(|(_, error)| *error));
         h.shutdown.cancel();
     }
 
