@@ -87,3 +87,111 @@ async fn clients_are_told_when_the_server_shuts_down() {
         "then the connection closes"
     );
 }
+
+/// A write whose failure makes SQLite roll back the whole transaction (a full disk, an I/O
+/// error; here a trigger's `RAISE(ROLLBACK)`) in the middle of a group commit: the writes
+/// acknowledged are exactly the ones stored, seqs stay gapless, and the room goes on.
+#[tokio::test]
+async fn a_write_that_rolls_back_its_batch_fails_alone_and_the_room_goes_on() {
+    use chatroom_protocol::{ClientFrame, Request, Response, ServerFrame, codec::encode_frame};
+    use std::collections::HashMap;
+
+    let server = TestServer::start().await;
+    let (alice, session) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    let side = rusqlite::Connection::open(server.config.database_path()).expect("side connection");
+    side.busy_timeout(PATIENCE).expect("busy timeout");
+    side.execute_batch(
+        "CREATE TRIGGER inject_failure BEFORE INSERT ON messages WHEN NEW.text = 'boom'
+         BEGIN SELECT RAISE(ROLLBACK, 'injected'); END;",
+    )
+    .expect("trigger");
+
+    let mut raw = RawConn::handshaken(server.addr).await;
+    raw.send(&ClientFrame::Request {
+        id: 1,
+        body: Request::Resume {
+            token: session.token.clone(),
+        },
+    })
+    .await;
+    loop {
+        match raw.recv().await {
+            Some(ServerFrame::Response { id: 1, result }) => {
+                result.expect("resumed");
+                break;
+            }
+            Some(_) => {}
+            None => panic!("closed"),
+        }
+    }
+
+    // While the side connection holds the write lock, the writer waits on the first message
+    // and the others queue up behind it, so they all share the next batch with the failing one.
+    side.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    let texts = ["stall", "one", "two", "boom", "three", "four", "five"];
+    let frames: Vec<Vec<u8>> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let frame = ClientFrame::Request {
+                id: 100 + i as u32,
+                body: Request::SendMessage {
+                    room: public,
+                    text: (*text).to_string(),
+                },
+            };
+            encode_frame(&frame, u32::MAX).expect("encode").to_vec()
+        })
+        .collect();
+    raw.send_bytes(&frames[0]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    raw.send_bytes(&frames[1..].concat()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    side.execute_batch("ROLLBACK").expect("unlock");
+
+    let mut answers = HashMap::new();
+    while answers.len() < texts.len() {
+        match raw.recv().await {
+            Some(ServerFrame::Response { id, result }) if id >= 100 => {
+                answers.insert(texts[(id - 100) as usize], result);
+            }
+            Some(_) => {}
+            None => panic!("closed"),
+        }
+    }
+    let mut acked: Vec<(u64, String)> = Vec::new();
+    for text in texts {
+        match &answers[text] {
+            Ok(Response::Sent(sent)) => acked.push((sent.seq, text.to_string())),
+            Ok(other) => panic!("{text}: {other:?}"),
+            Err(e) => assert_eq!(text, "boom", "only the failing write fails: {e:?}"),
+        }
+    }
+    acked.sort();
+
+    let stored: Vec<(u64, String)> = alice
+        .history(public, HistoryAnchor::After(0), 100)
+        .await
+        .expect("history")
+        .messages
+        .into_iter()
+        .map(|m| (m.seq, m.text))
+        .collect();
+    assert_eq!(
+        stored, acked,
+        "exactly the acknowledged messages are stored"
+    );
+    let seqs: Vec<u64> = stored.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "gapless");
+
+    // The room keeps taking messages, with the next seqs.
+    for i in 1..=5u64 {
+        let sent = alice
+            .send_message(public, format!("after {i}"))
+            .await
+            .expect("the room still takes messages");
+        assert_eq!(sent.seq, seqs.len() as u64 + i);
+    }
+    server.stop().await;
+}

@@ -8,6 +8,8 @@
 //!
 //! The thread also owns each room's next `seq`: it assigns seqs inside the transaction and only
 //! publishes them once the commit succeeds, so seqs stay gapless even when a commit fails.
+//! An op whose failure makes SQLite roll back the whole transaction (a full disk, an I/O error)
+//! fails alone: the rest of its batch is applied again in a new transaction.
 
 use chatroom_protocol::{
     ErrorBody, ErrorCode, FileId, FileInfo, FileRef, Message, MessageId, MessageKind, RoomId,
@@ -407,11 +409,53 @@ fn writer_loop(
     tracing::debug!("storage writer stopped");
 }
 
+/// Transactions one batch may begin: the first, and one more after each op that lost one.
+const BATCH_ATTEMPTS: usize = 4;
+
 fn run_batch(
     conn: &mut Connection,
     batch: &[Job],
     seqs: &mut HashMap<RoomId, Seq>,
 ) -> Vec<Result<Outcome, StorageError>> {
+    // An op whose failure made SQLite roll back the whole transaction (disk full, an I/O
+    // error, a trigger's RAISE(ROLLBACK)) takes every earlier op of the batch with it, and
+    // anything run after it would run outside any transaction, each statement committing on
+    // its own. So the op is failed, and the rest of the batch starts again in a new
+    // transaction — without it, and with the seqs as committed.
+    let mut lost: Vec<Option<StorageError>> = batch.iter().map(|_| None).collect();
+    for _ in 0..BATCH_ATTEMPTS {
+        match attempt_batch(conn, batch, seqs, &mut lost) {
+            Attempt::Done(results) => {
+                remove_orphan_blobs(conn, batch, &results);
+                return results;
+            }
+            Attempt::Failed(msg) => return failed(lost, &msg),
+            Attempt::Lost => {}
+        }
+    }
+    tracing::error!(
+        attempts = BATCH_ATTEMPTS,
+        "the transaction kept being rolled back; failing the rest of the batch"
+    );
+    failed(lost, "the transaction was rolled back repeatedly")
+}
+
+enum Attempt {
+    /// Committed (the ops in `lost` were not run): the outcome of every op.
+    Done(Vec<Result<Outcome, StorageError>>),
+    /// An op lost the transaction; it is now in `lost`.
+    Lost,
+    /// The transaction could not begin or commit: nothing of it was stored.
+    Failed(String),
+}
+
+/// One transaction over the ops of `batch` not in `lost`.
+fn attempt_batch(
+    conn: &mut Connection,
+    batch: &[Job],
+    seqs: &mut HashMap<RoomId, Seq>,
+    lost: &mut [Option<StorageError>],
+) -> Attempt {
     let mut pending = SeqCounters {
         committed: seqs,
         pending: HashMap::new(),
@@ -421,32 +465,54 @@ fn run_batch(
         Err(e) => {
             let msg = e.to_string();
             tracing::error!(error = %msg, "cannot begin a transaction");
-            return batch
-                .iter()
-                .map(|_| Err(StorageError::CommitFailed(msg.clone())))
-                .collect();
+            return Attempt::Failed(msg);
         }
     };
     let mut results = Vec::with_capacity(batch.len());
-    for job in batch {
-        results.push(apply_in_savepoint(&tx, &job.op, &mut pending));
+    for (job, lost) in batch.iter().zip(lost.iter_mut()) {
+        if lost.is_some() {
+            // A placeholder: the op's own error replaces it below.
+            results.push(Err(StorageError::Closed));
+            continue;
+        }
+        let result = apply_in_savepoint(&tx, &job.op, &mut pending);
+        if tx.is_autocommit() {
+            let error = match result {
+                Err(e) => e,
+                Ok(_) => StorageError::CommitFailed("the transaction was rolled back".into()),
+            };
+            tracing::error!(error = %error, ops = batch.len(), "a write rolled back its batch's transaction; retrying the rest");
+            *lost = Some(error);
+            // Dropping `tx` does nothing more: SQLite has already rolled it back.
+            return Attempt::Lost;
+        }
+        results.push(result);
     }
     match tx.commit() {
         Ok(()) => {
             let SeqCounters { committed, pending } = pending;
             committed.extend(pending);
-            remove_orphan_blobs(conn, batch, &results);
-            results
+            for (result, lost) in results.iter_mut().zip(lost.iter_mut()) {
+                if let Some(error) = lost.take() {
+                    *result = Err(error);
+                }
+            }
+            Attempt::Done(results)
         }
         Err(e) => {
             let msg = e.to_string();
             tracing::error!(error = %msg, ops = batch.len(), "batch commit failed");
-            batch
-                .iter()
-                .map(|_| Err(StorageError::CommitFailed(msg.clone())))
-                .collect()
+            Attempt::Failed(msg)
         }
     }
+}
+
+/// The results of a batch none of which was stored: the ops that lost a transaction keep
+/// their own error, the others fail with `msg`.
+fn failed(lost: Vec<Option<StorageError>>, msg: &str) -> Vec<Result<Outcome, StorageError>> {
+    lost.into_iter()
+        .map(|lost| Err(lost.unwrap_or_else(|| StorageError::CommitFailed(msg.to_owned()))))
+        .collect()
 }
 
 /// After a commit, removes the blobs that deleted file messages left without a file row. It
@@ -520,7 +586,8 @@ fn in_savepoint<T>(
         conn.prepare_cached("RELEASE op")?.execute([])?;
         Ok(value)
     });
-    if written.is_err() {
+    // When SQLite rolled back the whole transaction there is no savepoint left to undo.
+    if written.is_err() && !conn.is_autocommit() {
         let undone = conn
             .prepare_cached("ROLLBACK TO op")
             .and_then(|mut s| s.execute([]))
@@ -1172,5 +1239,72 @@ mod tests {
             .collect::<Result<_, _>>()
             .expect("reads");
         assert_eq!(rows, [1, 3, 11, 13]);
+    }
+
+    fn message(text: &str) -> Job {
+        Job {
+            op: WriteOp::InsertMessage {
+                room: RoomId(1),
+                sender: UserId(1),
+                sender_name: "alice".into(),
+                kind: MessageKind::Text,
+                text: text.into(),
+                mentions: Vec::new(),
+            },
+            done: Box::new(|_| {}),
+        }
+    }
+
+    fn stored(conn: &Connection) -> Vec<(i64, String)> {
+        let mut stmt = conn
+            .prepare("SELECT seq, text FROM messages ORDER BY seq")
+            .expect("prepares");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("queries")
+            .collect::<Result<_, _>>()
+            .expect("reads")
+    }
+
+    #[test]
+    fn writes_that_roll_back_the_transaction_fail_alone_a_few_times_then_the_batch_fails() {
+        let mut conn = Connection::open_in_memory().expect("opens");
+        super::super::schema::migrate(&mut conn).expect("migrates");
+        conn.execute_batch(
+            "CREATE TRIGGER inject_failure BEFORE INSERT ON messages WHEN NEW.text LIKE 'boom%'
+             BEGIN SELECT RAISE(ROLLBACK, 'injected'); END;",
+        )
+        .expect("trigger");
+        let mut seqs = HashMap::new();
+
+        // Two failing writes: each fails alone, the others are stored, gapless.
+        let batch: Vec<Job> = ["a", "boom 1", "b", "boom 2", "c"]
+            .into_iter()
+            .map(message)
+            .collect();
+        let results = run_batch(&mut conn, &batch, &mut seqs);
+        let ok: Vec<bool> = results.iter().map(Result::is_ok).collect();
+        assert_eq!(ok, [true, false, true, false, true]);
+        assert_eq!(
+            stored(&conn),
+            [(1, "a".into()), (2, "b".into()), (3, "c".into())]
+        );
+        assert_eq!(seqs.get(&RoomId(1)), Some(&3));
+
+        // More than the attempts allow: nothing of the batch is stored, the seqs stay.
+        let batch: Vec<Job> = ["d", "boom 1", "boom 2", "boom 3", "boom 4", "e"]
+            .into_iter()
+            .map(message)
+            .collect();
+        let results = run_batch(&mut conn, &batch, &mut seqs);
+        assert!(results.iter().all(Result::is_err), "{results:?}");
+        assert_eq!(stored(&conn).len(), 3);
+        assert_eq!(seqs.get(&RoomId(1)), Some(&3));
+        assert!(conn.is_autocommit(), "no transaction is left open");
+
+        let results = run_batch(&mut conn, &[message("f")], &mut seqs);
+        assert!(
+            matches!(&results[..], [Ok(Outcome::Message(m))] if m.seq == 4),
+            "{results:?}"
+        );
     }
 }
