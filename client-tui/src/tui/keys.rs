@@ -194,6 +194,45 @@ impl App {
         }
     }
 
+    /// A pasted text (bracketed paste): inserted where the cursor is, never submitted. In the
+    /// message input its line breaks stay characters of the input, as Alt-Enter makes them
+    /// (`\r\n` and `\r`, which terminals often send for a pasted line break, become `\n`);
+    /// a login or password field takes it without line breaks.
+    pub fn on_paste(&mut self, text: &str) -> Vec<Action> {
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        let single_line = || text.replace('\n', "");
+        if self.show_help {
+            return Vec::new();
+        }
+        if let Some(form) = &mut self.passwd {
+            let field = if form.on_new {
+                &mut form.new
+            } else {
+                &mut form.old
+            };
+            field.insert_str(&single_line());
+            return Vec::new();
+        }
+        match &mut self.screen {
+            Screen::Login(form) => {
+                if !form.busy {
+                    let field = if form.on_password {
+                        &mut form.password
+                    } else {
+                        &mut form.username
+                    };
+                    field.insert_str(&single_line());
+                }
+                Vec::new()
+            }
+            Screen::Chat => {
+                self.end_completion();
+                self.input.insert_str(&text);
+                self.typed()
+            }
+        }
+    }
+
     /// Scrolls the current room by `rows`, measuring the timeline at the current width.
     pub fn scroll_rows(&mut self, rows: isize) -> Vec<Action> {
         let total = self.current_room().map_or(0, |room| {
@@ -279,6 +318,34 @@ mod tests {
             press(&mut app, KeyCode::Char('c'), KeyModifiers::CONTROL),
             vec![Action::Quit]
         );
+    }
+
+    #[test]
+    fn a_paste_is_inserted_with_its_line_breaks_and_never_sent() {
+        let mut app = App::new("h:1", Some("alice"));
+        app.on_paste("pass\nword");
+        let Screen::Login(form) = &app.screen else {
+            unreachable!("a new app is on the login screen");
+        };
+        assert_eq!(
+            form.password.text(),
+            "password",
+            "no line break in a password"
+        );
+        app.logged_in(UserSummary {
+            id: UserId(1),
+            username: "me".into(),
+            is_admin: false,
+        });
+        type_text(&mut app, "see: ");
+        let actions = app.on_paste("line one\r\n/quit\rline three\n");
+        assert!(
+            !actions
+                .iter()
+                .any(|a| matches!(a, Action::Send { .. } | Action::Quit)),
+            "{actions:?}"
+        );
+        assert_eq!(app.input.text(), "see: line one\n/quit\nline three\n");
     }
 
     #[test]

@@ -125,9 +125,12 @@ pub async fn run(settings: Settings, options: TuiOptions) -> anyhow::Result<()> 
         runtime.connect(Credentials::Token { token });
     }
 
+    // ratatui's init enters raw mode and the alternate screen and installs a panic hook that
+    // leaves them; the hook installed after it turns off this client's own modes first.
     let mut terminal = ratatui::init();
-    if options.mouse {
-        let _ = ratatui::crossterm::execute!(std::io::stdout(), term::EnableMouseCapture);
+    install_restore_hook(options.mouse);
+    if let Err(e) = enable_modes(&mut std::io::stdout(), options.mouse) {
+        tracing::warn!(error = %e, "cannot enable bracketed paste or the mouse");
     }
     // Keys are read on a thread of their own; it ends with the process.
     std::thread::spawn(move || {
@@ -138,11 +141,38 @@ pub async fn run(settings: Settings, options: TuiOptions) -> anyhow::Result<()> 
         }
     });
     let result = runtime.event_loop(&mut terminal, &mut app, &mut rx).await;
-    if options.mouse {
-        let _ = ratatui::crossterm::execute!(std::io::stdout(), term::DisableMouseCapture);
-    }
+    disable_modes(&mut std::io::stdout(), options.mouse);
     ratatui::restore();
     result
+}
+
+/// Turns on the terminal modes the client needs beyond ratatui's: bracketed paste (a pasted text
+/// arrives as one event, so its lines are not sent one by one and cannot run commands) and, when
+/// asked for, mouse capture.
+fn enable_modes(out: &mut impl Write, mouse: bool) -> std::io::Result<()> {
+    ratatui::crossterm::execute!(out, term::EnableBracketedPaste)?;
+    if mouse {
+        ratatui::crossterm::execute!(out, term::EnableMouseCapture)?;
+    }
+    Ok(())
+}
+
+/// Undoes [`enable_modes`]; on every way out, the panic hook included.
+fn disable_modes(out: &mut impl Write, mouse: bool) {
+    if mouse {
+        let _ = ratatui::crossterm::execute!(out, term::DisableMouseCapture);
+    }
+    let _ = ratatui::crossterm::execute!(out, term::DisableBracketedPaste);
+}
+
+/// On a panic, turns off the client's modes, then runs the hook installed before (ratatui's,
+/// which leaves raw mode and the alternate screen, then prints the panic).
+fn install_restore_hook(mouse: bool) {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        disable_modes(&mut std::io::stdout(), mouse);
+        hook(info);
+    }));
 }
 
 fn init_logging() {
@@ -372,10 +402,7 @@ impl Runtime {
         match msg {
             Msg::Term(TermEvent::Key(key)) => app.on_key(key),
             Msg::Term(TermEvent::Mouse(mouse)) => app.on_mouse(mouse),
-            Msg::Term(TermEvent::Paste(text)) => {
-                app.input.insert_str(&text);
-                Vec::new()
-            }
+            Msg::Term(TermEvent::Paste(text)) => app.on_paste(&text),
             Msg::Term(_) => Vec::new(),
             Msg::Connected {
                 generation,
@@ -1090,6 +1117,46 @@ mod tests {
         h.run_until("the refusal", |h| !loading(&h.app)).await;
         assert!(h.app.flash.as_ref().is_some_and(|(_, error)| *error));
         h.shutdown.cancel();
+    }
+
+    #[test]
+    fn bracketed_paste_is_turned_on_and_off_again() {
+        let mut out = Vec::new();
+        enable_modes(&mut out, false).expect("write");
+        assert_eq!(String::from_utf8_lossy(&out), "\x1b[?2004h");
+        let mut out = Vec::new();
+        disable_modes(&mut out, true);
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.contains("\x1b[?2004l"), "{out:?}");
+        assert!(out.contains("\x1b[?1000l"), "the mouse too: {out:?}");
+    }
+
+    /// The panic hook cannot be tried in this process (it is global), so a child runs this test
+    /// again: it installs the hook and panics, and its output must turn the modes off.
+    #[test]
+    fn a_panic_turns_bracketed_paste_and_the_mouse_off() {
+        if std::env::var_os("CHATROOM_PANIC_PROBE").is_some() {
+            install_restore_hook(true);
+            panic!("probe");
+        }
+        let exe = std::env::current_exe().expect("test binary");
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "tui::runtime::tests::a_panic_turns_bracketed_paste_and_the_mouse_off",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("CHATROOM_PANIC_PROBE", "1")
+            .output()
+            .expect("run the probe");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("\x1b[?2004l"), "{stdout:?}");
+        assert!(stdout.contains("\x1b[?1000l"), "{stdout:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("probe"),
+            "the panic is still reported"
+        );
     }
 
     #[tokio::test]
