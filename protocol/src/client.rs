@@ -275,6 +275,7 @@ impl Client {
             events_tx,
             options.on_message.clone(),
             closing.clone(),
+            silence_limit(&welcome.limits),
         ));
         Ok(Client {
             handle: ClientHandle {
@@ -332,6 +333,26 @@ async fn read_frame(
     }
 }
 
+/// How long the server may be silent before the connection is taken for dead. It pings a quiet
+/// connection every heartbeat interval and answers every request, so hearing nothing for its
+/// whole idle timeout (and at least two heartbeats) means the path is gone — a NAT that forgot
+/// the connection, a laptop that changed networks — which TCP alone notices only after many
+/// minutes, and only if something is sent. `None` when the server advertises no heartbeat.
+fn silence_limit(limits: &Limits) -> Option<Duration> {
+    let ms = limits
+        .idle_timeout_ms
+        .max(limits.heartbeat_interval_ms.saturating_mul(2));
+    (limits.heartbeat_interval_ms > 0).then(|| Duration::from_millis(u64::from(ms)))
+}
+
+/// What the reader woke up for.
+enum Woken {
+    Read(std::io::Result<usize>),
+    Closing,
+    SilenceCheck,
+}
+
+#[allow(clippy::too_many_arguments)] // One call site, each argument a different part.
 async fn read_loop(
     mut read: OwnedReadHalf,
     mut buf: BytesMut,
@@ -340,9 +361,13 @@ async fn read_loop(
     events: mpsc::Sender<Event>,
     on_message: Option<MessageHook>,
     closing: CancellationToken,
+    silence: Option<Duration>,
 ) {
     let max_frame = codec.max_frame_bytes();
     let mut read_at = Instant::now();
+    // One timer for the connection's life, re-armed only when it fires: a busy connection pays
+    // nothing per read for it.
+    let mut silence_timer = silence.map(|limit| Box::pin(tokio::time::sleep(limit)));
     let reason = 'connection: loop {
         // Handle every frame already buffered before waiting on the socket again: a busy
         // connection then costs one decode and one queue push per event, not a `select!`.
@@ -387,14 +412,40 @@ async fn read_loop(
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(READ_BUFFER);
         }
-        let read = tokio::select! {
-            _ = closing.cancelled() => break None,
-            read = read.read_buf(&mut buf) => read,
+        let woken = tokio::select! {
+            _ = closing.cancelled() => Woken::Closing,
+            _ = async {
+                match silence_timer.as_mut() {
+                    Some(timer) => timer.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            } => Woken::SilenceCheck,
+            read = read.read_buf(&mut buf) => Woken::Read(read),
         };
-        match read {
-            Ok(0) => break None,
-            Ok(_) => read_at = Instant::now(),
-            Err(e) => break Some(ErrorBody::new(ErrorCode::Internal, e.to_string())),
+        match woken {
+            Woken::Closing => break None,
+            Woken::SilenceCheck => {
+                let (Some(limit), Some(timer)) = (silence, silence_timer.as_mut()) else {
+                    continue;
+                };
+                let quiet = read_at.elapsed();
+                if quiet >= limit {
+                    break Some(ErrorBody::new(
+                        ErrorCode::IdleTimeout,
+                        format!(
+                            "nothing heard from the server for {} s; the connection is taken \
+                             for dead",
+                            quiet.as_secs()
+                        ),
+                    ));
+                }
+                timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + (limit - quiet));
+            }
+            Woken::Read(Ok(0)) => break None,
+            Woken::Read(Ok(_)) => read_at = Instant::now(),
+            Woken::Read(Err(e)) => break Some(ErrorBody::new(ErrorCode::Internal, e.to_string())),
         }
     };
     if let Ok(mut slot) = shared.close_reason.lock() {

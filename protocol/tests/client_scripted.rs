@@ -1,6 +1,7 @@
-//! The client's message hook (`ClientOptions::on_message`) over a real socket. The peer is
-//! scripted at the byte level, because only a script can make frames arrive several to a read,
-//! split mid-header and split mid-body — the cases the client's in-place reading must get right.
+//! The client over a real socket against a scripted peer: the message hook
+//! (`ClientOptions::on_message`), which only a script can feed frames several to a read, split
+//! mid-header and split mid-body; and the liveness check, which needs a server that goes silent
+//! without closing, as one behind a dead network path does.
 
 use bytes::BytesMut;
 use chatroom_protocol::client::{Client, ClientOptions, MessageHook};
@@ -40,6 +41,10 @@ fn typing() -> ServerFrame {
 }
 
 fn welcome() -> ServerFrame {
+    welcome_with(30_000, 90_000)
+}
+
+fn welcome_with(heartbeat_interval_ms: u32, idle_timeout_ms: u32) -> ServerFrame {
     ServerFrame::Welcome(Welcome {
         protocol_version: PROTOCOL_VERSION,
         server_name: "scripted".to_owned(),
@@ -50,8 +55,8 @@ fn welcome() -> ServerFrame {
             max_history_page: 200,
             messages_per_second: 20,
             message_burst: 50,
-            heartbeat_interval_ms: 30_000,
-            idle_timeout_ms: 90_000,
+            heartbeat_interval_ms,
+            idle_timeout_ms,
         },
         registration_open: true,
     })
@@ -67,6 +72,10 @@ fn encode_all(frames: &[ServerFrame]) -> BytesMut {
 
 /// Reads the client's `Hello`, answers `Welcome`.
 async fn greet(socket: &mut TcpStream) {
+    greet_with(socket, welcome()).await;
+}
+
+async fn greet_with(socket: &mut TcpStream, welcome: ServerFrame) {
     let mut codec = ServerCodec::new(MAX);
     let mut buf = BytesMut::new();
     loop {
@@ -77,7 +86,7 @@ async fn greet(socket: &mut TcpStream) {
         assert_ne!(socket.read_buf(&mut buf).await.expect("reads"), 0, "closed");
     }
     socket
-        .write_all(&encode_all(&[welcome()]))
+        .write_all(&encode_all(&[welcome]))
         .await
         .expect("writes");
 }
@@ -162,6 +171,53 @@ async fn the_hook_sees_every_message_whole_batched_or_split_and_other_events_que
     ];
     assert_eq!(seen, expected);
 
+    drop(client);
+    tokio::time::timeout(WAIT, peer)
+        .await
+        .expect("the peer ends")
+        .expect("the peer did not panic");
+}
+
+#[tokio::test]
+async fn a_server_that_goes_silent_is_taken_for_dead_and_one_that_pings_is_not() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let addr = listener.local_addr().expect("has an address");
+    let (silent_tx, silent_rx) = tokio::sync::oneshot::channel::<()>();
+    let peer = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("accepts");
+        // Heartbeats every 200 ms and a 1 s idle timeout: the client gives up after 1 s of
+        // silence.
+        greet_with(&mut socket, welcome_with(200, 1_000)).await;
+        // Pings for 2.5 s, each well inside the limit...
+        for nonce in 0..25 {
+            let ping = encode_all(&[ServerFrame::Ping { nonce }]);
+            socket.write_all(&ping).await.expect("writes");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = silent_tx.send(());
+        // ...then nothing, with the connection still open, as behind a dead network path.
+        let mut rest = Vec::new();
+        let _ = socket.read_to_end(&mut rest).await;
+    });
+    let mut client = tokio::time::timeout(WAIT, Client::connect(addr, "liveness-test"))
+        .await
+        .expect("connects in time")
+        .expect("connects");
+    silent_rx.await.expect("the peer pinged");
+    assert!(
+        !client.handle().is_closed(),
+        "2.5 s of pings keep the connection up"
+    );
+    let end = tokio::time::timeout(WAIT, client.next_event())
+        .await
+        .expect("the client gives up in time");
+    assert!(end.is_none(), "no events, then the end: {end:?}");
+    let reason = client.handle().close_reason().expect("a reason");
+    assert_eq!(
+        reason.code,
+        chatroom_protocol::ErrorCode::IdleTimeout,
+        "{reason:?}"
+    );
     drop(client);
     tokio::time::timeout(WAIT, peer)
         .await
