@@ -814,3 +814,48 @@ async fn content_in_a_room_i_am_not_in_must_be_sent_in_full() {
     assert_ne!(posted.id, copy.id);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_upload_whose_part_file_vanished_is_not_filled_with_zeros() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let room = public_room(&alice).await;
+    let data = random_bytes(1024 * 1024 + 3, 9);
+    let ready = alice
+        .offer_upload(room, "report.bin", data.len() as u64, sha(&data))
+        .await
+        .expect("offer");
+    let half = data.len() / 2;
+    let sent = send_chunks(&alice, &ready, &data, half, &AtomicU64::new(0)).await as usize;
+
+    // The part file goes behind the upload's back (expired, or removed by hand).
+    let part = parts(&server);
+    assert_eq!(part.len(), 1);
+    std::fs::remove_file(&part[0]).expect("remove the part file");
+    let next = (sent + ready.max_chunk_bytes as usize).min(data.len());
+    assert!(
+        alice
+            .upload_chunk(ready.upload, sent as u64, data[sent..next].to_vec())
+            .await
+            .is_err(),
+        "a chunk cannot land after a gap"
+    );
+
+    // Offered again, the upload continues from what the server really has.
+    let again = alice
+        .offer_upload(room, "report.bin", data.len() as u64, sha(&data))
+        .await
+        .expect("offer again");
+    assert_eq!(again.offset, 0, "none of the bytes are left");
+    send_chunks(&alice, &again, &data, data.len(), &AtomicU64::new(0)).await;
+    let info = alice.finish_upload(again.upload).await.expect("finish");
+    let stored = blobs(&server);
+    assert_eq!(stored.len(), 1);
+    let on_disk = std::fs::read(&stored[0]).expect("blob");
+    assert!(on_disk == data, "the stored bytes are the file's");
+    assert!(
+        download(&alice, &info).await == data,
+        "downloaded bytes differ"
+    );
+    server.stop().await;
+}

@@ -14,6 +14,36 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+/// Why an upload's bytes could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum PartError {
+    /// The part file holds fewer bytes than the upload has received (it was removed, by the
+    /// expiry of an idle upload say, or cut short): the upload must continue from `on_disk`
+    /// bytes, re-hashed, or start over.
+    #[error(
+        "the upload's part file has {on_disk} bytes, not the {expected} received so far; \
+         offer the file again"
+    )]
+    Short {
+        /// Bytes the part file has.
+        on_disk: u64,
+        /// Bytes the upload had received.
+        expected: u64,
+    },
+    /// The disk failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl From<PartError> for io::Error {
+    fn from(e: PartError) -> Self {
+        match e {
+            PartError::Io(e) => e,
+            short @ PartError::Short { .. } => io::Error::new(io::ErrorKind::UnexpectedEof, short),
+        }
+    }
+}
+
 /// Where file content lives.
 #[derive(Clone, Debug)]
 pub struct FileStore {
@@ -74,18 +104,38 @@ impl FileStore {
     }
 
     /// Writes `data` at `offset` of an upload's part file, dropping anything already beyond
-    /// `offset` (left by a write that was never acknowledged).
-    pub fn write_part(&self, upload: UploadId, offset: u64, data: &[u8]) -> io::Result<()> {
-        let mut file = OpenOptions::new()
-            .create(true)
+    /// `offset` (left by a write that was never acknowledged). Refuses with
+    /// [`PartError::Short`] when the file holds fewer than `offset` bytes — it was removed or
+    /// cut short behind the upload's back — rather than fill the gap with zeros that the
+    /// running hash never saw.
+    pub fn write_part(&self, upload: UploadId, offset: u64, data: &[u8]) -> Result<(), PartError> {
+        let opened = OpenOptions::new()
+            .create(offset == 0)
             .write(true)
             .truncate(false)
-            .open(self.part_path(upload))?;
-        if file.metadata()?.len() != offset {
+            .open(self.part_path(upload));
+        let mut file = match opened {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(PartError::Short {
+                    on_disk: 0,
+                    expected: offset,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let on_disk = file.metadata()?.len();
+        if on_disk < offset {
+            return Err(PartError::Short {
+                on_disk,
+                expected: offset,
+            });
+        }
+        if on_disk > offset {
             file.set_len(offset)?;
         }
         file.seek(SeekFrom::Start(offset))?;
-        file.write_all(data)
+        Ok(file.write_all(data)?)
     }
 
     /// Flushes an upload's part file to disk.
@@ -239,5 +289,41 @@ mod tests {
         store.commit_part(UploadId(8), &sha).expect("commit");
         assert_eq!(store.part_ids().expect("ids"), Vec::<UploadId>::new());
         assert_eq!(store.blob_len(&sha), Some(11));
+    }
+
+    #[test]
+    fn a_part_file_shorter_than_the_bytes_received_is_never_filled_with_zeros() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::open(dir.path()).expect("open");
+        let upload = UploadId(3);
+        store.write_part(upload, 0, b"hello ").expect("write");
+        // Removed behind the upload's back (the expiry of idle uploads, say).
+        store.remove_part(upload).expect("remove");
+        assert!(matches!(
+            store.write_part(upload, 6, b"world"),
+            Err(PartError::Short {
+                on_disk: 0,
+                expected: 6
+            })
+        ));
+        assert_eq!(
+            store.part_ids().expect("ids"),
+            [],
+            "no part file is created"
+        );
+        // Cut short.
+        store.write_part(upload, 0, b"hel").expect("write");
+        assert!(matches!(
+            store.write_part(upload, 6, b"world"),
+            Err(PartError::Short {
+                on_disk: 3,
+                expected: 6
+            })
+        ));
+        assert_eq!(
+            store.rehash_part(upload).expect("rehash").1,
+            3,
+            "left alone"
+        );
     }
 }
