@@ -836,12 +836,26 @@ impl App {
                 before,
             });
         }
-        if room.scroll == 0 && room.summary.unread > 0 {
-            room.summary.unread = 0;
-            room.summary.mentions = 0;
-            self.pending_read.push(room.summary.id);
+        if room.scroll == 0 {
+            let id = room.summary.id;
+            self.to_bottom(id);
         }
         actions
+    }
+
+    /// Shows the newest messages of `room` (the current one): what was unread there has been
+    /// seen, so its counts go and its read marker moves on the next tick. Every way back to the
+    /// bottom (scrolling, Esc, sending) comes through here.
+    pub fn to_bottom(&mut self, room: RoomId) {
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        r.scroll = 0;
+        if r.summary.unread > 0 || r.summary.mentions > 0 {
+            r.summary.unread = 0;
+            r.summary.mentions = 0;
+            self.pending_read.push(room);
+        }
     }
 
     /// A tick: expires typing notices and flushes read markers (at most one request per room
@@ -904,9 +918,7 @@ impl App {
         match command {
             C::Say(text) => match self.current_or_flash() {
                 Some(room) => {
-                    if let Some(r) = self.rooms.get_mut(&room) {
-                        r.scroll = 0;
-                    }
+                    self.to_bottom(room);
                     vec![Action::Send { room, text }]
                 }
                 None => Vec::new(),
@@ -1039,9 +1051,7 @@ impl App {
                 };
                 match self.current_or_flash() {
                     Some(room) => {
-                        if let Some(r) = self.rooms.get_mut(&room) {
-                            r.scroll = 0;
-                        }
+                        self.to_bottom(room);
                         vec![Action::Send {
                             room,
                             text: format!("@{bot} {question}"),

@@ -163,8 +163,8 @@ impl App {
             KeyCode::Char('d') if alt => self.start_download(None),
             KeyCode::Esc => {
                 self.flash = None;
-                if let Some(room) = self.current.and_then(|c| self.rooms.get_mut(&c)) {
-                    room.scroll = 0;
+                if let Some(room) = self.current {
+                    self.to_bottom(room);
                 }
                 Vec::new()
             }
@@ -346,6 +346,68 @@ mod tests {
             "{actions:?}"
         );
         assert_eq!(app.input.text(), "see: line one\n/quit\nline three\n");
+    }
+
+    #[test]
+    fn back_at_the_bottom_by_esc_or_by_sending_marks_the_room_read() {
+        use chatroom_protocol::{Event, Message, MessageId, MessageKind, RoomId, RoomKind};
+        let mut app = App::new("h:1", None);
+        app.logged_in(UserSummary {
+            id: UserId(1),
+            username: "me".into(),
+            is_admin: false,
+        });
+        app.rooms_loaded(vec![chatroom_protocol::RoomSummary {
+            id: RoomId(1),
+            kind: RoomKind::Public,
+            name: "public".into(),
+            topic: String::new(),
+            member_count: 2,
+            latest_seq: 0,
+            last_read_seq: 0,
+            unread: 0,
+            mentions: 0,
+            my_role: None,
+        }]);
+        let mut seq = 0;
+        let mut scrolled_up_then_news = |app: &mut App| {
+            seq += 1;
+            app.rooms.get_mut(&RoomId(1)).expect("public").scroll = 5;
+            app.on_event(Event::Message(Message {
+                id: MessageId(seq),
+                room: RoomId(1),
+                seq,
+                sender: UserId(2),
+                sender_name: "bob".into(),
+                ts: 0,
+                kind: MessageKind::Text,
+                text: "@me news".into(),
+            }));
+            let summary = &app.rooms[&RoomId(1)].summary;
+            assert_eq!((summary.unread, summary.mentions), (1, 1));
+            seq
+        };
+        let read = |app: &mut App, seq| {
+            let summary = &app.rooms[&RoomId(1)].summary;
+            assert_eq!((summary.unread, summary.mentions), (0, 0));
+            assert_eq!(app.rooms[&RoomId(1)].scroll, 0);
+            assert_eq!(
+                app.tick(seq * 1000),
+                vec![Action::MarkRead {
+                    room: RoomId(1),
+                    seq
+                }]
+            );
+        };
+
+        let seq = scrolled_up_then_news(&mut app);
+        press(&mut app, KeyCode::Esc, KeyModifiers::NONE);
+        read(&mut app, seq);
+
+        let seq = scrolled_up_then_news(&mut app);
+        type_text(&mut app, "thanks");
+        press(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+        read(&mut app, seq);
     }
 
     #[test]
