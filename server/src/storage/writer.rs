@@ -813,6 +813,9 @@ fn apply(
             text,
             mentions,
         } => {
+            // The hub checked membership when the request came in, but a kick or leave may
+            // have committed since, in this batch or an earlier one.
+            require_member(conn, *room, *sender)?;
             let seq = seqs.latest(*room) + 1;
             conn.prepare_cached(
                 "INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text) \
@@ -988,19 +991,7 @@ fn apply(
             text,
             store,
         } => {
-            let member: Option<i64> = conn
-                .query_row(
-                    "SELECT role FROM members WHERE room_id = ?1 AND user_id = ?2",
-                    params![room.0 as i64, user.0 as i64],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if member.is_none() {
-                return Err(refused(
-                    ErrorCode::NotMember,
-                    "you are no longer a member of that room",
-                ));
-            }
+            require_member(conn, *room, *user)?;
             check_quota(conn, *user, *size, Some(upload.0 as i64), *quota)?;
             store.commit_part(*upload, sha256).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
@@ -1148,6 +1139,21 @@ fn apply(
 
 /// Refuses an upload of `size` bytes that would take `user` over `quota` (0: no quota),
 /// counting their stored files and their other uploads in progress (not `this_upload`).
+/// Refuses the op unless `user` is (still) a member of `room`.
+fn require_member(conn: &Connection, room: RoomId, user: UserId) -> Result<(), StorageError> {
+    let member: Option<i64> = conn
+        .prepare_cached("SELECT role FROM members WHERE room_id = ?1 AND user_id = ?2")?
+        .query_row(params![room.0 as i64, user.0 as i64], |r| r.get(0))
+        .optional()?;
+    match member {
+        Some(_) => Ok(()),
+        None => Err(refused(
+            ErrorCode::NotMember,
+            "you are no longer a member of that room",
+        )),
+    }
+}
+
 fn check_quota(
     conn: &Connection,
     user: UserId,
@@ -1266,14 +1272,45 @@ mod tests {
     }
 
     #[test]
+    fn a_message_from_someone_removed_earlier_in_the_batch_is_refused() {
+        let mut conn = Connection::open_in_memory().expect("opens");
+        super::super::schema::migrate(&mut conn).expect("migrates");
+        conn.execute_batch(
+            "INSERT INTO users (id, name, name_key, password_hash, created_at)
+                 VALUES (1, 'alice', 'alice', '-', 0);
+             INSERT INTO members (room_id, user_id, role, joined_at) VALUES (1, 1, 0, 0);",
+        )
+        .expect("alice in room 1");
+        let mut seqs = HashMap::new();
+        let remove = Job {
+            op: WriteOp::RemoveMember {
+                room: RoomId(1),
+                user: UserId(1),
+            },
+            done: Box::new(|_| {}),
+        };
+        let batch = [message("before"), remove, message("after")];
+        let results = run_batch(&mut conn, &batch, &mut seqs);
+        assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+        assert!(
+            matches!(&results[2], Err(StorageError::Refused(e)) if e.code == ErrorCode::NotMember),
+            "{results:?}"
+        );
+        assert_eq!(stored(&conn), [(1, "before".into())]);
+    }
+
+    #[test]
     fn writes_that_roll_back_the_transaction_fail_alone_a_few_times_then_the_batch_fails() {
         let mut conn = Connection::open_in_memory().expect("opens");
         super::super::schema::migrate(&mut conn).expect("migrates");
         conn.execute_batch(
-            "CREATE TRIGGER inject_failure BEFORE INSERT ON messages WHEN NEW.text LIKE 'boom%'
+            "INSERT INTO users (id, name, name_key, password_hash, created_at)
+                 VALUES (1, 'alice', 'alice', '-', 0);
+             INSERT INTO members (room_id, user_id, role, joined_at) VALUES (1, 1, 0, 0);
+             CREATE TRIGGER inject_failure BEFORE INSERT ON messages WHEN NEW.text LIKE 'boom%'
              BEGIN SELECT RAISE(ROLLBACK, 'injected'); END;",
         )
-        .expect("trigger");
+        .expect("alice in room 1, and the trigger");
         let mut seqs = HashMap::new();
 
         // Two failing writes: each fails alone, the others are stored, gapless.
