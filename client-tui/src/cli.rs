@@ -224,7 +224,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let (client, _) = connect_logged_in(&settings).await?;
             for room in client.my_rooms().await? {
                 if json {
-                    print_line(&output::room_json(&room).to_string())?;
+                    print_line(&output::json_line(&output::room_json(&room)))?;
                 } else {
                     print_line(&output::room_line(&room))?;
                 }
@@ -246,7 +246,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot list the files of {}", room.name))?;
             for file in files {
                 if json {
-                    print_line(&output::file_json(&room.name, &file).to_string())?;
+                    print_line(&output::json_line(&output::file_json(&room.name, &file)))?;
                 } else {
                     print_line(&output::file_line(&file))?;
                 }
@@ -257,7 +257,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let (client, _) = connect_logged_in(&settings).await?;
             for user in client.list_users().await? {
                 if json {
-                    print_line(&output::user_json(&user).to_string())?;
+                    print_line(&output::json_line(&output::user_json(&user)))?;
                 } else {
                     print_line(&output::user_line(&user))?;
                 }
@@ -323,7 +323,9 @@ async fn upload(
         _ => format!("#{}", room.name),
     };
     if json {
-        print_line(&output::uploaded_json(&room.name, &uploaded).to_string())
+        print_line(&output::json_line(&output::uploaded_json(
+            &room.name, &uploaded,
+        )))
     } else {
         print_line(&output::uploaded_line(&room_label, &uploaded))
     }
@@ -353,9 +355,11 @@ async fn download(
     .await
     .with_context(|| format!("cannot download file {file_id}"))?;
     if json {
-        print_line(&output::downloaded_json(&downloaded).to_string())
+        print_line(&output::json_line(&output::downloaded_json(&downloaded)))
     } else {
-        print_line(&downloaded.path.display().to_string())
+        print_line(&output::escape_controls(
+            &downloaded.path.display().to_string(),
+        ))
     }
 }
 
@@ -432,14 +436,14 @@ async fn send(
         .await
         .context("the message was not sent")?;
     if json {
-        print_line(&output::sent_json(&room.name, &sent).to_string())?;
+        print_line(&output::json_line(&output::sent_json(&room.name, &sent)))?;
     }
     Ok(())
 }
 
 fn print_message(room: &str, message: &Message, json: bool) -> anyhow::Result<()> {
     if json {
-        print_line(&output::message_json(room, message).to_string())
+        print_line(&output::json_line(&output::message_json(room, message)))
     } else {
         print_line(&output::message_line(room, message))
     }

@@ -7,7 +7,49 @@ use chatroom_protocol::{
     UnixMillis, UserPresence,
 };
 use serde_json::{Value, json};
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::time::Duration;
+
+/// Text another user wrote, made safe to print on a terminal: control characters other than
+/// `\n` and `\t` are shown as Rust-style escapes (`\u{1b}`, `\u{7}`, `\u{9b}`; a backslash
+/// stays as it is), so nobody can clear the screen, set the window title, write the clipboard
+/// (OSC 52) or overwrite a line (`\r`) of someone who tails a room. Covers C0, DEL and the C1
+/// range (some terminals take U+009B as CSI).
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.contains(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// One JSON line for a program. serde_json escapes `\u{0}`–`\u{1f}` itself but writes DEL and
+/// the C1 controls raw; they become `\u007f`-style escapes here too, so a line printed on a
+/// terminal cannot drive it either (the decoded value is the same).
+pub fn json_line(value: &Value) -> String {
+    let text = value.to_string();
+    if !text.contains(char::is_control) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// `2026-11-21T20:30:05Z` for a Unix time in milliseconds.
 pub fn utc_timestamp(ms: UnixMillis) -> String {
@@ -81,24 +123,35 @@ pub fn human_duration(duration: Duration) -> String {
 
 /// A posted file in one line: `📎 report.pdf · 1.2 MiB · alice`.
 pub fn file_ref_line(file: &FileRef, uploader: &str) -> String {
-    format!("📎 {} · {} · {uploader}", file.name, human_bytes(file.size))
+    format!(
+        "📎 {} · {} · {}",
+        escape_controls(&file.name),
+        human_bytes(file.size),
+        escape_controls(uploader)
+    )
 }
 
 /// One line for a person: `[time] #room <sender> text`; a file shows as
 /// `<sender> 📎 name · size · sender (file ID)`, a deleted message as `* (deleted)`.
 pub fn message_line(room: &str, m: &Message) -> String {
     let body = match &m.kind {
-        MessageKind::Text | MessageKind::System => m.text.clone(),
+        MessageKind::Text | MessageKind::System => escape_controls(&m.text).into_owned(),
         MessageKind::File(file) => {
             format!("{} (file {})", file_ref_line(file, &m.sender_name), file.id)
         }
         MessageKind::Deleted => "(deleted)".to_string(),
     };
     let sender = match m.kind {
-        MessageKind::Text | MessageKind::File(_) => format!("<{}>", m.sender_name),
+        MessageKind::Text | MessageKind::File(_) => {
+            format!("<{}>", escape_controls(&m.sender_name))
+        }
         MessageKind::System | MessageKind::Deleted => "*".to_string(),
     };
-    format!("[{}] #{room} {sender} {body}", utc_timestamp(m.ts))
+    format!(
+        "[{}] #{} {sender} {body}",
+        utc_timestamp(m.ts),
+        escape_controls(room)
+    )
 }
 
 /// One JSON object for a program.
@@ -130,9 +183,9 @@ pub fn file_line(f: &FileInfo) -> String {
     format!(
         "{:>6}  {:<32} {:>10}  {:<16} {}",
         f.id.0,
-        f.name,
+        escape_controls(&f.name),
         human_bytes(f.size),
-        f.uploader_name,
+        escape_controls(&f.uploader_name),
         utc_timestamp(f.ts)
     )
 }
@@ -157,9 +210,10 @@ pub fn file_json(room: &str, f: &FileInfo) -> Value {
 /// A finished upload for a person.
 pub fn uploaded_line(room: &str, up: &Uploaded) -> String {
     let mut line = format!(
-        "uploaded {} ({}) to {room} as file {}",
-        up.file.name,
+        "uploaded {} ({}) to {} as file {}",
+        escape_controls(&up.file.name),
         human_bytes(up.file.size),
+        escape_controls(room),
         up.file.id
     );
     if up.bytes_sent == 0 && up.file.size > 0 {
@@ -209,8 +263,8 @@ fn room_kind(kind: RoomKind) -> &'static str {
 /// A room for a person.
 pub fn room_line(r: &RoomSummary) -> String {
     let name = match r.kind {
-        RoomKind::Direct => format!("@{}", r.name),
-        _ => format!("#{}", r.name),
+        RoomKind::Direct => format!("@{}", escape_controls(&r.name)),
+        _ => format!("#{}", escape_controls(&r.name)),
     };
     let mut line = format!(
         "{name:<24} {:<8} {:>4} members",
@@ -224,7 +278,7 @@ pub fn room_line(r: &RoomSummary) -> String {
         line.push_str(&format!("  {} mentions", r.mentions));
     }
     if !r.topic.is_empty() {
-        line.push_str(&format!("  — {}", r.topic));
+        line.push_str(&format!("  — {}", escape_controls(&r.topic)));
     }
     line
 }
@@ -255,12 +309,16 @@ fn status_name(status: PresenceStatus) -> &'static str {
 
 /// A user for a person.
 pub fn user_line(u: &UserPresence) -> String {
-    let mut line = format!("{:<24} {:<8}", u.user.username, status_name(u.status));
+    let mut line = format!(
+        "{:<24} {:<8}",
+        escape_controls(&u.user.username),
+        status_name(u.status)
+    );
     if u.user.is_admin {
         line.push_str(" admin");
     }
     if let Some(message) = &u.status_message {
-        line.push_str(&format!("  ({message})"));
+        line.push_str(&format!("  ({})", escape_controls(message)));
     }
     line
 }
@@ -346,6 +404,68 @@ mod tests {
             message_line("public", &m),
             "[1970-01-01T00:00:00Z] #public * (deleted)"
         );
+    }
+
+    #[test]
+    fn control_characters_from_other_users_cannot_drive_the_terminal() {
+        let evil = "hi\x1b]52;c;ZXZpbA==\x07\x1b[2J\rfake\u{9b}31m\x7f\nsecond\tline \\n";
+        let m = Message {
+            id: MessageId(9),
+            room: RoomId(1),
+            seq: 4,
+            sender: UserId(2),
+            sender_name: "bob\x1b[8m".into(),
+            ts: 0,
+            kind: MessageKind::Text,
+            text: evil.into(),
+        };
+        let line = message_line("pub\x1blic", &m);
+        assert_eq!(
+            line,
+            "[1970-01-01T00:00:00Z] #pub\\u{1b}lic <bob\\u{1b}[8m> \
+             hi\\u{1b}]52;c;ZXZpbA==\\u{7}\\u{1b}[2J\\u{d}fake\\u{9b}31m\\u{7f}\nsecond\tline \\n"
+        );
+        assert!(!line.contains(|c: char| c.is_control() && c != '\n' && c != '\t'));
+
+        let room = RoomSummary {
+            id: RoomId(1),
+            kind: RoomKind::Public,
+            name: "ops".into(),
+            topic: "\x1b]0;owned\x07".into(),
+            member_count: 2,
+            latest_seq: 0,
+            last_read_seq: 0,
+            unread: 0,
+            mentions: 0,
+            my_role: None,
+        };
+        assert!(room_line(&room).ends_with("— \\u{1b}]0;owned\\u{7}"));
+        let user = UserPresence {
+            user: chatroom_protocol::UserSummary {
+                id: UserId(2),
+                username: "bob".into(),
+                is_admin: false,
+            },
+            status: PresenceStatus::Away,
+            status_message: Some("\x1b[2Jlunch".into()),
+        };
+        assert!(user_line(&user).ends_with("(\\u{1b}[2Jlunch)"));
+        let file = FileRef {
+            id: chatroom_protocol::FileId(7),
+            name: "a\x1b[2J.txt".into(),
+            size: 1,
+            sha256: [0; 32],
+        };
+        assert_eq!(
+            file_ref_line(&file, "bob"),
+            "📎 a\\u{1b}[2J.txt · 1 B · bob"
+        );
+
+        // JSON: every control character escaped, DEL and C1 too; the value decodes unchanged.
+        let json = json_line(&message_json("public", &m));
+        assert!(!json.contains(char::is_control), "{json}");
+        let back: Value = serde_json::from_str(&json).expect("valid JSON");
+        assert_eq!(back["text"], evil);
     }
 
     #[test]
