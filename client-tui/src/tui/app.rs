@@ -906,11 +906,18 @@ impl App {
         self.current
     }
 
+    /// A room of mine named in a command: `@name` is the direct chat with that user, `#name` or
+    /// a plain name a named room (never a direct chat, whatever its name).
     fn find_room(&self, name: &str) -> Option<RoomId> {
-        let name = name.trim_start_matches(['#', '@']).to_lowercase();
-        self.room_order()
-            .into_iter()
-            .find(|id| self.rooms[id].summary.name.to_lowercase() == name)
+        let (direct, name) = match name.strip_prefix('@') {
+            Some(user) => (true, user),
+            None => (false, name.strip_prefix('#').unwrap_or(name)),
+        };
+        let name = name.to_lowercase();
+        self.room_order().into_iter().find(|id| {
+            let summary = &self.rooms[id].summary;
+            (summary.kind == RoomKind::Direct) == direct && summary.name.to_lowercase() == name
+        })
     }
 
     fn run_command(&mut self, command: super::commands::Command) -> Vec<Action> {
@@ -925,7 +932,15 @@ impl App {
             },
             C::Join(name) => match self.find_room(&name) {
                 Some(room) => self.enter_room(room),
-                None => vec![Action::Join(name)],
+                None => match name.strip_prefix('@') {
+                    Some(user) => vec![Action::Direct {
+                        user: user.to_string(),
+                        text: None,
+                    }],
+                    None => vec![Action::Join(
+                        name.strip_prefix('#').unwrap_or(&name).to_string(),
+                    )],
+                },
             },
             C::Enter(name) => match self.find_room(&name) {
                 Some(room) => self.enter_room(room),
@@ -1324,6 +1339,43 @@ mod tests {
         assert_eq!(app.scroll(10, 1), vec![older.clone()], "asked again");
         app.disconnected("lost".into(), 0);
         assert_eq!(app.scroll(10, 1), vec![older], "asked again");
+    }
+
+    #[test]
+    fn a_sigil_says_whether_a_name_is_a_room_or_a_direct_chat() {
+        let mut app = logged_in_app();
+        // "bob" is a direct chat here; #bob is a room I am not in.
+        app.input.set_text("/join bob");
+        assert_eq!(app.submit_input(), vec![Action::Join("bob".into())]);
+        assert_eq!(
+            app.current,
+            Some(RoomId(1)),
+            "the direct chat was not entered"
+        );
+        app.input.set_text("/join #bob");
+        assert_eq!(app.submit_input(), vec![Action::Join("bob".into())]);
+        app.input.set_text("/enter bob");
+        assert!(app.submit_input().is_empty());
+        assert_eq!(app.current, Some(RoomId(1)));
+        app.input.set_text("/enter @bob");
+        app.submit_input();
+        assert_eq!(app.current, Some(RoomId(3)));
+        app.input.set_text("/join #dev");
+        app.submit_input();
+        assert_eq!(app.current, Some(RoomId(2)));
+        app.input.set_text("/enter @dev");
+        assert!(app.submit_input().is_empty(), "no direct chat with dev");
+        assert_eq!(app.current, Some(RoomId(2)));
+        app.input.set_text("/join @carol");
+        assert_eq!(
+            app.submit_input(),
+            vec![Action::Direct {
+                user: "carol".into(),
+                text: None
+            }]
+        );
+        app.input.set_text("/leave @bob");
+        assert_eq!(app.submit_input(), vec![Action::Leave(RoomId(3))]);
     }
 
     #[test]
