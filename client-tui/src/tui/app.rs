@@ -102,6 +102,9 @@ pub struct RoomState {
     pub scroll: usize,
     /// The member list, once fetched.
     pub members: Vec<Member>,
+    /// The member list may be out of date (fetched before a reconnect, when presence updates
+    /// were missed): it is fetched again when the room is shown.
+    pub members_stale: bool,
     /// Who is typing, with when they last said so.
     pub typing: Vec<(String, UnixMillis)>,
     /// Messages being written (a bot's streamed reply), by draft id, shown after the timeline
@@ -119,6 +122,7 @@ impl RoomState {
             loading_older: false,
             scroll: 0,
             members: Vec::new(),
+            members_stale: false,
             typing: Vec::new(),
             drafts: BTreeMap::new(),
         }
@@ -266,6 +270,8 @@ pub enum Action {
     },
     /// Fetch a room's members.
     Members(RoomId),
+    /// Fetch everyone's presence again (after a reconnect), for the users already known.
+    RefreshPresence,
     /// Fetch public rooms (shown as a notice).
     PublicRooms,
     /// Fetch users (shown as a notice).
@@ -360,6 +366,8 @@ pub struct App {
     pub show_help: bool,
     /// Presence of users I share rooms with.
     pub presence: HashMap<UserId, (String, PresenceStatus)>,
+    /// Presence changed while the connection was down: ask again once it is back.
+    presence_stale: bool,
     /// A one-line status message (errors, confirmations), with whether it is an error.
     pub flash: Option<(String, bool)>,
     /// Ring the bell on mentions.
@@ -408,6 +416,7 @@ impl App {
             show_members: true,
             show_help: false,
             presence: HashMap::new(),
+            presence_stale: false,
             flash: None,
             bell_on_mention: true,
             pending_read: Vec::new(),
@@ -519,6 +528,9 @@ impl App {
         if let Some(current) = self.current {
             actions.extend(self.enter_room(current));
         }
+        if std::mem::take(&mut self.presence_stale) {
+            actions.push(Action::RefreshPresence);
+        }
         actions
     }
 
@@ -553,6 +565,24 @@ impl App {
         }
         if let Some(r) = self.rooms.get_mut(&room) {
             r.members = members;
+            r.members_stale = false;
+        }
+    }
+
+    /// Everyone's presence, fetched again after a reconnect: updates the users already known
+    /// (the completion list and the member lists), adds nobody.
+    pub fn presence_refreshed(&mut self, users: Vec<UserPresence>) {
+        for u in users {
+            let Some((name, status)) = self.presence.get_mut(&u.user.id) else {
+                continue;
+            };
+            *name = u.user.username;
+            *status = u.status;
+            for room in self.rooms.values_mut() {
+                if let Some(m) = room.members.iter_mut().find(|m| m.user.id == u.user.id) {
+                    m.status = u.status;
+                }
+            }
         }
     }
 
@@ -595,7 +625,10 @@ impl App {
             room.drafts.clear();
             // An older page asked for on this connection will not come: PgUp may ask again.
             room.loading_older = false;
+            // No presence updates come while the connection is down.
+            room.members_stale = true;
         }
+        self.presence_stale = true;
         self.connection = ConnectionState::Disconnected { reason, retry_at };
     }
 
@@ -770,7 +803,7 @@ impl App {
         if r.oldest_seq().is_none() && r.summary.latest_seq > 0 {
             actions.push(Action::LoadLatest(room));
         }
-        if r.members.is_empty() {
+        if r.members.is_empty() || r.members_stale {
             actions.push(Action::Members(room));
         }
         if r.summary.latest_seq > r.summary.last_read_seq {
@@ -1376,6 +1409,64 @@ mod tests {
         );
         app.input.set_text("/leave @bob");
         assert_eq!(app.submit_input(), vec![Action::Leave(RoomId(3))]);
+    }
+
+    #[test]
+    fn presence_is_fetched_again_after_a_reconnect() {
+        use chatroom_protocol::UserPresence;
+        let member = |id: u64, name: &str, status| Member {
+            user: UserSummary {
+                id: UserId(id),
+                username: name.into(),
+                is_admin: false,
+            },
+            role: RoomRole::Member,
+            status,
+        };
+        let mut app = logged_in_app();
+        app.members_loaded(RoomId(1), vec![member(2, "bob", PresenceStatus::Online)]);
+        app.members_loaded(RoomId(2), vec![member(2, "bob", PresenceStatus::Online)]);
+        // Bob leaves while the connection is down: no presence event reaches me.
+        app.disconnected("lost".into(), 0);
+        let rooms = vec![
+            summary(1, "public", RoomKind::Public, 0, 0),
+            summary(2, "dev", RoomKind::Public, 0, 0),
+            summary(3, "bob", RoomKind::Direct, 0, 0),
+        ];
+        let actions = app.rooms_loaded(rooms.clone());
+        assert!(actions.contains(&Action::Members(RoomId(1))), "{actions:?}");
+        assert!(actions.contains(&Action::RefreshPresence), "{actions:?}");
+        let gone = |id: u64, name: &str| UserPresence {
+            user: UserSummary {
+                id: UserId(id),
+                username: name.into(),
+                is_admin: false,
+            },
+            status: PresenceStatus::Offline,
+            status_message: None,
+        };
+        app.presence_refreshed(vec![gone(2, "bob"), gone(7, "stranger")]);
+        assert_eq!(
+            app.presence.get(&UserId(2)),
+            Some(&("bob".to_string(), PresenceStatus::Offline))
+        );
+        assert!(!app.presence.contains_key(&UserId(7)), "only users I know");
+        assert_eq!(
+            app.rooms[&RoomId(2)].members[0].status,
+            PresenceStatus::Offline
+        );
+        // The other room's list is fetched again when it is shown, once.
+        assert!(
+            app.enter_room(RoomId(2))
+                .contains(&Action::Members(RoomId(2)))
+        );
+        app.members_loaded(RoomId(2), vec![member(2, "bob", PresenceStatus::Offline)]);
+        assert!(
+            !app.enter_room(RoomId(2))
+                .contains(&Action::Members(RoomId(2)))
+        );
+        // A later room list without a disconnect asks for nothing again.
+        assert!(!app.rooms_loaded(rooms).contains(&Action::RefreshPresence));
     }
 
     #[test]

@@ -63,6 +63,8 @@ enum Msg {
     OlderFailed(RoomId, String),
     Members(RoomId, Vec<Member>),
     Users(Vec<UserPresence>),
+    /// Everyone's presence, fetched again after a reconnect.
+    PresenceRefreshed(Vec<UserPresence>),
     Notice(String),
     Flash(String, bool),
     Joined(RoomSummary),
@@ -471,6 +473,10 @@ impl Runtime {
                 app.users_loaded(users);
                 Vec::new()
             }
+            Msg::PresenceRefreshed(users) => {
+                app.presence_refreshed(users);
+                Vec::new()
+            }
             Msg::Notice(text) => {
                 app.notice(text);
                 Vec::new()
@@ -746,6 +752,16 @@ impl Runtime {
             }),
             Action::Users => self.with_client(app, move |c| async move {
                 Ok(Some(Msg::Users(c.list_users().await.map_err(err)?)))
+            }),
+            Action::RefreshPresence => self.with_client(app, move |c| async move {
+                match c.list_users().await {
+                    Ok(users) => Ok(Some(Msg::PresenceRefreshed(users))),
+                    // Presence events keep it current from here on; nothing to tell the user.
+                    Err(e) => {
+                        tracing::info!(error = %e, "cannot refresh presence");
+                        Ok(None)
+                    }
+                }
             }),
             Action::Presence { away, message } => self.with_client(app, move |c| async move {
                 let status = if away {
