@@ -668,6 +668,9 @@ impl App {
                 };
                 let sender = message.sender_name.clone();
                 room.typing.retain(|(name, _)| *name != sender);
+                // The room list's counts already hold every message up to its latest seq; one
+                // of those arriving live (queued while the list was fetched) is not new news.
+                let counted = message.seq <= room.summary.latest_seq;
                 if !room.insert_message(message.clone()) {
                     return actions;
                 }
@@ -677,7 +680,7 @@ impl App {
                     if seen && !mine {
                         self.pending_read.push(message.room);
                     }
-                } else {
+                } else if !counted {
                     room.summary.unread += 1;
                     if mention {
                         room.summary.mentions += 1;
@@ -1467,6 +1470,24 @@ mod tests {
         );
         // A later room list without a disconnect asks for nothing again.
         assert!(!app.rooms_loaded(rooms).contains(&Action::RefreshPresence));
+    }
+
+    #[test]
+    fn a_live_message_the_room_list_already_counted_is_not_counted_again() {
+        let mut app = logged_in_app();
+        // dev: 5 messages, read up to 3, and the 5th mentions me.
+        let mut dev = summary(2, "dev", RoomKind::Public, 5, 3);
+        dev.mentions = 1;
+        app.rooms_loaded(vec![summary(1, "public", RoomKind::Public, 0, 0), dev]);
+        // 5 was sent while the list was fetched, so its live event comes after the list.
+        app.on_event(Event::Message(message(2, 5, (2, "bob"), "@me five")));
+        let counts = |app: &App| {
+            let s = &app.rooms[&RoomId(2)].summary;
+            (s.unread, s.mentions)
+        };
+        assert_eq!(counts(&app), (2, 1));
+        app.on_event(Event::Message(message(2, 6, (2, "bob"), "@me six")));
+        assert_eq!(counts(&app), (3, 2), "a newer one counts");
     }
 
     #[test]
