@@ -36,12 +36,30 @@ pub struct Cli {
     /// Config file [default: ~/.config/chatroom/config.toml]
     #[arg(long, env = "CHATROOM_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
-    /// Scroll with the mouse wheel in the terminal UI (hold Shift to select text)
-    #[arg(long, env = "CHATROOM_MOUSE")]
-    pub mouse: bool,
-    /// Do not ring the terminal bell when mentioned
-    #[arg(long, env = "CHATROOM_NO_BELL")]
-    pub no_bell: bool,
+    /// Scroll with the mouse wheel in the terminal UI (hold Shift to select text); --mouse=false
+    /// or CHATROOM_MOUSE=false overrides `mouse = true` in the config file
+    #[arg(
+        long,
+        env = "CHATROOM_MOUSE",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub mouse: Option<bool>,
+    /// Do not ring the terminal bell when mentioned; --no-bell=false or CHATROOM_NO_BELL=false
+    /// overrides `bell = false` in the config file
+    #[arg(
+        long,
+        env = "CHATROOM_NO_BELL",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub no_bell: Option<bool>,
     /// What to do; the terminal UI when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -173,7 +191,14 @@ pub fn exit_status(error: &anyhow::Error) -> u8 {
 /// Runs the command line; the binary's `main`.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let settings = settings::resolve(cli.server, cli.user, cli.password_file, cli.config)?;
+    let settings = settings::resolve(settings::FromCommandLine {
+        server: cli.server,
+        user: cli.user,
+        password_file: cli.password_file,
+        config: cli.config,
+        mouse: cli.mouse,
+        bell: cli.no_bell.map(|no| !no),
+    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -182,8 +207,8 @@ pub fn main() -> anyhow::Result<()> {
         Some(command) => runtime.block_on(run(command, settings)),
         None => {
             let options = crate::tui::runtime::TuiOptions {
-                mouse: cli.mouse || settings.mouse,
-                bell: !cli.no_bell && settings.bell,
+                mouse: settings.mouse,
+                bell: settings.bell,
             };
             let result = runtime.block_on(crate::tui::runtime::run(settings, options));
             // The key-reading thread blocks on the terminal; do not wait for it.
@@ -538,6 +563,108 @@ async fn tail(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mouse_and_bell_flags_take_an_optional_value() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|c| (c.mouse, c.no_bell));
+        assert_eq!(
+            parse(&["chatroom", "--mouse", "--no-bell"]).ok(),
+            Some((Some(true), Some(true)))
+        );
+        assert_eq!(
+            parse(&["chatroom", "--mouse=false", "--no-bell=no"]).ok(),
+            Some((Some(false), Some(false)))
+        );
+        let cli = Cli::try_parse_from(["chatroom", "--mouse", "rooms"]).expect("parses");
+        assert_eq!(cli.mouse, Some(true));
+        assert!(
+            matches!(cli.command, Some(Command::Rooms { .. })),
+            "not taken as a value"
+        );
+    }
+
+    /// Settings as `main` resolves them, in a child process (a test may not change its own
+    /// environment): this test binary again, with `CHATROOM_SETTINGS_PROBE` holding the
+    /// arguments and the environment under test around it.
+    #[test]
+    fn flags_beat_the_environment_which_beats_the_config_file() {
+        if let Ok(args) = std::env::var("CHATROOM_SETTINGS_PROBE") {
+            let cli = Cli::try_parse_from(args.split(' ')).expect("arguments");
+            let settings = settings::resolve(settings::FromCommandLine {
+                server: cli.server,
+                user: cli.user,
+                password_file: cli.password_file,
+                config: cli.config,
+                mouse: cli.mouse,
+                bell: cli.no_bell.map(|no| !no),
+            })
+            .expect("settings");
+            let password = login::password(&settings, false).unwrap_or_else(|e| e.to_string());
+            println!(
+                "probe: mouse={} bell={} password={password}",
+                settings.mouse, settings.bell
+            );
+            return;
+        }
+        let home = tempfile::tempdir().expect("home");
+        let config = home.path().join("config.toml");
+        std::fs::write(
+            &config,
+            "mouse = true\nbell = false\npassword_file = \"~/pw-config\"\n",
+        )
+        .expect("config");
+        std::fs::write(home.path().join("pw-config"), "from-config\n").expect("file");
+        let flag_file = home.path().join("pw-flag");
+        std::fs::write(&flag_file, "from-flag\n").expect("file");
+        let probe = |args: &str, env: &[(&str, &str)]| {
+            let exe = std::env::current_exe().expect("test binary");
+            let mut command = std::process::Command::new(exe);
+            command
+                .args([
+                    "--exact",
+                    "cli::tests::flags_beat_the_environment_which_beats_the_config_file",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .stdin(std::process::Stdio::null())
+                .env("HOME", home.path())
+                .env("CHATROOM_CONFIG", &config)
+                .env("CHATROOM_SETTINGS_PROBE", format!("chatroom{args}"));
+            for var in ["CHATROOM_PASSWORD", "CHATROOM_MOUSE", "CHATROOM_NO_BELL"] {
+                command.env_remove(var);
+            }
+            command.envs(env.iter().copied());
+            let out = command.output().expect("run the probe");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            stdout
+                .lines()
+                .find_map(|l| l.split_once("probe: ").map(|(_, p)| p.to_string()))
+                .unwrap_or_else(|| format!("no probe line: {stdout}"))
+        };
+        assert_eq!(
+            probe("", &[]),
+            "mouse=true bell=false password=from-config",
+            "the config file, its ~ expanded"
+        );
+        let env = [
+            ("CHATROOM_MOUSE", "false"),
+            ("CHATROOM_NO_BELL", "false"),
+            ("CHATROOM_PASSWORD", "from-env"),
+        ];
+        assert_eq!(
+            probe("", &env),
+            "mouse=false bell=true password=from-env",
+            "the environment over the config file"
+        );
+        assert_eq!(
+            probe(
+                &format!(" --mouse --no-bell --password-file={}", flag_file.display()),
+                &env
+            ),
+            "mouse=true bell=false password=from-flag",
+            "flags over the environment"
+        );
+    }
 
     #[test]
     fn an_interrupted_transfer_exits_130_and_other_failures_1() {

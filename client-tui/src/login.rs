@@ -6,6 +6,7 @@ use anyhow::{Context, anyhow, bail};
 use chatroom_protocol::client::Client;
 use chatroom_protocol::{ErrorCode, Session};
 use std::io::IsTerminal;
+use std::path::Path;
 
 use crate::session_store::SessionStore;
 use crate::settings::Settings;
@@ -21,16 +22,24 @@ pub fn user_name(settings: &Settings) -> anyhow::Result<&str> {
         .ok_or_else(|| anyhow!("no user name: pass --user NAME, set CHATROOM_USER, or put user = \"NAME\" in the config file"))
 }
 
-/// The password: from the file, the environment, or a prompt when there is a terminal.
-/// With `confirm`, a prompt asks twice (for a new password).
+fn read_password_file(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read password file {}", path.display()))?;
+    Ok(text.lines().next().unwrap_or_default().to_string())
+}
+
+/// The password: from `--password-file`, `CHATROOM_PASSWORD`, the config file's
+/// `password_file` (in that order: flags > environment > config file), or a prompt when there
+/// is a terminal. With `confirm`, a prompt asks twice (for a new password).
 pub fn password(settings: &Settings, confirm: bool) -> anyhow::Result<String> {
     if let Some(path) = &settings.password_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read password file {}", path.display()))?;
-        return Ok(text.lines().next().unwrap_or_default().to_string());
+        return read_password_file(path);
     }
     if let Ok(password) = std::env::var("CHATROOM_PASSWORD") {
         return Ok(password);
+    }
+    if let Some(path) = &settings.config_password_file {
+        return read_password_file(path);
     }
     if !std::io::stdin().is_terminal() {
         bail!("no password: use --password-file FILE or set CHATROOM_PASSWORD");

@@ -9,6 +9,7 @@
 //! mouse = true    # scroll with the wheel in the terminal UI
 //! bell = false    # no bell on mentions
 //! download_dir = "~/Downloads/chatroom"   # where downloads go (created if missing)
+//! password_file = "~/.config/chatroom/password"   # after --password-file and CHATROOM_PASSWORD
 //! ```
 
 use anyhow::Context;
@@ -25,8 +26,11 @@ pub struct Settings {
     pub server: String,
     /// The account name, if known.
     pub user: Option<String>,
-    /// A file holding the password (first line).
+    /// A file holding the password (first line), from `--password-file`: it comes before
+    /// `CHATROOM_PASSWORD`.
     pub password_file: Option<PathBuf>,
+    /// The config file's `password_file`: it comes after `CHATROOM_PASSWORD`.
+    pub config_password_file: Option<PathBuf>,
     /// Where session tokens are kept.
     pub data_dir: Option<PathBuf>,
     /// Mouse-wheel scrolling in the terminal UI.
@@ -82,14 +86,33 @@ pub fn expand_home(path: &Path) -> PathBuf {
     }
 }
 
-/// Combines what the command line (flags and environment, already merged by clap) gave with the
-/// config file and the defaults.
-pub fn resolve(
-    server: Option<String>,
-    user: Option<String>,
-    password_file: Option<PathBuf>,
-    config: Option<PathBuf>,
-) -> anyhow::Result<Settings> {
+/// What the command line gave: flags and environment, already merged by clap (a flag wins).
+#[derive(Clone, Debug, Default)]
+pub struct FromCommandLine {
+    /// `--server` / `CHATROOM_SERVER`.
+    pub server: Option<String>,
+    /// `--user` / `CHATROOM_USER`.
+    pub user: Option<String>,
+    /// `--password-file`.
+    pub password_file: Option<PathBuf>,
+    /// `--config` / `CHATROOM_CONFIG`.
+    pub config: Option<PathBuf>,
+    /// `--mouse[=BOOL]` / `CHATROOM_MOUSE`.
+    pub mouse: Option<bool>,
+    /// The bell, from `--no-bell[=BOOL]` / `CHATROOM_NO_BELL` (negated).
+    pub bell: Option<bool>,
+}
+
+/// Combines what the command line gave with the config file and the defaults.
+pub fn resolve(cli: FromCommandLine) -> anyhow::Result<Settings> {
+    let FromCommandLine {
+        server,
+        user,
+        password_file,
+        config,
+        mouse,
+        bell,
+    } = cli;
     let explicit = config.is_some();
     let path = config.or_else(|| config_dir().map(|d| d.join("config.toml")));
     let file = match path {
@@ -105,10 +128,11 @@ pub fn resolve(
             .or(file.server)
             .unwrap_or_else(|| DEFAULT_SERVER.to_string()),
         user: user.or(file.user),
-        password_file: password_file.or(file.password_file),
+        password_file: password_file.map(|p| expand_home(&p)),
+        config_password_file: file.password_file.map(|p| expand_home(&p)),
         data_dir: data_dir(),
-        mouse: file.mouse.unwrap_or(false),
-        bell: file.bell.unwrap_or(true),
+        mouse: mouse.or(file.mouse).unwrap_or(false),
+        bell: bell.or(file.bell).unwrap_or(true),
         download_dir: std::env::var_os("CHATROOM_DOWNLOAD_DIR")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)

@@ -875,6 +875,7 @@ mod tests {
                 server: server.clone(),
                 user: Some("alice".into()),
                 password_file: None,
+                config_password_file: None,
                 data_dir: Some(home.path().join("data")),
                 mouse: false,
                 bell: false,
