@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The token files of one data directory.
 #[derive(Clone, Debug)]
@@ -44,26 +45,50 @@ impl SessionStore {
         (!token.is_empty()).then(|| token.to_string())
     }
 
-    /// Saves a token, readable by the user only.
+    /// Saves a token, readable by the user only. The token is written to a new file (0600) in
+    /// the same folder, flushed, and renamed over the old one, so a reader at any moment sees
+    /// either the old token or the new one, never an empty or half-written file.
     pub fn save(&self, server: &str, user: &str, token: &str) -> std::io::Result<()> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         std::fs::create_dir_all(&self.dir)?;
         let path = self.path(server, user);
-        let mut options = std::fs::File::options();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
+        let name = file_name(server, user);
+        let (temp, mut file) = loop {
+            let temp = self.dir.join(format!(
+                ".{name}.{}.{}.tmp",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            let mut options = std::fs::File::options();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            match options.open(&temp) {
+                Ok(file) => break (temp, file),
+                // Left behind by a crashed process with the same pid: take the next number.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        let written = (|| {
+            // The umask cannot loosen it, but make sure.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            }
+            file.write_all(format!("{token}\n").as_bytes())?;
+            file.sync_all()?;
+            drop(file);
+            std::fs::rename(&temp, &path)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temp);
         }
-        let mut file = options.open(&path)?;
-        // A file created earlier with looser permissions is tightened too.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        }
-        file.write_all(token.as_bytes())?;
-        file.write_all(b"\n")
+        written
     }
 
     /// Forgets a token (after logout or when the server no longer accepts it).
@@ -95,6 +120,46 @@ mod tests {
         }
         store.remove("host:8888", "ALICE");
         assert_eq!(store.load("host:8888", "alice"), None);
+    }
+
+    #[test]
+    fn a_new_token_replaces_the_file_whole_and_leaves_nothing_behind() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SessionStore::new(dir.path());
+        store.save("host:8888", "alice", "old-token").expect("save");
+        let path = store.path("host:8888", "alice");
+        #[cfg(unix)]
+        {
+            // A file left with looser permissions does not pass them on.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        }
+        // A reader that opened the file before the save still reads a whole token: the old
+        // file is replaced, not emptied and rewritten.
+        let mut reader = std::fs::File::open(&path).expect("open");
+        store.save("host:8888", "alice", "new-token").expect("save");
+        let mut seen = String::new();
+        reader.read_to_string(&mut seen).expect("read");
+        assert_eq!(seen, "old-token\n");
+        assert_eq!(
+            store.load("host:8888", "alice").as_deref(),
+            Some("new-token")
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path)
+                .expect("metadata")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("sessions"))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
     }
 
     #[test]
