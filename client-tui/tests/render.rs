@@ -145,6 +145,18 @@ fn help_popup() {
     insta::assert_snapshot!(render(&app, 100, 42));
 }
 
+/// On 80×24 the help does not fit: it opens at the top and scrolls to the key bindings.
+#[test]
+fn help_popup_on_a_small_terminal_scrolls() {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut app = busy_app();
+    app.screen_size = (80, 24);
+    app.on_key(KeyEvent::new(KeyCode::F(1), KeyModifiers::NONE));
+    insta::assert_snapshot!("help_popup_80x24_top", render(&app, 80, 24));
+    app.on_key(KeyEvent::new(KeyCode::End, KeyModifiers::NONE));
+    insta::assert_snapshot!("help_popup_80x24_end", render(&app, 80, 24));
+}
+
 #[test]
 fn disconnected_state() {
     let mut app = busy_app();

@@ -364,6 +364,8 @@ pub struct App {
     pub show_members: bool,
     /// Show the help popup.
     pub show_help: bool,
+    /// Rows the help popup is scrolled down (clamped to what there is when drawn).
+    pub help_scroll: usize,
     /// Presence of users I share rooms with.
     pub presence: HashMap<UserId, (String, PresenceStatus)>,
     /// Presence changed while the connection was down: ask again once it is back.
@@ -383,6 +385,8 @@ pub struct App {
     completion: Option<(Vec<String>, usize, usize, String)>,
     /// The message area's size (columns, rows), for paging.
     pub viewport: (u16, u16),
+    /// The terminal's size (columns, rows), for scrolling the help popup.
+    pub screen_size: (u16, u16),
     /// The change-password popup, when open.
     pub passwd: Option<PasswdForm>,
     /// How message times are shown.
@@ -415,6 +419,7 @@ impl App {
             input: LineEditor::new(),
             show_members: true,
             show_help: false,
+            help_scroll: 0,
             presence: HashMap::new(),
             presence_stale: false,
             flash: None,
@@ -424,6 +429,7 @@ impl App {
             now: 0,
             completion: None,
             viewport: (80, 20),
+            screen_size: (80, 24),
             passwd: None,
             clock: Clock::Utc,
             ai_bot: None,
@@ -1075,7 +1081,7 @@ impl App {
             C::Logout => vec![Action::Logout],
             C::Quit => vec![Action::Quit],
             C::Help => {
-                self.show_help = true;
+                self.open_help();
                 Vec::new()
             }
             C::Members => {

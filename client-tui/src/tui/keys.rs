@@ -49,12 +49,7 @@ impl App {
             return vec![Action::Quit];
         }
         if self.show_help {
-            if matches!(
-                key.code,
-                KeyCode::Esc | KeyCode::Enter | KeyCode::F(1) | KeyCode::Char('q')
-            ) {
-                self.show_help = false;
-            }
+            self.help_key(key.code);
             return Vec::new();
         }
         if let Some(form) = &mut self.passwd {
@@ -149,7 +144,7 @@ impl App {
                 Vec::new()
             }
             KeyCode::F(1) => {
-                self.show_help = true;
+                self.open_help();
                 Vec::new()
             }
             KeyCode::F(2) => {
@@ -241,8 +236,43 @@ impl App {
         self.scroll(rows, total)
     }
 
+    /// Opens the help popup at its top.
+    pub fn open_help(&mut self) {
+        self.show_help = true;
+        self.help_scroll = 0;
+    }
+
+    /// A key while the help popup is open: it scrolls (the whole list does not fit a small
+    /// terminal) or closes it.
+    fn help_key(&mut self, code: KeyCode) {
+        let max = super::ui::help_scroll_max(self.screen_size);
+        let page = super::ui::help_page(self.screen_size).max(2) - 1;
+        let at = self.help_scroll.min(max);
+        self.help_scroll = match code {
+            KeyCode::Esc | KeyCode::Enter | KeyCode::F(1) | KeyCode::Char('q') => {
+                self.show_help = false;
+                0
+            }
+            KeyCode::Up | KeyCode::Char('k') => at.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => (at + 1).min(max),
+            KeyCode::PageUp => at.saturating_sub(page),
+            KeyCode::PageDown | KeyCode::Char(' ') => (at + page).min(max),
+            KeyCode::Home => 0,
+            KeyCode::End => max,
+            _ => at,
+        };
+    }
+
     /// Handles the mouse wheel (when mouse support is on).
     pub fn on_mouse(&mut self, mouse: MouseEvent) -> Vec<Action> {
+        if self.show_help {
+            match mouse.kind {
+                MouseEventKind::ScrollUp => self.help_key(KeyCode::Up),
+                MouseEventKind::ScrollDown => self.help_key(KeyCode::Down),
+                _ => {}
+            }
+            return Vec::new();
+        }
         if !matches!(self.screen, Screen::Chat) {
             return Vec::new();
         }
@@ -408,6 +438,36 @@ mod tests {
         type_text(&mut app, "thanks");
         press(&mut app, KeyCode::Enter, KeyModifiers::NONE);
         read(&mut app, seq);
+    }
+
+    #[test]
+    fn the_help_scrolls_on_a_small_terminal() {
+        let mut app = App::new("h:1", None);
+        app.logged_in(UserSummary {
+            id: UserId(1),
+            username: "me".into(),
+            is_admin: false,
+        });
+        app.screen_size = (80, 24);
+        let max = crate::tui::ui::help_scroll_max(app.screen_size);
+        assert!(max > 0, "the help does not fit 80×24");
+        assert_eq!(crate::tui::ui::help_scroll_max((100, 60)), 0, "it fits");
+        press(&mut app, KeyCode::F(1), KeyModifiers::NONE);
+        press(&mut app, KeyCode::Down, KeyModifiers::NONE);
+        assert_eq!(app.help_scroll, 1);
+        press(&mut app, KeyCode::Up, KeyModifiers::NONE);
+        press(&mut app, KeyCode::Up, KeyModifiers::NONE);
+        assert_eq!(app.help_scroll, 0);
+        for _ in 0..10 {
+            press(&mut app, KeyCode::PageDown, KeyModifiers::NONE);
+        }
+        assert_eq!(app.help_scroll, max, "not past the end");
+        press(&mut app, KeyCode::Up, KeyModifiers::NONE);
+        assert_eq!(app.help_scroll, max - 1, "one step back from the end");
+        press(&mut app, KeyCode::Esc, KeyModifiers::NONE);
+        assert!(!app.show_help);
+        press(&mut app, KeyCode::F(1), KeyModifiers::NONE);
+        assert_eq!(app.help_scroll, 0, "opens at the top");
     }
 
     #[test]

@@ -257,6 +257,7 @@ impl Runtime {
         loop {
             if let Ok(size) = terminal.size() {
                 app.viewport = viewport(app, size.width, size.height);
+                app.screen_size = (size.width, size.height);
             }
             terminal
                 .draw(|frame| super::ui::draw(frame, app))

@@ -61,7 +61,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         draw_passwd(frame, form);
     }
     if app.show_help {
-        draw_help(frame);
+        draw_help(frame, app);
     }
 }
 
@@ -731,28 +731,103 @@ fn draw_input(frame: &mut Frame, app: &App, area: Rect) {
     }
 }
 
-fn draw_help(frame: &mut Frame) {
-    let area = centered(frame.area(), 96, (HELP.len() + KEYS.len() + 4) as u16);
-    frame.render_widget(Clear, area);
-    let block = Block::bordered().title(" help · Esc to close ");
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
+/// The help popup's width, borders included: commands and keys in columns need 94 columns.
+const HELP_WIDTH: u16 = 96;
+
+/// The help's lines for an inner width: in columns when they fit, else each entry as one
+/// wrapped line (name, arguments, what it does) with a hanging indent.
+fn help_lines(width: u16) -> Vec<Line<'static>> {
+    let width = usize::from(width);
+    let columns = width + 2 >= usize::from(HELP_WIDTH);
+    let cyan = Style::new().fg(Color::Cyan);
     let mut lines = Vec::new();
     for (command, args, what) in HELP {
-        lines.push(Line::from(vec![
-            Span::styled(format!("{command:<11}"), Style::new().fg(Color::Cyan)),
-            Span::styled(format!("{args:<25}"), dim()),
-            Span::raw(*what),
-        ]));
+        let segments = if columns {
+            vec![
+                (format!("{command:<11}"), cyan),
+                (format!("{args:<25}"), dim()),
+                ((*what).to_string(), Style::new()),
+            ]
+        } else {
+            let args = if args.is_empty() {
+                String::new()
+            } else {
+                format!(" {args}")
+            };
+            vec![
+                ((*command).to_string(), cyan),
+                (args, dim()),
+                (format!("  {what}"), Style::new()),
+            ]
+        };
+        lines.extend(wrap(&segments, width, if columns { 36 } else { 4 }));
     }
     lines.push(Line::default());
     for (keys, what) in KEYS {
-        lines.push(Line::from(vec![
-            Span::styled(format!("{keys:<28}"), Style::new().fg(Color::Cyan)),
-            Span::raw(*what),
-        ]));
+        let segments = if columns {
+            vec![
+                (format!("{keys:<28}"), cyan),
+                ((*what).to_string(), Style::new()),
+            ]
+        } else {
+            vec![
+                ((*keys).to_string(), cyan),
+                (format!("  {what}"), Style::new()),
+            ]
+        };
+        lines.extend(wrap(&segments, width, if columns { 28 } else { 4 }));
     }
-    frame.render_widget(Paragraph::new(lines), inner);
+    lines
+}
+
+/// Where the help popup goes on a screen of `size`, and its lines.
+fn help_layout(size: (u16, u16)) -> (Rect, Vec<Line<'static>>) {
+    let screen = Rect::new(0, 0, size.0, size.1);
+    let lines = help_lines(HELP_WIDTH.min(size.0).saturating_sub(2));
+    // Borders and a blank row under the keys.
+    let height = u16::try_from(lines.len() + 3).unwrap_or(u16::MAX);
+    (centered(screen, HELP_WIDTH, height), lines)
+}
+
+/// Rows of help shown at once on a screen of `size`.
+pub fn help_page(size: (u16, u16)) -> usize {
+    usize::from(help_layout(size).0.height.saturating_sub(2))
+}
+
+/// How far the help can scroll on a screen of `size` (0 when it all fits).
+pub fn help_scroll_max(size: (u16, u16)) -> usize {
+    let (_, lines) = help_layout(size);
+    lines.len().saturating_sub(help_page(size))
+}
+
+fn draw_help(frame: &mut Frame, app: &App) {
+    let screen = frame.area();
+    let size = (screen.width, screen.height);
+    let (area, lines) = help_layout(size);
+    let area = Rect {
+        x: screen.x + area.x,
+        y: screen.y + area.y,
+        ..area
+    };
+    frame.render_widget(Clear, area);
+    let page = help_page(size);
+    let max = help_scroll_max(size);
+    let offset = app.help_scroll.min(max);
+    let title = if max == 0 {
+        " help · Esc to close ".to_string()
+    } else {
+        format!(
+            " help · {}–{} of {} · ↑↓ PgUp PgDn · Esc to close ",
+            offset + 1,
+            (offset + page).min(lines.len()),
+            lines.len()
+        )
+    };
+    let block = Block::bordered().title(title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let shown: Vec<Line> = lines.into_iter().skip(offset).take(page).collect();
+    frame.render_widget(Paragraph::new(shown), inner);
 }
 
 #[cfg(test)]
