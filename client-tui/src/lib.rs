@@ -9,7 +9,8 @@
 //!   `~/.config/chatroom/config.toml`.
 //! - [`login`]: connecting, resuming a saved session, or logging in with a password from a
 //!   file, the environment or a prompt.
-//! - [`session_store`]: session tokens kept in the user's data dir with 0600 permissions.
+//! - [`session_store`]: session tokens (and the terminal UI's last user per server) kept in the
+//!   user's data dir with 0600 permissions.
 //! - [`output`]: plain and JSON renderings of messages, rooms, users and files.
 //! - [`progress`]: the progress bar of `upload` and `download` on a terminal.
 //! - [`tui`]: the terminal UI.

@@ -1,5 +1,6 @@
 //! Session tokens on disk, one file per (server, user), readable only by the user (0600), so
-//! that the next start resumes without asking for the password.
+//! that the next start resumes without asking for the password; and, per server, the name of the
+//! user who last logged in with the terminal UI, so that it can resume without being told whom.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,19 +12,25 @@ pub struct SessionStore {
     dir: PathBuf,
 }
 
+fn safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 fn file_name(server: &str, user: &str) -> String {
-    let safe = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_alphanumeric() || c == '.' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
     format!("{}@{}.token", safe(&user.to_lowercase()), safe(server))
+}
+
+/// The file naming the last user of `server` (no `@`, so never a token file's name).
+fn last_user_file_name(server: &str) -> String {
+    format!("{}.last-user", safe(server))
 }
 
 impl SessionStore {
@@ -49,10 +56,34 @@ impl SessionStore {
     /// the same folder, flushed, and renamed over the old one, so a reader at any moment sees
     /// either the old token or the new one, never an empty or half-written file.
     pub fn save(&self, server: &str, user: &str, token: &str) -> std::io::Result<()> {
+        self.write_private(&file_name(server, user), token)
+    }
+
+    /// The user who last logged in to `server` with the terminal UI, if not forgotten since.
+    pub fn last_user(&self, server: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.dir.join(last_user_file_name(server))).ok()?;
+        let mut lines = text.lines();
+        let user = lines.next()?.trim();
+        // Anything else is not a file this client wrote.
+        (!user.is_empty() && lines.next().is_none()).then(|| user.to_string())
+    }
+
+    /// Remembers `user` as the last to log in to `server` (written like a token: 0600, whole).
+    pub fn save_last_user(&self, server: &str, user: &str) -> std::io::Result<()> {
+        self.write_private(&last_user_file_name(server), user)
+    }
+
+    /// Forgets the last user of `server` (after `/logout`).
+    pub fn forget_last_user(&self, server: &str) {
+        let _ = std::fs::remove_file(self.dir.join(last_user_file_name(server)));
+    }
+
+    /// Writes `text` and a newline to the file `name`, readable by the user only, replacing it
+    /// whole (see [`SessionStore::save`]).
+    fn write_private(&self, name: &str, text: &str) -> std::io::Result<()> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         std::fs::create_dir_all(&self.dir)?;
-        let path = self.path(server, user);
-        let name = file_name(server, user);
+        let path = self.dir.join(name);
         let (temp, mut file) = loop {
             let temp = self.dir.join(format!(
                 ".{name}.{}.{}.tmp",
@@ -80,7 +111,7 @@ impl SessionStore {
                 use std::os::unix::fs::PermissionsExt;
                 file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
             }
-            file.write_all(format!("{token}\n").as_bytes())?;
+            file.write_all(format!("{text}\n").as_bytes())?;
             file.sync_all()?;
             drop(file);
             std::fs::rename(&temp, &path)
@@ -160,6 +191,41 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+    }
+
+    #[test]
+    fn the_last_user_is_kept_per_server_privately_and_apart_from_tokens() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SessionStore::new(dir.path());
+        assert_eq!(store.last_user("host:8888"), None);
+        store.save("host:8888", "alice", "abc123").expect("save");
+        store.save_last_user("host:8888", "alice").expect("save");
+        store.save_last_user("other:8888", "bob").expect("save");
+        assert_eq!(store.last_user("host:8888").as_deref(), Some("alice"));
+        assert_eq!(store.last_user("other:8888").as_deref(), Some("bob"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let path = dir
+                .path()
+                .join("sessions")
+                .join(last_user_file_name("host:8888"));
+            let mode = std::fs::metadata(path)
+                .expect("metadata")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        store.save_last_user("host:8888", "carol").expect("save");
+        assert_eq!(store.last_user("host:8888").as_deref(), Some("carol"));
+        store.forget_last_user("host:8888");
+        assert_eq!(store.last_user("host:8888"), None);
+        assert_eq!(store.last_user("other:8888").as_deref(), Some("bob"));
+        assert_eq!(
+            store.load("host:8888", "alice").as_deref(),
+            Some("abc123"),
+            "the token file is another file"
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::app::{Action, App, PAGE, Screen};
 use super::transfers::{TransferOutcome, TransferRequest};
-use crate::login::{CLIENT_NAME, remember};
+use crate::login::CLIENT_NAME;
 use crate::output::human_bytes;
 use crate::session_store::SessionStore;
 use crate::settings::Settings;
@@ -105,27 +105,8 @@ struct Runtime {
 /// Runs the interactive client until the user quits.
 pub async fn run(settings: Settings, options: TuiOptions) -> anyhow::Result<()> {
     init_logging();
-    let store = settings.data_dir.as_deref().map(SessionStore::new);
-    let user = settings.user.clone();
-    let saved = match (&store, &user) {
-        (Some(store), Some(user)) => store
-            .load(&settings.server, user)
-            .map(|t| (user.clone(), t)),
-        _ => None,
-    };
-    let mut app = App::new(settings.server.clone(), user.as_deref());
-    app.bell_on_mention = options.bell;
-    app.clock = crate::tui::app::Clock::Local;
-    app.now = now_millis();
-
-    let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
-    let mut runtime = Runtime::new(settings, tx.clone(), saved.clone());
-    if let Some((_, token)) = saved {
-        if let Screen::Login(form) = &mut app.screen {
-            form.busy = true;
-        }
-        runtime.connect(Credentials::Token { token });
-    }
+    let (mut runtime, mut app, mut rx) = start(settings, &options);
+    let tx = runtime.tx.clone();
 
     // ratatui's init enters raw mode and the alternate screen and installs a panic hook that
     // leaves them; the hook installed after it turns off this client's own modes first.
@@ -146,6 +127,45 @@ pub async fn run(settings: Settings, options: TuiOptions) -> anyhow::Result<()> 
     disable_modes(&mut std::io::stdout(), options.mouse);
     ratatui::restore();
     result
+}
+
+/// The user to log in as: the one named by `--user`, `CHATROOM_USER` or the config file, else
+/// the one who last logged in to this server with the terminal UI here (forgotten on `/logout`).
+/// With the session kept for that user, if any.
+fn kept_session(settings: &Settings) -> (Option<String>, Option<(String, String)>) {
+    let store = settings.data_dir.as_deref().map(SessionStore::new);
+    let user = settings.user.clone().or_else(|| {
+        store
+            .as_ref()
+            .and_then(|store| store.last_user(&settings.server))
+    });
+    let saved = match (&store, &user) {
+        (Some(store), Some(user)) => store
+            .load(&settings.server, user)
+            .map(|t| (user.clone(), t)),
+        _ => None,
+    };
+    (user, saved)
+}
+
+/// The client before it takes the terminal: the app on its login form (the user name filled in
+/// when known) and the runtime, already resuming the kept session if there is one.
+fn start(settings: Settings, options: &TuiOptions) -> (Runtime, App, mpsc::Receiver<Msg>) {
+    let (user, saved) = kept_session(&settings);
+    let mut app = App::new(settings.server.clone(), user.as_deref());
+    app.bell_on_mention = options.bell;
+    app.clock = crate::tui::app::Clock::Local;
+    app.now = now_millis();
+
+    let (tx, rx) = mpsc::channel::<Msg>(QUEUE);
+    let mut runtime = Runtime::new(settings, tx, saved.clone());
+    if let Some((_, token)) = saved {
+        if let Screen::Login(form) = &mut app.screen {
+            form.busy = true;
+        }
+        runtime.connect(Credentials::Token { token });
+    }
+    (runtime, app, rx)
 }
 
 /// Turns on the terminal modes the client needs beyond ratatui's: bracketed paste (a pasted text
@@ -382,6 +402,18 @@ impl Runtime {
         });
     }
 
+    /// Keeps the session for the next start, and its user as the one to resume when no user is
+    /// named. Not through `login::remember`: the terminal is the UI's, not stderr's.
+    fn keep_session(&self, session: &Session) -> std::io::Result<()> {
+        let Some(dir) = &self.settings.data_dir else {
+            return Ok(());
+        };
+        let store = SessionStore::new(dir);
+        let user = &session.user.username;
+        store.save(&self.settings.server, user, &session.token)?;
+        store.save_last_user(&self.settings.server, user)
+    }
+
     fn schedule_reconnect(&mut self, app: &mut App, reason: String) {
         self.handle = None;
         let base = 1000u64
@@ -417,9 +449,13 @@ impl Runtime {
                 tracing::info!(user = %session.user.username, "connected");
                 self.attempt = 0;
                 self.handle = Some(handle);
-                remember(&self.settings, &session);
                 self.token = Some((session.user.username.clone(), session.token.clone()));
+                let kept = self.keep_session(&session);
                 app.logged_in(session.user);
+                if let Err(e) = kept {
+                    tracing::warn!(error = %e, "cannot keep the session");
+                    app.flash(format!("could not keep the session: {e}"), true);
+                }
                 app.ai_bot = info.ai_bot;
                 let mut actions = app.rooms_loaded(rooms);
                 actions.extend(app.resume_transfers());
@@ -819,7 +855,16 @@ impl Runtime {
             }),
             Action::Logout => {
                 if let (Some(dir), Some((user, _))) = (&self.settings.data_dir, &self.token) {
-                    SessionStore::new(dir).remove(&self.settings.server, user);
+                    let store = SessionStore::new(dir);
+                    store.remove(&self.settings.server, user);
+                    // The next start asks whom to log in as (unless another user has logged in
+                    // here since).
+                    if store
+                        .last_user(&self.settings.server)
+                        .is_some_and(|last| last.to_lowercase() == user.to_lowercase())
+                    {
+                        store.forget_last_user(&self.settings.server);
+                    }
                 }
                 self.token = None;
                 if self.handle.is_none() {
@@ -926,6 +971,34 @@ mod tests {
                 };
                 self.perform_all(actions);
             }
+        }
+
+        /// Replaces the client with a new start of it on `settings` (as `chatroom` started
+        /// again), as far as it goes before taking the terminal.
+        fn restart(&mut self, settings: Settings) {
+            let options = TuiOptions {
+                mouse: false,
+                bell: false,
+            };
+            (self.runtime, self.app, self.rx) = start(settings, &options);
+        }
+
+        fn type_keys(&mut self, text: &str) {
+            for c in text.chars() {
+                let key = ratatui::crossterm::event::KeyEvent::from(
+                    ratatui::crossterm::event::KeyCode::Char(c),
+                );
+                let actions = self.app.on_key(key);
+                self.perform_all(actions);
+            }
+        }
+
+        fn press_enter(&mut self) {
+            let key = ratatui::crossterm::event::KeyEvent::from(
+                ratatui::crossterm::event::KeyCode::Enter,
+            );
+            let actions = self.app.on_key(key);
+            self.perform_all(actions);
         }
 
         fn transfer_state(&self) -> Option<TransferState> {
@@ -1134,6 +1207,68 @@ mod tests {
         h.perform_all(vec![load]);
         h.run_until("the refusal", |h| !loading(&h.app)).await;
         assert!(h.app.flash.as_ref().is_some_and(|(_, error)| *error));
+        h.shutdown.cancel();
+    }
+
+    /// `chatroom` started with no user named: the name typed on the login form is remembered,
+    /// so the next start resumes that session without a password, until `/logout`.
+    #[tokio::test]
+    async fn with_no_user_named_the_last_user_to_log_in_here_is_resumed_until_logout() {
+        let mut h = Harness::start().await;
+        let mut settings = h.runtime.settings.clone();
+        settings.user = None;
+        let alice = Client::connect(&settings.server, "test")
+            .await
+            .expect("connect");
+        alice.register("Alice", PASSWORD).await.expect("register");
+        let login_form = |app: &App| match &app.screen {
+            Screen::Login(form) => Some((form.username.text(), form.busy)),
+            Screen::Chat => None,
+        };
+
+        // First start: nobody named, nothing kept: an empty form, and no connection.
+        h.restart(settings.clone());
+        assert_eq!(h.runtime.generation, 0, "nothing to resume");
+        assert_eq!(login_form(&h.app), Some((String::new(), false)));
+        h.type_keys("alice");
+        h.press_enter();
+        h.type_keys(PASSWORD);
+        h.press_enter();
+        h.run_until("the login", |h| h.app.current.is_some()).await;
+        let token = h.runtime.token.clone().expect("a session").1;
+
+        // Next start, still no user named: that session is resumed, no password asked.
+        h.restart(settings.clone());
+        assert_eq!(
+            login_form(&h.app),
+            Some(("Alice".to_string(), true)),
+            "resuming as the user who logged in last, by the server's spelling"
+        );
+        assert_eq!(h.runtime.generation, 1, "resuming at once");
+        h.run_until("the resume", |h| h.app.current.is_some()).await;
+        assert_eq!(
+            h.app.me.as_ref().map(|me| me.username.as_str()),
+            Some("Alice")
+        );
+        assert_eq!(
+            h.runtime.token.as_ref().map(|(_, t)| t.as_str()),
+            Some(token.as_str()),
+            "the same session"
+        );
+
+        // A user named on the command line still wins.
+        let mut bob_settings = settings.clone();
+        bob_settings.user = Some("bob".into());
+        let (bob_user, bob_saved) = kept_session(&bob_settings);
+        assert_eq!(bob_user.as_deref(), Some("bob"));
+        assert!(bob_saved.is_none(), "bob has no kept session");
+
+        // After /logout the next start asks again, name and all.
+        h.command("/logout");
+        h.run_until("the logout", |h| h.runtime.quit).await;
+        h.restart(settings);
+        assert_eq!(h.runtime.generation, 0, "nothing to resume");
+        assert_eq!(login_form(&h.app), Some((String::new(), false)));
         h.shutdown.cancel();
     }
 
