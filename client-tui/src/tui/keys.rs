@@ -38,6 +38,63 @@ fn edit(editor: &mut LineEditor, key: &KeyEvent) -> bool {
     true
 }
 
+/// `text` without terminal escape sequences (as in coloured output: CSI such as `ESC [ 31 m`,
+/// OSC such as a hyperlink, and two-character ones) and without any other control character
+/// except newline and tab: what is left is text the server accepts in a message.
+fn without_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            '\u{1b}' => match chars.peek() {
+                // CSI: parameters and intermediates, then a final byte.
+                Some('[') => {
+                    chars.next();
+                    skip_csi(&mut chars);
+                }
+                // OSC, DCS, SOS, PM, APC: a string up to BEL or ST (ESC \). Unterminated, only
+                // the introducer goes: the rest may be all the text there is.
+                Some(']' | 'P' | 'X' | '^' | '_') => {
+                    let mut rest = chars.clone();
+                    rest.next();
+                    if skip_string(&mut rest) {
+                        chars = rest;
+                    }
+                }
+                // Others: intermediates, then one final character (ESC 7, ESC ( B).
+                Some(&next) if (' '..='~').contains(&next) => {
+                    while chars.next_if(|c| (' '..='/').contains(c)).is_some() {}
+                    chars.next_if(|c| ('0'..='~').contains(c));
+                }
+                _ => {}
+            },
+            // CSI as one C1 character.
+            '\u{9b}' => skip_csi(&mut chars),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn skip_csi(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    while chars.next_if(|c| (' '..='?').contains(c)).is_some() {}
+    chars.next_if(|c| ('@'..='~').contains(c));
+}
+
+/// Skips to the end of a control string; false if it has none.
+fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> bool {
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{7}' | '\u{9c}' => return true,
+            '\u{1b}' if chars.next_if_eq(&'\\').is_some() => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
 impl App {
     /// Handles a key press.
     pub fn on_key(&mut self, key: KeyEvent) -> Vec<Action> {
@@ -191,8 +248,9 @@ impl App {
 
     /// A pasted text (bracketed paste): inserted where the cursor is, never submitted. In the
     /// message input its line breaks stay characters of the input, as Alt-Enter makes them
-    /// (`\r\n` and `\r`, which terminals often send for a pasted line break, become `\n`);
-    /// a login or password field takes it without line breaks.
+    /// (`\r\n` and `\r`, which terminals often send for a pasted line break, become `\n`),
+    /// and it loses its escape sequences and any other control character but the tab, which the
+    /// server would refuse in a message; a login or password field takes it without line breaks.
     pub fn on_paste(&mut self, text: &str) -> Vec<Action> {
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
         let single_line = || text.replace('\n', "");
@@ -222,7 +280,7 @@ impl App {
             }
             Screen::Chat => {
                 self.end_completion();
-                self.input.insert_str(&text);
+                self.input.insert_str(&without_controls(&text));
                 self.typed()
             }
         }
@@ -376,6 +434,31 @@ mod tests {
             "{actions:?}"
         );
         assert_eq!(app.input.text(), "see: line one\n/quit\nline three\n");
+    }
+
+    #[test]
+    fn a_pasted_text_loses_its_escape_sequences_and_control_characters() {
+        let mut app = App::new("h:1", None);
+        app.logged_in(UserSummary {
+            id: UserId(1),
+            username: "me".into(),
+            is_admin: false,
+        });
+        let pasted = "\u{1b}[1;31merror\u{1b}[0m: disk\tfull\u{7}\r\n\
+                      \u{1b}]8;;http://x/\u{1b}\\link\u{1b}]8;;\u{7} \u{1b}(Bok\u{7f}\u{85}\u{9b}2Jdone\u{0}";
+        app.on_paste(pasted);
+        let text = app.input.text();
+        assert_eq!(text, "error: disk\tfull\nlink okdone");
+        assert!(
+            !text
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t'),
+            "the server would refuse {text:?}"
+        );
+        // An unterminated string takes only its introducer with it.
+        assert_eq!(without_controls("a\u{1b}]b c"), "a]b c");
+        assert_eq!(without_controls("trailing\u{1b}"), "trailing");
+        assert_eq!(without_controls("中文 ✓\u{200d}"), "中文 ✓\u{200d}");
     }
 
     #[test]
