@@ -33,6 +33,28 @@ fn last_user_file_name(server: &str) -> String {
     format!("{}.last-user", safe(server))
 }
 
+/// Creates `dir` (and any missing parent) readable by the user only (0700 on Unix, as the XDG
+/// base directory spec asks), and tightens it if it already exists with looser permissions.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        // Made before with the default mode (by an older version, or by hand).
+        if std::fs::metadata(dir)?.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
 impl SessionStore {
     /// Tokens kept under `data_dir/sessions`.
     pub fn new(data_dir: &Path) -> Self {
@@ -82,7 +104,7 @@ impl SessionStore {
     /// whole (see [`SessionStore::save`]).
     fn write_private(&self, name: &str, text: &str) -> std::io::Result<()> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        std::fs::create_dir_all(&self.dir)?;
+        create_private_dir(&self.dir)?;
         let path = self.dir.join(name);
         let (temp, mut file) = loop {
             let temp = self.dir.join(format!(
@@ -226,6 +248,34 @@ mod tests {
             Some("abc123"),
             "the token file is another file"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_sessions_folder_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| {
+            std::fs::metadata(path)
+                .expect("metadata")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("share").join("chatroom");
+        let store = SessionStore::new(&data);
+        store.save("host:8888", "alice", "abc123").expect("save");
+        assert_eq!(mode(&data.join("sessions")), 0o700);
+        assert_eq!(mode(&data), 0o700, "a missing parent too");
+
+        // One made with the default mode before is tightened on the next save.
+        let old = dir.path().join("old");
+        std::fs::create_dir_all(old.join("sessions")).expect("mkdir");
+        std::fs::set_permissions(old.join("sessions"), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let store = SessionStore::new(&old);
+        store.save_last_user("host:8888", "alice").expect("save");
+        assert_eq!(mode(&old.join("sessions")), 0o700);
     }
 
     #[test]
