@@ -6,7 +6,7 @@
 
 use chatroom_protocol::UserId;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::auth;
 use crate::config::SyncMode;
@@ -28,6 +28,17 @@ pub enum AdminError {
     /// A file could not be read or written.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The data directory could not be created or locked.
+    #[error("cannot {what} {}", path.display())]
+    DataDir {
+        /// What failed.
+        what: &'static str,
+        /// The directory or file it failed on.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// An exclusive lock on a data directory: held by a running server for its whole life, and
@@ -40,18 +51,24 @@ pub struct DataDirLock {
 impl DataDirLock {
     /// Takes the lock, creating the directory if needed; fails if someone holds it.
     pub fn acquire(data_dir: &Path) -> Result<Self, AdminError> {
-        std::fs::create_dir_all(data_dir)?;
+        let failed = |what, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| AdminError::DataDir { what, path, source }
+        };
+        std::fs::create_dir_all(data_dir).map_err(failed("create the data directory", data_dir))?;
+        let path = data_dir.join("server.lock");
         let file = File::options()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(data_dir.join("server.lock"))?;
+            .open(&path)
+            .map_err(failed("open the lock file", &path))?;
         match file.try_lock() {
             Ok(()) => Ok(Self { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => {
                 Err(AdminError::ServerRunning(data_dir.display().to_string()))
             }
-            Err(std::fs::TryLockError::Error(e)) => Err(AdminError::Io(e)),
+            Err(std::fs::TryLockError::Error(e)) => Err(failed("lock", &path)(e)),
         }
     }
 }

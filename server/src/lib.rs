@@ -53,12 +53,15 @@ const PRESENCE_WINDOW: Duration = Duration::from_millis(100);
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// The database could not be opened or migrated.
+    /// The data directory or the database could not be opened or migrated.
     #[error(transparent)]
     Storage(#[from] storage::StorageError),
-    /// The listener failed.
-    #[error("listener: {0}")]
-    Io(#[from] std::io::Error),
+    /// The folders for file content could not be created.
+    #[error(transparent)]
+    Files(#[from] files::FolderError),
+    /// A start-up task died.
+    #[error("start-up failed: {0}")]
+    Startup(String),
 }
 
 /// What every connection shares.
@@ -101,7 +104,7 @@ pub async fn run(
         let config = config.clone();
         tokio::task::spawn_blocking(move || storage::open(&config))
             .await
-            .map_err(|e| std::io::Error::other(e.to_string()))??
+            .map_err(|e| ServerError::Startup(format!("opening the database: {e}")))??
     };
     let (storage, mut snapshot, writer_thread) = opened;
     let bot = snapshot.bot.take();
@@ -109,7 +112,7 @@ pub async fn run(
         let data_dir = config.data_dir.clone();
         tokio::task::spawn_blocking(move || files::FileStore::open(&data_dir))
             .await
-            .map_err(|e| std::io::Error::other(e.to_string()))??
+            .map_err(|e| ServerError::Startup(format!("opening the file store: {e}")))??
     };
     files::sweep::remove_unreferenced(&storage, &file_store).await;
     let hub = Arc::new(hub::Hub::new(snapshot, config.limits.max_frame_bytes));

@@ -296,3 +296,85 @@ async fn sigterm_tells_clients_and_exits_cleanly() {
     server.kill().expect("stop");
     let _ = server.wait();
 }
+
+/// Runs `args` on `data_dir` expecting a failure; returns what it said on stderr.
+fn run_failing(args: &[&str], data_dir: &Path) -> String {
+    let output = binary()
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("CHATROOM_LOG", "error")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "{args:?} succeeded: {stderr}");
+    stderr
+}
+
+#[test]
+fn data_dir_failures_name_the_path_and_what_failed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let serve = ["--listen", "127.0.0.1:0"];
+
+    // A data dir that is a file.
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "").expect("write");
+    for args in [&serve[..], &["user", "list"]] {
+        let stderr = run_failing(args, &file);
+        assert!(
+            stderr.contains(&format!(
+                "cannot create the data directory {}",
+                file.display()
+            )),
+            "{args:?}: {stderr}"
+        );
+    }
+
+    // A data dir whose folder for uploaded files is a file.
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    std::fs::write(data.join("files"), "").expect("write");
+    let stderr = run_failing(&serve, &data);
+    assert!(
+        stderr.contains(&format!(
+            "cannot create {}, the folder of uploaded files",
+            data.join("files").display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("listener"), "{stderr}");
+
+    // A database that cannot be opened.
+    let data = dir.path().join("bad-db");
+    std::fs::create_dir_all(data.join("chatroom.sqlite3")).expect("mkdir");
+    for args in [&serve[..], &["user", "list"]] {
+        let stderr = run_failing(args, &data);
+        assert!(
+            stderr.contains(&format!(
+                "cannot open the database {}",
+                data.join("chatroom.sqlite3").display()
+            )),
+            "{args:?}: {stderr}"
+        );
+    }
+
+    // A read-only data dir (meaningless for root, who may write anyway).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let data = dir.path().join("read-only");
+        std::fs::create_dir(&data).expect("mkdir");
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+        if std::fs::write(data.join("probe"), "").is_err() {
+            let stderr = run_failing(&serve, &data);
+            assert!(
+                stderr.contains(&format!(
+                    "cannot open the lock file {}",
+                    data.join("server.lock").display()
+                )),
+                "{stderr}"
+            );
+        }
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+}

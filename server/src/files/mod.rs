@@ -18,5 +18,5 @@ pub mod store;
 pub mod sweep;
 pub mod uploads;
 
-pub use store::{FileStore, PartError};
+pub use store::{FileStore, FolderError, PartError};
 pub use uploads::Uploads;

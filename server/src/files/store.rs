@@ -14,6 +14,19 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+/// A folder of the file store could not be created.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create {}, the folder of {what}", path.display())]
+pub struct FolderError {
+    /// The folder.
+    pub path: PathBuf,
+    /// What it holds.
+    pub what: &'static str,
+    /// Why.
+    #[source]
+    pub source: io::Error,
+}
+
 /// Why an upload's bytes could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum PartError {
@@ -53,13 +66,21 @@ pub struct FileStore {
 
 impl FileStore {
     /// The store under `data_dir`, creating its folders.
-    pub fn open(data_dir: &Path) -> io::Result<Self> {
+    pub fn open(data_dir: &Path) -> Result<Self, FolderError> {
         let store = Self {
             blobs: data_dir.join("files"),
             parts: data_dir.join("uploads"),
         };
-        fs::create_dir_all(&store.blobs)?;
-        fs::create_dir_all(&store.parts)?;
+        for (path, what) in [
+            (&store.blobs, "uploaded files"),
+            (&store.parts, "uploads in progress"),
+        ] {
+            fs::create_dir_all(path).map_err(|source| FolderError {
+                path: path.clone(),
+                what,
+                source,
+            })?;
+        }
         Ok(store)
     }
 

@@ -22,7 +22,7 @@ use chatroom_protocol::{
 };
 use rusqlite::{Connection, OpenFlags};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +45,24 @@ pub enum StorageError {
     /// The data directory could not be prepared.
     #[error("data directory: {0}")]
     Io(#[from] std::io::Error),
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database file could not be opened or set up.
+    #[error("cannot open the database {}", path.display())]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
     /// The writer thread or the read pool is gone (the server is shutting down).
     #[error("storage is shut down")]
     Closed,
@@ -110,7 +128,10 @@ pub struct Storage {
 pub fn open(
     config: &Config,
 ) -> Result<(Storage, Snapshot, std::thread::JoinHandle<()>), StorageError> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StorageError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
     let path = config.database_path();
     let mut conn = open_read_write(&path, config.synchronous)?;
     schema::migrate(&mut conn)?;
@@ -128,13 +149,28 @@ pub fn open(
     };
     let mut snapshot = reads::snapshot(&conn)?;
     snapshot.bot = bot;
-    let reads = Arc::new(ReadPool::open(&path, 4)?);
+    let reads = Arc::new(ReadPool::open(&path, 4).map_err(|e| naming(&path, e))?);
     let (writer, thread) = writer::start(conn, snapshot.latest_seqs.clone())?;
     Ok((Storage { writer, reads }, snapshot, thread))
 }
 
 /// The read-write connection with the server's pragmas; also used by the offline admin commands.
 pub fn open_read_write(path: &Path, sync: SyncMode) -> Result<Connection, StorageError> {
+    open_read_write_at(path, sync).map_err(|e| naming(path, e))
+}
+
+/// A SQLite failure to open `path`, said with the path.
+fn naming(path: &Path, e: StorageError) -> StorageError {
+    match e {
+        StorageError::Sqlite(source) => StorageError::Open {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => other,
+    }
+}
+
+fn open_read_write_at(path: &Path, sync: SyncMode) -> Result<Connection, StorageError> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -145,7 +181,8 @@ pub fn open_read_write(path: &Path, sync: SyncMode) -> Result<Connection, Storag
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StorageError::Schema(format!(
-            "could not switch the database to WAL mode (got {mode})"
+            "could not switch the database {} to WAL mode (got {mode})",
+            path.display()
         )));
     }
     let sync = match sync {
