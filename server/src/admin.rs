@@ -9,7 +9,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::auth;
-use crate::config::SyncMode;
+use crate::config::{AiBackendKind, Config, SyncMode};
 use crate::storage::writer::{AdminGrant, WriteOp, apply_offline};
 use crate::storage::{self, Outcome, StorageError, UserRow, reads, schema};
 
@@ -77,6 +77,8 @@ impl DataDirLock {
 #[derive(Debug)]
 pub struct Admin {
     conn: rusqlite::Connection,
+    /// The AI bot's name (compared by name key), when the bot is on: nobody else may have it.
+    bot_name: Option<String>,
     _lock: DataDirLock,
 }
 
@@ -88,13 +90,25 @@ fn refused(e: StorageError) -> AdminError {
 }
 
 impl Admin {
-    /// Opens (creating and migrating if needed) the database in `data_dir`.
+    /// Opens (creating and migrating if needed) the database in `data_dir`, for a server with
+    /// the default settings (an AI bot named `ai`).
     pub fn open(data_dir: &Path) -> Result<Self, AdminError> {
-        let lock = DataDirLock::acquire(data_dir)?;
-        let path = data_dir.join("chatroom.sqlite3");
-        let mut conn = storage::open_read_write(&path, SyncMode::Full)?;
+        Self::open_for(&Config::with_data_dir(data_dir))
+    }
+
+    /// Opens (creating and migrating if needed) the database in `config.data_dir`, for a server
+    /// with `config`'s settings: the AI bot's name (`--ai-name`) is reserved unless the bot is
+    /// off, as for registrations over the network.
+    pub fn open_for(config: &Config) -> Result<Self, AdminError> {
+        let lock = DataDirLock::acquire(&config.data_dir)?;
+        let mut conn = storage::open_read_write(&config.database_path(), SyncMode::Full)?;
         schema::migrate(&mut conn)?;
-        Ok(Self { conn, _lock: lock })
+        let bot_name = (config.ai.backend != AiBackendKind::Off).then(|| config.ai.name.clone());
+        Ok(Self {
+            conn,
+            bot_name,
+            _lock: lock,
+        })
     }
 
     fn user(&self, name: &str) -> Result<UserRow, AdminError> {
@@ -111,6 +125,14 @@ impl Admin {
         admin: bool,
     ) -> Result<UserRow, AdminError> {
         auth::validate_username(name).map_err(|e| AdminError::Invalid(e.to_string()))?;
+        if let Some(bot) = &self.bot_name
+            && auth::name_key(bot) == auth::name_key(name)
+        {
+            // The server would find a person holding the bot's name and keep the bot off.
+            return Err(AdminError::Invalid(format!(
+                "the name {name:?} is reserved for the AI bot (rename the bot with --ai-name)"
+            )));
+        }
         auth::validate_password(password).map_err(|e| AdminError::Invalid(e.to_string()))?;
         let password_hash = auth::hash_password(password).map_err(AdminError::Invalid)?;
         let op = WriteOp::CreateUser {

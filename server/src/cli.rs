@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{Admin, DataDirLock};
@@ -446,7 +446,7 @@ pub fn main() -> anyhow::Result<()> {
     let (config, listen) = resolve_config(&cli.settings)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config, listen),
-        Command::User(command) => user_command(&config.data_dir, command),
+        Command::User(command) => user_command(&config, command),
     }
 }
 
@@ -511,8 +511,8 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-fn user_command(data_dir: &Path, command: UserCommand) -> anyhow::Result<()> {
-    let mut admin = Admin::open(data_dir)?;
+fn user_command(config: &Config, command: UserCommand) -> anyhow::Result<()> {
+    let mut admin = Admin::open_for(config)?;
     match command {
         UserCommand::Add {
             name,

@@ -378,3 +378,36 @@ fn data_dir_failures_name_the_path_and_what_failed() {
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
 }
+
+#[test]
+fn user_add_refuses_the_ai_bots_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).expect("write");
+    let add = |settings: &[&str], name: &str| {
+        binary()
+            .args(settings)
+            .args(["user", "add", name, "--data-dir"])
+            .arg(&data)
+            .arg("--password-file")
+            .arg(&pw)
+            .env("CHATROOM_LOG", "error")
+            .output()
+            .expect("run")
+    };
+
+    for name in ["ai", "AI"] {
+        let refused = add(&[], name);
+        assert!(!refused.status.success(), "{name} was created");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("reserved for the AI bot"), "{stderr}");
+    }
+    // A renamed bot's name is the reserved one; `ai` is then free.
+    assert!(!add(&["--ai-name", "helper"], "Helper").status.success());
+    assert!(add(&["--ai-name", "helper"], "ai").status.success());
+    // With the bot off, no name is reserved.
+    assert!(add(&["--ai-backend", "off"], "helper").status.success());
+    let list = run_ok(&["user", "list"], &data, None);
+    assert!(list.contains("\tai") && list.contains("\thelper"), "{list}");
+}
