@@ -657,3 +657,17 @@ async fn tiny_chunks_and_rate_limits_slow_a_transfer_but_do_not_break_it() {
     let path = PathBuf::from(down["path"].as_str().expect("path"));
     assert!(std::fs::read(path).expect("read") == data, "bytes differ");
 }
+
+/// With no subcommand and no terminal (a script, a cron job, `ssh host chatroom`), the terminal
+/// UI exits with an error saying why: no panic, and nothing written into the pipe.
+#[tokio::test]
+async fn the_terminal_ui_without_a_terminal_exits_with_a_clear_error() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    let output = run(alice.command()).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("needs a terminal"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.stdout.is_empty(), "{:?}", output.stdout);
+}

@@ -2,8 +2,9 @@
 //! tasks, and feeds every result back into the [`App`] as a message. It reconnects with
 //! exponential backoff and jitter, resumes the session, and catches up each room.
 //!
-//! The terminal is restored on exit and on panic (ratatui installs the hook). Logs go to a file
-//! in the user's state directory, never to the screen.
+//! The terminal is restored on exit and on panic (ratatui installs the hook); with no terminal,
+//! it exits with an error before connecting. Logs go to a file in the user's state directory,
+//! never to the screen.
 
 use anyhow::Context;
 use chatroom_protocol::client::{Client, ClientHandle};
@@ -16,7 +17,7 @@ use chatroom_protocol::{
 };
 use ratatui::crossterm::event::{self as term, Event as TermEvent};
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -104,14 +105,27 @@ struct Runtime {
 
 /// Runs the interactive client until the user quits.
 pub async fn run(settings: Settings, options: TuiOptions) -> anyhow::Result<()> {
+    // Without a terminal to draw on, say so (and write no escape sequence into a pipe).
+    if !std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "the terminal UI needs a terminal, and standard output is not one \
+             (for scripts, see the subcommands in chatroom --help)"
+        );
+    }
     init_logging();
-    let (mut runtime, mut app, mut rx) = start(settings, &options);
-    let tx = runtime.tx.clone();
-
     // ratatui's init enters raw mode and the alternate screen and installs a panic hook that
     // leaves them; the hook installed after it turns off this client's own modes first.
-    let mut terminal = ratatui::init();
+    let mut terminal = match ratatui::try_init() {
+        Ok(terminal) => terminal,
+        Err(e) => {
+            // Whatever part of it was done is undone.
+            let _ = ratatui::try_restore();
+            return Err(e).context("cannot set up the terminal");
+        }
+    };
     install_restore_hook(options.mouse);
+    let (mut runtime, mut app, mut rx) = start(settings, &options);
+    let tx = runtime.tx.clone();
     if let Err(e) = enable_modes(&mut std::io::stdout(), options.mouse) {
         tracing::warn!(error = %e, "cannot enable bracketed paste or the mouse");
     }
