@@ -86,15 +86,19 @@ pub enum Command {
 pub const HELP: &[(&str, &str, &str)] = &[
     (
         "/join",
-        "ROOM",
-        "join a public room and switch to it (alias /join_chat)",
+        "ROOM|@USER",
+        "join ROOM or a direct chat with USER (alias /join_chat)",
     ),
     (
         "/enter",
-        "ROOM",
-        "switch to a room you are in (alias /enter_chat)",
+        "ROOM|@USER",
+        "switch to ROOM or the chat with USER (alias /enter_chat)",
     ),
-    ("/leave", "[ROOM]", "leave the current room or ROOM"),
+    (
+        "/leave",
+        "[ROOM|@USER]",
+        "leave the current room, ROOM, or the chat with USER",
+    ),
     (
         "/create",
         "[--private] NAME [USER…]",
@@ -534,10 +538,13 @@ mod tests {
             parse("/frobnicate"),
             Err(ParseError::Unknown("/frobnicate".into()))
         );
-        assert_eq!(parse("/join"), Err(ParseError::Usage("/join ROOM".into())));
+        assert_eq!(
+            parse("/join"),
+            Err(ParseError::Usage("/join ROOM|@USER".into()))
+        );
         assert_eq!(
             parse("/join a b"),
-            Err(ParseError::Usage("/join ROOM".into()))
+            Err(ParseError::Usage("/join ROOM|@USER".into()))
         );
         assert_eq!(
             parse("/msg"),
