@@ -692,7 +692,9 @@ impl App {
                         room.summary.mentions += 1;
                     }
                 }
-                if mention && self.bell_on_mention {
+                // Nor does it ring: the count is how it was told, as for every other mention
+                // from before the list.
+                if mention && !counted && self.bell_on_mention {
                     actions.push(Action::Bell);
                 }
             }
@@ -1494,6 +1496,20 @@ mod tests {
         assert_eq!(counts(&app), (2, 1));
         app.on_event(Event::Message(message(2, 6, (2, "bob"), "@me six")));
         assert_eq!(counts(&app), (3, 2), "a newer one counts");
+    }
+
+    #[test]
+    fn a_live_mention_the_room_list_already_counted_does_not_ring_again() {
+        let mut app = logged_in_app();
+        assert!(app.bell_on_mention);
+        // dev: 5 messages, read up to 3; the list counts the 5th, which mentions me.
+        let mut dev = summary(2, "dev", RoomKind::Public, 5, 3);
+        dev.mentions = 1;
+        app.rooms_loaded(vec![summary(1, "public", RoomKind::Public, 0, 0), dev]);
+        let late = app.on_event(Event::Message(message(2, 5, (2, "bob"), "@me five")));
+        assert!(!late.contains(&Action::Bell), "{late:?}");
+        let new = app.on_event(Event::Message(message(2, 6, (2, "bob"), "@me six")));
+        assert_eq!(new, vec![Action::Bell], "a newer one rings");
     }
 
     #[test]
