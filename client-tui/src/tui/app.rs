@@ -98,6 +98,8 @@ pub struct RoomState {
     pub has_older: bool,
     /// A request for older messages is in flight.
     pub loading_older: bool,
+    /// A request for the newest page (first visit) is in flight.
+    pub loading_latest: bool,
     /// Rows scrolled up from the bottom (0: following the newest).
     pub scroll: usize,
     /// The member list, once fetched.
@@ -120,6 +122,7 @@ impl RoomState {
             timeline: BTreeMap::new(),
             notice_counter: 0,
             loading_older: false,
+            loading_latest: false,
             scroll: 0,
             members: Vec::new(),
             members_stale: false,
@@ -556,6 +559,21 @@ impl App {
         }
     }
 
+    /// The newest page of a room arrived (asked for on its first visit).
+    pub fn latest_loaded(&mut self, page: HistoryPage) {
+        if let Some(r) = self.rooms.get_mut(&page.room) {
+            r.loading_latest = false;
+        }
+        self.history_loaded(page, false);
+    }
+
+    /// A request for the newest page could not be sent or failed: the next visit asks again.
+    pub fn latest_failed(&mut self, room: RoomId) {
+        if let Some(r) = self.rooms.get_mut(&room) {
+            r.loading_latest = false;
+        }
+    }
+
     /// A request for older messages could not be sent or failed: PgUp may ask again.
     pub fn older_failed(&mut self, room: RoomId) {
         if let Some(r) = self.rooms.get_mut(&room) {
@@ -629,8 +647,9 @@ impl App {
         // Their ends would never reach us; finished replies come back with the catch-up.
         for room in self.rooms.values_mut() {
             room.drafts.clear();
-            // An older page asked for on this connection will not come: PgUp may ask again.
+            // A page asked for on this connection will not come: it may be asked for again.
             room.loading_older = false;
+            room.loading_latest = false;
             // No presence updates come while the connection is down.
             room.members_stale = true;
         }
@@ -811,7 +830,9 @@ impl App {
         r.summary.mentions = 0;
         // Notices (a join, a topic change) may be all the timeline holds: what counts is
         // whether any message is there yet.
-        if r.oldest_seq().is_none() && r.summary.latest_seq > 0 {
+        // Once: a room left and entered again before the page came does not ask twice.
+        if r.oldest_seq().is_none() && r.summary.latest_seq > 0 && !r.loading_latest {
+            r.loading_latest = true;
             actions.push(Action::LoadLatest(room));
         }
         if r.members.is_empty() || r.members_stale {
@@ -1383,6 +1404,45 @@ mod tests {
         assert_eq!(app.scroll(10, 1), vec![older.clone()], "asked again");
         app.disconnected("lost".into(), 0);
         assert_eq!(app.scroll(10, 1), vec![older], "asked again");
+    }
+
+    #[test]
+    fn the_newest_page_is_asked_for_once_until_it_comes_fails_or_the_connection_drops() {
+        let mut app = logged_in_app();
+        app.rooms_loaded(vec![
+            summary(1, "public", RoomKind::Public, 0, 0),
+            summary(2, "dev", RoomKind::Public, 5, 5),
+        ]);
+        let asks = |actions: Vec<Action>| {
+            actions
+                .iter()
+                .filter(|a| **a == Action::LoadLatest(RoomId(2)))
+                .count()
+        };
+        let revisit = |app: &mut App| {
+            app.enter_room(RoomId(1));
+            asks(app.enter_room(RoomId(2)))
+        };
+        assert_eq!(revisit(&mut app), 1);
+        assert_eq!(revisit(&mut app), 0, "the first is still on its way");
+        app.latest_failed(RoomId(2));
+        assert_eq!(revisit(&mut app), 1, "asked again after a failure");
+        app.disconnected("lost".into(), 0);
+        assert_eq!(revisit(&mut app), 1, "asked again after a drop");
+        assert_eq!(revisit(&mut app), 0);
+        // An empty answer ends the wait too; a full one leaves nothing to ask for.
+        let page = |messages| HistoryPage {
+            room: RoomId(2),
+            messages,
+            has_more: false,
+        };
+        app.latest_loaded(page(Vec::new()));
+        assert_eq!(revisit(&mut app), 1, "asked again on the next visit");
+        app.latest_loaded(page(
+            (1..=5).map(|s| message(2, s, (2, "bob"), "x")).collect(),
+        ));
+        assert_eq!(revisit(&mut app), 0);
+        assert_eq!(app.rooms[&RoomId(2)].timeline.len(), 5);
     }
 
     #[test]

@@ -62,6 +62,10 @@ enum Msg {
     History(HistoryPage, bool),
     /// A request for older messages failed, with why.
     OlderFailed(RoomId, String),
+    /// The newest page of a room (first visit).
+    Latest(HistoryPage),
+    /// A request for the newest page failed, with why.
+    LatestFailed(RoomId, String),
     Members(RoomId, Vec<Member>),
     Users(Vec<UserPresence>),
     /// Everyone's presence, fetched again after a reconnect.
@@ -516,6 +520,15 @@ impl Runtime {
                 app.flash(error, true);
                 Vec::new()
             }
+            Msg::Latest(page) => {
+                app.latest_loaded(page);
+                Vec::new()
+            }
+            Msg::LatestFailed(room, error) => {
+                app.latest_failed(room);
+                app.flash(error, true);
+                Vec::new()
+            }
             Msg::Members(room, members) => {
                 app.members_loaded(room, members);
                 Vec::new()
@@ -755,13 +768,19 @@ impl Runtime {
                     ))
                 });
             }
-            Action::LoadLatest(room) => self.with_client(app, move |c| async move {
-                let page = c
-                    .history(room, HistoryAnchor::Latest, PAGE)
-                    .await
-                    .map_err(err)?;
-                Ok(Some(Msg::History(page, false)))
-            }),
+            Action::LoadLatest(room) => {
+                if self.handle.is_none() {
+                    app.latest_failed(room);
+                }
+                self.with_client(app, move |c| async move {
+                    Ok(Some(
+                        match c.history(room, HistoryAnchor::Latest, PAGE).await {
+                            Ok(page) => Msg::Latest(page),
+                            Err(e) => Msg::LatestFailed(room, err(e)),
+                        },
+                    ))
+                });
+            }
             Action::CatchUp { room, after } => {
                 let tx = self.tx.clone();
                 self.with_client(app, move |c| async move {
@@ -1283,6 +1302,51 @@ mod tests {
         h.restart(settings);
         assert_eq!(h.runtime.generation, 0, "nothing to resume");
         assert_eq!(login_form(&h.app), Some((String::new(), false)));
+        h.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_request_for_the_newest_page_that_cannot_be_sent_or_fails_is_made_again() {
+        let mut h = Harness::start().await;
+        let ghost = RoomId(424_243);
+        // A room the app lists but the server does not let me read.
+        let summary = RoomSummary {
+            id: ghost,
+            kind: chatroom_protocol::RoomKind::Public,
+            name: "ghost".into(),
+            topic: String::new(),
+            member_count: 1,
+            latest_seq: 10,
+            last_read_seq: 10,
+            unread: 0,
+            mentions: 0,
+            my_role: None,
+        };
+        h.app.on_event(Event::RoomUpdated(summary.clone()));
+        let loading = |app: &App| app.rooms.get(&ghost).is_some_and(|r| r.loading_latest);
+
+        // Not connected: nothing is sent, and nothing is waited for.
+        let actions = h.app.enter_room(ghost);
+        assert!(actions.contains(&Action::LoadLatest(ghost)), "{actions:?}");
+        assert!(loading(&h.app));
+        h.perform_all(actions);
+        assert!(!loading(&h.app), "no connection, no request in flight");
+
+        // Connected, but the server refuses (not a room of mine): the next visit asks again.
+        h.runtime.connect(Credentials::Password {
+            user: "alice".into(),
+            password: PASSWORD.into(),
+            register: true,
+        });
+        h.run_until("the login", |h| h.runtime.handle.is_some())
+            .await;
+        h.app.on_event(Event::RoomUpdated(summary));
+        let actions = h.app.enter_room(ghost);
+        assert!(actions.contains(&Action::LoadLatest(ghost)), "{actions:?}");
+        h.perform_all(actions);
+        h.run_until("the refusal", |h| !loading(&h.app)).await;
+        assert!(h.app.flash.as_ref().is_some_and(|(_, error)| *error));
+        assert!(h.app.enter_room(ghost).contains(&Action::LoadLatest(ghost)));
         h.shutdown.cancel();
     }
 
