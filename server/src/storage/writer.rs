@@ -15,7 +15,7 @@ use chatroom_protocol::{
     ErrorBody, ErrorCode, FileId, FileInfo, FileRef, Message, MessageId, MessageKind, RoomId,
     RoomKind, RoomRole, Seq, UnixMillis, UploadId, UserId, now_millis,
 };
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
@@ -460,7 +460,11 @@ fn attempt_batch(
         committed: seqs,
         pending: HashMap::new(),
     };
-    let tx = match conn.transaction() {
+    // IMMEDIATE: the write lock is taken at BEGIN, where SQLite waits for it (busy timeout).
+    // A deferred transaction would take it at its first write, and if a read came first (a
+    // membership check) SQLite could not wait there: with another connection writing
+    // (`sqlite3` by hand, say) every op of the batch would fail at once with SQLITE_BUSY.
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
             let msg = e.to_string();
