@@ -833,19 +833,21 @@ async fn an_upload_whose_part_file_vanished_is_not_filled_with_zeros() {
     assert_eq!(part.len(), 1);
     std::fs::remove_file(&part[0]).expect("remove the part file");
     let next = (sent + ready.max_chunk_bytes as usize).min(data.len());
-    assert!(
-        alice
-            .upload_chunk(ready.upload, sent as u64, data[sent..next].to_vec())
-            .await
-            .is_err(),
-        "a chunk cannot land after a gap"
+    let refused = alice
+        .upload_chunk(ready.upload, sent as u64, data[sent..next].to_vec())
+        .await;
+    assert_eq!(
+        code_of(refused),
+        ErrorCode::BadChunk,
+        "a chunk cannot land after a gap, and the client is told to offer again"
     );
 
-    // Offered again, the upload continues from what the server really has.
+    // Offered again, the same upload continues from what the server really has.
     let again = alice
         .offer_upload(room, "report.bin", data.len() as u64, sha(&data))
         .await
         .expect("offer again");
+    assert_eq!(again.upload, ready.upload, "the upload was kept");
     assert_eq!(again.offset, 0, "none of the bytes are left");
     send_chunks(&alice, &again, &data, data.len(), &AtomicU64::new(0)).await;
     let info = alice.finish_upload(again.upload).await.expect("finish");
@@ -853,6 +855,43 @@ async fn an_upload_whose_part_file_vanished_is_not_filled_with_zeros() {
     assert_eq!(stored.len(), 1);
     let on_disk = std::fs::read(&stored[0]).expect("blob");
     assert!(on_disk == data, "the stored bytes are the file's");
+    assert!(
+        download(&alice, &info).await == data,
+        "downloaded bytes differ"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_upload_whose_part_file_was_cut_short_resumes_from_what_it_holds() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let room = public_room(&alice).await;
+    let data = random_bytes(1024 * 1024 + 3, 10);
+    let ready = alice
+        .offer_upload(room, "cut.bin", data.len() as u64, sha(&data))
+        .await
+        .expect("offer");
+    let sent = send_chunks(&alice, &ready, &data, data.len() / 2, &AtomicU64::new(0)).await;
+    let part = parts(&server);
+    let kept = 100_001;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&part[0])
+        .and_then(|f| f.set_len(kept))
+        .expect("cut the part file");
+    let next = (sent as usize + ready.max_chunk_bytes as usize).min(data.len());
+    let refused = alice
+        .upload_chunk(ready.upload, sent, data[sent as usize..next].to_vec())
+        .await;
+    assert_eq!(code_of(refused), ErrorCode::BadChunk);
+    let again = alice
+        .offer_upload(room, "cut.bin", data.len() as u64, sha(&data))
+        .await
+        .expect("offer again");
+    assert_eq!(again.offset, kept, "resumes where the part file ends");
+    send_chunks(&alice, &again, &data, data.len(), &AtomicU64::new(0)).await;
+    let info = alice.finish_upload(again.upload).await.expect("finish");
     assert!(
         download(&alice, &info).await == data,
         "downloaded bytes differ"

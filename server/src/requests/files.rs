@@ -277,6 +277,32 @@ impl Conn {
                     received: end,
                 })
             }
+            Err(e @ crate::files::PartError::Short { .. }) => {
+                // The part file lost bytes (removed or cut short): carry on from what it holds,
+                // re-hashed, and tell the client, which offers again and resumes from there.
+                let store = self.shared.files.clone();
+                let size = upload.size;
+                let reread = tokio::task::spawn_blocking(move || {
+                    let (hasher, len) = store.rehash_part(id)?;
+                    if len > size {
+                        store.remove_part(id)?;
+                        return Ok((sha2::Sha256::new(), 0));
+                    }
+                    Ok::<_, std::io::Error>((hasher, len))
+                })
+                .await
+                .map_err(blocking_failed)?
+                .map_err(|e| RequestError::Internal(format!("re-reading an upload: {e}")))?;
+                tracing::warn!(
+                    upload = id.0,
+                    on_disk = reread.1,
+                    "an upload's part file was short"
+                );
+                upload.hasher = Some(reread.0);
+                upload.received = reread.1;
+                upload.last_activity = Instant::now();
+                Err(bad_chunk(e.to_string()))
+            }
             Err(e) => {
                 // The disk refused (full?): drop the upload rather than keep a part file whose
                 // hash state is unknown.
