@@ -819,8 +819,21 @@ fn apply(
         } => {
             // The hub checked membership when the request came in, but a kick or leave may
             // have committed since, in this batch or an earlier one.
-            require_member(conn, *room, *sender)?;
             let seq = seqs.latest(*room) + 1;
+            if *kind == MessageKind::Text {
+                // The sender has read up to their own message. No row to move means they are
+                // no longer a member: the check costs no statement of its own.
+                let moved = conn
+                    .prepare_cached(
+                        "UPDATE members SET last_read_seq = ?1 WHERE room_id = ?2 AND user_id = ?3",
+                    )?
+                    .execute(params![seq as i64, room.0 as i64, sender.0 as i64])?;
+                if moved == 0 {
+                    return Err(not_a_member());
+                }
+            } else {
+                require_member(conn, *room, *sender)?;
+            }
             conn.prepare_cached(
                 "INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -842,12 +855,6 @@ fn apply(
                 for user in mentions {
                     stmt.execute(params![user.0 as i64, room.0 as i64, seq as i64])?;
                 }
-            }
-            if *kind == MessageKind::Text {
-                conn.prepare_cached(
-                    "UPDATE members SET last_read_seq = ?1 WHERE room_id = ?2 AND user_id = ?3",
-                )?
-                .execute(params![seq as i64, room.0 as i64, sender.0 as i64])?;
             }
             *assigned = Some((*room, seq));
             Ok(Outcome::Message(Message {
@@ -1151,11 +1158,15 @@ fn require_member(conn: &Connection, room: RoomId, user: UserId) -> Result<(), S
         .optional()?;
     match member {
         Some(_) => Ok(()),
-        None => Err(refused(
-            ErrorCode::NotMember,
-            "you are no longer a member of that room",
-        )),
+        None => Err(not_a_member()),
     }
+}
+
+fn not_a_member() -> StorageError {
+    refused(
+        ErrorCode::NotMember,
+        "you are no longer a member of that room",
+    )
 }
 
 fn check_quota(
