@@ -1148,8 +1148,6 @@ fn apply(
     }
 }
 
-/// Refuses an upload of `size` bytes that would take `user` over `quota` (0: no quota),
-/// counting their stored files and their other uploads in progress (not `this_upload`).
 /// Refuses the op unless `user` is (still) a member of `room`.
 fn require_member(conn: &Connection, room: RoomId, user: UserId) -> Result<(), StorageError> {
     let member: Option<i64> = conn
@@ -1169,6 +1167,8 @@ fn not_a_member() -> StorageError {
     )
 }
 
+/// Refuses an upload of `size` bytes that would take `user` over `quota` (0: no quota),
+/// counting their stored files and their other uploads in progress (not `this_upload`).
 fn check_quota(
     conn: &Connection,
     user: UserId,
