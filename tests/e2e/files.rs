@@ -898,3 +898,52 @@ async fn an_upload_whose_part_file_was_cut_short_resumes_from_what_it_holds() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_same_file_sent_to_two_rooms_at_once_reaches_both() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    let other = alice
+        .create_room("other", chatroom_protocol::Visibility::Public)
+        .await
+        .expect("create");
+    let data = random_bytes(600_000, 12);
+    let size = data.len() as u64;
+    let to_public = alice
+        .offer_upload(public, "same.bin", size, sha(&data))
+        .await
+        .expect("offer to public");
+    let to_other = alice
+        .offer_upload(other.id, "same.bin", size, sha(&data))
+        .await
+        .expect("offer to other");
+    assert_ne!(to_public.upload, to_other.upload, "two uploads");
+    // Interleaved, as two transfers running side by side would send them.
+    let chunk = to_public.max_chunk_bytes as usize;
+    let mut offset = 0;
+    while offset < data.len() {
+        let end = (offset + chunk).min(data.len());
+        for ready in [&to_public, &to_other] {
+            alice
+                .upload_chunk(ready.upload, offset as u64, data[offset..end].to_vec())
+                .await
+                .expect("chunk");
+        }
+        offset = end;
+    }
+    let in_public = alice.finish_upload(to_public.upload).await.expect("finish");
+    let in_other = alice.finish_upload(to_other.upload).await.expect("finish");
+    assert_eq!(in_public.room, public);
+    assert_eq!(in_other.room, other.id);
+    for (room, info) in [(public, &in_public), (other.id, &in_other)] {
+        let files = alice.list_files(room).await.expect("files");
+        assert_eq!(
+            files.iter().map(|f| f.id).collect::<Vec<_>>(),
+            vec![info.id],
+            "exactly one posting in each room"
+        );
+    }
+    assert_eq!(blobs(&server).len(), 1, "one copy on disk");
+    server.stop().await;
+}

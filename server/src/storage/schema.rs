@@ -167,7 +167,9 @@ const MIGRATIONS: &[&str] = &[
         sha256     BLOB    NOT NULL,
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL,
-        UNIQUE (user_id, sha256, size)
+        -- One upload per file and room: the same file sent to two rooms at once is two
+        -- uploads (it was one, and whichever offer came last took the other's room).
+        UNIQUE (user_id, room_id, sha256, size)
     );
     INSERT INTO uploads_new (id, user_id, room_id, name, size, sha256, created_at, updated_at)
         SELECT id, user_id, room_id, name, size, sha256, created_at, updated_at FROM uploads;

@@ -918,8 +918,14 @@ fn apply(
         } => {
             let existing: Option<i64> = conn
                 .query_row(
-                    "SELECT id FROM uploads WHERE user_id = ?1 AND sha256 = ?2 AND size = ?3",
-                    params![user.0 as i64, sha256.as_slice(), *size as i64],
+                    "SELECT id FROM uploads \
+                     WHERE user_id = ?1 AND room_id = ?2 AND sha256 = ?3 AND size = ?4",
+                    params![
+                        user.0 as i64,
+                        room.0 as i64,
+                        sha256.as_slice(),
+                        *size as i64
+                    ],
                     |r| r.get(0),
                 )
                 .optional()?;
@@ -927,8 +933,8 @@ fn apply(
             match existing {
                 Some(id) => {
                     conn.execute(
-                        "UPDATE uploads SET room_id = ?1, name = ?2, updated_at = ?3 WHERE id = ?4",
-                        params![room.0 as i64, name, now, id],
+                        "UPDATE uploads SET name = ?1, updated_at = ?2 WHERE id = ?3",
+                        params![name, now, id],
                     )?;
                     Ok(Outcome::Upload {
                         id: UploadId(id as u64),
