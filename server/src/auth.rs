@@ -69,7 +69,28 @@ pub fn validate_password(password: &str) -> RequestResult<()> {
     Ok(())
 }
 
-/// Checks a room name: 1–64 characters, no control characters, not only spaces.
+/// Characters that show nothing or reorder what follows: zero-width spaces and joiners (but
+/// not U+200D, which joins emoji), the soft hyphen, and bidirectional marks and overrides. In a
+/// name they make a twin of another (`public` and `public\u{200b}`), or disguise `exe.txt` as
+/// `txt.exe`.
+pub fn is_invisible_or_reordering(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{180e}'
+            | '\u{200b}'
+            | '\u{200c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{feff}'
+    )
+}
+
+/// Checks a room name: 1–64 characters, no control, invisible or reordering characters, not
+/// only spaces.
 pub fn validate_room_name(name: &str) -> RequestResult<()> {
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_ROOM_NAME_CHARS || name.trim().is_empty() {
@@ -84,15 +105,28 @@ pub fn validate_room_name(name: &str) -> RequestResult<()> {
             "a room name may not contain control characters or start or end with spaces",
         ));
     }
+    if name.chars().any(is_invisible_or_reordering) {
+        return Err(RequestError::new(
+            ErrorCode::InvalidRoomName,
+            "a room name may not contain invisible characters or direction marks",
+        ));
+    }
     Ok(())
 }
 
-/// Checks a topic: at most 512 characters, no control characters.
+/// Checks a topic: at most 512 characters, no control or reordering characters.
 pub fn validate_topic(topic: &str) -> RequestResult<()> {
-    if topic.chars().count() > MAX_TOPIC_CHARS || topic.chars().any(char::is_control) {
+    if topic.chars().count() > MAX_TOPIC_CHARS
+        || topic
+            .chars()
+            .any(|c| c.is_control() || is_invisible_or_reordering(c))
+    {
         return Err(RequestError::new(
             ErrorCode::BadRequest,
-            format!("a topic has at most {MAX_TOPIC_CHARS} characters and no control characters"),
+            format!(
+                "a topic has at most {MAX_TOPIC_CHARS} characters, and no control characters, \
+                 invisible characters or direction marks"
+            ),
         ));
     }
     Ok(())

@@ -38,6 +38,18 @@ async fn everyone_is_in_public_and_rooms_can_be_created_joined_and_left() {
         code_of(alice.create_room(" bad", Visibility::Public).await),
         ErrorCode::InvalidRoomName
     );
+    // A twin that looks like "dev" but is another name.
+    for twin in ["dev\u{200b}", "d\u{202e}ev", "\u{feff}dev"] {
+        assert_eq!(
+            code_of(alice.create_room(twin, Visibility::Public).await),
+            ErrorCode::InvalidRoomName,
+            "{twin:?}"
+        );
+    }
+    assert_eq!(
+        code_of(alice.set_topic(dev.id, "see \u{202e}fdp.exe").await),
+        ErrorCode::BadRequest
+    );
 
     let public: Vec<String> = bob
         .public_rooms()

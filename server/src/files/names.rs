@@ -1,7 +1,7 @@
 //! File names from clients are for display only: the server stores content under its hash and
 //! never uses a client's name as a path. Still, a name is shown to every member and becomes a
-//! file name on their machines, so it is cleaned here: the last path component only, no control
-//! or bidirectional-override characters, no leading dots, at most [`MAX_NAME_BYTES`] bytes.
+//! file name on their machines, so it is cleaned here: the last path component only, no control,
+//! invisible or reordering characters, no leading dots, at most [`MAX_NAME_BYTES`] bytes.
 
 /// Longest stored name, in UTF-8 bytes (the common file-system limit).
 pub const MAX_NAME_BYTES: usize = 255;
@@ -15,7 +15,7 @@ pub fn sanitize(raw: &str) -> String {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
     let cleaned: String = base
         .chars()
-        .filter(|c| !c.is_control() && !is_bidi_control(*c))
+        .filter(|&c| !c.is_control() && !crate::auth::is_invisible_or_reordering(c))
         .collect();
     let trimmed = cleaned.trim().trim_start_matches('.').trim();
     let mut name = String::with_capacity(trimmed.len().min(MAX_NAME_BYTES));
@@ -31,11 +31,6 @@ pub fn sanitize(raw: &str) -> String {
     } else {
         name
     }
-}
-
-/// Characters that reorder text on screen (used to disguise `exe.txt` as `txt.exe`).
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
 }
 
 #[cfg(test)]
@@ -64,6 +59,12 @@ mod tests {
         assert_eq!(sanitize(".bashrc"), "bashrc");
         assert_eq!(sanitize("a\nb\u{0}c\u{1b}[31m.txt"), "abc[31m.txt");
         assert_eq!(sanitize("invoice\u{202e}fdp.exe"), "invoicefdp.exe");
+        assert_eq!(sanitize("pay\u{200b}roll\u{feff}.xlsx"), "payroll.xlsx");
+        assert_eq!(
+            sanitize("👨\u{200d}👩.png"),
+            "👨\u{200d}👩.png",
+            "emoji keep their joiner"
+        );
         assert_eq!(sanitize("   "), FALLBACK_NAME);
         assert_eq!(sanitize(""), FALLBACK_NAME);
     }
