@@ -100,6 +100,9 @@ pub struct RoomState {
     pub loading_older: bool,
     /// A request for the newest page (first visit) is in flight.
     pub loading_latest: bool,
+    /// The newest page has been loaded once; before that the timeline holds at most what
+    /// arrived live, which is no context to open a room on.
+    pub latest_loaded: bool,
     /// Rows scrolled up from the bottom (0: following the newest).
     pub scroll: usize,
     /// The member list, once fetched.
@@ -123,6 +126,7 @@ impl RoomState {
             notice_counter: 0,
             loading_older: false,
             loading_latest: false,
+            latest_loaded: false,
             scroll: 0,
             members: Vec::new(),
             members_stale: false,
@@ -563,6 +567,12 @@ impl App {
     pub fn latest_loaded(&mut self, page: HistoryPage) {
         if let Some(r) = self.rooms.get_mut(&page.room) {
             r.loading_latest = false;
+            r.latest_loaded = true;
+            // Live messages may be held already; the page reaches further back than they do.
+            if let Some(first) = page.messages.first() {
+                let oldest = r.oldest_seq().map_or(first.seq, |held| held.min(first.seq));
+                r.has_older = oldest > 1;
+            }
         }
         self.history_loaded(page, false);
     }
@@ -828,10 +838,14 @@ impl App {
         r.scroll = 0;
         r.summary.unread = 0;
         r.summary.mentions = 0;
-        // Notices (a join, a topic change) may be all the timeline holds: what counts is
-        // whether any message is there yet.
-        // Once: a room left and entered again before the page came does not ask twice.
-        if r.oldest_seq().is_none() && r.summary.latest_seq > 0 && !r.loading_latest {
+        // Notices (a join, a topic change) or a few live messages may be all the timeline
+        // holds: what counts is whether the newest page was loaded. Once: a room left and
+        // entered again before the page came does not ask twice.
+        if r.summary.latest_seq == 0 {
+            // Nothing before now: whatever comes, comes live.
+            r.latest_loaded = true;
+        }
+        if !r.latest_loaded && !r.loading_latest {
             r.loading_latest = true;
             actions.push(Action::LoadLatest(room));
         }
@@ -1388,6 +1402,37 @@ mod tests {
     }
 
     #[test]
+    fn a_room_that_only_got_live_messages_loads_its_newest_page_on_first_visit() {
+        let mut app = logged_in_app();
+        app.rooms_loaded(vec![
+            summary(1, "public", RoomKind::Public, 0, 0),
+            summary(2, "dev", RoomKind::Public, 6, 6),
+        ]);
+        for seq in [7, 8] {
+            app.on_event(Event::Message(message(2, seq, (2, "bob"), "live")));
+        }
+        let actions = app.enter_room(RoomId(2));
+        assert!(
+            actions.contains(&Action::LoadLatest(RoomId(2))),
+            "two live messages are no context: {actions:?}"
+        );
+        app.latest_loaded(HistoryPage {
+            room: RoomId(2),
+            messages: (1..=8).map(|s| message(2, s, (2, "bob"), "m")).collect(),
+            has_more: false,
+        });
+        let room = &app.rooms[&RoomId(2)];
+        assert_eq!(room.timeline.len(), 8, "merged, no duplicates");
+        assert!(!room.has_older, "the page reaches the first message");
+        app.enter_room(RoomId(1));
+        assert!(
+            !app.enter_room(RoomId(2))
+                .contains(&Action::LoadLatest(RoomId(2))),
+            "loaded once"
+        );
+    }
+
+    #[test]
     fn a_lost_connection_or_a_failed_request_lets_pgup_ask_for_older_again() {
         let mut app = logged_in_app();
         for seq in 1..=3 {
@@ -1430,17 +1475,12 @@ mod tests {
         app.disconnected("lost".into(), 0);
         assert_eq!(revisit(&mut app), 1, "asked again after a drop");
         assert_eq!(revisit(&mut app), 0);
-        // An empty answer ends the wait too; a full one leaves nothing to ask for.
-        let page = |messages| HistoryPage {
+        // An answer ends the wait and leaves nothing to ask for.
+        app.latest_loaded(HistoryPage {
             room: RoomId(2),
-            messages,
+            messages: (1..=5).map(|s| message(2, s, (2, "bob"), "x")).collect(),
             has_more: false,
-        };
-        app.latest_loaded(page(Vec::new()));
-        assert_eq!(revisit(&mut app), 1, "asked again on the next visit");
-        app.latest_loaded(page(
-            (1..=5).map(|s| message(2, s, (2, "bob"), "x")).collect(),
-        ));
+        });
         assert_eq!(revisit(&mut app), 0);
         assert_eq!(app.rooms[&RoomId(2)].timeline.len(), 5);
     }
