@@ -175,19 +175,7 @@ impl Conn {
         size: u64,
         sha256: [u8; 32],
     ) -> RequestResult<UploadHandle> {
-        let store = self.shared.files.clone();
-        let (hasher, received) = tokio::task::spawn_blocking(move || {
-            let (hasher, len) = store.rehash_part(id)?;
-            if len > size {
-                // More bytes than declared cannot be a prefix of this file: start over.
-                store.remove_part(id)?;
-                return Ok((sha2::Sha256::new(), 0));
-            }
-            Ok::<_, std::io::Error>((hasher, len))
-        })
-        .await
-        .map_err(blocking_failed)?
-        .map_err(|e| RequestError::Internal(format!("reading an upload: {e}")))?;
+        let (hasher, received) = self.reread_part(id, size).await?;
         Ok(self.shared.uploads.insert(Upload {
             id,
             user: me.id,
@@ -201,6 +189,23 @@ impl Conn {
             last_activity: Instant::now(),
             gone: false,
         }))
+    }
+
+    /// What an upload's part file holds: its hash state and length, or a fresh start when it
+    /// holds more than `size` bytes (which cannot be a prefix of the file).
+    async fn reread_part(&self, id: UploadId, size: u64) -> RequestResult<(sha2::Sha256, u64)> {
+        let store = self.shared.files.clone();
+        tokio::task::spawn_blocking(move || {
+            let (hasher, len) = store.rehash_part(id)?;
+            if len > size {
+                store.remove_part(id)?;
+                return Ok((sha2::Sha256::new(), 0));
+            }
+            Ok::<_, std::io::Error>((hasher, len))
+        })
+        .await
+        .map_err(blocking_failed)?
+        .map_err(|e| RequestError::Internal(format!("reading an upload: {e}")))
     }
 
     /// My upload in progress with this id, locked: chunks of one upload are handled one at a
@@ -280,26 +285,14 @@ impl Conn {
             Err(e @ crate::files::PartError::Short { .. }) => {
                 // The part file lost bytes (removed or cut short): carry on from what it holds,
                 // re-hashed, and tell the client, which offers again and resumes from there.
-                let store = self.shared.files.clone();
-                let size = upload.size;
-                let reread = tokio::task::spawn_blocking(move || {
-                    let (hasher, len) = store.rehash_part(id)?;
-                    if len > size {
-                        store.remove_part(id)?;
-                        return Ok((sha2::Sha256::new(), 0));
-                    }
-                    Ok::<_, std::io::Error>((hasher, len))
-                })
-                .await
-                .map_err(blocking_failed)?
-                .map_err(|e| RequestError::Internal(format!("re-reading an upload: {e}")))?;
+                let (hasher, received) = self.reread_part(id, upload.size).await?;
                 tracing::warn!(
                     upload = id.0,
-                    on_disk = reread.1,
+                    on_disk = received,
                     "an upload's part file was short"
                 );
-                upload.hasher = Some(reread.0);
-                upload.received = reread.1;
+                upload.hasher = Some(hasher);
+                upload.received = received;
                 upload.last_activity = Instant::now();
                 Err(bad_chunk(e.to_string()))
             }
