@@ -274,3 +274,53 @@ async fn moderators_can_kick_and_the_kicked_are_told() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_kick_that_cannot_be_stored_tells_nobody() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (mut bob, bob_session) = server.user("bob").await;
+    let room = alice
+        .create_room("ops", Visibility::Public)
+        .await
+        .expect("create");
+    bob.join_room("ops").await.expect("join");
+    // The database refuses to remove bob, as a full disk would.
+    let side = rusqlite::Connection::open(server.config.database_path()).expect("side connection");
+    side.busy_timeout(PATIENCE).expect("busy timeout");
+    side.execute_batch(&format!(
+        "CREATE TRIGGER keep_bob BEFORE DELETE ON members WHEN OLD.user_id = {}
+         BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+        bob_session.user.id.0
+    ))
+    .expect("trigger");
+    alice
+        .kick(room.id, "bob", Some("spam".into()))
+        .await
+        .expect_err("the removal failed");
+    alice
+        .send_message(room.id, "after the failed kick")
+        .await
+        .expect("send");
+    expect_event(&mut bob, |e| match e {
+        Event::Kicked { .. } => panic!("told of a kick that did not happen"),
+        Event::Message(m) if m.text == "after the failed kick" => Some(()),
+        _ => None,
+    })
+    .await;
+
+    side.execute_batch("DROP TRIGGER keep_bob")
+        .expect("drop trigger");
+    alice.kick(room.id, "bob", None).await.expect("kick");
+    expect_event(&mut bob, |e| match e {
+        Event::Kicked { room: r, .. } if r == room.id => Some(()),
+        _ => None,
+    })
+    .await;
+    expect_event(&mut bob, |e| match e {
+        Event::MemberLeft { room: r, user, .. } if r == room.id => Some(user),
+        _ => None,
+    })
+    .await;
+    server.stop().await;
+}

@@ -5,6 +5,8 @@ use chatroom_protocol::{
     UserId, Visibility,
 };
 
+use bytes::Bytes;
+
 use super::{Conn, internal, room_not_found, user_not_found};
 use crate::auth;
 use crate::error::{RequestError, RequestResult};
@@ -163,11 +165,14 @@ impl Conn {
     }
 
     /// Removes `user` from `room`, telling the room (and the user's sessions) why.
+    /// Removes `user` from `room`; once that is committed, `told` (the kick notice) goes to
+    /// them, then the room hears that they left.
     async fn remove_member(
         &self,
         room: RoomId,
         user: &UserRow,
         reason: LeaveReason,
+        told: Option<Bytes>,
     ) -> RequestResult<()> {
         let hub = self.shared.hub.clone();
         let (user_id, username) = (user.id, user.name.clone());
@@ -183,6 +188,9 @@ impl Conn {
                     // Messages committed earlier go first; then the room, and the one who
                     // left, hear of it before they stop being a member.
                     hub.flush_deferred();
+                    if let Some(frame) = &told {
+                        hub.send_to_user(user_id, None, frame);
+                    }
                     let event = Event::MemberLeft {
                         room,
                         user: user_id,
@@ -207,7 +215,8 @@ impl Conn {
                 "a direct chat cannot be left",
             ));
         }
-        self.remove_member(room, me, LeaveReason::Left).await?;
+        self.remove_member(room, me, LeaveReason::Left, None)
+            .await?;
         Ok(Response::Done)
     }
 
@@ -284,14 +293,13 @@ impl Conn {
                     .collect::<String>()
             })
             .filter(|r| !r.trim().is_empty());
-        if let Some(frame) = self.event_bytes(&Event::Kicked {
+        // Told only once the removal is committed: a failed kick must not say it happened.
+        let told = self.event_bytes(&Event::Kicked {
             room,
             room_name: view.row.name.clone(),
             by: me.name.clone(),
             reason: reason.clone(),
-        }) {
-            self.shared.hub.send_to_user(target.id, None, &frame);
-        }
+        });
         self.remove_member(
             room,
             &target,
@@ -299,6 +307,7 @@ impl Conn {
                 by: me.name.clone(),
                 reason,
             },
+            told,
         )
         .await?;
         tracing::info!(room = %view.row.name, target = %target.name, "member kicked");
