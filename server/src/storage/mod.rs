@@ -42,8 +42,8 @@ pub enum StorageError {
     /// The database is of a schema this build cannot use.
     #[error("{0}")]
     Schema(String),
-    /// The data directory could not be prepared.
-    #[error("data directory: {0}")]
+    /// A file operation of the storage failed (moving an upload into the file store, say).
+    #[error("storage I/O: {0}")]
     Io(#[from] std::io::Error),
     /// The data directory could not be created.
     #[error("cannot create the data directory {}", path.display())]
