@@ -1199,13 +1199,10 @@ mod tests {
         h.shutdown.cancel();
     }
 
-    #[tokio::test]
-    async fn a_request_for_older_messages_that_cannot_be_sent_or_fails_can_be_made_again() {
-        let mut h = Harness::start().await;
-        let ghost = RoomId(424_242);
-        // A room the app lists but the server does not let me read.
-        let summary = RoomSummary {
-            id: ghost,
+    /// A room the app lists but the server does not let me read.
+    fn ghost_room(id: RoomId) -> RoomSummary {
+        RoomSummary {
+            id,
             kind: chatroom_protocol::RoomKind::Public,
             name: "ghost".into(),
             topic: String::new(),
@@ -1215,7 +1212,14 @@ mod tests {
             unread: 0,
             mentions: 0,
             my_role: None,
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_for_older_messages_that_cannot_be_sent_or_fails_can_be_made_again() {
+        let mut h = Harness::start().await;
+        let ghost = RoomId(424_242);
+        let summary = ghost_room(ghost);
         h.app.on_event(Event::RoomUpdated(summary.clone()));
         let loading = |app: &App| app.rooms.get(&ghost).is_some_and(|r| r.loading_older);
         let load = Action::LoadOlder {
@@ -1309,19 +1313,7 @@ mod tests {
     async fn a_request_for_the_newest_page_that_cannot_be_sent_or_fails_is_made_again() {
         let mut h = Harness::start().await;
         let ghost = RoomId(424_243);
-        // A room the app lists but the server does not let me read.
-        let summary = RoomSummary {
-            id: ghost,
-            kind: chatroom_protocol::RoomKind::Public,
-            name: "ghost".into(),
-            topic: String::new(),
-            member_count: 1,
-            latest_seq: 10,
-            last_read_seq: 10,
-            unread: 0,
-            mentions: 0,
-            my_role: None,
-        };
+        let summary = ghost_room(ghost);
         h.app.on_event(Event::RoomUpdated(summary.clone()));
         let loading = |app: &App| app.rooms.get(&ghost).is_some_and(|r| r.loading_latest);
 
