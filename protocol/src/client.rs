@@ -844,6 +844,22 @@ impl ClientHandle {
         })
         .await
     }
+    /// Changes a member's role in a room (as its owner). [`RoomRole::Owner`] hands the room
+    /// over to them and makes me a moderator.
+    pub async fn set_role(
+        &self,
+        room: RoomId,
+        username: &str,
+        role: RoomRole,
+    ) -> Result<(), ClientError> {
+        self.done(Request::SetRole {
+            room,
+            username: username.into(),
+            role,
+        })
+        .await
+    }
+
     /// Offers a file for upload to a room; the answer says where to start sending.
     pub async fn offer_upload(
         &self,

@@ -304,6 +304,18 @@ pub enum Request {
     /// What this server offers beyond [`Welcome`] → [`Response::ServerInfo`]. Works before
     /// logging in. (Servers older than this variant close the connection with `MalformedFrame`.)
     ServerInfo,
+    /// Change a member's role in a named room (the owner only) → [`Response::Done`]. Giving
+    /// [`RoomRole::Owner`] hands the room over: the member becomes its owner and I become a
+    /// moderator. Everyone in the room hears [`Event::RoleChanged`]. (Servers older than this
+    /// variant close the connection with `MalformedFrame`.)
+    SetRole {
+        /// The room.
+        room: RoomId,
+        /// The member.
+        username: String,
+        /// Their new role.
+        role: RoomRole,
+    },
 }
 
 /// Where a history page starts.
@@ -345,7 +357,8 @@ pub enum RoomRole {
     Member,
     /// May also invite, kick and set the topic.
     Moderator,
-    /// Created the room.
+    /// Runs the room: may also change roles. Every named room that has members has one
+    /// (see [`Event::RoleChanged`]); the built-in `public` room has none.
     Owner,
 }
 
@@ -745,6 +758,20 @@ pub enum Event {
         draft: u64,
         /// The stored message that replaces it, if any.
         seq: Option<Seq>,
+    },
+    /// A member's role in a room I am in changed (possibly mine).
+    RoleChanged {
+        /// The room.
+        room: RoomId,
+        /// Whose role.
+        user: UserId,
+        /// Their name.
+        username: String,
+        /// The role they have now.
+        role: RoomRole,
+        /// Who changed it; `None` when the server passed ownership on because the owner left
+        /// the room or their account was deleted.
+        by: Option<String>,
     },
 }
 

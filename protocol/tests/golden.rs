@@ -646,6 +646,11 @@ fn request_variant_indices() {
             Request::ListFiles { room: r },
             Request::DeleteMessage { room: r, seq: 1 },
             Request::ServerInfo,
+            Request::SetRole {
+                room: r,
+                username: "bob".to_owned(),
+                role: RoomRole::Moderator,
+            },
         ],
     );
 }
@@ -781,6 +786,13 @@ fn event_variant_indices() {
                 room: r,
                 draft: 1,
                 seq: Some(2),
+            },
+            Event::RoleChanged {
+                room: r,
+                user: UserId(2),
+                username: "bob".to_owned(),
+                role: RoomRole::Owner,
+                by: None,
             },
         ],
     );

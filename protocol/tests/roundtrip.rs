@@ -515,6 +515,13 @@ fn request() -> BoxedStrategy<Request> {
         room_id().prop_map(|room| Request::ListFiles { room }),
         (room_id(), u64_any()).prop_map(|(room, seq)| Request::DeleteMessage { room, seq }),
         Just(Request::ServerInfo),
+        (room_id(), string_any(), room_role()).prop_map(|(room, username, role)| {
+            Request::SetRole {
+                room,
+                username,
+                role,
+            }
+        }),
     ]
     .boxed()
 }
@@ -606,6 +613,20 @@ fn event() -> BoxedStrategy<Event> {
         ),
         (room_id(), u64_any(), option::of(u64_any()))
             .prop_map(|(room, draft, seq)| Event::DraftEnded { room, draft, seq }),
+        (
+            room_id(),
+            user_id(),
+            string_any(),
+            room_role(),
+            option::of(string_any())
+        )
+            .prop_map(|(room, user, username, role, by)| Event::RoleChanged {
+                room,
+                user,
+                username,
+                role,
+                by
+            }),
     ]
     .boxed()
 }

@@ -410,6 +410,43 @@ impl Hub {
         }
     }
 
+    /// Roles changed (see [`crate::storage::Outcome::Roles`]): recorded, and the room is told
+    /// of each; `by` is `None` when ownership passed on by itself.
+    pub fn set_roles(&self, room: RoomId, changes: &[(UserId, RoomRole)], by: Option<&str>) {
+        if changes.is_empty() {
+            return;
+        }
+        self.flush_deferred();
+        let events: Vec<Event> = {
+            let mut state = self.write();
+            let Some(r) = state.rooms.get_mut(&room) else {
+                return;
+            };
+            for (user, role) in changes {
+                if let Some(current) = r.members.get_mut(user) {
+                    *current = *role;
+                }
+            }
+            changes
+                .iter()
+                .filter_map(|(user, role)| {
+                    Some(Event::RoleChanged {
+                        room,
+                        user: *user,
+                        username: state.users.get(user)?.row.name.clone(),
+                        role: *role,
+                        by: by.map(str::to_owned),
+                    })
+                })
+                .collect()
+        };
+        for event in &events {
+            if let Some(frame) = self.encode_event(event) {
+                self.broadcast(room, &frame);
+            }
+        }
+    }
+
     /// A new topic.
     pub fn set_topic(&self, room: RoomId, topic: &str) {
         if let Some(r) = self.write().rooms.get_mut(&room) {

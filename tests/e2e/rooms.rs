@@ -1,8 +1,10 @@
-//! Rooms, invitations, direct chats and their privacy.
+//! Rooms, invitations, roles, direct chats and their privacy.
 
 use crate::support::*;
+use chatroom_protocol::client::{Client, ClientHandle};
 use chatroom_protocol::{
-    ErrorCode, Event, HistoryAnchor, LeaveReason, PresenceStatus, RoomKind, RoomRole, Visibility,
+    ErrorCode, Event, HistoryAnchor, LeaveReason, PresenceStatus, RoomId, RoomKind, RoomRole,
+    Visibility,
 };
 
 #[tokio::test]
@@ -322,5 +324,194 @@ async fn a_kick_that_cannot_be_stored_tells_nobody() {
         _ => None,
     })
     .await;
+    server.stop().await;
+}
+
+/// The role `name` has in `room`, as `client` sees it in the room's member list.
+async fn role_of(client: &ClientHandle, room: RoomId, name: &str) -> Option<RoomRole> {
+    let info = client.room_info(room).await.expect("room info");
+    info.members
+        .into_iter()
+        .find(|m| m.user.username == name)
+        .map(|m| m.role)
+}
+
+/// Waits for a role change in `room`: `(username, role, by)`.
+async fn expect_role_change(
+    client: &mut Client,
+    room: RoomId,
+) -> (String, RoomRole, Option<String>) {
+    expect_event(client, |e| match e {
+        Event::RoleChanged {
+            room: r,
+            username,
+            role,
+            by,
+            ..
+        } if r == room => Some((username, role, by)),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_owner_appoints_moderators_and_can_hand_the_room_over() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (bob, _) = server.user("bob").await;
+    let (mut carol, _) = server.user("carol").await;
+    let room = alice
+        .create_room("ops", Visibility::Private)
+        .await
+        .expect("create")
+        .id;
+    alice.invite(room, "bob").await.expect("invite bob");
+    alice.invite(room, "carol").await.expect("invite carol");
+    assert_eq!(
+        code_of(bob.invite(room, "dave").await),
+        ErrorCode::Forbidden,
+        "a member may not invite to a private room"
+    );
+    assert_eq!(
+        code_of(bob.set_role(room, "carol", RoomRole::Moderator).await),
+        ErrorCode::Forbidden,
+        "only the owner changes roles"
+    );
+
+    alice
+        .set_role(room, "bob", RoomRole::Moderator)
+        .await
+        .expect("make bob a moderator");
+    assert_eq!(
+        expect_role_change(&mut carol, room).await,
+        ("bob".into(), RoomRole::Moderator, Some("alice".into())),
+        "the room hears of it"
+    );
+    assert_eq!(
+        role_of(&carol, room, "bob").await,
+        Some(RoomRole::Moderator)
+    );
+    let (_dave, _) = server.user("dave").await;
+    bob.invite(room, "dave")
+        .await
+        .expect("a moderator may invite");
+    assert_eq!(
+        code_of(bob.set_role(room, "dave", RoomRole::Moderator).await),
+        ErrorCode::Forbidden,
+        "a moderator does not appoint moderators"
+    );
+    assert_eq!(
+        code_of(alice.set_role(room, "alice", RoomRole::Member).await),
+        ErrorCode::BadRequest,
+        "the owner cannot step down without naming someone"
+    );
+    assert_eq!(
+        code_of(alice.set_role(room, "nobody", RoomRole::Member).await),
+        ErrorCode::UserNotFound
+    );
+    let (_erin, _) = server.user("erin").await;
+    assert_eq!(
+        code_of(alice.set_role(room, "erin", RoomRole::Moderator).await),
+        ErrorCode::NotMember
+    );
+
+    alice
+        .set_role(room, "carol", RoomRole::Owner)
+        .await
+        .expect("hand the room to carol");
+    let mut changes = vec![
+        expect_role_change(&mut carol, room).await,
+        expect_role_change(&mut carol, room).await,
+    ];
+    changes.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        changes,
+        vec![
+            ("alice".into(), RoomRole::Moderator, Some("alice".into())),
+            ("carol".into(), RoomRole::Owner, Some("alice".into())),
+        ]
+    );
+    assert_eq!(
+        code_of(alice.set_role(room, "bob", RoomRole::Member).await),
+        ErrorCode::Forbidden,
+        "the old owner is a moderator now"
+    );
+    carol
+        .set_role(room, "bob", RoomRole::Member)
+        .await
+        .expect("the new owner demotes bob");
+
+    let server = server.restart().await;
+    let (carol, _) = server.login("carol").await;
+    let roles = [
+        role_of(&carol, room, "alice").await,
+        role_of(&carol, room, "bob").await,
+        role_of(&carol, room, "carol").await,
+    ];
+    assert_eq!(
+        roles,
+        [
+            Some(RoomRole::Moderator),
+            Some(RoomRole::Member),
+            Some(RoomRole::Owner)
+        ],
+        "roles survive a restart"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_owner_who_leaves_passes_the_room_on() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (bob, _) = server.user("bob").await;
+    let (mut carol, _) = server.user("carol").await;
+    let room = alice
+        .create_room("ops", Visibility::Private)
+        .await
+        .expect("create")
+        .id;
+    // The AI bot has been here longest, then carol, then bob, who is a moderator.
+    alice.invite(room, "ai").await.expect("invite the bot");
+    alice.invite(room, "carol").await.expect("invite carol");
+    alice.invite(room, "bob").await.expect("invite bob");
+    alice
+        .set_role(room, "bob", RoomRole::Moderator)
+        .await
+        .expect("moderator");
+    expect_role_change(&mut carol, room).await;
+
+    alice.leave_room(room).await.expect("alice leaves");
+    assert_eq!(
+        expect_role_change(&mut carol, room).await,
+        ("bob".into(), RoomRole::Owner, None),
+        "a moderator comes before longer-standing members"
+    );
+    bob.leave_room(room).await.expect("bob leaves");
+    assert_eq!(
+        expect_role_change(&mut carol, room).await,
+        ("carol".into(), RoomRole::Owner, None),
+        "then the longest-standing person; never the bot"
+    );
+    assert_eq!(role_of(&carol, room, "ai").await, Some(RoomRole::Member));
+    carol
+        .invite(room, "alice")
+        .await
+        .expect("the new owner can let people back in");
+
+    // A public room its last person left goes to whoever comes next.
+    let lobby = bob
+        .create_room("lobby", Visibility::Public)
+        .await
+        .expect("create")
+        .id;
+    bob.leave_room(lobby).await.expect("the only member leaves");
+    let joined = carol.join_room("lobby").await.expect("join");
+    assert_eq!(joined.my_role, Some(RoomRole::Owner));
+    bob.join_room("lobby").await.expect("bob comes back");
+    assert_eq!(role_of(&bob, lobby, "bob").await, Some(RoomRole::Member));
+    // `public` belongs to nobody.
+    let public = public_room(&bob).await;
+    assert_eq!(role_of(&bob, public, "alice").await, Some(RoomRole::Member));
     server.stop().await;
 }

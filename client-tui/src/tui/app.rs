@@ -4,7 +4,7 @@
 
 use chatroom_protocol::{
     Draft, Event, FileId, HistoryPage, LeaveReason, Member, Message, MessageKind, PresenceStatus,
-    RoomId, RoomKind, RoomSummary, Seq, UnixMillis, UserId, UserPresence, UserSummary,
+    RoomId, RoomKind, RoomRole, RoomSummary, Seq, UnixMillis, UserId, UserPresence, UserSummary,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -242,6 +242,15 @@ pub enum Action {
         user: String,
         /// Why.
         reason: Option<String>,
+    },
+    /// Change a member's role.
+    SetRole {
+        /// Where.
+        room: RoomId,
+        /// Whose.
+        user: String,
+        /// To what.
+        role: RoomRole,
     },
     /// Set a topic.
     Topic {
@@ -803,6 +812,35 @@ impl App {
                 let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
                 self.flash(format!("{by} removed you from #{room_name}{why}"), true);
             }
+            Event::RoleChanged {
+                room,
+                user,
+                username,
+                role,
+                by,
+            } => {
+                let me = self.me.as_ref().is_some_and(|me| me.id == user);
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    if let Some(m) = r.members.iter_mut().find(|m| m.user.id == user) {
+                        m.role = role;
+                    }
+                    if me {
+                        r.summary.my_role = Some(role);
+                    }
+                    let who = if me { "you".to_owned() } else { username };
+                    let what = match role {
+                        RoomRole::Owner => "the owner",
+                        RoomRole::Moderator => "a moderator",
+                        RoomRole::Member => "a member",
+                    };
+                    let verb = if me { "are" } else { "is" };
+                    let text = match by {
+                        Some(by) => format!("{by} made {who} {what}"),
+                        None => format!("the owner left: {who} {verb} now {what}"),
+                    };
+                    r.notice(self.now, text);
+                }
+            }
             Event::ServerShutdown { reason } => {
                 self.flash(format!("server: {reason}"), true);
             }
@@ -1058,6 +1096,11 @@ impl App {
             C::Kick { user, reason } => self
                 .current_or_flash()
                 .map(|room| Action::Kick { room, user, reason })
+                .into_iter()
+                .collect(),
+            C::Role { user, role } => self
+                .current_or_flash()
+                .map(|room| Action::SetRole { room, user, role })
                 .into_iter()
                 .collect(),
             C::Msg { user, text } => vec![Action::Direct { user, text }],
@@ -1807,6 +1850,57 @@ mod tests {
         assert!(!app.rooms.contains_key(&RoomId(2)));
         assert_ne!(app.current, Some(RoomId(2)));
         assert!(app.flash.as_ref().is_some_and(|(t, _)| t.contains("alice")));
+    }
+
+    fn notices(app: &App, room: u64) -> Vec<String> {
+        app.rooms[&RoomId(room)]
+            .timeline
+            .values()
+            .filter_map(|e| match e {
+                Entry::Notice { text, .. } => Some(text.clone()),
+                Entry::Message(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn role_changes_update_the_member_list_and_my_role() {
+        let mut app = logged_in_app();
+        let member = |id: u64, name: &str| Member {
+            user: UserSummary {
+                id: UserId(id),
+                username: name.into(),
+                is_admin: false,
+            },
+            role: RoomRole::Member,
+            status: PresenceStatus::Online,
+        };
+        app.members_loaded(RoomId(2), vec![member(1, "me"), member(2, "bob")]);
+        app.on_event(Event::RoleChanged {
+            room: RoomId(2),
+            user: UserId(2),
+            username: "bob".into(),
+            role: RoomRole::Moderator,
+            by: Some("alice".into()),
+        });
+        app.on_event(Event::RoleChanged {
+            room: RoomId(2),
+            user: UserId(1),
+            username: "me".into(),
+            role: RoomRole::Owner,
+            by: None,
+        });
+        let dev = &app.rooms[&RoomId(2)];
+        let roles: Vec<RoomRole> = dev.members.iter().map(|m| m.role).collect();
+        assert_eq!(roles, vec![RoomRole::Owner, RoomRole::Moderator]);
+        assert_eq!(dev.summary.my_role, Some(RoomRole::Owner));
+        assert_eq!(
+            notices(&app, 2),
+            vec![
+                "alice made bob a moderator".to_owned(),
+                "the owner left: you are now the owner".to_owned(),
+            ]
+        );
     }
 }
 

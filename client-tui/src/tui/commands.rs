@@ -4,6 +4,8 @@
 //! `/join_chat`, `/enter_chat`, `/list -u|-s|-c|-g`, `/info`, `/exit`). A line starting with
 //! `//` sends the text with one slash, so a message may begin with a slash.
 
+use chatroom_protocol::RoomRole;
+
 /// What an input line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -32,6 +34,13 @@ pub enum Command {
         user: String,
         /// Why.
         reason: Option<String>,
+    },
+    /// Change a member's role in the current room (owner only).
+    Role {
+        /// Whose.
+        user: String,
+        /// To what.
+        role: RoomRole,
     },
     /// A direct message (opens the chat; sends `text` if given).
     Msg {
@@ -109,6 +118,11 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "/kick",
         "USER [REASON]",
         "remove USER from the current room (owner, moderator)",
+    ),
+    (
+        "/role",
+        "USER owner|moderator|member",
+        "change USER's role here (owner; owner hands the room over); /op, /deop",
     ),
     (
         "/msg",
@@ -273,6 +287,29 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                 reason: parts.next().and_then(rest_text),
             })
         }
+        "role" => match args.as_slice() {
+            [user, role] => Ok(Command::Role {
+                user: user.trim_start_matches('@').to_string(),
+                role: match role.to_lowercase().as_str() {
+                    "owner" => RoomRole::Owner,
+                    "moderator" | "mod" | "op" => RoomRole::Moderator,
+                    "member" => RoomRole::Member,
+                    _ => return Err(usage("/role")),
+                },
+            }),
+            _ => Err(usage("/role")),
+        },
+        "op" | "deop" => {
+            let user = one("/role")?;
+            Ok(Command::Role {
+                user: user.trim_start_matches('@').to_string(),
+                role: if name == "op" {
+                    RoomRole::Moderator
+                } else {
+                    RoomRole::Member
+                },
+            })
+        }
         "msg" | "query" => {
             let mut parts = rest.trim_start().splitn(2, char::is_whitespace);
             let user = parts
@@ -353,6 +390,7 @@ const NAMES: &[&str] = &[
     "/create",
     "/create_chat",
     "/delete",
+    "/deop",
     "/download",
     "/enter",
     "/enter_chat",
@@ -369,9 +407,11 @@ const NAMES: &[&str] = &[
     "/logout",
     "/members",
     "/msg",
+    "/op",
     "/passwd",
     "/quit",
     "/recv_files",
+    "/role",
     "/rooms",
     "/send_files",
     "/topic",
@@ -431,6 +471,40 @@ mod tests {
             Ok(Command::Say("hello /join x".into()))
         );
         assert_eq!(parse("//shrug"), Ok(Command::Say("/shrug".into())));
+    }
+
+    #[test]
+    fn role_commands_parse() {
+        assert_eq!(
+            parse("/role @bob Moderator"),
+            Ok(Command::Role {
+                user: "bob".into(),
+                role: RoomRole::Moderator
+            })
+        );
+        assert_eq!(
+            parse("/role bob owner"),
+            Ok(Command::Role {
+                user: "bob".into(),
+                role: RoomRole::Owner
+            })
+        );
+        assert_eq!(
+            parse("/deop bob"),
+            Ok(Command::Role {
+                user: "bob".into(),
+                role: RoomRole::Member
+            })
+        );
+        assert_eq!(
+            parse("/op bob"),
+            Ok(Command::Role {
+                user: "bob".into(),
+                role: RoomRole::Moderator
+            })
+        );
+        assert!(matches!(parse("/role bob king"), Err(ParseError::Usage(_))));
+        assert!(matches!(parse("/op"), Err(ParseError::Usage(_))));
     }
 
     #[test]

@@ -751,6 +751,10 @@ impl Runtime {
                 c.kick(room, &user, reason).await.map_err(err)?;
                 Ok(None)
             }),
+            Action::SetRole { room, user, role } => self.with_client(app, move |c| async move {
+                c.set_role(room, &user, role).await.map_err(err)?;
+                Ok(None)
+            }),
             Action::Topic { room, topic } => self.with_client(app, move |c| async move {
                 c.set_topic(room, &topic).await.map_err(err)?;
                 Ok(None)

@@ -225,6 +225,11 @@ impl Conn {
             }
             Request::ListFiles { room } => self.list_files(&me, room).await?,
             Request::DeleteMessage { room, seq } => self.delete_message(&me, room, seq).await?,
+            Request::SetRole {
+                room,
+                username,
+                role,
+            } => self.set_role(&me, room, username, role).await?,
             Request::Register { .. }
             | Request::Login { .. }
             | Request::Resume { .. }

@@ -1,4 +1,4 @@
-//! Rooms and direct chats: lists, create, join, leave, invite, kick, info, topic.
+//! Rooms and direct chats: lists, create, join, leave, invite, kick, roles, info, topic.
 
 use chatroom_protocol::{
     ErrorCode, Event, LeaveReason, Response, RoomId, RoomInfo, RoomKind, RoomRole, RoomSummary,
@@ -137,7 +137,12 @@ impl Conn {
         self.shared
             .storage
             .writer
-            .write_then(WriteOp::AddMember { room, user, role }, move |_| {
+            .write_then(WriteOp::AddMember { room, user, role }, move |outcome| {
+                // The role it got: the first person in an ownerless room owns it.
+                let role = match outcome {
+                    Outcome::Roles(roles) => roles.first().map_or(role, |(_, r)| *r),
+                    _ => role,
+                };
                 hub.add_member(room, user, role);
                 if let Some(member) = hub.member(room, user)
                     && let Some(frame) = hub.encode_event(&Event::MemberJoined { room, member })
@@ -184,7 +189,7 @@ impl Conn {
                     room,
                     user: user_id,
                 },
-                move |_| {
+                move |outcome| {
                     // Messages committed earlier go first; then the room, and the one who
                     // left, hear of it before they stop being a member.
                     hub.flush_deferred();
@@ -201,6 +206,9 @@ impl Conn {
                         hub.broadcast(room, &frame);
                     }
                     hub.remove_member(room, user_id);
+                    if let Outcome::Roles(heirs) = outcome {
+                        hub.set_roles(room, heirs, None);
+                    }
                 },
             )
             .await?;
@@ -311,6 +319,54 @@ impl Conn {
         )
         .await?;
         tracing::info!(room = %view.row.name, target = %target.name, "member kicked");
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn set_role(
+        &self,
+        me: &UserRow,
+        room: RoomId,
+        username: String,
+        role: RoomRole,
+    ) -> RequestResult<Response> {
+        let (view, my_role) = self.member_room(me, room)?;
+        if view.row.kind == RoomKind::Direct {
+            return Err(RequestError::new(
+                ErrorCode::Forbidden,
+                "a direct chat has no roles",
+            ));
+        }
+        if my_role != RoomRole::Owner {
+            return Err(RequestError::new(
+                ErrorCode::Forbidden,
+                "only the room's owner may change roles",
+            ));
+        }
+        let target = self
+            .shared
+            .hub
+            .user_by_name(&username)
+            .ok_or_else(|| user_not_found(&username))?;
+        let hub = self.shared.hub.clone();
+        let by = me.name.clone();
+        self.shared
+            .storage
+            .writer
+            .write_then(
+                WriteOp::SetRole {
+                    room,
+                    user: target.id,
+                    role,
+                    actor: me.id,
+                },
+                move |outcome| {
+                    if let Outcome::Roles(changes) = outcome {
+                        hub.set_roles(room, changes, Some(&by));
+                    }
+                },
+            )
+            .await?;
+        tracing::info!(room = %view.row.name, target = %target.name, ?role, "role changed");
         Ok(Response::Done)
     }
 

@@ -202,6 +202,21 @@ const MIGRATIONS: &[&str] = &[
         )), 0))
         WHERE name = 'files';
     "#,
+    // 6: every named room with people in it has an owner. Before, an owner could leave (or
+    // their account be deleted) and nobody could be given the room again. Such rooms go to
+    // the member who has been a moderator longest, else the one there longest, never a bot,
+    // as the writer now does when an owner goes.
+    r#"
+    UPDATE members SET role = 2
+    WHERE (room_id, user_id) IN (
+        SELECT r.id, (SELECT m.user_id FROM members m JOIN users u ON u.id = m.user_id
+                      WHERE m.room_id = r.id AND u.is_bot = 0
+                      ORDER BY m.role DESC, m.joined_at, m.user_id LIMIT 1)
+        FROM rooms r
+        WHERE r.kind IN (0, 1) AND r.name_key IS NOT 'public'
+          AND NOT EXISTS (SELECT 1 FROM members o WHERE o.room_id = r.id AND o.role = 2)
+    );
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -417,6 +432,53 @@ mod tests {
         conn.execute("DELETE FROM users WHERE id = 2", [])
             .expect("delete bob");
         assert_eq!(count(&conn, "SELECT COUNT(*) FROM sessions"), 1);
+    }
+
+    #[test]
+    fn rooms_their_owner_left_get_one_at_the_upgrade() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        for sql in &MIGRATIONS[..5] {
+            conn.execute_batch(sql).expect("old migration");
+        }
+        // ops (2): the owner left; the bot joined first, bob next, carol last but she moderates.
+        // lobby (3): only the bot is left. den (4): alice still owns it. 5: a direct chat.
+        conn.execute_batch(
+            "PRAGMA user_version = 5;
+             INSERT INTO users (id, name, name_key, password_hash, created_at, is_bot) VALUES
+                 (1, 'alice', 'alice', 'x', 0, 0), (2, 'bob', 'bob', 'x', 0, 0),
+                 (3, 'carol', 'carol', 'x', 0, 0), (4, 'ai', 'ai', '!', 0, 1);
+             INSERT INTO rooms (id, kind, name, name_key, created_by, created_at) VALUES
+                 (2, 1, 'ops', 'ops', 9, 0), (3, 0, 'lobby', 'lobby', 9, 0),
+                 (4, 0, 'den', 'den', 1, 0);
+             INSERT INTO rooms (id, kind, direct_key, created_by, created_at)
+                 VALUES (5, 2, '1:2', 1, 0);
+             INSERT INTO members (room_id, user_id, role, joined_at) VALUES
+                 (1, 1, 0, 0), (1, 2, 0, 0),
+                 (2, 4, 0, 5), (2, 2, 0, 10), (2, 3, 1, 20),
+                 (3, 4, 0, 0),
+                 (4, 1, 2, 0), (4, 2, 1, 0),
+                 (5, 1, 0, 0), (5, 2, 0, 0);",
+        )
+        .expect("old rows");
+        migrate(&mut conn).expect("migrate");
+        let owners = |room: i64| {
+            count(
+                &conn,
+                &format!(
+                    "SELECT COALESCE(MAX(user_id), 0) FROM members \
+                     WHERE room_id = {room} AND role = 2"
+                ),
+            )
+        };
+        assert_eq!(owners(2), 3, "the moderator gets ops");
+        assert_eq!(owners(3), 0, "a bot is never made owner");
+        assert_eq!(owners(4), 1, "a room with an owner keeps it");
+        assert_eq!(owners(1), 0, "public has no owner");
+        assert_eq!(owners(5), 0, "direct chats have no owner");
+        assert_eq!(
+            count(&conn, "SELECT COUNT(*) FROM members WHERE role = 2"),
+            2
+        );
     }
 
     #[test]

@@ -99,7 +99,9 @@ pub enum WriteOp {
         /// Who created it.
         owner: UserId,
     },
-    /// Add a member (no-op refusal if already one). → [`Outcome::Done`]
+    /// Add a member (refused if already one). A named room that has no owner (its last owner
+    /// left with nobody to hand it to) makes its next human member the owner.
+    /// → [`Outcome::Roles`] with the role the member got
     AddMember {
         /// The room.
         room: RoomId,
@@ -108,12 +110,25 @@ pub enum WriteOp {
         /// As what.
         role: RoomRole,
     },
-    /// Remove a member. → [`Outcome::Done`]
+    /// Remove a member. An owner's room passes to the longest-standing moderator, else the
+    /// longest-standing member (never a bot). → [`Outcome::Roles`] with the new owner, if any
     RemoveMember {
         /// The room.
         room: RoomId,
         /// Who.
         user: UserId,
+    },
+    /// Change a member's role, as `actor`, who must own the room; [`RoomRole::Owner`] hands
+    /// the room over and makes `actor` a moderator. → [`Outcome::Roles`] with every change
+    SetRole {
+        /// The room.
+        room: RoomId,
+        /// Whose role.
+        user: UserId,
+        /// The new role.
+        role: RoomRole,
+        /// Who asks.
+        actor: UserId,
     },
     /// Set a room's topic. → [`Outcome::Done`]
     SetTopic {
@@ -153,7 +168,8 @@ pub enum WriteOp {
         /// Up to where.
         seq: Seq,
     },
-    /// Delete an account with its sessions and memberships; its messages stay. → [`Outcome::Done`]
+    /// Delete an account with its sessions and memberships; its messages stay, and the rooms it
+    /// owned pass on as when an owner leaves. → [`Outcome::Done`]
     DeleteUser {
         /// Who.
         user: UserId,
@@ -278,6 +294,8 @@ pub enum Outcome {
         /// The message that posts it.
         message: Message,
     },
+    /// Room roles set by the op, as they are now: `(member, role)`.
+    Roles(Vec<(UserId, RoomRole)>),
     /// A message was deleted.
     MessageDeleted {
         /// The blob its file used, when no other file row referred to it at the time.
@@ -743,29 +761,91 @@ fn apply(
             }))
         }
         WriteOp::AddMember { room, user, role } => {
+            let role = if needs_owner(conn, *room)? && !super::ai::is_bot(conn, *user)? {
+                RoomRole::Owner
+            } else {
+                *role
+            };
             let added = conn.execute(
                 "INSERT OR IGNORE INTO members (room_id, user_id, role, last_read_seq, joined_at) \
                  VALUES (?1, ?2, ?3, 0, ?4)",
-                params![room.0 as i64, user.0 as i64, role_to_sql(*role), now],
+                params![room.0 as i64, user.0 as i64, role_to_sql(role), now],
             )?;
             if added == 0 {
                 return Err(refused(ErrorCode::AlreadyMember, "already a member"));
             }
-            Ok(Outcome::Done)
+            Ok(Outcome::Roles(vec![(*user, role)]))
         }
         WriteOp::RemoveMember { room, user } => {
-            let removed = conn.execute(
-                "DELETE FROM members WHERE room_id = ?1 AND user_id = ?2",
-                params![room.0 as i64, user.0 as i64],
-            )?;
-            if removed == 0 {
+            let removed: Option<i64> = conn
+                .query_row(
+                    "DELETE FROM members WHERE room_id = ?1 AND user_id = ?2 RETURNING role",
+                    params![room.0 as i64, user.0 as i64],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(removed) = removed else {
                 return Err(refused(ErrorCode::NotMember, "not a member of that room"));
-            }
+            };
             conn.execute(
                 "DELETE FROM mentions WHERE room_id = ?1 AND user_id = ?2",
                 params![room.0 as i64, user.0 as i64],
             )?;
-            Ok(Outcome::Done)
+            let mut changes = Vec::new();
+            if role_from_sql(removed) == RoomRole::Owner
+                && let Some(heir) = hand_over(conn, *room)?
+            {
+                changes.push((heir, RoomRole::Owner));
+            }
+            Ok(Outcome::Roles(changes))
+        }
+        WriteOp::SetRole {
+            room,
+            user,
+            role,
+            actor,
+        } => {
+            let role_of = |who: UserId| -> Result<Option<RoomRole>, StorageError> {
+                Ok(conn
+                    .query_row(
+                        "SELECT role FROM members WHERE room_id = ?1 AND user_id = ?2",
+                        params![room.0 as i64, who.0 as i64],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .optional()?
+                    .map(role_from_sql))
+            };
+            if role_of(*actor)? != Some(RoomRole::Owner) {
+                return Err(refused(
+                    ErrorCode::Forbidden,
+                    "only the room's owner may change roles",
+                ));
+            }
+            if role_of(*user)?.is_none() {
+                return Err(refused(ErrorCode::NotMember, "not a member of that room"));
+            }
+            if user == actor {
+                return Err(refused(
+                    ErrorCode::BadRequest,
+                    "you own this room: give the owner role to someone else to hand it over",
+                ));
+            }
+            if *role == RoomRole::Owner && super::ai::is_bot(conn, *user)? {
+                return Err(refused(ErrorCode::Forbidden, "a bot cannot own a room"));
+            }
+            let set = |who: UserId, role: RoomRole| {
+                conn.execute(
+                    "UPDATE members SET role = ?3 WHERE room_id = ?1 AND user_id = ?2",
+                    params![room.0 as i64, who.0 as i64, role_to_sql(role)],
+                )
+            };
+            set(*user, *role)?;
+            let mut changes = vec![(*user, *role)];
+            if *role == RoomRole::Owner {
+                set(*actor, RoomRole::Moderator)?;
+                changes.push((*actor, RoomRole::Moderator));
+            }
+            Ok(Outcome::Roles(changes))
         }
         WriteOp::SetTopic { room, topic } => {
             conn.execute(
@@ -891,6 +971,13 @@ fn apply(
                 "DELETE FROM mentions WHERE user_id = ?1",
                 params![user.0 as i64],
             )?;
+            let owned: Vec<i64> = conn
+                .prepare("DELETE FROM members WHERE user_id = ?1 AND role = 2 RETURNING room_id")?
+                .query_map(params![user.0 as i64], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for room in owned {
+                hand_over(conn, RoomId(room as u64))?;
+            }
             let deleted =
                 conn.execute("DELETE FROM users WHERE id = ?1", params![user.0 as i64])?;
             if deleted == 0 {
@@ -1203,6 +1290,43 @@ fn check_quota(
     Ok(())
 }
 
+/// Whether `room` is a named room (not the built-in `public`) without an owner.
+fn needs_owner(conn: &Connection, room: RoomId) -> Result<bool, StorageError> {
+    Ok(conn
+        .query_row(
+            "SELECT r.kind IN (0, 1) AND r.name_key IS NOT 'public' \
+             AND NOT EXISTS (SELECT 1 FROM members m WHERE m.room_id = r.id AND m.role = 2) \
+         FROM rooms r WHERE r.id = ?1",
+            params![room.0 as i64],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// Makes the member who has been a moderator longest, else the member who has been there
+/// longest, the owner of `room`, whose owner has just gone. Bots are passed over. Returns the
+/// new owner; `None` leaves the room without one until a person joins it.
+fn hand_over(conn: &Connection, room: RoomId) -> Result<Option<UserId>, StorageError> {
+    let heir: Option<i64> = conn
+        .query_row(
+            "SELECT m.user_id FROM members m JOIN users u ON u.id = m.user_id \
+             WHERE m.room_id = ?1 AND u.is_bot = 0 \
+             ORDER BY m.role DESC, m.joined_at, m.user_id LIMIT 1",
+            params![room.0 as i64],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(heir) = heir else {
+        return Ok(None);
+    };
+    conn.execute(
+        "UPDATE members SET role = 2 WHERE room_id = ?1 AND user_id = ?2",
+        params![room.0 as i64, heir],
+    )?;
+    Ok(Some(UserId(heir as u64)))
+}
+
 fn add_member(
     conn: &Connection,
     room: RoomId,
@@ -1290,6 +1414,50 @@ mod tests {
             .expect("queries")
             .collect::<Result<_, _>>()
             .expect("reads")
+    }
+
+    #[test]
+    fn deleting_an_owner_passes_their_rooms_on_to_a_person() {
+        let mut conn = Connection::open_in_memory().expect("opens");
+        super::super::schema::migrate(&mut conn).expect("migrates");
+        // alice owns ops (2) and lobby (3); in ops the bot was there before bob, in lobby
+        // only the bot is left.
+        conn.execute_batch(
+            "INSERT INTO users (id, name, name_key, password_hash, created_at, is_bot) VALUES
+                 (1, 'alice', 'alice', '-', 0, 0), (2, 'bob', 'bob', '-', 0, 0),
+                 (3, 'ai', 'ai', '!', 0, 1);
+             INSERT INTO rooms (id, kind, name, name_key, created_by, created_at) VALUES
+                 (2, 1, 'ops', 'ops', 1, 0), (3, 0, 'lobby', 'lobby', 1, 0);
+             INSERT INTO members (room_id, user_id, role, joined_at) VALUES
+                 (2, 1, 2, 0), (2, 3, 0, 1), (2, 2, 0, 2), (3, 1, 2, 0), (3, 3, 0, 1);",
+        )
+        .expect("rooms");
+        apply_offline(&mut conn, &WriteOp::DeleteUser { user: UserId(1) }).expect("deleted");
+        let owner = |room: i64| -> Option<i64> {
+            conn.query_row(
+                "SELECT user_id FROM members WHERE room_id = ?1 AND role = 2",
+                [room],
+                |r| r.get(0),
+            )
+            .optional()
+            .expect("query")
+        };
+        assert_eq!(owner(2), Some(2), "bob, not the bot that came first");
+        assert_eq!(owner(3), None, "nobody but the bot is left");
+        // The next person to join lobby owns it; a bot would not.
+        let joined = apply_offline(
+            &mut conn,
+            &WriteOp::AddMember {
+                room: RoomId(3),
+                user: UserId(2),
+                role: RoomRole::Member,
+            },
+        )
+        .expect("joined");
+        assert!(
+            matches!(&joined, Outcome::Roles(r) if r == &[(UserId(2), RoomRole::Owner)]),
+            "{joined:?}"
+        );
     }
 
     #[test]
