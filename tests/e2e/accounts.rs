@@ -1,7 +1,7 @@
 //! Accounts and sessions.
 
 use crate::support::*;
-use chatroom_protocol::ErrorCode;
+use chatroom_protocol::{ErrorCode, RoomKind};
 use chatroom_server::config::RegistrationPolicy;
 use std::time::Duration;
 
@@ -309,8 +309,23 @@ async fn a_deleted_accounts_id_is_never_given_to_the_next_one() {
         code_of(carol.delete_message(public, bobs.seq).await),
         ErrorCode::Forbidden
     );
-    // A direct chat with alice is a new one, and it works both ways.
+    // Alice's chat with bob keeps his name, and a chat with herself has hers.
     let (mut alice, _) = server.login("alice").await;
+    alice
+        .send_direct("alice", "a note to self")
+        .await
+        .expect("a chat with oneself");
+    let mut directs: Vec<String> = alice
+        .my_rooms()
+        .await
+        .expect("rooms")
+        .into_iter()
+        .filter(|r| r.kind == RoomKind::Direct)
+        .map(|r| r.name)
+        .collect();
+    directs.sort();
+    assert_eq!(directs, ["alice", "bob"]);
+    // A direct chat with alice is a new one, and it works both ways.
     let mut carol = carol;
     let sent = carol
         .send_direct("alice", "hi alice, carol here")

@@ -173,7 +173,13 @@ const SUMMARY_SELECT: &str = "
     SELECT r.id, r.kind,
         CASE WHEN r.kind = 2 THEN COALESCE((
             SELECT u.name FROM members o JOIN users u ON u.id = o.user_id
-            WHERE o.room_id = r.id AND o.user_id != ?1 LIMIT 1), '') ELSE r.name END,
+            WHERE o.room_id = r.id AND o.user_id != ?1 LIMIT 1), (
+            -- The other account was deleted: the name its messages were sent under.
+            SELECT x.sender_name FROM messages x
+            WHERE x.room_id = r.id AND x.sender_id != ?1 ORDER BY x.seq DESC LIMIT 1), (
+            -- A chat with myself.
+            SELECT u.name FROM users u
+            WHERE u.id = ?1 AND r.direct_key = ?1 || ':' || ?1), '') ELSE r.name END,
         r.topic,
         (SELECT COUNT(*) FROM members c WHERE c.room_id = r.id),
         COALESCE((SELECT MAX(seq) FROM messages x WHERE x.room_id = r.id), 0),
