@@ -177,9 +177,9 @@ impl Admin {
         Ok(())
     }
 
-    /// Grants or revokes server admin.
-    pub fn set_admin(&mut self, name: &str, admin: bool) -> Result<(), AdminError> {
-        let user = self.user(name)?;
+    /// Grants or revokes server admin; returns the account as it is now.
+    pub fn set_admin(&mut self, name: &str, admin: bool) -> Result<UserRow, AdminError> {
+        let mut user = self.user(name)?;
         apply_offline(
             &mut self.conn,
             &WriteOp::SetAdmin {
@@ -188,7 +188,8 @@ impl Admin {
             },
         )
         .map_err(refused)?;
-        Ok(())
+        user.is_admin = admin;
+        Ok(user)
     }
 
     /// Deletes an account with its sessions and memberships; its messages stay in history.

@@ -512,6 +512,18 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 }
 
 fn user_command(config: &Config, command: UserCommand) -> anyhow::Result<()> {
+    // Only `user add` may start a new database: anything else on a mistyped --data-dir would
+    // quietly create one there and report an empty server.
+    let database = config.database_path();
+    if !matches!(command, UserCommand::Add { .. })
+        && !database.exists()
+        && !config.data_dir.is_file()
+    {
+        anyhow::bail!(
+            "there is no Chat-Room database at {} (is --data-dir right? `user add` starts a new one)",
+            database.display()
+        );
+    }
     let mut admin = Admin::open_for(config)?;
     match command {
         UserCommand::Add {
@@ -537,12 +549,17 @@ fn user_command(config: &Config, command: UserCommand) -> anyhow::Result<()> {
             println!("every session of {name} is logged out");
         }
         UserCommand::Promote { name } => {
-            admin.set_admin(&name, true)?;
-            println!("{name} is now an admin");
+            let user = admin.set_admin(&name, true)?;
+            println!("{} is now an admin", user.name);
         }
         UserCommand::Demote { name } => {
-            admin.set_admin(&name, false)?;
-            println!("{name} is no longer an admin");
+            let user = admin.set_admin(&name, false)?;
+            println!("{} is no longer an admin", user.name);
+            if !admin.users()?.iter().any(|u| u.is_admin) {
+                eprintln!(
+                    "note: nobody is an admin now; `chatroom-server user promote NAME` makes one"
+                );
+            }
         }
         UserCommand::List => {
             for user in admin.users()? {

@@ -165,8 +165,22 @@ async fn admin_commands_manage_accounts_offline() {
         list.contains("bob\tadmin") && list.contains("root\tadmin"),
         "{list}"
     );
-    run_ok(&["user", "demote", "bob"], &data, None);
+    assert_eq!(
+        run_ok(&["user", "demote", "BOB"], &data, None),
+        "bob is no longer an admin\n",
+        "the account's own spelling"
+    );
     assert!(!run_ok(&["user", "list"], &data, None).contains("bob\tadmin"));
+    // A mistyped data dir is not quietly made into a new, empty server.
+    let typo = dir.path().join("dta");
+    for args in [&["user", "list"][..], &["user", "promote", "bob"]] {
+        let stderr = run_failing(args, &typo);
+        assert!(
+            stderr.contains("there is no Chat-Room database at"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(!typo.exists(), "nothing was created");
 
     // The password can also come from standard input, for scripts.
     let mut child = binary()
