@@ -824,6 +824,15 @@ impl App {
                     if let Some(m) = r.members.iter_mut().find(|m| m.user.id == user) {
                         m.role = role;
                     }
+                    // As the server orders them: owner, moderators, then by name.
+                    r.members.sort_by(|a, b| {
+                        b.role.cmp(&a.role).then_with(|| {
+                            a.user
+                                .username
+                                .to_lowercase()
+                                .cmp(&b.user.username.to_lowercase())
+                        })
+                    });
                     if me {
                         r.summary.my_role = Some(role);
                     }
@@ -1883,6 +1892,14 @@ mod tests {
             role: RoomRole::Moderator,
             by: Some("alice".into()),
         });
+        let names = |app: &App| -> Vec<String> {
+            app.rooms[&RoomId(2)]
+                .members
+                .iter()
+                .map(|m| m.user.username.clone())
+                .collect()
+        };
+        assert_eq!(names(&app), ["bob", "me"], "moderators come first");
         app.on_event(Event::RoleChanged {
             room: RoomId(2),
             user: UserId(1),
