@@ -332,18 +332,25 @@ async fn stream(
         let _ = tx.send(Ok(text)).await;
         return Ok(());
     }
-    match decoder.finish()? {
-        Some(Event::Done) => Ok(()),
-        Some(Event::Delta(text)) if !text.is_empty() => {
-            let _ = tx.send(Ok(text)).await;
-            if finished {
-                Ok(())
-            } else {
-                Err(AiError::Transport)
+    let mut done = false;
+    for event in decoder.finish()? {
+        match event {
+            Event::Delta(text) if text.is_empty() => {}
+            Event::Delta(text) => {
+                if tx.send(Ok(text)).await.is_err() {
+                    return Ok(());
+                }
             }
+            Event::Finished => finished = true,
+            Event::Done => done = true,
         }
-        _ if finished => Ok(()),
-        _ => Err(AiError::Transport),
+    }
+    // A stream that closes after the model said it finished is complete; one that closes
+    // before is cut short.
+    if done || finished {
+        Ok(())
+    } else {
+        Err(AiError::Transport)
     }
 }
 

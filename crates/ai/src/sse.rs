@@ -65,9 +65,7 @@ impl Decoder {
         for &b in bytes {
             if b == b'\n' {
                 let line = std::mem::take(&mut self.line);
-                if let Some(event) = parse_line(&line)? {
-                    events.push(event);
-                }
+                parse_line(&line, &mut events)?;
             } else {
                 if self.line.len() >= self.max_line {
                     return Err(AiError::TooLarge);
@@ -79,27 +77,33 @@ impl Decoder {
     }
 
     /// The stream ended: parses a last line that had no newline.
-    pub fn finish(&mut self) -> Result<Option<Event>, AiError> {
+    pub fn finish(&mut self) -> Result<Vec<Event>, AiError> {
         let line = std::mem::take(&mut self.line);
-        parse_line(&line)
+        let mut events = Vec::new();
+        parse_line(&line, &mut events)?;
+        Ok(events)
     }
 }
 
-fn parse_line(line: &[u8]) -> Result<Option<Event>, AiError> {
+/// Parses one line, adding what it says to `events`.
+fn parse_line(line: &[u8], events: &mut Vec<Event>) -> Result<(), AiError> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let Some(data) = line.strip_prefix(b"data:") else {
         // Blank lines, comments, and fields we do not use.
-        return Ok(None);
+        return Ok(());
     };
     let data = data.strip_prefix(b" ").unwrap_or(data);
     if data == b"[DONE]" {
-        return Ok(Some(Event::Done));
+        events.push(Event::Done);
+        return Ok(());
     }
-    parse_chunk(data).map(Some)
+    parse_chunk(data, events)
 }
 
-/// Parses one JSON chunk of a streamed completion.
-fn parse_chunk(data: &[u8]) -> Result<Event, AiError> {
+/// Parses one JSON chunk of a streamed completion: its text (if any), then [`Event::Finished`]
+/// if it also carries a `finish_reason` — many servers send the last words and the reason in
+/// one chunk.
+fn parse_chunk(data: &[u8], events: &mut Vec<Event>) -> Result<(), AiError> {
     let chunk: Chunk = serde_json::from_slice(data).map_err(|_| AiError::Malformed)?;
     if chunk.error.is_some() {
         return Err(AiError::Api);
@@ -112,14 +116,15 @@ fn parse_chunk(data: &[u8]) -> Result<Event, AiError> {
         }
         finished |= choice.finish_reason.is_some();
     }
-    Ok(if !text.is_empty() {
-        Event::Delta(text)
-    } else if finished {
-        Event::Finished
-    } else {
-        // Role announcements, usage reports, keep-alives: nothing to show.
-        Event::Delta(String::new())
-    })
+    // Role announcements, usage reports, keep-alives: nothing to show, but still an event (the
+    // stream is alive).
+    if !text.is_empty() || !finished {
+        events.push(Event::Delta(text));
+    }
+    if finished {
+        events.push(Event::Finished);
+    }
+    Ok(())
 }
 
 /// The answer in a non-streamed completion (`choices[0].message.content`), for servers that
@@ -212,7 +217,25 @@ mod tests {
     fn a_last_line_without_newline_counts() {
         let mut d = Decoder::new(64);
         assert!(d.push(b"data: [DONE]").expect("push").is_empty());
-        assert_eq!(d.finish(), Ok(Some(Event::Done)));
+        assert_eq!(d.finish(), Ok(vec![Event::Done]));
+    }
+
+    #[test]
+    fn a_chunk_with_text_and_a_finish_reason_gives_both() {
+        let line = br#"data: {"choices":[{"delta":{"content":"42."},"finish_reason":"stop"}]}"#;
+        // With its newline, then the stream closes (no [DONE]).
+        let mut d = Decoder::new(4096);
+        let mut events = d.push(line).expect("push");
+        events.extend(d.push(b"\n\n").expect("push"));
+        events.extend(d.finish().expect("finish"));
+        assert_eq!(events, [Event::Delta("42.".into()), Event::Finished]);
+        // As the last line, without a newline.
+        let mut d = Decoder::new(4096);
+        assert!(d.push(line).expect("push").is_empty());
+        assert_eq!(
+            d.finish(),
+            Ok(vec![Event::Delta("42.".into()), Event::Finished])
+        );
     }
 
     #[test]
