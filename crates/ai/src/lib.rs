@@ -16,6 +16,7 @@
 //! - [`prompt`]: what a question carries.
 //! - [`builtin`]: the offline assistant; [`summary`]: its extractive summariser.
 //! - [`openai`]: the HTTP client and its timeouts; [`sse`]: the sans-IO stream parser.
+//! - [`clean`]: model text made fit for a room (no control characters but newline and tab).
 //!
 //! Secrets: the API key lives in an [`openai::ApiKey`], whose `Debug` prints `***` and which
 //! has no `Display`; no error of this crate carries it, or any text from the HTTP library.
@@ -23,6 +24,7 @@
 #![deny(missing_docs)]
 
 pub mod builtin;
+pub mod clean;
 pub mod openai;
 pub mod prompt;
 pub mod sse;
