@@ -246,7 +246,9 @@ async fn the_bot_can_be_invited_and_kicked_and_clear_persists() {
 /// A tiny OpenAI-compatible server. What it does depends on the question (the last message):
 /// `#500`, `#malformed`, `#stall` (one token, then nothing), `#silent` (headers, then
 /// nothing), `#trickle` (a token every 50 ms forever), `#gate` (waits for the test to open
-/// the gate), `#leak` (an error body that quotes the key); anything else streams
+/// the gate), `#leak` (an error body that quotes the key), `#ansi` (terminal control
+/// sequences and a bell around "hi"), `#finish` (the last words and the finish reason in one
+/// chunk, then the connection closes without `[DONE]`); anything else streams
 /// "The answer is 42." in four pieces.
 #[derive(Clone)]
 pub(crate) struct FakeModel {
@@ -378,6 +380,29 @@ impl FakeModel {
         } else if question.contains("#silent") {
             socket.write_all(sse_head.as_bytes()).await?;
             std::future::pending::<()>().await;
+        } else if question.contains("#ansi") {
+            socket.write_all(sse_head.as_bytes()).await?;
+            // "\u{1b}[2J hi\u{7}", the escape sequence split across two deltas.
+            for piece in ["\u{1b}[2", "J hi\u{7}"] {
+                socket.write_all(delta(piece).as_bytes()).await?;
+                socket.flush().await?;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            socket
+                .write_all(
+                    b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
+                )
+                .await?;
+        } else if question.contains("#finish") {
+            socket.write_all(sse_head.as_bytes()).await?;
+            socket.write_all(delta("The answer ").as_bytes()).await?;
+            socket.flush().await?;
+            let last = serde_json::json!(
+                {"choices":[{"index":0,"delta":{"content":"is 42."},"finish_reason":"stop"}]}
+            );
+            socket
+                .write_all(format!("data: {last}\n\n").as_bytes())
+                .await?;
         } else if question.contains("#trickle") {
             socket.write_all(sse_head.as_bytes()).await?;
             loop {
@@ -547,10 +572,14 @@ async fn the_breaker_opens_after_repeated_failures_and_closes_after_the_cooldown
     let calls = model.request_count();
     assert_eq!(calls, 2);
 
-    // Open: the model is not called, and the room is told.
+    // Open: the model is not called, and the room is told — once per user, however often
+    // they ask.
     alice.send_message(public, "@ai hello").await.expect("send");
     let refused = bot_message(&mut alice, public).await;
     assert!(refused.text.contains("unavailable"), "{}", refused.text);
+    for _ in 0..3 {
+        alice.send_message(public, "@ai hello").await.expect("send");
+    }
     alice
         .send_message(public, "@ai status")
         .await
@@ -558,23 +587,33 @@ async fn the_breaker_opens_after_repeated_failures_and_closes_after_the_cooldown
     let status = bot_message(&mut alice, public).await;
     assert!(
         status.text.contains("unavailable after 2 failures"),
-        "{}",
+        "said once, then silence until the status: {}",
         status.text
     );
     assert_eq!(model.request_count(), calls, "no call while open");
 
-    // After the cool-down a probe goes through, and its success closes the breaker.
-    let mut answered = None;
+    // After the cool-down (status says so) a probe goes through, and its success closes the
+    // breaker.
+    let mut cooled = false;
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        alice.send_message(public, "@ai hello").await.expect("send");
-        let reply = answer(&mut alice, public).await;
-        if reply.message.kind == MessageKind::Text {
-            answered = Some(reply.message.text);
+        alice
+            .send_message(public, "@ai status")
+            .await
+            .expect("send");
+        if bot_message(&mut alice, public)
+            .await
+            .text
+            .contains("next try in 0 s")
+        {
+            cooled = true;
             break;
         }
     }
-    assert_eq!(answered.as_deref(), Some(ANSWER));
+    assert!(cooled, "the cool-down ends");
+    alice.send_message(public, "@ai hello").await.expect("send");
+    let reply = answer(&mut alice, public).await;
+    assert_eq!(reply.message.text, ANSWER);
     alice
         .send_message(public, "@ai status")
         .await
@@ -591,9 +630,10 @@ async fn the_concurrency_limit_holds_and_the_room_keeps_chatting_while_the_model
     let (mut alice, _) = server.user("alice").await;
     let (mut bob, _) = server.user("bob").await;
     let public = public_room(&alice).await;
-    for i in 0..5 {
-        alice
-            .send_message(public, format!("@ai #gate question {i}"))
+    // Two questions each: as many as one user may have pending.
+    for i in 0..4 {
+        let from = if i % 2 == 0 { &alice } else { &bob };
+        from.send_message(public, format!("@ai #gate question {i}"))
             .await
             .expect("send");
     }
@@ -622,15 +662,15 @@ async fn the_concurrency_limit_holds_and_the_room_keeps_chatting_while_the_model
         2,
         "still only two at the model"
     );
-    model.gate.add_permits(5);
+    model.gate.add_permits(4);
     let mut answers = 0;
-    while answers < 5 {
+    while answers < 4 {
         let m = bot_message(&mut alice, public).await;
         assert_eq!(m.text, ANSWER);
         answers += 1;
     }
     assert_eq!(model.max_in_flight.load(Ordering::SeqCst), 2);
-    assert_eq!(model.request_count(), 5);
+    assert_eq!(model.request_count(), 4);
     server.stop().await;
 }
 
@@ -739,6 +779,212 @@ async fn rate_limits_are_announced_once_per_window() {
         1,
         "{said:?}"
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn commands_count_against_the_users_limit() {
+    let server = TestServer::start_with(|c| {
+        c.ai.user_per_minute = 2;
+        c.ai.room_per_minute = 0;
+    })
+    .await;
+    let (alice, _) = server.user("alice").await;
+    let (mut bob, _) = server.user("bob").await;
+    let public = public_room(&alice).await;
+    for command in [
+        "@ai status",
+        "@ai help",
+        "@ai status",
+        "@ai clear",
+        "@ai help",
+    ] {
+        alice.send_message(public, command).await.expect("send");
+    }
+    bob.send_message(public, "@ai status").await.expect("send");
+    // Bob saw everything the bot said, up to the answer to his own command.
+    let mut said = Vec::new();
+    loop {
+        let m = bot_message(&mut bob, public).await;
+        let done = m.text.starts_with("Backend") && said.len() >= 2;
+        said.push(m.text);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(
+        said.len(),
+        4,
+        "two answers, one refusal, bob's answer: {said:?}"
+    );
+    assert!(said[0].starts_with("Backend"), "{said:?}");
+    assert!(said[1].starts_with("Ask me"), "{said:?}");
+    assert!(said[2].contains("alice is asking too often"), "{said:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn one_user_cannot_hold_the_bot_and_busy_is_said_once() {
+    let model = FakeModel::start().await;
+    let server = openai_server(&model, |c| {
+        c.ai.max_concurrent = 1;
+        c.ai.max_waiting = 2;
+        c.ai.first_token_timeout_ms = 600_000;
+        c.ai.total_timeout_ms = 600_000;
+    })
+    .await;
+    let (mut alice, _) = server.user("alice").await;
+    let (bob, _) = server.user("bob").await;
+    let public = public_room(&alice).await;
+    // Alice: one question at the model, one waiting, two more over her cap.
+    alice
+        .send_message(public, "@ai #gate a1")
+        .await
+        .expect("send");
+    tokio::time::timeout(PATIENCE, async {
+        while model.request_count() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the first question reaches the model");
+    for text in ["@ai #gate a2", "@ai #gate a3", "@ai #gate a4"] {
+        alice.send_message(public, text).await.expect("send");
+    }
+    // Bob: one waiting (the line is full then), two turned away.
+    for text in ["@ai #gate b1", "@ai #gate b2", "@ai #gate b3"] {
+        bob.send_message(public, text).await.expect("send");
+    }
+    alice
+        .send_message(public, "@ai status")
+        .await
+        .expect("send");
+    let mut said = Vec::new();
+    loop {
+        let m = bot_message(&mut alice, public).await;
+        let done = m.text.starts_with("Backend");
+        said.push(m.text);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(said.len(), 3, "{said:?}");
+    assert!(
+        said[0].contains("alice already has 2 questions"),
+        "{said:?}"
+    );
+    assert!(said[1].contains("too many questions at once"), "{said:?}");
+    assert!(said[2].contains("answering 1 of 1, 2 waiting"), "{said:?}");
+
+    // The three accepted questions are answered, and nothing else reached the model.
+    model.gate.add_permits(3);
+    for _ in 0..3 {
+        assert_eq!(bot_message(&mut alice, public).await.text, ANSWER);
+    }
+    alice.send_message(public, "@ai hello").await.expect("send");
+    assert_eq!(bot_message(&mut alice, public).await.text, ANSWER);
+    assert_eq!(model.request_count(), 4);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn model_text_is_cleaned_and_a_last_chunk_with_a_finish_reason_completes_the_answer() {
+    let model = FakeModel::start().await;
+    let server = openai_server(&model, |_| {}).await;
+    let (mut alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    let is_clean = |t: &str| !t.chars().any(|c| c.is_control() && c != '\n' && c != '\t');
+
+    alice.send_message(public, "@ai #ansi").await.expect("send");
+    let reply = answer(&mut alice, public).await;
+    assert_eq!(reply.message.kind, MessageKind::Text);
+    assert_eq!(reply.message.text, "hi");
+    assert!(
+        reply.drafts.iter().all(|d| is_clean(d)),
+        "{:?}",
+        reply.drafts
+    );
+    let history = alice
+        .history(public, chatroom_protocol::HistoryAnchor::Latest, 10)
+        .await
+        .expect("history");
+    assert!(history.messages.iter().all(|m| is_clean(&m.text)));
+
+    alice
+        .send_message(public, "@ai #finish")
+        .await
+        .expect("send");
+    let reply = answer(&mut alice, public).await;
+    assert_eq!(
+        reply.message.kind,
+        MessageKind::Text,
+        "{}",
+        reply.message.text
+    );
+    assert_eq!(reply.message.text, ANSWER);
+    alice
+        .send_message(public, "@ai status")
+        .await
+        .expect("send");
+    let status = bot_message(&mut alice, public).await;
+    assert!(
+        status.text.contains("healthy ·"),
+        "not a failure: {}",
+        status.text
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_kicked_bot_stops_answering_in_the_room() {
+    let model = FakeModel::start().await;
+    let server = openai_server(&model, |c| {
+        c.ai.first_token_timeout_ms = 600_000;
+        c.ai.total_timeout_ms = 600_000;
+    })
+    .await;
+    let (mut alice, _) = server.user("alice").await;
+    let dev = alice
+        .create_room("dev", Visibility::Private)
+        .await
+        .expect("create");
+    alice.invite(dev.id, "ai").await.expect("invite the bot");
+    alice
+        .send_message(dev.id, "@ai #trickle")
+        .await
+        .expect("send");
+    let draft = expect_event(&mut alice, |e| match e {
+        Event::DraftUpdated(d) if d.room == dev.id => Some(d.draft),
+        _ => None,
+    })
+    .await;
+    alice.kick(dev.id, "ai", None).await.expect("kick the bot");
+    // The draft is withdrawn and the request to the model dropped; nothing is stored.
+    let ended = expect_event(&mut alice, |e| match e {
+        Event::DraftEnded {
+            room,
+            draft: d,
+            seq,
+        } if room == dev.id && d == draft => Some(seq),
+        Event::Message(m) if m.room == dev.id && m.sender_name == "ai" => {
+            panic!("the bot spoke after it was kicked: {}", m.text)
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(ended, None);
+    tokio::time::timeout(PATIENCE, async {
+        while model.in_flight.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the answer stops");
+    let history = alice
+        .history(dev.id, chatroom_protocol::HistoryAnchor::Latest, 50)
+        .await
+        .expect("history");
+    assert!(!history.messages.iter().any(|m| m.sender_name == "ai"));
     server.stop().await;
 }
 

@@ -1,8 +1,11 @@
 //! One answer, start to finish, holding one of the bot's slots: the circuit breaker's
 //! admission, the context read from storage, the backend's stream shown to the room as drafts
 //! (at most one update per `draft_interval_ms`), then the reply stored once — or, on failure,
-//! the draft withdrawn and a short notice posted.
+//! the draft withdrawn and a short notice posted. The model's text is cleaned as it streams
+//! (no control characters but newline and tab reach the room), and an answer stops, its draft
+//! withdrawn, once the bot is no longer a member of the room (kicked mid-answer).
 
+use chatroom_ai::clean::ControlFilter;
 use chatroom_ai::{AiError, ContextMessage, MemberFact, Presence, Prompt, Reply, RoomFacts};
 use chatroom_protocol::{MessageKind, PresenceStatus};
 use std::fmt;
@@ -13,7 +16,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::guard::Admission;
-use super::{Inner, Job, question_of, speak, unavailable_text};
+use super::{Inner, Job, Refusal, question_of, speak, unavailable_text};
 use crate::storage::ai::context;
 
 /// Why an answer did not come.
@@ -25,6 +28,8 @@ enum Failure {
     Empty,
     /// The server is shutting down.
     Shutdown,
+    /// The bot is no longer a member of the room.
+    Removed,
 }
 
 impl fmt::Display for Failure {
@@ -33,20 +38,22 @@ impl fmt::Display for Failure {
             Failure::Ai(e) => e.fmt(f),
             Failure::Empty => f.write_str("the model returned an empty answer"),
             Failure::Shutdown => f.write_str("the server is shutting down"),
+            Failure::Removed => f.write_str("the bot was removed from the room"),
         }
     }
 }
 
 /// Answers `job`; the slot is released when this returns.
 pub(super) async fn run(inner: Arc<Inner>, job: Job, _slot: OwnedSemaphorePermit) {
+    if !inner.is_member(job.room) {
+        return; // Removed from the room while the question waited.
+    }
     let admitted = inner.breaker().admit(std::time::Instant::now());
     if let Admission::Unavailable { retry_in } = admitted {
-        speak::notice(
-            &inner,
-            job.room,
-            unavailable_text(&inner.bot.name, retry_in),
-        )
-        .await;
+        let text = unavailable_text(&inner.bot.name, retry_in);
+        inner
+            .refuse(job.room, job.asker, Refusal::Unavailable, text)
+            .await;
         return;
     }
     let prompt = match prompt(&inner, &job).await {
@@ -68,7 +75,7 @@ pub(super) async fn run(inner: Arc<Inner>, job: Job, _slot: OwnedSemaphorePermit
             inner.breaker().success();
             speak::post(&inner, job.room, MessageKind::Text, text, Some(draft)).await;
         }
-        Err(Failure::Shutdown) => {
+        Err(Failure::Shutdown | Failure::Removed) => {
             inner.breaker().abandoned();
             speak::abandon_draft(&inner, job.room, draft);
         }
@@ -111,6 +118,7 @@ async fn stream(
 ) -> Result<String, Failure> {
     let interval = Duration::from_millis(inner.config.draft_interval_ms.max(1));
     let max = inner.max_chars;
+    let mut filter = ControlFilter::new();
     let mut text = String::new();
     let mut chars = 0usize;
     let mut last_sent: Option<Instant> = None;
@@ -121,6 +129,9 @@ async fn stream(
             biased;
             _ = inner.shutdown.cancelled() => return Err(Failure::Shutdown),
             _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                if !inner.is_member(job.room) {
+                    return Err(Failure::Removed);
+                }
                 speak::draft(inner, job.room, draft, &text);
                 last_sent = Some(Instant::now());
                 flush_at = None;
@@ -129,6 +140,10 @@ async fn stream(
                 None => break,
                 Some(Err(e)) => return Err(Failure::Ai(e)),
                 Some(Ok(delta)) => {
+                    if !inner.is_member(job.room) {
+                        return Err(Failure::Removed);
+                    }
+                    let delta = filter.push(&delta);
                     // Keep one character beyond the limit, so the cut is visible.
                     let room_left = (max + 1).saturating_sub(chars);
                     let taken: String = delta.chars().take(room_left).collect();
@@ -151,6 +166,9 @@ async fn stream(
                 }
             },
         }
+    }
+    if !inner.is_member(job.room) {
+        return Err(Failure::Removed);
     }
     let text = chatroom_ai::truncate_chars(text.trim(), max);
     if text.is_empty() {

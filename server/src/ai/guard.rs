@@ -86,6 +86,43 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     }
 }
 
+/// Says yes to a key at most once per `period`: for notices the bot gives each user once per
+/// window ("busy", "unavailable"), however often they ask.
+#[derive(Debug)]
+pub struct OncePer<K> {
+    period: Duration,
+    last: HashMap<K, Instant>,
+}
+
+impl<K: Hash + Eq> OncePer<K> {
+    /// Once per `period` per key.
+    pub fn new(period: Duration) -> Self {
+        Self {
+            period,
+            last: HashMap::new(),
+        }
+    }
+
+    /// True if `key` has not had its turn in the last `period` (and takes it now).
+    pub fn first(&mut self, key: K, now: Instant) -> bool {
+        if let Some(at) = self.last.get(&key)
+            && now.duration_since(*at) < self.period
+        {
+            return false;
+        }
+        if self.last.len() >= MAX_KEYS {
+            let period = self.period;
+            self.last.retain(|_, at| now.duration_since(*at) < period);
+            if self.last.len() >= MAX_KEYS {
+                // Every key is recent: forgetting them all costs at most one notice each.
+                self.last.clear();
+            }
+        }
+        self.last.insert(key, now);
+        true
+    }
+}
+
 /// Whether a call to the model may go ahead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Admission {
@@ -235,6 +272,24 @@ mod tests {
             unlimited.record("x", t0);
         }
         assert_eq!(unlimited.check(&"x", t0), Rate::Allowed);
+    }
+
+    #[test]
+    fn once_per_says_yes_once_per_key_and_period() {
+        let t0 = Instant::now();
+        let mut once = OncePer::new(Duration::from_secs(60));
+        assert!(once.first("alice", t0));
+        assert!(!once.first("alice", t0 + Duration::from_secs(59)));
+        assert!(once.first("bob", t0), "per key");
+        assert!(
+            once.first("alice", t0 + Duration::from_secs(60)),
+            "a new period"
+        );
+        let mut many = OncePer::new(Duration::from_secs(60));
+        for i in 0..MAX_KEYS + 10 {
+            assert!(many.first(i, t0));
+        }
+        assert!(many.last.len() <= MAX_KEYS, "bounded");
     }
 
     #[test]

@@ -4,9 +4,12 @@
 //! It never blocks a connection. A triggering message is spotted on the sender's connection
 //! task (a cheap check of the mentions already parsed) and, once committed, handed to the bot
 //! through a bounded queue with `try_send`. One dispatcher task takes questions off that queue,
-//! answers `status`, `help` and `clear` itself, applies the per-user and per-room rate limits
-//! and the circuit breaker, and starts answers when one of `max_concurrent` slots is free —
-//! questions wait in a bounded line, and past it the bot says it is busy.
+//! applies the per-user and per-room rate limits (to everything the bot says for someone,
+//! commands included), answers `status`, `help` and `clear` itself, applies the per-user cap
+//! on questions pending and the circuit breaker, and starts answers when one of
+//! `max_concurrent` slots is free — questions wait in a bounded line, and past it the bot says
+//! it is busy. Refusals ("busy", "unavailable", "you have questions pending") are said to each
+//! user at most once per rate window, so no one can make the bot talk without bound.
 //!
 //! Modules:
 //! - [`guard`]: rate limits and the circuit breaker.
@@ -20,7 +23,7 @@ mod speak;
 
 use chatroom_ai::{Backend, builtin::Builtin, openai};
 use chatroom_protocol::{MessageKind, RoomId, RoomKind, Seq, UserId};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -31,12 +34,25 @@ use tokio_util::task::TaskTracker;
 use crate::config::{AiBackendKind, AiConfig, Config};
 use crate::hub::{Hub, RoomView};
 use crate::storage::{Storage, UserRow, WriteOp};
-use guard::{Breaker, Rate, RateLimiter};
+use guard::{Breaker, OncePer, Rate, RateLimiter};
 
 /// Questions handed over from storage completions that the dispatcher has not taken yet.
 const INTAKE: usize = 256;
 /// Rate limit windows.
 const RATE_PERIOD: Duration = Duration::from_secs(60);
+/// Most questions one user may have waiting or being answered at once.
+pub(crate) const PER_USER_PENDING: usize = 2;
+
+/// The refusals each user hears at most once per rate window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Refusal {
+    /// The line is full.
+    Busy,
+    /// The circuit breaker is open.
+    Unavailable,
+    /// They have [`PER_USER_PENDING`] questions pending already.
+    Pending,
+}
 
 /// A committed message that asks the bot something.
 #[derive(Clone, Debug)]
@@ -72,12 +88,76 @@ pub(crate) struct Inner {
     pub tracker: TaskTracker,
     user_limits: Mutex<RateLimiter<UserId>>,
     room_limits: Mutex<RateLimiter<RoomId>>,
+    /// Refusals already said to a user in this window.
+    refusals: Mutex<OncePer<(UserId, Refusal)>>,
+    /// Questions waiting or being answered, per user (absent: none).
+    pending: Mutex<HashMap<UserId, usize>>,
 }
 
 impl Inner {
     /// The breaker, even after a panic elsewhere poisoned its lock.
     pub fn breaker(&self) -> MutexGuard<'_, Breaker> {
         self.breaker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the bot is (still) a member of `room`.
+    pub fn is_member(&self, room: RoomId) -> bool {
+        !self
+            .hub
+            .members_named(room, std::slice::from_ref(&self.bot.name_key))
+            .is_empty()
+    }
+
+    /// Says `refusal` to `user` in `room`, unless they heard it already in this window.
+    pub async fn refuse(&self, room: RoomId, user: UserId, refusal: Refusal, text: String) {
+        let first = self
+            .refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first((user, refusal), Instant::now());
+        if first {
+            speak::notice(self, room, text).await;
+        }
+    }
+
+    fn pending(&self) -> MutexGuard<'_, HashMap<UserId, usize>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One of a user's pending questions: counted while it waits or is answered, and no longer
+/// once this is dropped (answered, failed, or dropped at shutdown).
+#[derive(Debug)]
+pub(crate) struct Pending {
+    inner: Arc<Inner>,
+    user: UserId,
+}
+
+impl Pending {
+    /// Counts a question for `user`, unless they have [`PER_USER_PENDING`] already.
+    fn take(inner: &Arc<Inner>, user: UserId) -> Option<Pending> {
+        let mut pending = inner.pending();
+        let count = pending.entry(user).or_insert(0);
+        if *count >= PER_USER_PENDING {
+            return None;
+        }
+        *count += 1;
+        Some(Pending {
+            inner: Arc::clone(inner),
+            user,
+        })
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let mut pending = self.inner.pending();
+        if let Some(count) = pending.get_mut(&self.user) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                pending.remove(&self.user);
+            }
+        }
     }
 }
 
@@ -151,6 +231,8 @@ impl Ai {
             tracker: tracker.clone(),
             user_limits: Mutex::new(RateLimiter::new(ai.user_per_minute, RATE_PERIOD)),
             room_limits: Mutex::new(RateLimiter::new(ai.room_per_minute, RATE_PERIOD)),
+            refusals: Mutex::new(OncePer::new(RATE_PERIOD)),
+            pending: Mutex::new(HashMap::new()),
             config: ai.clone(),
             backend,
         });
@@ -180,14 +262,15 @@ impl Ai {
     }
 
     /// Hands a committed question to the bot without waiting (this runs on the storage
-    /// writer thread). A full queue gets a "busy" notice instead.
+    /// writer thread). A full queue gets a "busy" notice instead (once per user and window).
     pub fn submit(&self, job: Job) {
         match self.intake.try_send(job) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(job)) => {
                 let inner = Arc::clone(&self.inner);
                 self.runtime.spawn(async move {
-                    speak::notice(&inner, job.room, busy_text(&inner.bot.name)).await;
+                    let text = busy_text(&inner.bot.name);
+                    inner.refuse(job.room, job.asker, Refusal::Busy, text).await;
                 });
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}
@@ -201,15 +284,19 @@ fn busy_text(bot: &str) -> String {
 
 /// Takes questions off the intake, handles commands, and starts answers as slots free up.
 async fn dispatch(inner: Arc<Inner>, mut intake: mpsc::Receiver<Job>) {
-    let mut waiting: VecDeque<Job> = VecDeque::new();
+    let mut waiting: VecDeque<(Job, Pending)> = VecDeque::new();
     loop {
         tokio::select! {
             biased;
             _ = inner.shutdown.cancelled() => break,
             permit = Arc::clone(&inner.slots).acquire_owned(), if !waiting.is_empty() => {
                 let Ok(permit) = permit else { break };
-                if let Some(job) = waiting.pop_front() {
-                    inner.tracker.spawn(answer::run(Arc::clone(&inner), job, permit));
+                if let Some((job, pending)) = waiting.pop_front() {
+                    let answer = answer::run(Arc::clone(&inner), job, permit);
+                    inner.tracker.spawn(async move {
+                        answer.await;
+                        drop(pending);
+                    });
                 }
             }
             job = intake.recv() => {
@@ -242,39 +329,10 @@ pub(crate) fn question_of(text: &str, bot_key: &str) -> String {
     out.trim().to_string()
 }
 
-/// Handles one question as it arrives: commands at once, questions into the line.
-async fn accept(inner: &Arc<Inner>, job: Job, waiting: &mut VecDeque<Job>) {
+/// Handles one question as it arrives: the rate limits first (everything the bot says for
+/// someone counts), then commands at once, questions into the line.
+async fn accept(inner: &Arc<Inner>, job: Job, waiting: &mut VecDeque<(Job, Pending)>) {
     let bot = inner.bot.name.clone();
-    let question = question_of(&job.text, &inner.bot.name_key);
-    let command = question.to_lowercase();
-    match command.as_str() {
-        "status" => {
-            let text = status_text(inner, waiting.len());
-            speak::post(inner, job.room, MessageKind::Text, text, None).await;
-            return;
-        }
-        "" | "help" => {
-            let text = help_text(inner);
-            speak::post(inner, job.room, MessageKind::Text, text, None).await;
-            return;
-        }
-        "clear" => {
-            let op = WriteOp::SetAiContextStart {
-                room: job.room,
-                after_seq: job.seq,
-            };
-            let text = match inner.storage.writer.write(op).await {
-                Ok(_) => "Context cleared: I will only look at messages after this one.".into(),
-                Err(e) => {
-                    tracing::error!(error = %e, "storing an AI context reset failed");
-                    "I could not clear the context; try again.".to_string()
-                }
-            };
-            speak::post(inner, job.room, MessageKind::Text, text, None).await;
-            return;
-        }
-        _ => {}
-    }
     let now = Instant::now();
     let user_rate = inner
         .user_limits
@@ -310,15 +368,48 @@ async fn accept(inner: &Arc<Inner>, job: Job, waiting: &mut VecDeque<Job>) {
         }
         return;
     }
+    let question = question_of(&job.text, &inner.bot.name_key);
+    let command = question.to_lowercase();
+    if matches!(command.as_str(), "status" | "" | "help" | "clear") {
+        record(inner, &job, now);
+        let text = match command.as_str() {
+            "status" => status_text(inner, waiting.len()),
+            "clear" => clear(inner, &job).await,
+            _ => help_text(inner),
+        };
+        speak::post(inner, job.room, MessageKind::Text, text, None).await;
+        return;
+    }
+    let Some(pending) = Pending::take(inner, job.asker) else {
+        let text = format!(
+            "{bot}: {} already has {PER_USER_PENDING} questions waiting for an answer; \
+             ask again once they are answered.",
+            job.asker_name
+        );
+        inner
+            .refuse(job.room, job.asker, Refusal::Pending, text)
+            .await;
+        return;
+    };
     let blocked = inner.breaker().blocks(now);
     if let Some(retry_in) = blocked {
-        speak::notice(inner, job.room, unavailable_text(&bot, retry_in)).await;
+        let text = unavailable_text(&bot, retry_in);
+        inner
+            .refuse(job.room, job.asker, Refusal::Unavailable, text)
+            .await;
         return;
     }
     if waiting.len() >= inner.config.max_waiting as usize {
-        speak::notice(inner, job.room, busy_text(&bot)).await;
+        let text = busy_text(&bot);
+        inner.refuse(job.room, job.asker, Refusal::Busy, text).await;
         return;
     }
+    record(inner, &job, now);
+    waiting.push_back((job, pending));
+}
+
+/// Counts `job` against its asker's and its room's limits.
+fn record(inner: &Inner, job: &Job, now: Instant) {
     inner
         .user_limits
         .lock()
@@ -329,7 +420,21 @@ async fn accept(inner: &Arc<Inner>, job: Job, waiting: &mut VecDeque<Job>) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .record(job.room, now);
-    waiting.push_back(job);
+}
+
+/// `@ai clear`: the room's context starts after this message. Returns the reply.
+async fn clear(inner: &Inner, job: &Job) -> String {
+    let op = WriteOp::SetAiContextStart {
+        room: job.room,
+        after_seq: job.seq,
+    };
+    match inner.storage.writer.write(op).await {
+        Ok(_) => "Context cleared: I will only look at messages after this one.".into(),
+        Err(e) => {
+            tracing::error!(error = %e, "storing an AI context reset failed");
+            "I could not clear the context; try again.".to_string()
+        }
+    }
 }
 
 fn secs(d: Duration) -> u64 {

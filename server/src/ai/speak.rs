@@ -7,7 +7,7 @@ use chatroom_protocol::{Draft, Event, MessageKind, RoomId};
 use super::Inner;
 use crate::storage::{Outcome, WriteOp};
 
-/// Sends the draft's text so far to the room.
+/// Sends the draft's text so far to the room (`text` is clean: the answer filters it).
 pub(super) fn draft(inner: &Inner, room: RoomId, draft: u64, text: &str) {
     let event = Event::DraftUpdated(Draft {
         room,
@@ -46,7 +46,15 @@ pub(super) async fn post(
     text: String,
     draft: Option<u64>,
 ) {
-    let text = chatroom_ai::truncate_chars(&text, inner.max_chars);
+    if !inner.is_member(room) {
+        // Removed from the room (kicked while answering): it no longer speaks there.
+        if let Some(draft) = draft {
+            abandon_draft(inner, room, draft);
+        }
+        return;
+    }
+    // Stored text holds no control characters but newline and tab, whoever wrote it.
+    let text = chatroom_ai::truncate_chars(&chatroom_ai::clean::clean(&text), inner.max_chars);
     let mentions = if kind == MessageKind::Text {
         let keys = crate::auth::mentioned_name_keys(&text);
         let mut ids = inner.hub.members_named(room, &keys);
