@@ -38,7 +38,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Logs in as `name` (registering on first run) and answers `!ask` with `backend` in every room
-/// it is a member of, until the connection ends.
+/// it is a member of, until the connection ends. A reply the server refuses is logged, never
+/// the end of the bot; answers are cut to the server's message limit.
 pub async fn run(
     server: &str,
     name: &str,
@@ -71,9 +72,14 @@ pub async fn run(
             continue;
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            handle
+            // Refused (too fast, or no longer a member): log it and carry on, so that nobody in
+            // the room can stop the bot by making a reply fail.
+            if let Err(e) = handle
                 .send_message(message.room, "busy; ask again in a moment")
-                .await?;
+                .await
+            {
+                eprintln!("cannot say busy: {e}");
+            }
             continue;
         };
         let prompt = Prompt {

@@ -21,6 +21,10 @@ async fn main() -> anyhow::Result<()> {
 
 /// Logs in as `name` (registering on first run), joins `room_name` and answers every message
 /// that mentions it, until the connection ends.
+///
+/// A reply the server refuses (too fast, or the bot was kicked from the room) is logged and
+/// the bot carries on: one message in the room must not be able to stop it. Replies are cut to
+/// the server's message limit, with a visible `…`.
 pub async fn run(server: &str, name: &str, room_name: &str, password: &str) -> anyhow::Result<()> {
     let mut client = Client::connect(server, "echo-bot").await?;
     let me = match client.login(name, password).await {
@@ -30,6 +34,7 @@ pub async fn run(server: &str, name: &str, room_name: &str, password: &str) -> a
     let room = client.join_room(room_name).await?;
     println!("{} is listening in {}", me.username, room.name);
 
+    let max_chars = client.welcome().limits.max_message_chars as usize;
     let mention = format!("@{}", me.username.to_lowercase());
     while let Some(event) = client.next_event().await {
         let Event::Message(message) = event else {
@@ -40,8 +45,21 @@ pub async fn run(server: &str, name: &str, room_name: &str, password: &str) -> a
             && message.text.to_lowercase().contains(&mention);
         if for_me {
             let reply = format!("{} said: {}", message.sender_name, message.text);
-            client.send_message(message.room, reply).await?;
+            let reply = truncate_chars(&reply, max_chars);
+            if let Err(e) = client.send_message(message.room, reply).await {
+                eprintln!("cannot answer {}: {e}", message.sender_name);
+            }
         }
     }
     Ok(())
+}
+
+/// `text` cut to at most `max_chars` characters, ending in `…` when cut.
+fn truncate_chars(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max_chars.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }

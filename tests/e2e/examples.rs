@@ -78,6 +78,42 @@ async fn the_echo_bot_registers_and_answers_its_mentions() {
     stop_with(server, bot).await;
 }
 
+/// One long message must not stop the bot: its echo would pass the server's limit, so it is cut
+/// (visibly), and the bot goes on answering.
+#[tokio::test]
+async fn the_echo_bot_survives_a_mention_too_long_to_echo() {
+    let server = TestServer::start().await;
+    let (mut alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    let max_chars = alice.welcome().limits.max_message_chars as usize;
+    let addr = server.addr.to_string();
+    let bot = tokio::spawn(async move {
+        echo_bot::run(&addr, "echo-bot", "public", "echo-bot-password").await
+    });
+    until_online(&alice, "echo-bot").await;
+
+    let long = format!("@echo-bot {}", "x".repeat(3990));
+    assert!(long.chars().count() <= max_chars, "alice may post it");
+    alice.send_message(public, long).await.expect("send");
+    let reply = message_from(&mut alice, "echo-bot").await;
+    assert_eq!(reply.text.chars().count(), max_chars, "cut to the limit");
+    assert!(
+        reply.text.starts_with("alice said: @echo-bot xxx") && reply.text.ends_with("x…"),
+        "cut visibly: {}…",
+        reply.text.chars().take(40).collect::<String>()
+    );
+
+    alice
+        .send_message(public, "still there, @echo-bot?")
+        .await
+        .expect("send");
+    let reply = message_from(&mut alice, "echo-bot").await;
+    assert_eq!(reply.text, "alice said: still there, @echo-bot?");
+    assert!(!bot.is_finished(), "the bot is still running");
+
+    stop_with(server, bot).await;
+}
+
 #[tokio::test]
 async fn the_ask_bot_relays_questions_to_the_endpoint_and_posts_the_answer() {
     let model = FakeModel::start().await;
