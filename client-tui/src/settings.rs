@@ -19,6 +19,30 @@ use std::path::{Path, PathBuf};
 /// The server used when nothing says otherwise.
 pub const DEFAULT_SERVER: &str = "127.0.0.1:8888";
 
+/// The port used when a server is given without one (the server's default).
+pub const DEFAULT_PORT: u16 = 8888;
+
+/// `HOST:PORT` for a server given as `HOST`, `HOST:PORT`, an IPv6 address with or without its
+/// brackets, or `[IPV6]:PORT`: a missing port is [`DEFAULT_PORT`].
+pub fn with_default_port(server: &str) -> String {
+    let server = server.trim();
+    if server.parse::<std::net::SocketAddr>().is_ok() {
+        return server.to_string();
+    }
+    if let Ok(ip) = server.parse::<std::net::IpAddr>() {
+        return std::net::SocketAddr::new(ip, DEFAULT_PORT).to_string();
+    }
+    // A name or IPv4 address alone, or a bracketed IPv6 address alone; anything else (with a
+    // port, or not an address at all) is left for connecting to judge.
+    let bare = !server.is_empty() && !server.contains(':')
+        || server.starts_with('[') && server.ends_with(']');
+    if bare {
+        format!("{server}:{DEFAULT_PORT}")
+    } else {
+        server.to_string()
+    }
+}
+
 /// The resolved settings.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -126,7 +150,7 @@ pub fn resolve(cli: FromCommandLine) -> anyhow::Result<Settings> {
     Ok(Settings {
         server: server
             .or(file.server)
-            .unwrap_or_else(|| DEFAULT_SERVER.to_string()),
+            .map_or_else(|| DEFAULT_SERVER.to_string(), |s| with_default_port(&s)),
         user: user.or(file.user),
         password_file: password_file.map(|p| expand_home(&p)),
         config_password_file: file.password_file.map(|p| expand_home(&p)),
@@ -140,4 +164,23 @@ pub fn resolve(cli: FromCommandLine) -> anyhow::Result<Settings> {
             .map(|p| expand_home(&p))
             .unwrap_or_else(default_download_dir),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_without_a_port_gets_the_default_one() {
+        assert_eq!(with_default_port("127.0.0.1"), "127.0.0.1:8888");
+        assert_eq!(with_default_port("chat.office.lan"), "chat.office.lan:8888");
+        assert_eq!(with_default_port("::1"), "[::1]:8888");
+        assert_eq!(with_default_port("[::1]"), "[::1]:8888");
+        assert_eq!(with_default_port("fe80::1"), "[fe80::1]:8888");
+        for given in ["127.0.0.1:9000", "chat.office.lan:9000", "[::1]:9000"] {
+            assert_eq!(with_default_port(given), given, "a port is kept");
+        }
+        // Not an address at all: left for connecting to report.
+        assert_eq!(with_default_port("host:port"), "host:port");
+    }
 }
