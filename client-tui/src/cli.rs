@@ -5,11 +5,8 @@
 use anyhow::{Context, anyhow, bail};
 use chatroom_protocol::client::Client;
 use chatroom_protocol::transfer::{self, TransferError, TransferOptions};
-use chatroom_protocol::{
-    Event, FileId, HistoryAnchor, Message, RoomId, RoomKind, RoomSummary, Seq,
-};
+use chatroom_protocol::{Event, FileId, HistoryAnchor, Message, RoomKind, RoomSummary, Seq};
 use clap::{Args, Parser, Subcommand};
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -23,8 +20,13 @@ use crate::settings::{self, Settings};
 #[derive(Debug, Parser)]
 #[command(name = "chatroom", version, about, long_about = None)]
 pub struct Cli {
-    /// Server address [default: 127.0.0.1:8888]
-    #[arg(long, env = "CHATROOM_SERVER", value_name = "HOST:PORT", global = true)]
+    /// Server address; the port is 8888 when omitted [default: 127.0.0.1:8888]
+    #[arg(
+        long,
+        env = "CHATROOM_SERVER",
+        value_name = "HOST[:PORT]",
+        global = true
+    )]
     pub server: Option<String>,
     /// Account name
     #[arg(long, env = "CHATROOM_USER", value_name = "NAME", global = true)]
@@ -230,6 +232,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Register => register(&settings).await,
         Command::Login => {
             let (_client, session) = connect_logged_in(&settings).await?;
+            // Later commands (and the terminal UI) on this server need no --user.
+            login::remember_last_user(&settings, &session.user.username);
             print_line(&format!("logged in as {}", session.user.username))
         }
         Command::Logout => logout(&settings).await,
@@ -343,10 +347,7 @@ async fn upload(
     })
     .await
     .with_context(|| format!("cannot upload {}", file.display()))?;
-    let room_label = match room.kind {
-        RoomKind::Direct => format!("@{}", room.name),
-        _ => format!("#{}", room.name),
-    };
+    let room_label = output::room_label(room.kind, &room.name);
     if json {
         print_line(&output::json_line(&output::uploaded_json(
             &room.name, &uploaded,
@@ -389,7 +390,8 @@ async fn download(
 }
 
 async fn register(settings: &Settings) -> anyhow::Result<()> {
-    let user = login::user_name(settings)?;
+    // A new account is named: the remembered last user is someone else's name here.
+    let user = login::named_user(settings)?;
     let password = login::password(settings, true)?;
     let client = login::connect(settings).await?;
     let session = client
@@ -397,6 +399,7 @@ async fn register(settings: &Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot register {user}"))?;
     login::remember(settings, &session);
+    login::remember_last_user(settings, &session.user.username);
     print_line(&format!(
         "registered {}{}",
         session.user.username,
@@ -408,19 +411,48 @@ async fn register(settings: &Settings) -> anyhow::Result<()> {
     ))
 }
 
+/// Ends the kept session: on the server, then here (the token and, if it is this user, the
+/// remembered last user). Needs no password: with no kept session there is nothing to end, and
+/// one the server no longer accepts has ended already.
 async fn logout(settings: &Settings) -> anyhow::Result<()> {
-    let (client, session) = connect_logged_in(settings).await?;
-    client.logout().await?;
-    if let Some(dir) = &settings.data_dir {
-        crate::session_store::SessionStore::new(dir)
-            .remove(&settings.server, &session.user.username);
-    }
-    print_line(&format!("logged out {}", session.user.username))
+    let user = login::user_name(settings)?;
+    let store = settings
+        .data_dir
+        .as_deref()
+        .map(crate::session_store::SessionStore::new);
+    let Some((store, token)) = store.and_then(|s| s.load(&settings.server, &user).map(|t| (s, t)))
+    else {
+        bail!(
+            "no saved session of {user} on {}: nothing to log out of",
+            settings.server
+        );
+    };
+    let client = login::connect(settings).await?;
+    let ended_before = match client.resume(&token).await {
+        Ok(_) => {
+            client.logout().await.context("cannot log out")?;
+            false
+        }
+        Err(e) if e.code() == Some(chatroom_protocol::ErrorCode::InvalidToken) => true,
+        Err(e) => return Err(e).context("cannot resume the session to end it"),
+    };
+    store.remove(&settings.server, &user);
+    login::forget_last_user(settings, &user);
+    print_line(&format!(
+        "logged out {user}{}",
+        if ended_before {
+            " (the session had already ended on the server)"
+        } else {
+            ""
+        }
+    ))
 }
 
 /// Finds the room a command names: a room I am in by name, or the direct chat with a user.
 async fn resolve_target(client: &Client, target: &Target) -> anyhow::Result<RoomSummary> {
     if let Some(user) = &target.to {
+        // `@alice`, as `rooms` shows a direct chat, names alice (as `#public` names public).
+        let user = user.strip_prefix('@').unwrap_or(user);
         return client
             .open_direct(user)
             .await
@@ -466,11 +498,13 @@ async fn send(
     Ok(())
 }
 
-fn print_message(room: &str, message: &Message, json: bool) -> anyhow::Result<()> {
+fn print_message(room: &RoomSummary, message: &Message, json: bool) -> anyhow::Result<()> {
     if json {
-        print_line(&output::json_line(&output::message_json(room, message)))
+        print_line(&output::json_line(&output::message_json(
+            &room.name, message,
+        )))
     } else {
-        print_line(&output::message_line(room, message))
+        print_line(&output::message_line(room.kind, &room.name, message))
     }
 }
 
@@ -500,7 +534,7 @@ async fn history(
         }
     }
     for message in pages.iter().rev().flatten() {
-        print_message(&room.name, message, json)?;
+        print_message(&room, message, json)?;
     }
     Ok(())
 }
@@ -514,7 +548,6 @@ async fn tail(
 ) -> anyhow::Result<()> {
     let (mut client, _) = connect_logged_in(settings).await?;
     let room = resolve_target(&client, target).await?;
-    let names: HashMap<RoomId, String> = HashMap::from([(room.id, room.name.clone())]);
     let mut printed = 0u64;
     let done = |printed: u64| count.is_some_and(|n| printed >= n);
     if done(0) {
@@ -530,7 +563,7 @@ async fn tail(
                 .history(room.id, HistoryAnchor::After(last_seq), 200)
                 .await?;
             for message in &page.messages {
-                print_message(&room.name, message, json)?;
+                print_message(&room, message, json)?;
                 last_seq = message.seq;
                 printed += 1;
                 if done(printed) {
@@ -545,19 +578,31 @@ async fn tail(
     while let Some(event) = client.next_event().await {
         match event {
             Event::Message(message) if message.room == room.id && message.seq > last_seq => {
-                let name = names.get(&message.room).map_or("?", String::as_str);
-                print_message(name, &message, json)?;
+                print_message(&room, &message, json)?;
                 last_seq = message.seq;
                 printed += 1;
                 if done(printed) {
                     return Ok(());
                 }
             }
-            Event::ServerShutdown { reason } => bail!("the server is shutting down: {reason}"),
+            Event::ServerShutdown { reason } => bail!("{}", shutdown_notice(&reason)),
             _ => {}
         }
     }
     bail!("the connection to {} was closed", settings.server)
+}
+
+/// What to say when the server announces its shutdown: its reason, which usually says as much
+/// already ("the server is shutting down"), else the fact with the reason after it.
+fn shutdown_notice(reason: &str) -> String {
+    let reason = output::escape_controls(reason.trim());
+    if reason.is_empty() {
+        "the server is shutting down".to_string()
+    } else if reason.to_lowercase().contains("shutting down") {
+        reason.into_owned()
+    } else {
+        format!("the server is shutting down: {reason}")
+    }
 }
 
 #[cfg(test)]
@@ -663,6 +708,19 @@ mod tests {
             ),
             "mouse=true bell=false password=from-flag",
             "flags over the environment"
+        );
+    }
+
+    #[test]
+    fn a_shutdown_is_announced_once() {
+        assert_eq!(
+            shutdown_notice("the server is shutting down"),
+            "the server is shutting down"
+        );
+        assert_eq!(shutdown_notice(""), "the server is shutting down");
+        assert_eq!(
+            shutdown_notice("maintenance\x1b[2J"),
+            "the server is shutting down: maintenance\\u{1b}[2J"
         );
     }
 

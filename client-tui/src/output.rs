@@ -32,6 +32,17 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// What starts each continuation line of a multi-line text in plain output. Every record's
+/// first line starts with `[` (a message) or a name, never with this, so a message cannot print
+/// a line that passes for another message, from someone else.
+pub const CONTINUATION: &str = "  | ";
+
+/// Text another user wrote, for one record of plain output: controls escaped as by
+/// [`escape_controls`], and each line after the first set apart with [`CONTINUATION`].
+pub fn plain_text(text: &str) -> String {
+    escape_controls(text).replace('\n', &format!("\n{CONTINUATION}"))
+}
+
 /// One JSON line for a program. serde_json escapes `\u{0}`–`\u{1f}` itself but writes DEL and
 /// the C1 controls raw; they become `\u007f`-style escapes here too, so a line printed on a
 /// terminal cannot drive it either (the decoded value is the same).
@@ -131,11 +142,20 @@ pub fn file_ref_line(file: &FileRef, uploader: &str) -> String {
     )
 }
 
-/// One line for a person: `[time] #room <sender> text`; a file shows as
-/// `<sender> 📎 name · size · sender (file ID)`, a deleted message as `* (deleted)`.
-pub fn message_line(room: &str, m: &Message) -> String {
+/// A room as people see it: `#name`, or `@name` for a direct chat (named after the other user).
+pub fn room_label(kind: RoomKind, name: &str) -> String {
+    match kind {
+        RoomKind::Direct => format!("@{}", escape_controls(name)),
+        RoomKind::Public | RoomKind::Private => format!("#{}", escape_controls(name)),
+    }
+}
+
+/// One record for a person: `[time] #room <sender> text` (`@user` for a direct chat); a file
+/// shows as `<sender> 📎 name · size · sender (file ID)`, a deleted message as `* (deleted)`.
+/// A multi-line text continues on lines that start with [`CONTINUATION`].
+pub fn message_line(kind: RoomKind, room: &str, m: &Message) -> String {
     let body = match &m.kind {
-        MessageKind::Text | MessageKind::System => escape_controls(&m.text).into_owned(),
+        MessageKind::Text | MessageKind::System => plain_text(&m.text),
         MessageKind::File(file) => {
             format!("{} (file {})", file_ref_line(file, &m.sender_name), file.id)
         }
@@ -148,9 +168,9 @@ pub fn message_line(room: &str, m: &Message) -> String {
         MessageKind::System | MessageKind::Deleted => "*".to_string(),
     };
     format!(
-        "[{}] #{} {sender} {body}",
+        "[{}] {} {sender} {body}",
         utc_timestamp(m.ts),
-        escape_controls(room)
+        room_label(kind, room)
     )
 }
 
@@ -216,7 +236,7 @@ pub fn uploaded_line(room: &str, up: &Uploaded) -> String {
         escape_controls(room),
         up.file.id
     );
-    if up.bytes_sent == 0 && up.file.size > 0 {
+    if already_stored(up) {
         line.push_str("; the server already had it");
     } else if up.resumed_from > 0 {
         line.push_str(&format!("; resumed at {}", human_bytes(up.resumed_from)));
@@ -224,12 +244,20 @@ pub fn uploaded_line(room: &str, up: &Uploaded) -> String {
     line
 }
 
-/// A finished upload for a program.
+/// Whether the server had the whole content before this upload, so nothing was sent (then
+/// `resumed_from` is the size: the server said to start at the end).
+fn already_stored(up: &Uploaded) -> bool {
+    up.bytes_sent == 0 && up.file.size > 0 && up.resumed_from >= up.file.size
+}
+
+/// A finished upload for a program: `bytes_sent` this time, `resumed_from` where the server
+/// said to start, and `already_stored` when it had all of the content already.
 pub fn uploaded_json(room: &str, up: &Uploaded) -> Value {
     let mut value = file_json(room, &up.file);
     value["kind"] = json!("uploaded");
     value["bytes_sent"] = json!(up.bytes_sent);
     value["resumed_from"] = json!(up.resumed_from);
+    value["already_stored"] = json!(already_stored(up));
     value
 }
 
@@ -262,10 +290,7 @@ fn room_kind(kind: RoomKind) -> &'static str {
 
 /// A room for a person.
 pub fn room_line(r: &RoomSummary) -> String {
-    let name = match r.kind {
-        RoomKind::Direct => format!("@{}", escape_controls(&r.name)),
-        _ => format!("#{}", escape_controls(&r.name)),
-    };
+    let name = room_label(r.kind, &r.name);
     let mut line = format!(
         "{name:<24} {:<8} {:>4} members",
         room_kind(r.kind),
@@ -278,7 +303,7 @@ pub fn room_line(r: &RoomSummary) -> String {
         line.push_str(&format!("  {} mentions", r.mentions));
     }
     if !r.topic.is_empty() {
-        line.push_str(&format!("  — {}", escape_controls(&r.topic)));
+        line.push_str(&format!("  — {}", plain_text(&r.topic)));
     }
     line
 }
@@ -318,7 +343,7 @@ pub fn user_line(u: &UserPresence) -> String {
         line.push_str(" admin");
     }
     if let Some(message) = &u.status_message {
-        line.push_str(&format!("  ({})", escape_controls(message)));
+        line.push_str(&format!("  ({})", plain_text(message)));
     }
     line
 }
@@ -360,7 +385,7 @@ mod tests {
             text: "你好 \"world\"".into(),
         };
         assert_eq!(
-            message_line("public", &m),
+            message_line(RoomKind::Public, "public", &m),
             "[1970-01-01T00:00:00Z] #public <张伟> 你好 \"world\""
         );
         let json = message_json("public", &m).to_string();
@@ -370,6 +395,39 @@ mod tests {
         assert_eq!(back["text"], "你好 \"world\"");
         assert_eq!(back["kind"], "text");
         assert!(back["file"].is_null());
+    }
+
+    #[test]
+    fn a_multi_line_message_cannot_pass_for_another_message() {
+        let m = Message {
+            id: MessageId(9),
+            room: RoomId(1),
+            seq: 4,
+            sender: UserId(2),
+            sender_name: "mallory".into(),
+            ts: 0,
+            kind: MessageKind::Text,
+            text: "ok\n[2026-11-22T10:29:27Z] #public <alice> I am alice\n\nbye".into(),
+        };
+        let text = message_line(RoomKind::Public, "public", &m);
+        assert_eq!(
+            text,
+            "[1970-01-01T00:00:00Z] #public <mallory> ok\n  \
+             | [2026-11-22T10:29:27Z] #public <alice> I am alice\n  | \n  | bye"
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with('['));
+        assert!(
+            lines[1..].iter().all(|l| l.starts_with(CONTINUATION)),
+            "{lines:?}"
+        );
+        // A direct chat is labelled as `rooms` shows it.
+        assert!(
+            message_line(RoomKind::Direct, "alice", &m)
+                .starts_with("[1970-01-01T00:00:00Z] @alice <mallory> ok")
+        );
+        // JSON keeps the text as it is.
+        assert_eq!(message_json("public", &m)["text"], m.text.as_str());
     }
 
     #[test]
@@ -391,7 +449,7 @@ mod tests {
             text: "report.pdf".into(),
         };
         assert_eq!(
-            message_line("public", &m),
+            message_line(RoomKind::Public, "public", &m),
             "[1970-01-01T00:00:00Z] #public <alice> 📎 report.pdf · 1.50 MiB · alice (file 7)"
         );
         let json = message_json("public", &m);
@@ -401,7 +459,7 @@ mod tests {
         m.kind = MessageKind::Deleted;
         m.text.clear();
         assert_eq!(
-            message_line("public", &m),
+            message_line(RoomKind::Public, "public", &m),
             "[1970-01-01T00:00:00Z] #public * (deleted)"
         );
     }
@@ -419,11 +477,11 @@ mod tests {
             kind: MessageKind::Text,
             text: evil.into(),
         };
-        let line = message_line("pub\x1blic", &m);
+        let line = message_line(RoomKind::Public, "pub\x1blic", &m);
         assert_eq!(
             line,
             "[1970-01-01T00:00:00Z] #pub\\u{1b}lic <bob\\u{1b}[8m> \
-             hi\\u{1b}]52;c;ZXZpbA==\\u{7}\\u{1b}[2J\\u{d}fake\\u{9b}31m\\u{7f}\nsecond\tline \\n"
+             hi\\u{1b}]52;c;ZXZpbA==\\u{7}\\u{1b}[2J\\u{d}fake\\u{9b}31m\\u{7f}\n  | second\tline \\n"
         );
         assert!(!line.contains(|c: char| c.is_control() && c != '\n' && c != '\t'));
 

@@ -62,6 +62,13 @@ impl User {
     }
 
     fn command(&self) -> Command {
+        let mut command = self.command_naming_nobody();
+        command.args(["--user", self.name]);
+        command
+    }
+
+    /// A command with the server but no user named (none in the environment either).
+    fn command_naming_nobody(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_chatroom"));
         for var in [
             "CHATROOM_SERVER",
@@ -75,7 +82,7 @@ impl User {
             .env("HOME", self.home.path())
             .env("XDG_DATA_HOME", self.home.path().join("data"))
             .env("XDG_CONFIG_HOME", self.home.path().join("config"))
-            .args(["--server", &self.server.to_string(), "--user", self.name])
+            .args(["--server", &self.server.to_string()])
             .stdin(Stdio::null());
         command
     }
@@ -178,7 +185,30 @@ async fn send_then_history_round_trip_with_a_kept_session() {
     let mut plain = alice.command();
     plain.args(["history", "--room", "public", "--limit", "1"]);
     let text = run_ok(plain).await;
-    assert!(text.ends_with("#public <alice> 多行\nmessage\n"), "{text}");
+    assert!(
+        text.ends_with("#public <alice> 多行\n  | message\n"),
+        "{text}"
+    );
+
+    // A message cannot print a line that passes for someone else's message.
+    let mut forge = alice.command();
+    forge.args([
+        "send",
+        "--room",
+        "public",
+        "ok\n[2026-11-22T10:29:27Z] #public <bob> I am bob",
+    ]);
+    run_ok(forge).await;
+    let mut plain = alice.command();
+    plain.args(["history", "--room", "public", "--limit", "1"]);
+    let text = run_ok(plain).await;
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].ends_with("#public <alice> ok"), "{text}");
+    assert_eq!(
+        lines[1], "  | [2026-11-22T10:29:27Z] #public <bob> I am bob",
+        "the second line is marked as the first one's continuation"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,9 +276,15 @@ async fn direct_messages_rooms_and_users() {
         (Some("alice"), Some(1))
     );
 
+    // `@alice` names the chat as `rooms` shows it, and messages are labelled the same way.
     let mut history = bob.command();
-    history.args(["history", "--to", "alice"]);
-    assert!(run_ok(history).await.contains("<alice> just between us"));
+    history.args(["history", "--to", "@alice"]);
+    let text = run_ok(history).await;
+    assert!(text.contains("] @alice <alice> just between us"), "{text}");
+    let mut rooms = bob.command();
+    rooms.arg("rooms");
+    let text = run_ok(rooms).await;
+    assert!(text.lines().any(|l| l.starts_with("@alice ")), "{text}");
 
     let mut users = alice.command();
     users.args(["users", "--json"]);
@@ -310,6 +346,150 @@ async fn failures_exit_non_zero_with_one_clear_line() {
     let output = run(offline).await;
     assert!(!output.status.success());
     assert!(stderr_line(&output).contains("cannot connect"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_remembers_the_user_for_later_commands_until_logout() {
+    let server = Server::start().await;
+    let registrar = User::new("alice", &server);
+    register(&registrar).await;
+    // Another machine: alice logs in there once, by name.
+    let alice = User::new("alice", &server);
+    let mut nobody = alice.command_naming_nobody();
+    nobody.arg("rooms");
+    let output = run(nobody).await;
+    assert!(!output.status.success());
+    assert!(stderr_line(&output).contains("no user name"));
+    let mut login = alice.command();
+    login.arg("login").env("CHATROOM_PASSWORD", PASSWORD);
+    assert_eq!(run_ok(login).await, "logged in as alice\n");
+
+    // Later commands need neither her name nor her password.
+    let mut rooms = alice.command_naming_nobody();
+    rooms.args(["rooms", "--json"]);
+    assert!(
+        json_lines(&run_ok(rooms).await)
+            .iter()
+            .any(|r| r["name"] == "public")
+    );
+    let mut send = alice.command_naming_nobody();
+    send.args(["send", "--room", "public", "who am I?"]);
+    run_ok(send).await;
+    let mut history = registrar.command();
+    history.args(["history", "--room", "public"]);
+    assert!(run_ok(history).await.contains("<alice> who am I?"));
+
+    // Logging out forgets her; a second logout has nothing to end and asks for no password.
+    let mut logout = alice.command_naming_nobody();
+    logout.arg("logout");
+    assert_eq!(run_ok(logout).await, "logged out alice\n");
+    let mut nobody = alice.command_naming_nobody();
+    nobody.arg("rooms");
+    let output = run(nobody).await;
+    assert!(!output.status.success());
+    assert!(stderr_line(&output).contains("no user name"));
+    let mut again = alice.command();
+    again.arg("logout");
+    let output = run(again).await;
+    assert!(!output.status.success());
+    let line = stderr_line(&output);
+    assert!(line.contains("nothing to log out of"), "{line}");
+    assert!(!line.contains("password"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_session_is_explained_in_one_line() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    register(&alice).await;
+    // Elsewhere, the password changes: every other session of alice ends, the kept one too.
+    let client = library_client(&server, "alice").await;
+    let new_password = "a brand new password";
+    client
+        .change_password(PASSWORD, new_password)
+        .await
+        .expect("change the password");
+    drop(client);
+
+    let mut rooms = alice.command();
+    rooms.arg("rooms");
+    let output = run(rooms).await;
+    assert!(!output.status.success());
+    let line = stderr_line(&output);
+    assert!(
+        line.contains("saved session of alice has ended") && line.contains("CHATROOM_PASSWORD"),
+        "{line}"
+    );
+    // With the new password it logs in again and keeps the new session.
+    let mut rooms = alice.command();
+    rooms.arg("rooms").env("CHATROOM_PASSWORD", new_password);
+    run_ok(rooms).await;
+    let mut rooms = alice.command();
+    rooms.arg("rooms");
+    run_ok(rooms).await;
+
+    // A session that ended on the server is forgotten by logout all the same, without a password.
+    let client = chatroom_protocol::client::Client::connect(server.addr, "test")
+        .await
+        .expect("connect");
+    client.login("alice", new_password).await.expect("login");
+    client
+        .change_password(new_password, PASSWORD)
+        .await
+        .expect("change the password");
+    drop(client);
+    let mut logout = alice.command();
+    logout.arg("logout");
+    let text = run_ok(logout).await;
+    assert!(text.starts_with("logged out alice"), "{text}");
+    let tokens = std::fs::read_dir(alice.home.path().join("data/chatroom/sessions"))
+        .expect("sessions dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".token"))
+        .count();
+    assert_eq!(tokens, 0, "the token is forgotten");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_says_once_that_the_server_is_shutting_down() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    register(&alice).await;
+    let mut send = alice.command();
+    send.args(["send", "--room", "public", "first"]);
+    run_ok(send).await;
+    let mut tail = alice.command();
+    tail.args(["tail", "--room", "public", "--since", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = tail.spawn().expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    // The first line means the tail is logged in and listening.
+    let first = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .map(|_| line)
+    });
+    let first = tokio::time::timeout(std::time::Duration::from_secs(20), first)
+        .await
+        .expect("the tail prints")
+        .expect("join")
+        .expect("read");
+    assert!(first.ends_with("<alice> first\n"), "{first}");
+    server.shutdown.cancel();
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await
+    .expect("the tail ends with the server")
+    .expect("join")
+    .expect("wait");
+    assert!(!output.status.success());
+    let line = stderr_line(&output);
+    assert_eq!(line.matches("shutting down").count(), 1, "{line}");
 }
 
 // ---- files ----
@@ -419,12 +599,25 @@ async fn upload_list_and_download_byte_identical_never_overwriting() {
         .collect();
     assert!(leftovers.is_empty(), "no .part left: {leftovers:?}");
 
-    // The same content again needs no bytes; history shows the file messages.
+    // The same content again needs no bytes, and says so; history shows the file messages.
+    assert_eq!(up["already_stored"], false);
     let mut same = alice.command();
     same.args(["upload", "--room", "public"]).arg(&source);
     assert!(
         run_ok(same).await.contains("the server already had it"),
         "content is stored once"
+    );
+    let mut same = alice.command();
+    same.args(["upload", "--room", "public", "--json"])
+        .arg(&source);
+    let same = one_json(&run_ok(same).await);
+    assert_eq!(
+        (
+            same["bytes_sent"].as_u64(),
+            same["already_stored"].as_bool()
+        ),
+        (Some(0), Some(true)),
+        "{same}"
     );
     let mut history = bob.command();
     history.args(["history", "--room", "public"]);
