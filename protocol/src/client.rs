@@ -7,12 +7,23 @@
 //! frames per write. Each request method sends one [`Request`] and waits (with a timeout) for its
 //! matching [`Response`].
 //!
+//! **Read the events.** The reader queues up to [`EVENT_QUEUE`] events; when the queue is full it
+//! stops reading the socket until the program takes one — and responses then stop arriving too,
+//! because they come through the same socket behind those events. So a loop that awaits a request
+//! while nobody else drains [`Client::next_event`] can stall on a busy connection until the
+//! request times out (and the server drops a client that stays behind). Read events in their own
+//! task ([`Client::into_parts`]) when requests are awaited in the event loop for long, or keep
+//! the loop draining as below, where each await is short. Dropping the event receiver is fine
+//! when a program wants no events: they are then discarded as they arrive.
+//!
 //! ```no_run
 //! # async fn bot() -> Result<(), chatroom_protocol::client::ClientError> {
 //! use chatroom_protocol::{client::Client, Event};
 //! let mut client = Client::connect("127.0.0.1:8888", "my-bot").await?;
 //! client.login("bot", "correct horse battery").await?;
 //! let room = client.join_room("public").await?;
+//! // Every event is taken as it comes; the one request awaited in the loop is answered
+//! // promptly (a reply awaited while events pile up unread could time out, see above).
 //! while let Some(event) = client.next_event().await {
 //!     if let Event::Message(m) = event {
 //!         if m.text.contains("@bot") {
@@ -20,6 +31,8 @@
 //!         }
 //!     }
 //! }
+//! // `None`: the connection is over; `close_error` says why.
+//! eprintln!("disconnected: {:?}", client.close_error());
 //! # Ok(()) }
 //! ```
 
@@ -44,37 +57,79 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 /// How long a request waits for its response by default.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many events may wait unread before the client stops reading the socket (and, if it stays
-/// that way, the server drops the connection as too slow).
+/// that way, the server drops the connection as too slow). While it is stopped no response is
+/// read either: a request awaited by the only code that reads events then waits until it times
+/// out.
 pub const EVENT_QUEUE: usize = 4096;
+/// The largest frame limit the client accepts from a server: a `Welcome` advertising more is
+/// taken to say this much, so that one length prefix from a hostile or broken server cannot
+/// make the client reserve gigabytes. A larger frame from the server ends the connection with
+/// [`CodecError::FrameTooLarge`].
+pub const MAX_FRAME_BYTES_ACCEPTED: u32 = 16 * 1024 * 1024;
 const OUTBOUND_QUEUE: usize = 1024;
 const READ_BUFFER: usize = 64 * 1024;
 const WRITE_BATCH_BYTES: usize = 64 * 1024;
 
 /// What can go wrong talking to a server.
+///
+/// Every variant's message includes its cause, and none reports a [`source`] separately, so
+/// printing an error — alone or as a chain, like `anyhow`'s `{:#}` — says each thing once.
+///
+/// When the connection ends, every request waiting on it and every later one fails with the
+/// same error, which [`ClientHandle::close_error`] also returns: [`Closed`](Self::Closed) when
+/// either side closed it (with the server's reason, if it gave one), [`Io`](Self::Io) when the
+/// socket failed, [`Codec`](Self::Codec) when the server sent a frame too large to read, and
+/// [`Undecodable`](Self::Undecodable) when its closing error could not be decoded.
+///
+/// [`source`]: std::error::Error::source
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// Connecting or the socket failed.
+    /// Connecting or the socket failed (a local failure: the server said nothing).
     #[error("connection error: {0}")]
-    Io(#[from] std::io::Error),
-    /// A frame could not be encoded or decoded.
+    Io(std::io::Error),
+    /// A frame could not be encoded, or the server sent one larger than the limit (a local
+    /// failure: the server said nothing).
     #[error(transparent)]
-    Codec(#[from] CodecError),
+    Codec(CodecError),
     /// The server refused the request.
     #[error("server error: {0}")]
     Server(ErrorBody),
     /// No response arrived in time.
     #[error("the server did not answer within {0:?}")]
     Timeout(Duration),
-    /// The connection is closed; the server's reason, when it gave one.
+    /// The connection is closed; the server's reason, when it gave one — or
+    /// [`ErrorCode::IdleTimeout`] when the client took a server it heard nothing from for too
+    /// long for dead (`PROTOCOL.md` §4).
     #[error("connection closed{}", .0.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
     Closed(Option<ErrorBody>),
     /// The server broke the protocol (wrong handshake answer, wrong response type).
     #[error("protocol violation: {0}")]
     Protocol(String),
+    /// The server's answer could not be decoded: most likely a newer server using a response
+    /// type or an error code added since this build (enums are append-only, `PROTOCOL.md` §10).
+    /// As the answer to a request only that request fails and the connection stays up; as the
+    /// server's closing error it ends the connection. Holds what could be read (an unknown
+    /// error code with the server's message) or why decoding failed.
+    #[error("unreadable answer from the server (is it newer than this client?): {0}")]
+    Undecodable(String),
+}
+
+impl From<std::io::Error> for ClientError {
+    fn from(e: std::io::Error) -> Self {
+        ClientError::Io(e)
+    }
+}
+
+impl From<CodecError> for ClientError {
+    fn from(e: CodecError) -> Self {
+        ClientError::Codec(e)
+    }
 }
 
 impl ClientError {
-    /// The server's error code, when the server refused the request.
+    /// The server's error code, when the server refused the request or said why it closed the
+    /// connection. `None` for local failures and for codes this build does not know
+    /// ([`Undecodable`](Self::Undecodable)).
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             ClientError::Server(body) => Some(body.code),
@@ -82,9 +137,43 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// The same error again, for the many requests that fail for one reason (an
+    /// [`io::Error`](std::io::Error) is copied as its kind and message).
+    fn duplicate(&self) -> ClientError {
+        match self {
+            ClientError::Io(e) => ClientError::Io(copy_io_error(e)),
+            ClientError::Codec(e) => ClientError::Codec(match e {
+                CodecError::Io(e) => CodecError::Io(copy_io_error(e)),
+                CodecError::FrameTooLarge { len, max } => CodecError::FrameTooLarge {
+                    len: *len,
+                    max: *max,
+                },
+                CodecError::Malformed(e) => CodecError::Malformed(copy_payload_error(e)),
+                CodecError::Encode(e) => CodecError::Encode(copy_payload_error(e)),
+            }),
+            ClientError::Server(body) => ClientError::Server(body.clone()),
+            ClientError::Timeout(after) => ClientError::Timeout(*after),
+            ClientError::Closed(reason) => ClientError::Closed(reason.clone()),
+            ClientError::Protocol(what) => ClientError::Protocol(what.clone()),
+            ClientError::Undecodable(what) => ClientError::Undecodable(what.clone()),
+        }
+    }
 }
 
-type Pending = HashMap<u32, oneshot::Sender<Result<Response, ErrorBody>>>;
+fn copy_io_error(e: &std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), e.to_string())
+}
+
+fn copy_payload_error(e: &crate::PayloadError) -> crate::PayloadError {
+    match e {
+        crate::PayloadError::SizeLimit => crate::PayloadError::SizeLimit,
+        crate::PayloadError::Invalid(what) => crate::PayloadError::Invalid(what.clone()),
+    }
+}
+
+type Answer = Result<Response, ClientError>;
+type Pending = HashMap<u32, oneshot::Sender<Answer>>;
 
 struct Shared {
     /// Encoded frames for the writer task.
@@ -95,12 +184,15 @@ struct Shared {
     pending: Mutex<Option<Pending>>,
     next_id: AtomicU32,
     request_timeout: Duration,
-    /// Why the connection ended, once it has.
-    close_reason: Mutex<Option<ErrorBody>>,
+    /// Why the connection ended, once it has: what requests fail with from then on.
+    ended: Mutex<Option<ClientError>>,
 }
 
 /// A cloneable handle that sends requests; many tasks may use one connection at once. The
 /// connection closes when the [`Client`] and every handle are dropped, or on [`ClientHandle::close`].
+///
+/// Responses arrive through the same socket as events, behind them: see [`Client`] on keeping
+/// the event queue drained.
 #[derive(Clone)]
 pub struct ClientHandle {
     shared: Arc<Shared>,
@@ -120,27 +212,38 @@ impl std::fmt::Debug for ClientHandle {
 pub struct PendingResponse {
     handle: ClientHandle,
     id: u32,
-    rx: oneshot::Receiver<Result<Response, ErrorBody>>,
+    rx: oneshot::Receiver<Answer>,
 }
 
 impl PendingResponse {
     /// Waits (with the client's request timeout) for the answer.
-    pub async fn response(self) -> Result<Response, ClientError> {
+    pub async fn response(mut self) -> Result<Response, ClientError> {
         let timeout = self.handle.shared.request_timeout;
-        match tokio::time::timeout(timeout, self.rx).await {
-            Ok(Ok(Ok(response))) => Ok(response),
-            Ok(Ok(Err(error))) => Err(ClientError::Server(error)),
+        match tokio::time::timeout(timeout, &mut self.rx).await {
+            Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(self.handle.closed()),
-            Err(_) => {
-                self.handle.forget(self.id);
-                Err(ClientError::Timeout(timeout))
-            }
+            Err(_) => Err(ClientError::Timeout(timeout)),
         }
+    }
+}
+
+impl Drop for PendingResponse {
+    fn drop(&mut self) {
+        // Answered, timed out or abandoned: either way nobody waits for this id any more.
+        self.handle.forget(self.id);
     }
 }
 
 /// A connection to a Chat-Room server: request methods (through [`ClientHandle`], which it
 /// dereferences to) and the stream of [`Event`]s.
+///
+/// Events wait in a queue of [`EVENT_QUEUE`]. **When it is full the client stops reading the
+/// socket**, and since responses come through the same socket, a request then gets no answer
+/// until events are taken — a program that awaits a request in the only loop that reads events
+/// can see it time out on a busy connection (and the server eventually drops a client that
+/// stays behind). Keep [`next_event`](Self::next_event) drained, or read events in a task of
+/// their own ([`into_parts`](Self::into_parts)). Events are discarded, and never stop the
+/// reading, once the receiver is dropped.
 #[derive(Debug)]
 pub struct Client {
     handle: ClientHandle,
@@ -256,14 +359,14 @@ impl Client {
 
         let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
-        let max = welcome.limits.max_frame_bytes;
+        let max = welcome.limits.max_frame_bytes.min(MAX_FRAME_BYTES_ACCEPTED);
         let shared = Arc::new(Shared {
             outbound: outbound_tx,
             max_frame_bytes: max,
             pending: Mutex::new(Some(HashMap::new())),
             next_id: AtomicU32::new(1),
             request_timeout: options.request_timeout,
-            close_reason: Mutex::new(None),
+            ended: Mutex::new(None),
         });
         let closing = CancellationToken::new();
         tokio::spawn(write_loop(write, outbound_rx, closing.clone()));
@@ -298,7 +401,11 @@ impl Client {
         self.handle.clone()
     }
 
-    /// The next event, or `None` once the connection is closed and every event has been read.
+    /// The next event, or `None` once the connection is closed and every event has been read
+    /// ([`close_error`](ClientHandle::close_error) then says why).
+    ///
+    /// Call it often: while [`EVENT_QUEUE`] events wait unread the client reads nothing from
+    /// the socket, responses included, so a request awaited meanwhile may time out.
     pub async fn next_event(&mut self) -> Option<Event> {
         self.events.recv().await
     }
@@ -310,6 +417,11 @@ impl Client {
 
     /// Splits into the request handle and the event receiver, for programs that read events in
     /// one task and send in others.
+    ///
+    /// Keep receiving: once [`EVENT_QUEUE`] events wait in the receiver the client stops
+    /// reading the socket, and responses wait with the events. Dropping the receiver is the
+    /// way to say no events are wanted: they are discarded from then on (those already queued
+    /// are lost) and responses keep flowing.
     pub fn into_parts(self) -> (ClientHandle, mpsc::Receiver<Event>) {
         (self.handle, self.events)
     }
@@ -368,7 +480,7 @@ async fn read_loop(
     // One timer for the connection's life, re-armed only when it fires: a busy connection pays
     // nothing per read for it.
     let mut silence_timer = silence.map(|limit| Box::pin(tokio::time::sleep(limit)));
-    let reason = 'connection: loop {
+    let ended = 'connection: loop {
         // Handle every frame already buffered before waiting on the socket again: a busy
         // connection then costs one decode and one queue push per event, not a `select!`.
         loop {
@@ -385,9 +497,8 @@ async fn read_loop(
             let payload = match codec.decode_raw(&mut buf) {
                 Ok(Some(payload)) => payload,
                 Ok(None) => break,
-                Err(e) => {
-                    break 'connection Some(ErrorBody::new(ErrorCode::Internal, e.to_string()));
-                }
+                // A frame over the limit: the stream cannot be followed any further.
+                Err(e) => break 'connection ClientError::Codec(e),
             };
             // A message split across reads arrives here, once `decode_raw` has it whole.
             if let Some(hook) = &on_message
@@ -398,15 +509,21 @@ async fn read_loop(
             }
             let frame = match decode_payload::<ServerFrame>(&payload, max_frame) {
                 Ok(frame) => frame,
-                // A frame from a newer server (an event variant this build does not know): the
-                // length prefix keeps the stream in step, so skip it and carry on.
-                Err(CodecError::Malformed(_)) => continue,
-                Err(e) => {
-                    break 'connection Some(ErrorBody::new(ErrorCode::Internal, e.to_string()));
-                }
+                // Most likely a frame from a newer server, with a variant this build does not
+                // know (`PROTOCOL.md` §10). The length prefix keeps the stream in step.
+                Err(e) => match undecodable(&payload, &e) {
+                    Undecodable::Skip => continue,
+                    Undecodable::Answer { id, what } => {
+                        answer(&shared, id, Err(ClientError::Undecodable(what)));
+                        continue;
+                    }
+                    Undecodable::Closing(what) => {
+                        break 'connection ClientError::Undecodable(what);
+                    }
+                },
             };
-            if let Some(reason) = handle_frame(frame, &shared, &events, &closing).await {
-                break 'connection reason;
+            if let Some(ended) = handle_frame(frame, &shared, &events, &closing).await {
+                break 'connection ended;
             }
         }
         if buf.capacity() - buf.len() < 1024 {
@@ -423,59 +540,139 @@ async fn read_loop(
             read = read.read_buf(&mut buf) => Woken::Read(read),
         };
         match woken {
-            Woken::Closing => break None,
+            Woken::Closing => break ClientError::Closed(None),
             Woken::SilenceCheck => {
                 let (Some(limit), Some(timer)) = (silence, silence_timer.as_mut()) else {
                     continue;
                 };
                 let quiet = read_at.elapsed();
                 if quiet >= limit {
-                    break Some(ErrorBody::new(
+                    // A local verdict, but the code `PROTOCOL.md` §4 promises for it.
+                    break ClientError::Closed(Some(ErrorBody::new(
                         ErrorCode::IdleTimeout,
                         format!(
                             "nothing heard from the server for {} s; the connection is taken \
                              for dead",
                             quiet.as_secs()
                         ),
-                    ));
+                    )));
                 }
                 timer
                     .as_mut()
                     .reset(tokio::time::Instant::now() + (limit - quiet));
             }
-            Woken::Read(Ok(0)) => break None,
+            Woken::Read(Ok(0)) => break ClientError::Closed(None),
             Woken::Read(Ok(_)) => read_at = Instant::now(),
-            Woken::Read(Err(e)) => break Some(ErrorBody::new(ErrorCode::Internal, e.to_string())),
+            Woken::Read(Err(e)) => break ClientError::Io(e),
         }
     };
-    if let Ok(mut slot) = shared.close_reason.lock() {
-        *slot = reason;
+    if let Ok(mut slot) = shared.ended.lock() {
+        *slot = Some(ended);
     }
-    // Dropping the waiters wakes every pending request with `Closed`.
+    // Dropping the waiters wakes every pending request, to fail with `ended`.
     if let Ok(mut pending) = shared.pending.lock() {
         *pending = None;
     }
     closing.cancel();
 }
 
-/// Routes one frame. `Some(reason)` ends the connection (`None` inside: closed locally).
+/// Hands the answer to request `id` to whoever waits for it.
+fn answer(shared: &Shared, id: u32, answer: Answer) {
+    let waiter = shared
+        .pending
+        .lock()
+        .ok()
+        .and_then(|mut p| p.as_mut().and_then(|p| p.remove(&id)));
+    if let Some(waiter) = waiter {
+        // The requester may have timed out and gone; nothing to do then.
+        let _ = waiter.send(answer);
+    }
+}
+
+/// What to do with a frame that did not decode.
+#[derive(Debug, PartialEq)]
+enum Undecodable {
+    /// Not a response or an error (an event, most likely): nobody waits for it.
+    Skip,
+    /// The answer to request `id`, which fails.
+    Answer { id: u32, what: String },
+    /// The server's closing error.
+    Closing(String),
+}
+
+/// Reads what it can of a payload that did not decode as a [`ServerFrame`]: the frame's type,
+/// a response's id, and — in an error with a code this build does not know — the code and the
+/// server's message (an [`ErrorBody`]'s fields are fixed within a protocol version; only the
+/// code's enum grows).
+fn undecodable(payload: &[u8], error: &CodecError) -> Undecodable {
+    const RESPONSE: u64 = 1;
+    const ERROR: u64 = 4;
+    const RESULT_ERR: u64 = 1;
+    let mut r = PayloadReader { rest: payload };
+    match r.varint() {
+        Some(RESPONSE) => {
+            let Some(id) = r.varint().and_then(|id| u32::try_from(id).ok()) else {
+                return Undecodable::Skip;
+            };
+            let what = match r.varint() {
+                Some(RESULT_ERR) => r.error_body(),
+                _ => None,
+            };
+            Undecodable::Answer {
+                id,
+                what: what.unwrap_or_else(|| error.to_string()),
+            }
+        }
+        Some(ERROR) => Undecodable::Closing(r.error_body().unwrap_or_else(|| error.to_string())),
+        _ => Undecodable::Skip,
+    }
+}
+
+/// A cursor over payload bytes that reads varints and strings (`PROTOCOL.md` §6).
+struct PayloadReader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> PayloadReader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.rest.split_at_checked(n)?;
+        self.rest = rest;
+        Some(head)
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let (&tag, rest) = self.rest.split_first()?;
+        self.rest = rest;
+        Some(match tag {
+            0..=250 => u64::from(tag),
+            251 => u64::from(u16::from_le_bytes(self.take(2)?.try_into().ok()?)),
+            252 => u64::from(u32::from_le_bytes(self.take(4)?.try_into().ok()?)),
+            253 => u64::from_le_bytes(self.take(8)?.try_into().ok()?),
+            _ => return None,
+        })
+    }
+
+    /// An [`ErrorBody`] with any code, as the rest of the payload, described.
+    fn error_body(&mut self) -> Option<String> {
+        let code = self.varint()?;
+        let len = usize::try_from(self.varint()?).ok()?;
+        let message = std::str::from_utf8(self.take(len)?).ok()?;
+        self.rest
+            .is_empty()
+            .then(|| format!("error code {code}, unknown to this client: {message}"))
+    }
+}
+
+/// Routes one frame. `Some(error)` ends the connection with that error.
 async fn handle_frame(
     frame: ServerFrame,
     shared: &Shared,
     events: &mpsc::Sender<Event>,
     closing: &CancellationToken,
-) -> Option<Option<ErrorBody>> {
+) -> Option<ClientError> {
     match frame {
         ServerFrame::Response { id, result } => {
-            let waiter = shared
-                .pending
-                .lock()
-                .ok()
-                .and_then(|mut p| p.as_mut().and_then(|p| p.remove(&id)));
-            if let Some(waiter) = waiter {
-                // The requester may have timed out and gone; nothing to do then.
-                let _ = waiter.send(result);
-            }
+            answer(shared, id, result.map_err(ClientError::Server));
         }
         ServerFrame::Event(event) => match events.try_send(event) {
             // If nobody reads events at all the receiver is gone and events are discarded,
@@ -485,7 +682,7 @@ async fn handle_frame(
             // stays behind).
             Err(mpsc::error::TrySendError::Full(event)) => {
                 tokio::select! {
-                    _ = closing.cancelled() => return Some(None),
+                    _ = closing.cancelled() => return Some(ClientError::Closed(None)),
                     _ = events.send(event) => {}
                 }
             }
@@ -497,12 +694,11 @@ async fn handle_frame(
                 let _ = shared.outbound.try_send(pong);
             }
         }
-        ServerFrame::Error(e) => return Some(Some(e)),
+        ServerFrame::Error(e) => return Some(ClientError::Closed(Some(e))),
         ServerFrame::Welcome(_) => {
-            return Some(Some(ErrorBody::new(
-                ErrorCode::BadRequest,
-                "server sent a second Welcome",
-            )));
+            return Some(ClientError::Protocol(
+                "the server sent a second Welcome".to_owned(),
+            ));
         }
     }
     None
@@ -515,16 +711,18 @@ async fn write_loop(
 ) {
     let mut batch = BytesMut::with_capacity(WRITE_BATCH_BYTES);
     loop {
+        // Closing first: once the connection is closed nothing more goes out, not even frames
+        // already queued (their requests fail with `Closed`, so none may take effect).
         let first = tokio::select! {
             biased;
+            _ = closing.cancelled() => break,
             frame = frames.recv() => match frame {
                 Some(frame) => frame,
                 None => break,
             },
-            _ = closing.cancelled() => break,
         };
-        let written = if frames.is_empty() {
-            write.write_all(&first).await
+        let bytes = if frames.is_empty() {
+            &first
         } else {
             batch.clear();
             batch.extend_from_slice(&first);
@@ -534,7 +732,14 @@ async fn write_loop(
                     Err(_) => break,
                 }
             }
-            write.write_all(&batch).await
+            &batch[..]
+        };
+        // A write can wait forever on a dead path with a full send buffer: closing cuts it
+        // short, so that the task ends and the socket is released.
+        let written = tokio::select! {
+            biased;
+            _ = closing.cancelled() => break,
+            written = write.write_all(bytes) => written,
         };
         if written.is_err() {
             return;
@@ -556,13 +761,38 @@ macro_rules! expect_response {
 
 impl ClientHandle {
     /// Closes the connection now; pending and later requests fail with [`ClientError::Closed`].
+    /// Nothing is sent after this call: requests queued but not yet written are dropped (and
+    /// fail), so a request that fails with `Closed` after `close` did not reach the server.
     pub fn close(&self) {
         self.closing.cancel();
     }
 
-    /// Why the server closed the connection, once it has (and if it said).
+    /// Why the server closed the connection, once it has — its [`ServerFrame::Error`], or
+    /// [`ErrorCode::IdleTimeout`] when the client heard nothing from it for too long. `None`
+    /// while the connection is up, when either side closed it without a word, and when it
+    /// failed locally (see [`close_error`](Self::close_error)).
     pub fn close_reason(&self) -> Option<ErrorBody> {
-        self.shared.close_reason.lock().ok().and_then(|r| r.clone())
+        match self.close_error()? {
+            ClientError::Closed(reason) => reason,
+            _ => None,
+        }
+    }
+
+    /// How the connection ended, once it has: the error pending and later requests fail with
+    /// (see [`ClientError`]). `None` while it is up.
+    pub fn close_error(&self) -> Option<ClientError> {
+        let ended = self
+            .shared
+            .ended
+            .lock()
+            .ok()
+            .and_then(|ended| ended.as_ref().map(ClientError::duplicate));
+        // Just after `close`, before the reader has noted it.
+        ended.or_else(|| {
+            self.closing
+                .is_cancelled()
+                .then_some(ClientError::Closed(None))
+        })
     }
 
     /// Whether the connection is closed (by either side).
@@ -585,7 +815,14 @@ impl ClientHandle {
     /// Requests leave in the order their `send_request` calls complete, so calling it in a loop
     /// and awaiting the [`PendingResponse`]s later keeps them in order on the wire (which the
     /// chunks of an upload need).
+    ///
+    /// Dropping the returned future before it completes (it waits while the outgoing queue is
+    /// full) abandons the request: it may or may not have been queued, and its answer, if any,
+    /// is discarded.
     pub async fn send_request(&self, body: Request) -> Result<PendingResponse, ClientError> {
+        if self.closing.is_cancelled() {
+            return Err(self.closed());
+        }
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         match self.shared.pending.lock().as_deref_mut() {
@@ -594,26 +831,22 @@ impl ClientHandle {
             }
             Ok(None) | Err(_) => return Err(self.closed()),
         }
-        let frame = match encode_frame(
-            &ClientFrame::Request { id, body },
-            self.shared.max_frame_bytes,
-        ) {
-            Ok(frame) => frame,
-            Err(e) => {
-                self.forget(id);
-                return Err(e.into());
-            }
-        };
-        let sent = self.shared.outbound.send(frame).await;
-        if sent.is_err() {
-            self.forget(id);
-            return Err(self.closed());
-        }
-        Ok(PendingResponse {
+        // From here until it is handed over, the `PendingResponse` removes the entry when
+        // dropped: on an error below, and when this future is dropped while it waits for room
+        // in the queue.
+        let pending = PendingResponse {
             handle: self.clone(),
             id,
             rx,
-        })
+        };
+        let frame = encode_frame(
+            &ClientFrame::Request { id, body },
+            self.shared.max_frame_bytes,
+        )?;
+        if self.shared.outbound.send(frame).await.is_err() {
+            return Err(self.closed());
+        }
+        Ok(pending)
     }
 
     fn forget(&self, id: u32) {
@@ -622,9 +855,9 @@ impl ClientHandle {
         }
     }
 
+    /// The error for a request on a connection that has ended (or whose state cannot be read).
     fn closed(&self) -> ClientError {
-        let reason = self.shared.close_reason.lock().ok().and_then(|r| r.clone());
-        ClientError::Closed(reason)
+        self.close_error().unwrap_or(ClientError::Closed(None))
     }
 
     async fn done(&self, body: Request) -> Result<(), ClientError> {
@@ -932,5 +1165,114 @@ impl ClientHandle {
     /// Deletes a message (mine, or any as the room's owner or a moderator).
     pub async fn delete_message(&self, room: RoomId, seq: Seq) -> Result<(), ClientError> {
         self.done(Request::DeleteMessage { room, seq }).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    /// An error and its sources as `anyhow` prints them with `{:#}`.
+    fn chain(e: &dyn Error) -> String {
+        let mut out = e.to_string();
+        let mut next = e.source();
+        while let Some(cause) = next {
+            out.push_str(": ");
+            out.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        out
+    }
+
+    #[test]
+    fn a_printed_chain_says_each_cause_once() {
+        let reset = || std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert_eq!(
+            chain(&ClientError::from(reset())),
+            "connection error: reset"
+        );
+        assert_eq!(
+            chain(&ClientError::from(CodecError::from(reset()))),
+            "i/o error: reset"
+        );
+        let refused = ClientError::Server(ErrorBody::new(ErrorCode::RateLimited, "slow down"));
+        assert_eq!(chain(&refused), "server error: slow down (RateLimited)");
+        let closed = ClientError::Closed(Some(ErrorBody::new(ErrorCode::TooSlow, "keep up")));
+        assert_eq!(chain(&closed), "connection closed: keep up (TooSlow)");
+    }
+
+    /// A handle on a queue of one frame that nothing drains.
+    fn stalled_handle() -> (ClientHandle, mpsc::Receiver<Bytes>) {
+        let (outbound, frames) = mpsc::channel(1);
+        let shared = Arc::new(Shared {
+            outbound,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            pending: Mutex::new(Some(HashMap::new())),
+            next_id: AtomicU32::new(1),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            ended: Mutex::new(None),
+        });
+        let closing = CancellationToken::new();
+        let handle = ClientHandle {
+            shared,
+            _alive: Arc::new(closing.clone().drop_guard()),
+            closing,
+        };
+        (handle, frames)
+    }
+
+    fn pending_ids(handle: &ClientHandle) -> Vec<u32> {
+        let pending = handle.shared.pending.lock().expect("not poisoned");
+        let mut ids: Vec<u32> = pending.as_ref().expect("open").keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    #[tokio::test]
+    async fn a_request_abandoned_while_the_queue_is_full_leaves_nothing_pending() {
+        let (handle, _frames) = stalled_handle();
+        let first = handle.send_request(Request::Ping).await.expect("queued");
+        assert_eq!(pending_ids(&handle), [first.id]);
+        // The queue is full now: the second request waits for room, and is given up.
+        let second = handle.send_request(Request::Ping);
+        tokio::select! {
+            biased;
+            _ = second => panic!("the queue has no room"),
+            () = std::future::ready(()) => {}
+        }
+        assert_eq!(
+            pending_ids(&handle),
+            [first.id],
+            "the abandoned request is forgotten"
+        );
+        drop(first);
+        assert_eq!(
+            pending_ids(&handle),
+            [] as [u32; 0],
+            "so is an abandoned response"
+        );
+    }
+
+    #[test]
+    fn an_undecodable_frame_is_read_as_far_as_it_goes() {
+        let error = CodecError::Malformed(crate::PayloadError::Invalid("bad tag".to_owned()));
+        // An unknown event: skipped.
+        assert_eq!(undecodable(&[2, 250], &error), Undecodable::Skip);
+        // A response with an unknown `Ok` variant: its request fails.
+        assert_eq!(
+            undecodable(&[1, 0xfb, 0x2c, 0x01, 0, 99], &error),
+            Undecodable::Answer {
+                id: 300,
+                what: "malformed frame: bad tag".to_owned()
+            }
+        );
+        // An error with an unknown code: its message is kept.
+        assert_eq!(
+            undecodable(&[4, 0xfb, 0x00, 0x01, 2, b'h', b'i'], &error),
+            Undecodable::Closing("error code 256, unknown to this client: hi".to_owned())
+        );
+        // A response whose id cannot be read: nobody to tell.
+        assert_eq!(undecodable(&[1, 0xfc, 0], &error), Undecodable::Skip);
     }
 }

@@ -21,11 +21,14 @@ pub const HEADER_LEN: usize = 4;
 pub const DEFAULT_MAX_FRAME_BYTES: u32 = 1024 * 1024;
 
 /// What can go wrong reading or writing frames.
+///
+/// Each message includes its cause and no variant reports a separate
+/// [`source`](std::error::Error::source), so a printed chain says each thing once.
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
     /// The socket failed.
     #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// A length prefix announced more than the maximum, or a frame to encode needs more.
     #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
     FrameTooLarge {
@@ -41,6 +44,12 @@ pub enum CodecError {
     /// serializable).
     #[error("cannot encode frame: {0}")]
     Encode(PayloadError),
+}
+
+impl From<std::io::Error> for CodecError {
+    fn from(e: std::io::Error) -> Self {
+        CodecError::Io(e)
+    }
 }
 
 /// Encodes `frame` with its length prefix into a fresh [`Bytes`], ready to be written to any
