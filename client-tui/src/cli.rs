@@ -5,7 +5,9 @@
 use anyhow::{Context, anyhow, bail};
 use chatroom_protocol::client::Client;
 use chatroom_protocol::transfer::{self, TransferError, TransferOptions};
-use chatroom_protocol::{Event, FileId, HistoryAnchor, Message, RoomKind, RoomSummary, Seq};
+use chatroom_protocol::{
+    ErrorCode, Event, FileId, HistoryAnchor, Message, RoomKind, RoomSummary, Seq,
+};
 use clap::{Args, Parser, Subcommand};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -453,10 +455,19 @@ async fn resolve_target(client: &Client, target: &Target) -> anyhow::Result<Room
     if let Some(user) = &target.to {
         // `@alice`, as `rooms` shows a direct chat, names alice (as `#public` names public).
         let user = user.strip_prefix('@').unwrap_or(user);
-        return client
-            .open_direct(user)
-            .await
-            .with_context(|| format!("cannot open a direct chat with {user}"));
+        let opened = client.open_direct(user).await;
+        if let Err(e) = &opened
+            && e.code() == Some(ErrorCode::UserNotFound)
+        {
+            // A chat with an account since deleted is still mine, under that name.
+            let kept = client.my_rooms().await?.into_iter().find(|r| {
+                r.kind == RoomKind::Direct && r.name.to_lowercase() == user.to_lowercase()
+            });
+            if let Some(room) = kept {
+                return Ok(room);
+            }
+        }
+        return opened.with_context(|| format!("cannot open a direct chat with {user}"));
     }
     let name = target
         .room

@@ -13,7 +13,9 @@ const PASSWORD: &str = "correct horse battery";
 struct Server {
     addr: SocketAddr,
     shutdown: CancellationToken,
-    _dir: tempfile::TempDir,
+    running: Option<tokio::task::JoinHandle<Result<(), chatroom_server::ServerError>>>,
+    config: Config,
+    dir: tempfile::TempDir,
 }
 
 impl Server {
@@ -27,15 +29,38 @@ impl Server {
         config.limits.max_connections_per_ip = 0;
         config.limits.registrations_per_ip_per_hour = 0;
         adjust(&mut config);
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_in(dir, config, "127.0.0.1:0").await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, config: Config, addr: &str) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
-        tokio::spawn(chatroom_server::run(listener, config, shutdown.clone()));
+        let running = tokio::spawn(chatroom_server::run(
+            listener,
+            config.clone(),
+            shutdown.clone(),
+        ));
         Self {
             addr,
             shutdown,
-            _dir: dir,
+            running: Some(running),
+            config,
+            dir,
         }
+    }
+
+    /// Stops the server, runs `offline` (admin commands) on its data dir, and starts it again
+    /// on the same address, so saved sessions still name it.
+    async fn restart_after(mut self, offline: impl FnOnce(&std::path::Path)) -> Self {
+        self.shutdown.cancel();
+        if let Some(running) = self.running.take() {
+            running.await.expect("joins").expect("stops cleanly");
+        }
+        offline(self.dir.path());
+        let addr = self.addr.to_string();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        Self::start_in(dir, self.config.clone(), &addr).await
     }
 }
 
@@ -296,6 +321,19 @@ async fn direct_messages_rooms_and_users() {
         "alice, bob and the server's AI bot: {names:?}"
     );
     assert!(names.contains(&"alice") && names.contains(&"bob") && names.contains(&"ai"));
+
+    // Once bob's account is deleted, alice still reaches their chat under his name.
+    let server = server
+        .restart_after(|dir| {
+            let mut admin = chatroom_server::admin::Admin::open(dir).expect("admin");
+            admin.delete_user("bob").expect("delete bob");
+        })
+        .await;
+    let mut history = alice.command();
+    history.args(["history", "--to", "bob"]);
+    let text = run_ok(history).await;
+    assert!(text.contains("<alice> just between us"), "{text}");
+    drop(server);
 }
 
 fn stderr_line(output: &Output) -> String {

@@ -173,8 +173,10 @@ const SUMMARY_SELECT: &str = "
     SELECT r.id, r.kind,
         CASE WHEN r.kind = 2 THEN COALESCE((
             SELECT u.name FROM members o JOIN users u ON u.id = o.user_id
-            WHERE o.room_id = r.id AND o.user_id != ?1 LIMIT 1), (
-            -- The other account was deleted: the name its messages were sent under.
+            WHERE o.room_id = r.id AND o.user_id != ?1 LIMIT 1),
+            -- The other account was deleted: its name, kept at the deletion, or (deleted
+            -- before that was done) the name its messages were sent under.
+            r.name, (
             SELECT x.sender_name FROM messages x
             WHERE x.room_id = r.id AND x.sender_id != ?1 ORDER BY x.seq DESC LIMIT 1), (
             -- A chat with myself.

@@ -978,6 +978,12 @@ fn apply(
             for room in owned {
                 hand_over(conn, RoomId(room as u64))?;
             }
+            // Direct chats with the account keep its name (their `name` is otherwise unused).
+            conn.execute(
+                "UPDATE rooms SET name = (SELECT name FROM users WHERE id = ?1) \
+                 WHERE kind = 2 AND (direct_key LIKE ?1 || ':%' OR direct_key LIKE '%:' || ?1)",
+                params![user.0 as i64],
+            )?;
             let deleted =
                 conn.execute("DELETE FROM users WHERE id = ?1", params![user.0 as i64])?;
             if deleted == 0 {
