@@ -121,8 +121,8 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ),
     (
         "/role",
-        "USER owner|moderator|member",
-        "change USER's role here (owner; owner hands the room over); /op, /deop",
+        "USER ROLE",
+        "ROLE: moderator, member, or owner to hand the room over (owner only); /op /deop",
     ),
     (
         "/msg",
