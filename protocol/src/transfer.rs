@@ -76,13 +76,14 @@ const HASH_BUFFER: usize = 1024 * 1024;
 /// What went wrong during a transfer.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
-    /// A local file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    /// A local file could not be read or written. The message names the file and the cause,
+    /// so `error` is not also reported as the source (a `{:#}` chain would say it twice).
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// What happened.
-        source: io::Error,
+        error: io::Error,
     },
     /// The server refused a request or the connection failed.
     #[error(transparent)]
@@ -147,9 +148,9 @@ impl TransferError {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> TransferError + '_ {
-    move |source| TransferError::Io {
+    move |error| TransferError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -1075,6 +1076,17 @@ impl RateMeter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_error_names_the_file_and_its_cause_once() {
+        let missing = io::Error::new(io::ErrorKind::NotFound, "No such file");
+        let error = io_error(Path::new("/tmp/x.bin"))(missing);
+        assert_eq!(error.to_string(), "/tmp/x.bin: No such file");
+        assert!(
+            std::error::Error::source(&error).is_none(),
+            "the cause is in the message already"
+        );
+    }
 
     #[test]
     fn numbered_names_go_before_the_extension() {
