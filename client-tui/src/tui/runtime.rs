@@ -7,13 +7,13 @@
 //! never to the screen.
 
 use anyhow::Context;
-use chatroom_protocol::client::{Client, ClientHandle};
+use chatroom_protocol::client::{Client, ClientError, ClientHandle};
 use chatroom_protocol::transfer::{
     self, Phase, Progress, ProgressSink, TransferError, TransferOptions,
 };
 use chatroom_protocol::{
-    ErrorCode, Event, HistoryAnchor, HistoryPage, Member, PresenceStatus, RoomId, RoomSummary,
-    ServerInfo, Session, UnixMillis, UserPresence, Visibility, now_millis,
+    ErrorBody, ErrorCode, Event, HistoryAnchor, HistoryPage, Member, PresenceStatus, RoomId,
+    RoomSummary, ServerInfo, Session, UnixMillis, UserPresence, Visibility, now_millis,
 };
 use ratatui::crossterm::event::{self as term, Event as TermEvent};
 use std::collections::HashMap;
@@ -412,9 +412,7 @@ impl Runtime {
                     return;
                 }
             }
-            let reason = watcher
-                .close_reason()
-                .map_or_else(|| "connection lost".to_string(), |e| e.message);
+            let reason = why_closed(watcher.close_reason(), watcher.close_error());
             drop(watcher);
             let _ = tx.send(Msg::Closed(generation, reason)).await;
         });
@@ -914,6 +912,39 @@ impl Runtime {
                 });
             }
         }
+    }
+}
+
+/// What to show when the connection ends: the server's reason when it gave one, else what
+/// failed here (a reset, a frame too large, …).
+fn why_closed(server_said: Option<ErrorBody>, ended: Option<ClientError>) -> String {
+    match (server_said, ended) {
+        (Some(body), _) => body.message,
+        (None, Some(ClientError::Closed(None)) | None) => "connection lost".to_string(),
+        (None, Some(local)) => local.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod why_closed_tests {
+    use super::*;
+
+    #[test]
+    fn the_server_s_reason_else_the_local_failure() {
+        let reset = || {
+            Some(ClientError::from(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "reset by peer",
+            )))
+        };
+        assert_eq!(why_closed(None, reset()), "connection error: reset by peer");
+        let said = ErrorBody::new(ErrorCode::TooSlow, "you fell behind");
+        assert_eq!(why_closed(Some(said), reset()), "you fell behind");
+        assert_eq!(why_closed(None, None), "connection lost");
+        assert_eq!(
+            why_closed(None, Some(ClientError::Closed(None))),
+            "connection lost"
+        );
     }
 }
 
