@@ -345,7 +345,15 @@ impl Client {
             read_frame(&mut read, &mut codec, &mut buf),
         )
         .await
-        .map_err(|_| ClientError::Timeout(options.request_timeout))??;
+        .map_err(|_| ClientError::Timeout(options.request_timeout))?
+        .map_err(|e| match e {
+            // Bytes that are not a frame at all: another kind of server on that port (an HTTP
+            // server's "HTTP" reads as a length of over a gigabyte).
+            ClientError::Codec(e) => ClientError::Protocol(format!(
+                "the server did not answer like a Chat-Room server ({e}); is the address right?"
+            )),
+            other => other,
+        })?;
         let welcome = match first {
             Some(ServerFrame::Welcome(w)) => w,
             Some(ServerFrame::Error(e)) => return Err(ClientError::Server(e)),

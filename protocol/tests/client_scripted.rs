@@ -556,6 +556,37 @@ async fn a_reset_connection_is_a_local_failure_not_a_server_error() {
 }
 
 #[tokio::test]
+async fn another_kind_of_server_is_named_as_such() {
+    for answer in [
+        &b"HTTP/1.1 400 Bad Request\r\n\r\n"[..],
+        // A frame of a sane size whose bytes are not a Chat-Room frame.
+        &[0, 0, 0, 3, 0xff, 0xff, 0xff][..],
+    ] {
+        let (listener, addr) = listen().await;
+        let peer = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accepts");
+            socket.write_all(answer).await.expect("writes");
+            // Hold the connection until the client gives up on it.
+            let mut rest = Vec::new();
+            let _ = socket.read_to_end(&mut rest).await;
+        });
+        let refused = tokio::time::timeout(WAIT, Client::connect(addr, "wrong-port"))
+            .await
+            .expect("answers in time")
+            .expect_err("not a Chat-Room server");
+        assert!(
+            matches!(&refused, ClientError::Protocol(what)
+                if what.contains("did not answer like a Chat-Room server")),
+            "{refused:?}"
+        );
+        tokio::time::timeout(WAIT, peer)
+            .await
+            .expect("the peer ends")
+            .expect("the peer did not panic");
+    }
+}
+
+#[tokio::test]
 async fn a_closing_error_the_client_can_read_is_the_close_reason() {
     let (listener, addr) = listen().await;
     let peer = tokio::spawn(async move {
