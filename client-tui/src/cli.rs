@@ -450,6 +450,9 @@ async fn logout(settings: &Settings) -> anyhow::Result<()> {
     ))
 }
 
+/// The most `send` reads from standard input.
+const MAX_STDIN_BYTES: u64 = 16 << 20;
+
 /// Finds the room a command names: a room I am in by name, or the direct chat with a user.
 async fn resolve_target(client: &Client, target: &Target) -> anyhow::Result<RoomSummary> {
     if let Some(user) = &target.to {
@@ -490,14 +493,29 @@ async fn send(
 ) -> anyhow::Result<()> {
     let text = if text.is_empty() || text == ["-"] {
         let mut input = String::new();
+        // Bounded: no server takes a frame this big, and `yes | chatroom send` must not eat
+        // the machine's memory before saying so.
         std::io::stdin()
+            .take(MAX_STDIN_BYTES + 1)
             .read_to_string(&mut input)
             .context("cannot read the message from standard input")?;
+        if input.len() as u64 > MAX_STDIN_BYTES {
+            bail!(
+                "the message on standard input is over {} MiB; no server takes one that long",
+                MAX_STDIN_BYTES >> 20
+            );
+        }
         input.trim_end_matches(['\n', '\r']).to_string()
     } else {
         text.join(" ")
     };
     let (client, _) = connect_logged_in(settings).await?;
+    // Said here, not as a frame too large for the connection: the server's own rule.
+    let limit = client.welcome().limits.max_message_chars;
+    let chars = text.chars().count();
+    if chars > limit as usize {
+        bail!("the message is {chars} characters; this server takes at most {limit}");
+    }
     let room = resolve_target(&client, target).await?;
     let sent = client
         .send_message(room.id, text)

@@ -374,6 +374,31 @@ async fn failures_exit_non_zero_with_one_clear_line() {
     assert!(!output.status.success());
     assert!(stderr_line(&output).contains("empty"));
 
+    // Too long for the server, even for one frame: its own rule is what is said.
+    let mut long = alice.command();
+    long.args(["send", "--room", "public", "-"]);
+    long.stdin(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = long.spawn().expect("spawn");
+    {
+        use std::io::Write;
+        let _ = child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(&vec![b'x'; 2 << 20]);
+    }
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(!output.status.success());
+    assert!(
+        stderr_line(&output)
+            .contains("the message is 2097152 characters; this server takes at most 4000"),
+        "{}",
+        stderr_line(&output)
+    );
+
     let nowhere_server = User {
         name: "alice",
         home: tempfile::tempdir().expect("home"),
