@@ -409,6 +409,9 @@ pub struct App {
     pub clock: Clock,
     /// The server's AI bot, as the server names it (`None`: no bot, or not connected yet).
     pub ai_bot: Option<String>,
+    /// The server's longest message in characters, once connected: a longer one stays in the
+    /// input to be shortened instead of being sent and refused.
+    pub max_message_chars: Option<u32>,
     /// File transfers, oldest first (finished ones are pruned).
     pub transfers: Vec<TransferView>,
     /// The number of the newest transfer.
@@ -449,6 +452,7 @@ impl App {
             passwd: None,
             clock: Clock::Utc,
             ai_bot: None,
+            max_message_chars: None,
             transfers: Vec::new(),
             next_transfer: 0,
             show_transfers: false,
@@ -1017,12 +1021,42 @@ impl App {
             return Vec::new();
         }
         match super::commands::parse(&line) {
+            Ok(
+                super::commands::Command::Say(text)
+                | super::commands::Command::Ai(text)
+                | super::commands::Command::Msg {
+                    text: Some(text), ..
+                },
+            ) if self.too_long(&text) => {
+                // The whole line, command and all, to be shortened and sent again.
+                self.input.set_text(&line);
+                Vec::new()
+            }
             Ok(command) => self.run_command(command),
             Err(e) => {
                 self.flash(e.to_string(), true);
                 Vec::new()
             }
         }
+    }
+
+    /// Whether `text` is over the server's limit; if so the flash says by how much.
+    fn too_long(&mut self, text: &str) -> bool {
+        let Some(limit) = self.max_message_chars else {
+            return false;
+        };
+        let chars = text.chars().count();
+        if chars <= limit as usize {
+            return false;
+        }
+        self.flash(
+            format!(
+                "{chars} characters: this server takes at most {limit}; shorten it by {}",
+                chars - limit as usize
+            ),
+            true,
+        );
+        true
     }
 
     fn current_or_flash(&mut self) -> Option<RoomId> {
@@ -1859,6 +1893,36 @@ mod tests {
         assert!(!app.rooms.contains_key(&RoomId(2)));
         assert_ne!(app.current, Some(RoomId(2)));
         assert!(app.flash.as_ref().is_some_and(|(t, _)| t.contains("alice")));
+    }
+
+    #[test]
+    fn a_message_over_the_servers_limit_stays_in_the_input() {
+        let mut app = logged_in_app();
+        app.max_message_chars = Some(5);
+        app.input.set_text("多行 ok!");
+        assert!(app.submit_input().is_empty(), "nothing is sent");
+        assert_eq!(app.input.text(), "多行 ok!", "the text is kept to shorten");
+        assert!(
+            app.flash
+                .as_ref()
+                .is_some_and(|(t, _)| t.contains("at most 5; shorten it by 1")),
+            "{:?}",
+            app.flash
+        );
+        app.input.set_text("//多行 ok!");
+        assert!(app.submit_input().is_empty());
+        assert_eq!(app.input.text(), "//多行 ok!", "the line as typed");
+        app.input.set_text("/msg bob 多行 ok!");
+        assert!(app.submit_input().is_empty());
+        assert_eq!(app.input.text(), "/msg bob 多行 ok!");
+        app.input.set_text("多行 ok");
+        assert_eq!(
+            app.submit_input(),
+            vec![Action::Send {
+                room: RoomId(1),
+                text: "多行 ok".into()
+            }]
+        );
     }
 
     fn notices(app: &App, room: u64) -> Vec<String> {

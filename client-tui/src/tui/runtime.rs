@@ -52,6 +52,8 @@ enum Msg {
         session: Session,
         rooms: Vec<RoomSummary>,
         info: ServerInfo,
+        /// The server's longest message, in characters (from its `Welcome`).
+        max_message_chars: u32,
     },
     /// Credentials refused: back to the login screen.
     AuthFailed(String),
@@ -395,6 +397,7 @@ impl Runtime {
                     return;
                 }
             };
+            let max_message_chars = client.welcome().limits.max_message_chars;
             let (handle, mut events) = client.into_parts();
             let watcher = handle.clone();
             let connected = Msg::Connected {
@@ -403,6 +406,7 @@ impl Runtime {
                 session,
                 rooms,
                 info,
+                max_message_chars,
             };
             if tx.send(connected).await.is_err() {
                 return;
@@ -461,6 +465,7 @@ impl Runtime {
                 session,
                 rooms,
                 info,
+                max_message_chars,
             } if generation == self.generation => {
                 tracing::info!(user = %session.user.username, "connected");
                 self.attempt = 0;
@@ -473,6 +478,7 @@ impl Runtime {
                     app.flash(format!("could not keep the session: {e}"), true);
                 }
                 app.ai_bot = info.ai_bot;
+                app.max_message_chars = Some(max_message_chars);
                 let mut actions = app.rooms_loaded(rooms);
                 actions.extend(app.resume_transfers());
                 actions
