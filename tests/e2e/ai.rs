@@ -244,7 +244,8 @@ async fn the_bot_can_be_invited_and_kicked_and_clear_persists() {
 // ---- a Chat Completions server for the tests ----
 
 /// A tiny OpenAI-compatible server. What it does depends on the question (the last message):
-/// `#500`, `#malformed`, `#stall` (one token, then nothing), `#silent` (headers, then
+/// `#500`, `#malformed`, `#stall` (one token, then nothing), `#keepalive` (one token, then
+/// only keep-alive comments and empty deltas), `#silent` (headers, then
 /// nothing), `#trickle` (a token every 50 ms forever), `#gate` (waits for the test to open
 /// the gate), `#leak` (an error body that quotes the key), `#ansi` (terminal control
 /// sequences and a bell around "hi"), `#finish` (the last words and the finish reason in one
@@ -377,6 +378,15 @@ impl FakeModel {
             socket.write_all(sse_head.as_bytes()).await?;
             socket.write_all(delta("I was about to").as_bytes()).await?;
             std::future::pending::<()>().await;
+        } else if question.contains("#keepalive") {
+            socket.write_all(sse_head.as_bytes()).await?;
+            socket.write_all(delta("I was about to").as_bytes()).await?;
+            loop {
+                socket.write_all(b": keep-alive\n\n").await?;
+                socket.write_all(delta("").as_bytes()).await?;
+                socket.flush().await?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         } else if question.contains("#silent") {
             socket.write_all(sse_head.as_bytes()).await?;
             std::future::pending::<()>().await;
@@ -530,6 +540,7 @@ async fn failures_give_a_notice_and_free_the_slot() {
         ("#500", "HTTP 500"),
         ("#malformed", "not a chat completion"),
         ("#stall", "stopped answering midway"),
+        ("#keepalive", "stopped answering midway"),
         ("#silent", "did not start answering in time"),
         ("#trickle", "took too long"),
     ] {

@@ -290,10 +290,13 @@ async fn stream(
     let mut body = Vec::new();
     let mut read = 0usize;
     let mut got_first = false;
+    let mut last_token = started;
     let mut finished = false;
     loop {
+        // Measured from the last text, not the last bytes: keep-alive comments and empty
+        // deltas from a model that has stopped producing do not hold the answer open.
         let wait_until = if got_first {
-            (Instant::now() + timeouts.first_token).min(deadline)
+            (last_token + timeouts.first_token).min(deadline)
         } else {
             first_deadline
         };
@@ -318,6 +321,7 @@ async fn stream(
                 Event::Delta(text) if text.is_empty() => {}
                 Event::Delta(text) => {
                     got_first = true;
+                    last_token = Instant::now();
                     if tx.send(Ok(text)).await.is_err() {
                         return Ok(()); // Nobody is listening any more.
                     }
