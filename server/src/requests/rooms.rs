@@ -126,30 +126,40 @@ impl Conn {
         Ok(Response::Room(summary))
     }
 
-    /// Adds `user` to `room` and tells the room and the new member.
+    /// Adds `user` to `room` (invited `by` someone, or joining) and tells the room and the
+    /// new member.
     async fn add_member(
         &self,
         room: RoomId,
         user: UserId,
         role: RoomRole,
+        by: Option<UserId>,
     ) -> RequestResult<RoomSummary> {
         let hub = self.shared.hub.clone();
         self.shared
             .storage
             .writer
-            .write_then(WriteOp::AddMember { room, user, role }, move |outcome| {
-                // The role it got: the first person in an ownerless room owns it.
-                let role = match outcome {
-                    Outcome::Roles(roles) => roles.first().map_or(role, |(_, r)| *r),
-                    _ => role,
-                };
-                hub.add_member(room, user, role);
-                if let Some(member) = hub.member(room, user)
-                    && let Some(frame) = hub.encode_event(&Event::MemberJoined { room, member })
-                {
-                    hub.broadcast_except(room, user, &frame);
-                }
-            })
+            .write_then(
+                WriteOp::AddMember {
+                    room,
+                    user,
+                    role,
+                    by,
+                },
+                move |outcome| {
+                    // The role it got: the first person in an ownerless room owns it.
+                    let role = match outcome {
+                        Outcome::Roles(roles) => roles.first().map_or(role, |(_, r)| *r),
+                        _ => role,
+                    };
+                    hub.add_member(room, user, role);
+                    if let Some(member) = hub.member(room, user)
+                        && let Some(frame) = hub.encode_event(&Event::MemberJoined { room, member })
+                    {
+                        hub.broadcast_except(room, user, &frame);
+                    }
+                },
+            )
             .await?;
         self.announce_room_to(user, room).await
     }
@@ -165,7 +175,7 @@ impl Conn {
             // Joining a room one is in is harmless: answer with the room.
             return Ok(Response::Room(self.summary_for(me.id, room).await?));
         }
-        let summary = self.add_member(room, me.id, RoomRole::Member).await?;
+        let summary = self.add_member(room, me.id, RoomRole::Member, None).await?;
         Ok(Response::Room(summary))
     }
 
@@ -178,6 +188,7 @@ impl Conn {
         user: &UserRow,
         reason: LeaveReason,
         told: Option<Bytes>,
+        by: Option<UserId>,
     ) -> RequestResult<()> {
         let hub = self.shared.hub.clone();
         let (user_id, username) = (user.id, user.name.clone());
@@ -188,6 +199,7 @@ impl Conn {
                 WriteOp::RemoveMember {
                     room,
                     user: user_id,
+                    by,
                 },
                 move |outcome| {
                     // Messages committed earlier go first; then the room, and the one who
@@ -223,7 +235,7 @@ impl Conn {
                 "a direct chat cannot be left",
             ));
         }
-        self.remove_member(room, me, LeaveReason::Left, None)
+        self.remove_member(room, me, LeaveReason::Left, None, None)
             .await?;
         Ok(Response::Done)
     }
@@ -255,7 +267,8 @@ impl Conn {
             .hub
             .user_by_name(&username)
             .ok_or_else(|| user_not_found(&username))?;
-        self.add_member(room, target.id, RoomRole::Member).await?;
+        self.add_member(room, target.id, RoomRole::Member, Some(me.id))
+            .await?;
         Ok(Response::Done)
     }
 
@@ -316,6 +329,7 @@ impl Conn {
                 reason,
             },
             told,
+            Some(me.id),
         )
         .await?;
         tracing::info!(room = %view.row.name, target = %target.name, "member kicked");
@@ -404,6 +418,7 @@ impl Conn {
                 WriteOp::SetTopic {
                     room,
                     topic: stored_topic,
+                    by: me.id,
                 },
                 move |_| {
                     hub.flush_deferred();

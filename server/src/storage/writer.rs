@@ -21,8 +21,8 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
 use super::{
-    RoomRow, StorageError, UserRow, is_constraint, kind_to_sql, message_kind_to_sql, role_from_sql,
-    role_to_sql,
+    RoomRow, StorageError, UserRow, is_constraint, kind_from_sql, kind_to_sql, message_kind_to_sql,
+    role_from_sql, role_to_sql,
 };
 use crate::files::FileStore;
 
@@ -109,6 +109,9 @@ pub enum WriteOp {
         user: UserId,
         /// As what.
         role: RoomRole,
+        /// Who invites them (checked again here: a member, and in a private room a
+        /// moderator or the owner, as of this transaction); `None` when they join.
+        by: Option<UserId>,
     },
     /// Remove a member. An owner's room passes to the longest-standing moderator, else the
     /// longest-standing member (never a bot). → [`Outcome::Roles`] with the new owner, if any
@@ -117,6 +120,9 @@ pub enum WriteOp {
         room: RoomId,
         /// Who.
         user: UserId,
+        /// Who removes them (a kick: checked again here, a moderator or the owner above
+        /// them as of this transaction); `None` when they leave.
+        by: Option<UserId>,
     },
     /// Change a member's role, as `actor`, who must own the room; [`RoomRole::Owner`] hands
     /// the room over and makes `actor` a moderator. → [`Outcome::Roles`] with every change
@@ -136,6 +142,9 @@ pub enum WriteOp {
         room: RoomId,
         /// The topic.
         topic: String,
+        /// Who sets it (checked again here: a moderator or the owner of a named room, either
+        /// member of a direct chat).
+        by: UserId,
     },
     /// Find or create the direct chat between two users. → [`Outcome::Direct`]
     OpenDirect {
@@ -760,7 +769,26 @@ fn apply(
                 topic: String::new(),
             }))
         }
-        WriteOp::AddMember { room, user, role } => {
+        WriteOp::AddMember {
+            room,
+            user,
+            role,
+            by,
+        } => {
+            if let Some(by) = by {
+                let needed = if room_kind(conn, *room)? == RoomKind::Public {
+                    RoomRole::Member
+                } else {
+                    RoomRole::Moderator
+                };
+                require_role(
+                    conn,
+                    *room,
+                    *by,
+                    needed,
+                    "only the owner or a moderator may invite to a private room",
+                )?;
+            }
             let role = if needs_owner(conn, *room)? && !super::ai::is_bot(conn, *user)? {
                 RoomRole::Owner
             } else {
@@ -776,7 +804,22 @@ fn apply(
             }
             Ok(Outcome::Roles(vec![(*user, role)]))
         }
-        WriteOp::RemoveMember { room, user } => {
+        WriteOp::RemoveMember { room, user, by } => {
+            if let Some(by) = by {
+                let mine = require_role(
+                    conn,
+                    *room,
+                    *by,
+                    RoomRole::Moderator,
+                    "only the owner or a moderator may remove members",
+                )?;
+                if member_role(conn, *room, *user)?.is_some_and(|theirs| theirs >= mine) {
+                    return Err(refused(
+                        ErrorCode::Forbidden,
+                        "you may only remove members below your own role",
+                    ));
+                }
+            }
             let removed: Option<i64> = conn
                 .query_row(
                     "DELETE FROM members WHERE room_id = ?1 AND user_id = ?2 RETURNING role",
@@ -805,16 +848,7 @@ fn apply(
             role,
             actor,
         } => {
-            let role_of = |who: UserId| -> Result<Option<RoomRole>, StorageError> {
-                Ok(conn
-                    .query_row(
-                        "SELECT role FROM members WHERE room_id = ?1 AND user_id = ?2",
-                        params![room.0 as i64, who.0 as i64],
-                        |r| r.get::<_, i64>(0),
-                    )
-                    .optional()?
-                    .map(role_from_sql))
-            };
+            let role_of = |who: UserId| member_role(conn, *room, who);
             if role_of(*actor)? != Some(RoomRole::Owner) {
                 return Err(refused(
                     ErrorCode::Forbidden,
@@ -847,7 +881,19 @@ fn apply(
             }
             Ok(Outcome::Roles(changes))
         }
-        WriteOp::SetTopic { room, topic } => {
+        WriteOp::SetTopic { room, topic, by } => {
+            let needed = if room_kind(conn, *room)? == RoomKind::Direct {
+                RoomRole::Member
+            } else {
+                RoomRole::Moderator
+            };
+            require_role(
+                conn,
+                *room,
+                *by,
+                needed,
+                "only the owner or a moderator may set the topic",
+            )?;
             conn.execute(
                 "UPDATE rooms SET topic = ?1 WHERE id = ?2",
                 params![topic, room.0 as i64],
@@ -1296,6 +1342,49 @@ fn check_quota(
     Ok(())
 }
 
+/// `user`'s role in `room`, `None` when not a member.
+fn member_role(
+    conn: &Connection,
+    room: RoomId,
+    user: UserId,
+) -> Result<Option<RoomRole>, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT role FROM members WHERE room_id = ?1 AND user_id = ?2")?
+        .query_row(params![room.0 as i64, user.0 as i64], |r| {
+            r.get::<_, i64>(0)
+        })
+        .optional()?
+        .map(role_from_sql))
+}
+
+/// `actor`'s role in `room`, refused unless they are a member with at least `needed`. The
+/// request was checked against the hub, but a role change may have been committed since.
+fn require_role(
+    conn: &Connection,
+    room: RoomId,
+    actor: UserId,
+    needed: RoomRole,
+    refusal: &str,
+) -> Result<RoomRole, StorageError> {
+    match member_role(conn, room, actor)? {
+        None => Err(refused(
+            ErrorCode::NotMember,
+            "you are not a member of that room",
+        )),
+        Some(role) if role < needed => Err(refused(ErrorCode::Forbidden, refusal)),
+        Some(role) => Ok(role),
+    }
+}
+
+/// What kind of room `room` is.
+fn room_kind(conn: &Connection, room: RoomId) -> Result<RoomKind, StorageError> {
+    conn.prepare_cached("SELECT kind FROM rooms WHERE id = ?1")?
+        .query_row(params![room.0 as i64], |r| r.get(0))
+        .optional()?
+        .map(kind_from_sql)
+        .ok_or_else(|| refused(ErrorCode::RoomNotFound, "no such room"))
+}
+
 /// Whether `room` is a named room (not the built-in `public`) without an owner.
 fn needs_owner(conn: &Connection, room: RoomId) -> Result<bool, StorageError> {
     Ok(conn
@@ -1423,6 +1512,81 @@ mod tests {
     }
 
     #[test]
+    fn a_kick_invite_or_topic_is_checked_against_roles_changed_earlier_in_the_batch() {
+        let mut conn = Connection::open_in_memory().expect("opens");
+        super::super::schema::migrate(&mut conn).expect("migrates");
+        // ops (2) is private: olga owns it, mike moderates, bob is a member; xena is outside.
+        conn.execute_batch(
+            "INSERT INTO users (id, name, name_key, password_hash, created_at) VALUES
+                 (1, 'olga', 'olga', '-', 0), (2, 'mike', 'mike', '-', 0),
+                 (3, 'bob', 'bob', '-', 0), (4, 'xena', 'xena', '-', 0);
+             INSERT INTO rooms (id, kind, name, name_key, created_by, created_at)
+                 VALUES (2, 1, 'ops', 'ops', 1, 0);
+             INSERT INTO members (room_id, user_id, role, joined_at) VALUES
+                 (2, 1, 2, 0), (2, 2, 1, 1), (2, 3, 0, 2);",
+        )
+        .expect("the room");
+        let job = |op| Job {
+            op,
+            done: Box::new(|_| {}),
+        };
+        let set_role = |user: u64, role| {
+            job(WriteOp::SetRole {
+                room: RoomId(2),
+                user: UserId(user),
+                role,
+                actor: UserId(1),
+            })
+        };
+        let forbidden = |result: &Result<Outcome, StorageError>| matches!(result, Err(StorageError::Refused(e)) if e.code == ErrorCode::Forbidden);
+        let mut seqs = HashMap::new();
+
+        // Bob is handed the room while mike kicks him: the kick comes too late.
+        let batch = [
+            set_role(3, RoomRole::Owner),
+            job(WriteOp::RemoveMember {
+                room: RoomId(2),
+                user: UserId(3),
+                by: Some(UserId(2)),
+            }),
+        ];
+        let results = run_batch(&mut conn, &batch, &mut seqs);
+        assert!(results[0].is_ok() && forbidden(&results[1]), "{results:?}");
+
+        // Mike is demoted (by bob, the owner now) while he invites and sets the topic.
+        let batch = [
+            job(WriteOp::SetRole {
+                room: RoomId(2),
+                user: UserId(2),
+                role: RoomRole::Member,
+                actor: UserId(3),
+            }),
+            job(WriteOp::AddMember {
+                room: RoomId(2),
+                user: UserId(4),
+                role: RoomRole::Member,
+                by: Some(UserId(2)),
+            }),
+            job(WriteOp::SetTopic {
+                room: RoomId(2),
+                topic: "mine now".into(),
+                by: UserId(2),
+            }),
+        ];
+        let results = run_batch(&mut conn, &batch, &mut seqs);
+        assert!(
+            results[0].is_ok() && forbidden(&results[1]) && forbidden(&results[2]),
+            "{results:?}"
+        );
+        let members: i64 = conn
+            .query_row("SELECT COUNT(*) FROM members WHERE room_id = 2", [], |r| {
+                r.get(0)
+            })
+            .expect("count");
+        assert_eq!(members, 3, "bob is still there, xena never came in");
+    }
+
+    #[test]
     fn deleting_an_owner_passes_their_rooms_on_to_a_person() {
         let mut conn = Connection::open_in_memory().expect("opens");
         super::super::schema::migrate(&mut conn).expect("migrates");
@@ -1457,6 +1621,7 @@ mod tests {
                 room: RoomId(3),
                 user: UserId(2),
                 role: RoomRole::Member,
+                by: None,
             },
         )
         .expect("joined");
@@ -1481,6 +1646,7 @@ mod tests {
             op: WriteOp::RemoveMember {
                 room: RoomId(1),
                 user: UserId(1),
+                by: None,
             },
             done: Box::new(|_| {}),
         };
