@@ -840,6 +840,7 @@ impl App {
                     if me {
                         r.summary.my_role = Some(role);
                     }
+                    let username_before = username.clone();
                     let who = if me { "you".to_owned() } else { username };
                     let what = match role {
                         RoomRole::Owner => "the owner",
@@ -848,6 +849,11 @@ impl App {
                     };
                     let verb = if me { "are" } else { "is" };
                     let text = match by {
+                        Some(by) if role == RoomRole::Owner => {
+                            format!("{by} handed the room to {who}")
+                        }
+                        // The old owner, after handing the room over.
+                        Some(by) if by == username_before => format!("{who} {verb} now {what}"),
                         Some(by) => format!("{by} made {who} {what}"),
                         None => format!("the owner left: {who} {verb} now {what}"),
                     };
@@ -1975,11 +1981,25 @@ mod tests {
         let roles: Vec<RoomRole> = dev.members.iter().map(|m| m.role).collect();
         assert_eq!(roles, vec![RoomRole::Owner, RoomRole::Moderator]);
         assert_eq!(dev.summary.my_role, Some(RoomRole::Owner));
+        assert_eq!(names(&app), ["me", "bob"]);
+        // Then I hand the room to bob.
+        for (user, username, role) in [(2, "bob", RoomRole::Owner), (1, "me", RoomRole::Moderator)]
+        {
+            app.on_event(Event::RoleChanged {
+                room: RoomId(2),
+                user: UserId(user),
+                username: username.into(),
+                role,
+                by: Some("me".into()),
+            });
+        }
         assert_eq!(
             notices(&app, 2),
             vec![
                 "alice made bob a moderator".to_owned(),
                 "the owner left: you are now the owner".to_owned(),
+                "me handed the room to bob".to_owned(),
+                "you are now a moderator".to_owned(),
             ]
         );
     }
