@@ -349,8 +349,11 @@ pub fn resolve_config_with_key(
         }
     }
     apply_ai_settings(settings, &mut config.ai, env_api_key)?;
-    if config.limits.max_frame_bytes < 4096 {
-        bail!("max_frame_bytes must be at least 4096");
+    // Clients take no larger frames than this (see the protocol crate), so a server allowed
+    // more could send a history page every client drops the connection over.
+    let most = chatroom_protocol::client::MAX_FRAME_BYTES_ACCEPTED;
+    if !(4096..=most).contains(&config.limits.max_frame_bytes) {
+        bail!("max_frame_bytes must be between 4096 and {most}");
     }
     // A 0 here used to be read as 1 per second, the opposite of what anyone typing it means.
     for (name, value) in [
@@ -647,6 +650,23 @@ mod tests {
             .expect("parse");
         let (config, _) = resolve_config_with_key(&cli.settings, None).expect("resolve");
         assert_eq!(config.limits.messages_per_second, 1_000_000);
+    }
+
+    #[test]
+    fn the_frame_limit_stays_within_what_clients_accept() {
+        let limit = |value: &str| {
+            let cli = Cli::try_parse_from(["chatroom-server", "--max-frame-bytes", value])
+                .expect("parse");
+            resolve_config_with_key(&cli.settings, None).map(|(c, _)| c.limits.max_frame_bytes)
+        };
+        assert_eq!(limit("16777216").expect("the most"), 16 << 20);
+        for too in ["4095", "16777217"] {
+            let error = limit(too).expect_err("refused").to_string();
+            assert!(
+                error.contains("between 4096 and 16777216"),
+                "{too}: {error}"
+            );
+        }
     }
 
     #[test]
