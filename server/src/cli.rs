@@ -56,7 +56,7 @@ pub struct Settings {
     /// Longest message in characters [default: 4000]
     #[arg(long, env = "CHATROOM_MAX_MESSAGE_CHARS", value_name = "N")]
     pub max_message_chars: Option<u32>,
-    /// Largest frame in bytes [default: 1048576]
+    /// Largest frame in bytes, 4096 to 16777216 [default: 1048576]
     #[arg(long, env = "CHATROOM_MAX_FRAME_BYTES", value_name = "N")]
     pub max_frame_bytes: Option<u32>,
     /// Sustained messages per second per connection, at least 1 [default: 20]
