@@ -42,6 +42,7 @@ use crate::codec::{
 };
 use crate::frames::*;
 use crate::ids::{FileId, RoomId, Seq, UploadId};
+use crate::wire_format::Reader;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -616,14 +617,14 @@ fn undecodable(payload: &[u8], error: &CodecError) -> Undecodable {
     const RESPONSE: u64 = 1;
     const ERROR: u64 = 4;
     const RESULT_ERR: u64 = 1;
-    let mut r = PayloadReader { rest: payload };
+    let mut r = Reader { rest: payload };
     match r.varint() {
         Some(RESPONSE) => {
             let Some(id) = r.varint().and_then(|id| u32::try_from(id).ok()) else {
                 return Undecodable::Skip;
             };
             let what = match r.varint() {
-                Some(RESULT_ERR) => r.error_body(),
+                Some(RESULT_ERR) => error_body(&mut r),
                 _ => None,
             };
             Undecodable::Answer {
@@ -631,44 +632,20 @@ fn undecodable(payload: &[u8], error: &CodecError) -> Undecodable {
                 what: what.unwrap_or_else(|| error.to_string()),
             }
         }
-        Some(ERROR) => Undecodable::Closing(r.error_body().unwrap_or_else(|| error.to_string())),
+        Some(ERROR) => {
+            Undecodable::Closing(error_body(&mut r).unwrap_or_else(|| error.to_string()))
+        }
         _ => Undecodable::Skip,
     }
 }
 
-/// A cursor over payload bytes that reads varints and strings (`PROTOCOL.md` §6).
-struct PayloadReader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> PayloadReader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, rest) = self.rest.split_at_checked(n)?;
-        self.rest = rest;
-        Some(head)
-    }
-
-    fn varint(&mut self) -> Option<u64> {
-        let (&tag, rest) = self.rest.split_first()?;
-        self.rest = rest;
-        Some(match tag {
-            0..=250 => u64::from(tag),
-            251 => u64::from(u16::from_le_bytes(self.take(2)?.try_into().ok()?)),
-            252 => u64::from(u32::from_le_bytes(self.take(4)?.try_into().ok()?)),
-            253 => u64::from_le_bytes(self.take(8)?.try_into().ok()?),
-            _ => return None,
-        })
-    }
-
-    /// An [`ErrorBody`] with any code, as the rest of the payload, described.
-    fn error_body(&mut self) -> Option<String> {
-        let code = self.varint()?;
-        let len = usize::try_from(self.varint()?).ok()?;
-        let message = std::str::from_utf8(self.take(len)?).ok()?;
-        self.rest
-            .is_empty()
-            .then(|| format!("error code {code}, unknown to this client: {message}"))
-    }
+/// An [`ErrorBody`] with any code, as the rest of the payload, described.
+fn error_body(r: &mut Reader<'_>) -> Option<String> {
+    let code = r.varint()?;
+    let message = r.str()?;
+    r.rest
+        .is_empty()
+        .then(|| format!("error code {code}, unknown to this client: {message}"))
 }
 
 /// Routes one frame. `Some(error)` ends the connection with that error.

@@ -97,19 +97,20 @@ fn read_simple_message_view(body: &[u8]) -> Option<crate::MessageView<'_>> {
     })
 }
 
-/// A cursor over payload bytes that reads bincode's varints and strings (`PROTOCOL.md` §6).
-struct Reader<'a> {
-    rest: &'a [u8],
+/// A cursor over payload bytes that reads bincode's varints and strings (`PROTOCOL.md` §6):
+/// for the hand-read message views here and the client's reading of frames it cannot decode.
+pub(crate) struct Reader<'a> {
+    pub(crate) rest: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let (head, rest) = self.rest.split_at_checked(n)?;
         self.rest = rest;
         Some(head)
     }
 
-    fn varint(&mut self) -> Option<u64> {
+    pub(crate) fn varint(&mut self) -> Option<u64> {
         let (&tag, rest) = self.rest.split_first()?;
         self.rest = rest;
         Some(match tag {
@@ -121,7 +122,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn str(&mut self) -> Option<&'a str> {
+    pub(crate) fn str(&mut self) -> Option<&'a str> {
         let len = usize::try_from(self.varint()?).ok()?;
         std::str::from_utf8(self.take(len)?).ok()
     }
