@@ -169,6 +169,14 @@ fn disconnected_state() {
 }
 
 #[test]
+fn a_long_input_wraps_and_scrolls_with_the_cursor() {
+    let mut app = busy_app();
+    let words: Vec<String> = (0..60).map(|i| format!("w{i:03}")).collect();
+    app.input.set_text(&words.join(" "));
+    insta::assert_snapshot!(render(&app, 80, 16));
+}
+
+#[test]
 fn a_room_with_an_ai_reply_streaming_in() {
     let mut app = busy_app();
     app.on_event(Event::Message(message(6, (1, "me"), 6, "@ai summary 5")));

@@ -176,7 +176,8 @@ fn draw_login(frame: &mut Frame, app: &App, form: &LoginForm) {
 
 fn draw_chat(frame: &mut Frame, app: &App) {
     let area = frame.area();
-    let input_rows = (app.input.text().lines().count().max(1) as u16).clamp(1, 5);
+    let (rows, _) = input_layout(&app.input.text(), app.input.cursor(), area.width);
+    let input_rows = (rows.len() as u16).clamp(1, INPUT_ROWS);
     let [main, status, input] = Layout::vertical([
         Constraint::Min(1),
         Constraint::Length(1),
@@ -704,31 +705,64 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
 }
 
 fn draw_input(frame: &mut Frame, app: &App, area: Rect) {
-    let text = app.input.text();
-    let lines: Vec<Line> = text
-        .split('\n')
-        .enumerate()
-        .map(|(i, l)| {
-            let prompt = if i == 0 { "› " } else { "  " };
-            Line::from(vec![
-                Span::styled(prompt, Style::new().fg(Color::Cyan)),
-                Span::raw(l.to_string()),
-            ])
-        })
-        .collect();
-    let skip = lines.len().saturating_sub(usize::from(area.height));
-    frame.render_widget(Paragraph::new(lines[skip..].to_vec()), area);
-    // Cursor: row and column of the cursor within the (possibly multi-line) input.
-    let before: String = text.chars().take(app.input.cursor()).collect();
-    let row = before.matches('\n').count();
-    let col = display_width(before.rsplit('\n').next().unwrap_or(""));
-    if row >= skip {
-        let x = (area.x + 2 + col).min(area.x + area.width.saturating_sub(1));
-        let y = area.y + (row - skip) as u16;
-        if y < area.y + area.height {
-            frame.set_cursor_position((x, y));
+    let (rows, (row, col)) = input_layout(&app.input.text(), app.input.cursor(), area.width);
+    // The rows around the cursor, when there are more than fit.
+    let skip = row.saturating_sub(usize::from(area.height).saturating_sub(1));
+    let shown: Vec<Line> = rows.into_iter().skip(skip).collect();
+    frame.render_widget(Paragraph::new(shown), area);
+    let y = area.y + (row - skip) as u16;
+    if y < area.y + area.height {
+        let x = (area.x + col).min(area.x + area.width.saturating_sub(1));
+        frame.set_cursor_position((x, y));
+    }
+}
+
+/// The most rows the input takes; a longer text scrolls to keep the cursor in view.
+const INPUT_ROWS: u16 = 5;
+
+/// The input as rows of at most `width` columns — its lines, each wrapped where the next
+/// character would not fit, behind the prompt or an indent — and the cursor's row and column.
+fn input_layout(text: &str, cursor: usize, width: u16) -> (Vec<Line<'static>>, (usize, u16)) {
+    const PROMPT: usize = 2;
+    let width = usize::from(width).max(PROMPT + 2);
+    let mut rows: Vec<String> = vec![String::new()];
+    let mut used = PROMPT;
+    let mut at = None;
+    for (i, c) in text.chars().enumerate() {
+        let w = c.width().unwrap_or(0);
+        if c != '\n' && used + w > width {
+            rows.push(String::new());
+            used = PROMPT;
+        }
+        if i == cursor {
+            at = Some((rows.len() - 1, used));
+        }
+        if c == '\n' {
+            rows.push(String::new());
+            used = PROMPT;
+        } else if let Some(row) = rows.last_mut() {
+            row.push(c);
+            used += w;
         }
     }
+    let at = at.unwrap_or_else(|| {
+        // After the last character: on a row of its own when that one is full.
+        if used >= width {
+            rows.push(String::new());
+            used = PROMPT;
+        }
+        (rows.len() - 1, used)
+    });
+    let cyan = Style::new().fg(Color::Cyan);
+    let lines = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let prompt = if i == 0 { "› " } else { "  " };
+            Line::from(vec![Span::styled(prompt, cyan), Span::raw(row)])
+        })
+        .collect();
+    (lines, (at.0, at.1 as u16))
 }
 
 /// The help popup's width, borders included: commands and keys in columns need 94 columns.
@@ -839,6 +873,29 @@ mod tests {
             .iter()
             .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
             .collect()
+    }
+
+    #[test]
+    fn a_long_input_wraps_and_the_cursor_stays_on_screen() {
+        let (rows, at) = input_layout("abcdefghij", 10, 8);
+        assert_eq!(text_of(&rows), ["› abcdef", "  ghij"]);
+        assert_eq!(at, (1, 6), "after the last character");
+        let (rows, at) = input_layout("abcdef", 6, 8);
+        assert_eq!(
+            text_of(&rows),
+            ["› abcdef", "  "],
+            "a full row: the cursor goes below"
+        );
+        assert_eq!(at, (1, 2));
+        let (_, at) = input_layout("abcdefghij", 6, 8);
+        assert_eq!(at, (1, 2), "on the g, first of the second row");
+        // Wide characters never straddle the edge; line breaks start a row of their own.
+        let (rows, at) = input_layout("你好世界\nok", 1, 8);
+        assert_eq!(text_of(&rows), ["› 你好世", "  界", "  ok"]);
+        assert_eq!(at, (0, 4));
+        let (rows, at) = input_layout("", 0, 80);
+        assert_eq!(text_of(&rows), ["› "]);
+        assert_eq!(at, (0, 2));
     }
 
     #[test]
