@@ -657,6 +657,17 @@ impl App {
         self.flash = Some((text.into(), error));
     }
 
+    /// A message that could not be sent: back into the input to send again, unless something
+    /// new was typed meanwhile (it is in the input history either way: ↑).
+    pub fn unsent(&mut self, text: &str, why: &str) {
+        if self.input.text().is_empty() {
+            self.input.set_text(text);
+            self.flash(format!("not sent ({why}); it is back in the input"), true);
+        } else {
+            self.flash(format!("not sent ({why}); ↑ brings it back"), true);
+        }
+    }
+
     /// Adds a notice to the current room.
     pub fn notice(&mut self, text: impl Into<String>) {
         let now = self.now;

@@ -74,6 +74,8 @@ enum Msg {
     PresenceRefreshed(Vec<UserPresence>),
     Notice(String),
     Flash(String, bool),
+    /// A message that was not sent, with why: it goes back into the input.
+    Unsent(String, String),
     Joined(RoomSummary),
     LoggedOut,
     /// A progress report of a transfer, with when it was taken.
@@ -553,6 +555,10 @@ impl Runtime {
                 app.flash(text, error);
                 Vec::new()
             }
+            Msg::Unsent(text, error) => {
+                app.unsent(&text, &error);
+                Vec::new()
+            }
             Msg::Joined(summary) => {
                 let id = summary.id;
                 app.on_event(Event::RoomUpdated(summary));
@@ -713,10 +719,18 @@ impl Runtime {
                 password,
                 register,
             }),
-            Action::Send { room, text } => self.with_client(app, move |c| async move {
-                c.send_message(room, text).await.map_err(err)?;
-                Ok(None)
-            }),
+            Action::Send { room, text } => {
+                let Some(handle) = self.handle.clone() else {
+                    app.unsent(&text, "not connected; waiting to reconnect");
+                    return;
+                };
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = handle.send_message(room, text.clone()).await {
+                        let _ = tx.send(Msg::Unsent(text, err(e))).await;
+                    }
+                });
+            }
             Action::Direct { user, text } => self.with_client(app, move |c| async move {
                 let room = c.open_direct(&user).await.map_err(err)?;
                 if let Some(text) = text {
@@ -1237,6 +1251,53 @@ mod tests {
             message_seqs(&h.app, public) == [1, 2, 3, 4, 5]
         })
         .await;
+        h.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_message_that_cannot_be_sent_goes_back_into_the_input() {
+        let mut h = Harness::start().await;
+        h.runtime.connect(Credentials::Password {
+            user: "alice".into(),
+            password: PASSWORD.into(),
+            register: true,
+        });
+        h.run_until("the login", |h| h.app.current.is_some()).await;
+
+        // Refused by the server: a control character.
+        h.command("bell \u{7} ring");
+        h.run_until("the refusal", |h| h.app.input.text() == "bell \u{7} ring")
+            .await;
+        assert!(
+            h.app
+                .flash
+                .as_ref()
+                .is_some_and(|(t, _)| t.contains("back in the input")),
+            "{:?}",
+            h.app.flash
+        );
+        h.app.input.set_text("");
+
+        // Not connected at all.
+        h.runtime.handle.as_ref().expect("connected").close();
+        h.run_until("the drop", |h| {
+            matches!(
+                h.app.connection,
+                crate::tui::app::ConnectionState::Disconnected { .. }
+            )
+        })
+        .await;
+        h.runtime.reconnect_at = None;
+        h.command("typed during the outage");
+        assert_eq!(h.app.input.text(), "typed during the outage");
+        assert!(
+            h.app
+                .flash
+                .as_ref()
+                .is_some_and(|(t, _)| t.contains("not connected")),
+            "{:?}",
+            h.app.flash
+        );
         h.shutdown.cancel();
     }
 
