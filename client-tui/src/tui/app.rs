@@ -166,10 +166,14 @@ impl RoomState {
         true
     }
 
-    /// Adds a local notice after the newest message.
+    /// Adds a local notice after the newest message — loaded or not: in a room whose history
+    /// has not come yet (one just joined) it goes after the messages the room list counts.
     pub fn notice(&mut self, ts: UnixMillis, text: impl Into<String>) {
         self.notice_counter += 1;
-        let key = (self.newest_seq(), self.notice_counter);
+        let key = (
+            self.newest_seq().max(self.summary.latest_seq),
+            self.notice_counter,
+        );
         self.timeline.insert(
             key,
             Entry::Notice {
@@ -1940,6 +1944,32 @@ mod tests {
                 text: "多行 ok".into()
             }]
         );
+    }
+
+    #[test]
+    fn a_notice_in_a_room_not_loaded_yet_comes_after_its_messages() {
+        let mut app = logged_in_app();
+        app.rooms
+            .get_mut(&RoomId(2))
+            .expect("dev")
+            .summary
+            .latest_seq = 2;
+        app.on_event(Event::RoleChanged {
+            room: RoomId(2),
+            user: UserId(1),
+            username: "me".into(),
+            role: RoomRole::Moderator,
+            by: Some("alice".into()),
+        });
+        for seq in [1, 2] {
+            app.on_event(Event::Message(message(2, seq, (2, "alice"), "before")));
+        }
+        let order: Vec<bool> = app.rooms[&RoomId(2)]
+            .timeline
+            .values()
+            .map(|e| matches!(e, Entry::Notice { .. }))
+            .collect();
+        assert_eq!(order, [false, false, true], "the messages, then the notice");
     }
 
     fn notices(app: &App, room: u64) -> Vec<String> {
