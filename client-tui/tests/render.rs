@@ -169,6 +169,16 @@ fn disconnected_state() {
 }
 
 #[test]
+fn a_note_comes_first_in_the_status_line() {
+    let mut app = busy_app();
+    app.flash(
+        "you own this room: give the owner role to someone else to hand it over",
+        true,
+    );
+    insta::assert_snapshot!(render(&app, 80, 12));
+}
+
+#[test]
 fn a_long_input_wraps_and_scrolls_with_the_cursor() {
     let mut app = busy_app();
     let words: Vec<String> = (0..60).map(|i| format!("w{i:03}")).collect();

@@ -13,6 +13,8 @@ use super::transfers::{TransferRequest, TransferView};
 
 /// How many typing notices count as "still typing" (ms).
 pub const TYPING_SHOWN_MS: u64 = 5_000;
+/// How long a note stays in the status line.
+pub const FLASH_SHOWN_MS: u64 = 10_000;
 /// Messages fetched per history page.
 pub const PAGE: u32 = 100;
 /// Drafts shown at once per room; an older one gives way to a newer one.
@@ -392,6 +394,8 @@ pub struct App {
     presence_stale: bool,
     /// A one-line status message (errors, confirmations), with whether it is an error.
     pub flash: Option<(String, bool)>,
+    /// When the flash was set: it goes after [`FLASH_SHOWN_MS`] (or on Esc).
+    flash_at: UnixMillis,
     /// Ring the bell on mentions.
     pub bell_on_mention: bool,
     /// Rooms whose read marker should move on the next tick.
@@ -446,6 +450,7 @@ impl App {
             presence: HashMap::new(),
             presence_stale: false,
             flash: None,
+            flash_at: 0,
             bell_on_mention: true,
             pending_read: Vec::new(),
             last_typing_sent: 0,
@@ -659,6 +664,7 @@ impl App {
     /// Shows a line in the status bar (errors in red).
     pub fn flash(&mut self, text: impl Into<String>, error: bool) {
         self.flash = Some((text.into(), error));
+        self.flash_at = self.now;
     }
 
     /// A message that could not be sent: back into the input to send again, unless something
@@ -1013,6 +1019,9 @@ impl App {
     /// per tick, however many messages arrived).
     pub fn tick(&mut self, now: UnixMillis) -> Vec<Action> {
         self.now = now;
+        if self.flash.is_some() && now.saturating_sub(self.flash_at) >= FLASH_SHOWN_MS {
+            self.flash = None;
+        }
         for room in self.rooms.values_mut() {
             room.typing
                 .retain(|(_, at)| now.saturating_sub(*at) < TYPING_SHOWN_MS);
@@ -1944,6 +1953,17 @@ mod tests {
                 text: "多行 ok".into()
             }]
         );
+    }
+
+    #[test]
+    fn a_note_in_the_status_line_goes_after_a_while() {
+        let mut app = logged_in_app();
+        app.tick(1_000);
+        app.flash("invited bob", false);
+        app.tick(1_000 + FLASH_SHOWN_MS - 1);
+        assert!(app.flash.is_some());
+        app.tick(1_000 + FLASH_SHOWN_MS);
+        assert_eq!(app.flash, None);
     }
 
     #[test]

@@ -690,13 +690,14 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
             Style::new().fg(Color::Cyan),
         ));
     }
+    // A note goes first: it is what just happened, and the end of the line is what gets cut.
     if let Some((text, error)) = &app.flash {
         let style = if *error {
-            Style::new().fg(Color::Red)
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
         } else {
             Style::new().fg(Color::Cyan)
         };
-        spans.push(Span::styled(format!(" · {text}"), style));
+        spans.insert(0, Span::styled(format!(" {text} ·"), style));
     }
     frame.render_widget(
         Paragraph::new(Line::from(spans)).style(Style::new().bg(Color::Indexed(236))),
