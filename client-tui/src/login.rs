@@ -54,17 +54,26 @@ pub fn password(settings: &Settings, confirm: bool) -> anyhow::Result<String> {
     password_after(settings, confirm, None)
 }
 
+/// The password from `--password-file`, `CHATROOM_PASSWORD` or the config file's
+/// `password_file` (in that order), when one of them is given; `None` means ask the user.
+pub fn configured_password(settings: &Settings) -> Option<anyhow::Result<String>> {
+    if let Some(path) = &settings.password_file {
+        return Some(read_password_file(path));
+    }
+    if let Ok(password) = std::env::var("CHATROOM_PASSWORD") {
+        return Some(Ok(password));
+    }
+    settings
+        .config_password_file
+        .as_ref()
+        .map(|path| read_password_file(path))
+}
+
 /// [`password`], saying `why` on the terminal before a prompt (when a saved session has ended,
 /// the user sees why the password is asked for).
 fn password_after(settings: &Settings, confirm: bool, why: Option<&str>) -> anyhow::Result<String> {
-    if let Some(path) = &settings.password_file {
-        return read_password_file(path);
-    }
-    if let Ok(password) = std::env::var("CHATROOM_PASSWORD") {
-        return Ok(password);
-    }
-    if let Some(path) = &settings.config_password_file {
-        return read_password_file(path);
+    if let Some(configured) = configured_password(settings) {
+        return configured;
     }
     if !std::io::stdin().is_terminal() {
         bail!("no password: use --password-file FILE or set CHATROOM_PASSWORD");

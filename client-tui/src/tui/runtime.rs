@@ -186,6 +186,23 @@ fn start(settings: Settings, options: &TuiOptions) -> (Runtime, App, mpsc::Recei
             form.busy = true;
         }
         runtime.connect(Credentials::Token { token });
+    } else if let Some(user) = user
+        && let Some(configured) = crate::login::configured_password(&runtime.settings)
+    {
+        // A password given as the README says (file, environment): log in with it.
+        match configured {
+            Ok(password) => {
+                if let Screen::Login(form) = &mut app.screen {
+                    form.busy = true;
+                }
+                runtime.connect(Credentials::Password {
+                    user,
+                    password,
+                    register: false,
+                });
+            }
+            Err(e) => app.login_failed(format!("{e:#}")),
+        }
     }
     (runtime, app, rx)
 }
@@ -1297,6 +1314,37 @@ mod tests {
                 .is_some_and(|(t, _)| t.contains("not connected")),
             "{:?}",
             h.app.flash
+        );
+        h.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_password_file_logs_in_without_the_form() {
+        let mut h = Harness::start().await;
+        let mut settings = h.runtime.settings.clone();
+        let alice = Client::connect(&settings.server, "test")
+            .await
+            .expect("connect");
+        alice.register("alice", PASSWORD).await.expect("register");
+        let file = h.home.path().join("password");
+        std::fs::write(&file, format!("{PASSWORD}\n")).expect("write");
+        settings.password_file = Some(file);
+        h.restart(settings.clone());
+        assert!(
+            matches!(&h.app.screen, Screen::Login(form) if form.busy),
+            "logging in at once"
+        );
+        h.run_until("the login", |h| h.app.current.is_some()).await;
+
+        // A file that cannot be read is said on the form.
+        let mut missing = settings;
+        missing.password_file = Some(h.home.path().join("no-such-file"));
+        missing.data_dir = Some(h.home.path().join("elsewhere"));
+        h.restart(missing);
+        assert!(
+            matches!(&h.app.screen, Screen::Login(form)
+                if !form.busy && form.error.as_deref().is_some_and(|e| e.contains("no-such-file"))),
+            "the reason is shown"
         );
         h.shutdown.cancel();
     }
