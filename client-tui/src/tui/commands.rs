@@ -294,13 +294,20 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                     "owner" => RoomRole::Owner,
                     "moderator" | "mod" | "op" => RoomRole::Moderator,
                     "member" => RoomRole::Member,
-                    _ => return Err(usage("/role")),
+                    _ => {
+                        return Err(ParseError::Usage(format!(
+                            "/role {user} owner|moderator|member ({role} is not a room role)"
+                        )));
+                    }
                 },
             }),
             _ => Err(usage("/role")),
         },
         "op" | "deop" => {
-            let user = one("/role")?;
+            let user = match args.as_slice() {
+                [user] => (*user).to_string(),
+                _ => return Err(ParseError::Usage(format!("/{name} USER"))),
+            };
             Ok(Command::Role {
                 user: user.trim_start_matches('@').to_string(),
                 role: if name == "op" {
@@ -503,8 +510,17 @@ mod tests {
                 role: RoomRole::Moderator
             })
         );
-        assert!(matches!(parse("/role bob king"), Err(ParseError::Usage(_))));
-        assert!(matches!(parse("/op"), Err(ParseError::Usage(_))));
+        assert_eq!(
+            parse("/role bob king"),
+            Err(ParseError::Usage(
+                "/role bob owner|moderator|member (king is not a room role)".into()
+            ))
+        );
+        assert_eq!(parse("/op"), Err(ParseError::Usage("/op USER".into())));
+        assert_eq!(
+            parse("/deop a b"),
+            Err(ParseError::Usage("/deop USER".into()))
+        );
     }
 
     #[test]
