@@ -652,7 +652,10 @@ impl App {
                     PresenceStatus::Away => "◐",
                     PresenceStatus::Offline => "○",
                 };
-                format!("{mark} {}", u.user.username)
+                match u.status_message.as_deref().filter(|m| !m.trim().is_empty()) {
+                    Some(note) => format!("{mark} {} ({note})", u.user.username),
+                    None => format!("{mark} {}", u.user.username),
+                }
             })
             .collect();
         let now = self.now;
@@ -1952,6 +1955,33 @@ mod tests {
                 room: RoomId(1),
                 text: "多行 ok".into()
             }]
+        );
+    }
+
+    #[test]
+    fn users_show_their_away_message() {
+        let mut app = logged_in_app();
+        let user = |id: u64, name: &str, status, note: Option<&str>| UserPresence {
+            user: UserSummary {
+                id: UserId(id),
+                username: name.into(),
+                is_admin: false,
+            },
+            status,
+            status_message: note.map(str::to_owned),
+        };
+        app.users_loaded(vec![
+            user(
+                2,
+                "carol",
+                PresenceStatus::Away,
+                Some("in a meeting until 3"),
+            ),
+            user(3, "bob", PresenceStatus::Online, None),
+        ]);
+        assert_eq!(
+            notices(&app, 1),
+            ["users: ◐ carol (in a meeting until 3)  ● bob".to_owned()]
         );
     }
 
