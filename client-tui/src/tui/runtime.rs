@@ -1043,6 +1043,17 @@ mod tests {
             }
         }
 
+        /// Registers alice through the login path the form uses and waits until she is in.
+        async fn register_alice(&mut self) {
+            self.runtime.connect(Credentials::Password {
+                user: "alice".into(),
+                password: PASSWORD.into(),
+                register: true,
+            });
+            self.run_until("the login", |h| h.app.current.is_some())
+                .await;
+        }
+
         fn perform_all(&mut self, actions: Vec<Action>) {
             for action in actions {
                 self.runtime.perform(&mut self.app, action);
@@ -1114,12 +1125,7 @@ mod tests {
     #[tokio::test]
     async fn an_upload_cut_off_by_a_dropped_connection_resumes_after_the_reconnect() {
         let mut h = Harness::start().await;
-        h.runtime.connect(Credentials::Password {
-            user: "alice".into(),
-            password: PASSWORD.into(),
-            register: true,
-        });
-        h.run_until("the login", |h| h.app.current.is_some()).await;
+        h.register_alice().await;
         assert_eq!(
             h.app.ai_bot.as_deref(),
             Some("ai"),
@@ -1208,12 +1214,7 @@ mod tests {
     #[tokio::test]
     async fn a_live_message_during_the_resume_does_not_hide_the_missed_ones() {
         let mut h = Harness::start().await;
-        h.runtime.connect(Credentials::Password {
-            user: "alice".into(),
-            password: PASSWORD.into(),
-            register: true,
-        });
-        h.run_until("the login", |h| h.app.current.is_some()).await;
+        h.register_alice().await;
         let public = h.app.current.expect("in public");
         let bob = Client::connect(&h.runtime.settings.server, "test")
             .await
@@ -1274,12 +1275,7 @@ mod tests {
     #[tokio::test]
     async fn a_message_that_cannot_be_sent_goes_back_into_the_input() {
         let mut h = Harness::start().await;
-        h.runtime.connect(Credentials::Password {
-            user: "alice".into(),
-            password: PASSWORD.into(),
-            register: true,
-        });
-        h.run_until("the login", |h| h.app.current.is_some()).await;
+        h.register_alice().await;
 
         // Refused by the server: a control character.
         h.command("bell \u{7} ring");
@@ -1383,12 +1379,7 @@ mod tests {
         assert!(!loading(&h.app), "no connection, no request in flight");
 
         // Connected, but the server refuses (not a room of mine).
-        h.runtime.connect(Credentials::Password {
-            user: "alice".into(),
-            password: PASSWORD.into(),
-            register: true,
-        });
-        h.run_until("the login", |h| h.app.current.is_some()).await;
+        h.register_alice().await;
         h.app.on_event(Event::RoomUpdated(summary));
         h.app.rooms.get_mut(&ghost).expect("ghost").loading_older = true;
         h.perform_all(vec![load]);
