@@ -169,6 +169,14 @@ fn disconnected_state() {
 }
 
 #[test]
+fn scrolled_back_the_marker_has_a_row_of_its_own() {
+    let mut app = busy_app();
+    let current = app.current.expect("a room");
+    app.rooms.get_mut(&current).expect("the room").scroll = 2;
+    insta::assert_snapshot!(render(&app, 80, 12));
+}
+
+#[test]
 fn a_note_comes_first_in_the_status_line() {
     let mut app = busy_app();
     app.flash(

@@ -480,7 +480,17 @@ fn draw_messages(frame: &mut Frame, app: &App, area: Rect) {
         ..body
     };
     let rows = timeline_rows(app, room, inner.width);
-    let height = usize::from(inner.height);
+    let scrolled = room
+        .scroll
+        .min(rows.len().saturating_sub(usize::from(inner.height)))
+        > 0;
+    // Scrolled back, the bottom row is the "more rows" marker's, so it covers no message.
+    let shown_height = if scrolled && inner.height > 1 {
+        inner.height - 1
+    } else {
+        inner.height
+    };
+    let height = usize::from(shown_height);
     let max_scroll = rows.len().saturating_sub(height);
     let scroll = room.scroll.min(max_scroll);
     let end = rows.len() - scroll;
@@ -490,7 +500,7 @@ fn draw_messages(frame: &mut Frame, app: &App, area: Rect) {
     let pad = height.saturating_sub(visible.len()) as u16;
     let target = Rect {
         y: inner.y + pad,
-        height: inner.height - pad,
+        height: shown_height - pad,
         ..inner
     };
     frame.render_widget(Paragraph::new(visible), target);
