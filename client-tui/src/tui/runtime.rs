@@ -758,10 +758,16 @@ impl Runtime {
             Action::Join(name) => self.with_client(app, move |c| async move {
                 Ok(Some(Msg::Joined(c.join_room(&name).await.map_err(err)?)))
             }),
-            Action::Leave(room) => self.with_client(app, move |c| async move {
-                c.leave_room(room).await.map_err(err)?;
-                Ok(None)
-            }),
+            Action::Leave(room) => {
+                let label = app
+                    .rooms
+                    .get(&room)
+                    .map_or_else(|| "the room".to_owned(), |r| r.label());
+                self.with_client(app, move |c| async move {
+                    c.leave_room(room).await.map_err(err)?;
+                    Ok(Some(Msg::Flash(format!("you left {label}"), false)))
+                });
+            }
             Action::Create {
                 name,
                 private,
@@ -1311,6 +1317,26 @@ mod tests {
             "{:?}",
             h.app.flash
         );
+        h.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn leaving_a_room_says_so() {
+        let mut h = Harness::start().await;
+        h.register_alice().await;
+        h.command("/create dev");
+        h.run_until("the new room", |h| {
+            h.app.current_room().is_some_and(|r| r.label() == "#dev")
+        })
+        .await;
+        h.command("/leave");
+        h.run_until("the confirmation", |h| {
+            h.app
+                .flash
+                .as_ref()
+                .is_some_and(|(text, error)| text == "you left #dev" && !error)
+        })
+        .await;
         h.shutdown.cancel();
     }
 
