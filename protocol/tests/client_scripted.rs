@@ -185,10 +185,7 @@ async fn the_hook_sees_every_message_whole_batched_or_split_and_other_events_que
     assert_eq!(seen, expected);
 
     drop(client);
-    tokio::time::timeout(WAIT, peer)
-        .await
-        .expect("the peer ends")
-        .expect("the peer did not panic");
+    join_peer(peer).await;
 }
 
 #[tokio::test]
@@ -232,10 +229,7 @@ async fn a_server_that_goes_silent_is_taken_for_dead_and_one_that_pings_is_not()
         "{reason:?}"
     );
     drop(client);
-    tokio::time::timeout(WAIT, peer)
-        .await
-        .expect("the peer ends")
-        .expect("the peer did not panic");
+    join_peer(peer).await;
 }
 
 /// The client's frames as a scripted server reads them.
@@ -302,6 +296,14 @@ fn response_with_unknown_code(id: u32, message: &str) -> Vec<u8> {
     framed(&payload)
 }
 
+/// Waits for the scripted peer to finish, failing the test if it panicked or hangs.
+async fn join_peer(peer: tokio::task::JoinHandle<()>) {
+    tokio::time::timeout(WAIT, peer)
+        .await
+        .expect("the peer ends")
+        .expect("the peer did not panic");
+}
+
 async fn listen() -> (TcpListener, std::net::SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
     let addr = listener.local_addr().expect("has an address");
@@ -366,10 +368,7 @@ async fn an_answer_a_newer_server_sends_fails_its_request_at_once_and_the_connec
         Err(ClientError::Undecodable(_))
     ));
     drop(client);
-    tokio::time::timeout(WAIT, peer)
-        .await
-        .expect("the peer ends")
-        .expect("the peer did not panic");
+    join_peer(peer).await;
 }
 
 #[tokio::test]
@@ -509,10 +508,7 @@ async fn a_frame_limit_from_the_server_is_capped_and_a_larger_frame_is_a_local_e
     let refused = client.ping().await.expect_err("the connection is over");
     assert_eq!(refused.code(), None, "{refused:?}");
     drop(client);
-    tokio::time::timeout(WAIT, peer)
-        .await
-        .expect("the peer ends")
-        .expect("the peer did not panic");
+    join_peer(peer).await;
 }
 
 #[tokio::test]
@@ -549,10 +545,7 @@ async fn a_reset_connection_is_a_local_failure_not_a_server_error() {
     assert_eq!(failed.code(), None);
     assert_eq!(client.close_reason(), None, "the server said nothing");
     assert!(matches!(client.close_error(), Some(ClientError::Io(_))));
-    tokio::time::timeout(WAIT, peer)
-        .await
-        .expect("the peer ends")
-        .expect("the peer did not panic");
+    join_peer(peer).await;
 }
 
 #[tokio::test]
@@ -579,10 +572,7 @@ async fn another_kind_of_server_is_named_as_such() {
                 if what.contains("did not answer like a Chat-Room server")),
             "{refused:?}"
         );
-        tokio::time::timeout(WAIT, peer)
-            .await
-            .expect("the peer ends")
-            .expect("the peer did not panic");
+        join_peer(peer).await;
     }
 }
 
@@ -609,8 +599,5 @@ async fn a_closing_error_the_client_can_read_is_the_close_reason() {
     let refused = client.ping().await.expect_err("the connection is over");
     assert_eq!(refused.code(), Some(ErrorCode::TooSlow), "{refused:?}");
     drop(client);
-    tokio::time::timeout(WAIT, peer)
-        .await
-        .expect("the peer ends")
-        .expect("the peer did not panic");
+    join_peer(peer).await;
 }
