@@ -1060,6 +1060,19 @@ mod tests {
                 .await;
         }
 
+        /// Closes the connection, waits until the app shows it, and holds off the reconnect.
+        async fn drop_connection(&mut self) {
+            self.runtime.handle.as_ref().expect("connected").close();
+            self.run_until("the drop", |h| {
+                matches!(
+                    h.app.connection,
+                    crate::tui::app::ConnectionState::Disconnected { .. }
+                )
+            })
+            .await;
+            self.runtime.reconnect_at = None;
+        }
+
         fn perform_all(&mut self, actions: Vec<Action>) {
             for action in actions {
                 self.runtime.perform(&mut self.app, action);
@@ -1231,15 +1244,7 @@ mod tests {
             .await;
 
         // The connection drops; bob writes 2..=4 meanwhile.
-        h.runtime.handle.as_ref().expect("connected").close();
-        h.run_until("the drop", |h| {
-            matches!(
-                h.app.connection,
-                crate::tui::app::ConnectionState::Disconnected { .. }
-            )
-        })
-        .await;
-        h.runtime.reconnect_at = None;
+        h.drop_connection().await;
         for i in 2..=4 {
             bob.send_message(public, format!("m{i}"))
                 .await
@@ -1298,15 +1303,7 @@ mod tests {
         h.app.input.set_text("");
 
         // Not connected at all.
-        h.runtime.handle.as_ref().expect("connected").close();
-        h.run_until("the drop", |h| {
-            matches!(
-                h.app.connection,
-                crate::tui::app::ConnectionState::Disconnected { .. }
-            )
-        })
-        .await;
-        h.runtime.reconnect_at = None;
+        h.drop_connection().await;
         h.command("typed during the outage");
         assert_eq!(h.app.input.text(), "typed during the outage");
         assert!(
