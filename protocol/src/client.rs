@@ -62,11 +62,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// read either: a request awaited by the only code that reads events then waits until it times
 /// out.
 pub const EVENT_QUEUE: usize = 4096;
-/// The largest frame limit the client accepts from a server: a `Welcome` advertising more is
-/// taken to say this much, so that one length prefix from a hostile or broken server cannot
-/// make the client reserve gigabytes. A larger frame from the server ends the connection with
-/// [`CodecError::FrameTooLarge`].
-pub const MAX_FRAME_BYTES_ACCEPTED: u32 = 16 * 1024 * 1024;
+pub use crate::codec::MAX_FRAME_BYTES_ACCEPTED;
 const OUTBOUND_QUEUE: usize = 1024;
 const READ_BUFFER: usize = 64 * 1024;
 const WRITE_BATCH_BYTES: usize = 64 * 1024;

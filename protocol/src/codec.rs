@@ -19,6 +19,12 @@ pub const HEADER_LEN: usize = 4;
 
 /// The default maximum payload size: 1 MiB.
 pub const DEFAULT_MAX_FRAME_BYTES: u32 = 1024 * 1024;
+/// The largest frame limit a client accepts from a server: a `Welcome` advertising more is
+/// taken to say this much, so that one length prefix from a hostile or broken server cannot
+/// make a client reserve gigabytes. A larger frame from the server ends the connection with
+/// [`CodecError::FrameTooLarge`]. (Here rather than in `client` so that a server built without
+/// the client feature can refuse a larger setting.)
+pub const MAX_FRAME_BYTES_ACCEPTED: u32 = 16 * 1024 * 1024;
 
 /// What can go wrong reading or writing frames.
 ///

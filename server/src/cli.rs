@@ -351,7 +351,7 @@ pub fn resolve_config_with_key(
     apply_ai_settings(settings, &mut config.ai, env_api_key)?;
     // Clients take no larger frames than this (see the protocol crate), so a server allowed
     // more could send a history page every client drops the connection over.
-    let most = chatroom_protocol::client::MAX_FRAME_BYTES_ACCEPTED;
+    let most = chatroom_protocol::codec::MAX_FRAME_BYTES_ACCEPTED;
     if !(4096..=most).contains(&config.limits.max_frame_bytes) {
         bail!("max_frame_bytes must be between 4096 and {most}");
     }
