@@ -41,7 +41,7 @@ use crate::codec::{
     encode_frame_into, peek_message,
 };
 use crate::frames::*;
-use crate::ids::{FileId, RoomId, Seq, UploadId};
+use crate::ids::{FileId, MessageId, RoomId, Seq, UploadId};
 use crate::wire_format::Reader;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::HashMap;
@@ -1072,6 +1072,24 @@ impl ClientHandle {
             role,
         })
         .await
+    }
+
+    /// Searches the messages of my rooms (or of `room` only), newest first; pass the page's
+    /// `next` as `before` for older results. See [`Request::Search`] for the query syntax.
+    pub async fn search(
+        &self,
+        query: &str,
+        room: Option<RoomId>,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<SearchPage, ClientError> {
+        let request = Request::Search {
+            query: query.into(),
+            room,
+            before,
+            limit,
+        };
+        expect_response!(self.request(request).await?, Response::SearchResults(p) => p)
     }
 
     /// Offers a file for upload to a room; the answer says where to start sending.

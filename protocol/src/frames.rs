@@ -316,7 +316,26 @@ pub enum Request {
         /// Their new role.
         role: RoomRole,
     },
+    /// Find messages by their words in every room and direct chat I am a member of, newest
+    /// first → [`Response::SearchResults`]. The query is words that must all appear (case and
+    /// accents ignored), `"a phrase"` in double quotes, and `word*` for words that start with
+    /// `word`; at most [`MAX_SEARCH_QUERY_CHARS`] characters. (Servers older than this variant
+    /// close the connection with `MalformedFrame`.)
+    Search {
+        /// What to find.
+        query: String,
+        /// Only this room (I must be a member); `None` searches all my rooms.
+        room: Option<RoomId>,
+        /// Only messages older than this one: the [`SearchPage::next`] of the previous page;
+        /// `None` starts from the newest.
+        before: Option<MessageId>,
+        /// How many at most (capped at [`Limits::max_history_page`]).
+        limit: u32,
+    },
 }
+
+/// The longest [`Request::Search`] query, in characters.
+pub const MAX_SEARCH_QUERY_CHARS: usize = 256;
 
 /// Where a history page starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -419,6 +438,19 @@ pub enum Response {
     Files(Vec<FileInfo>),
     /// What this server offers.
     ServerInfo(ServerInfo),
+    /// The answer to [`Request::Search`].
+    SearchResults(SearchPage),
+}
+
+/// A page of search results.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchPage {
+    /// The messages found, newest first, from any of the rooms searched (see [`Message::room`]).
+    pub messages: Vec<Message>,
+    /// Where the next page starts (pass it as `before`), or `None` when nothing older matches.
+    /// A page may hold fewer than `limit` messages, even none, and still have a `next`: the
+    /// server looks at a bounded number of candidates per request.
+    pub next: Option<MessageId>,
 }
 
 /// The server accepted an upload offer.

@@ -119,6 +119,18 @@ fn expected_goldens() -> Vec<(&'static str, Golden)> {
             }),
         ),
         (
+            "request-search",
+            Client(ClientFrame::Request {
+                id: 4,
+                body: Request::Search {
+                    query: "deploy fri*".to_owned(),
+                    room: None,
+                    before: Some(MessageId(1000)),
+                    limit: 20,
+                },
+            }),
+        ),
+        (
             "request-history",
             Client(ClientFrame::Request {
                 id: 2,
@@ -651,6 +663,12 @@ fn request_variant_indices() {
                 username: "bob".to_owned(),
                 role: RoomRole::Moderator,
             },
+            Request::Search {
+                query: "q".to_owned(),
+                room: Some(r),
+                before: None,
+                limit: 1,
+            },
         ],
     );
 }
@@ -707,6 +725,10 @@ fn response_variant_indices() {
             Response::Files(vec![file_info()]),
             Response::ServerInfo(ServerInfo {
                 ai_bot: Some("ai".to_owned()),
+            }),
+            Response::SearchResults(SearchPage {
+                messages: vec![message()],
+                next: Some(MessageId(1)),
             }),
         ],
     );

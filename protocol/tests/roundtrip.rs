@@ -522,6 +522,18 @@ fn request() -> BoxedStrategy<Request> {
                 role,
             }
         }),
+        (
+            string_any(),
+            option::of(room_id()),
+            option::of(message_id()),
+            u32_any()
+        )
+            .prop_map(|(query, room, before, limit)| Request::Search {
+                query,
+                room,
+                before,
+                limit,
+            }),
     ]
     .boxed()
 }
@@ -555,6 +567,8 @@ fn response() -> BoxedStrategy<Response> {
         }),
         vec(file_info(), 0..3).prop_map(Response::Files),
         option::of(string_any()).prop_map(|ai_bot| Response::ServerInfo(ServerInfo { ai_bot })),
+        (vec(message(), 0..4), option::of(message_id()))
+            .prop_map(|(messages, next)| Response::SearchResults(SearchPage { messages, next })),
     ]
     .boxed()
 }

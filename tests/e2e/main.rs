@@ -12,3 +12,4 @@ mod hostile;
 mod messages;
 mod presence;
 mod rooms;
+mod search;

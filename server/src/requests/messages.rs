@@ -2,15 +2,15 @@
 
 use chatroom_protocol::codec::encode_frame;
 use chatroom_protocol::{
-    ErrorCode, Event, HistoryAnchor, MessageKind, PresenceStatus, Response, RoomId, RoomKind,
-    SentMessage, Seq, ServerFrame,
+    ErrorCode, Event, HistoryAnchor, MessageId, MessageKind, PresenceStatus, Response, RoomId,
+    RoomKind, SentMessage, Seq, ServerFrame,
 };
 use std::time::{Duration, Instant};
 
 use super::Conn;
 use crate::ai::Job;
 use crate::error::{RequestError, RequestResult};
-use crate::storage::{Outcome, UserRow, WriteOp, reads};
+use crate::storage::{Outcome, UserRow, WriteOp, reads, search};
 
 /// Room for the frame header and page fields around a history page's messages.
 const HISTORY_FRAME_OVERHEAD: usize = 4096;
@@ -154,6 +154,33 @@ impl Conn {
             .run(move |c| reads::history(c, room, anchor, limit, budget))
             .await?;
         Ok(Response::History(page))
+    }
+
+    pub(super) async fn search(
+        &self,
+        me: &UserRow,
+        query: String,
+        room: Option<RoomId>,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> RequestResult<Response> {
+        if let Some(room) = room {
+            self.member_room(me, room)?;
+        }
+        let expression = search::fts_expression(&query)
+            .map_err(|e| RequestError::new(ErrorCode::BadRequest, e.to_string()))?;
+        let limit = limit.clamp(1, self.shared.config.limits.max_history_page.max(1));
+        let budget = (self.shared.config.limits.max_frame_bytes as usize)
+            .saturating_sub(HISTORY_FRAME_OVERHEAD)
+            .max(1024);
+        let user = me.id;
+        let page = self
+            .shared
+            .storage
+            .reads
+            .run(move |c| search::search(c, user, &expression, room, before, limit, budget))
+            .await?;
+        Ok(Response::SearchResults(page))
     }
 
     pub(super) async fn mark_read(

@@ -202,6 +202,12 @@ impl Conn {
                 anchor,
                 limit,
             } => self.history(&me, room, anchor, limit).await?,
+            Request::Search {
+                query,
+                room,
+                before,
+                limit,
+            } => self.search(&me, query, room, before, limit).await?,
             Request::MarkRead { room, seq } => self.mark_read(&me, room, seq).await?,
             Request::SetPresence { status, message } => self.set_presence(&me, status, message)?,
             Request::Typing { room } => self.typing(&me, room)?,

@@ -7,6 +7,7 @@
 //! - [`reads`]: a few read-only connections, used off the async threads, for history, room
 //!   lists and logins.
 //! - [`schema`]: the tables and migrations.
+//! - [`search`]: full-text search of messages and the writer's indexer that keeps it current.
 //! - [`ai`]: the AI bot's account, context reads and `/ai clear` points.
 //!
 //! WAL mode, `synchronous=FULL` unless configured otherwise, foreign keys on. Every statement
@@ -15,6 +16,7 @@
 pub mod ai;
 pub mod reads;
 pub mod schema;
+pub mod search;
 pub mod writer;
 
 use chatroom_protocol::{

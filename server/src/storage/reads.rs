@@ -248,7 +248,7 @@ pub fn room_summary(
 /// An upper bound of a message's encoded size in a history page, to keep pages under the frame
 /// limit: the strings plus 64 bytes for the fixed fields and length prefixes, and as much again
 /// for a file's.
-fn encoded_size_estimate(m: &Message) -> usize {
+pub(super) fn encoded_size_estimate(m: &Message) -> usize {
     let file = match &m.kind {
         MessageKind::File(file) => file.name.len() + 64,
         _ => 0,
@@ -271,6 +271,24 @@ fn file_ref_from_row(r: &Row<'_>, first: usize) -> rusqlite::Result<Option<FileR
         size: r.get::<_, i64>(first + 2)? as u64,
         sha256,
     }))
+}
+
+/// The columns [`message_from_row`] reads, for a query over `messages m LEFT JOIN files f`.
+pub(super) const MESSAGE_COLUMNS: &str = "m.id, m.room_id, m.seq, m.sender_id, m.sender_name, \
+     m.ts, m.kind, m.text, f.id, f.name, f.size, f.sha256";
+
+/// The message in a row that starts with [`MESSAGE_COLUMNS`].
+pub(super) fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
+    Ok(Message {
+        id: MessageId(r.get::<_, i64>(0)? as u64),
+        room: RoomId(r.get::<_, i64>(1)? as u64),
+        seq: r.get::<_, i64>(2)? as Seq,
+        sender: UserId(r.get::<_, i64>(3)? as u64),
+        sender_name: r.get(4)?,
+        ts: r.get::<_, i64>(5)? as u64,
+        kind: message_kind_from_sql(r.get(6)?, file_ref_from_row(r, 8)?),
+        text: r.get(7)?,
+    })
 }
 
 /// A page of history, oldest first, at most `limit` messages and at most `byte_budget` bytes of
@@ -320,16 +338,7 @@ pub fn history(
             has_more = true;
             break;
         }
-        let m = Message {
-            id: MessageId(r.get::<_, i64>(0)? as u64),
-            room: RoomId(r.get::<_, i64>(1)? as u64),
-            seq: r.get::<_, i64>(2)? as Seq,
-            sender: UserId(r.get::<_, i64>(3)? as u64),
-            sender_name: r.get(4)?,
-            ts: r.get::<_, i64>(5)? as u64,
-            kind: message_kind_from_sql(r.get(6)?, file_ref_from_row(r, 8)?),
-            text: r.get(7)?,
-        };
+        let m = message_from_row(r)?;
         bytes += encoded_size_estimate(&m);
         if bytes > byte_budget && !messages.is_empty() {
             has_more = true;

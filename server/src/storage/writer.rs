@@ -10,6 +10,9 @@
 //! publishes them once the commit succeeds, so seqs stay gapless even when a commit fails.
 //! An op whose failure makes SQLite roll back the whole transaction (a full disk, an I/O error)
 //! fails alone: the rest of its batch is applied again in a new transaction.
+//!
+//! Between batches the thread also keeps the search index current ([`super::search::Indexer`]):
+//! when its queue is empty, and at least every quarter second under constant load.
 
 use chatroom_protocol::{
     ErrorBody, ErrorCode, FileId, FileInfo, FileRef, Message, MessageId, MessageKind, RoomId,
@@ -18,8 +21,10 @@ use chatroom_protocol::{
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 use tokio::sync::mpsc;
 
+use super::search::Indexer;
 use super::{
     RoomRow, StorageError, UserRow, is_constraint, kind_from_sql, kind_to_sql, message_kind_to_sql,
     role_from_sql, role_to_sql,
@@ -417,7 +422,35 @@ fn writer_loop(
     batch_hook: &OnceLock<BatchHook>,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(64);
-    while let Some(first) = queue.blocking_recv() {
+    let mut index = Indexer::new();
+    // Only to wait for the queue with a deadline (the indexer's): no I/O driver, no threads.
+    let waiting = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(e) => {
+            tracing::warn!(error = %e, "no timer for the search indexer; it indexes between batches only");
+            None
+        }
+    };
+    loop {
+        let next = match (index.idle_wait(Instant::now()), &waiting) {
+            (Some(wait), Some(runtime)) => {
+                match runtime.block_on(async {
+                    // Built in here: a timer needs the runtime's context to be made.
+                    tokio::time::timeout(wait, queue.recv()).await
+                }) {
+                    Ok(next) => next,
+                    Err(_idle) => {
+                        index.step(&mut conn);
+                        continue;
+                    }
+                }
+            }
+            _ => queue.blocking_recv(),
+        };
+        let Some(first) = next else { break };
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
@@ -426,14 +459,23 @@ fn writer_loop(
             }
         }
         let results = run_batch(&mut conn, &batch, &mut seqs);
+        index.stored(results.iter().filter(|r| stored_a_message(r)).count());
         for (job, result) in batch.drain(..).zip(results) {
             (job.done)(result);
         }
         if let Some(hook) = batch_hook.get() {
             hook();
         }
+        if index.overdue(Instant::now()) {
+            index.step(&mut conn);
+        }
     }
     tracing::debug!("storage writer stopped");
+}
+
+/// Whether an op's result is a new message (which the search index has yet to take in).
+fn stored_a_message(result: &Result<Outcome, StorageError>) -> bool {
+    matches!(result, Ok(Outcome::Message(_) | Outcome::File { .. }))
 }
 
 /// Transactions one batch may begin: the first, and one more after each op that lost one.
