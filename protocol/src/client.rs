@@ -1058,6 +1058,35 @@ impl ClientHandle {
         })
         .await
     }
+    /// Bans a user from a room (removing them if they are in it); see [`Request::Ban`].
+    pub async fn ban(
+        &self,
+        room: RoomId,
+        username: &str,
+        reason: Option<String>,
+    ) -> Result<(), ClientError> {
+        self.done(Request::Ban {
+            room,
+            username: username.into(),
+            reason,
+        })
+        .await
+    }
+
+    /// Lifts a user's ban from a room.
+    pub async fn unban(&self, room: RoomId, username: &str) -> Result<(), ClientError> {
+        self.done(Request::Unban {
+            room,
+            username: username.into(),
+        })
+        .await
+    }
+
+    /// A room's bans, newest first (owner and moderators only).
+    pub async fn bans(&self, room: RoomId) -> Result<Vec<BanInfo>, ClientError> {
+        expect_response!(self.request(Request::Bans { room }).await?, Response::Bans(b) => b)
+    }
+
     /// Changes a member's role in a room (as its owner). [`RoomRole::Owner`] hands the room
     /// over to them and makes me a moderator.
     pub async fn set_role(

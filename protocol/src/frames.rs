@@ -332,6 +332,32 @@ pub enum Request {
         /// How many at most (capped at [`Limits::max_history_page`]).
         limit: u32,
     },
+    /// Ban a user from a named room (the owner, or a moderator for users below them) →
+    /// [`Response::Done`]. A member is removed at once: they hear [`Event::Kicked`], the room
+    /// [`Event::MemberLeft`] with [`LeaveReason::Banned`]. Until [`Request::Unban`] they
+    /// cannot join the room or be invited (`Forbidden`). Works on someone who is not (or no
+    /// longer) a member too. (Servers older than this variant close the connection with
+    /// `MalformedFrame`.)
+    Ban {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        username: String,
+        /// Shown to them and the room, and kept with the ban.
+        reason: Option<String>,
+    },
+    /// Lift a ban (the owner or a moderator) → [`Response::Done`].
+    Unban {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        username: String,
+    },
+    /// The bans of a room (its owner and moderators only) → [`Response::Bans`].
+    Bans {
+        /// The room.
+        room: RoomId,
+    },
 }
 
 /// The longest [`Request::Search`] query, in characters.
@@ -440,6 +466,21 @@ pub enum Response {
     ServerInfo(ServerInfo),
     /// The answer to [`Request::Search`].
     SearchResults(SearchPage),
+    /// The answer to [`Request::Bans`], newest first.
+    Bans(Vec<BanInfo>),
+}
+
+/// A user banned from a room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanInfo {
+    /// Who is banned.
+    pub username: String,
+    /// Who banned them.
+    pub by: String,
+    /// The reason given, if any.
+    pub reason: Option<String>,
+    /// When.
+    pub since: UnixMillis,
 }
 
 /// A page of search results.
@@ -685,6 +726,14 @@ pub enum LeaveReason {
     },
     /// The account was deleted.
     AccountDeleted,
+    /// A moderator banned them ([`Request::Ban`]): they cannot come back until unbanned.
+    /// (Clients older than this variant skip the event.)
+    Banned {
+        /// Who banned them.
+        by: String,
+        /// The reason given, if any.
+        reason: Option<String>,
+    },
 }
 
 /// A presence change, sent to users who share a room with the user.

@@ -669,6 +669,16 @@ fn request_variant_indices() {
                 before: None,
                 limit: 1,
             },
+            Request::Ban {
+                room: r,
+                username: "bob".to_owned(),
+                reason: None,
+            },
+            Request::Unban {
+                room: r,
+                username: "bob".to_owned(),
+            },
+            Request::Bans { room: r },
         ],
     );
 }
@@ -730,6 +740,12 @@ fn response_variant_indices() {
                 messages: vec![message()],
                 next: Some(MessageId(1)),
             }),
+            Response::Bans(vec![BanInfo {
+                username: "bob".to_owned(),
+                by: "alice".to_owned(),
+                reason: Some("spam".to_owned()),
+                since: 1,
+            }]),
         ],
     );
 }
@@ -938,6 +954,10 @@ fn leave_reason_variant_indices() {
                 reason: None,
             },
             LeaveReason::AccountDeleted,
+            LeaveReason::Banned {
+                by: "bob".to_owned(),
+                reason: None,
+            },
         ],
     );
 }

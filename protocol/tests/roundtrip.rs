@@ -238,6 +238,8 @@ fn leave_reason() -> BoxedStrategy<LeaveReason> {
         (string_any(), option::of(string_any()))
             .prop_map(|(by, reason)| LeaveReason::Kicked { by, reason }),
         Just(LeaveReason::AccountDeleted),
+        (string_any(), option::of(string_any()))
+            .prop_map(|(by, reason)| LeaveReason::Banned { by, reason }),
     ]
     .boxed()
 }
@@ -534,6 +536,15 @@ fn request() -> BoxedStrategy<Request> {
                 before,
                 limit,
             }),
+        (room_id(), string_any(), option::of(string_any())).prop_map(|(room, username, reason)| {
+            Request::Ban {
+                room,
+                username,
+                reason,
+            }
+        }),
+        (room_id(), string_any()).prop_map(|(room, username)| Request::Unban { room, username }),
+        room_id().prop_map(|room| Request::Bans { room }),
     ]
     .boxed()
 }
@@ -569,6 +580,25 @@ fn response() -> BoxedStrategy<Response> {
         option::of(string_any()).prop_map(|ai_bot| Response::ServerInfo(ServerInfo { ai_bot })),
         (vec(message(), 0..4), option::of(message_id()))
             .prop_map(|(messages, next)| Response::SearchResults(SearchPage { messages, next })),
+        vec(
+            (
+                string_any(),
+                string_any(),
+                option::of(string_any()),
+                u64_any()
+            ),
+            0..3
+        )
+        .prop_map(|bans| Response::Bans(
+            bans.into_iter()
+                .map(|(username, by, reason, since)| BanInfo {
+                    username,
+                    by,
+                    reason,
+                    since
+                })
+                .collect()
+        )),
     ]
     .boxed()
 }

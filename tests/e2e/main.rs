@@ -10,6 +10,7 @@ mod examples;
 mod files;
 mod hostile;
 mod messages;
+mod moderation;
 mod presence;
 mod rooms;
 mod search;

@@ -791,6 +791,10 @@ impl App {
                             None => format!("{username} was removed by {by}"),
                         },
                         LeaveReason::AccountDeleted => format!("{username}'s account was deleted"),
+                        LeaveReason::Banned { by, reason } => match reason {
+                            Some(why) => format!("{username} was banned by {by}: {why}"),
+                            None => format!("{username} was banned by {by}"),
+                        },
                     };
                     r.notice(self.now, text);
                     r.summary.member_count = r.summary.member_count.saturating_sub(1);

@@ -208,6 +208,13 @@ impl Conn {
                 before,
                 limit,
             } => self.search(&me, query, room, before, limit).await?,
+            Request::Ban {
+                room,
+                username,
+                reason,
+            } => self.ban(&me, room, username, reason).await?,
+            Request::Unban { room, username } => self.unban(&me, room, username).await?,
+            Request::Bans { room } => self.bans(&me, room).await?,
             Request::MarkRead { room, seq } => self.mark_read(&me, room, seq).await?,
             Request::SetPresence { status, message } => self.set_presence(&me, status, message)?,
             Request::Typing { room } => self.typing(&me, room)?,

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::{Conn, internal, room_not_found, user_not_found};
 use crate::auth;
 use crate::error::{RequestError, RequestResult};
-use crate::hub::RoomView;
+use crate::hub::{Hub, RoomView};
 use crate::storage::{Outcome, RoomRow, UserRow, WriteOp, reads};
 
 impl Conn {
@@ -202,25 +202,11 @@ impl Conn {
                     by,
                 },
                 move |outcome| {
-                    // Messages committed earlier go first; then the room, and the one who
-                    // left, hear of it before they stop being a member.
-                    hub.flush_deferred();
-                    if let Some(frame) = &told {
-                        hub.send_to_user(user_id, None, frame);
-                    }
-                    let event = Event::MemberLeft {
-                        room,
-                        user: user_id,
-                        username,
-                        reason,
+                    let heirs = match outcome {
+                        Outcome::Roles(heirs) => heirs.clone(),
+                        _ => Vec::new(),
                     };
-                    if let Some(frame) = hub.encode_event(&event) {
-                        hub.broadcast(room, &frame);
-                    }
-                    hub.remove_member(room, user_id);
-                    if let Outcome::Roles(heirs) = outcome {
-                        hub.set_roles(room, heirs, None);
-                    }
+                    announce_departure(&hub, room, user_id, username, reason, told, heirs);
                 },
             )
             .await?;
@@ -305,15 +291,7 @@ impl Conn {
                 "you may only remove members below your own role",
             ));
         }
-        // Shown to the member and the room: one line, no control characters.
-        let reason = reason
-            .map(|r| {
-                r.chars()
-                    .map(|c| if c.is_control() { ' ' } else { c })
-                    .take(256)
-                    .collect::<String>()
-            })
-            .filter(|r| !r.trim().is_empty());
+        let reason = clean_reason(reason);
         // Told only once the removal is committed: a failed kick must not say it happened.
         let told = self.event_bytes(&Event::Kicked {
             room,
@@ -334,6 +312,108 @@ impl Conn {
         .await?;
         tracing::info!(room = %view.row.name, target = %target.name, "member kicked");
         Ok(Response::Done)
+    }
+
+    pub(super) async fn ban(
+        &self,
+        me: &UserRow,
+        room: RoomId,
+        username: String,
+        reason: Option<String>,
+    ) -> RequestResult<Response> {
+        let (view, role) =
+            self.moderated_room(me, room, "only the owner or a moderator may ban")?;
+        let target = self
+            .shared
+            .hub
+            .user_by_name(&username)
+            .ok_or_else(|| user_not_found(&username))?;
+        let reason = clean_reason(reason);
+        let told = self.event_bytes(&Event::Kicked {
+            room,
+            room_name: view.row.name.clone(),
+            by: me.name.clone(),
+            reason: reason.clone(),
+        });
+        let left = LeaveReason::Banned {
+            by: me.name.clone(),
+            reason: reason.clone(),
+        };
+        let hub = self.shared.hub.clone();
+        let (user_id, name) = (target.id, target.name.clone());
+        self.shared
+            .storage
+            .writer
+            .write_then(
+                WriteOp::Ban {
+                    room,
+                    user: target.id,
+                    by: me.id,
+                    by_name: me.name.clone(),
+                    reason,
+                },
+                move |outcome| {
+                    if let Outcome::Banned {
+                        was_member: true,
+                        heirs,
+                    } = outcome
+                    {
+                        announce_departure(&hub, room, user_id, name, left, told, heirs.clone());
+                    }
+                },
+            )
+            .await?;
+        tracing::info!(room = %view.row.name, target = %target.name, ?role, "user banned");
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn unban(
+        &self,
+        me: &UserRow,
+        room: RoomId,
+        username: String,
+    ) -> RequestResult<Response> {
+        self.moderated_room(me, room, "only the owner or a moderator may lift a ban")?;
+        let target = self
+            .shared
+            .hub
+            .user_by_name(&username)
+            .ok_or_else(|| user_not_found(&username))?;
+        self.shared
+            .storage
+            .writer
+            .write(WriteOp::Unban {
+                room,
+                user: target.id,
+                by: me.id,
+            })
+            .await?;
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn bans(&self, me: &UserRow, room: RoomId) -> RequestResult<Response> {
+        self.moderated_room(me, room, "only the owner or a moderator may see the bans")?;
+        let bans = self
+            .shared
+            .storage
+            .reads
+            .run(move |c| reads::bans(c, room))
+            .await?;
+        Ok(Response::Bans(bans))
+    }
+
+    /// A named room where I am a moderator or the owner.
+    fn moderated_room(
+        &self,
+        me: &UserRow,
+        room: RoomId,
+        refusal: &'static str,
+    ) -> RequestResult<(RoomView, RoomRole)> {
+        let (view, role) = self.member_room(me, room)?;
+        if view.row.kind == RoomKind::Direct || role < RoomRole::Moderator {
+            return Err(RequestError::new(ErrorCode::Forbidden, refusal));
+        }
+        Ok((view, role))
     }
 
     pub(super) async fn set_role(
@@ -477,4 +557,46 @@ impl Conn {
         };
         Ok(Response::Room(summary))
     }
+}
+
+/// A kick or ban reason as shown to the member and the room: one line, no control characters,
+/// at most 256 characters; blank is none.
+fn clean_reason(reason: Option<String>) -> Option<String> {
+    reason
+        .map(|r| {
+            r.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .take(256)
+                .collect::<String>()
+        })
+        .filter(|r| !r.trim().is_empty())
+}
+
+/// Tells the room (and the one removed, with `told`) that a member is gone, after the commit.
+fn announce_departure(
+    hub: &Hub,
+    room: RoomId,
+    user: UserId,
+    username: String,
+    reason: LeaveReason,
+    told: Option<Bytes>,
+    heirs: Vec<(UserId, RoomRole)>,
+) {
+    // Messages committed earlier go first; then the room, and the one who left, hear of it
+    // before they stop being a member.
+    hub.flush_deferred();
+    if let Some(frame) = &told {
+        hub.send_to_user(user, None, frame);
+    }
+    let event = Event::MemberLeft {
+        room,
+        user,
+        username,
+        reason,
+    };
+    if let Some(frame) = hub.encode_event(&event) {
+        hub.broadcast(room, &frame);
+    }
+    hub.remove_member(room, user);
+    hub.set_roles(room, &heirs, None);
 }

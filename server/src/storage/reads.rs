@@ -4,8 +4,8 @@
 //! and room lists cost the writer thread nothing.
 
 use chatroom_protocol::{
-    FileId, FileInfo, FileRef, HistoryAnchor, HistoryPage, Message, MessageId, MessageKind, RoomId,
-    RoomSummary, Seq, UnixMillis, UploadId, UserId,
+    BanInfo, FileId, FileInfo, FileRef, HistoryAnchor, HistoryPage, Message, MessageId,
+    MessageKind, RoomId, RoomSummary, Seq, UnixMillis, UploadId, UserId,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use std::path::Path;
@@ -444,6 +444,23 @@ pub fn can_read_content(
             r.get(0)
         })?,
     )
+}
+
+/// A room's bans, newest first.
+pub fn bans(conn: &Connection, room: RoomId) -> Result<Vec<BanInfo>, StorageError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.name, b.by_name, b.reason, b.created_at FROM bans b \
+         JOIN users u ON u.id = b.user_id WHERE b.room_id = ?1 ORDER BY b.created_at DESC",
+    )?;
+    let rows = stmt.query_map(params![room.0 as i64], |r| {
+        Ok(BanInfo {
+            username: r.get(0)?,
+            by: r.get(1)?,
+            reason: r.get(2)?,
+            since: r.get::<_, i64>(3)? as UnixMillis,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 #[cfg(test)]

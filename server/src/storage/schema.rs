@@ -249,6 +249,18 @@ const MIGRATIONS: &[&str] = &[
         INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
     END;
     "#,
+    // 8: bans. A banned user cannot join the room or be invited to it until unbanned; the
+    // ban goes with the room or the account.
+    r#"
+    CREATE TABLE bans (
+        room_id    INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        by_name    TEXT    NOT NULL,
+        reason     TEXT,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (room_id, user_id)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

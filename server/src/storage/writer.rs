@@ -129,6 +129,29 @@ pub enum WriteOp {
         /// them as of this transaction); `None` when they leave.
         by: Option<UserId>,
     },
+    /// Ban a user from a room, as `by` (checked here: a moderator or the owner, above the user
+    /// if they are a member), removing them if they are in it. → [`Outcome::Banned`]
+    Ban {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        user: UserId,
+        /// Who bans them.
+        by: UserId,
+        /// Their name, kept with the ban.
+        by_name: String,
+        /// The reason given.
+        reason: Option<String>,
+    },
+    /// Lift a ban, as `by` (checked here: a moderator or the owner). → [`Outcome::Done`]
+    Unban {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        user: UserId,
+        /// Who lifts it.
+        by: UserId,
+    },
     /// Change a member's role, as `actor`, who must own the room; [`RoomRole::Owner`] hands
     /// the room over and makes `actor` a moderator. → [`Outcome::Roles`] with every change
     SetRole {
@@ -310,6 +333,14 @@ pub enum Outcome {
     },
     /// Room roles set by the op, as they are now: `(member, role)`.
     Roles(Vec<(UserId, RoomRole)>),
+    /// A ban stored: whether the user was a member (and so was removed), and the room's new
+    /// owner if the ban removed its owner.
+    Banned {
+        /// They were in the room.
+        was_member: bool,
+        /// Role changes the removal caused.
+        heirs: Vec<(UserId, RoomRole)>,
+    },
     /// A message was deleted.
     MessageDeleted {
         /// The blob its file used, when no other file row referred to it at the time.
@@ -831,6 +862,16 @@ fn apply(
                     "only the owner or a moderator may invite to a private room",
                 )?;
             }
+            if is_banned(conn, *room, *user)? {
+                return Err(refused(
+                    ErrorCode::Forbidden,
+                    if by.is_some() {
+                        "they are banned from this room; a moderator must unban them first"
+                    } else {
+                        "you are banned from this room"
+                    },
+                ));
+            }
             let role = if needs_owner(conn, *room)? && !super::ai::is_bot(conn, *user)? {
                 RoomRole::Owner
             } else {
@@ -862,27 +903,64 @@ fn apply(
                     ));
                 }
             }
-            let removed: Option<i64> = conn
-                .query_row(
-                    "DELETE FROM members WHERE room_id = ?1 AND user_id = ?2 RETURNING role",
-                    params![room.0 as i64, user.0 as i64],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(removed) = removed else {
-                return Err(refused(ErrorCode::NotMember, "not a member of that room"));
-            };
+            match remove_membership(conn, *room, *user)? {
+                Some(changes) => Ok(Outcome::Roles(changes)),
+                None => Err(refused(ErrorCode::NotMember, "not a member of that room")),
+            }
+        }
+        WriteOp::Ban {
+            room,
+            user,
+            by,
+            by_name,
+            reason,
+        } => {
+            if room_kind(conn, *room)? == RoomKind::Direct {
+                return Err(refused(ErrorCode::Forbidden, "a direct chat has no bans"));
+            }
+            let mine = require_role(
+                conn,
+                *room,
+                *by,
+                RoomRole::Moderator,
+                "only the owner or a moderator may ban",
+            )?;
+            if user == by {
+                return Err(refused(ErrorCode::BadRequest, "you cannot ban yourself"));
+            }
+            if member_role(conn, *room, *user)?.is_some_and(|theirs| theirs >= mine) {
+                return Err(refused(
+                    ErrorCode::Forbidden,
+                    "you may only ban members below your own role",
+                ));
+            }
             conn.execute(
-                "DELETE FROM mentions WHERE room_id = ?1 AND user_id = ?2",
+                "INSERT OR REPLACE INTO bans (room_id, user_id, by_name, reason, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![room.0 as i64, user.0 as i64, by_name, reason, now],
+            )?;
+            let removed = remove_membership(conn, *room, *user)?;
+            Ok(Outcome::Banned {
+                was_member: removed.is_some(),
+                heirs: removed.unwrap_or_default(),
+            })
+        }
+        WriteOp::Unban { room, user, by } => {
+            require_role(
+                conn,
+                *room,
+                *by,
+                RoomRole::Moderator,
+                "only the owner or a moderator may lift a ban",
+            )?;
+            let lifted = conn.execute(
+                "DELETE FROM bans WHERE room_id = ?1 AND user_id = ?2",
                 params![room.0 as i64, user.0 as i64],
             )?;
-            let mut changes = Vec::new();
-            if role_from_sql(removed) == RoomRole::Owner
-                && let Some(heir) = hand_over(conn, *room)?
-            {
-                changes.push((heir, RoomRole::Owner));
+            if lifted == 0 {
+                return Err(refused(ErrorCode::BadRequest, "they are not banned here"));
             }
-            Ok(Outcome::Roles(changes))
+            Ok(Outcome::Done)
         }
         WriteOp::SetRole {
             room,
@@ -1419,6 +1497,44 @@ fn require_role(
 }
 
 /// What kind of room `room` is.
+/// Removes a membership and the member's pending mentions; an owner's room passes on. `None`
+/// if they were not a member, else the role changes (the new owner).
+fn remove_membership(
+    conn: &Connection,
+    room: RoomId,
+    user: UserId,
+) -> Result<Option<Vec<(UserId, RoomRole)>>, StorageError> {
+    let removed: Option<i64> = conn
+        .query_row(
+            "DELETE FROM members WHERE room_id = ?1 AND user_id = ?2 RETURNING role",
+            params![room.0 as i64, user.0 as i64],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(removed) = removed else {
+        return Ok(None);
+    };
+    conn.execute(
+        "DELETE FROM mentions WHERE room_id = ?1 AND user_id = ?2",
+        params![room.0 as i64, user.0 as i64],
+    )?;
+    let mut changes = Vec::new();
+    if role_from_sql(removed) == RoomRole::Owner
+        && let Some(heir) = hand_over(conn, room)?
+    {
+        changes.push((heir, RoomRole::Owner));
+    }
+    Ok(Some(changes))
+}
+
+fn is_banned(conn: &Connection, room: RoomId, user: UserId) -> Result<bool, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM bans WHERE room_id = ?1 AND user_id = ?2")?
+        .query_row(params![room.0 as i64, user.0 as i64], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 fn room_kind(conn: &Connection, room: RoomId) -> Result<RoomKind, StorageError> {
     conn.prepare_cached("SELECT kind FROM rooms WHERE id = ?1")?
         .query_row(params![room.0 as i64], |r| r.get(0))
@@ -1583,7 +1699,7 @@ mod tests {
         let forbidden = |result: &Result<Outcome, StorageError>| matches!(result, Err(StorageError::Refused(e)) if e.code == ErrorCode::Forbidden);
         let mut seqs = HashMap::new();
 
-        // Bob is handed the room while mike kicks him: the kick comes too late.
+        // Bob is handed the room while mike kicks or bans him: both come too late.
         let batch = [
             set_role(3, RoomRole::Owner),
             job(WriteOp::RemoveMember {
@@ -1591,9 +1707,23 @@ mod tests {
                 user: UserId(3),
                 by: Some(UserId(2)),
             }),
+            job(WriteOp::Ban {
+                room: RoomId(2),
+                user: UserId(3),
+                by: UserId(2),
+                by_name: "mike".into(),
+                reason: None,
+            }),
         ];
         let results = run_batch(&mut conn, &batch, &mut seqs);
-        assert!(results[0].is_ok() && forbidden(&results[1]), "{results:?}");
+        assert!(
+            results[0].is_ok() && forbidden(&results[1]) && forbidden(&results[2]),
+            "{results:?}"
+        );
+        let bans: i64 = conn
+            .query_row("SELECT COUNT(*) FROM bans", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(bans, 0, "a refused ban leaves no row");
 
         // Mike is demoted (by bob, the owner now) while he invites and sets the topic.
         let batch = [
