@@ -142,7 +142,7 @@ fn busy_room_with_cjk_wrapping_unread_counts_and_members() {
 fn help_popup() {
     let mut app = busy_app();
     app.show_help = true;
-    insta::assert_snapshot!(render(&app, 100, 42));
+    insta::assert_snapshot!(render(&app, 100, 43));
 }
 
 /// On 80×24 the help does not fit: it opens at the top and scrolls to the key bindings.
@@ -317,4 +317,69 @@ fn the_transfers_panel_mid_transfer() {
     app.flash = None;
     assert!(app.show_transfers, "starting a transfer opens the panel");
     insta::assert_snapshot!(render(&app, 110, 22));
+}
+
+/// `/search deploy` on the busy afternoon, on 80×24: hits from three rooms and a direct chat,
+/// newest first (a line break shown as a space, a file by its description, a long line cut),
+/// the second one selected, and more to load.
+#[test]
+fn search_results_80x24() {
+    use chatroom_protocol::{MessageId, SearchPage};
+    use ratatui::crossterm::event::{KeyCode, KeyEvent};
+    let mut app = busy_app();
+    // Forty days on, so that the first morning's hits show their date.
+    let day = 24 * 3600 * 1000;
+    app.now += 40 * day;
+    app.input.set_text("/search deploy");
+    app.submit_input();
+    let hit =
+        |id: u64, room: u64, from: (u64, &str), minute: u64, days_ago: u64, text: &str| Message {
+            id: MessageId(id),
+            room: RoomId(room),
+            ts: message(1, from, minute, text).ts + (40 - days_ago) * day,
+            ..message(id, from, minute, text)
+        };
+    let file = Message {
+        id: MessageId(5),
+        ts: file_message(1, (2, "alice"), 2, 9, "deploy-checklist.pdf", 1).ts,
+        ..file_message(3, (2, "alice"), 2, 9, "deploy-checklist.pdf", 1)
+    };
+    app.search_loaded(
+        1,
+        SearchPage {
+            messages: vec![
+                hit(9, 2, (2, "alice"), 5, 0, "deploy friday at 5?\nor monday"),
+                hit(8, 4, (3, "张伟"), 4, 0, "deploy 的文档在这里"),
+                hit(
+                    6,
+                    3,
+                    (4, "bob"),
+                    3,
+                    40,
+                    "the deploy window moved: the whole release-planning group agreed \
+                     on thursday evening, after the freeze",
+                ),
+                file,
+            ],
+            next: Some(MessageId(5)),
+        },
+    );
+    app.on_key(KeyEvent::from(KeyCode::Down));
+    insta::assert_snapshot!(render(&app, 80, 24));
+}
+
+#[test]
+fn search_found_nothing() {
+    use chatroom_protocol::SearchPage;
+    let mut app = busy_app();
+    app.input.set_text("/search #dev \"no such\" phrase");
+    app.submit_input();
+    app.search_loaded(
+        1,
+        SearchPage {
+            messages: Vec::new(),
+            next: None,
+        },
+    );
+    insta::assert_snapshot!(render(&app, 80, 12));
 }

@@ -3,12 +3,14 @@
 //! [`Action`]s, which the runtime carries out and answers with more events.
 
 use chatroom_protocol::{
-    Draft, Event, FileId, HistoryPage, LeaveReason, Member, Message, MessageKind, PresenceStatus,
-    RoomId, RoomKind, RoomRole, RoomSummary, Seq, UnixMillis, UserId, UserPresence, UserSummary,
+    Draft, Event, FileId, HistoryPage, LeaveReason, Member, Message, MessageId, MessageKind,
+    PresenceStatus, RoomId, RoomKind, RoomRole, RoomSummary, Seq, UnixMillis, UserId, UserPresence,
+    UserSummary,
 };
 use std::collections::{BTreeMap, HashMap};
 
 use super::editor::LineEditor;
+use super::search::{Jump, SearchView};
 use super::transfers::{TransferRequest, TransferView};
 
 /// How many typing notices count as "still typing" (ms).
@@ -338,6 +340,17 @@ pub enum Action {
         /// Which.
         seq: Seq,
     },
+    /// Search messages (answered with `search_loaded` or `search_failed`).
+    Search {
+        /// Which search, for the answer.
+        serial: u64,
+        /// The words.
+        query: String,
+        /// Only this room (`None`: all mine).
+        room: Option<RoomId>,
+        /// Only results older than this one (`None`: from the newest).
+        before: Option<MessageId>,
+    },
 }
 
 /// The time zone message times are shown in.
@@ -426,6 +439,15 @@ pub struct App {
     pub next_transfer: u32,
     /// Show the transfers panel.
     pub show_transfers: bool,
+    /// The search results view, when open (it takes the message pane's place).
+    pub search: Option<SearchView>,
+    /// The number of the newest search.
+    pub next_search: u64,
+    /// A message opened from the search results, until it is in view.
+    pub jump: Option<Jump>,
+    /// The message opened from the search results, marked in its room until the room is
+    /// scrolled back to the bottom or left.
+    pub highlight: Option<(RoomId, Seq)>,
 }
 
 impl App {
@@ -465,6 +487,10 @@ impl App {
             transfers: Vec::new(),
             next_transfer: 0,
             show_transfers: false,
+            search: None,
+            next_search: 0,
+            jump: None,
+            highlight: None,
         }
     }
 
@@ -604,6 +630,7 @@ impl App {
         if let Some(r) = self.rooms.get_mut(&room) {
             r.loading_latest = false;
         }
+        self.jump = self.jump.filter(|j| j.room != room);
     }
 
     /// A request for older messages could not be sent or failed: PgUp may ask again.
@@ -611,6 +638,7 @@ impl App {
         if let Some(r) = self.rooms.get_mut(&room) {
             r.loading_older = false;
         }
+        self.jump = self.jump.filter(|j| j.room != room);
     }
 
     /// The member list of a room arrived.
@@ -701,6 +729,11 @@ impl App {
             room.members_stale = true;
         }
         self.presence_stale = true;
+        // Nor will a search answer or the pages a jump waits for.
+        if let Some(view) = &mut self.search {
+            view.loading = false;
+        }
+        self.jump = None;
         self.connection = ConnectionState::Disconnected { reason, retry_at };
     }
 
@@ -734,7 +767,8 @@ impl App {
             Event::Message(message) => {
                 let mention = self.is_mention(&message);
                 let mine = self.me.as_ref().is_some_and(|me| me.id == message.sender);
-                let is_current = self.current == Some(message.room);
+                // The search results cover the room shown.
+                let is_current = self.current == Some(message.room) && self.search.is_none();
                 let Some(room) = self.rooms.get_mut(&message.room) else {
                     return actions;
                 };
@@ -919,6 +953,10 @@ impl App {
         let Some(r) = self.rooms.get_mut(&room) else {
             return actions;
         };
+        if self.current != Some(room) {
+            self.jump = None;
+            self.highlight = None;
+        }
         self.current = Some(room);
         r.scroll = 0;
         r.summary.unread = 0;
@@ -982,6 +1020,8 @@ impl App {
     /// when the top of what is loaded comes into view.
     pub fn scroll(&mut self, rows: isize, total_rows: usize) -> Vec<Action> {
         let height = usize::from(self.viewport.1.max(1));
+        // The user scrolls: a message opened from the search results stops pulling the view.
+        self.jump = None;
         let Some(room) = self.current.and_then(|c| self.rooms.get_mut(&c)) else {
             return Vec::new();
         };
@@ -1015,6 +1055,7 @@ impl App {
             return;
         };
         r.scroll = 0;
+        self.highlight = None;
         if r.summary.unread > 0 || r.summary.mentions > 0 {
             r.summary.unread = 0;
             r.summary.mentions = 0;
@@ -1069,6 +1110,10 @@ impl App {
                 self.input.set_text(&line);
                 Vec::new()
             }
+            Ok(super::commands::Command::Search { query, .. }) if self.search_too_long(&query) => {
+                self.input.set_text(&line);
+                Vec::new()
+            }
             Ok(command) => self.run_command(command),
             Err(e) => {
                 self.flash(e.to_string(), true);
@@ -1105,7 +1150,7 @@ impl App {
 
     /// A room of mine named in a command: `@name` is the direct chat with that user, `#name` or
     /// a plain name a named room (never a direct chat, whatever its name).
-    fn find_room(&self, name: &str) -> Option<RoomId> {
+    pub(super) fn find_room(&self, name: &str) -> Option<RoomId> {
         let (direct, name) = match name.strip_prefix('@') {
             Some(user) => (true, user),
             None => (false, name.strip_prefix('#').unwrap_or(name)),
@@ -1119,6 +1164,11 @@ impl App {
 
     fn run_command(&mut self, command: super::commands::Command) -> Vec<Action> {
         use super::commands::Command as C;
+        // A line sent from the input goes back to the room from the search results (a message
+        // is sent to the room shown), except another search or the help.
+        if !matches!(command, C::Search { .. } | C::Help) {
+            self.close_search();
+        }
         match command {
             C::Say(text) => match self.current_or_flash() {
                 Some(room) => {
@@ -1261,6 +1311,7 @@ impl App {
                 .into_iter()
                 .collect(),
             C::Delete => self.delete_last(),
+            C::Search { room, query } => self.start_search(room, query),
             C::Ai(question) => {
                 let Some(bot) = self.ai_bot.clone() else {
                     self.flash("this server has no AI bot", true);

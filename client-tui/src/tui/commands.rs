@@ -89,6 +89,13 @@ pub enum Command {
     Delete,
     /// Ask the AI bot in the current room (posted as `@name …`, the name the server gives).
     Ai(String),
+    /// Search the messages of my rooms, or of one room.
+    Search {
+        /// The room named with `#` before the words (`None`: all my rooms).
+        room: Option<String>,
+        /// The words, as typed.
+        query: String,
+    },
 }
 
 /// One line of `/help`: the command, its arguments, what it does.
@@ -161,6 +168,11 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "QUESTION|status|clear",
         "ask the server's AI bot here (as @its-name …), or /msg it",
     ),
+    (
+        "/search",
+        "[#ROOM] WORDS",
+        "find messages with all WORDS in your rooms or in ROOM",
+    ),
     ("/who", "", "members of the current room (alias /list -s)"),
     (
         "/rooms",
@@ -191,7 +203,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "PgUp PgDn",
         "scroll back (older history loads as you go) / forward",
     ),
-    ("↑ ↓", "input history"),
+    (
+        "↑ ↓",
+        "input history; in search results, pick one (Enter opens it)",
+    ),
     ("Tab", "complete commands, @users and rooms"),
     (
         "Ctrl-A Ctrl-E, Alt-B Alt-F",
@@ -365,6 +380,25 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "ai" => Ok(Command::Ai(
             rest_text(rest).unwrap_or_else(|| "help".into()),
         )),
+        "search" => {
+            let text = rest.trim();
+            let (room, query) = match text.split_once(char::is_whitespace) {
+                Some((first, words)) if first.len() > 1 && first.starts_with('#') => {
+                    (Some(first[1..].to_string()), words.trim())
+                }
+                None if text.len() > 1 && text.starts_with('#') => {
+                    (Some(text[1..].to_string()), "")
+                }
+                _ => (None, text),
+            };
+            if query.is_empty() {
+                return Err(usage("/search"));
+            }
+            Ok(Command::Search {
+                room,
+                query: query.to_string(),
+            })
+        }
         "who" | "names" => none(Command::Who, "/who"),
         "rooms" => none(Command::Rooms, "/rooms"),
         "users" => none(Command::Users, "/users"),
@@ -420,6 +454,7 @@ const NAMES: &[&str] = &[
     "/recv_files",
     "/role",
     "/rooms",
+    "/search",
     "/send_files",
     "/topic",
     "/transfers",
@@ -645,6 +680,42 @@ mod tests {
     }
 
     #[test]
+    fn search_takes_words_and_maybe_a_room_first() {
+        let search = |room: Option<&str>, query: &str| {
+            Ok(Command::Search {
+                room: room.map(str::to_owned),
+                query: query.into(),
+            })
+        };
+        assert_eq!(
+            parse("/search deploy  \"release notes\" fri* "),
+            search(None, "deploy  \"release notes\" fri*")
+        );
+        assert_eq!(parse("/search #dev deploy"), search(Some("dev"), "deploy"));
+        assert_eq!(
+            parse("/search #ops  two words"),
+            search(Some("ops"), "two words"),
+            "any room name: whether I am in it is the app's to say"
+        );
+        assert_eq!(
+            parse("/search deploy #dev"),
+            search(None, "deploy #dev"),
+            "only the first word names a room"
+        );
+        assert_eq!(
+            parse("/search # x"),
+            search(None, "# x"),
+            "a bare # is a word"
+        );
+        assert_eq!(parse("/search 张伟"), search(None, "张伟"));
+        let usage = Err(ParseError::Usage("/search [#ROOM] WORDS".into()));
+        assert_eq!(parse("/search"), usage);
+        assert_eq!(parse("/search   "), usage);
+        assert_eq!(parse("/search #dev"), usage, "a room and no words");
+        assert_eq!(parse("/search #dev  "), usage);
+    }
+
+    #[test]
     fn completion_knows_commands_users_and_rooms() {
         let users = vec!["alice".to_string(), "Albert".to_string(), "bob".to_string()];
         let rooms = vec!["dev".to_string(), "design".to_string()];
@@ -658,6 +729,8 @@ mod tests {
         );
         assert_eq!(complete("#de", false, &users, &rooms), ["#design", "#dev"]);
         assert_eq!(complete("bo", false, &users, &rooms), ["bob"]);
+        assert_eq!(complete("/sea", true, &users, &rooms), ["/search"]);
+        assert!(HELP.iter().any(|(name, _, _)| *name == "/search"));
         assert!(complete("zz", false, &users, &rooms).is_empty());
     }
 }

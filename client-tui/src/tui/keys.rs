@@ -190,6 +190,11 @@ impl App {
             // word start behind it.
             self.end_completion();
         }
+        if self.search.is_some()
+            && let Some(actions) = self.search_key(&key)
+        {
+            return actions;
+        }
         match key.code {
             KeyCode::Enter if alt || key.modifiers.contains(KeyModifiers::SHIFT) => {
                 self.input.insert('\n');
@@ -321,6 +326,38 @@ impl App {
         };
     }
 
+    /// A key while the search results are shown: ↑ ↓ PgUp PgDn move the selection, Enter on
+    /// an empty input opens the selected result, Esc closes the view; switching rooms closes it
+    /// too. `None`: the key does what it does without the view (typing goes to the input).
+    fn search_key(&mut self, key: &KeyEvent) -> Option<Vec<Action>> {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = key.modifiers.contains(KeyModifiers::ALT);
+        let page = super::ui::search_list_rows(self.viewport).max(2) as isize - 1;
+        match key.code {
+            KeyCode::Esc => {
+                self.close_search();
+                self.flash = None;
+                Some(Vec::new())
+            }
+            KeyCode::Up | KeyCode::Down | KeyCode::Char('a') if alt => {
+                self.close_search();
+                None
+            }
+            KeyCode::Char('p') | KeyCode::Char('n') if ctrl => {
+                self.close_search();
+                None
+            }
+            KeyCode::Up => Some(self.move_selection(-1)),
+            KeyCode::Down => Some(self.move_selection(1)),
+            KeyCode::PageUp => Some(self.move_selection(-page)),
+            KeyCode::PageDown => Some(self.move_selection(page)),
+            KeyCode::Enter if !alt && !key.modifiers.contains(KeyModifiers::SHIFT) => {
+                self.input.text().is_empty().then(|| self.open_selected())
+            }
+            _ => None,
+        }
+    }
+
     /// Handles the mouse wheel (when mouse support is on).
     pub fn on_mouse(&mut self, mouse: MouseEvent) -> Vec<Action> {
         if self.show_help {
@@ -333,6 +370,13 @@ impl App {
         }
         if !matches!(self.screen, Screen::Chat) {
             return Vec::new();
+        }
+        if self.search.is_some() {
+            return match mouse.kind {
+                MouseEventKind::ScrollUp => self.move_selection(-WHEEL_ROWS),
+                MouseEventKind::ScrollDown => self.move_selection(WHEEL_ROWS),
+                _ => Vec::new(),
+            };
         }
         match mouse.kind {
             MouseEventKind::ScrollUp => self.scroll_rows(WHEEL_ROWS),

@@ -4,6 +4,7 @@
 //! - [`keys`]: key bindings.
 //! - [`editor`]: the input line editor.
 //! - [`commands`]: slash commands, `/help`, completion.
+//! - [`search`]: `/search` and its results view.
 //! - [`transfers`]: file transfers as the transfers panel shows them.
 //! - [`ui`]: rendering from `&App`.
 //! - [`runtime`]: terminal, input thread, network tasks, reconnects.
@@ -13,5 +14,6 @@ pub mod commands;
 pub mod editor;
 pub mod keys;
 pub mod runtime;
+pub mod search;
 pub mod transfers;
 pub mod ui;

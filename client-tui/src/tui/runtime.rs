@@ -13,7 +13,7 @@ use chatroom_protocol::transfer::{
 };
 use chatroom_protocol::{
     ErrorBody, ErrorCode, Event, HistoryAnchor, HistoryPage, Member, PresenceStatus, RoomId,
-    RoomSummary, ServerInfo, Session, UnixMillis, UserPresence, Visibility, now_millis,
+    RoomSummary, SearchPage, ServerInfo, Session, UnixMillis, UserPresence, Visibility, now_millis,
 };
 use ratatui::crossterm::event::{self as term, Event as TermEvent};
 use std::collections::HashMap;
@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::app::{Action, App, PAGE, Screen};
+use super::search::SEARCH_PAGE;
 use super::transfers::{TransferOutcome, TransferRequest};
 use crate::login::CLIENT_NAME;
 use crate::output::human_bytes;
@@ -81,6 +82,10 @@ enum Msg {
     /// A progress report of a transfer, with when it was taken.
     TransferProgress(u32, Progress, UnixMillis),
     TransferEnded(u32, TransferOutcome),
+    /// Results of search number `.0`.
+    SearchResults(u64, SearchPage),
+    /// Search number `.0` failed, with why.
+    SearchFailed(u64, String),
 }
 
 /// Progress reports reach the UI at most this often per transfer (plus phase changes).
@@ -536,7 +541,7 @@ impl Runtime {
             Msg::Closed(..) => Vec::new(),
             Msg::History(page, older) => {
                 app.history_loaded(page, older);
-                Vec::new()
+                app.follow_jump()
             }
             Msg::OlderFailed(room, error) => {
                 app.older_failed(room);
@@ -545,7 +550,7 @@ impl Runtime {
             }
             Msg::Latest(page) => {
                 app.latest_loaded(page);
-                Vec::new()
+                app.follow_jump()
             }
             Msg::LatestFailed(room, error) => {
                 app.latest_failed(room);
@@ -592,6 +597,14 @@ impl Runtime {
             Msg::TransferEnded(id, outcome) => {
                 self.transfers.remove(&id);
                 app.transfer_ended(id, outcome);
+                Vec::new()
+            }
+            Msg::SearchResults(serial, page) => {
+                app.search_loaded(serial, page);
+                Vec::new()
+            }
+            Msg::SearchFailed(serial, error) => {
+                app.search_failed(serial, error);
                 Vec::new()
             }
         }
@@ -927,6 +940,23 @@ impl Runtime {
                     list.join("  ")
                 ))))
             }),
+            Action::Search {
+                serial,
+                query,
+                room,
+                before,
+            } => {
+                if self.handle.is_none() {
+                    app.search_failed(serial, "not connected; waiting to reconnect".into());
+                    return;
+                }
+                self.with_client(app, move |c| async move {
+                    Ok(Some(match search(&c, &query, room, before).await {
+                        Ok(page) => Msg::SearchResults(serial, page),
+                        Err(e) => Msg::SearchFailed(serial, err(e)),
+                    }))
+                });
+            }
             Action::DeleteMessage { room, seq } => self.with_client(app, move |c| async move {
                 c.delete_message(room, seq).await.map_err(err)?;
                 Ok(None)
@@ -956,6 +986,35 @@ impl Runtime {
             }
         }
     }
+}
+
+/// Requests per search before the answer goes back with what was found: the server looks at a
+/// bounded number of candidates per request, so a page may come back short (even empty) with
+/// more to look at.
+const SEARCH_ROUNDS: u32 = 4;
+
+/// One page of results for the view: up to [`SEARCH_PAGE`] of them, from as many as
+/// [`SEARCH_ROUNDS`] requests.
+async fn search(
+    c: &ClientHandle,
+    query: &str,
+    room: Option<RoomId>,
+    before: Option<chatroom_protocol::MessageId>,
+) -> Result<SearchPage, ClientError> {
+    let mut found = SearchPage {
+        messages: Vec::new(),
+        next: before,
+    };
+    for _ in 0..SEARCH_ROUNDS {
+        let wanted = SEARCH_PAGE.saturating_sub(found.messages.len() as u32);
+        let page = c.search(query, room, found.next, wanted).await?;
+        found.messages.extend(page.messages);
+        found.next = page.next;
+        if found.next.is_none() || found.messages.len() >= SEARCH_PAGE as usize {
+            break;
+        }
+    }
+    Ok(found)
 }
 
 /// What to show when the connection ends: the server's reason when it gave one, else what
@@ -999,6 +1058,7 @@ mod tests {
     use super::*;
     use crate::tui::transfers::TransferState;
     use chatroom_protocol::transfer::Phase;
+    use ratatui::crossterm::event::{KeyCode, KeyEvent};
     use tokio::net::TcpListener;
 
     const PASSWORD: &str = "correct horse battery";
@@ -1311,6 +1371,128 @@ mod tests {
                 .flash
                 .as_ref()
                 .is_some_and(|(t, _)| t.contains("not connected")),
+            "{:?}",
+            h.app.flash
+        );
+        h.shutdown.cancel();
+    }
+
+    /// `/search` against a real server: hits from two of my rooms (and none from a room I am
+    /// not in), newest first; `#room` narrows it; Enter opens a hit in its room; a refused
+    /// query and a lost connection say so in the status line.
+    #[tokio::test]
+    async fn slash_search_finds_messages_in_my_rooms_and_enter_opens_one() {
+        let mut h = Harness::start().await;
+        h.register_alice().await;
+        let public = h.app.current.expect("in public");
+        h.command("/create dev");
+        h.run_until("the new room", |h| {
+            h.app.current_room().is_some_and(|r| r.label() == "#dev")
+        })
+        .await;
+        let dev = h.app.current.expect("in dev");
+        let bob = Client::connect(&h.runtime.settings.server, "test")
+            .await
+            .expect("bob connects");
+        bob.register("bob", PASSWORD).await.expect("bob registers");
+        let secret = bob
+            .create_room("secret", Visibility::Private)
+            .await
+            .expect("a room alice is not in");
+        bob.send_message(secret.id, "deploy the secret plan")
+            .await
+            .expect("send");
+        bob.send_message(public, "Déploy on friday?")
+            .await
+            .expect("send");
+        bob.send_message(public, "unrelated chatter")
+            .await
+            .expect("send");
+        h.command("deploy from dev, line one\nline two");
+        // A message is searchable a moment after it is stored.
+        let handle = h.runtime.handle.clone().expect("connected");
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while handle
+            .search("deploy", None, None, 10)
+            .await
+            .map_or(true, |page| page.messages.len() < 2)
+        {
+            assert!(tokio::time::Instant::now() < deadline, "never indexed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        h.command("/enter #public");
+        assert_eq!(h.app.current, Some(public));
+
+        let hits = |app: &App| -> Vec<(RoomId, String)> {
+            app.search.as_ref().map_or_else(Vec::new, |v| {
+                v.results.iter().map(|m| (m.room, m.text.clone())).collect()
+            })
+        };
+        let loaded = |h: &mut Harness| h.app.search.as_ref().is_some_and(|v| v.loaded);
+        h.command("/search DEPLOY");
+        h.run_until("the results", loaded).await;
+        assert_eq!(
+            hits(&h.app),
+            [
+                (dev, "deploy from dev, line one\nline two".to_string()),
+                (public, "Déploy on friday?".to_string())
+            ],
+            "newest first, case and accents ignored, nothing from #secret"
+        );
+        assert_eq!(h.app.search.as_ref().and_then(|v| v.next), None);
+
+        h.command("/search #public deploy");
+        h.run_until("the results", loaded).await;
+        assert_eq!(hits(&h.app), [(public, "Déploy on friday?".to_string())]);
+
+        // Down, Up, Enter: the newest hit, in #dev.
+        h.command("/search deploy");
+        h.run_until("the results", loaded).await;
+        for code in [KeyCode::Down, KeyCode::Up] {
+            let actions = h.app.on_key(KeyEvent::from(code));
+            h.perform_all(actions);
+        }
+        let seq = h
+            .app
+            .search
+            .as_ref()
+            .and_then(|v| v.results.first())
+            .map(|m| m.seq)
+            .expect("a hit");
+        h.press_enter();
+        assert!(h.app.search.is_none(), "back to the room");
+        assert_eq!(h.app.current, Some(dev));
+        h.run_until("the message in view", |h| h.app.jump.is_none())
+            .await;
+        let room = h.app.current_room().expect("dev");
+        assert_eq!(h.app.highlight, Some((dev, seq)));
+        assert!(room.timeline.contains_key(&(seq, 0)), "loaded");
+        assert!(
+            h.app
+                .flash
+                .as_ref()
+                .is_some_and(|(t, e)| !e && t.starts_with("#dev: alice's message of")),
+            "{:?}",
+            h.app.flash
+        );
+
+        // The server refuses a query with no words: the status line says why.
+        h.command("/search !!");
+        h.run_until("the refusal", |h| h.app.search.is_none()).await;
+        assert_eq!(
+            h.app.flash,
+            Some(("search for at least one word".into(), true))
+        );
+
+        // Not connected: said at once, nothing waits.
+        h.drop_connection().await;
+        h.command("/search deploy");
+        assert!(h.app.search.is_none());
+        assert!(
+            h.app
+                .flash
+                .as_ref()
+                .is_some_and(|(t, e)| *e && t.contains("not connected")),
             "{:?}",
             h.app.flash
         );

@@ -4,7 +4,7 @@
 //! Message text is wrapped here, by display width (CJK characters and most emoji take two
 //! columns), with continuation rows indented under the text.
 
-use chatroom_protocol::{MessageKind, PresenceStatus, RoomKind, RoomRole};
+use chatroom_protocol::{Message, MessageKind, PresenceStatus, RoomId, RoomKind, RoomRole, Seq};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -14,6 +14,7 @@ use unicode_width::UnicodeWidthChar;
 
 use super::app::{App, ConnectionState, Entry, LoginForm, RoomState, Screen};
 use super::commands::{HELP, KEYS};
+use super::search::{SearchView, one_line};
 use super::transfers::{TransferState, TransferView};
 use crate::output::{human_bytes, human_duration, human_rate};
 use chatroom_protocol::transfer::{Phase, sanitize_file_name};
@@ -185,7 +186,8 @@ fn draw_chat(frame: &mut Frame, app: &App) {
     ])
     .areas(area);
     let rooms_width = ROOMS_WIDTH.min(main.width / 3);
-    let show_members = app.show_members && main.width >= MEMBERS_MIN_WIDTH;
+    // The search results use the member list's columns too: the list is the current room's.
+    let show_members = app.show_members && main.width >= MEMBERS_MIN_WIDTH && app.search.is_none();
     let members_width = if show_members { MEMBERS_WIDTH } else { 0 };
     let [rooms, middle, members] = Layout::horizontal([
         Constraint::Length(rooms_width),
@@ -199,7 +201,10 @@ fn draw_chat(frame: &mut Frame, app: &App) {
     ])
     .areas(middle);
     draw_rooms(frame, app, rooms);
-    draw_messages(frame, app, messages);
+    match &app.search {
+        Some(view) => draw_search(frame, app, view, messages),
+        None => draw_messages(frame, app, messages),
+    }
     if transfers.height > 0 {
         draw_transfers(frame, app, transfers);
     }
@@ -360,7 +365,32 @@ fn clock(app: &App, ts: u64) -> String {
 
 /// The rows of a room's timeline at `width`, oldest first.
 pub fn timeline_rows(app: &App, room: &RoomState, width: u16) -> Vec<Line<'static>> {
+    timeline_rows_marking(app, room, width, None).0
+}
+
+/// Where message `seq` starts among the rows of a room's timeline at `width`, and how many
+/// rows there are (`None` when the message is not held).
+pub fn message_row(app: &App, room: &RoomState, width: u16, seq: Seq) -> Option<(usize, usize)> {
+    let (rows, at) = timeline_rows_marking(app, room, width, Some(seq));
+    at.map(|at| (at, rows.len()))
+}
+
+/// The background of the message opened from the search results.
+const HIGHLIGHT: Color = Color::Indexed(58);
+
+/// [`timeline_rows`], and the row where message `mark` starts.
+fn timeline_rows_marking(
+    app: &App,
+    room: &RoomState,
+    width: u16,
+    mark: Option<Seq>,
+) -> (Vec<Line<'static>>, Option<usize>) {
     let width = usize::from(width);
+    let mut marked = None;
+    let highlight = app
+        .highlight
+        .filter(|(id, _)| *id == room.summary.id)
+        .map(|(_, seq)| seq);
     let me = app.me.as_ref().map(|m| m.id);
     let mut rows = Vec::new();
     if room.has_older {
@@ -374,8 +404,13 @@ pub fn timeline_rows(app: &App, room: &RoomState, width: u16) -> Vec<Line<'stati
         )));
     }
     for entry in room.timeline.values() {
-        let segments: Vec<(String, Style)>;
+        let mut segments: Vec<(String, Style)>;
         let indent;
+        if let Entry::Message(m) = entry
+            && mark == Some(m.seq)
+        {
+            marked = Some(rows.len());
+        }
         match entry {
             Entry::Message(m) if m.kind == MessageKind::Deleted => {
                 segments = vec![(
@@ -436,6 +471,13 @@ pub fn timeline_rows(app: &App, room: &RoomState, width: u16) -> Vec<Line<'stati
                 indent = 8;
             }
         }
+        if let Entry::Message(m) = entry
+            && highlight == Some(m.seq)
+        {
+            for (_, style) in &mut segments {
+                *style = style.bg(HIGHLIGHT);
+            }
+        }
         rows.extend(wrap(&segments, width, indent));
     }
     // Replies being written, after everything stored: dim, growing, marked with "…".
@@ -453,7 +495,7 @@ pub fn timeline_rows(app: &App, room: &RoomState, width: u16) -> Vec<Line<'stati
         ];
         rows.extend(wrap(&segments, width, indent));
     }
-    rows
+    (rows, marked)
 }
 
 fn draw_messages(frame: &mut Frame, app: &App, area: Rect) {
@@ -516,6 +558,153 @@ fn draw_messages(frame: &mut Frame, app: &App, area: Rect) {
         };
         frame.render_widget(Paragraph::new(more).right_aligned(), marker);
     }
+}
+
+/// Rows of results the search view shows at once for a message pane of `viewport` (it has the
+/// pane's title row too, and gives one to the header and one to the key hint).
+pub fn search_list_rows(viewport: (u16, u16)) -> usize {
+    usize::from(viewport.1.saturating_sub(1)).max(1)
+}
+
+/// When a message was sent, as the search results show it: `HH:MM` today, `Mar 05 09:30`
+/// earlier this year, `2025-12-24` before.
+pub fn when(app: &App, ts: u64) -> String {
+    let local = |ms: u64| {
+        let utc = (ms / 1000) as i64;
+        chrono::DateTime::from_timestamp(utc + app.clock.offset_at(utc), 0).unwrap_or_default()
+    };
+    let (then, now) = (local(ts), local(app.now));
+    let format = if then.date_naive() == now.date_naive() {
+        "%H:%M"
+    } else if chrono::Datelike::year(&then) == chrono::Datelike::year(&now) {
+        "%b %d %H:%M"
+    } else {
+        "%Y-%m-%d"
+    };
+    then.format(format).to_string()
+}
+
+/// A room as the search results name it: `#room`, `@user`, or a room I have left.
+fn room_label(app: &App, room: RoomId) -> String {
+    app.rooms
+        .get(&room)
+        .map_or_else(|| "(left)".to_string(), RoomState::label)
+}
+
+/// What a result shows of a message: its text on one line; a file's description.
+fn result_text(message: &Message) -> (String, Style) {
+    match &message.kind {
+        MessageKind::File(_) => (
+            format!("📎 {}", one_line(&message.text)),
+            Style::new().fg(Color::LightCyan),
+        ),
+        MessageKind::Deleted => (
+            "message deleted".into(),
+            dim().add_modifier(Modifier::ITALIC),
+        ),
+        MessageKind::System => (
+            format!("* {}", one_line(&message.text)),
+            dim().add_modifier(Modifier::ITALIC),
+        ),
+        MessageKind::Text => (one_line(&message.text), Style::new()),
+    }
+}
+
+fn draw_search(frame: &mut Frame, app: &App, view: &SearchView, area: Rect) {
+    let [title_area, list_area, hint_area] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let scope = view
+        .room
+        .map_or_else(|| "all your rooms".to_string(), |r| room_label(app, r));
+    let found = view.results.len();
+    let count = match (view.loaded, view.next.is_some()) {
+        (false, _) => "searching…".to_string(),
+        (true, more) => format!(
+            "{found} result{}{}",
+            if found == 1 { "" } else { "s" },
+            if more { " so far" } else { "" }
+        ),
+    };
+    let title = format!(" search: {} · {scope} · {count}", one_line(&view.query));
+    frame.render_widget(
+        Paragraph::new(Line::from(Span::styled(
+            truncate(&title, usize::from(title_area.width)),
+            Style::new().add_modifier(Modifier::BOLD),
+        ))),
+        title_area,
+    );
+    frame.render_widget(
+        Paragraph::new(Line::from(Span::styled(
+            truncate(
+                " ↑↓ select · Enter opens it in its room · Esc back",
+                usize::from(hint_area.width),
+            ),
+            dim(),
+        ))),
+        hint_area,
+    );
+
+    let inner = list_area;
+    let width = usize::from(inner.width);
+    let rows = usize::from(inner.height);
+    let top = view.window_top(rows);
+    let labels: Vec<String> = view
+        .results
+        .iter()
+        .map(|m| room_label(app, m.room))
+        .collect();
+    let times: Vec<String> = view.results.iter().map(|m| when(app, m.ts)).collect();
+    let label_width = labels
+        .iter()
+        .map(|l| usize::from(display_width(l)))
+        .max()
+        .unwrap_or(0)
+        .min(12);
+    let time_width = times.iter().map(|t| t.chars().count()).max().unwrap_or(0);
+    let mut lines = Vec::new();
+    for (i, message) in view.results.iter().enumerate().skip(top).take(rows) {
+        let label = truncate(&labels[i], label_width);
+        let pad = label_width.saturating_sub(usize::from(display_width(&label)));
+        // The selection is marked in reverse video, and with a › for terminals without it.
+        let marker = if i == view.selected { '›' } else { ' ' };
+        let head = format!("{marker}{label}{} ", " ".repeat(pad));
+        let time = format!("{:>time_width$} ", times[i]);
+        let name = format!("{}: ", one_line(&message.sender_name));
+        let used = usize::from(display_width(&head) + display_width(&time) + display_width(&name));
+        let (text, text_style) = result_text(message);
+        let text = truncate(&text, width.saturating_sub(used));
+        let fill = width.saturating_sub(used + usize::from(display_width(&text)));
+        let mut spans = vec![
+            Span::raw(head),
+            Span::styled(time, dim()),
+            Span::styled(name, Style::new().fg(name_colour(&message.sender_name))),
+            Span::styled(text, text_style),
+            Span::raw(" ".repeat(fill)),
+        ];
+        if i == view.selected {
+            for span in &mut spans {
+                span.style = span.style.add_modifier(Modifier::REVERSED);
+            }
+        }
+        lines.push(Line::from(spans));
+    }
+    if view.has_status_row() && lines.len() < rows {
+        let status = match (view.results.is_empty(), view.loading, view.next.is_some()) {
+            (_, true, _) => "searching further back…",
+            (true, false, false) => "no messages found",
+            (true, false, true) => "nothing among the newest matches; ↓ searches further back",
+            (false, false, _) => "↓ for older results",
+        };
+        lines.push(Line::from(Span::styled(
+            truncate(&format!(" {status}"), width),
+            dim().add_modifier(Modifier::ITALIC),
+        )));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
 }
 
 /// Most transfers the panel shows at once (the newest).
