@@ -3,12 +3,14 @@
 //! `--json`, one JSON object per line, and exits non-zero with one line on stderr on failure.
 
 use anyhow::{Context, anyhow, bail};
-use chatroom_protocol::client::Client;
+use chatroom_protocol::client::{Client, ClientError};
 use chatroom_protocol::transfer::{self, TransferError, TransferOptions};
 use chatroom_protocol::{
-    ErrorCode, Event, FileId, HistoryAnchor, Message, RoomKind, RoomSummary, Seq,
+    ErrorCode, Event, FileId, HistoryAnchor, MAX_SEARCH_QUERY_CHARS, Message, RoomId, RoomKind,
+    RoomSummary, Seq,
 };
 use clap::{Args, Parser, Subcommand};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -81,6 +83,28 @@ pub struct Target {
     pub to: Option<String>,
 }
 
+/// Which room a command is about, if only one: as [`Target`], but neither is fine too.
+#[derive(Debug, Args)]
+#[group(required = false, multiple = false)]
+pub struct Scope {
+    /// Only this room (one you are a member of)
+    #[arg(long, value_name = "ROOM")]
+    pub room: Option<String>,
+    /// Only the direct chat with this user
+    #[arg(long, value_name = "USER")]
+    pub to: Option<String>,
+}
+
+impl Scope {
+    /// The one room named, if any.
+    fn target(&self) -> Option<Target> {
+        (self.room.is_some() || self.to.is_some()).then(|| Target {
+            room: self.room.clone(),
+            to: self.to.clone(),
+        })
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -123,6 +147,27 @@ pub enum Command {
         target: Target,
         /// How many messages.
         #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: u32,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find messages by their words in my rooms and direct chats, newest first.
+    Search {
+        /// Words that must all appear (case and accents ignored); '"a phrase"' in quotes, and
+        /// `word*` for words that start with `word`.
+        #[arg(required = true, value_name = "WORDS")]
+        words: Vec<String>,
+        /// Where to search [default: every room and direct chat I am in].
+        #[command(flatten)]
+        scope: Scope,
+        /// How many messages at most.
+        #[arg(
+            long,
+            default_value_t = 20,
+            value_name = "N",
+            value_parser = clap::value_parser!(u32).range(1..)
+        )]
         limit: u32,
         /// One JSON object per line.
         #[arg(long)]
@@ -251,6 +296,12 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             limit,
             json,
         } => history(&settings, &target, limit, json).await,
+        Command::Search {
+            words,
+            scope,
+            limit,
+            json,
+        } => search(&settings, &words.join(" "), &scope, limit, json).await,
         Command::Rooms { json } => {
             let (client, _) = connect_logged_in(&settings).await?;
             for room in client.my_rooms().await? {
@@ -566,6 +617,104 @@ async fn history(
         print_message(&room, message, json)?;
     }
     Ok(())
+}
+
+/// The most requests one `search` makes. The server looks at a bounded number of candidates
+/// per request, so a page may be short or even empty and still say where to go on; this bound
+/// makes a search for common words in rooms mostly not mine end all the same.
+const MAX_SEARCH_REQUESTS: usize = 50;
+
+async fn search(
+    settings: &Settings,
+    query: &str,
+    scope: &Scope,
+    limit: u32,
+    json: bool,
+) -> anyhow::Result<()> {
+    let chars = query.chars().count();
+    if chars > MAX_SEARCH_QUERY_CHARS {
+        bail!(
+            "the search is {chars} characters; at most {MAX_SEARCH_QUERY_CHARS} are searched for"
+        );
+    }
+    let (client, _) = connect_logged_in(settings).await?;
+    let mut rooms: HashMap<RoomId, RoomSummary> = HashMap::new();
+    let only = match scope.target() {
+        Some(target) => {
+            let room = resolve_target(&client, &target).await?;
+            let id = room.id;
+            rooms.insert(id, room);
+            Some(id)
+        }
+        None => None,
+    };
+    // Asking for no more than the server gives keeps `next` exact.
+    let page_cap = client.welcome().limits.max_history_page.max(1);
+    let wanted = limit as usize;
+    let mut found: Vec<Message> = Vec::new();
+    let mut before = None;
+    for _ in 0..MAX_SEARCH_REQUESTS {
+        let ask = u32::try_from(wanted - found.len())
+            .unwrap_or(u32::MAX)
+            .min(page_cap);
+        let page = client
+            .search(query, only, before, ask)
+            .await
+            .map_err(search_failed)?;
+        let room_left = wanted - found.len();
+        found.extend(page.messages.into_iter().take(room_left));
+        before = page.next;
+        if found.len() >= wanted || before.is_none() {
+            break;
+        }
+    }
+    let cut_off = found.len() < wanted && before.is_some();
+
+    // Hits come from any of my rooms; a room joined since the list was read is looked up again.
+    if found.iter().any(|m| !rooms.contains_key(&m.room)) {
+        for room in client.my_rooms().await? {
+            rooms.entry(room.id).or_insert(room);
+        }
+    }
+    let mut printed = 0usize;
+    for message in &found {
+        // Not in my rooms any more: left since the search, and no longer mine to read.
+        let Some(room) = rooms.get(&message.room) else {
+            continue;
+        };
+        if json {
+            print_line(&output::json_line(&output::search_hit_json(room, message)))?;
+        } else {
+            print_line(&output::message_line(room.kind, &room.name, message))?;
+        }
+        printed += 1;
+    }
+    if !json {
+        if printed == 0 {
+            eprintln!("no messages found");
+        }
+        if cut_off {
+            eprintln!(
+                "stopped after {MAX_SEARCH_REQUESTS} requests; older messages may match too \
+                 (more words or --room narrow the search)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A failed search, said in one line: the server's reason for a query it cannot search for.
+fn search_failed(error: ClientError) -> anyhow::Error {
+    match &error {
+        ClientError::Server(body) if body.code == ErrorCode::BadRequest => {
+            anyhow!("cannot search: {}", output::escape_controls(&body.message))
+        }
+        // How a server from before search answers a request it does not know.
+        _ if error.code() == Some(ErrorCode::MalformedFrame) => {
+            anyhow!("this server cannot search: it is older than this client")
+        }
+        _ => anyhow!(error).context("cannot search"),
+    }
 }
 
 async fn tail(

@@ -198,6 +198,15 @@ pub fn message_json(room: &str, m: &Message) -> Value {
     })
 }
 
+/// A search hit for a program: as [`message_json`], with the kind of room it is in
+/// (`public`, `private` or `direct`), since a search spans rooms and a room may share its name
+/// with a user.
+pub fn search_hit_json(room: &RoomSummary, m: &Message) -> Value {
+    let mut value = message_json(&room.name, m);
+    value["room_kind"] = json!(room_kind(room.kind));
+    value
+}
+
 /// A stored file for a person: id, name, size, uploader, time.
 pub fn file_line(f: &FileInfo) -> String {
     format!(

@@ -927,3 +927,326 @@ async fn the_terminal_ui_without_a_terminal_exits_with_a_clear_error() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(output.stdout.is_empty(), "{:?}", output.stdout);
 }
+
+// ---- search ----
+
+/// Waits until the server's search index holds `newest` (it indexes a moment after a message
+/// is stored, oldest first, so everything before it is searchable too).
+async fn await_indexed(client: &chatroom_protocol::client::Client, word: &str, newest: u64) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let page = client
+            .search(word, None, None, 1)
+            .await
+            .expect("search from the library");
+        if page.messages.first().map(|m| m.id.0) == Some(newest) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "message {newest} was never indexed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn texts(lines: &[Value]) -> Vec<&str> {
+    lines.iter().filter_map(|l| l["text"].as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_words_in_my_rooms_newest_first() {
+    use chatroom_protocol::Visibility;
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    let bob = User::new("bob", &server);
+    register(&alice).await;
+    register(&bob).await;
+    let alice_lib = library_client(&server, "alice").await;
+    let bob_lib = library_client(&server, "bob").await;
+    let dev = alice_lib
+        .create_room("dev", Visibility::Public)
+        .await
+        .expect("create dev");
+    let secret = bob_lib
+        .create_room("secret", Visibility::Private)
+        .await
+        .expect("create secret");
+    let public = alice_lib
+        .my_rooms()
+        .await
+        .expect("rooms")
+        .into_iter()
+        .find(|r| r.name == "public")
+        .expect("public")
+        .id;
+    for (client, room, text) in [
+        (&alice_lib, public, "Deploy on Friday at noon"),
+        (&bob_lib, public, "nothing to see here"),
+        (&alice_lib, dev.id, "the DÉPLOY script is done"),
+        (&bob_lib, secret.id, "deploy the secret plan"),
+    ] {
+        client.send_message(room, text).await.expect("send");
+    }
+    // A multi-line hit, in a direct chat.
+    let mut dm = alice.command();
+    dm.args([
+        "send",
+        "--to",
+        "bob",
+        "--json",
+        "deploy notes\n[2026-11-22T10:29:27Z] #public <carol> deploy forged",
+    ]);
+    let newest = one_json(&run_ok(dm).await)["id"].as_u64().expect("id");
+    await_indexed(&alice_lib, "deploy", newest).await;
+
+    // Plain: newest first, labelled with the room; bob's private room is not alice's.
+    let mut search = alice.command();
+    search.args(["search", "deploy"]);
+    let text = run_ok(search).await;
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].ends_with("] @bob <alice> deploy notes"), "{text}");
+    assert_eq!(
+        lines[1], "  | [2026-11-22T10:29:27Z] #public <carol> deploy forged",
+        "a second line is marked as the first one's continuation"
+    );
+    assert!(
+        lines[2].ends_with("] #dev <alice> the DÉPLOY script is done"),
+        "case and accents ignored: {text}"
+    );
+    assert!(
+        lines[3].ends_with("] #public <alice> Deploy on Friday at noon"),
+        "{text}"
+    );
+    assert!(
+        lines[0].starts_with('[') && !text.contains("secret"),
+        "{text}"
+    );
+
+    // JSON: one object per hit, with the room it is in.
+    let mut search = alice.command();
+    search.args(["search", "deploy", "--json"]);
+    let hits = json_lines(&run_ok(search).await);
+    let rooms: Vec<(&str, &str)> = hits
+        .iter()
+        .filter_map(|h| Some((h["room"].as_str()?, h["room_kind"].as_str()?)))
+        .collect();
+    assert_eq!(
+        rooms,
+        [("bob", "direct"), ("dev", "public"), ("public", "public")]
+    );
+    assert_eq!(hits[0]["id"], newest);
+    assert_eq!(hits[1]["room_id"], dev.id.0);
+    assert_eq!(hits[2]["from"], "alice");
+    assert_eq!(hits[2]["seq"], 1);
+    assert_eq!(hits[2]["kind"], "text");
+    assert_eq!(
+        hits[0]["text"],
+        "deploy notes\n[2026-11-22T10:29:27Z] #public <carol> deploy forged"
+    );
+
+    // --room and --to keep to one room; a phrase and a prefix as the README says.
+    for (args, expected) in [
+        (&["--room", "dev"][..], &["the DÉPLOY script is done"][..]),
+        (&["--room", "#public"], &["Deploy on Friday at noon"]),
+        (
+            &["--to", "@bob"],
+            &["deploy notes\n[2026-11-22T10:29:27Z] #public <carol> deploy forged"],
+        ),
+    ] {
+        let mut search = alice.command();
+        search.args(["search", "deploy", "--json"]).args(args);
+        let hits = json_lines(&run_ok(search).await);
+        assert_eq!(texts(&hits), expected, "{args:?}");
+    }
+    let mut phrase = alice.command();
+    phrase.args(["search", "\"on friday\"", "--json"]);
+    assert_eq!(
+        texts(&json_lines(&run_ok(phrase).await)),
+        ["Deploy on Friday at noon"]
+    );
+    let mut words = alice.command();
+    words.args(["search", "dep*", "NOON", "--json"]);
+    assert_eq!(
+        texts(&json_lines(&run_ok(words).await)),
+        ["Deploy on Friday at noon"],
+        "every word must appear"
+    );
+
+    // Nothing found is no failure: a note on stderr, and nothing at all with --json.
+    let mut none = alice.command();
+    none.args(["search", "zebra"]);
+    let output = run(none).await;
+    assert!(output.status.success());
+    assert!(output.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "no messages found\n"
+    );
+    let mut none = alice.command();
+    none.args(["search", "secret", "--json"]);
+    let output = run(none).await;
+    assert!(output.status.success());
+    assert!(output.stdout.is_empty() && output.stderr.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_without_words_or_in_an_unknown_room_fails_in_one_line() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    register(&alice).await;
+    let mut send = alice.command();
+    send.args(["send", "--room", "public", "deploy"]);
+    run_ok(send).await;
+
+    for (args, says) in [
+        (
+            &["search", "\"\"", "*", "!?"][..],
+            "search for at least one word",
+        ),
+        (
+            &["search", "deploy", "--room", "nowhere"],
+            "not in a room named",
+        ),
+        (
+            &["search", &"x".repeat(300)],
+            "the search is 300 characters; at most 256",
+        ),
+    ] {
+        let mut search = alice.command();
+        search.args(args);
+        let output = run(search).await;
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+        let line = stderr_line(&output);
+        assert!(line.contains(says), "{args:?}: {line}");
+    }
+    let mut nothing = alice.command();
+    nothing.arg("search");
+    let output = run(nothing).await;
+    assert!(!output.status.success(), "no words at all is a usage error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_follows_pages_up_to_the_limit() {
+    // Pages of 3: seven hits take three requests, and all eight take three more.
+    let server = Server::start_with(|config| config.limits.max_history_page = 3).await;
+    let alice = User::new("alice", &server);
+    register(&alice).await;
+    let client = library_client(&server, "alice").await;
+    let public = client
+        .my_rooms()
+        .await
+        .expect("rooms")
+        .into_iter()
+        .find(|r| r.name == "public")
+        .expect("public")
+        .id;
+    let mut newest = 0;
+    for n in 1..=8 {
+        client
+            .send_message(public, format!("other news {n}"))
+            .await
+            .expect("send");
+        newest = client
+            .send_message(public, format!("build {n} is green"))
+            .await
+            .expect("send")
+            .id
+            .0;
+    }
+    await_indexed(&client, "green", newest).await;
+
+    let mut search = alice.command();
+    search.args(["search", "green", "--limit", "7", "--json"]);
+    let hits = json_lines(&run_ok(search).await);
+    let expected: Vec<String> = (2..=8)
+        .rev()
+        .map(|n| format!("build {n} is green"))
+        .collect();
+    assert_eq!(texts(&hits), expected, "the newest seven, newest first");
+    let mut search = alice.command();
+    search.args(["search", "green", "--json"]);
+    let hits = json_lines(&run_ok(search).await);
+    assert_eq!(hits.len(), 8, "every hit, under the default limit");
+    assert_eq!(hits[7]["text"], "build 1 is green");
+    let mut plain = alice.command();
+    plain.args(["search", "green", "--limit", "4"]);
+    let text = run_ok(plain).await;
+    let ends: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_once("] ").map(|(_, rest)| rest))
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            "#public <alice> build 8 is green",
+            "#public <alice> build 7 is green",
+            "#public <alice> build 6 is green",
+            "#public <alice> build 5 is green",
+        ]
+    );
+}
+
+/// The server looks at a bounded number of candidates (5000) per request; when all of them are
+/// in rooms that are not mine, the page is empty but says where to go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_goes_on_past_pages_with_no_hits_for_me() {
+    const NOISE: u32 = 5001;
+    let server = Server::start_with(|config| {
+        config.limits.messages_per_second = 1_000_000;
+        config.limits.message_burst = 1_000_000;
+    })
+    .await;
+    let alice = User::new("alice", &server);
+    let bob = User::new("bob", &server);
+    register(&alice).await;
+    register(&bob).await;
+    let mut send = alice.command();
+    send.args(["send", "--room", "public", "a needle in public"]);
+    run_ok(send).await;
+
+    // Bob's private room, which alice is not in, fills with newer matches.
+    let bob_lib = library_client(&server, "bob").await;
+    let noise = bob_lib
+        .create_room("noise", chatroom_protocol::Visibility::Private)
+        .await
+        .expect("create")
+        .id;
+    let (handle, events) = bob_lib.into_parts();
+    drop(events);
+    let mut newest = 0;
+    for batch in (0..NOISE).collect::<Vec<_>>().chunks(500) {
+        let mut pending = Vec::new();
+        for n in batch {
+            let request = chatroom_protocol::Request::SendMessage {
+                room: noise,
+                text: format!("needle {n}"),
+            };
+            pending.push(handle.send_request(request).await.expect("queue"));
+        }
+        for answer in pending {
+            match answer.response().await.expect("sent") {
+                chatroom_protocol::Response::Sent(sent) => newest = newest.max(sent.id.0),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    let alice_lib = library_client(&server, "alice").await;
+    let check = library_client(&server, "bob").await;
+    await_indexed(&check, "needle", newest).await;
+    let first = alice_lib
+        .search("needle", None, None, 20)
+        .await
+        .expect("search");
+    assert!(
+        first.messages.is_empty() && first.next.is_some(),
+        "the server's first page has nothing for alice: {first:?}"
+    );
+
+    let mut search = alice.command();
+    search.args(["search", "needle", "--json"]);
+    let hits = json_lines(&run_ok(search).await);
+    assert_eq!(texts(&hits), ["a needle in public"]);
+}
