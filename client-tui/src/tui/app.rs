@@ -3,9 +3,9 @@
 //! [`Action`]s, which the runtime carries out and answers with more events.
 
 use chatroom_protocol::{
-    Draft, Event, FileId, HistoryPage, LeaveReason, Member, Message, MessageId, MessageKind,
-    PresenceStatus, RoomId, RoomKind, RoomRole, RoomSummary, Seq, UnixMillis, UserId, UserPresence,
-    UserSummary,
+    BanInfo, Draft, Event, FileId, HistoryPage, LeaveReason, Member, Message, MessageId,
+    MessageKind, PresenceStatus, RoomId, RoomKind, RoomRole, RoomSummary, Seq, UnixMillis, UserId,
+    UserPresence, UserSummary,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -251,6 +251,24 @@ pub enum Action {
         /// Why.
         reason: Option<String>,
     },
+    /// Ban a user from a room.
+    Ban {
+        /// Where.
+        room: RoomId,
+        /// Whom.
+        user: String,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// Lift a ban.
+    Unban {
+        /// Where.
+        room: RoomId,
+        /// Whom.
+        user: String,
+    },
+    /// Fetch a room's bans (shown in the room as notices).
+    Bans(RoomId),
     /// Change a member's role.
     SetRole {
         /// Where.
@@ -706,6 +724,31 @@ impl App {
             self.flash(format!("not sent ({why}); it is back in the input"), true);
         } else {
             self.flash(format!("not sent ({why}); ↑ brings it back"), true);
+        }
+    }
+
+    /// A room's bans, from `/bans`: one notice per ban in that room (newest first, as the
+    /// server sends them), or a notice that there are none.
+    pub fn bans_loaded(&mut self, room: RoomId, bans: Vec<BanInfo>) {
+        let now = self.now;
+        let lines: Vec<String> = bans
+            .iter()
+            .map(|b| {
+                let when = super::ui::when(self, b.since);
+                match &b.reason {
+                    Some(why) => format!("banned: {}, by {} ({when}): {why}", b.username, b.by),
+                    None => format!("banned: {}, by {} ({when})", b.username, b.by),
+                }
+            })
+            .collect();
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        if lines.is_empty() {
+            r.notice(now, format!("no one is banned from {}", r.label()));
+        }
+        for line in lines {
+            r.notice(now, line);
         }
     }
 
@@ -1226,6 +1269,21 @@ impl App {
             C::Kick { user, reason } => self
                 .current_or_flash()
                 .map(|room| Action::Kick { room, user, reason })
+                .into_iter()
+                .collect(),
+            C::Ban { user, reason } => self
+                .current_or_flash()
+                .map(|room| Action::Ban { room, user, reason })
+                .into_iter()
+                .collect(),
+            C::Unban(user) => self
+                .current_or_flash()
+                .map(|room| Action::Unban { room, user })
+                .into_iter()
+                .collect(),
+            C::Bans => self
+                .current_or_flash()
+                .map(Action::Bans)
                 .into_iter()
                 .collect(),
             C::Role { user, role } => self
@@ -2086,6 +2144,66 @@ mod tests {
                 Entry::Message(_) => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn ban_commands_act_on_the_current_room_and_bans_show_in_theirs() {
+        let mut app = logged_in_app();
+        app.enter_room(RoomId(2));
+        let run = |app: &mut App, line: &str| {
+            app.input.set_text(line);
+            app.submit_input()
+        };
+        assert_eq!(
+            run(&mut app, "/ban bob spam"),
+            [Action::Ban {
+                room: RoomId(2),
+                user: "bob".into(),
+                reason: Some("spam".into())
+            }]
+        );
+        assert_eq!(
+            run(&mut app, "/unban bob"),
+            [Action::Unban {
+                room: RoomId(2),
+                user: "bob".into()
+            }]
+        );
+        assert_eq!(run(&mut app, "/bans"), [Action::Bans(RoomId(2))]);
+        assert_eq!(run(&mut app, "/ban"), [], "a usage error sends nothing");
+        assert_eq!(app.flash, Some(("usage: /ban USER [REASON]".into(), true)));
+
+        // The answer lands in the room asked about, even after a switch.
+        app.enter_room(RoomId(1));
+        app.tick(1_700_000_000_000);
+        let ban = |username: &str, since: UnixMillis, reason: Option<&str>| BanInfo {
+            username: username.into(),
+            by: "alice".into(),
+            reason: reason.map(str::to_owned),
+            since,
+        };
+        app.bans_loaded(
+            RoomId(2),
+            vec![
+                ban("carol", 1_700_000_000_000 - 60_000, None),
+                ban("bob", 1_600_000_000_000, Some("spam, twice")),
+            ],
+        );
+        assert_eq!(
+            notices(&app, 2),
+            [
+                "banned: carol, by alice (22:12)".to_owned(),
+                "banned: bob, by alice (2020-09-13): spam, twice".to_owned(),
+            ]
+        );
+        assert!(notices(&app, 1).is_empty());
+        app.bans_loaded(RoomId(2), Vec::new());
+        assert_eq!(
+            notices(&app, 2).last().map(String::as_str),
+            Some("no one is banned from #dev")
+        );
+        // A room left meanwhile: nothing to show it in, and no panic.
+        app.bans_loaded(RoomId(9), Vec::new());
     }
 
     #[test]

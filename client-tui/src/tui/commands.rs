@@ -35,6 +35,17 @@ pub enum Command {
         /// Why.
         reason: Option<String>,
     },
+    /// Ban a user from the current room (removing them if they are in it).
+    Ban {
+        /// Who.
+        user: String,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// Lift a user's ban from the current room.
+    Unban(String),
+    /// List the current room's bans.
+    Bans,
     /// Change a member's role in the current room (owner only).
     Role {
         /// Whose.
@@ -125,6 +136,17 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "/kick",
         "USER [REASON]",
         "remove USER from the current room (owner, moderator)",
+    ),
+    (
+        "/ban",
+        "USER [REASON]",
+        "remove USER and keep them out of the current room",
+    ),
+    ("/unban", "USER", "let USER join the current room again"),
+    (
+        "/bans",
+        "",
+        "who is banned from the current room, by whom, why",
     ),
     (
         "/role",
@@ -302,6 +324,19 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                 reason: parts.next().and_then(rest_text),
             })
         }
+        "ban" => {
+            let mut parts = rest.trim().splitn(2, char::is_whitespace);
+            let user = parts
+                .next()
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| usage("/ban"))?;
+            Ok(Command::Ban {
+                user: user.to_string(),
+                reason: parts.next().and_then(rest_text),
+            })
+        }
+        "unban" => Ok(Command::Unban(one("/unban")?)),
+        "bans" => none(Command::Bans, "/bans"),
         "role" => match args.as_slice() {
             [user, role] => Ok(Command::Role {
                 user: user.trim_start_matches('@').to_string(),
@@ -427,6 +462,8 @@ const NAMES: &[&str] = &[
     "/ai",
     "/away",
     "/back",
+    "/ban",
+    "/bans",
     "/cancel",
     "/create",
     "/create_chat",
@@ -458,6 +495,7 @@ const NAMES: &[&str] = &[
     "/send_files",
     "/topic",
     "/transfers",
+    "/unban",
     "/upload",
     "/users",
     "/who",
@@ -648,6 +686,43 @@ mod tests {
     }
 
     #[test]
+    fn ban_commands_parse_as_kick_does() {
+        assert_eq!(
+            parse("/ban mallory  spamming  links "),
+            Ok(Command::Ban {
+                user: "mallory".into(),
+                reason: Some("spamming  links".into())
+            })
+        );
+        assert_eq!(
+            parse("/ban mallory"),
+            Ok(Command::Ban {
+                user: "mallory".into(),
+                reason: None
+            })
+        );
+        assert_eq!(
+            parse("/ban  mallory   "),
+            Ok(Command::Ban {
+                user: "mallory".into(),
+                reason: None
+            })
+        );
+        let ban_usage = Err(ParseError::Usage("/ban USER [REASON]".into()));
+        assert_eq!(parse("/ban"), ban_usage);
+        assert_eq!(parse("/ban   "), ban_usage);
+        assert_eq!(
+            parse("/unban mallory"),
+            Ok(Command::Unban("mallory".into()))
+        );
+        let unban_usage = Err(ParseError::Usage("/unban USER".into()));
+        assert_eq!(parse("/unban"), unban_usage);
+        assert_eq!(parse("/unban mallory now"), unban_usage);
+        assert_eq!(parse("/bans"), Ok(Command::Bans));
+        assert_eq!(parse("/bans x"), Err(ParseError::Usage("/bans".into())));
+    }
+
+    #[test]
     fn ai_questions_and_commands_parse() {
         assert_eq!(
             parse("/ai what did  we decide?"),
@@ -730,6 +805,14 @@ mod tests {
         assert_eq!(complete("#de", false, &users, &rooms), ["#design", "#dev"]);
         assert_eq!(complete("bo", false, &users, &rooms), ["bob"]);
         assert_eq!(complete("/sea", true, &users, &rooms), ["/search"]);
+        assert_eq!(
+            complete("/ba", true, &users, &rooms),
+            ["/back", "/ban", "/bans"]
+        );
+        assert_eq!(complete("/unb", true, &users, &rooms), ["/unban"]);
+        for name in ["/ban", "/unban", "/bans"] {
+            assert!(HELP.iter().any(|(n, _, _)| *n == name), "{name} in /help");
+        }
         assert!(HELP.iter().any(|(name, _, _)| *name == "/search"));
         assert!(complete("zz", false, &users, &rooms).is_empty());
     }

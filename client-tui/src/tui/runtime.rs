@@ -12,8 +12,9 @@ use chatroom_protocol::transfer::{
     self, Phase, Progress, ProgressSink, TransferError, TransferOptions,
 };
 use chatroom_protocol::{
-    ErrorBody, ErrorCode, Event, HistoryAnchor, HistoryPage, Member, PresenceStatus, RoomId,
-    RoomSummary, SearchPage, ServerInfo, Session, UnixMillis, UserPresence, Visibility, now_millis,
+    BanInfo, ErrorBody, ErrorCode, Event, HistoryAnchor, HistoryPage, Member, PresenceStatus,
+    RoomId, RoomSummary, SearchPage, ServerInfo, Session, UnixMillis, UserPresence, Visibility,
+    now_millis,
 };
 use ratatui::crossterm::event::{self as term, Event as TermEvent};
 use std::collections::HashMap;
@@ -70,6 +71,8 @@ enum Msg {
     /// A request for the newest page failed, with why.
     LatestFailed(RoomId, String),
     Members(RoomId, Vec<Member>),
+    /// A room's bans, for `/bans`.
+    Bans(RoomId, Vec<BanInfo>),
     Users(Vec<UserPresence>),
     /// Everyone's presence, fetched again after a reconnect.
     PresenceRefreshed(Vec<UserPresence>),
@@ -86,6 +89,13 @@ enum Msg {
     SearchResults(u64, SearchPage),
     /// Search number `.0` failed, with why.
     SearchFailed(u64, String),
+}
+
+/// A room as a confirmation names it: `#room`, `@user`, or "the room" if it is gone.
+fn room_label(app: &App, room: RoomId) -> String {
+    app.rooms
+        .get(&room)
+        .map_or_else(|| "the room".to_owned(), |r| r.label())
 }
 
 /// Progress reports reach the UI at most this often per transfer (plus phase changes).
@@ -561,6 +571,10 @@ impl Runtime {
                 app.members_loaded(room, members);
                 Vec::new()
             }
+            Msg::Bans(room, bans) => {
+                app.bans_loaded(room, bans);
+                Vec::new()
+            }
             Msg::Users(users) => {
                 app.users_loaded(users);
                 Vec::new()
@@ -772,10 +786,7 @@ impl Runtime {
                 Ok(Some(Msg::Joined(c.join_room(&name).await.map_err(err)?)))
             }),
             Action::Leave(room) => {
-                let label = app
-                    .rooms
-                    .get(&room)
-                    .map_or_else(|| "the room".to_owned(), |r| r.label());
+                let label = room_label(app, room);
                 self.with_client(app, move |c| async move {
                     c.leave_room(room).await.map_err(err)?;
                     Ok(Some(Msg::Flash(format!("you left {label}"), false)))
@@ -804,6 +815,29 @@ impl Runtime {
             Action::Kick { room, user, reason } => self.with_client(app, move |c| async move {
                 c.kick(room, &user, reason).await.map_err(err)?;
                 Ok(None)
+            }),
+            Action::Ban { room, user, reason } => {
+                let label = room_label(app, room);
+                self.with_client(app, move |c| async move {
+                    c.ban(room, &user, reason).await.map_err(err)?;
+                    Ok(Some(Msg::Flash(
+                        format!("you banned {user} from {label}"),
+                        false,
+                    )))
+                });
+            }
+            Action::Unban { room, user } => {
+                let label = room_label(app, room);
+                self.with_client(app, move |c| async move {
+                    c.unban(room, &user).await.map_err(err)?;
+                    Ok(Some(Msg::Flash(
+                        format!("{user} may join {label} again"),
+                        false,
+                    )))
+                });
+            }
+            Action::Bans(room) => self.with_client(app, move |c| async move {
+                Ok(Some(Msg::Bans(room, c.bans(room).await.map_err(err)?)))
             }),
             Action::SetRole { room, user, role } => self.with_client(app, move |c| async move {
                 c.set_role(room, &user, role).await.map_err(err)?;
@@ -1496,6 +1530,91 @@ mod tests {
             "{:?}",
             h.app.flash
         );
+        h.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn ban_removes_a_member_lists_them_and_unban_lets_them_back() {
+        let mut h = Harness::start().await;
+        h.register_alice().await;
+        h.command("/create dev");
+        h.run_until("the new room", |h| {
+            h.app.current_room().is_some_and(|r| r.label() == "#dev")
+        })
+        .await;
+        let dev = h.app.current.expect("in dev");
+        let bob = Client::connect(&h.runtime.settings.server, "test")
+            .await
+            .expect("bob connects");
+        bob.register("bob", PASSWORD).await.expect("bob registers");
+        bob.join_room("dev").await.expect("bob joins");
+        let has_bob = |app: &App| {
+            app.rooms[&dev]
+                .members
+                .iter()
+                .any(|m| m.user.username == "bob")
+        };
+        h.run_until("bob in the member list", |h| has_bob(&h.app))
+            .await;
+        let notices = |app: &App| -> Vec<String> {
+            app.rooms[&dev]
+                .timeline
+                .values()
+                .filter_map(|e| match e {
+                    crate::tui::app::Entry::Notice { text, .. } => Some(text.clone()),
+                    crate::tui::app::Entry::Message(_) => None,
+                })
+                .collect()
+        };
+        let flash_is = |app: &App, text: &str, error: bool| {
+            app.flash
+                .as_ref()
+                .is_some_and(|(t, e)| t == text && *e == error)
+        };
+
+        h.command("/ban bob spam");
+        h.run_until("the ban", |h| {
+            flash_is(&h.app, "you banned bob from #dev", false)
+                && notices(&h.app).contains(&"bob was banned by alice: spam".to_owned())
+        })
+        .await;
+        assert!(!has_bob(&h.app), "bob is gone from the member list");
+
+        h.command("/bans");
+        let listed = |app: &App| {
+            notices(app)
+                .iter()
+                .any(|n| n.starts_with("banned: bob, by alice (") && n.ends_with("): spam"))
+        };
+        h.run_until("the list of bans", |h| listed(&h.app)).await;
+
+        let refused = bob.join_room("dev").await.expect_err("bob is banned");
+        match refused {
+            ClientError::Server(body) => {
+                assert_eq!(body.code, ErrorCode::Forbidden);
+                assert_eq!(body.message, "you are banned from this room");
+            }
+            other => panic!("refused for another reason: {other}"),
+        }
+
+        h.command("/unban bob");
+        h.run_until("the unban", |h| {
+            flash_is(&h.app, "bob may join #dev again", false)
+        })
+        .await;
+        h.command("/bans");
+        h.run_until("an empty list", |h| {
+            notices(&h.app).last().map(String::as_str) == Some("no one is banned from #dev")
+        })
+        .await;
+        bob.join_room("dev").await.expect("bob may join again");
+
+        // The server's refusals show in the status line, as /kick's do.
+        h.command("/unban bob");
+        h.run_until("the refusal", |h| {
+            flash_is(&h.app, "they are not banned here", true)
+        })
+        .await;
         h.shutdown.cancel();
     }
 
