@@ -265,13 +265,8 @@ impl Conn {
         username: String,
         reason: Option<String>,
     ) -> RequestResult<Response> {
-        let (view, role) = self.member_room(me, room)?;
-        if view.row.kind == RoomKind::Direct || role < RoomRole::Moderator {
-            return Err(RequestError::new(
-                ErrorCode::Forbidden,
-                "only the owner or a moderator may remove members",
-            ));
-        }
+        let (view, role) =
+            self.moderated_room(me, room, "only the owner or a moderator may remove members")?;
         let target = self
             .shared
             .hub
