@@ -1194,6 +1194,17 @@ impl ClientHandle {
     pub async fn delete_message(&self, room: RoomId, seq: Seq) -> Result<(), ClientError> {
         self.done(Request::DeleteMessage { room, seq }).await
     }
+
+    /// Replaces the text of a message I sent.
+    pub async fn edit_message(
+        &self,
+        room: RoomId,
+        seq: Seq,
+        text: impl Into<String>,
+    ) -> Result<(), ClientError> {
+        let text = text.into();
+        self.done(Request::EditMessage { room, seq, text }).await
+    }
 }
 
 #[cfg(test)]

@@ -358,6 +358,19 @@ pub enum Request {
         /// The room.
         room: RoomId,
     },
+    /// Change the text of a message I sent (text messages only; nobody else may) →
+    /// [`Response::Done`]. The new text follows the rules of [`Request::SendMessage`]. The
+    /// message keeps its seq and `ts` and becomes [`MessageKind::Edited`]; the room hears
+    /// [`Event::MessageEdited`]. (Servers older than this variant close the connection with
+    /// `MalformedFrame`.)
+    EditMessage {
+        /// The room.
+        room: RoomId,
+        /// The message's seq.
+        seq: Seq,
+        /// Its new text.
+        text: String,
+    },
 }
 
 /// The longest [`Request::Search`] query, in characters.
@@ -697,6 +710,13 @@ pub enum MessageKind {
     File(Box<FileRef>),
     /// A message that was deleted; its text is empty.
     Deleted,
+    /// A text message its sender changed with [`Request::EditMessage`]; the text is the
+    /// latest, `ts` still the time it was first sent. (Appended after protocol version 1 was
+    /// first published.)
+    Edited {
+        /// When it was last changed.
+        at: UnixMillis,
+    },
 }
 
 /// The file a [`MessageKind::File`] message posts.
@@ -854,6 +874,10 @@ pub enum Event {
         /// the room or their account was deleted.
         by: Option<String>,
     },
+    /// A message was edited: replace the one with the same room and seq by this one (its kind
+    /// is [`MessageKind::Edited`]). (Appended after protocol version 1 was first published: a
+    /// client older than it skips the frame.)
+    MessageEdited(Message),
 }
 
 /// A message being written, streamed to a room before it is stored.

@@ -679,6 +679,11 @@ fn request_variant_indices() {
                 username: "bob".to_owned(),
             },
             Request::Bans { room: r },
+            Request::EditMessage {
+                room: r,
+                seq: 1,
+                text: "x".to_owned(),
+            },
         ],
     );
 }
@@ -832,6 +837,10 @@ fn event_variant_indices() {
                 role: RoomRole::Owner,
                 by: None,
             },
+            Event::MessageEdited(Message {
+                kind: MessageKind::Edited { at: 5 },
+                ..message()
+            }),
         ],
     );
 }
@@ -939,6 +948,7 @@ fn message_kind_variant_indices() {
                 sha256: [0; 32],
             })),
             MessageKind::Deleted,
+            MessageKind::Edited { at: 1 },
         ],
     );
 }

@@ -177,6 +177,7 @@ fn message_kind() -> BoxedStrategy<MessageKind> {
         Just(MessageKind::System),
         file_ref().prop_map(|f| MessageKind::File(Box::new(f))),
         Just(MessageKind::Deleted),
+        u64_any().prop_map(|at| MessageKind::Edited { at }),
     ]
     .boxed()
 }
@@ -545,6 +546,11 @@ fn request() -> BoxedStrategy<Request> {
         }),
         (room_id(), string_any()).prop_map(|(room, username)| Request::Unban { room, username }),
         room_id().prop_map(|room| Request::Bans { room }),
+        (room_id(), u64_any(), string_any()).prop_map(|(room, seq, text)| Request::EditMessage {
+            room,
+            seq,
+            text
+        }),
     ]
     .boxed()
 }
@@ -671,6 +677,7 @@ fn event() -> BoxedStrategy<Event> {
                 role,
                 by
             }),
+        message().prop_map(Event::MessageEdited),
     ]
     .boxed()
 }

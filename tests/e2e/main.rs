@@ -6,6 +6,7 @@ mod support;
 mod accounts;
 mod ai;
 mod durability;
+mod edit;
 mod examples;
 mod files;
 mod hostile;

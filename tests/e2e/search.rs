@@ -2,30 +2,7 @@
 //! messages, refused queries, and an index that survives a restart.
 
 use crate::support::*;
-use chatroom_protocol::client::ClientHandle;
-use chatroom_protocol::{ErrorCode, Message, RoomId, Visibility};
-use std::time::Instant;
-
-/// Searches until exactly `want` hits come back: a message is indexed a moment after its ack.
-async fn search_until(
-    client: &ClientHandle,
-    query: &str,
-    room: Option<RoomId>,
-    want: usize,
-) -> Vec<Message> {
-    let started = Instant::now();
-    loop {
-        let page = client.search(query, room, None, 50).await.expect("search");
-        if page.messages.len() == want || started.elapsed() > PATIENCE {
-            return page.messages;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
-fn texts(messages: &[Message]) -> Vec<&str> {
-    messages.iter().map(|m| m.text.as_str()).collect()
-}
+use chatroom_protocol::{ErrorCode, Visibility};
 
 #[tokio::test]
 async fn words_are_found_in_my_rooms_and_direct_chats_but_not_in_others() {

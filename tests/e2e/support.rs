@@ -222,3 +222,25 @@ impl RawConn {
         last_error
     }
 }
+
+/// Searches until exactly `want` hits come back: a message is indexed a moment after its ack.
+pub async fn search_until(
+    client: &ClientHandle,
+    query: &str,
+    room: Option<RoomId>,
+    want: usize,
+) -> Vec<chatroom_protocol::Message> {
+    let started = std::time::Instant::now();
+    loop {
+        let page = client.search(query, room, None, 50).await.expect("search");
+        if page.messages.len() == want || started.elapsed() > PATIENCE {
+            return page.messages;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The texts of `messages`, in order.
+pub fn texts(messages: &[chatroom_protocol::Message]) -> Vec<&str> {
+    messages.iter().map(|m| m.text.as_str()).collect()
+}

@@ -26,45 +26,9 @@ impl Conn {
         text: String,
     ) -> RequestResult<Option<Response>> {
         let (view, _) = self.member_room(me, room)?;
-        if text.trim().is_empty() {
-            return Err(RequestError::new(
-                ErrorCode::MessageEmpty,
-                "the message is empty",
-            ));
-        }
-        // Newlines and tabs are text; any other control character (ESC above all) would reach
-        // other people's terminals as a command.
-        if text
-            .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\t')
-        {
-            return Err(RequestError::new(
-                ErrorCode::BadRequest,
-                "a message may not contain control characters other than newline and tab",
-            ));
-        }
-        let max = self.shared.config.limits.max_message_chars as usize;
-        let chars = text.chars().count();
-        if chars > max {
-            return Err(RequestError::new(
-                ErrorCode::MessageTooLong,
-                format!("the message has {chars} characters; the limit is {max}"),
-            ));
-        }
-        if !self.messages.try_take() {
-            return Err(RequestError::new(
-                ErrorCode::RateLimited,
-                "you are sending messages too fast; slow down",
-            ));
-        }
+        self.check_message_text(&text)?;
         let mention_keys = crate::auth::mentioned_name_keys(&text);
-        let mentions = if mention_keys.is_empty() {
-            Vec::new()
-        } else {
-            let mut ids = self.shared.hub.members_named(room, &mention_keys);
-            ids.retain(|id| *id != me.id);
-            ids
-        };
+        let mentions = self.mentioned_members(me, room, &mention_keys);
         // Asking the AI bot is decided here, on the connection task, from the mentions already
         // parsed; the bot hears of it only once the message is committed.
         let ai = self
@@ -133,6 +97,94 @@ impl Conn {
             )
             .await?;
         Ok(None)
+    }
+
+    /// Changes the text of a message I sent; the room hears the message as it is now.
+    pub(super) async fn edit_message(
+        &mut self,
+        me: &UserRow,
+        room: RoomId,
+        seq: Seq,
+        text: String,
+    ) -> RequestResult<Response> {
+        self.member_room(me, room)?;
+        self.check_message_text(&text)?;
+        let mention_keys = crate::auth::mentioned_name_keys(&text);
+        let mentions = self.mentioned_members(me, room, &mention_keys);
+        let hub = self.shared.hub.clone();
+        self.shared
+            .storage
+            .writer
+            .write_then(
+                WriteOp::EditMessage {
+                    room,
+                    seq,
+                    editor: me.id,
+                    text,
+                    mentions,
+                },
+                move |outcome| {
+                    if let Outcome::Edited(Some(message)) = outcome
+                        && let Some(frame) =
+                            hub.encode_event(&Event::MessageEdited(message.clone()))
+                    {
+                        hub.defer_broadcast(room, frame);
+                    }
+                },
+            )
+            .await?;
+        Ok(Response::Done)
+    }
+
+    /// The rules every message text follows, new or edited, and the rate limit they share.
+    fn check_message_text(&mut self, text: &str) -> RequestResult<()> {
+        if text.trim().is_empty() {
+            return Err(RequestError::new(
+                ErrorCode::MessageEmpty,
+                "the message is empty",
+            ));
+        }
+        // Newlines and tabs are text; any other control character (ESC above all) would reach
+        // other people's terminals as a command.
+        if text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(RequestError::new(
+                ErrorCode::BadRequest,
+                "a message may not contain control characters other than newline and tab",
+            ));
+        }
+        let max = self.shared.config.limits.max_message_chars as usize;
+        let chars = text.chars().count();
+        if chars > max {
+            return Err(RequestError::new(
+                ErrorCode::MessageTooLong,
+                format!("the message has {chars} characters; the limit is {max}"),
+            ));
+        }
+        if !self.messages.try_take() {
+            return Err(RequestError::new(
+                ErrorCode::RateLimited,
+                "you are sending messages too fast; slow down",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The members of `room` other than me that `mention_keys` name.
+    fn mentioned_members(
+        &self,
+        me: &UserRow,
+        room: RoomId,
+        mention_keys: &[String],
+    ) -> Vec<chatroom_protocol::UserId> {
+        if mention_keys.is_empty() {
+            return Vec::new();
+        }
+        let mut ids = self.shared.hub.members_named(room, mention_keys);
+        ids.retain(|id| *id != me.id);
+        ids
     }
 
     pub(super) async fn history(

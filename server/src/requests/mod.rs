@@ -238,6 +238,9 @@ impl Conn {
             }
             Request::ListFiles { room } => self.list_files(&me, room).await?,
             Request::DeleteMessage { room, seq } => self.delete_message(&me, room, seq).await?,
+            Request::EditMessage { room, seq, text } => {
+                self.edit_message(&me, room, seq, text).await?
+            }
             Request::SetRole {
                 room,
                 username,

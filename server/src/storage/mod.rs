@@ -231,7 +231,8 @@ pub(crate) fn role_from_sql(v: i64) -> RoomRole {
 
 pub(crate) fn message_kind_to_sql(kind: &MessageKind) -> i64 {
     match kind {
-        MessageKind::Text => 0,
+        // An edit is a text message with its `edited_at` set.
+        MessageKind::Text | MessageKind::Edited { .. } => 0,
         MessageKind::System => 1,
         MessageKind::File(_) => 2,
         MessageKind::Deleted => 3,
@@ -240,9 +241,18 @@ pub(crate) fn message_kind_to_sql(kind: &MessageKind) -> i64 {
 
 /// A message kind from its column and, for a file message, the joined `files` row (a file
 /// message whose file row is gone reads as deleted).
-pub(crate) fn message_kind_from_sql(v: i64, file: Option<FileRef>) -> MessageKind {
+pub(crate) fn message_kind_from_sql(
+    v: i64,
+    file: Option<FileRef>,
+    edited_at: Option<i64>,
+) -> MessageKind {
     match (v, file) {
-        (0, _) => MessageKind::Text,
+        (0, _) => match edited_at {
+            Some(at) => MessageKind::Edited {
+                at: at as UnixMillis,
+            },
+            None => MessageKind::Text,
+        },
         (1, _) => MessageKind::System,
         (2, Some(file)) => MessageKind::File(Box::new(file)),
         _ => MessageKind::Deleted,

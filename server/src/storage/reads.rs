@@ -275,7 +275,7 @@ fn file_ref_from_row(r: &Row<'_>, first: usize) -> rusqlite::Result<Option<FileR
 
 /// The columns [`message_from_row`] reads, for a query over `messages m LEFT JOIN files f`.
 pub(super) const MESSAGE_COLUMNS: &str = "m.id, m.room_id, m.seq, m.sender_id, m.sender_name, \
-     m.ts, m.kind, m.text, f.id, f.name, f.size, f.sha256";
+     m.ts, m.kind, m.text, f.id, f.name, f.size, f.sha256, m.edited_at";
 
 /// The message in a row that starts with [`MESSAGE_COLUMNS`].
 pub(super) fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
@@ -286,7 +286,7 @@ pub(super) fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
         sender: UserId(r.get::<_, i64>(3)? as u64),
         sender_name: r.get(4)?,
         ts: r.get::<_, i64>(5)? as u64,
-        kind: message_kind_from_sql(r.get(6)?, file_ref_from_row(r, 8)?),
+        kind: message_kind_from_sql(r.get(6)?, file_ref_from_row(r, 8)?, r.get(12)?),
         text: r.get(7)?,
     })
 }
@@ -305,7 +305,7 @@ pub fn history(
     let (sql, bound, ascending) = match anchor {
         HistoryAnchor::Latest => (
             "SELECT m.id, m.room_id, m.seq, m.sender_id, m.sender_name, m.ts, m.kind, m.text, \
-                    f.id, f.name, f.size, f.sha256 \
+                    f.id, f.name, f.size, f.sha256, m.edited_at \
              FROM messages m LEFT JOIN files f ON f.id = m.file_id \
              WHERE m.room_id = ?1 AND m.seq < ?2 ORDER BY m.seq DESC LIMIT ?3",
             i64::MAX,
@@ -313,7 +313,7 @@ pub fn history(
         ),
         HistoryAnchor::Before(seq) => (
             "SELECT m.id, m.room_id, m.seq, m.sender_id, m.sender_name, m.ts, m.kind, m.text, \
-                    f.id, f.name, f.size, f.sha256 \
+                    f.id, f.name, f.size, f.sha256, m.edited_at \
              FROM messages m LEFT JOIN files f ON f.id = m.file_id \
              WHERE m.room_id = ?1 AND m.seq < ?2 ORDER BY m.seq DESC LIMIT ?3",
             i64::try_from(seq).unwrap_or(i64::MAX),
@@ -321,7 +321,7 @@ pub fn history(
         ),
         HistoryAnchor::After(seq) => (
             "SELECT m.id, m.room_id, m.seq, m.sender_id, m.sender_name, m.ts, m.kind, m.text, \
-                    f.id, f.name, f.size, f.sha256 \
+                    f.id, f.name, f.size, f.sha256, m.edited_at \
              FROM messages m LEFT JOIN files f ON f.id = m.file_id \
              WHERE m.room_id = ?1 AND m.seq > ?2 ORDER BY m.seq ASC LIMIT ?3",
             i64::try_from(seq).unwrap_or(i64::MAX),

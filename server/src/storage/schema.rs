@@ -261,6 +261,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (room_id, user_id)
     ) WITHOUT ROWID;
     "#,
+    // 9: edits. A text message (kind 0) with `edited_at` set was changed by its sender then;
+    // the search index follows its text through the update trigger of migration 7.
+    r#"
+    ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -286,6 +286,20 @@ pub enum WriteOp {
         /// Where a blob would be removed.
         store: FileStore,
     },
+    /// Replace the text of a text message, by its sender only; the mentions follow the text.
+    /// → [`Outcome::Edited`]
+    EditMessage {
+        /// The room.
+        room: RoomId,
+        /// The message.
+        seq: Seq,
+        /// Who edits it.
+        editor: UserId,
+        /// The new text (checked like a new message's).
+        text: String,
+        /// Members the new text mentions.
+        mentions: Vec<UserId>,
+    },
     /// Start the AI bot's context for a room after `after_seq` (`/ai clear`). → [`Outcome::Done`]
     SetAiContextStart {
         /// The room.
@@ -341,6 +355,8 @@ pub enum Outcome {
         /// Role changes the removal caused.
         heirs: Vec<(UserId, RoomRole)>,
     },
+    /// A message was edited: as it is now, or `None` when the new text was the old one.
+    Edited(Option<Message>),
     /// A message was deleted.
     MessageDeleted {
         /// The blob its file used, when no other file row referred to it at the time.
@@ -1402,6 +1418,68 @@ fn apply(
             )?;
             Ok(Outcome::MessageDeleted { orphan })
         }
+        WriteOp::EditMessage {
+            room,
+            seq,
+            editor,
+            text,
+            mentions,
+        } => {
+            let at = now as UnixMillis;
+            let Some(mut message) = conn
+                .query_row(
+                    &format!(
+                        "SELECT {} FROM messages m LEFT JOIN files f ON f.id = m.file_id \
+                         WHERE m.room_id = ?1 AND m.seq = ?2",
+                        super::reads::MESSAGE_COLUMNS
+                    ),
+                    params![room.0 as i64, *seq as i64],
+                    super::reads::message_from_row,
+                )
+                .optional()?
+            else {
+                return Err(refused(ErrorCode::BadRequest, "no such message"));
+            };
+            require_member(conn, *room, *editor)?;
+            match message.kind {
+                MessageKind::Text | MessageKind::Edited { .. } => {}
+                MessageKind::Deleted => {
+                    return Err(refused(ErrorCode::BadRequest, "that message was deleted"));
+                }
+                MessageKind::System | MessageKind::File(_) => {
+                    return Err(refused(
+                        ErrorCode::Forbidden,
+                        "only text messages can be edited",
+                    ));
+                }
+            }
+            if message.sender != *editor {
+                return Err(refused(
+                    ErrorCode::Forbidden,
+                    "only its sender may edit a message",
+                ));
+            }
+            if message.text == *text {
+                return Ok(Outcome::Edited(None));
+            }
+            conn.execute(
+                "UPDATE messages SET text = ?1, edited_at = ?2 WHERE room_id = ?3 AND seq = ?4",
+                params![text, now, room.0 as i64, *seq as i64],
+            )?;
+            conn.execute(
+                "DELETE FROM mentions WHERE room_id = ?1 AND seq = ?2",
+                params![room.0 as i64, *seq as i64],
+            )?;
+            let mut stmt = conn.prepare_cached(
+                "INSERT OR IGNORE INTO mentions (user_id, room_id, seq) VALUES (?1, ?2, ?3)",
+            )?;
+            for user in mentions {
+                stmt.execute(params![user.0 as i64, room.0 as i64, *seq as i64])?;
+            }
+            message.kind = MessageKind::Edited { at };
+            message.text = text.clone();
+            Ok(Outcome::Edited(Some(message)))
+        }
         WriteOp::SetAiContextStart { room, after_seq } => {
             conn.execute(
                 "INSERT INTO ai_context_starts (room_id, after_seq) VALUES (?1, ?2) \
@@ -1756,6 +1834,63 @@ mod tests {
             })
             .expect("count");
         assert_eq!(members, 3, "bob is still there, xena never came in");
+    }
+
+    #[test]
+    fn only_text_messages_can_be_edited_and_an_edit_keeps_seq_and_time() {
+        let mut conn = Connection::open_in_memory().expect("opens");
+        super::super::schema::migrate(&mut conn).expect("migrates");
+        conn.execute_batch(
+            "INSERT INTO users (id, name, name_key, password_hash, created_at) VALUES
+                 (1, 'alice', 'alice', '-', 0);
+             INSERT INTO rooms (id, kind, name, name_key, created_by, created_at)
+                 VALUES (2, 0, 'dev', 'dev', 1, 0);
+             INSERT INTO members (room_id, user_id, role, joined_at) VALUES (2, 1, 2, 0);
+             INSERT INTO files (id, room_id, seq, name, size, sha256, uploader_id,
+                                uploader_name, ts)
+                 VALUES (5, 2, 3, 'a.txt', 1, zeroblob(32), 1, 'alice', 9);
+             INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text, file_id)
+                 VALUES (2, 1, 1, 'alice', 7, 0, 'helo', NULL),
+                        (2, 2, 1, 'alice', 8, 1, 'alice set the topic', NULL),
+                        (2, 3, 1, 'alice', 9, 2, 'a file', 5);",
+        )
+        .expect("the room");
+        let edit = |seq: Seq| Job {
+            op: WriteOp::EditMessage {
+                room: RoomId(2),
+                seq,
+                editor: UserId(1),
+                text: "hello".into(),
+                mentions: Vec::new(),
+            },
+            done: Box::new(|_| {}),
+        };
+        let results = run_batch(&mut conn, &[edit(1), edit(2), edit(3)], &mut HashMap::new());
+        let Ok(Outcome::Edited(Some(message))) = &results[0] else {
+            panic!("{results:?}");
+        };
+        assert_eq!(
+            (message.seq, message.ts, message.text.as_str()),
+            (1, 7, "hello")
+        );
+        assert!(
+            matches!(message.kind, MessageKind::Edited { at } if at > 0),
+            "{message:?}"
+        );
+        for refused in &results[1..] {
+            assert!(
+                matches!(refused, Err(StorageError::Refused(e)) if e.code == ErrorCode::Forbidden),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(
+            stored(&conn),
+            [
+                (1, "hello".to_string()),
+                (2, "alice set the topic".to_string()),
+                (3, "a file".to_string())
+            ]
+        );
     }
 
     #[test]
