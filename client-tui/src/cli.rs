@@ -125,7 +125,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print a room's messages as they arrive.
+    /// Print a room's messages as they arrive, and edits of them (marked edited).
     Tail {
         /// Which room.
         #[command(flatten)]
@@ -762,6 +762,11 @@ async fn tail(
                 if done(printed) {
                     return Ok(());
                 }
+            }
+            // An edit of a message already printed comes again, marked edited; it does not
+            // count towards `--count`.
+            Event::MessageEdited(message) if message.room == room.id => {
+                print_message(&room, &message, json)?;
             }
             Event::ServerShutdown { reason } => bail!("{}", shutdown_notice(&reason)),
             _ => {}

@@ -91,7 +91,8 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 fn kind_name(kind: &MessageKind) -> &'static str {
     match kind {
-        MessageKind::Text => "text",
+        // An edited message is still text; `edited_at` says it changed.
+        MessageKind::Text | MessageKind::Edited { .. } => "text",
         MessageKind::System => "system",
         MessageKind::File(_) => "file",
         MessageKind::Deleted => "deleted",
@@ -151,18 +152,20 @@ pub fn room_label(kind: RoomKind, name: &str) -> String {
 }
 
 /// One record for a person: `[time] #room <sender> text` (`@user` for a direct chat); a file
-/// shows as `<sender> 📎 name · size · sender (file ID)`, a deleted message as `* (deleted)`.
+/// shows as `<sender> 📎 name · size · sender (file ID)`, a deleted message as `* (deleted)`,
+/// an edited one with ` (edited)` after its text.
 /// A multi-line text continues on lines that start with [`CONTINUATION`].
 pub fn message_line(kind: RoomKind, room: &str, m: &Message) -> String {
     let body = match &m.kind {
         MessageKind::Text | MessageKind::System => plain_text(&m.text),
+        MessageKind::Edited { .. } => format!("{} (edited)", plain_text(&m.text)),
         MessageKind::File(file) => {
             format!("{} (file {})", file_ref_line(file, &m.sender_name), file.id)
         }
         MessageKind::Deleted => "(deleted)".to_string(),
     };
     let sender = match m.kind {
-        MessageKind::Text | MessageKind::File(_) => {
+        MessageKind::Text | MessageKind::Edited { .. } | MessageKind::File(_) => {
             format!("<{}>", escape_controls(&m.sender_name))
         }
         MessageKind::System | MessageKind::Deleted => "*".to_string(),
@@ -186,6 +189,10 @@ pub fn message_json(room: &str, m: &Message) -> Value {
         "from_id": m.sender.0,
         "text": m.text,
         "ts": m.ts,
+        "edited_at": match m.kind {
+            MessageKind::Edited { at } => json!(at),
+            _ => Value::Null,
+        },
         "file": match &m.kind {
             MessageKind::File(f) => json!({
                 "id": f.id.0,

@@ -279,6 +279,80 @@ async fn tail_prints_arrivals_and_exits_after_count() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_prints_an_edit_of_a_message_it_printed() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    register(&alice).await;
+    let writer = library_client(&server, "alice").await;
+    let room = writer
+        .my_rooms()
+        .await
+        .expect("rooms")
+        .into_iter()
+        .find(|r| r.name == "public")
+        .expect("public")
+        .id;
+    let typo = writer.send_message(room, "helo").await.expect("send");
+    let mut tail = alice.command();
+    tail.args([
+        "tail", "--room", "public", "--since", "0", "--count", "2", "--json",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = tail.spawn().expect("spawn");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    // The first line means the tail is logged in and listening.
+    let (first, mut stdout) = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let mut line = String::new();
+            stdout.read_line(&mut line).map(|_| (line, stdout))
+        }),
+    )
+    .await
+    .expect("the tail prints")
+    .expect("join")
+    .expect("read");
+    assert_eq!(one_json(&first)["edited_at"], Value::Null, "{first}");
+    writer
+        .edit_message(room, typo.seq, "hello")
+        .await
+        .expect("edit");
+    writer.send_message(room, "two").await.expect("send");
+    let rest = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut rest = String::new();
+            stdout.read_to_string(&mut rest).map(|_| rest)
+        }),
+    )
+    .await
+    .expect("the tail exits after --count")
+    .expect("join")
+    .expect("read");
+    let lines = json_lines(&rest);
+    let seen: Vec<(&str, u64, bool)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["text"].as_str().unwrap_or_default(),
+                l["seq"].as_u64().unwrap_or_default(),
+                l["edited_at"].is_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [("hello", typo.seq, true), ("two", typo.seq + 1, false)],
+        "the edit, then the next message"
+    );
+    let status = child.wait().expect("wait");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_messages_rooms_and_users() {
     let server = Server::start().await;
     let alice = User::new("alice", &server);

@@ -142,7 +142,7 @@ fn busy_room_with_cjk_wrapping_unread_counts_and_members() {
 fn help_popup() {
     let mut app = busy_app();
     app.show_help = true;
-    insta::assert_snapshot!(render(&app, 100, 46));
+    insta::assert_snapshot!(render(&app, 100, 47));
 }
 
 /// On 80×24 the help does not fit: it opens at the top and scrolls to the key bindings.
@@ -270,6 +270,19 @@ fn room_with_files() -> App {
 #[test]
 fn a_room_with_file_messages_and_a_deleted_one() {
     insta::assert_snapshot!(render(&room_with_files(), 100, 16));
+}
+
+#[test]
+fn an_edited_message_says_so() {
+    let mut app = busy_app();
+    app.on_event(Event::MessageEdited(Message {
+        kind: MessageKind::Edited {
+            at: (9 * 3600 + 5 * 60) * 1000,
+        },
+        ..message(4, (1, "me"), 4, "thanks alice 🎉")
+    }));
+    app.input.set_text("");
+    insta::assert_snapshot!(render(&app, 100, 16));
 }
 
 #[test]

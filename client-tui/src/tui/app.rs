@@ -358,6 +358,15 @@ pub enum Action {
         /// Which.
         seq: Seq,
     },
+    /// Replace the text of a message of mine.
+    EditMessage {
+        /// Where.
+        room: RoomId,
+        /// Which.
+        seq: Seq,
+        /// The new text.
+        text: String,
+    },
     /// Search messages (answered with `search_loaded` or `search_failed`).
     Search {
         /// Which search, for the answer.
@@ -792,6 +801,7 @@ impl App {
         let mut actions = Vec::new();
         match event {
             Event::MessageDeleted { room, seq, .. } => self.message_deleted(room, seq),
+            Event::MessageEdited(message) => self.message_edited(message),
             Event::DraftUpdated(draft) => {
                 if let Some(room) = self.rooms.get_mut(&draft.room) {
                     let sender = draft.sender_name.clone();
@@ -1145,6 +1155,7 @@ impl App {
             Ok(
                 super::commands::Command::Say(text)
                 | super::commands::Command::Ai(text)
+                | super::commands::Command::Edit(Some(text))
                 | super::commands::Command::Msg {
                     text: Some(text), ..
                 },
@@ -1369,6 +1380,7 @@ impl App {
                 .into_iter()
                 .collect(),
             C::Delete => self.delete_last(),
+            C::Edit(text) => self.edit_last(text),
             C::Search { room, query } => self.start_search(room, query),
             C::Ai(question) => {
                 let Some(bot) = self.ai_bot.clone() else {

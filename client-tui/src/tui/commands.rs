@@ -98,6 +98,9 @@ pub enum Command {
     Files,
     /// Delete my newest message in the current room.
     Delete,
+    /// Replace the text of my newest text message in the current room; `None` puts it in the
+    /// input line to be corrected.
+    Edit(Option<String>),
     /// Ask the AI bot in the current room (posted as `@name …`, the name the server gives).
     Ai(String),
     /// Search the messages of my rooms, or of one room.
@@ -185,6 +188,11 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "cancel transfer N, or the newest (resumable)",
     ),
     ("/delete", "", "delete your newest message here"),
+    (
+        "/edit",
+        "[TEXT]",
+        "replace your newest message; alone, loads it",
+    ),
     (
         "/ai",
         "QUESTION|status|clear",
@@ -412,6 +420,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "transfers" => none(Command::Transfers, "/transfers"),
         "files" => none(Command::Files, "/files"),
         "delete" => none(Command::Delete, "/delete"),
+        "edit" => Ok(Command::Edit(rest_text(rest))),
         "ai" => Ok(Command::Ai(
             rest_text(rest).unwrap_or_else(|| "help".into()),
         )),
@@ -468,6 +477,7 @@ const NAMES: &[&str] = &[
     "/create",
     "/create_chat",
     "/delete",
+    "/edit",
     "/deop",
     "/download",
     "/enter",

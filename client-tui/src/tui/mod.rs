@@ -4,6 +4,7 @@
 //! - [`keys`]: key bindings.
 //! - [`editor`]: the input line editor.
 //! - [`commands`]: slash commands, `/help`, completion.
+//! - [`edits`]: `/edit` of my own messages, and edits from others.
 //! - [`search`]: `/search` and its results view.
 //! - [`transfers`]: file transfers as the transfers panel shows them.
 //! - [`ui`]: rendering from `&App`.
@@ -12,6 +13,7 @@
 pub mod app;
 pub mod commands;
 pub mod editor;
+pub mod edits;
 pub mod keys;
 pub mod runtime;
 pub mod search;

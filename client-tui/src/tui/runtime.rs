@@ -995,6 +995,10 @@ impl Runtime {
                 c.delete_message(room, seq).await.map_err(err)?;
                 Ok(None)
             }),
+            Action::EditMessage { room, seq, text } => self.with_client(app, move |c| async move {
+                c.edit_message(room, seq, text).await.map_err(err)?;
+                Ok(None)
+            }),
             Action::Logout => {
                 if let (Some(dir), Some((user, _))) = (&self.settings.data_dir, &self.token) {
                     let store = SessionStore::new(dir);

@@ -456,6 +456,12 @@ fn timeline_rows_marking(
                         ),
                         (format!("  /download {}", file.id), dim()),
                     ],
+                    MessageKind::Edited { .. } => vec![
+                        (prefix, dim()),
+                        (name, name_style),
+                        (m.text.clone(), text_style),
+                        (" (edited)".to_string(), dim()),
+                    ],
                     _ => vec![
                         (prefix, dim()),
                         (name, name_style),
@@ -607,6 +613,10 @@ fn result_text(message: &Message) -> (String, Style) {
             dim().add_modifier(Modifier::ITALIC),
         ),
         MessageKind::Text => (one_line(&message.text), Style::new()),
+        MessageKind::Edited { .. } => (
+            format!("{} (edited)", one_line(&message.text)),
+            Style::new(),
+        ),
     }
 }
 
