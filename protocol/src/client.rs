@@ -1195,6 +1195,37 @@ impl ClientHandle {
         self.done(Request::DeleteMessage { room, seq }).await
     }
 
+    /// Mutes a member of a room for `secs` seconds, or until unmuted when `None`.
+    pub async fn mute(
+        &self,
+        room: RoomId,
+        username: &str,
+        secs: Option<u64>,
+        reason: Option<String>,
+    ) -> Result<(), ClientError> {
+        self.done(Request::Mute {
+            room,
+            username: username.into(),
+            secs,
+            reason,
+        })
+        .await
+    }
+
+    /// Lifts a member's mute.
+    pub async fn unmute(&self, room: RoomId, username: &str) -> Result<(), ClientError> {
+        self.done(Request::Unmute {
+            room,
+            username: username.into(),
+        })
+        .await
+    }
+
+    /// The mutes in force in a room, newest first.
+    pub async fn mutes(&self, room: RoomId) -> Result<Vec<MuteInfo>, ClientError> {
+        expect_response!(self.request(Request::Mutes { room }).await?, Response::Mutes(m) => m)
+    }
+
     /// Replaces the text of a message I sent.
     pub async fn edit_message(
         &self,

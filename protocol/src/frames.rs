@@ -371,7 +371,38 @@ pub enum Request {
         /// Its new text.
         text: String,
     },
+    /// Stop a member from posting in a room (the owner or a moderator; a member below my
+    /// role) → [`Response::Done`]. They stay in the room and read it, but sending, editing and
+    /// posting files there answer `Forbidden` until the mute ends or [`Request::Unmute`]. The
+    /// room hears [`Event::Muted`]. Muting again replaces the mute. (Servers older than this
+    /// variant close the connection with `MalformedFrame`.)
+    Mute {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        username: String,
+        /// For how long, 1 to [`MAX_MUTE_SECS`] seconds; `None` until unmuted.
+        secs: Option<u64>,
+        /// Shown to them and the room, and kept with the mute.
+        reason: Option<String>,
+    },
+    /// End a mute early (the owner or a moderator) → [`Response::Done`]; the room hears
+    /// [`Event::Unmuted`].
+    Unmute {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        username: String,
+    },
+    /// The mutes in force in a room (any member may ask) → [`Response::Mutes`].
+    Mutes {
+        /// The room.
+        room: RoomId,
+    },
 }
+
+/// The longest [`Request::Mute`], in seconds (a year).
+pub const MAX_MUTE_SECS: u64 = 366 * 24 * 3600;
 
 /// The longest [`Request::Search`] query, in characters.
 pub const MAX_SEARCH_QUERY_CHARS: usize = 256;
@@ -481,6 +512,23 @@ pub enum Response {
     SearchResults(SearchPage),
     /// The answer to [`Request::Bans`], newest first.
     Bans(Vec<BanInfo>),
+    /// The answer to [`Request::Mutes`], newest first.
+    Mutes(Vec<MuteInfo>),
+}
+
+/// A member muted in a room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MuteInfo {
+    /// Who is muted.
+    pub username: String,
+    /// Who muted them.
+    pub by: String,
+    /// The reason given, if any.
+    pub reason: Option<String>,
+    /// When.
+    pub since: UnixMillis,
+    /// When it ends by itself; `None`: when someone unmutes them.
+    pub until: Option<UnixMillis>,
 }
 
 /// A user banned from a room.
@@ -878,6 +926,33 @@ pub enum Event {
     /// is [`MessageKind::Edited`]). (Appended after protocol version 1 was first published: a
     /// client older than it skips the frame.)
     MessageEdited(Message),
+    /// A member of a room I am in was muted (possibly me: then sending there is refused until
+    /// `until`, or until [`Event::Unmuted`]).
+    Muted {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        user: UserId,
+        /// Their name.
+        username: String,
+        /// Who muted them.
+        by: String,
+        /// The reason given, if any.
+        reason: Option<String>,
+        /// When it ends by itself (no event comes then); `None`: when someone unmutes them.
+        until: Option<UnixMillis>,
+    },
+    /// A mute was lifted before its time.
+    Unmuted {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        user: UserId,
+        /// Their name.
+        username: String,
+        /// Who lifted it.
+        by: String,
+    },
 }
 
 /// A message being written, streamed to a room before it is stored.

@@ -684,6 +684,17 @@ fn request_variant_indices() {
                 seq: 1,
                 text: "x".to_owned(),
             },
+            Request::Mute {
+                room: r,
+                username: "bob".to_owned(),
+                secs: Some(60),
+                reason: None,
+            },
+            Request::Unmute {
+                room: r,
+                username: "bob".to_owned(),
+            },
+            Request::Mutes { room: r },
         ],
     );
 }
@@ -750,6 +761,13 @@ fn response_variant_indices() {
                 by: "alice".to_owned(),
                 reason: Some("spam".to_owned()),
                 since: 1,
+            }]),
+            Response::Mutes(vec![MuteInfo {
+                username: "bob".to_owned(),
+                by: "alice".to_owned(),
+                reason: None,
+                since: 1,
+                until: Some(2),
             }]),
         ],
     );
@@ -841,6 +859,20 @@ fn event_variant_indices() {
                 kind: MessageKind::Edited { at: 5 },
                 ..message()
             }),
+            Event::Muted {
+                room: r,
+                user: UserId(2),
+                username: "bob".to_owned(),
+                by: "alice".to_owned(),
+                reason: None,
+                until: None,
+            },
+            Event::Unmuted {
+                room: r,
+                user: UserId(2),
+                username: "bob".to_owned(),
+                by: "alice".to_owned(),
+            },
         ],
     );
 }

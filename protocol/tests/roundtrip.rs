@@ -551,6 +551,20 @@ fn request() -> BoxedStrategy<Request> {
             seq,
             text
         }),
+        (
+            room_id(),
+            string_any(),
+            option::of(u64_any()),
+            option::of(string_any())
+        )
+            .prop_map(|(room, username, secs, reason)| Request::Mute {
+                room,
+                username,
+                secs,
+                reason
+            }),
+        (room_id(), string_any()).prop_map(|(room, username)| Request::Unmute { room, username }),
+        room_id().prop_map(|room| Request::Mutes { room }),
     ]
     .boxed()
 }
@@ -602,6 +616,28 @@ fn response() -> BoxedStrategy<Response> {
                     by,
                     reason,
                     since
+                })
+                .collect()
+        )),
+        vec(
+            (
+                string_any(),
+                string_any(),
+                option::of(string_any()),
+                u64_any(),
+                option::of(u64_any())
+            ),
+            0..3
+        )
+        .prop_map(|mutes| Response::Mutes(
+            mutes
+                .into_iter()
+                .map(|(username, by, reason, since, until)| MuteInfo {
+                    username,
+                    by,
+                    reason,
+                    since,
+                    until
                 })
                 .collect()
         )),
@@ -678,6 +714,30 @@ fn event() -> BoxedStrategy<Event> {
                 by
             }),
         message().prop_map(Event::MessageEdited),
+        (
+            room_id(),
+            user_id(),
+            string_any(),
+            string_any(),
+            option::of(string_any()),
+            option::of(u64_any())
+        )
+            .prop_map(|(room, user, username, by, reason, until)| Event::Muted {
+                room,
+                user,
+                username,
+                by,
+                reason,
+                until
+            }),
+        (room_id(), user_id(), string_any(), string_any()).prop_map(
+            |(room, user, username, by)| Event::Unmuted {
+                room,
+                user,
+                username,
+                by
+            }
+        ),
     ]
     .boxed()
 }

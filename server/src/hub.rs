@@ -15,7 +15,7 @@ use bytes::Bytes;
 use chatroom_protocol::codec::encode_frame;
 use chatroom_protocol::{
     ErrorBody, Event, Member, PresenceStatus, PresenceUpdate, RoomId, RoomKind, RoomRole,
-    ServerFrame, UserId, UserPresence, UserSummary, now_millis,
+    ServerFrame, UnixMillis, UserId, UserPresence, UserSummary, now_millis,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -80,6 +80,9 @@ impl UserEntry {
 struct RoomEntry {
     row: RoomRow,
     members: HashMap<UserId, RoomRole>,
+    /// Members who may not post, with when that ends (`None`: until unmuted). Kept after a
+    /// mute runs out (checked against the clock) and across leaving and rejoining.
+    muted: HashMap<UserId, Option<UnixMillis>>,
 }
 
 #[derive(Debug, Default)]
@@ -117,6 +120,9 @@ pub struct RoomView {
     pub my_role: Option<RoomRole>,
     /// How many members.
     pub member_count: usize,
+    /// The asking user's mute here, if they have one in force: when it ends, `None` for until
+    /// unmuted.
+    pub my_mute: Option<Option<UnixMillis>>,
 }
 
 impl Hub {
@@ -148,6 +154,7 @@ impl Hub {
                 RoomEntry {
                     row,
                     members: HashMap::new(),
+                    muted: HashMap::new(),
                 },
             );
         }
@@ -157,6 +164,14 @@ impl Hub {
             }
             if let Some(u) = state.users.get_mut(&user) {
                 u.rooms.insert(room);
+            }
+        }
+        let now = now_millis();
+        for (room, user, until) in snapshot.mutes {
+            if let Some(r) = state.rooms.get_mut(&room)
+                && until.is_none_or(|t| t > now)
+            {
+                r.muted.insert(user, until);
             }
         }
         Self {
@@ -233,11 +248,29 @@ impl Hub {
     pub fn room_view(&self, room: RoomId, user: UserId) -> Option<RoomView> {
         let state = self.read();
         let entry = state.rooms.get(&room)?;
+        // The map is almost always empty; a mute that ran out reads as none.
+        let my_mute = entry
+            .muted
+            .get(&user)
+            .copied()
+            .filter(|until| until.is_none_or(|t| t > now_millis()));
         Some(RoomView {
             row: entry.row.clone(),
             my_role: entry.members.get(&user).copied(),
             member_count: entry.members.len(),
+            my_mute,
         })
+    }
+
+    /// Mutes `user` in `room` until `until` (`None`: until unmuted), or lifts the mute.
+    pub fn set_mute(&self, room: RoomId, user: UserId, mute: Option<Option<UnixMillis>>) {
+        let mut state = self.write();
+        if let Some(entry) = state.rooms.get_mut(&room) {
+            match mute {
+                Some(until) => entry.muted.insert(user, until),
+                None => entry.muted.remove(&user),
+            };
+        }
     }
 
     /// The members of `room` among the given name keys (for mention counts).
@@ -377,6 +410,7 @@ impl Hub {
             RoomEntry {
                 row,
                 members: members.iter().copied().collect(),
+                muted: HashMap::new(),
             },
         );
         for (user, _) in members {

@@ -1,4 +1,5 @@
-//! Bans: a banned member is removed and kept out until unbanned; who may ban whom.
+//! Moderation: bans remove a member and keep them out until unbanned; mutes keep a member from
+//! posting; who may do either to whom.
 
 use crate::support::*;
 use chatroom_protocol::{ErrorCode, Event, LeaveReason, RoomRole, Visibility};
@@ -147,6 +148,271 @@ async fn only_moderators_ban_and_only_those_below_them() {
     let direct = alice.open_direct("carol").await.expect("direct");
     assert_eq!(
         code_of(alice.ban(direct.id, "carol", None).await),
+        ErrorCode::Forbidden
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_mute_stops_posting_but_not_reading_until_it_is_lifted() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (mut bob, bob_session) = server.user("bob").await;
+    let (mut carol, _) = server.user("carol").await;
+    let dev = alice
+        .create_room("dev", Visibility::Public)
+        .await
+        .expect("create");
+    bob.join_room("dev").await.expect("join");
+    carol.join_room("dev").await.expect("join");
+    let typo = bob.send_message(dev.id, "hello").await.expect("send");
+
+    let before = chatroom_protocol::now_millis();
+    alice
+        .mute(dev.id, "bob", Some(3600), Some("calm\ndown".into()))
+        .await
+        .expect("mute");
+    for client in [&mut bob, &mut carol] {
+        let heard = expect_event(client, |e| match e {
+            Event::Muted {
+                room,
+                user,
+                username,
+                by,
+                reason,
+                until,
+            } if room == dev.id => Some((user, username, by, reason, until)),
+            _ => None,
+        })
+        .await;
+        assert_eq!(
+            (
+                heard.0,
+                heard.1.as_str(),
+                heard.2.as_str(),
+                heard.3.as_deref()
+            ),
+            (bob_session.user.id, "bob", "alice", Some("calm down"))
+        );
+        let until = heard.4.expect("an hour");
+        assert!(
+            (before + 3_600_000..before + 3_700_000).contains(&until),
+            "{until}"
+        );
+    }
+
+    // Every way of posting is refused, saying for how long; reading goes on.
+    let refused = bob.send_message(dev.id, "but").await.expect_err("muted");
+    assert_eq!(refused.code(), Some(ErrorCode::Forbidden));
+    assert!(
+        refused.to_string().contains("muted in dev for 1 h"),
+        "{refused}"
+    );
+    assert_eq!(
+        code_of(bob.edit_message(dev.id, typo.seq, "hullo").await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code_of(bob.offer_upload(dev.id, "a.txt", 1, [0; 32]).await),
+        ErrorCode::Forbidden
+    );
+    carol
+        .send_message(dev.id, "still here?")
+        .await
+        .expect("send");
+    expect_message(&mut bob, "still here?").await;
+    bob.delete_message(dev.id, typo.seq)
+        .await
+        .expect("deleting one's own is not posting");
+    let listed = carol.mutes(dev.id).await.expect("any member may look");
+    assert_eq!(
+        listed
+            .iter()
+            .map(|m| (m.username.as_str(), m.by.as_str(), m.reason.as_deref()))
+            .collect::<Vec<_>>(),
+        [("bob", "alice", Some("calm down"))]
+    );
+
+    // Leaving and coming back, or a restart, does not end it.
+    bob.leave_room(dev.id).await.expect("leave");
+    bob.join_room("dev").await.expect("join again");
+    assert_eq!(
+        code_of(bob.send_message(dev.id, "now?").await),
+        ErrorCode::Forbidden
+    );
+    drop((alice, bob, carol));
+    let server = server.restart().await;
+    let (alice, _) = server.login("alice").await;
+    let (mut bob, _) = server.login("bob").await;
+    assert_eq!(
+        code_of(bob.send_message(dev.id, "after a restart?").await),
+        ErrorCode::Forbidden
+    );
+
+    alice.unmute(dev.id, "bob").await.expect("unmute");
+    let by = expect_event(&mut bob, |e| match e {
+        Event::Unmuted { room, by, .. } if room == dev.id => Some(by),
+        _ => None,
+    })
+    .await;
+    assert_eq!(by, "alice");
+    bob.send_message(dev.id, "thanks")
+        .await
+        .expect("may post again");
+    assert_eq!(alice.mutes(dev.id).await.expect("mutes"), []);
+    assert_eq!(
+        code_of(alice.unmute(dev.id, "bob").await),
+        ErrorCode::BadRequest,
+        "nothing left to lift"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_mute_for_a_while_ends_by_itself() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (bob, _) = server.user("bob").await;
+    let dev = alice
+        .create_room("dev", Visibility::Public)
+        .await
+        .expect("create");
+    bob.join_room("dev").await.expect("join");
+    alice
+        .mute(dev.id, "bob", Some(1), None)
+        .await
+        .expect("mute");
+    assert_eq!(
+        code_of(bob.send_message(dev.id, "soon").await),
+        ErrorCode::Forbidden
+    );
+    let started = std::time::Instant::now();
+    loop {
+        match bob.send_message(dev.id, "free").await {
+            Ok(_) => break,
+            Err(e) if started.elapsed() < PATIENCE => {
+                assert_eq!(e.code(), Some(ErrorCode::Forbidden), "{e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("still muted: {e}"),
+        }
+    }
+    assert_eq!(alice.mutes(dev.id).await.expect("mutes"), [], "run out");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn only_moderators_mute_and_only_those_below_them() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (mike, _) = server.user("mike").await;
+    let (carol, _) = server.user("carol").await;
+    let (dave, _) = server.user("dave").await;
+    server.user("outsider").await;
+    let ops = alice
+        .create_room("ops", Visibility::Public)
+        .await
+        .expect("create");
+    for member in [&mike, &carol, &dave] {
+        member.join_room("ops").await.expect("join");
+    }
+    alice
+        .set_role(ops.id, "mike", RoomRole::Moderator)
+        .await
+        .expect("mod");
+
+    assert_eq!(
+        code_of(carol.mute(ops.id, "dave", None, None).await),
+        ErrorCode::Forbidden,
+        "a member may not mute"
+    );
+    assert_eq!(
+        code_of(carol.unmute(ops.id, "dave").await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code_of(mike.mute(ops.id, "alice", None, None).await),
+        ErrorCode::Forbidden,
+        "nor a moderator the owner"
+    );
+    assert_eq!(
+        code_of(mike.mute(ops.id, "mike", None, None).await),
+        ErrorCode::BadRequest
+    );
+    alice
+        .set_role(ops.id, "carol", RoomRole::Moderator)
+        .await
+        .expect("a second mod");
+    assert_eq!(
+        code_of(mike.mute(ops.id, "carol", None, None).await),
+        ErrorCode::Forbidden,
+        "nor a moderator another"
+    );
+    assert_eq!(
+        code_of(mike.mute(ops.id, "outsider", None, None).await),
+        ErrorCode::NotMember
+    );
+    assert_eq!(
+        code_of(mike.mute(ops.id, "nobody", None, None).await),
+        ErrorCode::UserNotFound
+    );
+    for secs in [0, chatroom_protocol::MAX_MUTE_SECS + 1] {
+        assert_eq!(
+            code_of(mike.mute(ops.id, "dave", Some(secs), None).await),
+            ErrorCode::BadRequest,
+            "{secs} s"
+        );
+    }
+    let bot = alice
+        .server_info()
+        .await
+        .expect("info")
+        .ai_bot
+        .expect("a bot");
+    assert_eq!(
+        code_of(
+            alice
+                .mute(public_room(&alice).await, &bot, None, None)
+                .await
+        ),
+        ErrorCode::Forbidden,
+        "public has no owner"
+    );
+    alice.invite(ops.id, &bot).await.expect("invite the bot");
+    let refused = alice
+        .mute(ops.id, &bot, None, None)
+        .await
+        .expect_err("the bot");
+    assert_eq!(refused.code(), Some(ErrorCode::BadRequest));
+    assert!(refused.to_string().contains("kick"), "{refused}");
+
+    mike.mute(ops.id, "dave", None, None)
+        .await
+        .expect("until unmuted");
+    let listed = alice.mutes(ops.id).await.expect("mutes");
+    assert_eq!(
+        listed
+            .iter()
+            .map(|m| (m.username.as_str(), m.until))
+            .collect::<Vec<_>>(),
+        [("dave", None)]
+    );
+    let refused = dave.send_message(ops.id, "hm").await.expect_err("muted");
+    assert!(
+        refused
+            .to_string()
+            .contains("until a moderator unmutes you"),
+        "{refused}"
+    );
+    // The owner may mute a moderator.
+    alice
+        .mute(ops.id, "mike", Some(60), None)
+        .await
+        .expect("owner mutes a moderator");
+    // No mutes in a direct chat.
+    let direct = alice.open_direct("carol").await.expect("direct");
+    assert_eq!(
+        code_of(alice.mute(direct.id, "carol", None, None).await),
         ErrorCode::Forbidden
     );
     server.stop().await;

@@ -88,7 +88,8 @@ impl Conn {
         size: u64,
         sha256: [u8; 32],
     ) -> RequestResult<Response> {
-        self.member_room(me, room)?;
+        let (view, _) = self.member_room(me, room)?;
+        self.require_unmuted(&view)?;
         let limits = &self.shared.config.files;
         if size > limits.max_file_bytes {
             return Err(RequestError::new(
@@ -334,6 +335,10 @@ impl Conn {
         id: UploadId,
     ) -> RequestResult<Response> {
         let mut upload = self.my_upload(me, id).await?;
+        // Muted since the offer: the upload waits (until it expires) rather than posting.
+        if let Some(view) = self.shared.hub.room_view(upload.room, me.id) {
+            self.require_unmuted(&view)?;
+        }
         let (size, sha256) = (upload.size, upload.sha256);
         if upload.already_stored {
             let store = self.shared.files.clone();

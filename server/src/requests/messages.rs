@@ -26,6 +26,7 @@ impl Conn {
         text: String,
     ) -> RequestResult<Option<Response>> {
         let (view, _) = self.member_room(me, room)?;
+        self.require_unmuted(&view)?;
         self.check_message_text(&text)?;
         let mention_keys = crate::auth::mentioned_name_keys(&text);
         let mentions = self.mentioned_members(me, room, &mention_keys);
@@ -107,7 +108,8 @@ impl Conn {
         seq: Seq,
         text: String,
     ) -> RequestResult<Response> {
-        self.member_room(me, room)?;
+        let (view, _) = self.member_room(me, room)?;
+        self.require_unmuted(&view)?;
         self.check_message_text(&text)?;
         let mention_keys = crate::auth::mentioned_name_keys(&text);
         let mentions = self.mentioned_members(me, room, &mention_keys);
@@ -288,7 +290,11 @@ impl Conn {
     }
 
     pub(super) fn typing(&mut self, me: &UserRow, room: RoomId) -> RequestResult<Response> {
-        self.member_room(me, room)?;
+        let (view, _) = self.member_room(me, room)?;
+        if view.my_mute.is_some() {
+            // Nothing they type can be sent: not worth telling the room.
+            return Ok(Response::Done);
+        }
         let interval =
             Duration::from_millis(u64::from(self.shared.config.limits.typing_interval_ms));
         let now = Instant::now();

@@ -5,6 +5,7 @@
 //! - [`rooms`]: room lists, create, join, leave, invite, kick, info, topic, direct chats.
 //! - [`messages`]: send, history, read markers, typing, presence, users.
 //! - [`files`]: uploads, downloads, file lists, deleting messages.
+//! - [`mutes`]: mute, unmute, and the check every way of posting makes.
 //!
 //! Permission checks read the hub (memory); changes go through the storage writer, whose
 //! completions update the hub and fan out events after the commit.
@@ -12,6 +13,7 @@
 mod accounts;
 pub(crate) mod files;
 mod messages;
+mod mutes;
 mod rooms;
 
 use bytes::Bytes;
@@ -241,6 +243,14 @@ impl Conn {
             Request::EditMessage { room, seq, text } => {
                 self.edit_message(&me, room, seq, text).await?
             }
+            Request::Mute {
+                room,
+                username,
+                secs,
+                reason,
+            } => self.mute(&me, room, username, secs, reason).await?,
+            Request::Unmute { room, username } => self.unmute(&me, room, username).await?,
+            Request::Mutes { room } => self.mutes(&me, room).await?,
             Request::SetRole {
                 room,
                 username,

@@ -398,7 +398,7 @@ impl Conn {
     }
 
     /// A named room where I am a moderator or the owner.
-    fn moderated_room(
+    pub(super) fn moderated_room(
         &self,
         me: &UserRow,
         room: RoomId,
@@ -556,7 +556,7 @@ impl Conn {
 
 /// A kick or ban reason as shown to the member and the room: one line, no control characters,
 /// at most 256 characters; blank is none.
-fn clean_reason(reason: Option<String>) -> Option<String> {
+pub(super) fn clean_reason(reason: Option<String>) -> Option<String> {
     reason
         .map(|r| {
             r.chars()

@@ -108,6 +108,8 @@ pub struct Snapshot {
     pub rooms: Vec<RoomRow>,
     /// Every membership with its role.
     pub members: Vec<(RoomId, UserId, RoomRole)>,
+    /// Every mute, with when it ends (`None`: until unmuted); ones that ran out included.
+    pub mutes: Vec<(RoomId, UserId, Option<UnixMillis>)>,
     /// The newest seq of every room that has messages.
     pub latest_seqs: HashMap<RoomId, Seq>,
     /// The AI bot's account, when the bot is on (see [`ai::ensure_bot_account`]).

@@ -5,7 +5,7 @@
 
 use chatroom_protocol::{
     BanInfo, FileId, FileInfo, FileRef, HistoryAnchor, HistoryPage, Message, MessageId,
-    MessageKind, RoomId, RoomSummary, Seq, UnixMillis, UploadId, UserId,
+    MessageKind, MuteInfo, RoomId, RoomSummary, Seq, UnixMillis, UploadId, UserId,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use std::path::Path;
@@ -125,6 +125,16 @@ pub fn snapshot(conn: &Connection) -> Result<Snapshot, StorageError> {
             snap.sessions.push((hash, user, last_used));
         }
     }
+    let mut stmt = conn.prepare("SELECT room_id, user_id, until FROM mutes")?;
+    snap.mutes = stmt
+        .query_map([], |r| {
+            Ok((
+                RoomId(r.get::<_, i64>(0)? as u64),
+                UserId(r.get::<_, i64>(1)? as u64),
+                r.get::<_, Option<i64>>(2)?.map(|t| t as UnixMillis),
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
     let mut stmt = conn.prepare("SELECT room_id, MAX(seq) FROM messages GROUP BY room_id")?;
     snap.latest_seqs = stmt
         .query_map([], |r| {
@@ -251,6 +261,7 @@ pub fn room_summary(
 pub(super) fn encoded_size_estimate(m: &Message) -> usize {
     let file = match &m.kind {
         MessageKind::File(file) => file.name.len() + 64,
+        MessageKind::Edited { .. } => 16,
         _ => 0,
     };
     m.text.len() + m.sender_name.len() + 64 + file
@@ -463,6 +474,26 @@ pub fn bans(conn: &Connection, room: RoomId) -> Result<Vec<BanInfo>, StorageErro
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The mutes of a room still in force at `now`, newest first.
+pub fn mutes(conn: &Connection, room: RoomId, now: UnixMillis) -> Result<Vec<MuteInfo>, StorageError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.name, m.by_name, m.reason, m.created_at, m.until FROM mutes m \
+         JOIN users u ON u.id = m.user_id \
+         WHERE m.room_id = ?1 AND (m.until IS NULL OR m.until > ?2) \
+         ORDER BY m.created_at DESC",
+    )?;
+    let rows = stmt.query_map(params![room.0 as i64, now as i64], |r| {
+        Ok(MuteInfo {
+            username: r.get(0)?,
+            by: r.get(1)?,
+            reason: r.get(2)?,
+            since: r.get::<_, i64>(3)? as UnixMillis,
+            until: r.get::<_, Option<i64>>(4)?.map(|t| t as UnixMillis),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,6 +512,7 @@ mod tests {
             MessageKind::Text,
             MessageKind::System,
             MessageKind::Deleted,
+            MessageKind::Edited { at: u64::MAX },
             MessageKind::File(Box::new(file)),
         ] {
             let m = Message {

@@ -266,6 +266,20 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE messages ADD COLUMN edited_at INTEGER;
     "#,
+    // 10: mutes. A muted member stays in the room but may not post there until `until` (a
+    // Unix time in ms; NULL: until unmuted). Leaving does not end it; it goes with the room or
+    // the account.
+    r#"
+    CREATE TABLE mutes (
+        room_id    INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        by_name    TEXT    NOT NULL,
+        reason     TEXT,
+        created_at INTEGER NOT NULL,
+        until      INTEGER,
+        PRIMARY KEY (room_id, user_id)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -152,6 +152,31 @@ pub enum WriteOp {
         /// Who lifts it.
         by: UserId,
     },
+    /// Mute a member of a room until `until` (or until unmuted), as `by` (checked here: a
+    /// moderator or the owner, above the member). Replaces an earlier mute. → [`Outcome::Done`]
+    Mute {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        user: UserId,
+        /// Who mutes them.
+        by: UserId,
+        /// Their name, kept with the mute.
+        by_name: String,
+        /// The reason given.
+        reason: Option<String>,
+        /// When it ends by itself.
+        until: Option<UnixMillis>,
+    },
+    /// Lift a mute that is in force, as `by` (a moderator or the owner). → [`Outcome::Done`]
+    Unmute {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        user: UserId,
+        /// Who lifts it.
+        by: UserId,
+    },
     /// Change a member's role, as `actor`, who must own the room; [`RoomRole::Owner`] hands
     /// the room over and makes `actor` a moderator. → [`Outcome::Roles`] with every change
     SetRole {
@@ -975,6 +1000,73 @@ fn apply(
             )?;
             if lifted == 0 {
                 return Err(refused(ErrorCode::BadRequest, "they are not banned here"));
+            }
+            Ok(Outcome::Done)
+        }
+        WriteOp::Mute {
+            room,
+            user,
+            by,
+            by_name,
+            reason,
+            until,
+        } => {
+            if room_kind(conn, *room)? == RoomKind::Direct {
+                return Err(refused(ErrorCode::Forbidden, "a direct chat has no mutes"));
+            }
+            let mine = require_role(
+                conn,
+                *room,
+                *by,
+                RoomRole::Moderator,
+                "only the owner or a moderator may mute",
+            )?;
+            if user == by {
+                return Err(refused(ErrorCode::BadRequest, "you cannot mute yourself"));
+            }
+            let Some(theirs) = member_role(conn, *room, *user)? else {
+                return Err(refused(ErrorCode::NotMember, "they are not in this room"));
+            };
+            if theirs >= mine {
+                return Err(refused(
+                    ErrorCode::Forbidden,
+                    "you may only mute members below your own role",
+                ));
+            }
+            conn.execute(
+                "INSERT OR REPLACE INTO mutes (room_id, user_id, by_name, reason, created_at, until) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    room.0 as i64,
+                    user.0 as i64,
+                    by_name,
+                    reason,
+                    now,
+                    until.map(|t| t as i64)
+                ],
+            )?;
+            Ok(Outcome::Done)
+        }
+        WriteOp::Unmute { room, user, by } => {
+            require_role(
+                conn,
+                *room,
+                *by,
+                RoomRole::Moderator,
+                "only the owner or a moderator may unmute",
+            )?;
+            let lifted = conn.execute(
+                "DELETE FROM mutes WHERE room_id = ?1 AND user_id = ?2 \
+                 AND (until IS NULL OR until > ?3)",
+                params![room.0 as i64, user.0 as i64, now],
+            )?;
+            // One that ran out is gone as well, but lifting it is not news.
+            conn.execute(
+                "DELETE FROM mutes WHERE room_id = ?1 AND user_id = ?2",
+                params![room.0 as i64, user.0 as i64],
+            )?;
+            if lifted == 0 {
+                return Err(refused(ErrorCode::BadRequest, "they are not muted here"));
             }
             Ok(Outcome::Done)
         }

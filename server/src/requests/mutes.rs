@@ -1,0 +1,187 @@
+//! Mutes: a room's owner and moderators stop a member from posting there for a while, or until
+//! unmuted; every way of posting checks [`Conn::require_unmuted`].
+
+use chatroom_protocol::{
+    ErrorCode, Event, MAX_MUTE_SECS, Response, RoomId, UnixMillis, now_millis,
+};
+
+use super::rooms::clean_reason;
+use super::{Conn, user_not_found};
+use crate::error::{RequestError, RequestResult};
+use crate::hub::RoomView;
+use crate::storage::{UserRow, WriteOp, reads};
+
+impl Conn {
+    pub(super) async fn mute(
+        &self,
+        me: &UserRow,
+        room: RoomId,
+        username: String,
+        secs: Option<u64>,
+        reason: Option<String>,
+    ) -> RequestResult<Response> {
+        let (view, _) = self.moderated_room(me, room, "only the owner or a moderator may mute")?;
+        if let Some(secs) = secs
+            && !(1..=MAX_MUTE_SECS).contains(&secs)
+        {
+            return Err(RequestError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "a mute lasts 1 to {MAX_MUTE_SECS} seconds (a year); leave the time out to \
+                     mute until unmuted"
+                ),
+            ));
+        }
+        let target = self
+            .shared
+            .hub
+            .user_by_name(&username)
+            .ok_or_else(|| user_not_found(&username))?;
+        if let Some(ai) = &self.shared.ai
+            && crate::auth::name_key(ai.name()) == target.name_key
+        {
+            return Err(RequestError::new(
+                ErrorCode::BadRequest,
+                format!("the AI bot cannot be muted; /kick {} instead", ai.name()),
+            ));
+        }
+        let reason = clean_reason(reason);
+        let until = secs.map(|s| now_millis().saturating_add(s * 1000));
+        let muted = self.event_bytes(&Event::Muted {
+            room,
+            user: target.id,
+            username: target.name.clone(),
+            by: me.name.clone(),
+            reason: reason.clone(),
+            until,
+        });
+        let hub = self.shared.hub.clone();
+        let user = target.id;
+        self.shared
+            .storage
+            .writer
+            .write_then(
+                WriteOp::Mute {
+                    room,
+                    user,
+                    by: me.id,
+                    by_name: me.name.clone(),
+                    reason,
+                    until,
+                },
+                move |_| {
+                    hub.set_mute(room, user, Some(until));
+                    if let Some(frame) = muted {
+                        hub.defer_broadcast(room, frame);
+                    }
+                },
+            )
+            .await?;
+        tracing::info!(room = %view.row.name, target = %target.name, ?secs, "member muted");
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn unmute(
+        &self,
+        me: &UserRow,
+        room: RoomId,
+        username: String,
+    ) -> RequestResult<Response> {
+        self.moderated_room(me, room, "only the owner or a moderator may unmute")?;
+        let target = self
+            .shared
+            .hub
+            .user_by_name(&username)
+            .ok_or_else(|| user_not_found(&username))?;
+        let unmuted = self.event_bytes(&Event::Unmuted {
+            room,
+            user: target.id,
+            username: target.name.clone(),
+            by: me.name.clone(),
+        });
+        let hub = self.shared.hub.clone();
+        let user = target.id;
+        self.shared
+            .storage
+            .writer
+            .write_then(
+                WriteOp::Unmute {
+                    room,
+                    user,
+                    by: me.id,
+                },
+                move |_| {
+                    hub.set_mute(room, user, None);
+                    if let Some(frame) = unmuted {
+                        hub.defer_broadcast(room, frame);
+                    }
+                },
+            )
+            .await?;
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn mutes(&self, me: &UserRow, room: RoomId) -> RequestResult<Response> {
+        self.member_room(me, room)?;
+        let now = now_millis();
+        let mutes = self
+            .shared
+            .storage
+            .reads
+            .run(move |c| reads::mutes(c, room, now))
+            .await?;
+        Ok(Response::Mutes(mutes))
+    }
+
+    /// Refuses to post in a room where I am muted, saying until when.
+    pub(super) fn require_unmuted(&self, view: &RoomView) -> RequestResult<()> {
+        let Some(until) = view.my_mute else {
+            return Ok(());
+        };
+        let when = match until {
+            Some(until) => format!("for {}", remaining(until, now_millis())),
+            None => "until a moderator unmutes you".to_string(),
+        };
+        Err(RequestError::new(
+            ErrorCode::Forbidden,
+            format!("you are muted in {} {when}", view.row.name),
+        ))
+    }
+}
+
+/// How long until `until`, for people: `42 s`, `5 min`, `3 h 20 min`, `2 days`.
+fn remaining(until: UnixMillis, now: UnixMillis) -> String {
+    let secs = until.saturating_sub(now).div_ceil(1000);
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs.div_ceil(60)),
+        3600..86_400 => match (secs / 3600, secs % 3600 / 60) {
+            (h, 0) => format!("{h} h"),
+            (h, m) => format!("{h} h {m} min"),
+        },
+        _ => match secs.div_ceil(86_400) {
+            1 => "1 day".to_string(),
+            d => format!("{d} days"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_left_of_a_mute_reads_like_people_say_it() {
+        let now = 1_000_000;
+        let after = |secs: u64| remaining(now + secs * 1000, now);
+        assert_eq!(remaining(now + 1, now), "1 s");
+        assert_eq!(after(59), "59 s");
+        assert_eq!(after(60), "1 min");
+        assert_eq!(after(61), "2 min");
+        assert_eq!(after(3600), "1 h");
+        assert_eq!(after(3600 + 20 * 60), "1 h 20 min");
+        assert_eq!(after(86_400), "1 day");
+        assert_eq!(after(3 * 86_400 - 5), "3 days");
+        assert_eq!(remaining(now - 5, now), "0 s");
+    }
+}
