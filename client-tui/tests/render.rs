@@ -142,7 +142,7 @@ fn busy_room_with_cjk_wrapping_unread_counts_and_members() {
 fn help_popup() {
     let mut app = busy_app();
     app.show_help = true;
-    insta::assert_snapshot!(render(&app, 100, 47));
+    insta::assert_snapshot!(render(&app, 100, 50));
 }
 
 /// On 80×24 the help does not fit: it opens at the top and scrolls to the key bindings.

@@ -269,6 +269,26 @@ pub enum Action {
     },
     /// Fetch a room's bans (shown in the room as notices).
     Bans(RoomId),
+    /// Mute a member of a room.
+    Mute {
+        /// Where.
+        room: RoomId,
+        /// Whom.
+        user: String,
+        /// For how long (`None`: until unmuted).
+        secs: Option<u64>,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// Lift a mute.
+    Unmute {
+        /// Where.
+        room: RoomId,
+        /// Whom.
+        user: String,
+    },
+    /// Fetch a room's mutes (shown in the room as notices).
+    Mutes(RoomId),
     /// Change a member's role.
     SetRole {
         /// Where.
@@ -802,6 +822,20 @@ impl App {
         match event {
             Event::MessageDeleted { room, seq, .. } => self.message_deleted(room, seq),
             Event::MessageEdited(message) => self.message_edited(message),
+            Event::Muted {
+                room,
+                user,
+                username,
+                by,
+                reason,
+                until,
+            } => self.muted(room, user, &username, &by, reason.as_deref(), until),
+            Event::Unmuted {
+                room,
+                user,
+                username,
+                by,
+            } => self.unmuted(room, user, &username, &by),
             Event::DraftUpdated(draft) => {
                 if let Some(room) = self.rooms.get_mut(&draft.room) {
                     let sender = draft.sender_name.clone();
@@ -1290,6 +1324,26 @@ impl App {
             C::Unban(user) => self
                 .current_or_flash()
                 .map(|room| Action::Unban { room, user })
+                .into_iter()
+                .collect(),
+            C::Mute { user, secs, reason } => self
+                .current_or_flash()
+                .map(|room| Action::Mute {
+                    room,
+                    user,
+                    secs,
+                    reason,
+                })
+                .into_iter()
+                .collect(),
+            C::Unmute(user) => self
+                .current_or_flash()
+                .map(|room| Action::Unmute { room, user })
+                .into_iter()
+                .collect(),
+            C::Mutes => self
+                .current_or_flash()
+                .map(Action::Mutes)
                 .into_iter()
                 .collect(),
             C::Bans => self

@@ -46,6 +46,19 @@ pub enum Command {
     Unban(String),
     /// List the current room's bans.
     Bans,
+    /// Stop a member posting in the current room, for `secs` or until unmuted.
+    Mute {
+        /// Who.
+        user: String,
+        /// For how long; `None` until unmuted.
+        secs: Option<u64>,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// Lift a member's mute in the current room.
+    Unmute(String),
+    /// List the current room's mutes.
+    Mutes,
     /// Change a member's role in the current room (owner only).
     Role {
         /// Whose.
@@ -189,6 +202,13 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ),
     ("/delete", "", "delete your newest message here"),
     (
+        "/mute",
+        "USER [TIME] [REASON]",
+        "silence USER here for TIME (10m 2h 1d) or until /unmute",
+    ),
+    ("/unmute", "USER", "let a muted member post again"),
+    ("/mutes", "", "who is muted in this room, and until when"),
+    (
         "/edit",
         "[TEXT]",
         "replace your newest message; alone, loads it",
@@ -274,6 +294,24 @@ fn usage(command: &str) -> ParseError {
     ParseError::Usage(line.trim_end().to_string())
 }
 
+/// A duration as people type it: `90s`, `10m` (or just `10`), `2h`, `1d`; `None` if `word`
+/// is not one (it is then the start of a reason).
+pub fn duration_secs(word: &str) -> Option<u64> {
+    let split = word
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(word.len());
+    let (digits, unit) = word.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let scale = match unit {
+        "s" => 1,
+        "" | "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
 fn rest_text(rest: &str) -> Option<String> {
     let text = rest.trim();
     (!text.is_empty()).then(|| text.to_string())
@@ -345,6 +383,28 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         }
         "unban" => Ok(Command::Unban(one("/unban")?)),
         "bans" => none(Command::Bans, "/bans"),
+        "mute" => {
+            let mut parts = rest.trim().splitn(2, char::is_whitespace);
+            let user = parts
+                .next()
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| usage("/mute"))?;
+            let after = parts.next().unwrap_or("").trim_start();
+            let (first, more) = after.split_once(char::is_whitespace).unwrap_or((after, ""));
+            let (secs, reason) = match duration_secs(first) {
+                Some(secs) => (Some(secs), rest_text(more)),
+                None => (None, rest_text(after)),
+            };
+            Ok(Command::Mute {
+                user: user.trim_start_matches('@').to_string(),
+                secs,
+                reason,
+            })
+        }
+        "unmute" => Ok(Command::Unmute(
+            one("/unmute")?.trim_start_matches('@').to_string(),
+        )),
+        "mutes" => none(Command::Mutes, "/mutes"),
         "role" => match args.as_slice() {
             [user, role] => Ok(Command::Role {
                 user: user.trim_start_matches('@').to_string(),
@@ -477,9 +537,9 @@ const NAMES: &[&str] = &[
     "/create",
     "/create_chat",
     "/delete",
-    "/edit",
     "/deop",
     "/download",
+    "/edit",
     "/enter",
     "/enter_chat",
     "/exit",
@@ -495,6 +555,8 @@ const NAMES: &[&str] = &[
     "/logout",
     "/members",
     "/msg",
+    "/mute",
+    "/mutes",
     "/op",
     "/passwd",
     "/quit",
@@ -506,6 +568,7 @@ const NAMES: &[&str] = &[
     "/topic",
     "/transfers",
     "/unban",
+    "/unmute",
     "/upload",
     "/users",
     "/who",
@@ -825,5 +888,53 @@ mod tests {
         }
         assert!(HELP.iter().any(|(name, _, _)| *name == "/search"));
         assert!(complete("zz", false, &users, &rooms).is_empty());
+        assert!(
+            NAMES.windows(2).all(|w| w[0] < w[1]),
+            "NAMES sorted, no duplicates"
+        );
+        for name in ["/mute", "/unmute", "/mutes", "/edit"] {
+            assert!(NAMES.contains(&name), "{name} completes");
+            assert!(HELP.iter().any(|(n, _, _)| *n == name), "{name} in /help");
+        }
+    }
+
+    #[test]
+    fn mute_takes_a_user_then_maybe_a_duration_then_maybe_a_reason() {
+        let mute = |user: &str, secs: Option<u64>, reason: Option<&str>| {
+            Ok(Command::Mute {
+                user: user.into(),
+                secs,
+                reason: reason.map(Into::into),
+            })
+        };
+        assert_eq!(parse("/mute bob"), mute("bob", None, None));
+        assert_eq!(parse("/mute @bob 10m"), mute("bob", Some(600), None));
+        assert_eq!(
+            parse("/mute bob 10 spam"),
+            mute("bob", Some(600), Some("spam"))
+        );
+        assert_eq!(
+            parse("/mute bob 2h  too  loud "),
+            mute("bob", Some(7200), Some("too  loud"))
+        );
+        assert_eq!(parse("/mute bob 90s x"), mute("bob", Some(90), Some("x")));
+        assert_eq!(parse("/mute bob 1d"), mute("bob", Some(86_400), None));
+        assert_eq!(
+            parse("/mute bob being rude"),
+            mute("bob", None, Some("being rude")),
+            "no duration: all of it is the reason"
+        );
+        assert_eq!(parse("/mute bob 5x"), mute("bob", None, Some("5x")));
+        assert_eq!(
+            parse("/mute"),
+            Err(ParseError::Usage("/mute USER [TIME] [REASON]".into()))
+        );
+        assert_eq!(parse("/unmute @bob"), Ok(Command::Unmute("bob".into())));
+        assert_eq!(parse("/mutes"), Ok(Command::Mutes));
+        assert_eq!(
+            duration_secs("99999999999999999999d"),
+            None,
+            "overflow is no duration"
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! - [`editor`]: the input line editor.
 //! - [`commands`]: slash commands, `/help`, completion.
 //! - [`edits`]: `/edit` of my own messages, and edits from others.
+//! - [`mutes`]: `/mute`, `/unmute`, `/mutes` and the notices they cause.
 //! - [`search`]: `/search` and its results view.
 //! - [`transfers`]: file transfers as the transfers panel shows them.
 //! - [`ui`]: rendering from `&App`.
@@ -15,6 +16,7 @@ pub mod commands;
 pub mod editor;
 pub mod edits;
 pub mod keys;
+pub mod mutes;
 pub mod runtime;
 pub mod search;
 pub mod transfers;

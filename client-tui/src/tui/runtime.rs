@@ -12,9 +12,9 @@ use chatroom_protocol::transfer::{
     self, Phase, Progress, ProgressSink, TransferError, TransferOptions,
 };
 use chatroom_protocol::{
-    BanInfo, ErrorBody, ErrorCode, Event, HistoryAnchor, HistoryPage, Member, PresenceStatus,
-    RoomId, RoomSummary, SearchPage, ServerInfo, Session, UnixMillis, UserPresence, Visibility,
-    now_millis,
+    BanInfo, ErrorBody, ErrorCode, Event, HistoryAnchor, HistoryPage, Member, MuteInfo,
+    PresenceStatus, RoomId, RoomSummary, SearchPage, ServerInfo, Session, UnixMillis, UserPresence,
+    Visibility, now_millis,
 };
 use ratatui::crossterm::event::{self as term, Event as TermEvent};
 use std::collections::HashMap;
@@ -73,6 +73,7 @@ enum Msg {
     Members(RoomId, Vec<Member>),
     /// A room's bans, for `/bans`.
     Bans(RoomId, Vec<BanInfo>),
+    Mutes(RoomId, Vec<MuteInfo>),
     Users(Vec<UserPresence>),
     /// Everyone's presence, fetched again after a reconnect.
     PresenceRefreshed(Vec<UserPresence>),
@@ -575,6 +576,10 @@ impl Runtime {
                 app.bans_loaded(room, bans);
                 Vec::new()
             }
+            Msg::Mutes(room, mutes) => {
+                app.mutes_loaded(room, mutes);
+                Vec::new()
+            }
             Msg::Users(users) => {
                 app.users_loaded(users);
                 Vec::new()
@@ -838,6 +843,22 @@ impl Runtime {
             }
             Action::Bans(room) => self.with_client(app, move |c| async move {
                 Ok(Some(Msg::Bans(room, c.bans(room).await.map_err(err)?)))
+            }),
+            Action::Mute {
+                room,
+                user,
+                secs,
+                reason,
+            } => self.with_client(app, move |c| async move {
+                c.mute(room, &user, secs, reason).await.map_err(err)?;
+                Ok(None)
+            }),
+            Action::Unmute { room, user } => self.with_client(app, move |c| async move {
+                c.unmute(room, &user).await.map_err(err)?;
+                Ok(None)
+            }),
+            Action::Mutes(room) => self.with_client(app, move |c| async move {
+                Ok(Some(Msg::Mutes(room, c.mutes(room).await.map_err(err)?)))
             }),
             Action::SetRole { room, user, role } => self.with_client(app, move |c| async move {
                 c.set_role(room, &user, role).await.map_err(err)?;

@@ -1,0 +1,234 @@
+//! `/mute`, `/unmute`, `/mutes`: a room's moderators keep a member from posting there; what the
+//! room (and the member) see when it happens.
+
+use chatroom_protocol::{MuteInfo, RoomId, UnixMillis, UserId};
+
+use super::app::App;
+use super::ui::when;
+
+impl App {
+    /// `Event::Muted`: a notice in the room; a flash too when it is me.
+    pub fn muted(
+        &mut self,
+        room: RoomId,
+        user: UserId,
+        username: &str,
+        by: &str,
+        reason: Option<&str>,
+        until: Option<UnixMillis>,
+    ) {
+        let me = self.me.as_ref().is_some_and(|me| me.id == user);
+        let how_long = match until {
+            Some(t) => format!("until {}", when(self, t)),
+            None => "until unmuted".to_string(),
+        };
+        let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+        let now = self.now;
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        let label = r.label();
+        let who = if me { "you" } else { username };
+        r.notice(now, format!("{by} muted {who} {how_long}{why}"));
+        if me {
+            self.flash(format!("{by} muted you in {label} {how_long}{why}"), true);
+        }
+    }
+
+    /// `Event::Unmuted`: a notice in the room.
+    pub fn unmuted(&mut self, room: RoomId, user: UserId, username: &str, by: &str) {
+        let me = self.me.as_ref().is_some_and(|me| me.id == user);
+        let now = self.now;
+        if let Some(r) = self.rooms.get_mut(&room) {
+            let who = if me { "you" } else { username };
+            r.notice(now, format!("{by} unmuted {who}"));
+        }
+    }
+
+    /// A room's mutes, from `/mutes`: one notice per mute (newest first, as the server sends
+    /// them), or a notice that there are none.
+    pub fn mutes_loaded(&mut self, room: RoomId, mutes: Vec<MuteInfo>) {
+        let now = self.now;
+        let lines: Vec<String> = mutes
+            .iter()
+            .map(|m| {
+                let until = match m.until {
+                    Some(t) => format!("until {}", when(self, t)),
+                    None => "until unmuted".to_string(),
+                };
+                let why = m
+                    .reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                format!(
+                    "muted: {}, by {} ({}) {until}{why}",
+                    m.username,
+                    m.by,
+                    when(self, m.since)
+                )
+            })
+            .collect();
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        if lines.is_empty() {
+            r.notice(now, format!("no one is muted in {}", r.label()));
+        }
+        for line in lines {
+            r.notice(now, line);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::app::{Action, Entry};
+    use chatroom_protocol::{Event, RoomKind, RoomRole, RoomSummary, UserSummary};
+
+    /// Now: 2023-11-14 22:13:20 UTC.
+    const NOW: UnixMillis = 1_700_000_000_000;
+
+    fn app_in_dev() -> App {
+        let mut app = App::new("h:1", None);
+        app.logged_in(UserSummary {
+            id: UserId(1),
+            username: "me".into(),
+            is_admin: false,
+        });
+        let room = |id: u64, name: &str| RoomSummary {
+            id: RoomId(id),
+            kind: RoomKind::Public,
+            name: name.into(),
+            topic: String::new(),
+            member_count: 3,
+            latest_seq: 0,
+            last_read_seq: 0,
+            unread: 0,
+            mentions: 0,
+            my_role: Some(RoomRole::Moderator),
+        };
+        app.rooms_loaded(vec![room(1, "public"), room(2, "dev")]);
+        app.enter_room(RoomId(2));
+        app.tick(NOW);
+        app
+    }
+
+    fn notices(app: &App, room: u64) -> Vec<String> {
+        app.rooms[&RoomId(room)]
+            .timeline
+            .values()
+            .filter_map(|e| match e {
+                Entry::Notice { text, .. } => Some(text.clone()),
+                Entry::Message(_) => None,
+            })
+            .collect()
+    }
+
+    fn run(app: &mut App, line: &str) -> Vec<Action> {
+        app.input.set_text(line);
+        app.submit_input()
+    }
+
+    #[test]
+    fn mute_commands_act_on_the_current_room() {
+        let mut app = app_in_dev();
+        assert_eq!(
+            run(&mut app, "/mute bob 10m flooding"),
+            [Action::Mute {
+                room: RoomId(2),
+                user: "bob".into(),
+                secs: Some(600),
+                reason: Some("flooding".into())
+            }]
+        );
+        assert_eq!(
+            run(&mut app, "/unmute bob"),
+            [Action::Unmute {
+                room: RoomId(2),
+                user: "bob".into()
+            }]
+        );
+        assert_eq!(run(&mut app, "/mutes"), [Action::Mutes(RoomId(2))]);
+        assert_eq!(run(&mut app, "/unmute"), [], "a usage error sends nothing");
+    }
+
+    #[test]
+    fn the_room_hears_of_mutes_and_the_member_is_told() {
+        let mut app = app_in_dev();
+        app.on_event(Event::Muted {
+            room: RoomId(2),
+            user: UserId(3),
+            username: "bob".into(),
+            by: "alice".into(),
+            reason: Some("flooding".into()),
+            until: Some(NOW + 600_000),
+        });
+        app.on_event(Event::Muted {
+            room: RoomId(2),
+            user: UserId(1),
+            username: "me".into(),
+            by: "alice".into(),
+            reason: None,
+            until: None,
+        });
+        assert_eq!(
+            app.flash,
+            Some(("alice muted you in #dev until unmuted".into(), true))
+        );
+        app.on_event(Event::Unmuted {
+            room: RoomId(2),
+            user: UserId(1),
+            username: "me".into(),
+            by: "alice".into(),
+        });
+        assert_eq!(
+            notices(&app, 2),
+            [
+                "alice muted bob until 22:23: flooding",
+                "alice muted you until unmuted",
+                "alice unmuted you",
+            ]
+        );
+        assert!(notices(&app, 1).is_empty(), "only in its room");
+    }
+
+    #[test]
+    fn mutes_are_listed_in_the_room_asked_about() {
+        let mut app = app_in_dev();
+        app.enter_room(RoomId(1));
+        app.mutes_loaded(
+            RoomId(2),
+            vec![
+                MuteInfo {
+                    username: "bob".into(),
+                    by: "alice".into(),
+                    reason: Some("flooding".into()),
+                    since: NOW - 60_000,
+                    until: Some(NOW + 2 * 86_400_000),
+                },
+                MuteInfo {
+                    username: "carol".into(),
+                    by: "me".into(),
+                    reason: None,
+                    since: NOW - 120_000,
+                    until: None,
+                },
+            ],
+        );
+        assert_eq!(
+            notices(&app, 2),
+            [
+                "muted: bob, by alice (22:12) until Nov 16 22:13: flooding",
+                "muted: carol, by me (22:11) until unmuted",
+            ]
+        );
+        app.mutes_loaded(RoomId(2), Vec::new());
+        assert_eq!(
+            notices(&app, 2).last().map(String::as_str),
+            Some("no one is muted in #dev")
+        );
+        app.mutes_loaded(RoomId(9), Vec::new());
+    }
+}
