@@ -133,6 +133,38 @@ fn login_screen() {
     insta::assert_snapshot!(render(&app, 70, 14));
 }
 
+/// Registering: the password is asked twice, both hidden; the repeat has focus.
+#[test]
+fn register_form_with_its_repeat_field() {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut app = App::new("chat.office.lan:8888", Some("alice"));
+    app.on_key(KeyEvent::new(KeyCode::Char('r'), KeyModifiers::CONTROL));
+    for c in "hunter2".chars() {
+        app.on_key(KeyEvent::from(KeyCode::Char(c)));
+    }
+    app.on_key(KeyEvent::from(KeyCode::Enter));
+    for c in "hunt".chars() {
+        app.on_key(KeyEvent::from(KeyCode::Char(c)));
+    }
+    insta::assert_snapshot!(render(&app, 70, 14));
+}
+
+/// /passwd with the new password typed differently twice: the popup stays, says so, and
+/// waits for the repeat again.
+#[test]
+fn passwd_popup_with_differing_new_passwords() {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent};
+    let mut app = busy_app();
+    app.open_passwd();
+    for text in ["old one", "new one", "new eno"] {
+        for c in text.chars() {
+            app.on_key(KeyEvent::from(KeyCode::Char(c)));
+        }
+        app.on_key(KeyEvent::from(KeyCode::Enter));
+    }
+    insta::assert_snapshot!(render(&app, 100, 16));
+}
+
 #[test]
 fn busy_room_with_cjk_wrapping_unread_counts_and_members() {
     insta::assert_snapshot!(render(&busy_app(), 100, 16));

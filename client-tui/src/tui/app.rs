@@ -45,14 +45,52 @@ pub struct LoginForm {
     pub username: LineEditor,
     /// Password (never shown).
     pub password: LineEditor,
-    /// The password field has focus.
-    pub on_password: bool,
+    /// The password typed again, when registering (never shown).
+    pub repeat: LineEditor,
+    /// The field with focus.
+    pub focus: LoginField,
     /// Register a new account instead of logging in.
     pub register: bool,
     /// The last failure.
     pub error: Option<String>,
     /// A login attempt is in flight.
     pub busy: bool,
+}
+
+/// A field of the login screen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LoginField {
+    /// The user name.
+    #[default]
+    Username,
+    /// The password.
+    Password,
+    /// The password again (shown only when registering).
+    Repeat,
+}
+
+impl LoginForm {
+    /// The fields shown, top to bottom: the repeated password only when registering.
+    pub fn fields(&self) -> &'static [LoginField] {
+        if self.register {
+            &[
+                LoginField::Username,
+                LoginField::Password,
+                LoginField::Repeat,
+            ]
+        } else {
+            &[LoginField::Username, LoginField::Password]
+        }
+    }
+
+    /// The focused field's editor.
+    pub fn focused_mut(&mut self) -> &mut LineEditor {
+        match self.focus {
+            LoginField::Username => &mut self.username,
+            LoginField::Password => &mut self.password,
+            LoginField::Repeat => &mut self.repeat,
+        }
+    }
 }
 
 /// The change-password popup.
@@ -62,8 +100,39 @@ pub struct PasswdForm {
     pub old: LineEditor,
     /// The new password.
     pub new: LineEditor,
-    /// The new-password field has focus.
-    pub on_new: bool,
+    /// The new password typed again.
+    pub repeat: LineEditor,
+    /// The field with focus.
+    pub focus: PasswdField,
+    /// Why the last Enter did not submit.
+    pub error: Option<String>,
+}
+
+/// A field of the change-password popup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PasswdField {
+    /// The current password.
+    #[default]
+    Current,
+    /// The new password.
+    New,
+    /// The new password again.
+    Repeat,
+}
+
+impl PasswdForm {
+    /// The fields, top to bottom.
+    pub const FIELDS: &[PasswdField] =
+        &[PasswdField::Current, PasswdField::New, PasswdField::Repeat];
+
+    /// The focused field's editor.
+    pub fn focused_mut(&mut self) -> &mut LineEditor {
+        match self.focus {
+            PasswdField::Current => &mut self.old,
+            PasswdField::New => &mut self.new,
+            PasswdField::Repeat => &mut self.repeat,
+        }
+    }
 }
 
 /// What the screen shows.
@@ -503,7 +572,7 @@ impl App {
         let mut form = LoginForm::default();
         if let Some(name) = username {
             form.username.set_text(name);
-            form.on_password = true;
+            form.focus = LoginField::Password;
         }
         Self {
             server: server.into(),
@@ -594,6 +663,10 @@ impl App {
         if let Screen::Login(form) = &mut self.screen {
             form.busy = false;
             form.password.set_text("");
+            form.repeat.set_text("");
+            if form.focus == LoginField::Repeat {
+                form.focus = LoginField::Password;
+            }
             form.error = Some(error);
         }
     }

@@ -4,7 +4,7 @@ use ratatui::crossterm::event::{
     KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind,
 };
 
-use super::app::{Action, App, PasswdForm, Screen};
+use super::app::{Action, App, LoginField, PasswdField, PasswdForm, Screen};
 use super::editor::LineEditor;
 
 /// Rows a mouse-wheel step scrolls.
@@ -36,6 +36,12 @@ fn edit(editor: &mut LineEditor, key: &KeyEvent) -> bool {
         _ => return false,
     }
     true
+}
+
+/// The field `by` places after `at` among `fields` (before it when negative), round the end.
+fn step<T: Copy + PartialEq>(fields: &[T], at: T, by: isize) -> T {
+    let i = fields.iter().position(|&f| f == at).unwrap_or(0) as isize;
+    fields[(i + by).rem_euclid(fields.len() as isize) as usize]
 }
 
 /// `text` without terminal escape sequences (as in coloured output: CSI such as `ESC [ 31 m`,
@@ -110,17 +116,28 @@ impl App {
             return Vec::new();
         }
         if let Some(form) = &mut self.passwd {
+            let fields = PasswdForm::FIELDS;
             return match key.code {
                 KeyCode::Esc => {
                     self.passwd = None;
                     Vec::new()
                 }
-                KeyCode::Tab | KeyCode::Down | KeyCode::Up => {
-                    form.on_new = !form.on_new;
+                KeyCode::Tab | KeyCode::Down => {
+                    form.focus = step(fields, form.focus, 1);
                     Vec::new()
                 }
-                KeyCode::Enter if !form.on_new => {
-                    form.on_new = true;
+                KeyCode::BackTab | KeyCode::Up => {
+                    form.focus = step(fields, form.focus, -1);
+                    Vec::new()
+                }
+                KeyCode::Enter if form.focus != PasswdField::Repeat => {
+                    form.focus = step(fields, form.focus, 1);
+                    Vec::new()
+                }
+                KeyCode::Enter if form.new.text() != form.repeat.text() => {
+                    form.error = Some("the new passwords differ".into());
+                    form.repeat.set_text("");
+                    form.focus = PasswdField::Repeat;
                     Vec::new()
                 }
                 KeyCode::Enter => {
@@ -129,12 +146,7 @@ impl App {
                     vec![Action::ChangePassword { old, new }]
                 }
                 _ => {
-                    let field = if form.on_new {
-                        &mut form.new
-                    } else {
-                        &mut form.old
-                    };
-                    edit(field, &key);
+                    edit(form.focused_mut(), &key);
                     Vec::new()
                 }
             };
@@ -144,17 +156,36 @@ impl App {
                 if form.busy {
                     return Vec::new();
                 }
+                let last = form.fields().last().copied();
                 match key.code {
-                    KeyCode::Char('r') if ctrl => form.register = !form.register,
-                    KeyCode::Tab | KeyCode::Down | KeyCode::Up | KeyCode::BackTab => {
-                        form.on_password = !form.on_password;
+                    KeyCode::Char('r') if ctrl => {
+                        form.register = !form.register;
+                        if !form.register {
+                            // A login has no repeated password: it goes with its field.
+                            form.repeat.set_text("");
+                            if form.focus == LoginField::Repeat {
+                                form.focus = LoginField::Password;
+                            }
+                        }
                     }
-                    KeyCode::Enter if !form.on_password => form.on_password = true,
+                    KeyCode::Tab | KeyCode::Down => form.focus = step(form.fields(), form.focus, 1),
+                    KeyCode::BackTab | KeyCode::Up => {
+                        form.focus = step(form.fields(), form.focus, -1);
+                    }
+                    KeyCode::Enter if Some(form.focus) != last => {
+                        form.focus = step(form.fields(), form.focus, 1);
+                    }
                     KeyCode::Enter => {
                         let username = form.username.text().trim().to_string();
                         if username.is_empty() {
                             form.error = Some("type your user name".into());
-                            form.on_password = false;
+                            form.focus = LoginField::Username;
+                            return Vec::new();
+                        }
+                        if form.register && form.password.text() != form.repeat.text() {
+                            form.error = Some("the passwords differ".into());
+                            form.repeat.set_text("");
+                            form.focus = LoginField::Repeat;
                             return Vec::new();
                         }
                         form.busy = true;
@@ -167,12 +198,7 @@ impl App {
                     }
                     KeyCode::Esc => return vec![Action::Quit],
                     _ => {
-                        let field = if form.on_password {
-                            &mut form.password
-                        } else {
-                            &mut form.username
-                        };
-                        edit(field, &key);
+                        edit(form.focused_mut(), &key);
                     }
                 }
                 Vec::new()
@@ -263,23 +289,13 @@ impl App {
             return Vec::new();
         }
         if let Some(form) = &mut self.passwd {
-            let field = if form.on_new {
-                &mut form.new
-            } else {
-                &mut form.old
-            };
-            field.insert_str(&single_line());
+            form.focused_mut().insert_str(&single_line());
             return Vec::new();
         }
         match &mut self.screen {
             Screen::Login(form) => {
                 if !form.busy {
-                    let field = if form.on_password {
-                        &mut form.password
-                    } else {
-                        &mut form.username
-                    };
-                    field.insert_str(&single_line());
+                    form.focused_mut().insert_str(&single_line());
                 }
                 Vec::new()
             }
@@ -394,6 +410,7 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tui::app::LoginForm;
     use chatroom_protocol::{UserId, UserSummary};
 
     fn press(app: &mut App, code: KeyCode, modifiers: KeyModifiers) -> Vec<Action> {
@@ -406,13 +423,48 @@ mod tests {
         }
     }
 
+    fn login_form(app: &App) -> &LoginForm {
+        let Screen::Login(form) = &app.screen else {
+            panic!("not on the login screen");
+        };
+        form
+    }
+
     #[test]
-    fn the_login_form_submits_credentials() {
+    fn the_login_form_submits_credentials_without_a_repeat() {
         let mut app = App::new("h:1", None);
         type_text(&mut app, "alice");
         press(&mut app, KeyCode::Tab, KeyModifiers::NONE);
         type_text(&mut app, "secret pw");
+        assert_eq!(login_form(&app).fields().len(), 2, "no repeat field");
+        let actions = press(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+        assert_eq!(
+            actions,
+            vec![Action::Login {
+                username: "alice".into(),
+                password: "secret pw".into(),
+                register: false
+            }]
+        );
+        assert!(
+            press(&mut app, KeyCode::Enter, KeyModifiers::NONE).is_empty(),
+            "busy"
+        );
+    }
+
+    #[test]
+    fn registering_takes_the_password_twice() {
+        let mut app = App::new("h:1", None);
         press(&mut app, KeyCode::Char('r'), KeyModifiers::CONTROL);
+        type_text(&mut app, "alice");
+        press(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+        type_text(&mut app, "secret pw");
+        assert!(
+            press(&mut app, KeyCode::Enter, KeyModifiers::NONE).is_empty(),
+            "Enter on the password goes on to the repeat"
+        );
+        assert_eq!(login_form(&app).focus, LoginField::Repeat);
+        app.on_paste("secret pw");
         let actions = press(&mut app, KeyCode::Enter, KeyModifiers::NONE);
         assert_eq!(
             actions,
@@ -422,10 +474,145 @@ mod tests {
                 register: true
             }]
         );
+        assert!(login_form(&app).busy);
+    }
+
+    #[test]
+    fn registering_with_differing_passwords_sends_nothing() {
+        let mut app = App::new("h:1", Some("alice"));
+        press(&mut app, KeyCode::Char('r'), KeyModifiers::CONTROL);
+        type_text(&mut app, "secret pw");
+        press(&mut app, KeyCode::Tab, KeyModifiers::NONE);
+        type_text(&mut app, "secret wp");
+        assert!(press(&mut app, KeyCode::Enter, KeyModifiers::NONE).is_empty());
+        let form = login_form(&app);
+        assert_eq!(form.error.as_deref(), Some("the passwords differ"));
+        assert_eq!(form.focus, LoginField::Repeat);
+        assert_eq!(form.repeat.text(), "", "the repeat is typed again");
+        assert_eq!(form.password.text(), "secret pw", "the password stays");
+        assert!(!form.busy);
+        // Typed again, right this time.
+        type_text(&mut app, "secret pw");
+        assert_eq!(
+            press(&mut app, KeyCode::Enter, KeyModifiers::NONE),
+            vec![Action::Login {
+                username: "alice".into(),
+                password: "secret pw".into(),
+                register: true
+            }]
+        );
+    }
+
+    #[test]
+    fn the_repeat_field_is_there_only_when_registering() {
+        let mut app = App::new("h:1", Some("alice"));
+        // Logging in, the fields are user and password, round and round.
+        press(&mut app, KeyCode::Tab, KeyModifiers::NONE);
+        assert_eq!(login_form(&app).focus, LoginField::Username);
+        press(&mut app, KeyCode::Up, KeyModifiers::NONE);
+        assert_eq!(login_form(&app).focus, LoginField::Password);
+        // Registering, a third field follows the password; ↑ and BackTab go back.
+        press(&mut app, KeyCode::Char('r'), KeyModifiers::CONTROL);
+        press(&mut app, KeyCode::Down, KeyModifiers::NONE);
+        assert_eq!(login_form(&app).focus, LoginField::Repeat);
+        type_text(&mut app, "typed");
+        press(&mut app, KeyCode::BackTab, KeyModifiers::NONE);
+        assert_eq!(login_form(&app).focus, LoginField::Password);
+        press(&mut app, KeyCode::Up, KeyModifiers::NONE);
+        press(&mut app, KeyCode::Up, KeyModifiers::NONE);
+        assert_eq!(login_form(&app).focus, LoginField::Repeat, "round the top");
+        // Back to logging in: the field goes, with what was typed in it and its focus.
+        press(&mut app, KeyCode::Char('r'), KeyModifiers::CONTROL);
+        let form = login_form(&app);
+        assert_eq!(form.focus, LoginField::Password);
+        assert_eq!(form.repeat.text(), "");
+        type_text(&mut app, "pw");
+        assert_eq!(
+            press(&mut app, KeyCode::Enter, KeyModifiers::NONE),
+            vec![Action::Login {
+                username: "alice".into(),
+                password: "pw".into(),
+                register: false
+            }]
+        );
+    }
+
+    #[test]
+    fn a_failed_registration_clears_both_passwords() {
+        let mut app = App::new("h:1", Some("alice"));
+        press(&mut app, KeyCode::Char('r'), KeyModifiers::CONTROL);
+        type_text(&mut app, "pw");
+        press(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+        type_text(&mut app, "pw");
+        assert_eq!(press(&mut app, KeyCode::Enter, KeyModifiers::NONE).len(), 1);
+        app.login_failed("user name taken".into());
+        let form = login_form(&app);
+        assert_eq!(
+            (form.password.text(), form.repeat.text()),
+            ("".into(), "".into())
+        );
+        assert_eq!(form.focus, LoginField::Password);
+    }
+
+    fn chatting() -> App {
+        let mut app = App::new("h:1", None);
+        app.logged_in(UserSummary {
+            id: UserId(1),
+            username: "me".into(),
+            is_admin: false,
+        });
+        app
+    }
+
+    #[test]
+    fn passwd_with_matching_new_passwords_changes_it() {
+        let mut app = chatting();
+        app.open_passwd();
+        type_text(&mut app, "old pw");
+        press(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+        type_text(&mut app, "new pw");
         assert!(
             press(&mut app, KeyCode::Enter, KeyModifiers::NONE).is_empty(),
-            "busy"
+            "Enter on the new password goes on to the repeat"
         );
+        app.on_paste("new pw");
+        assert_eq!(
+            press(&mut app, KeyCode::Enter, KeyModifiers::NONE),
+            vec![Action::ChangePassword {
+                old: "old pw".into(),
+                new: "new pw".into()
+            }]
+        );
+        assert!(app.passwd.is_none());
+    }
+
+    #[test]
+    fn passwd_with_differing_new_passwords_stays_open() {
+        let mut app = chatting();
+        app.open_passwd();
+        type_text(&mut app, "old pw");
+        press(&mut app, KeyCode::Tab, KeyModifiers::NONE);
+        type_text(&mut app, "new pw");
+        press(&mut app, KeyCode::Tab, KeyModifiers::NONE);
+        type_text(&mut app, "new wp");
+        assert!(press(&mut app, KeyCode::Enter, KeyModifiers::NONE).is_empty());
+        let form = app.passwd.as_ref().expect("still open");
+        assert_eq!(form.error.as_deref(), Some("the new passwords differ"));
+        assert_eq!(form.focus, PasswdField::Repeat);
+        assert_eq!(form.repeat.text(), "");
+        assert_eq!(
+            (form.old.text(), form.new.text()),
+            ("old pw".into(), "new pw".into())
+        );
+        // BackTab and ↑ go back a field; Esc still closes it.
+        press(&mut app, KeyCode::BackTab, KeyModifiers::NONE);
+        press(&mut app, KeyCode::Up, KeyModifiers::NONE);
+        assert_eq!(
+            app.passwd.as_ref().expect("open").focus,
+            PasswdField::Current
+        );
+        assert!(press(&mut app, KeyCode::Esc, KeyModifiers::NONE).is_empty());
+        assert!(app.passwd.is_none());
     }
 
     #[test]

@@ -12,8 +12,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use unicode_width::UnicodeWidthChar;
 
-use super::app::{App, ConnectionState, Entry, LoginForm, RoomState, Screen};
+use super::app::{
+    App, ConnectionState, Entry, LoginField, LoginForm, PasswdField, PasswdForm, RoomState, Screen,
+};
 use super::commands::{HELP, KEYS};
+use super::editor::LineEditor;
 use super::search::{SearchView, one_line};
 use super::transfers::{TransferState, TransferView};
 use crate::output::{human_bytes, human_duration, human_rate};
@@ -66,25 +69,35 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
 }
 
-fn draw_passwd(frame: &mut Frame, form: &super::app::PasswdForm) {
-    let area = centered(frame.area(), 44, 6);
+fn draw_passwd(frame: &mut Frame, form: &PasswdForm) {
+    let area = centered(frame.area(), 44, 7);
     frame.render_widget(Clear, area);
     let block = Block::bordered().title(" change password · Esc to cancel ");
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let row = |label: &str, chars: usize, focused: bool| {
+    let row = |label: &str, field: &LineEditor, which: PasswdField| {
         Line::from(vec![
             Span::styled(
-                format!("{} {label:<13}", if focused { "›" } else { " " }),
+                format!(
+                    "{} {label:<13}",
+                    if form.focus == which { "›" } else { " " }
+                ),
                 dim(),
             ),
-            Span::raw("•".repeat(chars)),
+            Span::raw("•".repeat(field.text().chars().count())),
         ])
     };
     let lines = vec![
-        row("current", form.old.text().chars().count(), !form.on_new),
-        row("new", form.new.text().chars().count(), form.on_new),
-        Line::default(),
+        row("current", &form.old, PasswdField::Current),
+        row("new", &form.new, PasswdField::New),
+        row("repeat new", &form.repeat, PasswdField::Repeat),
+        match &form.error {
+            Some(error) => Line::from(Span::styled(
+                format!("  {error}"),
+                Style::new().fg(Color::Red),
+            )),
+            None => Line::default(),
+        },
         Line::from(Span::styled("  other sessions will be logged out", dim())),
     ];
     frame.render_widget(Paragraph::new(lines), inner);
@@ -112,10 +125,13 @@ fn draw_login(frame: &mut Frame, app: &App, form: &LoginForm) {
     let block = Block::bordered().title(title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let field = |label: &str, value: String, focused: bool| {
+    // Labels take the longest one's width, so "repeat password" has room when registering.
+    let label_width = if form.register { 16 } else { 9 };
+    let field = |label: &str, value: String, which: LoginField| {
+        let focused = form.focus == which;
         let marker = if focused { "›" } else { " " };
         Line::from(vec![
-            Span::styled(format!("{marker} {label:<9}"), dim()),
+            Span::styled(format!("{marker} {label:<label_width$}"), dim()),
             Span::styled(
                 value,
                 if focused {
@@ -126,14 +142,25 @@ fn draw_login(frame: &mut Frame, app: &App, form: &LoginForm) {
             ),
         ])
     };
-    let masked = "•".repeat(form.password.text().chars().count());
+    // Passwords show as dots, one per character.
+    let masked = |editor: &LineEditor| "•".repeat(editor.text().chars().count());
     let mut lines = vec![
-        Line::from(Span::styled(format!("  server   {}", app.server), dim())),
+        Line::from(Span::styled(
+            format!("  {:<label_width$}{}", "server", app.server),
+            dim(),
+        )),
         Line::default(),
-        field("user", form.username.text(), !form.on_password),
-        field("password", masked, form.on_password),
-        Line::default(),
+        field("user", form.username.text(), LoginField::Username),
+        field("password", masked(&form.password), LoginField::Password),
     ];
+    if form.register {
+        lines.push(field(
+            "repeat password",
+            masked(&form.repeat),
+            LoginField::Repeat,
+        ));
+    }
+    lines.push(Line::default());
     match (&form.error, form.busy) {
         (_, true) => lines.push(Line::from(Span::styled("  connecting…", dim()))),
         (Some(error), false) => lines.push(Line::from(Span::styled(
@@ -152,15 +179,13 @@ fn draw_login(frame: &mut Frame, app: &App, form: &LoginForm) {
         dim(),
     )));
     frame.render_widget(Paragraph::new(lines), inner);
-    // The cursor sits in the focused field (the password field shows dots, one per char).
-    let (row, editor) = if form.on_password {
-        (3, &form.password)
-    } else {
-        (2, &form.username)
+    // The cursor sits in the focused field (a password field shows dots, one per char).
+    let (row, editor) = match form.focus {
+        LoginField::Username => (2, &form.username),
+        LoginField::Password => (3, &form.password),
+        LoginField::Repeat => (4, &form.repeat),
     };
-    let prefix = if form.on_password {
-        editor.cursor() as u16
-    } else {
+    let prefix = if form.focus == LoginField::Username {
         display_width(
             &editor
                 .text()
@@ -168,8 +193,10 @@ fn draw_login(frame: &mut Frame, app: &App, form: &LoginForm) {
                 .take(editor.cursor())
                 .collect::<String>(),
         )
+    } else {
+        editor.cursor() as u16
     };
-    let x = inner.x + 11 + prefix;
+    let x = inner.x + 2 + label_width as u16 + prefix;
     if x < inner.x + inner.width && inner.height > row {
         frame.set_cursor_position((x, inner.y + row));
     }
