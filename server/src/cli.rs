@@ -36,11 +36,15 @@ pub struct Settings {
     /// Address to listen on [default: 0.0.0.0:8888]
     #[arg(long, env = "CHATROOM_LISTEN", value_name = "ADDR", global = true)]
     pub listen: Option<SocketAddr>,
+    /// Serve GET /health and GET /metrics (Prometheus) over HTTP on this address, e.g.
+    /// 127.0.0.1:9100 [default: off]
+    #[arg(long, env = "CHATROOM_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Directory for the database (created if missing) [default: ./chatroom-data]
     #[arg(long, env = "CHATROOM_DATA_DIR", value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// TOML file with settings (keys as in the `Config` docs: server_name, data_dir, listen,
-    /// registration, synchronous, and [limits], [files] and [ai] tables)
+    /// metrics_listen, registration, synchronous, and [limits], [files] and [ai] tables)
     #[arg(long, env = "CHATROOM_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Name shown to clients [default: Chat-Room]
@@ -249,6 +253,7 @@ pub fn resolve_config_with_key(
     #[serde(default, deny_unknown_fields)]
     struct FileConfig {
         listen: Option<SocketAddr>,
+        metrics_listen: Option<SocketAddr>,
         server_name: Option<String>,
         data_dir: Option<PathBuf>,
         registration: Option<RegistrationPolicy>,
@@ -269,6 +274,9 @@ pub fn resolve_config_with_key(
     let mut listen: SocketAddr = DEFAULT_LISTEN.parse()?;
     if let Some(v) = file.listen {
         listen = v;
+    }
+    if let Some(v) = file.metrics_listen {
+        config.metrics_listen = Some(v);
     }
     if let Some(v) = file.server_name {
         config.server_name = v;
@@ -294,6 +302,9 @@ pub fn resolve_config_with_key(
     // clap has already put flags over environment variables.
     if let Some(v) = settings.listen {
         listen = v;
+    }
+    if let Some(v) = settings.metrics_listen {
+        config.metrics_listen = Some(v);
     }
     if let Some(v) = &settings.server_name {
         config.server_name.clone_from(v);
@@ -476,13 +487,24 @@ fn serve(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let local = listener.local_addr()?;
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen for health and metrics on {addr}"))?,
+            ),
+            None => None,
+        };
         println!(
             "chatroom-server listening on {local}, data in {}",
             config.data_dir.display()
         );
+        if let Some(addr) = metrics.as_ref().and_then(|m| m.local_addr().ok()) {
+            println!("health and metrics on http://{addr}/health and http://{addr}/metrics");
+        }
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
-        crate::run(listener, config, shutdown).await?;
+        crate::run_with_metrics(listener, metrics, config, shutdown).await?;
         Ok::<_, anyhow::Error>(())
     })?;
     // Blocking-pool threads (a password hash in progress) must not hold up the exit.
@@ -733,6 +755,43 @@ mod tests {
         assert!(resolve_config_with_key(&cli.settings, None).is_err());
         let cli =
             Cli::try_parse_from(["chatroom-server", "--ai-name", "not valid"]).expect("parse");
+        assert!(resolve_config_with_key(&cli.settings, None).is_err());
+    }
+
+    #[test]
+    fn the_metrics_endpoint_is_off_by_default_and_layers_like_the_others() {
+        let cli = Cli::try_parse_from(["chatroom-server"]).expect("parse");
+        let (config, _) = resolve_config_with_key(&cli.settings, None).expect("resolve");
+        assert_eq!(config.metrics_listen, None, "off by default");
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("server.toml");
+        std::fs::write(&file, "metrics_listen = \"127.0.0.1:9100\"\n").expect("write");
+        let path = file.to_str().expect("utf-8 path");
+        let cli = Cli::try_parse_from(["chatroom-server", "--config", path]).expect("parse");
+        let (config, _) = resolve_config_with_key(&cli.settings, None).expect("resolve");
+        assert_eq!(
+            config.metrics_listen,
+            Some("127.0.0.1:9100".parse().expect("addr")),
+            "file over default"
+        );
+        let cli = Cli::try_parse_from([
+            "chatroom-server",
+            "--config",
+            path,
+            "--metrics-listen",
+            "127.0.0.1:9200",
+        ])
+        .expect("parse");
+        let (config, _) = resolve_config_with_key(&cli.settings, None).expect("resolve");
+        assert_eq!(
+            config.metrics_listen,
+            Some("127.0.0.1:9200".parse().expect("addr")),
+            "flag over file"
+        );
+
+        std::fs::write(&file, "metrics_listen = \"not an address\"\n").expect("write");
+        let cli = Cli::try_parse_from(["chatroom-server", "--config", path]).expect("parse");
         assert!(resolve_config_with_key(&cli.settings, None).is_err());
     }
 

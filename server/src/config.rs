@@ -5,6 +5,7 @@
 //! `Config` directly.
 
 use serde::Deserialize;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,6 +29,9 @@ pub struct Config {
     pub ai: AiConfig,
     /// File transfer: sizes, quotas, expiry.
     pub files: FilesConfig,
+    /// Where to serve `GET /health` and `GET /metrics` over HTTP (see [`crate::metrics`]);
+    /// `None`, the default, serves neither.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// File transfer settings.
@@ -136,6 +140,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             files: FilesConfig::default(),
             ai: AiConfig::default(),
+            metrics_listen: None,
         }
     }
 }

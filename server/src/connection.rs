@@ -57,13 +57,16 @@ pub(crate) async fn serve(
     let conn_id = shared.next_conn_id();
     let span = tracing::info_span!("conn", id = conn_id, %peer, user = tracing::field::Empty);
     async move {
+        let _open = shared.metrics.connection_open();
         if let Err(e) = socket.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
         let (read, write) = socket.into_split();
         let limits = &shared.config.limits;
         let (outlet, drain) = outbox(limits.outbound_queue_frames.max(16) as usize);
-        let writer = tracker.spawn(write_loop(write, drain).instrument(tracing::Span::current()));
+        let writer = tracker.spawn(
+            write_loop(write, drain, Arc::clone(&shared)).instrument(tracing::Span::current()),
+        );
         let mut conn = Conn::new(conn_id, peer, Arc::clone(&shared), outlet);
         read_loop(read, &mut conn, &shutdown).await;
         conn.end_session();
@@ -236,13 +239,15 @@ async fn read_loop(mut read: OwnedReadHalf, conn: &mut Conn, shutdown: &Cancella
     }
 }
 
-async fn write_loop(mut write: OwnedWriteHalf, drain: Drain) {
+async fn write_loop(mut write: OwnedWriteHalf, drain: Drain, shared: Arc<Shared>) {
     let mut frames = VecDeque::new();
     let mut batch = BytesMut::new();
     // Whether the stream ends on a frame boundary, so that a farewell frame can follow.
     let mut on_boundary = true;
     'taking: while drain.take_all(&mut frames).await == Taken::Frames {
         while let Some(first) = frames.pop_front() {
+            // Frames and bytes in this write, for the metrics.
+            let mut written = (1, first.len());
             let outcome = if frames.is_empty() || first.len() >= WRITE_BATCH_BYTES {
                 write_bounded(&mut write, &first, &drain).await
             } else {
@@ -250,16 +255,23 @@ async fn write_loop(mut write: OwnedWriteHalf, drain: Drain) {
                 batch.extend_from_slice(&first);
                 while batch.len() < WRITE_BATCH_BYTES {
                     match frames.pop_front() {
-                        Some(frame) => batch.extend_from_slice(&frame),
+                        Some(frame) => {
+                            batch.extend_from_slice(&frame);
+                            written.0 += 1;
+                        }
                         None => break,
                     }
                 }
+                written.1 = batch.len();
                 let outcome = write_bounded(&mut write, &batch, &drain).await;
                 if batch.capacity() > 4 * WRITE_BATCH_BYTES {
                     batch = BytesMut::new();
                 }
                 outcome
             };
+            if !matches!(outcome, WriteOutcome::Interrupted) {
+                shared.metrics.sent(written.0, written.1 as u64);
+            }
             match outcome {
                 WriteOutcome::Written if frames.is_empty() || !drain.is_closed() => {}
                 WriteOutcome::Written | WriteOutcome::WrittenThenClosed => break 'taking,

@@ -16,6 +16,7 @@
 //! - [`outbox`]: a connection's bounded queue of outgoing frames.
 //! - [`files`]: file content on disk and the uploads in progress.
 //! - [`admin`]: offline account maintenance for the `user …` subcommands.
+//! - [`metrics`]: the optional HTTP endpoint with `/health` and Prometheus `/metrics`.
 //! - [`ai`]: the AI bot — a reserved account answering `@ai` mentions and direct messages.
 
 #![deny(missing_docs)]
@@ -30,6 +31,7 @@ pub mod error;
 pub mod files;
 pub mod hub;
 pub mod limits;
+pub mod metrics;
 pub mod outbox;
 mod requests;
 pub mod sessions;
@@ -62,6 +64,15 @@ pub enum ServerError {
     /// A start-up task died.
     #[error("start-up failed: {0}")]
     Startup(String),
+    /// The health and metrics address (`metrics_listen`) could not be bound.
+    #[error("cannot listen for health and metrics on {addr}: {source}")]
+    MetricsListen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What every connection shares.
@@ -83,6 +94,8 @@ pub(crate) struct Shared {
     pub uploads: files::Uploads,
     /// The AI bot, when it is on.
     pub ai: Option<Arc<ai::Ai>>,
+    /// Counters for the metrics endpoint.
+    pub metrics: metrics::Metrics,
     next_conn: AtomicU64,
 }
 
@@ -95,8 +108,32 @@ impl Shared {
 /// Serves `listener` until `shutdown` is cancelled, then shuts down gracefully: stops
 /// accepting, tells every client (`ServerShutdown`), flushes their queues and the storage queue,
 /// and returns within [`SHUTDOWN_GRACE`] plus the last commit.
+///
+/// With `config.metrics_listen` set, it first binds that address for the health and metrics
+/// endpoint ([`metrics`]); failing to is an error. To learn the port of `127.0.0.1:0`, bind it
+/// yourself and use [`run_with_metrics`].
 pub async fn run(
     listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::MetricsListen { addr, source })?,
+        ),
+        None => None,
+    };
+    run_with_metrics(listener, metrics, config, shutdown).await
+}
+
+/// [`run`], with the health and metrics endpoint served on `metrics` when given — a listener
+/// the caller bound, as for the chat `listener` — and none otherwise (`config.metrics_listen`
+/// is not looked at).
+pub async fn run_with_metrics(
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
@@ -153,6 +190,7 @@ pub async fn run(
         files: file_store,
         uploads: files::Uploads::default(),
         ai,
+        metrics: metrics::Metrics::default(),
         next_conn: AtomicU64::new(1),
     });
     tracker.spawn(Arc::clone(&hub).run_presence(PRESENCE_WINDOW, shutdown.clone()));
@@ -161,6 +199,19 @@ pub async fn run(
         shutdown.clone(),
     ));
     tracker.spawn(sessions::upkeep(Arc::clone(&shared), shutdown.clone()));
+    if let Some(listener) = metrics {
+        // "Messages stored since start" counts from the highest message id now.
+        match shared.storage.reads.run(metrics::highest_message_id).await {
+            Ok(id) => shared.metrics.set_first_message_id(id),
+            Err(e) => tracing::warn!(error = %e, "metrics: cannot read the highest message id"),
+        }
+        tracker.spawn(metrics::serve(
+            listener,
+            Arc::clone(&shared),
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+    }
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, data_dir = %shared.config.data_dir.display(), "serving");
     }
@@ -179,6 +230,7 @@ pub async fn run(
                 continue;
             }
         };
+        shared.metrics.connection_accepted();
         match connections.acquire(peer.ip()) {
             Some(slot) => {
                 tracker.spawn(connection::serve(
@@ -191,6 +243,7 @@ pub async fn run(
                 ));
             }
             None => {
+                shared.metrics.connection_refused();
                 tracker.spawn(refuse(socket, peer, shared.config.limits.max_frame_bytes));
             }
         }

@@ -9,6 +9,7 @@ mod durability;
 mod edit;
 mod examples;
 mod files;
+mod health;
 mod hostile;
 mod messages;
 mod moderation;

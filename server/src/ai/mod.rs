@@ -24,7 +24,7 @@ mod speak;
 use chatroom_ai::{Backend, builtin::Builtin, openai};
 use chatroom_protocol::{MessageKind, RoomId, RoomKind, Seq, UserId};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
@@ -167,6 +167,8 @@ pub(crate) struct Ai {
     inner: Arc<Inner>,
     intake: mpsc::Sender<Job>,
     runtime: tokio::runtime::Handle,
+    /// Questions handed to the bot since start (for the metrics endpoint).
+    questions: AtomicU64,
 }
 
 /// The backend the configuration asks for.
@@ -242,6 +244,7 @@ impl Ai {
             inner,
             intake,
             runtime: tokio::runtime::Handle::current(),
+            questions: AtomicU64::new(0),
         }))
     }
 
@@ -264,6 +267,7 @@ impl Ai {
     /// Hands a committed question to the bot without waiting (this runs on the storage
     /// writer thread). A full queue gets a "busy" notice instead (once per user and window).
     pub fn submit(&self, job: Job) {
+        self.questions.fetch_add(1, Ordering::Relaxed);
         match self.intake.try_send(job) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(job)) => {
@@ -275,6 +279,19 @@ impl Ai {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
+    }
+}
+
+impl Ai {
+    /// Questions handed to the bot since the server started, answered or not.
+    pub fn questions(&self) -> u64 {
+        self.questions.load(Ordering::Relaxed)
+    }
+
+    /// Answers being generated now.
+    pub fn answering(&self) -> usize {
+        let slots = self.inner.config.max_concurrent.max(1) as usize;
+        slots.saturating_sub(self.inner.slots.available_permits())
     }
 }
 

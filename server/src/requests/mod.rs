@@ -107,6 +107,7 @@ impl Conn {
 
     /// Handles one request and queues its response.
     pub async fn handle(&mut self, id: u32, body: Request) {
+        self.shared.metrics.request();
         self.current_request = id;
         let bucket = match body {
             Request::UploadChunk { .. } | Request::ReadFile { .. } => &mut self.transfers,
@@ -281,13 +282,16 @@ impl Conn {
                 token_hash: token_hash.clone(),
             },
         );
-        self.session = Some(Session { user, token_hash });
+        if self.session.replace(Session { user, token_hash }).is_none() {
+            self.shared.metrics.session_started();
+        }
     }
 
     /// Leaves the hub (logout or disconnect).
     pub fn end_session(&mut self) {
         if let Some(session) = self.session.take() {
             self.shared.hub.detach(session.user.id, self.id);
+            self.shared.metrics.session_ended();
         }
     }
 
