@@ -1,4 +1,5 @@
-//! The `chatroom-server` command line: serve (the default), or maintain accounts offline.
+//! The `chatroom-server` command line: serve (the default), maintain accounts offline, back up
+//! or check the database.
 //!
 //! Settings come from, in order of precedence: flags, `CHATROOM_*` environment variables, the
 //! TOML file named by `--config`, and the built-in defaults — so the bare command serves on
@@ -159,6 +160,15 @@ pub enum Command {
     /// Maintain accounts while the server is stopped.
     #[command(subcommand)]
     User(UserCommand),
+    /// Copy the database to FILE with SQLite's online backup; safe while the server runs.
+    /// Uploaded files are in the data directory's files/ folder: copy it alongside.
+    Backup {
+        /// Where the copy goes; an existing file is never overwritten.
+        file: PathBuf,
+    },
+    /// Check the database and its search index for corruption; exits non-zero on problems.
+    /// Safe while the server runs.
+    Check,
 }
 
 /// Account maintenance.
@@ -461,6 +471,8 @@ pub fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config, listen),
         Command::User(command) => user_command(&config, command),
+        Command::Backup { file } => backup_command(&config, &file),
+        Command::Check => check_command(&config),
     }
 }
 
@@ -534,6 +546,60 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     }
     tracing::info!("shutting down");
     shutdown.cancel();
+}
+
+fn backup_command(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    let database = config.database_path();
+    let report = crate::maintenance::backup(&database, file)?;
+    println!(
+        "backed up {} to {}: {} pages of {} bytes, {} bytes in all (schema version {})",
+        database.display(),
+        file.display(),
+        report.pages,
+        report.page_size,
+        report.bytes,
+        report.schema_version
+    );
+    println!(
+        "uploaded files are not in the copy: copy {} alongside it",
+        config.data_dir.join("files").display()
+    );
+    Ok(())
+}
+
+fn check_command(config: &Config) -> anyhow::Result<()> {
+    let database = config.database_path();
+    let report = crate::maintenance::check(&database)?;
+    match (report.schema_version, report.pages) {
+        (Some(version), Some(pages)) => println!(
+            "{}: schema version {version}, {pages} pages",
+            database.display()
+        ),
+        _ => println!("{}: too damaged to read its schema", database.display()),
+    }
+    let readable = report.pages.is_some();
+    for (what, problems, checked) in [
+        ("database", &report.database_problems, true),
+        ("search index", &report.search_problems, readable),
+    ] {
+        if !checked {
+            println!("{what}: not checked");
+        } else if problems.is_empty() {
+            println!("{what}: ok");
+        }
+        for problem in problems {
+            println!("{what}: {problem}");
+        }
+    }
+    let found = report.database_problems.len() + report.search_problems.len();
+    if found > 0 {
+        bail!(
+            "{found} problem{} found in {}",
+            if found == 1 { "" } else { "s" },
+            database.display()
+        );
+    }
+    Ok(())
 }
 
 fn user_command(config: &Config, command: UserCommand) -> anyhow::Result<()> {
@@ -793,6 +859,29 @@ mod tests {
         std::fs::write(&file, "metrics_listen = \"not an address\"\n").expect("write");
         let cli = Cli::try_parse_from(["chatroom-server", "--config", path]).expect("parse");
         assert!(resolve_config_with_key(&cli.settings, None).is_err());
+    }
+
+    #[test]
+    fn backup_and_check_take_the_data_dir_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "chatroom-server",
+            "backup",
+            "copy.sqlite3",
+            "--data-dir",
+            "elsewhere",
+        ])
+        .expect("parse");
+        assert!(
+            matches!(&cli.command, Some(Command::Backup { file }) if file == &PathBuf::from("copy.sqlite3"))
+        );
+        assert_eq!(cli.settings.data_dir, Some(PathBuf::from("elsewhere")));
+        let cli = Cli::try_parse_from(["chatroom-server", "check", "--data-dir", "elsewhere"])
+            .expect("parse");
+        assert!(matches!(cli.command, Some(Command::Check)));
+        assert!(
+            Cli::try_parse_from(["chatroom-server", "backup"]).is_err(),
+            "FILE is required"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! - [`outbox`]: a connection's bounded queue of outgoing frames.
 //! - [`files`]: file content on disk and the uploads in progress.
 //! - [`admin`]: offline account maintenance for the `user …` subcommands.
+//! - [`maintenance`]: `backup` and `check` of the database, safe while the server runs.
 //! - [`metrics`]: the optional HTTP endpoint with `/health` and Prometheus `/metrics`.
 //! - [`ai`]: the AI bot — a reserved account answering `@ai` mentions and direct messages.
 
@@ -31,6 +32,7 @@ pub mod error;
 pub mod files;
 pub mod hub;
 pub mod limits;
+pub mod maintenance;
 pub mod metrics;
 pub mod outbox;
 mod requests;

@@ -425,3 +425,114 @@ fn user_add_refuses_the_ai_bots_name() {
     let list = run_ok(&["user", "list"], &data, None);
     assert!(list.contains("\tai") && list.contains("\thelper"), "{list}");
 }
+
+/// The health endpoint's answer to `GET /health`, over a plain socket.
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_check_and_health_on_a_running_server() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    // The endpoint from the environment, as CHATROOM_METRICS_LISTEN.
+    let mut server = binary()
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("CHATROOM_METRICS_LISTEN", "127.0.0.1:0")
+        .env("CHATROOM_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn chatroom-server");
+    let mut stdout = BufReader::new(server.stdout.take().expect("stdout"));
+    let (mut banner, mut endpoint) = (String::new(), String::new());
+    stdout.read_line(&mut banner).expect("banner");
+    stdout.read_line(&mut endpoint).expect("endpoint line");
+    let addr: SocketAddr = banner
+        .split_whitespace()
+        .nth(3)
+        .and_then(|a| a.trim_end_matches(',').parse().ok())
+        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    // "health and metrics on http://127.0.0.1:PORT/health and http://…/metrics"
+    let metrics: SocketAddr = endpoint
+        .split_whitespace()
+        .nth(4)
+        .and_then(|url| {
+            url.strip_prefix("http://")?
+                .strip_suffix("/health")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no endpoint address in {endpoint:?}"));
+    let health = http_get(metrics, "/health");
+    assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
+    assert!(health.contains(r#""status":"ok""#), "{health}");
+
+    let client = Client::connect(addr, "backup").await.expect("connect");
+    client.register("alice", PASSWORD).await.expect("register");
+    let room = client.my_rooms().await.expect("rooms")[0].id;
+    client
+        .send_message(room, "kept in the backup")
+        .await
+        .expect("send");
+
+    // While the server runs.
+    let copy = dir.path().join("copy.sqlite3");
+    let copy_arg = copy.to_str().expect("utf-8 path");
+    let said = run_ok(&["backup", copy_arg], &data, None);
+    assert!(said.contains("pages") && said.contains("files"), "{said}");
+    let refused = run_failing(&["backup", copy_arg], &data);
+    assert!(refused.contains("already exists"), "{refused}");
+    let checked = run_ok(&["check"], &data, None);
+    assert!(
+        checked.contains("database: ok") && checked.contains("search index: ok"),
+        "{checked}"
+    );
+    server.kill().expect("stop");
+    let _ = server.wait();
+
+    let texts: Vec<String> = rusqlite::Connection::open(&copy)
+        .expect("open the copy")
+        .prepare("SELECT text FROM messages")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(texts, ["kept in the backup"]);
+
+    // A damaged database: the check says so and fails.
+    let damaged = dir.path().join("damaged");
+    std::fs::create_dir_all(&damaged).expect("mkdir");
+    let mut bytes = std::fs::read(&copy).expect("read the copy");
+    let page_size = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
+    for page in bytes.chunks_mut(page_size).skip(2) {
+        page[..64].fill(0xa5);
+    }
+    std::fs::write(damaged.join("chatroom.sqlite3"), &bytes).expect("write");
+    let output = binary()
+        .args(["check", "--data-dir"])
+        .arg(&damaged)
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stderr.contains("found in"), "{stderr}");
+    assert!(!stdout.contains(": ok"), "{stdout}");
+
+    // Neither command creates a database where there is none.
+    let empty = dir.path().join("empty");
+    let said = run_failing(&["check"], &empty);
+    assert!(said.contains("no Chat-Room database"), "{said}");
+    assert!(!empty.exists(), "nothing was created");
+}
