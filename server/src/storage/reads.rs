@@ -475,7 +475,11 @@ pub fn bans(conn: &Connection, room: RoomId) -> Result<Vec<BanInfo>, StorageErro
 }
 
 /// The mutes of a room still in force at `now`, newest first.
-pub fn mutes(conn: &Connection, room: RoomId, now: UnixMillis) -> Result<Vec<MuteInfo>, StorageError> {
+pub fn mutes(
+    conn: &Connection,
+    room: RoomId,
+    now: UnixMillis,
+) -> Result<Vec<MuteInfo>, StorageError> {
     let mut stmt = conn.prepare_cached(
         "SELECT u.name, m.by_name, m.reason, m.created_at, m.until FROM mutes m \
          JOIN users u ON u.id = m.user_id \
