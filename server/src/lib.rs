@@ -66,6 +66,10 @@ pub enum ServerError {
     /// A start-up task died.
     #[error("start-up failed: {0}")]
     Startup(String),
+    /// The storage writer thread died (a bug; its panic is in the log). The server shut down
+    /// rather than refuse every write; every acknowledged message is on disk.
+    #[error("the storage writer stopped unexpectedly; shut down (see the log for the cause)")]
+    StorageStopped,
     /// The health and metrics address (`metrics_listen`) could not be bound.
     #[error("cannot listen for health and metrics on {addr}: {source}")]
     MetricsListen {
@@ -146,6 +150,9 @@ pub async fn run_with_metrics(
             .map_err(|e| ServerError::Startup(format!("opening the database: {e}")))??
     };
     let (storage, mut snapshot, writer_thread) = opened;
+    // Ours to cancel too, when storage dies; the caller's token still stops us.
+    let shutdown = shutdown.child_token();
+    let writer = storage.writer.clone();
     let bot = snapshot.bot.take();
     let file_store = {
         let data_dir = config.data_dir.clone();
@@ -218,9 +225,16 @@ pub async fn run_with_metrics(
         tracing::info!(%addr, data_dir = %shared.config.data_dir.display(), "serving");
     }
 
+    let mut storage_stopped = false;
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
+            () = writer.stopped() => {
+                tracing::error!("the storage writer thread stopped; shutting down");
+                storage_stopped = true;
+                shutdown.cancel();
+                break;
+            }
             accepted = listener.accept() => accepted,
         };
         let (socket, peer) = match accepted {
@@ -260,11 +274,15 @@ pub async fn run_with_metrics(
         tracing::warn!("some connections did not close in time");
     }
     // Dropping the last writer handle lets the storage thread drain its queue and stop.
+    drop(writer);
     drop(shared);
     drop(hub);
     let joined = tokio::task::spawn_blocking(move || writer_thread.join());
     if tokio::time::timeout(SHUTDOWN_GRACE, joined).await.is_err() {
         tracing::warn!("storage writer still busy at shutdown");
+    }
+    if storage_stopped {
+        return Err(ServerError::StorageStopped);
     }
     tracing::info!("shut down");
     Ok(())

@@ -441,6 +441,13 @@ impl Writer {
             .map_err(|_| StorageError::Closed)
     }
 
+    /// Completes when the writer thread has stopped. While this handle lives the thread stops
+    /// only by dying (a panic), so the server waits on this to go down instead of answering
+    /// every write with `storage is shut down`.
+    pub async fn stopped(&self) {
+        self.queue.closed().await;
+    }
+
     /// Queues `op` and waits for its outcome.
     pub async fn write(&self, op: WriteOp) -> Result<Outcome, StorageError> {
         self.write_then(op, |_| {}).await
@@ -1926,6 +1933,47 @@ mod tests {
             })
             .expect("count");
         assert_eq!(members, 3, "bob is still there, xena never came in");
+    }
+
+    #[tokio::test]
+    async fn a_writer_thread_that_dies_is_seen_to_stop() {
+        let conn = Connection::open_in_memory().expect("opens");
+        let (writer, thread) = start(conn, HashMap::new()).expect("starts");
+        let stopped = writer.stopped();
+        tokio::pin!(stopped);
+        assert!(
+            poll_once(stopped.as_mut()).await.is_none(),
+            "a live writer has not stopped"
+        );
+        writer
+            .submit(
+                WriteOp::SessionUpkeep {
+                    used: Vec::new(),
+                    expired: Vec::new(),
+                },
+                |_| panic!("deliberate panic on the storage writer thread (test)"),
+            )
+            .await
+            .expect("queued");
+        tokio::time::timeout(std::time::Duration::from_secs(10), stopped)
+            .await
+            .expect("seen to stop");
+        let joined = tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .expect("join");
+        assert!(joined.is_err(), "it died of the panic");
+    }
+
+    /// Polls `f` once: `Some` if it is ready.
+    async fn poll_once<F: std::future::Future + Unpin>(f: F) -> Option<F::Output> {
+        let mut f = f;
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut f).poll(cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
     }
 
     #[test]
