@@ -764,18 +764,7 @@ mod tests {
             healthy.body
         );
 
-        // Kill the writer thread the way a bug would: a panic on it.
-        storage
-            .writer
-            .submit(
-                WriteOp::SessionUpkeep {
-                    used: Vec::new(),
-                    expired: Vec::new(),
-                },
-                |_| panic!("deliberate panic on the storage writer thread (test)"),
-            )
-            .await
-            .expect("queued");
+        storage.writer.panic_for_test().await;
         let joined = tokio::task::spawn_blocking(move || thread.join())
             .await
             .expect("join");

@@ -448,6 +448,21 @@ impl Writer {
         self.queue.closed().await;
     }
 
+    /// Kills the writer thread the way a bug would: a panic on it (for tests of what the
+    /// server does then).
+    #[cfg(test)]
+    pub(crate) async fn panic_for_test(&self) {
+        self.submit(
+            WriteOp::SessionUpkeep {
+                used: Vec::new(),
+                expired: Vec::new(),
+            },
+            |_| panic!("deliberate panic on the storage writer thread (test)"),
+        )
+        .await
+        .expect("queued");
+    }
+
     /// Queues `op` and waits for its outcome.
     pub async fn write(&self, op: WriteOp) -> Result<Outcome, StorageError> {
         self.write_then(op, |_| {}).await
@@ -1945,16 +1960,7 @@ mod tests {
             poll_once(stopped.as_mut()).await.is_none(),
             "a live writer has not stopped"
         );
-        writer
-            .submit(
-                WriteOp::SessionUpkeep {
-                    used: Vec::new(),
-                    expired: Vec::new(),
-                },
-                |_| panic!("deliberate panic on the storage writer thread (test)"),
-            )
-            .await
-            .expect("queued");
+        writer.panic_for_test().await;
         tokio::time::timeout(std::time::Duration::from_secs(10), stopped)
             .await
             .expect("seen to stop");
