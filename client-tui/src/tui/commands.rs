@@ -118,7 +118,8 @@ pub enum Command {
     Ai(String),
     /// Search the messages of my rooms, or of one room.
     Search {
-        /// The room named with `#` before the words (`None`: all my rooms).
+        /// `#room` or `@user` (a direct chat) before the words, with its sigil (`None`: all my
+        /// rooms).
         room: Option<String>,
         /// The words, as typed.
         query: String,
@@ -220,8 +221,8 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ),
     (
         "/search",
-        "[#ROOM] WORDS",
-        "find messages with all WORDS in your rooms or in ROOM",
+        "[#ROOM|@USER] WORDS",
+        "find messages with all WORDS in your rooms, or one",
     ),
     ("/who", "", "members of the current room (alias /list -s)"),
     (
@@ -486,13 +487,15 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         )),
         "search" => {
             let text = rest.trim();
+            // `#room` first names a room; `@user` first, before other words, may name a direct
+            // chat (the app decides: without one, `@user` is a word like the rest).
             let (room, query) = match text.split_once(char::is_whitespace) {
-                Some((first, words)) if first.len() > 1 && first.starts_with('#') => {
-                    (Some(first[1..].to_string()), words.trim())
+                Some((first, words))
+                    if first.len() > 1 && (first.starts_with('#') || first.starts_with('@')) =>
+                {
+                    (Some(first.to_string()), words.trim())
                 }
-                None if text.len() > 1 && text.starts_with('#') => {
-                    (Some(text[1..].to_string()), "")
-                }
+                None if text.len() > 1 && text.starts_with('#') => (Some(text.to_string()), ""),
                 _ => (None, text),
             };
             if query.is_empty() {
@@ -839,10 +842,16 @@ mod tests {
             parse("/search deploy  \"release notes\" fri* "),
             search(None, "deploy  \"release notes\" fri*")
         );
-        assert_eq!(parse("/search #dev deploy"), search(Some("dev"), "deploy"));
+        assert_eq!(parse("/search #dev deploy"), search(Some("#dev"), "deploy"));
+        assert_eq!(parse("/search @bob lunch"), search(Some("@bob"), "lunch"));
+        assert_eq!(
+            parse("/search @bob"),
+            search(None, "@bob"),
+            "alone, @bob is the word to find"
+        );
         assert_eq!(
             parse("/search #ops  two words"),
-            search(Some("ops"), "two words"),
+            search(Some("#ops"), "two words"),
             "any room name: whether I am in it is the app's to say"
         );
         assert_eq!(
@@ -856,7 +865,7 @@ mod tests {
             "a bare # is a word"
         );
         assert_eq!(parse("/search 张伟"), search(None, "张伟"));
-        let usage = Err(ParseError::Usage("/search [#ROOM] WORDS".into()));
+        let usage = Err(ParseError::Usage("/search [#ROOM|@USER] WORDS".into()));
         assert_eq!(parse("/search"), usage);
         assert_eq!(parse("/search   "), usage);
         assert_eq!(parse("/search #dev"), usage, "a room and no words");

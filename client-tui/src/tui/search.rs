@@ -101,14 +101,19 @@ impl App {
         true
     }
 
-    /// `/search [#ROOM] WORDS`: opens the results view, searching, in place of any earlier one.
-    pub fn start_search(&mut self, room: Option<String>, query: String) -> Vec<Action> {
+    /// `/search [#ROOM|@USER] WORDS`: opens the results view, searching, in place of any
+    /// earlier one. `@user` with no direct chat of mine by that name is one of the words.
+    pub fn start_search(&mut self, room: Option<String>, mut query: String) -> Vec<Action> {
         let room = match room {
-            Some(name) => match self.find_room(&format!("#{name}")) {
+            Some(name) => match self.find_room(&name) {
                 Some(id) => Some(id),
+                None if name.starts_with('@') => {
+                    query = format!("{name} {query}");
+                    None
+                }
                 None => {
                     self.flash(
-                        format!("you are not in #{name}; /search looks in your rooms only"),
+                        format!("you are not in {name}; /search looks in your rooms only"),
                         true,
                     );
                     return Vec::new();
@@ -423,6 +428,31 @@ mod tests {
         );
         // "#bob" names a room, and bob is only a direct chat here.
         assert!(search(&mut app, "/search #bob lunch").is_empty());
+    }
+
+    #[test]
+    fn at_user_first_searches_my_direct_chat_with_them_or_is_a_word() {
+        let mut app = app();
+        assert_eq!(
+            search(&mut app, "/search @Bob lunch"),
+            vec![Action::Search {
+                serial: 1,
+                query: "lunch".into(),
+                room: Some(RoomId(3)),
+                before: None
+            }],
+            "the direct chat with bob"
+        );
+        assert_eq!(
+            search(&mut app, "/search @carol lunch"),
+            vec![Action::Search {
+                serial: 2,
+                query: "@carol lunch".into(),
+                room: None,
+                before: None
+            }],
+            "no chat with carol: her name is searched for"
+        );
     }
 
     #[test]
