@@ -17,6 +17,11 @@ mod echo_bot;
 #[path = "../../examples/ask_bot.rs"]
 mod ask_bot;
 
+// As above: `run` is used, `main` is not.
+#[allow(dead_code)]
+#[path = "../../examples/flood_guard.rs"]
+mod flood_guard;
+
 /// Waits until `name` is online, as seen by `client`.
 async fn until_online(client: &chatroom_protocol::client::ClientHandle, name: &str) {
     tokio::time::timeout(PATIENCE, async {
@@ -140,5 +145,85 @@ async fn the_ask_bot_relays_questions_to_the_endpoint_and_posts_the_answer() {
     assert_eq!(reply.text, "The answer is 42.");
     assert_eq!(model.request_count(), 1, "one question, one request");
 
+    stop_with(server, bot).await;
+}
+
+#[tokio::test]
+async fn the_flood_guard_mutes_a_flooder_and_leaves_the_others_alone() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (mut bob, bob_session) = server.user("bob").await;
+    let (carol, _) = server.user("carol").await;
+    let dev = alice
+        .create_room("dev", chatroom_protocol::Visibility::Public)
+        .await
+        .expect("create");
+    for member in [&bob, &carol] {
+        member.join_room("dev").await.expect("join");
+    }
+    let addr = server.addr.to_string();
+    let rule = flood_guard::Rule {
+        max_messages: 3,
+        window_secs: 60,
+        mute_secs: 600,
+    };
+    let bot = tokio::spawn(async move {
+        flood_guard::run(&addr, "flood-guard", "dev", "flood-guard-password", rule).await
+    });
+    until_online(&alice, "flood-guard").await;
+    // It joins on its own; the owner makes it a moderator so that its mutes count.
+    tokio::time::timeout(PATIENCE, async {
+        while alice
+            .set_role(
+                dev.id,
+                "flood-guard",
+                chatroom_protocol::RoomRole::Moderator,
+            )
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the bot is in the room");
+
+    for n in 1..=3 {
+        carol
+            .send_message(dev.id, format!("carol {n}"))
+            .await
+            .expect("three is not a flood");
+    }
+    for n in 1..=4 {
+        bob.send_message(dev.id, format!("bob {n}"))
+            .await
+            .expect("sent before the mute");
+    }
+    let (user, by, until) = expect_event(&mut bob, |e| match e {
+        Event::Muted {
+            room,
+            user,
+            by,
+            until,
+            ..
+        } if room == dev.id => Some((user, by, until)),
+        _ => None,
+    })
+    .await;
+    assert_eq!((user, by.as_str()), (bob_session.user.id, "flood-guard"));
+    assert!(until.is_some(), "for a while");
+    assert_eq!(
+        code_of(bob.send_message(dev.id, "bob 5").await),
+        chatroom_protocol::ErrorCode::Forbidden
+    );
+    let mutes = alice.mutes(dev.id).await.expect("mutes");
+    assert_eq!(
+        mutes
+            .iter()
+            .map(|m| (m.username.as_str(), m.reason.as_deref()))
+            .collect::<Vec<_>>(),
+        [("bob", Some("more than 3 messages in 60 s"))],
+        "carol, at the limit, is not muted"
+    );
     stop_with(server, bot).await;
 }
