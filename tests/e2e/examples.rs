@@ -17,7 +17,8 @@ mod echo_bot;
 #[path = "../../examples/ask_bot.rs"]
 mod ask_bot;
 
-// As above: `run` is used, `main` is not.
+// The example's `main` is dead code here (only `run` and `Rule` are used), and it must stay
+// in the file for `cargo run --example flood_guard`.
 #[allow(dead_code)]
 #[path = "../../examples/flood_guard.rs"]
 mod flood_guard;

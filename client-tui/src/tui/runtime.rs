@@ -1644,6 +1644,97 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn mute_edit_and_their_events_go_through_the_server() {
+        let mut h = Harness::start().await;
+        h.register_alice().await;
+        h.command("/create dev");
+        h.run_until("the new room", |h| {
+            h.app.current_room().is_some_and(|r| r.label() == "#dev")
+        })
+        .await;
+        let dev = h.app.current.expect("in dev");
+        let mut bob = Client::connect(&h.runtime.settings.server, "test")
+            .await
+            .expect("bob connects");
+        bob.register("bob", PASSWORD).await.expect("bob registers");
+        bob.join_room("dev").await.expect("bob joins");
+        let notices = |app: &App| -> Vec<String> {
+            app.rooms[&dev]
+                .timeline
+                .values()
+                .filter_map(|e| match e {
+                    crate::tui::app::Entry::Notice { text, .. } => Some(text.clone()),
+                    crate::tui::app::Entry::Message(_) => None,
+                })
+                .collect()
+        };
+
+        h.command("/mute bob 10m flooding");
+        h.run_until("the mute, heard back from the server", |h| {
+            // For the ten minutes asked: a clock time, not "until unmuted".
+            notices(&h.app).iter().any(|n| {
+                n.starts_with("alice muted bob until ")
+                    && !n.contains("until unmuted")
+                    && n.ends_with(": flooding")
+            })
+        })
+        .await;
+        let refused = bob.send_message(dev, "hm").await.expect_err("bob is muted");
+        assert!(refused.to_string().contains("muted in dev"), "{refused}");
+        h.command("/mutes");
+        h.run_until("the list of mutes", |h| {
+            notices(&h.app)
+                .iter()
+                .any(|n| n.starts_with("muted: bob, by alice (") && n.ends_with(": flooding"))
+        })
+        .await;
+        h.command("/unmute bob");
+        h.run_until("the unmute", |h| {
+            notices(&h.app).last().map(String::as_str) == Some("alice unmuted bob")
+        })
+        .await;
+        bob.send_message(dev, "thanks")
+            .await
+            .expect("bob posts again");
+
+        // alice's typo, corrected with /edit: bob sees the edit, and so does alice's screen.
+        h.command("typo teh");
+        h.run_until("alice's message", |h| {
+            h.app.rooms[&dev]
+                .timeline
+                .values()
+                .any(|e| matches!(e, crate::tui::app::Entry::Message(m) if m.text == "typo teh"))
+        })
+        .await;
+        h.command("/edit");
+        assert_eq!(h.app.input.text(), "/edit typo teh");
+        h.app.input.set_text("/edit typo the");
+        let actions = h.app.submit_input();
+        h.perform_all(actions);
+        let edited = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                match bob.next_event().await {
+                    Some(chatroom_protocol::Event::MessageEdited(m)) => return m,
+                    Some(_) => {}
+                    None => panic!("bob's connection closed"),
+                }
+            }
+        })
+        .await
+        .expect("bob hears of the edit");
+        assert_eq!(edited.text, "typo the");
+        h.run_until("the edit on alice's screen", |h| {
+            h.app.rooms[&dev].timeline.values().any(|e| {
+                matches!(e, crate::tui::app::Entry::Message(m)
+                    if m.text == "typo the"
+                        && matches!(m.kind, chatroom_protocol::MessageKind::Edited { .. }))
+            })
+        })
+        .await;
+        h.shutdown.cancel();
+    }
+
+    #[tokio::test]
     async fn leaving_a_room_says_so() {
         let mut h = Harness::start().await;
         h.register_alice().await;
