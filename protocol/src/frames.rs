@@ -510,9 +510,11 @@ pub enum Response {
     ServerInfo(ServerInfo),
     /// The answer to [`Request::Search`].
     SearchResults(SearchPage),
-    /// The answer to [`Request::Bans`], newest first.
+    /// The answer to [`Request::Bans`], newest first (a server may list only the newest
+    /// hundreds).
     Bans(Vec<BanInfo>),
-    /// The answer to [`Request::Mutes`], newest first.
+    /// The answer to [`Request::Mutes`], newest first (a server may list only the newest
+    /// hundreds).
     Mutes(Vec<MuteInfo>),
 }
 

@@ -457,13 +457,14 @@ pub fn can_read_content(
     )
 }
 
-/// A room's bans, newest first.
+/// A room's bans, newest first (at most [`MAX_LISTED`]).
 pub fn bans(conn: &Connection, room: RoomId) -> Result<Vec<BanInfo>, StorageError> {
     let mut stmt = conn.prepare_cached(
         "SELECT u.name, b.by_name, b.reason, b.created_at FROM bans b \
-         JOIN users u ON u.id = b.user_id WHERE b.room_id = ?1 ORDER BY b.created_at DESC",
+         JOIN users u ON u.id = b.user_id WHERE b.room_id = ?1 ORDER BY b.created_at DESC \
+         LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![room.0 as i64], |r| {
+    let rows = stmt.query_map(params![room.0 as i64, MAX_LISTED as i64], |r| {
         Ok(BanInfo {
             username: r.get(0)?,
             by: r.get(1)?,
@@ -474,7 +475,11 @@ pub fn bans(conn: &Connection, room: RoomId) -> Result<Vec<BanInfo>, StorageErro
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// The mutes of a room still in force at `now`, newest first.
+/// The most bans or mutes one answer lists (newest first), so that a room with a long history
+/// of them cannot make an answer larger than a frame (each is well under 1 KiB).
+pub const MAX_LISTED: usize = 500;
+
+/// The mutes of a room still in force at `now`, newest first (at most [`MAX_LISTED`]).
 pub fn mutes(
     conn: &Connection,
     room: RoomId,
@@ -484,9 +489,9 @@ pub fn mutes(
         "SELECT u.name, m.by_name, m.reason, m.created_at, m.until FROM mutes m \
          JOIN users u ON u.id = m.user_id \
          WHERE m.room_id = ?1 AND (m.until IS NULL OR m.until > ?2) \
-         ORDER BY m.created_at DESC",
+         ORDER BY m.created_at DESC LIMIT ?3",
     )?;
-    let rows = stmt.query_map(params![room.0 as i64, now as i64], |r| {
+    let rows = stmt.query_map(params![room.0 as i64, now as i64, MAX_LISTED as i64], |r| {
         Ok(MuteInfo {
             username: r.get(0)?,
             by: r.get(1)?,
@@ -502,6 +507,43 @@ pub fn mutes(
 mod tests {
     use super::*;
     use chatroom_protocol::codec::encode_frame;
+
+    #[test]
+    fn bans_and_mutes_list_the_newest_and_no_more_than_a_frame_holds() {
+        let mut conn = Connection::open_in_memory().expect("opens");
+        super::super::schema::migrate(&mut conn).expect("migrates");
+        let many = MAX_LISTED as i64 + 20;
+        // Room 1 is `public`, which the schema creates.
+        for id in 1..=many {
+            conn.execute(
+                "INSERT INTO users (id, name, name_key, password_hash, created_at) \
+                 VALUES (?1, 'u' || ?1, 'u' || ?1, '-', 0)",
+                params![id],
+            )
+            .expect("user");
+            for table in ["bans", "mutes"] {
+                conn.execute(
+                    &format!(
+                        "INSERT INTO {table} (room_id, user_id, by_name, created_at) \
+                         VALUES (1, ?1, 'mod', ?1)"
+                    ),
+                    params![id],
+                )
+                .expect("row");
+            }
+        }
+        let bans = bans(&conn, RoomId(1)).expect("bans");
+        let mutes = mutes(&conn, RoomId(1), 0).expect("mutes");
+        assert_eq!((bans.len(), mutes.len()), (MAX_LISTED, MAX_LISTED));
+        let newest = format!("u{many}");
+        assert_eq!(bans[0].username, newest);
+        assert_eq!(mutes[0].username, newest);
+        let frame = encode_frame(
+            &chatroom_protocol::Response::Mutes(mutes),
+            crate::config::LimitsConfig::default().max_frame_bytes,
+        );
+        assert!(frame.is_ok(), "fits the default frame: {frame:?}");
+    }
 
     #[test]
     fn the_size_estimate_bounds_every_kind_of_message() {
