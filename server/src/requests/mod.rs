@@ -306,6 +306,14 @@ impl Conn {
     fn event_bytes(&self, event: &chatroom_protocol::Event) -> Option<Bytes> {
         self.shared.hub.encode_event(event)
     }
+
+    /// The account named `name` (any case), or `UserNotFound`.
+    fn user_named(&self, name: &str) -> RequestResult<crate::storage::UserRow> {
+        self.shared
+            .hub
+            .user_by_name(name)
+            .ok_or_else(|| user_not_found(name))
+    }
 }
 
 /// The error for a room that does not exist or that the user may not see.

@@ -5,8 +5,8 @@ use chatroom_protocol::{
     ErrorCode, Event, MAX_MUTE_SECS, Response, RoomId, UnixMillis, now_millis,
 };
 
+use super::Conn;
 use super::rooms::clean_reason;
-use super::{Conn, user_not_found};
 use crate::error::{RequestError, RequestResult};
 use crate::hub::RoomView;
 use crate::storage::{UserRow, WriteOp, reads};
@@ -32,11 +32,7 @@ impl Conn {
                 ),
             ));
         }
-        let target = self
-            .shared
-            .hub
-            .user_by_name(&username)
-            .ok_or_else(|| user_not_found(&username))?;
+        let target = self.user_named(&username)?;
         if let Some(ai) = &self.shared.ai
             && crate::auth::name_key(ai.name()) == target.name_key
         {
@@ -88,11 +84,7 @@ impl Conn {
         username: String,
     ) -> RequestResult<Response> {
         self.moderated_room(me, room, "only the owner or a moderator may unmute")?;
-        let target = self
-            .shared
-            .hub
-            .user_by_name(&username)
-            .ok_or_else(|| user_not_found(&username))?;
+        let target = self.user_named(&username)?;
         let unmuted = self.event_bytes(&Event::Unmuted {
             room,
             user: target.id,

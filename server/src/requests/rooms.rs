@@ -7,7 +7,7 @@ use chatroom_protocol::{
 
 use bytes::Bytes;
 
-use super::{Conn, internal, room_not_found, user_not_found};
+use super::{Conn, internal, room_not_found};
 use crate::auth;
 use crate::error::{RequestError, RequestResult};
 use crate::hub::{Hub, RoomView};
@@ -248,11 +248,7 @@ impl Conn {
             }
             _ => {}
         }
-        let target = self
-            .shared
-            .hub
-            .user_by_name(&username)
-            .ok_or_else(|| user_not_found(&username))?;
+        let target = self.user_named(&username)?;
         self.add_member(room, target.id, RoomRole::Member, Some(me.id))
             .await?;
         Ok(Response::Done)
@@ -267,11 +263,7 @@ impl Conn {
     ) -> RequestResult<Response> {
         let (view, role) =
             self.moderated_room(me, room, "only the owner or a moderator may remove members")?;
-        let target = self
-            .shared
-            .hub
-            .user_by_name(&username)
-            .ok_or_else(|| user_not_found(&username))?;
+        let target = self.user_named(&username)?;
         let target_role = self
             .shared
             .hub
@@ -318,11 +310,7 @@ impl Conn {
     ) -> RequestResult<Response> {
         let (view, role) =
             self.moderated_room(me, room, "only the owner or a moderator may ban")?;
-        let target = self
-            .shared
-            .hub
-            .user_by_name(&username)
-            .ok_or_else(|| user_not_found(&username))?;
+        let target = self.user_named(&username)?;
         let reason = clean_reason(reason);
         let told = self.event_bytes(&Event::Kicked {
             room,
@@ -369,11 +357,7 @@ impl Conn {
         username: String,
     ) -> RequestResult<Response> {
         self.moderated_room(me, room, "only the owner or a moderator may lift a ban")?;
-        let target = self
-            .shared
-            .hub
-            .user_by_name(&username)
-            .ok_or_else(|| user_not_found(&username))?;
+        let target = self.user_named(&username)?;
         self.shared
             .storage
             .writer
@@ -431,11 +415,7 @@ impl Conn {
                 "only the room's owner may change roles",
             ));
         }
-        let target = self
-            .shared
-            .hub
-            .user_by_name(&username)
-            .ok_or_else(|| user_not_found(&username))?;
+        let target = self.user_named(&username)?;
         let hub = self.shared.hub.clone();
         let by = me.name.clone();
         self.shared
@@ -513,11 +493,7 @@ impl Conn {
         me: &UserRow,
         username: String,
     ) -> RequestResult<Response> {
-        let other = self
-            .shared
-            .hub
-            .user_by_name(&username)
-            .ok_or_else(|| user_not_found(&username))?;
+        let other = self.user_named(&username)?;
         let hub = self.shared.hub.clone();
         let (a, b) = (me.id, other.id);
         let committed = self
