@@ -832,7 +832,6 @@ impl App {
     /// A room's bans, from `/bans`: one notice per ban in that room (newest first, as the
     /// server sends them), or a notice that there are none.
     pub fn bans_loaded(&mut self, room: RoomId, bans: Vec<BanInfo>) {
-        let now = self.now;
         let lines: Vec<String> = bans
             .iter()
             .map(|b| {
@@ -843,15 +842,51 @@ impl App {
                 }
             })
             .collect();
+        self.notices_in(room, lines, |label| {
+            format!("no one is banned from {label}")
+        });
+    }
+
+    /// A list the server sent for `room` (bans, mutes), one notice per line in that room, or
+    /// `none` (given the room's label) when it is empty. Nothing if I have left the room.
+    pub(super) fn notices_in(
+        &mut self,
+        room: RoomId,
+        lines: Vec<String>,
+        none: impl FnOnce(&str) -> String,
+    ) {
+        let now = self.now;
         let Some(r) = self.rooms.get_mut(&room) else {
             return;
         };
         if lines.is_empty() {
-            r.notice(now, format!("no one is banned from {}", r.label()));
+            r.notice(now, none(&r.label()));
         }
         for line in lines {
             r.notice(now, line);
         }
+    }
+
+    /// My newest message in the current room that `wanted` accepts; the flash says why not
+    /// when there is none (`what` is the verb: "edit", "delete").
+    pub(super) fn my_newest_here(
+        &mut self,
+        what: &str,
+        wanted: impl Fn(&MessageKind) -> bool,
+    ) -> Option<Message> {
+        let me = self.me.as_ref().map(|m| m.id);
+        let Some(room) = self.current_room() else {
+            self.flash("you are in no room", true);
+            return None;
+        };
+        let found = room.timeline.values().rev().find_map(|e| match e {
+            Entry::Message(m) if Some(m.sender) == me && wanted(&m.kind) => Some(m.clone()),
+            _ => None,
+        });
+        if found.is_none() {
+            self.flash(format!("you have no message here to {what}"), true);
+        }
+        found
     }
 
     /// Adds a notice to the current room.

@@ -20,23 +20,15 @@ impl App {
     /// `/edit TEXT` replaces the text of my newest text message here; `/edit` alone puts that
     /// message in the input line, after `/edit `, to be corrected and sent.
     pub fn edit_last(&mut self, text: Option<String>) -> Vec<Action> {
-        let me = self.me.as_ref().map(|m| m.id);
-        let Some(room) = self.current_room() else {
-            self.flash("you are in no room", true);
-            return Vec::new();
-        };
-        let last = room.timeline.values().rev().find_map(|e| match e {
-            Entry::Message(m)
-                if Some(m.sender) == me
-                    && matches!(m.kind, MessageKind::Text | MessageKind::Edited { .. }) =>
-            {
-                Some((m.seq, m.text.clone()))
-            }
-            _ => None,
-        });
-        let room = room.summary.id;
-        let Some((seq, old)) = last else {
-            self.flash("you have no message here to edit", true);
+        let editable =
+            |kind: &MessageKind| matches!(kind, MessageKind::Text | MessageKind::Edited { .. });
+        let Some(Message {
+            room,
+            seq,
+            text: old,
+            ..
+        }) = self.my_newest_here("edit", editable)
+        else {
             return Vec::new();
         };
         match text {
@@ -175,5 +167,27 @@ mod tests {
             "later",
         )));
         assert!(!app.rooms[&RoomId(1)].timeline.contains_key(&(9, 0)));
+    }
+
+    #[test]
+    fn an_edited_message_is_still_mine_to_edit_again_or_delete() {
+        let mut app = app_with_a_typo();
+        app.on_event(Event::MessageEdited(message(
+            1,
+            (1, "me"),
+            MessageKind::Edited { at: 5000 },
+            "deploy on friday",
+        )));
+        app.input.set_text("/edit");
+        assert_eq!(app.submit_input(), []);
+        assert_eq!(app.input.text(), "/edit deploy on friday");
+        app.input.set_text("/delete");
+        assert_eq!(
+            app.submit_input(),
+            [Action::DeleteMessage {
+                room: RoomId(1),
+                seq: 1
+            }]
+        );
     }
 }

@@ -48,7 +48,6 @@ impl App {
     /// A room's mutes, from `/mutes`: one notice per mute (newest first, as the server sends
     /// them), or a notice that there are none.
     pub fn mutes_loaded(&mut self, room: RoomId, mutes: Vec<MuteInfo>) {
-        let now = self.now;
         let lines: Vec<String> = mutes
             .iter()
             .map(|m| {
@@ -69,15 +68,7 @@ impl App {
                 )
             })
             .collect();
-        let Some(r) = self.rooms.get_mut(&room) else {
-            return;
-        };
-        if lines.is_empty() {
-            r.notice(now, format!("no one is muted in {}", r.label()));
-        }
-        for line in lines {
-            r.notice(now, line);
-        }
+        self.notices_in(room, lines, |label| format!("no one is muted in {label}"));
     }
 }
 

@@ -286,28 +286,19 @@ impl App {
 
     /// `/delete`: deletes my newest message in the current room.
     pub fn delete_last(&mut self) -> Vec<Action> {
-        let me = self.me.as_ref().map(|m| m.id);
-        let Some(room) = self.current_room() else {
-            self.flash("you are in no room", true);
-            return Vec::new();
+        let deletable = |kind: &MessageKind| {
+            matches!(
+                kind,
+                MessageKind::Text | MessageKind::Edited { .. } | MessageKind::File(_)
+            )
         };
-        let last = room.timeline.values().rev().find_map(|e| match e {
-            Entry::Message(m)
-                if Some(m.sender) == me
-                    && matches!(m.kind, MessageKind::Text | MessageKind::File(_)) =>
-            {
-                Some(m.seq)
-            }
-            _ => None,
-        });
-        let id = room.summary.id;
-        match last {
-            Some(seq) => vec![Action::DeleteMessage { room: id, seq }],
-            None => {
-                self.flash("you have no message here to delete", true);
-                Vec::new()
-            }
-        }
+        self.my_newest_here("delete", deletable)
+            .map(|m| Action::DeleteMessage {
+                room: m.room,
+                seq: m.seq,
+            })
+            .into_iter()
+            .collect()
     }
 }
 
