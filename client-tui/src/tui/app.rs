@@ -643,7 +643,7 @@ impl App {
 
     /// Whether a message mentions me (for highlighting).
     pub fn is_mention(&self, message: &Message) -> bool {
-        message.kind == MessageKind::Text
+        matches!(message.kind, MessageKind::Text | MessageKind::Edited { .. })
             && self.me.as_ref().is_some_and(|me| me.id != message.sender)
             && self.mentions_me(&message.text)
     }

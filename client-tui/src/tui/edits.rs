@@ -170,6 +170,15 @@ mod tests {
     }
 
     #[test]
+    fn a_mention_added_by_an_edit_is_highlighted() {
+        let mut app = app_with_a_typo();
+        let edited = message(3, (2, "bob"), MessageKind::Edited { at: 5000 }, "ok @me");
+        assert!(app.is_mention(&edited));
+        app.on_event(Event::MessageEdited(edited));
+        assert!(!app.is_mention(&message(3, (2, "bob"), MessageKind::Text, "ok")));
+    }
+
+    #[test]
     fn an_edited_message_is_still_mine_to_edit_again_or_delete() {
         let mut app = app_with_a_typo();
         app.on_event(Event::MessageEdited(message(
