@@ -6,8 +6,8 @@ use anyhow::{Context, anyhow, bail};
 use chatroom_protocol::client::{Client, ClientError};
 use chatroom_protocol::transfer::{self, TransferError, TransferOptions};
 use chatroom_protocol::{
-    ErrorCode, Event, FileId, HistoryAnchor, MAX_SEARCH_QUERY_CHARS, Message, RoomId, RoomKind,
-    RoomSummary, Seq,
+    ErrorCode, Event, FileId, HistoryAnchor, MAX_SEARCH_QUERY_CHARS, Message, MessageKind, RoomId,
+    RoomKind, RoomSummary, Seq,
 };
 use clap::{Args, Parser, Subcommand};
 use std::collections::HashMap;
@@ -133,7 +133,8 @@ pub enum Command {
         /// First print what came after this seq (0 for everything).
         #[arg(long, value_name = "SEQ")]
         since: Option<Seq>,
-        /// Exit after this many messages.
+        /// Exit after this many messages (the room's notices of joins, kicks and topics are
+        /// printed but not counted).
         #[arg(long, value_name = "N")]
         count: Option<u64>,
         /// One JSON object per line.
@@ -743,7 +744,7 @@ async fn tail(
             for message in &page.messages {
                 print_message(&room, message, json)?;
                 last_seq = message.seq;
-                printed += 1;
+                printed += counts(message);
                 if done(printed) {
                     return Ok(());
                 }
@@ -758,7 +759,7 @@ async fn tail(
             Event::Message(message) if message.room == room.id && message.seq > last_seq => {
                 print_message(&room, &message, json)?;
                 last_seq = message.seq;
-                printed += 1;
+                printed += counts(&message);
                 if done(printed) {
                     return Ok(());
                 }
@@ -773,6 +774,12 @@ async fn tail(
         }
     }
     bail!("the connection to {} was closed", settings.server)
+}
+
+/// Whether `message` counts towards `tail --count`: what people post does; the room's notices
+/// (joins, kicks, topics) are printed but do not.
+fn counts(message: &Message) -> u64 {
+    u64::from(message.kind != MessageKind::System)
 }
 
 /// What to say when the server announces its shutdown: its reason, which usually says as much

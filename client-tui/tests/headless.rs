@@ -189,15 +189,21 @@ async fn send_then_history_round_trip_with_a_kept_session() {
         .expect("wait");
     assert!(output.status.success());
     let ack = &json_lines(&String::from_utf8_lossy(&output.stdout))[0];
+    // After the room's notice of alice's registration and her first message.
     assert_eq!(
         (ack["kind"].as_str(), ack["seq"].as_u64()),
-        (Some("sent"), Some(2))
+        (Some("sent"), Some(3))
     );
 
     let mut history = alice.command();
     history.args(["history", "--room", "public", "--json"]);
     let lines = json_lines(&run_ok(history).await);
-    assert_eq!(lines.len(), 2);
+    assert_eq!(lines.len(), 3);
+    assert_eq!(
+        (lines[0]["kind"].as_str(), lines[0]["text"].as_str()),
+        (Some("system"), Some("alice joined"))
+    );
+    let lines = &lines[1..];
     let first = &lines[0];
     for key in ["room", "seq", "id", "from", "text", "ts", "kind"] {
         assert!(first.get(key).is_some(), "{key} in {first}");
@@ -271,9 +277,16 @@ async fn tail_prints_arrivals_and_exits_after_count() {
         .iter()
         .map(|l| l["text"].as_str().unwrap_or_default().to_string())
         .collect();
+    // The room's notices are printed but not counted.
     assert_eq!(
         texts,
-        ["before the tail", "one", "two"],
+        [
+            "alice joined",
+            "bob joined",
+            "before the tail",
+            "one",
+            "two"
+        ],
         "in order, no duplicates"
     );
 }
@@ -314,7 +327,14 @@ async fn tail_prints_an_edit_of_a_message_it_printed() {
     .expect("the tail prints")
     .expect("join")
     .expect("read");
-    assert_eq!(one_json(&first)["edited_at"], Value::Null, "{first}");
+    assert_eq!(
+        (
+            one_json(&first)["kind"].as_str(),
+            one_json(&first)["text"].as_str()
+        ),
+        (Some("system"), Some("alice joined")),
+        "the room's notice comes first, and does not count"
+    );
     writer
         .edit_message(room, typo.seq, "hello")
         .await
@@ -345,8 +365,12 @@ async fn tail_prints_an_edit_of_a_message_it_printed() {
         .collect();
     assert_eq!(
         seen,
-        [("hello", typo.seq, true), ("two", typo.seq + 1, false)],
-        "the edit, then the next message"
+        [
+            ("helo", typo.seq, false),
+            ("hello", typo.seq, true),
+            ("two", typo.seq + 1, false)
+        ],
+        "the message, its edit, then the next message"
     );
     let status = child.wait().expect("wait");
     assert!(status.success());
@@ -602,19 +626,32 @@ async fn tail_says_once_that_the_server_is_shutting_down() {
     let mut child = tail.spawn().expect("spawn");
     let stdout = child.stdout.take().expect("stdout");
     // The first line means the tail is logged in and listening.
-    let first = tokio::task::spawn_blocking(move || {
+    // Up to the message: the tail is then logged in and listening. The reader stays open
+    // until the tail exits, so nothing it prints meets a closed pipe.
+    let printed = tokio::task::spawn_blocking(move || {
         use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .map(|_| line)
+        let mut stdout = std::io::BufReader::new(stdout);
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            if stdout.read_line(&mut line)? == 0 {
+                break;
+            }
+            let last = line.ends_with("<alice> first\n");
+            lines.push(line);
+            if last {
+                break;
+            }
+        }
+        Ok::<_, std::io::Error>((lines, stdout))
     });
-    let first = tokio::time::timeout(std::time::Duration::from_secs(20), first)
+    let (lines, _stdout) = tokio::time::timeout(std::time::Duration::from_secs(20), printed)
         .await
         .expect("the tail prints")
         .expect("join")
         .expect("read");
-    assert!(first.ends_with("<alice> first\n"), "{first}");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].ends_with("* alice joined\n"), "{lines:?}");
     server.shutdown.cancel();
     let output = tokio::time::timeout(
         std::time::Duration::from_secs(20),
@@ -1113,7 +1150,8 @@ async fn search_finds_words_in_my_rooms_newest_first() {
     assert_eq!(hits[0]["id"], newest);
     assert_eq!(hits[1]["room_id"], dev.id.0);
     assert_eq!(hits[2]["from"], "alice");
-    assert_eq!(hits[2]["seq"], 1);
+    // After the room's notices of the registrations.
+    assert_eq!(hits[2]["seq"], 3);
     assert_eq!(hits[2]["kind"], "text");
     assert_eq!(
         hits[0]["text"],

@@ -168,6 +168,16 @@ pub async fn run_with_metrics(
             .writer
             .set_batch_hook(Box::new(move || hub.flush_deferred()));
     }
+    {
+        let hub = Arc::clone(&hub);
+        storage.writer.set_notice_hook(Box::new(move |notice| {
+            if let Some(frame) =
+                hub.encode_event(&chatroom_protocol::Event::Message(notice.clone()))
+            {
+                hub.defer_broadcast(notice.room, frame);
+            }
+        }));
+    }
     let connections = limits::ConnectionLimiter::new(
         config.limits.max_connections,
         config.limits.max_connections_per_ip,

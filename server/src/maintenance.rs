@@ -347,11 +347,12 @@ mod tests {
         (addr, shutdown, task)
     }
 
+    /// The text messages in `database` (not the room notices), oldest first.
     fn texts(database: &Path) -> Vec<String> {
         let conn = Connection::open_with_flags(database, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .expect("open the copy");
         let mut statement = conn
-            .prepare("SELECT text FROM messages ORDER BY id")
+            .prepare("SELECT text FROM messages WHERE kind = 0 ORDER BY id")
             .expect("prepare");
         statement
             .query_map([], |r| r.get(0))
@@ -447,11 +448,12 @@ mod tests {
             .await
             .expect("the account came along");
         let page = client
-            .history(room, chatroom_protocol::HistoryAnchor::After(0), 20)
+            .history(room, chatroom_protocol::HistoryAnchor::After(0), 21)
             .await
             .expect("history");
         let texts: Vec<String> = page.messages.into_iter().map(|m| m.text).collect();
-        assert_eq!(texts, before);
+        assert_eq!(texts[0], "alice joined", "the room's notice came along too");
+        assert_eq!(texts[1..], before[..]);
         shutdown.cancel();
         server.await.expect("server stops");
     }

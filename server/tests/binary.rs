@@ -306,7 +306,13 @@ async fn sigterm_tells_clients_and_exits_cleanly() {
     let client = Client::connect(addr, "checker").await.expect("connect");
     client.login("watcher", PASSWORD).await.expect("login");
     let stored = all_history(&client, room).await;
-    assert_eq!(stored, vec![(ack.seq, "before the signal".to_string())]);
+    assert_eq!(
+        stored,
+        vec![
+            (1, "watcher joined".to_string()),
+            (ack.seq, "before the signal".to_string())
+        ]
+    );
     server.kill().expect("stop");
     let _ = server.wait();
 }
@@ -508,7 +514,7 @@ async fn backup_check_and_health_on_a_running_server() {
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
-    assert_eq!(texts, ["kept in the backup"]);
+    assert_eq!(texts, ["alice joined", "kept in the backup"]);
 
     // A damaged database: the check says so and fails.
     let damaged = dir.path().join("damaged");

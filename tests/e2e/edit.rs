@@ -139,6 +139,15 @@ async fn only_the_sender_may_edit_and_the_text_rules_still_hold() {
         .expect_err("deleted");
     assert_eq!(refused.code(), Some(ErrorCode::BadRequest));
     assert!(refused.to_string().contains("deleted"), "{refused}");
+    // The room's notice that bob joined is sent in his name, but it is the room's log.
+    assert_eq!(
+        code_of(bob.edit_message(dev.id, 1, "bob never came").await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code_of(bob.delete_message(dev.id, 1).await),
+        ErrorCode::Forbidden
+    );
 
     // Nothing refused changed anything.
     let page = alice
@@ -153,6 +162,7 @@ async fn only_the_sender_may_edit_and_the_text_rules_still_hold() {
     assert_eq!(
         kinds,
         [
+            (1, MessageKind::System, "bob joined"),
             (bobs.seq, MessageKind::Deleted, ""),
             (alices.seq, MessageKind::Text, "mine")
         ]

@@ -3,7 +3,7 @@
 
 use crate::ai::FakeModel;
 use crate::support::*;
-use chatroom_protocol::{Event, Message};
+use chatroom_protocol::{Event, Message, MessageKind};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
@@ -44,7 +44,8 @@ async fn until_online(client: &chatroom_protocol::client::ClientHandle, name: &s
 /// The next message `sender` posts, as `client` sees it.
 async fn message_from(client: &mut chatroom_protocol::client::Client, sender: &str) -> Message {
     expect_event(client, |e| match e {
-        Event::Message(m) if m.sender_name == sender => Some(m),
+        // Not the room's notice that the bot joined.
+        Event::Message(m) if m.sender_name == sender && m.kind != MessageKind::System => Some(m),
         _ => None,
     })
     .await

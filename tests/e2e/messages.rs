@@ -15,11 +15,12 @@ async fn two_clients_chat_in_public() {
     let public = public_id(&alice).await;
 
     let ack = alice.send_message(public, "hi bob 👋").await.expect("send");
-    assert_eq!(ack.seq, 1);
+    // After the room's notices of the two registrations.
+    assert_eq!(ack.seq, 3);
     let got = expect_message(&mut bob, "hi bob 👋").await;
     assert_eq!(
         (got.seq, got.id, got.sender, got.kind),
-        (1, ack.id, alice_session.user.id, MessageKind::Text)
+        (3, ack.id, alice_session.user.id, MessageKind::Text)
     );
     // The sender's own sessions get the message too.
     expect_message(&mut alice, "hi bob 👋").await;
@@ -28,7 +29,7 @@ async fn two_clients_chat_in_public() {
         .send_message(public, "hello alice, 你好")
         .await
         .expect("send");
-    assert_eq!(reply.seq, 2, "seqs are gapless per room");
+    assert_eq!(reply.seq, 4, "seqs are gapless per room");
     expect_message(&mut alice, "hello alice, 你好").await;
     server.stop().await;
 }
@@ -58,7 +59,8 @@ async fn history_pages_by_seq() {
     let server = TestServer::start_with(|c| c.limits.message_burst = 100).await;
     let (alice, _) = server.user("alice").await;
     let public = public_id(&alice).await;
-    for i in 1..=25 {
+    // Seq 1 is the room's notice that alice joined; message i gets seq i.
+    for i in 2..=25 {
         alice
             .send_message(public, format!("message {i}"))
             .await
@@ -85,6 +87,13 @@ async fn history_pages_by_seq() {
         .expect("before");
     assert_eq!(seqs(&oldest), (1..=5).collect::<Vec<_>>());
     assert!(!oldest.has_more);
+    assert_eq!(
+        (
+            oldest.messages[0].kind.clone(),
+            oldest.messages[0].text.as_str()
+        ),
+        (MessageKind::System, "alice joined")
+    );
     let after = alice
         .history(public, HistoryAnchor::After(20), 10)
         .await
@@ -274,8 +283,10 @@ async fn control_characters_other_than_newline_and_tab_are_refused() {
         .history(public, HistoryAnchor::Latest, 5)
         .await
         .expect("history");
-    assert_eq!(page.messages.len(), 1, "only the accepted one is stored");
-    assert_eq!(page.messages[0].seq, ok.seq);
-    assert_eq!(page.messages[0].text, "line one\n\tindented");
+    // The accepted one, after the room's notice that alice joined.
+    assert_eq!(page.messages.len(), 2, "only the accepted one is stored");
+    assert_eq!(page.messages[0].kind, MessageKind::System);
+    assert_eq!(page.messages[1].seq, ok.seq);
+    assert_eq!(page.messages[1].text, "line one\n\tindented");
     server.stop().await;
 }

@@ -1,7 +1,7 @@
 //! Presence, typing and heartbeats.
 
 use crate::support::*;
-use chatroom_protocol::{ClientFrame, ErrorCode, Event, PresenceStatus, ServerFrame};
+use chatroom_protocol::{ClientFrame, ErrorCode, Event, MessageKind, PresenceStatus, ServerFrame};
 
 #[tokio::test]
 async fn presence_changes_reach_those_who_share_a_room() {
@@ -77,7 +77,13 @@ async fn typing_reaches_the_room_but_is_rate_limited_and_not_stored() {
         .history(public, chatroom_protocol::HistoryAnchor::Latest, 10)
         .await
         .expect("history");
-    assert_eq!(history.messages.len(), 1, "typing is never stored");
+    // The marker, after the room's notices of the two registrations.
+    let kinds: Vec<_> = history.messages.iter().map(|m| m.kind.clone()).collect();
+    assert_eq!(
+        kinds,
+        [MessageKind::System, MessageKind::System, MessageKind::Text],
+        "typing is never stored"
+    );
     server.stop().await;
 }
 

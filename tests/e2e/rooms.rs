@@ -515,3 +515,124 @@ async fn an_owner_who_leaves_passes_the_room_on() {
     assert_eq!(role_of(&bob, public, "alice").await, Some(RoomRole::Member));
     server.stop().await;
 }
+
+/// The room's notices of `page`, oldest first.
+fn notices(page: &chatroom_protocol::HistoryPage) -> Vec<&str> {
+    page.messages
+        .iter()
+        .filter(|m| m.kind == chatroom_protocol::MessageKind::System)
+        .map(|m| m.text.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn what_happens_to_a_room_is_in_its_history_for_those_who_were_away() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (bob, _) = server.user("bob").await;
+    let (carol, _) = server.user("carol").await;
+    let (mut dave, _) = server.user("dave").await;
+    let dev = alice
+        .create_room("dev", Visibility::Public)
+        .await
+        .expect("create");
+    dave.join_room("dev").await.expect("dave joins");
+    // Dave stays online and sees the log as it is written; carol will read it later.
+    alice.invite(dev.id, "carol").await.expect("invite");
+    carol
+        .mark_read(dev.id, 2)
+        .await
+        .expect("carol has read up to here");
+    drop(carol);
+    alice
+        .set_topic(dev.id, "release friday")
+        .await
+        .expect("topic");
+    bob.join_room("dev").await.expect("bob joins");
+    alice
+        .set_role(dev.id, "dave", RoomRole::Moderator)
+        .await
+        .expect("promote");
+    dave.mute(dev.id, "bob", Some(600), Some("calm down".into()))
+        .await
+        .expect("mute");
+    dave.unmute(dev.id, "bob").await.expect("unmute");
+    dave.kick(dev.id, "bob", Some("off topic".into()))
+        .await
+        .expect("kick");
+    dave.ban(dev.id, "bob", None).await.expect("ban");
+    dave.unban(dev.id, "bob").await.expect("unban");
+    alice.send_message(dev.id, "ship it").await.expect("send");
+    alice.leave_room(dev.id).await.expect("the owner leaves");
+
+    let expected = [
+        "dave joined",
+        "alice added carol",
+        "alice set the topic: release friday",
+        "bob joined",
+        "alice made dave a moderator",
+        "dave muted bob for 10 min: calm down",
+        "dave unmuted bob",
+        "dave removed bob: off topic",
+        "dave banned bob",
+        "dave lifted the ban on bob",
+        "alice left; dave is now the owner",
+    ];
+    // Live, as messages in seq order with everything else: the ten after dave's own join, and
+    // alice's message.
+    let mut live = Vec::new();
+    while live.len() < expected.len() {
+        let m = expect_event(&mut dave, |e| match e {
+            Event::Message(m) if m.room == dev.id => Some(m),
+            _ => None,
+        })
+        .await;
+        live.push(m);
+    }
+    let seqs: Vec<u64> = live.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (2..=12).collect::<Vec<_>>(), "after dave's own join");
+    let live_notices: Vec<&str> = live
+        .iter()
+        .filter(|m| m.kind == chatroom_protocol::MessageKind::System)
+        .map(|m| m.text.as_str())
+        .collect();
+    assert_eq!(live_notices, expected[1..]);
+    let kick = &live[6];
+    assert_eq!(
+        (kick.sender_name.as_str(), kick.text.as_str()),
+        ("dave", "dave removed bob: off topic"),
+        "a notice is sent in the name of who acted"
+    );
+
+    // Stored: carol, who was away, reads it all, and none of it is unread news to her.
+    let (carol, _) = server.login("carol").await;
+    let page = carol
+        .history(dev.id, HistoryAnchor::After(0), 50)
+        .await
+        .expect("history");
+    assert_eq!(notices(&page), expected);
+    let mine = carol.my_rooms().await.expect("rooms");
+    let dev_for_carol = mine.iter().find(|r| r.id == dev.id).expect("dev");
+    assert_eq!(
+        (dev_for_carol.latest_seq, dev_for_carol.unread),
+        (12, 1),
+        "only alice's message is unread"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_account_joining_public_is_in_its_history_and_nobody_s_unread() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    server.user("bob").await;
+    let page = alice
+        .history(public, HistoryAnchor::After(0), 10)
+        .await
+        .expect("history");
+    assert_eq!(notices(&page), ["alice joined", "bob joined"]);
+    let rooms = alice.my_rooms().await.expect("rooms");
+    assert_eq!((rooms[0].latest_seq, rooms[0].unread), (2, 0));
+    server.stop().await;
+}

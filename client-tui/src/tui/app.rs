@@ -3,9 +3,9 @@
 //! [`Action`]s, which the runtime carries out and answers with more events.
 
 use chatroom_protocol::{
-    BanInfo, Draft, Event, FileId, HistoryPage, LeaveReason, Member, Message, MessageId,
-    MessageKind, PresenceStatus, RoomId, RoomKind, RoomRole, RoomSummary, Seq, UnixMillis, UserId,
-    UserPresence, UserSummary,
+    BanInfo, Draft, Event, FileId, HistoryPage, Member, Message, MessageId, MessageKind,
+    PresenceStatus, RoomId, RoomKind, RoomRole, RoomSummary, Seq, UnixMillis, UserId, UserPresence,
+    UserSummary,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -933,17 +933,12 @@ impl App {
             Event::Muted {
                 room,
                 user,
-                username,
                 by,
                 reason,
                 until,
-            } => self.muted(room, user, &username, &by, reason.as_deref(), until),
-            Event::Unmuted {
-                room,
-                user,
-                username,
-                by,
-            } => self.unmuted(room, user, &username, &by),
+                ..
+            } => self.muted(room, user, &by, reason.as_deref(), until),
+            Event::Unmuted { room, user, by, .. } => self.unmuted(room, user, &by),
             Event::DraftUpdated(draft) => {
                 if let Some(room) = self.rooms.get_mut(&draft.room) {
                     let sender = draft.sender_name.clone();
@@ -960,7 +955,9 @@ impl App {
                 }
             }
             Event::Message(message) => {
-                let mention = self.is_mention(&message);
+                // A room notice (a join, a kick, a topic) is the room's log, not news.
+                let news = message.kind != MessageKind::System;
+                let mention = news && self.is_mention(&message);
                 let mine = self.me.as_ref().is_some_and(|me| me.id == message.sender);
                 // The search results cover the room shown.
                 let is_current = self.current == Some(message.room) && self.search.is_none();
@@ -981,7 +978,7 @@ impl App {
                     if seen && !mine {
                         self.pending_read.push(message.room);
                     }
-                } else if !counted {
+                } else if !counted && news {
                     room.summary.unread += 1;
                     if mention {
                         room.summary.mentions += 1;
@@ -993,39 +990,21 @@ impl App {
                     actions.push(Action::Bell);
                 }
             }
+            // The room's notice of a join, a leave, a topic or a role comes as a message of its
+            // own (stored, so it is in the history too); these events change the state.
             Event::MemberJoined { room, member } => {
-                let now = self.now;
                 if let Some(r) = self.rooms.get_mut(&room) {
-                    r.notice(now, format!("{} joined", member.user.username));
                     r.summary.member_count += 1;
                     if !r.members.iter().any(|m| m.user.id == member.user.id) {
                         r.members.push(member);
                     }
                 }
             }
-            Event::MemberLeft {
-                room,
-                user,
-                username,
-                reason,
-            } => {
+            Event::MemberLeft { room, user, .. } => {
                 let me = self.me.as_ref().is_some_and(|me| me.id == user);
                 if me {
                     self.remove_room(room);
                 } else if let Some(r) = self.rooms.get_mut(&room) {
-                    let text = match reason {
-                        LeaveReason::Left => format!("{username} left"),
-                        LeaveReason::Kicked { by, reason } => match reason {
-                            Some(why) => format!("{username} was removed by {by}: {why}"),
-                            None => format!("{username} was removed by {by}"),
-                        },
-                        LeaveReason::AccountDeleted => format!("{username}'s account was deleted"),
-                        LeaveReason::Banned { by, reason } => match reason {
-                            Some(why) => format!("{username} was banned by {by}: {why}"),
-                            None => format!("{username} was banned by {by}"),
-                        },
-                    };
-                    r.notice(self.now, text);
                     r.summary.member_count = r.summary.member_count.saturating_sub(1);
                     r.members.retain(|m| m.user.id != user);
                 }
@@ -1056,10 +1035,8 @@ impl App {
                     }
                 }
             }
-            Event::TopicChanged { room, topic, by } => {
-                let now = self.now;
+            Event::TopicChanged { room, topic, .. } => {
                 if let Some(r) = self.rooms.get_mut(&room) {
-                    r.notice(now, format!("{by} set the topic: {topic}"));
                     r.summary.topic = topic;
                 }
             }
@@ -1074,11 +1051,7 @@ impl App {
                 self.flash(format!("{by} removed you from #{room_name}{why}"), true);
             }
             Event::RoleChanged {
-                room,
-                user,
-                username,
-                role,
-                by,
+                room, user, role, ..
             } => {
                 let me = self.me.as_ref().is_some_and(|me| me.id == user);
                 if let Some(r) = self.rooms.get_mut(&room) {
@@ -1097,24 +1070,6 @@ impl App {
                     if me {
                         r.summary.my_role = Some(role);
                     }
-                    let username_before = username.clone();
-                    let who = if me { "you".to_owned() } else { username };
-                    let what = match role {
-                        RoomRole::Owner => "the owner",
-                        RoomRole::Moderator => "a moderator",
-                        RoomRole::Member => "a member",
-                    };
-                    let verb = if me { "are" } else { "is" };
-                    let text = match by {
-                        Some(by) if role == RoomRole::Owner => {
-                            format!("{by} handed the room to {who}")
-                        }
-                        // The old owner, after handing the room over.
-                        Some(by) if by == username_before => format!("{who} {verb} now {what}"),
-                        Some(by) => format!("{by} made {who} {what}"),
-                        None => format!("the owner left: {who} {verb} now {what}"),
-                    };
-                    r.notice(self.now, text);
                 }
             }
             Event::ServerShutdown { reason } => {
@@ -1782,11 +1737,7 @@ mod tests {
             summary(1, "public", RoomKind::Public, 0, 0),
             summary(2, "dev", RoomKind::Public, 5, 5),
         ]);
-        app.on_event(Event::TopicChanged {
-            room: RoomId(2),
-            topic: "releases".into(),
-            by: "bob".into(),
-        });
+        app.bans_loaded(RoomId(2), Vec::new());
         assert!(
             !app.rooms[&RoomId(2)].timeline.is_empty(),
             "a notice is held"
@@ -2291,13 +2242,8 @@ mod tests {
             .expect("dev")
             .summary
             .latest_seq = 2;
-        app.on_event(Event::RoleChanged {
-            room: RoomId(2),
-            user: UserId(1),
-            username: "me".into(),
-            role: RoomRole::Moderator,
-            by: Some("alice".into()),
-        });
+        // `/bans` answered before the room's history came.
+        app.bans_loaded(RoomId(2), Vec::new());
         for seq in [1, 2] {
             app.on_event(Event::Message(message(2, seq, (2, "alice"), "before")));
         }
@@ -2431,15 +2377,30 @@ mod tests {
                 by: Some("me".into()),
             });
         }
+        assert_eq!(names(&app), ["bob", "me"]);
         assert_eq!(
-            notices(&app, 2),
-            vec![
-                "alice made bob a moderator".to_owned(),
-                "the owner left: you are now the owner".to_owned(),
-                "me handed the room to bob".to_owned(),
-                "you are now a moderator".to_owned(),
-            ]
+            app.rooms[&RoomId(2)].summary.my_role,
+            Some(RoomRole::Moderator)
         );
+        // What happened is told by the server's notice, a message: no notice of our own.
+        assert!(notices(&app, 2).is_empty(), "{:?}", notices(&app, 2));
+    }
+
+    #[test]
+    fn a_room_notice_is_shown_but_not_counted_as_unread() {
+        let mut app = logged_in_app();
+        let mut notice = message(2, 1, (2, "bob"), "bob made @me a moderator");
+        notice.kind = MessageKind::System;
+        let actions = app.on_event(Event::Message(notice));
+        let dev = &app.rooms[&RoomId(2)];
+        assert_eq!((dev.summary.unread, dev.summary.mentions), (0, 0));
+        assert_eq!(dev.summary.latest_seq, 1);
+        assert!(
+            matches!(dev.timeline.values().next(), Some(Entry::Message(m)) if m.kind == MessageKind::System)
+        );
+        assert!(!actions.contains(&Action::Bell), "{actions:?}");
+        app.on_event(Event::Message(message(2, 2, (2, "bob"), "news")));
+        assert_eq!(app.rooms[&RoomId(2)].summary.unread, 1);
     }
 }
 

@@ -7,12 +7,11 @@ use super::app::App;
 use super::ui::when;
 
 impl App {
-    /// `Event::Muted`: a notice in the room; a flash too when it is me.
+    /// `Event::Muted`: a flash when it is me (the room's notice comes as a message).
     pub fn muted(
         &mut self,
         room: RoomId,
         user: UserId,
-        username: &str,
         by: &str,
         reason: Option<&str>,
         until: Option<UnixMillis>,
@@ -23,25 +22,21 @@ impl App {
             None => "until unmuted".to_string(),
         };
         let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
-        let now = self.now;
-        let Some(r) = self.rooms.get_mut(&room) else {
+        let Some(label) = self.rooms.get(&room).map(|r| r.label()) else {
             return;
         };
-        let label = r.label();
-        let who = if me { "you" } else { username };
-        r.notice(now, format!("{by} muted {who} {how_long}{why}"));
         if me {
             self.flash(format!("{by} muted you in {label} {how_long}{why}"), true);
         }
     }
 
-    /// `Event::Unmuted`: a notice in the room.
-    pub fn unmuted(&mut self, room: RoomId, user: UserId, username: &str, by: &str) {
+    /// `Event::Unmuted`: a flash when it is me (the room's notice comes as a message).
+    pub fn unmuted(&mut self, room: RoomId, user: UserId, by: &str) {
         let me = self.me.as_ref().is_some_and(|me| me.id == user);
-        let now = self.now;
-        if let Some(r) = self.rooms.get_mut(&room) {
-            let who = if me { "you" } else { username };
-            r.notice(now, format!("{by} unmuted {who}"));
+        if let Some(label) = self.rooms.get(&room).map(|r| r.label())
+            && me
+        {
+            self.flash(format!("{by} unmuted you in {label}"), false);
         }
     }
 
@@ -146,7 +141,7 @@ mod tests {
     }
 
     #[test]
-    fn the_room_hears_of_mutes_and_the_member_is_told() {
+    fn the_member_is_told_of_their_mute_and_its_end() {
         let mut app = app_in_dev();
         app.on_event(Event::Muted {
             room: RoomId(2),
@@ -156,6 +151,7 @@ mod tests {
             reason: Some("flooding".into()),
             until: Some(NOW + 600_000),
         });
+        assert_eq!(app.flash, None, "someone else's mute is the room's notice");
         app.on_event(Event::Muted {
             room: RoomId(2),
             user: UserId(1),
@@ -174,15 +170,9 @@ mod tests {
             username: "me".into(),
             by: "alice".into(),
         });
-        assert_eq!(
-            notices(&app, 2),
-            [
-                "alice muted bob until 22:23: flooding",
-                "alice muted you until unmuted",
-                "alice unmuted you",
-            ]
-        );
-        assert!(notices(&app, 1).is_empty(), "only in its room");
+        assert_eq!(app.flash, Some(("alice unmuted you in #dev".into(), false)));
+        // The room hears of it from the server's notice, a message: no notice of our own.
+        assert!(notices(&app, 2).is_empty(), "{:?}", notices(&app, 2));
     }
 
     #[test]

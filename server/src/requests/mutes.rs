@@ -1,14 +1,13 @@
 //! Mutes: a room's owner and moderators stop a member from posting there for a while, or until
 //! unmuted; every way of posting checks [`Conn::require_unmuted`].
 
-use chatroom_protocol::{
-    ErrorCode, Event, MAX_MUTE_SECS, Response, RoomId, UnixMillis, now_millis,
-};
+use chatroom_protocol::{ErrorCode, Event, MAX_MUTE_SECS, Response, RoomId, now_millis};
 
 use super::Conn;
 use super::rooms::clean_reason;
 use crate::error::{RequestError, RequestResult};
 use crate::hub::RoomView;
+use crate::storage::notices::for_how_long;
 use crate::storage::{UserRow, WriteOp, reads};
 
 impl Conn {
@@ -131,49 +130,12 @@ impl Conn {
             return Ok(());
         };
         let when = match until {
-            Some(until) => format!("for {}", remaining(until, now_millis())),
+            Some(until) => format!("for {}", for_how_long(until, now_millis())),
             None => "until a moderator unmutes you".to_string(),
         };
         Err(RequestError::new(
             ErrorCode::Forbidden,
             format!("you are muted in {} {when}", view.row.name),
         ))
-    }
-}
-
-/// How long until `until`, for people: `42 s`, `5 min`, `3 h 20 min`, `2 days`.
-fn remaining(until: UnixMillis, now: UnixMillis) -> String {
-    let secs = until.saturating_sub(now).div_ceil(1000);
-    match secs {
-        0..60 => format!("{secs} s"),
-        60..3600 => format!("{} min", secs.div_ceil(60)),
-        3600..86_400 => match (secs / 3600, secs % 3600 / 60) {
-            (h, 0) => format!("{h} h"),
-            (h, m) => format!("{h} h {m} min"),
-        },
-        _ => match secs.div_ceil(86_400) {
-            1 => "1 day".to_string(),
-            d => format!("{d} days"),
-        },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn what_is_left_of_a_mute_reads_like_people_say_it() {
-        let now = 1_000_000;
-        let after = |secs: u64| remaining(now + secs * 1000, now);
-        assert_eq!(remaining(now + 1, now), "1 s");
-        assert_eq!(after(59), "59 s");
-        assert_eq!(after(60), "1 min");
-        assert_eq!(after(61), "2 min");
-        assert_eq!(after(3600), "1 h");
-        assert_eq!(after(3600 + 20 * 60), "1 h 20 min");
-        assert_eq!(after(86_400), "1 day");
-        assert_eq!(after(3 * 86_400 - 5), "3 days");
-        assert_eq!(remaining(now - 5, now), "0 s");
     }
 }

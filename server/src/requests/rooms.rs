@@ -179,7 +179,6 @@ impl Conn {
         Ok(Response::Room(summary))
     }
 
-    /// Removes `user` from `room`, telling the room (and the user's sessions) why.
     /// Removes `user` from `room`; once that is committed, `told` (the kick notice) goes to
     /// them, then the room hears that they left.
     async fn remove_member(
@@ -192,6 +191,12 @@ impl Conn {
     ) -> RequestResult<()> {
         let hub = self.shared.hub.clone();
         let (user_id, username) = (user.id, user.name.clone());
+        let why = match &reason {
+            LeaveReason::Kicked { reason, .. } | LeaveReason::Banned { reason, .. } => {
+                reason.clone()
+            }
+            LeaveReason::Left | LeaveReason::AccountDeleted => None,
+        };
         self.shared
             .storage
             .writer
@@ -200,6 +205,7 @@ impl Conn {
                     room,
                     user: user_id,
                     by,
+                    reason: why,
                 },
                 move |outcome| {
                     let heirs = match outcome {

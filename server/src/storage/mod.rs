@@ -8,12 +8,14 @@
 //!   lists and logins.
 //! - [`schema`]: the tables and migrations.
 //! - [`search`]: full-text search of messages and the writer's indexer that keeps it current.
+//! - [`notices`]: the `System` messages stored about joins, kicks, bans, mutes, roles, topics.
 //! - [`ai`]: the AI bot's account, context reads and `/ai clear` points.
 //!
 //! WAL mode, `synchronous=FULL` unless configured otherwise, foreign keys on. Every statement
 //! binds its inputs as parameters; no SQL is built from input.
 
 pub mod ai;
+pub mod notices;
 pub mod reads;
 pub mod schema;
 pub mod search;

@@ -24,6 +24,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio::sync::mpsc;
 
+use super::notices::{self, Posted};
 use super::search::Indexer;
 use super::{
     RoomRow, StorageError, UserRow, is_constraint, kind_from_sql, kind_to_sql, message_kind_to_sql,
@@ -128,6 +129,8 @@ pub enum WriteOp {
         /// Who removes them (a kick: checked again here, a moderator or the owner above
         /// them as of this transaction); `None` when they leave.
         by: Option<UserId>,
+        /// Why they were removed, for the room's notice.
+        reason: Option<String>,
     },
     /// Ban a user from a room, as `by` (checked here: a moderator or the owner, above the user
     /// if they are a member), removing them if they are in it. → [`Outcome::Banned`]
@@ -399,11 +402,22 @@ struct Job {
 /// Runs on the writer thread after the completions of each batch.
 pub type BatchHook = Box<dyn Fn() + Send + Sync>;
 
+/// Runs on the writer thread for each room notice an op stored (see [`super::notices`]), right
+/// before that op's completion.
+pub type NoticeHook = Box<dyn Fn(&Message) + Send + Sync>;
+
 /// The queue to the writer thread. Cloning is cheap.
 #[derive(Clone)]
 pub struct Writer {
     queue: mpsc::Sender<Job>,
-    batch_hook: Arc<OnceLock<BatchHook>>,
+    hooks: Arc<Hooks>,
+}
+
+/// What the server runs on the writer thread besides the completions.
+#[derive(Default)]
+struct Hooks {
+    batch: OnceLock<BatchHook>,
+    notice: OnceLock<NoticeHook>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -422,7 +436,15 @@ impl Writer {
     /// Sets what runs after the completions of every batch (once; later calls are ignored).
     /// The server flushes the batch's deferred fan-out there.
     pub fn set_batch_hook(&self, hook: BatchHook) {
-        let _ = self.batch_hook.set(hook);
+        let _ = self.hooks.batch.set(hook);
+    }
+
+    /// Sets what runs for every room notice an op stored, before that op's completion (once;
+    /// later calls are ignored). The server queues the notice for the room's fan-out there, so
+    /// it goes out in seq order with the messages of the batch, to the members as they were
+    /// before the op's own change reaches the hub.
+    pub fn set_notice_hook(&self, hook: NoticeHook) {
+        let _ = self.hooks.notice.set(hook);
     }
 
     /// Queues `op`; `done` runs on the writer thread right after the op's transaction commits
@@ -495,25 +517,19 @@ pub fn start(
     latest_seqs: HashMap<RoomId, Seq>,
 ) -> Result<(Writer, std::thread::JoinHandle<()>), StorageError> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    let batch_hook: Arc<OnceLock<BatchHook>> = Arc::default();
-    let hook = Arc::clone(&batch_hook);
+    let hooks: Arc<Hooks> = Arc::default();
+    let thread_hooks = Arc::clone(&hooks);
     let thread = std::thread::Builder::new()
         .name("chatroom-storage-writer".into())
-        .spawn(move || writer_loop(conn, rx, latest_seqs, &hook))?;
-    Ok((
-        Writer {
-            queue: tx,
-            batch_hook,
-        },
-        thread,
-    ))
+        .spawn(move || writer_loop(conn, rx, latest_seqs, &thread_hooks))?;
+    Ok((Writer { queue: tx, hooks }, thread))
 }
 
 fn writer_loop(
     mut conn: Connection,
     mut queue: mpsc::Receiver<Job>,
     mut seqs: HashMap<RoomId, Seq>,
-    batch_hook: &OnceLock<BatchHook>,
+    hooks: &Hooks,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(64);
     let mut index = Indexer::new();
@@ -552,12 +568,20 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let results = run_batch(&mut conn, &batch, &mut seqs);
-        index.stored(results.iter().filter(|r| stored_a_message(r)).count());
-        for (job, result) in batch.drain(..).zip(results) {
+        let (results, notices) = run_batch(&mut conn, &batch, &mut seqs);
+        index.stored(
+            results.iter().filter(|r| stored_a_message(r)).count()
+                + notices.iter().map(Vec::len).sum::<usize>(),
+        );
+        for ((job, result), notices) in batch.drain(..).zip(results).zip(notices) {
+            if let Some(hook) = hooks.notice.get() {
+                for notice in &notices {
+                    hook(notice);
+                }
+            }
             (job.done)(result);
         }
-        if let Some(hook) = batch_hook.get() {
+        if let Some(hook) = hooks.batch.get() {
             hook();
         }
         if index.overdue(Instant::now()) {
@@ -575,11 +599,14 @@ fn stored_a_message(result: &Result<Outcome, StorageError>) -> bool {
 /// Transactions one batch may begin: the first, and one more after each op that lost one.
 const BATCH_ATTEMPTS: usize = 4;
 
+/// The outcome of each op of a batch, and the notices each stored.
+type BatchResults = (Vec<Result<Outcome, StorageError>>, Vec<Vec<Message>>);
+
 fn run_batch(
     conn: &mut Connection,
     batch: &[Job],
     seqs: &mut HashMap<RoomId, Seq>,
-) -> Vec<Result<Outcome, StorageError>> {
+) -> BatchResults {
     // An op whose failure made SQLite roll back the whole transaction (disk full, an I/O
     // error, a trigger's RAISE(ROLLBACK)) takes every earlier op of the batch with it, and
     // anything run after it would run outside any transaction, each statement committing on
@@ -588,11 +615,11 @@ fn run_batch(
     let mut lost: Vec<Option<StorageError>> = batch.iter().map(|_| None).collect();
     for _ in 0..BATCH_ATTEMPTS {
         match attempt_batch(conn, batch, seqs, &mut lost) {
-            Attempt::Done(results) => {
+            Attempt::Done(results, notices) => {
                 remove_orphan_blobs(conn, batch, &results);
-                return results;
+                return (results, notices);
             }
-            Attempt::Failed(msg) => return failed(lost, &msg),
+            Attempt::Failed(msg) => return (failed(lost, &msg), none_posted(batch)),
             Attempt::Lost => {}
         }
     }
@@ -600,12 +627,20 @@ fn run_batch(
         attempts = BATCH_ATTEMPTS,
         "the transaction kept being rolled back; failing the rest of the batch"
     );
-    failed(lost, "the transaction was rolled back repeatedly")
+    (
+        failed(lost, "the transaction was rolled back repeatedly"),
+        none_posted(batch),
+    )
+}
+
+/// No notices for any op of `batch` (none of it was stored).
+fn none_posted(batch: &[Job]) -> Vec<Vec<Message>> {
+    batch.iter().map(|_| Vec::new()).collect()
 }
 
 enum Attempt {
-    /// Committed (the ops in `lost` were not run): the outcome of every op.
-    Done(Vec<Result<Outcome, StorageError>>),
+    /// Committed (the ops in `lost` were not run): the outcome of every op, and its notices.
+    Done(Vec<Result<Outcome, StorageError>>, Vec<Vec<Message>>),
     /// An op lost the transaction; it is now in `lost`.
     Lost,
     /// The transaction could not begin or commit: nothing of it was stored.
@@ -636,10 +671,12 @@ fn attempt_batch(
         }
     };
     let mut results = Vec::with_capacity(batch.len());
+    let mut notices = Vec::with_capacity(batch.len());
     for (job, lost) in batch.iter().zip(lost.iter_mut()) {
         if lost.is_some() {
             // A placeholder: the op's own error replaces it below.
             results.push(Err(StorageError::Closed));
+            notices.push(Vec::new());
             continue;
         }
         let result = apply_in_savepoint(&tx, &job.op, &mut pending);
@@ -653,7 +690,12 @@ fn attempt_batch(
             // Dropping `tx` does nothing more: SQLite has already rolled it back.
             return Attempt::Lost;
         }
+        let (result, posted) = match result {
+            Ok((outcome, posted)) => (Ok(outcome), posted),
+            Err(e) => (Err(e), Vec::new()),
+        };
         results.push(result);
+        notices.push(posted);
     }
     match tx.commit() {
         Ok(()) => {
@@ -664,7 +706,7 @@ fn attempt_batch(
                     *result = Err(error);
                 }
             }
-            Attempt::Done(results)
+            Attempt::Done(results, notices)
         }
         Err(e) => {
             let msg = e.to_string();
@@ -727,17 +769,17 @@ impl SeqCounters<'_> {
     }
 }
 
+/// Applies `op` in a savepoint; on success its seqs join the transaction's, and its notices
+/// come back with the outcome.
 fn apply_in_savepoint(
     tx: &Transaction<'_>,
     op: &WriteOp,
     seqs: &mut SeqCounters<'_>,
-) -> Result<Outcome, StorageError> {
-    let mut assigned = None;
-    let outcome = in_savepoint(tx, |conn| apply(conn, op, seqs, &mut assigned))?;
-    if let Some((room, seq)) = assigned {
-        seqs.pending.insert(room, seq);
-    }
-    Ok(outcome)
+) -> Result<(Outcome, Vec<Message>), StorageError> {
+    let mut posted = Posted::default();
+    let outcome = in_savepoint(tx, |conn| apply(conn, op, seqs, &mut posted))?;
+    seqs.pending.extend(posted.seqs());
+    Ok((outcome, posted.notices))
 }
 
 /// Runs `write` inside a savepoint of the open transaction: if it fails, what it wrote is
@@ -774,7 +816,7 @@ fn apply(
     conn: &Connection,
     op: &WriteOp,
     seqs: &SeqCounters<'_>,
-    assigned: &mut Option<(RoomId, Seq)>,
+    posted: &mut Posted,
 ) -> Result<Outcome, StorageError> {
     let now = now_millis() as i64;
     match op {
@@ -812,11 +854,15 @@ fn apply(
                 other => other?,
             };
             let id = UserId(conn.last_insert_rowid() as u64);
-            conn.execute(
-                "INSERT INTO members (room_id, user_id, role, joined_at) \
-                 SELECT id, ?1, 0, ?2 FROM rooms WHERE name_key = 'public'",
-                params![id.0 as i64, now],
-            )?;
+            let public: Option<i64> = conn
+                .query_row("SELECT id FROM rooms WHERE name_key = 'public'", [], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if let Some(public) = public.map(|p| RoomId(p as u64)) {
+                add_member(conn, public, id, RoomRole::Member, now)?;
+                notices::post(conn, posted, public, id, notices::joined(name, None), now)?;
+            }
             Ok(Outcome::User(UserRow {
                 id,
                 name: name.clone(),
@@ -948,9 +994,23 @@ fn apply(
             if added == 0 {
                 return Err(refused(ErrorCode::AlreadyMember, "already a member"));
             }
+            let who = notices::name_of(conn, *user)?;
+            let (actor, text) = match by {
+                Some(by) => (
+                    *by,
+                    notices::joined(&who, Some(&notices::name_of(conn, *by)?)),
+                ),
+                None => (*user, notices::joined(&who, None)),
+            };
+            notices::post(conn, posted, *room, actor, text, now)?;
             Ok(Outcome::Roles(vec![(*user, role)]))
         }
-        WriteOp::RemoveMember { room, user, by } => {
+        WriteOp::RemoveMember {
+            room,
+            user,
+            by,
+            reason,
+        } => {
             if let Some(by) = by {
                 let mine = require_role(
                     conn,
@@ -966,10 +1026,22 @@ fn apply(
                     ));
                 }
             }
-            match remove_membership(conn, *room, *user)? {
-                Some(changes) => Ok(Outcome::Roles(changes)),
-                None => Err(refused(ErrorCode::NotMember, "not a member of that room")),
-            }
+            let Some(changes) = remove_membership(conn, *room, *user)? else {
+                return Err(refused(ErrorCode::NotMember, "not a member of that room"));
+            };
+            let who = notices::name_of(conn, *user)?;
+            let heir = heir_name(conn, &changes)?;
+            let text = match by {
+                Some(by) => notices::left(
+                    &who,
+                    Some(&notices::name_of(conn, *by)?),
+                    reason.as_deref(),
+                    heir.as_deref(),
+                ),
+                None => notices::left(&who, None, None, heir.as_deref()),
+            };
+            notices::post(conn, posted, *room, by.unwrap_or(*user), text, now)?;
+            Ok(Outcome::Roles(changes))
         }
         WriteOp::Ban {
             room,
@@ -1003,6 +1075,9 @@ fn apply(
                 params![room.0 as i64, user.0 as i64, by_name, reason, now],
             )?;
             let removed = remove_membership(conn, *room, *user)?;
+            let who = notices::name_of(conn, *user)?;
+            let text = notices::banned(&who, by_name, reason.as_deref());
+            notices::post(conn, posted, *room, *by, text, now)?;
             Ok(Outcome::Banned {
                 was_member: removed.is_some(),
                 heirs: removed.unwrap_or_default(),
@@ -1023,6 +1098,11 @@ fn apply(
             if lifted == 0 {
                 return Err(refused(ErrorCode::BadRequest, "they are not banned here"));
             }
+            let text = notices::unbanned(
+                &notices::name_of(conn, *user)?,
+                &notices::name_of(conn, *by)?,
+            );
+            notices::post(conn, posted, *room, *by, text, now)?;
             Ok(Outcome::Done)
         }
         WriteOp::Mute {
@@ -1067,6 +1147,9 @@ fn apply(
                     until.map(|t| t as i64)
                 ],
             )?;
+            let who = notices::name_of(conn, *user)?;
+            let text = notices::muted(&who, by_name, *until, now as UnixMillis, reason.as_deref());
+            notices::post(conn, posted, *room, *by, text, now)?;
             Ok(Outcome::Done)
         }
         WriteOp::Unmute { room, user, by } => {
@@ -1090,6 +1173,11 @@ fn apply(
             if lifted == 0 {
                 return Err(refused(ErrorCode::BadRequest, "they are not muted here"));
             }
+            let text = notices::unmuted(
+                &notices::name_of(conn, *user)?,
+                &notices::name_of(conn, *by)?,
+            );
+            notices::post(conn, posted, *room, *by, text, now)?;
             Ok(Outcome::Done)
         }
         WriteOp::SetRole {
@@ -1129,6 +1217,12 @@ fn apply(
                 set(*actor, RoomRole::Moderator)?;
                 changes.push((*actor, RoomRole::Moderator));
             }
+            let text = notices::role_set(
+                &notices::name_of(conn, *user)?,
+                &notices::name_of(conn, *actor)?,
+                *role,
+            );
+            notices::post(conn, posted, *room, *actor, text, now)?;
             Ok(Outcome::Roles(changes))
         }
         WriteOp::SetTopic { room, topic, by } => {
@@ -1148,6 +1242,8 @@ fn apply(
                 "UPDATE rooms SET topic = ?1 WHERE id = ?2",
                 params![topic, room.0 as i64],
             )?;
+            let text = notices::topic_set(&notices::name_of(conn, *by)?, topic);
+            notices::post(conn, posted, *room, *by, text, now)?;
             Ok(Outcome::Done)
         }
         WriteOp::OpenDirect { a, b } => {
@@ -1232,7 +1328,7 @@ fn apply(
                     stmt.execute(params![user.0 as i64, room.0 as i64, seq as i64])?;
                 }
             }
-            *assigned = Some((*room, seq));
+            posted.took(*room, seq);
             Ok(Outcome::Message(Message {
                 id,
                 room: *room,
@@ -1267,12 +1363,28 @@ fn apply(
                 "DELETE FROM mentions WHERE user_id = ?1",
                 params![user.0 as i64],
             )?;
+            // The named rooms it was in hear of it (a direct chat keeps the account's name).
+            let rooms: Vec<i64> = conn
+                .prepare(
+                    "SELECT m.room_id FROM members m JOIN rooms r ON r.id = m.room_id \
+                     WHERE m.user_id = ?1 AND r.kind IN (0, 1) ORDER BY m.room_id",
+                )?
+                .query_map(params![user.0 as i64], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
             let owned: Vec<i64> = conn
                 .prepare("DELETE FROM members WHERE user_id = ?1 AND role = 2 RETURNING room_id")?
                 .query_map(params![user.0 as i64], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
+            let mut heirs = HashMap::new();
             for room in owned {
-                hand_over(conn, RoomId(room as u64))?;
+                if let Some(heir) = hand_over(conn, RoomId(room as u64))? {
+                    heirs.insert(room, notices::name_of(conn, heir)?);
+                }
+            }
+            let name = notices::name_of(conn, *user)?;
+            for room in rooms {
+                let text = notices::account_deleted(&name, heirs.get(&room).map(String::as_str));
+                notices::post(conn, posted, RoomId(room as u64), *user, text, now)?;
             }
             // Direct chats with the account keep its name (their `name` is otherwise unused).
             conn.execute(
@@ -1447,7 +1559,7 @@ fn apply(
                 "DELETE FROM uploads WHERE id = ?1",
                 params![upload.0 as i64],
             )?;
-            *assigned = Some((*room, seq));
+            posted.took(*room, seq);
             let info = FileInfo {
                 id: file,
                 room: *room,
@@ -1689,6 +1801,17 @@ fn require_role(
 }
 
 /// What kind of room `room` is.
+/// The name of the new owner among `changes` (from [`remove_membership`]), if any.
+fn heir_name(
+    conn: &Connection,
+    changes: &[(UserId, RoomRole)],
+) -> Result<Option<String>, StorageError> {
+    match changes.iter().find(|(_, role)| *role == RoomRole::Owner) {
+        Some((heir, _)) => Ok(Some(notices::name_of(conn, *heir)?)),
+        None => Ok(None),
+    }
+}
+
 /// Removes a membership and the member's pending mentions; an owner's room passes on. `None`
 /// if they were not a member, else the role changes (the new owner).
 fn remove_membership(
@@ -1795,8 +1918,8 @@ pub fn apply_offline(conn: &mut Connection, op: &WriteOp) -> Result<Outcome, Sto
         pending: HashMap::new(),
     };
     let tx = conn.transaction()?;
-    let mut assigned = None;
-    let outcome = apply(&tx, op, &seqs, &mut assigned)?;
+    let mut posted = Posted::default();
+    let outcome = apply(&tx, op, &seqs, &mut posted)?;
     tx.commit()?;
     Ok(outcome)
 }
@@ -1898,6 +2021,7 @@ mod tests {
                 room: RoomId(2),
                 user: UserId(3),
                 by: Some(UserId(2)),
+                reason: None,
             }),
             job(WriteOp::Ban {
                 room: RoomId(2),
@@ -1907,7 +2031,7 @@ mod tests {
                 reason: None,
             }),
         ];
-        let results = run_batch(&mut conn, &batch, &mut seqs);
+        let (results, _) = run_batch(&mut conn, &batch, &mut seqs);
         assert!(
             results[0].is_ok() && forbidden(&results[1]) && forbidden(&results[2]),
             "{results:?}"
@@ -1937,7 +2061,7 @@ mod tests {
                 by: UserId(2),
             }),
         ];
-        let results = run_batch(&mut conn, &batch, &mut seqs);
+        let (results, _) = run_batch(&mut conn, &batch, &mut seqs);
         assert!(
             results[0].is_ok() && forbidden(&results[1]) && forbidden(&results[2]),
             "{results:?}"
@@ -2011,7 +2135,7 @@ mod tests {
             },
             done: Box::new(|_| {}),
         };
-        let results = run_batch(&mut conn, &[edit(1), edit(2), edit(3)], &mut HashMap::new());
+        let (results, _) = run_batch(&mut conn, &[edit(1), edit(2), edit(3)], &mut HashMap::new());
         let Ok(Outcome::Edited(Some(message))) = &results[0] else {
             panic!("{results:?}");
         };
@@ -2100,17 +2224,126 @@ mod tests {
                 room: RoomId(1),
                 user: UserId(1),
                 by: None,
+                reason: None,
             },
             done: Box::new(|_| {}),
         };
         let batch = [message("before"), remove, message("after")];
-        let results = run_batch(&mut conn, &batch, &mut seqs);
+        let (results, notices) = run_batch(&mut conn, &batch, &mut seqs);
         assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
         assert!(
             matches!(&results[2], Err(StorageError::Refused(e)) if e.code == ErrorCode::NotMember),
             "{results:?}"
         );
-        assert_eq!(stored(&conn), [(1, "before".into())]);
+        // The leave is the room's notice, with the seq after the message before it.
+        assert_eq!(
+            stored(&conn),
+            [(1, "before".into()), (2, "alice left".into())]
+        );
+        assert!(
+            notices[0].is_empty() && notices[2].is_empty(),
+            "{notices:?}"
+        );
+        assert!(
+            matches!(&notices[1][..], [n] if n.seq == 2 && n.kind == MessageKind::System && n.sender == UserId(1)),
+            "{notices:?}"
+        );
+        assert_eq!(seqs.get(&RoomId(1)), Some(&2));
+    }
+
+    #[test]
+    fn notices_take_seqs_between_messages_and_vanish_with_a_refused_op() {
+        let mut conn = Connection::open_in_memory().expect("opens");
+        super::super::schema::migrate(&mut conn).expect("migrates");
+        conn.execute_batch(
+            "INSERT INTO users (id, name, name_key, password_hash, created_at)
+                 VALUES (1, 'alice', 'alice', '-', 0), (2, 'bob', 'bob', '-', 0);
+             INSERT INTO members (room_id, user_id, role, joined_at) VALUES (1, 1, 0, 0);",
+        )
+        .expect("alice in room 1");
+        let job = |op| Job {
+            op,
+            done: Box::new(|_| {}),
+        };
+        let join = |user: u64| {
+            job(WriteOp::AddMember {
+                room: RoomId(1),
+                user: UserId(user),
+                role: RoomRole::Member,
+                by: None,
+            })
+        };
+        let topic = |by: u64| {
+            job(WriteOp::SetTopic {
+                room: RoomId(1),
+                topic: "ship it".into(),
+                by: UserId(by),
+            })
+        };
+        let mut seqs = HashMap::new();
+        // Bob joins between two messages; his second join and alice's topic (she is no
+        // moderator of public) are refused, and leave neither a row nor a seq behind.
+        let batch = [message("one"), join(2), join(2), topic(1), message("two")];
+        let (results, notices) = run_batch(&mut conn, &batch, &mut seqs);
+        assert!(
+            results[0].is_ok() && results[1].is_ok() && results[4].is_ok(),
+            "{results:?}"
+        );
+        assert!(results[2].is_err() && results[3].is_err(), "{results:?}");
+        assert_eq!(
+            stored(&conn),
+            [
+                (1, "one".into()),
+                (2, "bob joined".into()),
+                (3, "two".into())
+            ]
+        );
+        assert_eq!(
+            notices.iter().map(Vec::len).collect::<Vec<_>>(),
+            [0, 1, 0, 0, 0]
+        );
+        assert_eq!(seqs.get(&RoomId(1)), Some(&3));
+
+        // Notices are no one's unread news.
+        let unread: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM messages WHERE room_id = 1 AND kind != 1",
+                [],
+                |r| r.get(0),
+            )
+            .expect("counts");
+        assert_eq!(unread, 2);
+    }
+
+    #[test]
+    fn an_offline_account_deletion_tells_its_rooms_after_their_newest_message() {
+        let mut conn = Connection::open_in_memory().expect("opens");
+        super::super::schema::migrate(&mut conn).expect("migrates");
+        conn.execute_batch(
+            "INSERT INTO users (id, name, name_key, password_hash, created_at)
+                 VALUES (1, 'alice', 'alice', '-', 0), (2, 'bob', 'bob', '-', 0);
+             INSERT INTO rooms (id, kind, name, name_key, created_at) VALUES (2, 0, 'dev', 'dev', 0);
+             INSERT INTO members (room_id, user_id, role, joined_at)
+                 VALUES (1, 1, 0, 0), (1, 2, 0, 0), (2, 1, 2, 0), (2, 2, 0, 1);
+             INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text)
+                 VALUES (2, 1, 2, 'bob', 0, 0, 'hi'), (2, 2, 1, 'alice', 0, 0, 'hello');",
+        )
+        .expect("alice owns dev, bob is in it");
+        apply_offline(&mut conn, &WriteOp::DeleteUser { user: UserId(1) }).expect("deleted");
+        let mut rows = stored(&conn); // public's notice and dev's first message share seq 1
+        rows.sort();
+        assert_eq!(
+            rows,
+            [
+                (1, "alice's account was deleted".into()),
+                (1, "hi".into()),
+                (2, "hello".into()),
+                (
+                    3,
+                    "alice's account was deleted; bob is now the owner".into()
+                ),
+            ]
+        );
     }
 
     #[test]
@@ -2132,7 +2365,7 @@ mod tests {
             .into_iter()
             .map(message)
             .collect();
-        let results = run_batch(&mut conn, &batch, &mut seqs);
+        let (results, _) = run_batch(&mut conn, &batch, &mut seqs);
         let ok: Vec<bool> = results.iter().map(Result::is_ok).collect();
         assert_eq!(ok, [true, false, true, false, true]);
         assert_eq!(
@@ -2146,13 +2379,13 @@ mod tests {
             .into_iter()
             .map(message)
             .collect();
-        let results = run_batch(&mut conn, &batch, &mut seqs);
+        let (results, _) = run_batch(&mut conn, &batch, &mut seqs);
         assert!(results.iter().all(Result::is_err), "{results:?}");
         assert_eq!(stored(&conn).len(), 3);
         assert_eq!(seqs.get(&RoomId(1)), Some(&3));
         assert!(conn.is_autocommit(), "no transaction is left open");
 
-        let results = run_batch(&mut conn, &[message("f")], &mut seqs);
+        let (results, _) = run_batch(&mut conn, &[message("f")], &mut seqs);
         assert!(
             matches!(&results[..], [Ok(Outcome::Message(m))] if m.seq == 4),
             "{results:?}"
