@@ -1,8 +1,8 @@
 //! Snapshots of the terminal UI on ratatui's `TestBackend`, rendered from a plain `App`.
 
 use chatroom_protocol::{
-    Event, FileId, FileRef, HistoryPage, Member, Message, MessageId, MessageKind, PresenceStatus,
-    RoomId, RoomKind, RoomRole, RoomSummary, UserId, UserSummary,
+    Event, FileId, FileRef, HistoryPage, Member, Message, MessageId, MessageKind, MuteInfo,
+    PresenceStatus, RoomId, RoomKind, RoomRole, RoomSummary, UserId, UserSummary,
 };
 use chatroom_tui::tui::app::{App, ConnectionState};
 use chatroom_tui::tui::ui;
@@ -168,6 +168,22 @@ fn passwd_popup_with_differing_new_passwords() {
 #[test]
 fn busy_room_with_cjk_wrapping_unread_counts_and_members() {
     insta::assert_snapshot!(render(&busy_app(), 100, 16));
+}
+
+#[test]
+fn a_muted_member_is_marked_in_the_member_list() {
+    let mut app = busy_app();
+    app.mutes_known(
+        RoomId(1),
+        &[MuteInfo {
+            username: "bob".into(),
+            by: "alice".into(),
+            reason: None,
+            since: app.now - 60_000,
+            until: Some(app.now + 600_000),
+        }],
+    );
+    insta::assert_snapshot!(render(&app, 100, 16));
 }
 
 #[test]

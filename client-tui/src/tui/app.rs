@@ -183,6 +183,9 @@ pub struct RoomState {
     /// The member list may be out of date (fetched before a reconnect, when presence updates
     /// were missed): it is fetched again when the room is shown.
     pub members_stale: bool,
+    /// Who is muted here, by name, and until when (`None`: until unmuted): fetched with the
+    /// member list, kept by the mute events.
+    pub muted: HashMap<String, Option<UnixMillis>>,
     /// Who is typing, with when they last said so.
     pub typing: Vec<(String, UnixMillis)>,
     /// Messages being written (a bot's streamed reply), by draft id, shown after the timeline
@@ -203,6 +206,7 @@ impl RoomState {
             scroll: 0,
             members: Vec::new(),
             members_stale: false,
+            muted: HashMap::new(),
             typing: Vec::new(),
             drafts: BTreeMap::new(),
         }
@@ -933,12 +937,17 @@ impl App {
             Event::Muted {
                 room,
                 user,
+                username,
                 by,
                 reason,
                 until,
-                ..
-            } => self.muted(room, user, &by, reason.as_deref(), until),
-            Event::Unmuted { room, user, by, .. } => self.unmuted(room, user, &by),
+            } => self.muted(room, user, username, &by, reason.as_deref(), until),
+            Event::Unmuted {
+                room,
+                user,
+                username,
+                by,
+            } => self.unmuted(room, user, &username, &by),
             Event::DraftUpdated(draft) => {
                 if let Some(room) = self.rooms.get_mut(&draft.room) {
                     let sender = draft.sender_name.clone();

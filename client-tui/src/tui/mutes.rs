@@ -7,11 +7,13 @@ use super::app::App;
 use super::ui::when;
 
 impl App {
-    /// `Event::Muted`: a flash when it is me (the room's notice comes as a message).
+    /// `Event::Muted`: the member list marks them; a flash when it is me (the room's notice
+    /// comes as a message).
     pub fn muted(
         &mut self,
         room: RoomId,
         user: UserId,
+        username: String,
         by: &str,
         reason: Option<&str>,
         until: Option<UnixMillis>,
@@ -22,27 +24,52 @@ impl App {
             None => "until unmuted".to_string(),
         };
         let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
-        let Some(label) = self.rooms.get(&room).map(|r| r.label()) else {
+        let Some(r) = self.rooms.get_mut(&room) else {
             return;
         };
+        r.muted.insert(username, until);
+        let label = r.label();
         if me {
             self.flash(format!("{by} muted you in {label} {how_long}{why}"), true);
         }
     }
 
-    /// `Event::Unmuted`: a flash when it is me (the room's notice comes as a message).
-    pub fn unmuted(&mut self, room: RoomId, user: UserId, by: &str) {
+    /// `Event::Unmuted`: the member list no longer marks them; a flash when it is me.
+    pub fn unmuted(&mut self, room: RoomId, user: UserId, username: &str, by: &str) {
         let me = self.me.as_ref().is_some_and(|me| me.id == user);
-        if let Some(label) = self.rooms.get(&room).map(|r| r.label())
-            && me
-        {
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        r.muted.remove(username);
+        let label = r.label();
+        if me {
             self.flash(format!("{by} unmuted you in {label}"), false);
         }
+    }
+
+    /// A room's mutes as they are now (with its member list, or from `/mutes`).
+    pub fn mutes_known(&mut self, room: RoomId, mutes: &[MuteInfo]) {
+        if let Some(r) = self.rooms.get_mut(&room) {
+            r.muted = mutes
+                .iter()
+                .map(|m| (m.username.clone(), m.until))
+                .collect();
+        }
+    }
+
+    /// Whether `username` is muted in `room` at this moment (a mute that ran out sends no
+    /// event: it ends here when its time has passed).
+    pub fn is_muted(&self, room: RoomId, username: &str) -> bool {
+        self.rooms
+            .get(&room)
+            .and_then(|r| r.muted.get(username))
+            .is_some_and(|until| until.is_none_or(|t| t > self.now))
     }
 
     /// A room's mutes, from `/mutes`: one notice per mute (newest first, as the server sends
     /// them), or a notice that there are none.
     pub fn mutes_loaded(&mut self, room: RoomId, mutes: Vec<MuteInfo>) {
+        self.mutes_known(room, &mutes);
         let lines: Vec<String> = mutes
             .iter()
             .map(|m| {
@@ -173,6 +200,45 @@ mod tests {
         assert_eq!(app.flash, Some(("alice unmuted you in #dev".into(), false)));
         // The room hears of it from the server's notice, a message: no notice of our own.
         assert!(notices(&app, 2).is_empty(), "{:?}", notices(&app, 2));
+    }
+
+    #[test]
+    fn who_is_muted_is_kept_from_the_list_and_the_events_until_the_time_is_up() {
+        let mut app = app_in_dev();
+        let mute = |username: &str, until| MuteInfo {
+            username: username.into(),
+            by: "alice".into(),
+            reason: None,
+            since: NOW - 1_000,
+            until,
+        };
+        app.mutes_known(RoomId(2), &[mute("bob", Some(NOW + 60_000))]);
+        assert!(app.is_muted(RoomId(2), "bob"));
+        assert!(!app.is_muted(RoomId(1), "bob"), "only in its room");
+        app.on_event(Event::Muted {
+            room: RoomId(2),
+            user: UserId(4),
+            username: "carol".into(),
+            by: "alice".into(),
+            reason: None,
+            until: None,
+        });
+        assert!(app.is_muted(RoomId(2), "carol"));
+        app.on_event(Event::Unmuted {
+            room: RoomId(2),
+            user: UserId(4),
+            username: "carol".into(),
+            by: "alice".into(),
+        });
+        assert!(!app.is_muted(RoomId(2), "carol"));
+        // No event comes when a mute runs out.
+        app.tick(NOW + 60_000);
+        assert!(!app.is_muted(RoomId(2), "bob"));
+        // `/mutes` answers with the room's mutes as they are.
+        app.mutes_loaded(RoomId(2), vec![mute("dave", None)]);
+        assert!(
+            app.is_muted(RoomId(2), "dave") && !app.rooms[&RoomId(2)].muted.contains_key("bob")
+        );
     }
 
     #[test]

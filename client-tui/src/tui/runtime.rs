@@ -13,8 +13,8 @@ use chatroom_protocol::transfer::{
 };
 use chatroom_protocol::{
     BanInfo, ErrorBody, ErrorCode, Event, HistoryAnchor, HistoryPage, Member, MuteInfo,
-    PresenceStatus, RoomId, RoomSummary, SearchPage, ServerInfo, Session, UnixMillis, UserPresence,
-    Visibility, now_millis,
+    PresenceStatus, RoomId, RoomKind, RoomSummary, SearchPage, ServerInfo, Session, UnixMillis,
+    UserPresence, Visibility, now_millis,
 };
 use ratatui::crossterm::event::{self as term, Event as TermEvent};
 use std::collections::HashMap;
@@ -70,7 +70,8 @@ enum Msg {
     Latest(HistoryPage),
     /// A request for the newest page failed, with why.
     LatestFailed(RoomId, String),
-    Members(RoomId, Vec<Member>),
+    /// A room's members, and its mutes (`None` if they could not be had: an older server).
+    Members(RoomId, Vec<Member>, Option<Vec<MuteInfo>>),
     /// A room's bans, for `/bans`.
     Bans(RoomId, Vec<BanInfo>),
     Mutes(RoomId, Vec<MuteInfo>),
@@ -568,8 +569,11 @@ impl Runtime {
                 app.flash(error, true);
                 Vec::new()
             }
-            Msg::Members(room, members) => {
+            Msg::Members(room, members, mutes) => {
                 app.members_loaded(room, members);
+                if let Some(mutes) = mutes {
+                    app.mutes_known(room, &mutes);
+                }
                 Vec::new()
             }
             Msg::Bans(room, bans) => {
@@ -920,7 +924,12 @@ impl Runtime {
             }),
             Action::Members(room) => self.with_client(app, move |c| async move {
                 let info = c.room_info(room).await.map_err(err)?;
-                Ok(Some(Msg::Members(room, info.members)))
+                // Who is muted, to mark them; a direct chat has no mutes.
+                let mutes = match info.room.kind {
+                    RoomKind::Direct => Some(Vec::new()),
+                    _ => c.mutes(room).await.ok(),
+                };
+                Ok(Some(Msg::Members(room, info.members, mutes)))
             }),
             Action::PublicRooms => self.with_client(app, move |c| async move {
                 let rooms = c.public_rooms().await.map_err(err)?;
@@ -1673,6 +1682,14 @@ mod tests {
         h.run_until("the mute, heard back from the server", |h| {
             // For the ten minutes asked, not "until unmuted".
             notices(&h.app).contains(&"alice muted bob for 10 min: flooding".to_owned())
+                && h.app.is_muted(dev, "bob")
+        })
+        .await;
+        // A member list fetched afresh (on entering the room) marks bob too.
+        h.app.rooms.get_mut(&dev).expect("dev").muted.clear();
+        h.perform_all(vec![Action::Members(dev)]);
+        h.run_until("the member list with its mutes", |h| {
+            h.app.is_muted(dev, "bob")
         })
         .await;
         let refused = bob.send_message(dev, "hm").await.expect_err("bob is muted");
@@ -1686,7 +1703,7 @@ mod tests {
         .await;
         h.command("/unmute bob");
         h.run_until("the unmute", |h| {
-            notices(&h.app).contains(&"alice unmuted bob".to_owned())
+            notices(&h.app).contains(&"alice unmuted bob".to_owned()) && !h.app.is_muted(dev, "bob")
         })
         .await;
         bob.send_message(dev, "thanks")

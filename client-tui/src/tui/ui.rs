@@ -885,13 +885,14 @@ fn draw_members(frame: &mut Frame, app: &App, area: Rect) {
         } else {
             Style::new().fg(name_colour(&member.user.username))
         };
-        let name = truncate(
-            &format!("{role}{}", member.user.username),
-            usize::from(inner.width).saturating_sub(2),
-        );
+        let muted = app.is_muted(room.summary.id, &member.user.username);
+        let tag = if muted { " (muted)" } else { "" };
+        let width = usize::from(inner.width).saturating_sub(2 + tag.len());
+        let name = truncate(&format!("{role}{}", member.user.username), width);
         lines.push(Line::from(vec![
             Span::styled(format!("{mark} "), Style::new().fg(colour)),
             Span::styled(name, name_style),
+            Span::styled(tag, dim()),
         ]));
     }
     frame.render_widget(Paragraph::new(lines), inner);
