@@ -9,8 +9,9 @@
 //!   down"). For load balancers and `systemd`/container health checks.
 //! - `GET /metrics`: the Prometheus text exposition format 0.0.4, every series named
 //!   `chatroom_…`: uptime, connections (open, accepted, refused), logged-in sessions, users
-//!   online and accounts, rooms by kind, messages stored since start, requests handled, frames
-//!   and bytes sent, and the AI bot's questions and answers in progress.
+//!   online and accounts, rooms by kind, messages stored since start, writes waiting for the
+//!   storage thread, requests handled, frames and bytes sent, and the AI bot's questions and
+//!   answers in progress.
 //! - `HEAD` of either gives the same status and headers without a body; any other path is `404`,
 //!   any other method on these paths `405`. Every response says `Connection: close` and the
 //!   connection is closed after it: one request per connection, no keep-alive.
@@ -555,6 +556,16 @@ fn render(shared: &Shared, stored: Option<&Stored>) -> String {
             );
         }
     }
+    let (queued, queue_limit) = shared.storage.writer.queued();
+    series(
+        "chatroom_storage_queue_depth",
+        "gauge",
+        &format!(
+            "Writes waiting for the storage writer thread now; at {queue_limit} clients wait. \
+             One that stays high says the disk cannot keep up."
+        ),
+        &one(queued as u64),
+    );
     series(
         "chatroom_requests_total",
         "counter",

@@ -253,6 +253,7 @@ async fn metrics_count_logins_messages_requests_and_frames() {
         "chatroom_requests_total",
         "chatroom_frames_sent_total",
         "chatroom_ai_questions_total",
+        "chatroom_storage_queue_depth",
     ] {
         assert!(
             response.body.contains(&format!("# HELP {family} ")),
@@ -263,6 +264,11 @@ async fn metrics_count_logins_messages_requests_and_frames() {
     assert_eq!(value(&before, "chatroom_sessions_logged_in"), 0.0);
     assert_eq!(value(&before, "chatroom_connections_open"), 0.0);
     assert_eq!(value(&before, "chatroom_messages_stored_total"), 0.0);
+    assert_eq!(
+        value(&before, "chatroom_storage_queue_depth"),
+        0.0,
+        "nothing waits"
+    );
 
     let client = Client::connect(server.chat, "metrics-test")
         .await

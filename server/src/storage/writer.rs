@@ -463,6 +463,13 @@ impl Writer {
             .map_err(|_| StorageError::Closed)
     }
 
+    /// Ops waiting for the writer thread now, and how many may wait before callers do (for
+    /// `/metrics`: a queue that stays long says the disk or the thread cannot keep up).
+    pub fn queued(&self) -> (usize, usize) {
+        let limit = self.queue.max_capacity();
+        (limit - self.queue.capacity(), limit)
+    }
+
     /// Completes when the writer thread has stopped. While this handle lives the thread stops
     /// only by dying (a panic), so the server waits on this to go down instead of answering
     /// every write with `storage is shut down`.
@@ -2249,6 +2256,41 @@ mod tests {
             "{notices:?}"
         );
         assert_eq!(seqs.get(&RoomId(1)), Some(&2));
+    }
+
+    #[tokio::test]
+    async fn the_queue_depth_counts_the_ops_waiting_for_the_thread() {
+        let mut conn = Connection::open_in_memory().expect("opens");
+        super::super::schema::migrate(&mut conn).expect("migrates");
+        let (writer, thread) = start(conn, HashMap::new()).expect("starts");
+        let upkeep = || WriteOp::SessionUpkeep {
+            used: Vec::new(),
+            expired: Vec::new(),
+        };
+        assert_eq!(writer.queued(), (0, QUEUE));
+        // The thread is held inside a completion while three more ops queue up.
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        writer
+            .submit(upkeep(), move |_| {
+                let _ = entered_tx.send(());
+                let _ = released.recv();
+            })
+            .await
+            .expect("queued");
+        tokio::task::spawn_blocking(move || entered.recv())
+            .await
+            .expect("join")
+            .expect("the thread holds");
+        for _ in 0..3 {
+            writer.submit(upkeep(), |_| {}).await.expect("queued");
+        }
+        assert_eq!(writer.queued(), (3, QUEUE));
+        release.send(()).expect("release");
+        writer.write(upkeep()).await.expect("a round trip");
+        assert_eq!(writer.queued(), (0, QUEUE));
+        drop(writer);
+        thread.join().expect("the thread ends");
     }
 
     #[test]
