@@ -190,7 +190,7 @@ fn a_muted_member_is_marked_in_the_member_list() {
 fn help_popup() {
     let mut app = busy_app();
     app.show_help = true;
-    insta::assert_snapshot!(render(&app, 100, 50));
+    insta::assert_snapshot!(render(&app, 100, 52));
 }
 
 /// On 80×24 the help does not fit: it opens at the top and scrolls to the key bindings.

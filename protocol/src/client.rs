@@ -1212,6 +1212,15 @@ impl ClientHandle {
         .await
     }
 
+    /// Renames a room (its owner only).
+    pub async fn rename_room(&self, room: RoomId, name: &str) -> Result<(), ClientError> {
+        self.done(Request::RenameRoom {
+            room,
+            name: name.into(),
+        })
+        .await
+    }
+
     /// Lifts a member's mute.
     pub async fn unmute(&self, room: RoomId, username: &str) -> Result<(), ClientError> {
         self.done(Request::Unmute {

@@ -399,6 +399,15 @@ pub enum Request {
         /// The room.
         room: RoomId,
     },
+    /// Give a named room a new name (its owner only; not `public`) → [`Response::Done`]; the
+    /// members get [`Event::RoomRenamed`]. (Appended after protocol version 1 was first
+    /// published.)
+    RenameRoom {
+        /// The room.
+        room: RoomId,
+        /// The new name, under the rules of [`Request::CreateRoom`]'s.
+        name: String,
+    },
 }
 
 /// The longest [`Request::Mute`], in seconds (a year).
@@ -953,6 +962,16 @@ pub enum Event {
         /// Their name.
         username: String,
         /// Who lifted it.
+        by: String,
+    },
+    /// A room I am in has a new name. (Appended after protocol version 1 was first published:
+    /// a client older than it skips the frame.)
+    RoomRenamed {
+        /// The room.
+        room: RoomId,
+        /// Its new name.
+        name: String,
+        /// Who renamed it.
         by: String,
     },
 }

@@ -695,6 +695,10 @@ fn request_variant_indices() {
                 username: "bob".to_owned(),
             },
             Request::Mutes { room: r },
+            Request::RenameRoom {
+                room: r,
+                name: "x".to_owned(),
+            },
         ],
     );
 }
@@ -871,6 +875,11 @@ fn event_variant_indices() {
                 room: r,
                 user: UserId(2),
                 username: "bob".to_owned(),
+                by: "alice".to_owned(),
+            },
+            Event::RoomRenamed {
+                room: r,
+                name: "x".to_owned(),
                 by: "alice".to_owned(),
             },
         ],

@@ -565,6 +565,7 @@ fn request() -> BoxedStrategy<Request> {
             }),
         (room_id(), string_any()).prop_map(|(room, username)| Request::Unmute { room, username }),
         room_id().prop_map(|room| Request::Mutes { room }),
+        (room_id(), string_any()).prop_map(|(room, name)| Request::RenameRoom { room, name }),
     ]
     .boxed()
 }
@@ -738,6 +739,11 @@ fn event() -> BoxedStrategy<Event> {
                 by
             }
         ),
+        (room_id(), string_any(), string_any()).prop_map(|(room, name, by)| Event::RoomRenamed {
+            room,
+            name,
+            by
+        }),
     ]
     .boxed()
 }

@@ -481,6 +481,20 @@ impl Hub {
         }
     }
 
+    /// A named room's new name (the old one is free again).
+    pub fn rename_room(&self, room: RoomId, name: &str) {
+        let mut state = self.write();
+        let Some(entry) = state.rooms.get_mut(&room) else {
+            return;
+        };
+        let old = crate::auth::name_key(&entry.row.name);
+        entry.row.name = name.to_string();
+        if state.room_by_key.get(&old) == Some(&room) {
+            state.room_by_key.remove(&old);
+        }
+        state.room_by_key.insert(crate::auth::name_key(name), room);
+    }
+
     /// A new topic.
     pub fn set_topic(&self, room: RoomId, topic: &str) {
         if let Some(r) = self.write().rooms.get_mut(&room) {

@@ -636,3 +636,86 @@ async fn a_new_account_joining_public_is_in_its_history_and_nobody_s_unread() {
     assert_eq!((rooms[0].latest_seq, rooms[0].unread), (2, 0));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_owner_renames_a_room_and_its_members_hear_of_it() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (mut bob, _) = server.user("bob").await;
+    let dev = alice
+        .create_room("dev", Visibility::Public)
+        .await
+        .expect("create");
+    alice
+        .create_room("ops", Visibility::Public)
+        .await
+        .expect("create");
+    bob.join_room("dev").await.expect("join");
+
+    assert_eq!(
+        code_of(bob.rename_room(dev.id, "bobs").await),
+        ErrorCode::Forbidden,
+        "a member may not"
+    );
+    assert_eq!(
+        code_of(alice.rename_room(dev.id, "OPS").await),
+        ErrorCode::RoomNameTaken
+    );
+    assert_eq!(
+        code_of(alice.rename_room(dev.id, " backend").await),
+        ErrorCode::InvalidRoomName
+    );
+    let public = public_room(&alice).await;
+    assert_eq!(
+        code_of(alice.rename_room(public, "lobby").await),
+        ErrorCode::Forbidden,
+        "public is where everyone lands"
+    );
+
+    alice.rename_room(dev.id, "backend").await.expect("rename");
+    let (name, by) = expect_event(&mut bob, |e| match e {
+        Event::RoomRenamed { room, name, by } if room == dev.id => Some((name, by)),
+        _ => None,
+    })
+    .await;
+    assert_eq!((name.as_str(), by.as_str()), ("backend", "alice"));
+    let page = bob
+        .history(dev.id, HistoryAnchor::Latest, 10)
+        .await
+        .expect("history");
+    assert_eq!(
+        notices(&page).last(),
+        Some(&"alice renamed the room from dev to backend")
+    );
+    // The new name is the room's; the old one is free.
+    let (carol, _) = server.user("carol").await;
+    assert_eq!(carol.join_room("backend").await.expect("join").id, dev.id);
+    assert_eq!(
+        code_of(carol.join_room("dev").await),
+        ErrorCode::RoomNotFound
+    );
+    let again = carol
+        .create_room("dev", Visibility::Public)
+        .await
+        .expect("the old name is free");
+    assert_ne!(again.id, dev.id);
+    // Only the case changes: still the same room's name.
+    alice.rename_room(dev.id, "Backend").await.expect("recase");
+
+    let server = server.restart().await;
+    let (bob, _) = server.login("bob").await;
+    let names: Vec<String> = bob
+        .my_rooms()
+        .await
+        .expect("rooms")
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert!(names.contains(&"Backend".to_string()), "{names:?}");
+    assert_eq!(
+        bob.join_room("backend").await.expect("by its name").id,
+        dev.id,
+        "after a restart too"
+    );
+    server.stop().await;
+}

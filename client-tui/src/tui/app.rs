@@ -371,6 +371,13 @@ pub enum Action {
         /// To what.
         role: RoomRole,
     },
+    /// Rename a room.
+    Rename {
+        /// Which.
+        room: RoomId,
+        /// Its new name.
+        name: String,
+    },
     /// Set a topic.
     Topic {
         /// Where.
@@ -1081,6 +1088,12 @@ impl App {
                     }
                 }
             }
+            // The room's notice says who renamed it and from what.
+            Event::RoomRenamed { room, name, .. } => {
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.summary.name = name;
+                }
+            }
             Event::ServerShutdown { reason } => {
                 self.flash(format!("server: {reason}"), true);
             }
@@ -1432,6 +1445,11 @@ impl App {
             C::Topic(topic) => self
                 .current_or_flash()
                 .map(|room| Action::Topic { room, topic })
+                .into_iter()
+                .collect(),
+            C::Rename(name) => self
+                .current_or_flash()
+                .map(|room| Action::Rename { room, name })
                 .into_iter()
                 .collect(),
             C::Who => {
@@ -2393,6 +2411,27 @@ mod tests {
         );
         // What happened is told by the server's notice, a message: no notice of our own.
         assert!(notices(&app, 2).is_empty(), "{:?}", notices(&app, 2));
+    }
+
+    #[test]
+    fn a_renamed_room_takes_its_new_name() {
+        let mut app = logged_in_app();
+        app.enter_room(RoomId(2));
+        app.input.set_text("/rename #backend");
+        let actions = app.submit_input();
+        assert!(
+            actions.contains(&Action::Rename {
+                room: RoomId(2),
+                name: "backend".into()
+            }),
+            "{actions:?}"
+        );
+        app.on_event(Event::RoomRenamed {
+            room: RoomId(2),
+            name: "backend".into(),
+            by: "alice".into(),
+        });
+        assert_eq!(app.rooms[&RoomId(2)].label(), "#backend");
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub enum Command {
     },
     /// Set the current room's topic.
     Topic(String),
+    /// Give the current room a new name.
+    Rename(String),
     /// Members of the current room.
     Who,
     /// My rooms.
@@ -176,6 +178,11 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "open a direct chat with USER, sending TEXT",
     ),
     ("/topic", "TEXT", "set the current room's topic"),
+    (
+        "/rename",
+        "NAME",
+        "give the current room a new name (owner)",
+    ),
     (
         "/upload",
         "PATH",
@@ -448,6 +455,13 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             })
         }
         "topic" => Ok(Command::Topic(rest.trim().to_string())),
+        "rename" => {
+            let name = rest.trim().trim_start_matches('#');
+            if name.is_empty() {
+                return Err(usage("/rename"));
+            }
+            Ok(Command::Rename(name.to_string()))
+        }
         "upload" | "send_files" | "send_file" => {
             let path = rest.trim();
             let path = path
@@ -564,6 +578,7 @@ const NAMES: &[&str] = &[
     "/passwd",
     "/quit",
     "/recv_files",
+    "/rename",
     "/role",
     "/rooms",
     "/search",
@@ -747,6 +762,11 @@ mod tests {
             parse("/topic Release  week"),
             Ok(Command::Topic("Release  week".into()))
         );
+        assert_eq!(
+            parse("/rename #release planning "),
+            Ok(Command::Rename("release planning".into()))
+        );
+        assert!(parse("/rename  ").is_err());
         assert_eq!(
             parse("/away at lunch"),
             Ok(Command::Away(Some("at lunch".into())))

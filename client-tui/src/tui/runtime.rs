@@ -872,6 +872,10 @@ impl Runtime {
                 c.set_topic(room, &topic).await.map_err(err)?;
                 Ok(None)
             }),
+            Action::Rename { room, name } => self.with_client(app, move |c| async move {
+                c.rename_room(room, &name).await.map_err(err)?;
+                Ok(None)
+            }),
             Action::LoadOlder { room, before } => {
                 if self.handle.is_none() {
                     app.older_failed(room);

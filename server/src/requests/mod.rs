@@ -252,6 +252,7 @@ impl Conn {
             } => self.mute(&me, room, username, secs, reason).await?,
             Request::Unmute { room, username } => self.unmute(&me, room, username).await?,
             Request::Mutes { room } => self.mutes(&me, room).await?,
+            Request::RenameRoom { room, name } => self.rename_room(&me, room, name).await?,
             Request::SetRole {
                 room,
                 username,

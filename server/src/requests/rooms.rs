@@ -494,6 +494,64 @@ impl Conn {
         Ok(Response::Done)
     }
 
+    pub(super) async fn rename_room(
+        &self,
+        me: &UserRow,
+        room: RoomId,
+        name: String,
+    ) -> RequestResult<Response> {
+        let (view, role) = self.member_room(me, room)?;
+        if view.row.kind == RoomKind::Direct || auth::name_key(&view.row.name) == "public" {
+            return Err(RequestError::new(
+                ErrorCode::Forbidden,
+                "only a room people create can be renamed",
+            ));
+        }
+        if role != RoomRole::Owner {
+            return Err(RequestError::new(
+                ErrorCode::Forbidden,
+                "only the room's owner may rename it",
+            ));
+        }
+        auth::validate_room_name(&name)?;
+        if let Some(other) = self.shared.hub.room_by_name(&name)
+            && other != room
+        {
+            return Err(RequestError::new(
+                ErrorCode::RoomNameTaken,
+                format!("a room named {name:?} exists"),
+            ));
+        }
+        let hub = self.shared.hub.clone();
+        let by = me.name.clone();
+        let new_name = name.clone();
+        self.shared
+            .storage
+            .writer
+            .write_then(
+                WriteOp::RenameRoom {
+                    room,
+                    name,
+                    by: me.id,
+                },
+                move |_| {
+                    hub.flush_deferred();
+                    hub.rename_room(room, &new_name);
+                    let event = Event::RoomRenamed {
+                        room,
+                        name: new_name,
+                        by,
+                    };
+                    if let Some(frame) = hub.encode_event(&event) {
+                        hub.broadcast(room, &frame);
+                    }
+                },
+            )
+            .await?;
+        tracing::info!(room = %view.row.name, "room renamed");
+        Ok(Response::Done)
+    }
+
     pub(super) async fn open_direct(
         &self,
         me: &UserRow,

@@ -173,6 +173,11 @@ pub(crate) fn role_set(who: &str, by: &str, role: RoomRole) -> String {
     }
 }
 
+/// `alice renamed the room from old to new`.
+pub(crate) fn renamed(by: &str, old: &str, new: &str) -> String {
+    format!("{by} renamed the room from {old} to {new}")
+}
+
 /// `bob set the topic: …`, or `bob cleared the topic`.
 pub(crate) fn topic_set(by: &str, topic: &str) -> String {
     if topic.is_empty() {
@@ -296,6 +301,10 @@ mod tests {
             "bob made alice a member"
         );
         assert_eq!(topic_set("bob", "ship it"), "bob set the topic: ship it");
+        assert_eq!(
+            renamed("alice", "dev", "backend"),
+            "alice renamed the room from dev to backend"
+        );
         assert_eq!(topic_set("bob", ""), "bob cleared the topic");
         assert_eq!(
             account_deleted("alice", Some("carol")),

@@ -202,6 +202,16 @@ pub enum WriteOp {
         /// member of a direct chat).
         by: UserId,
     },
+    /// Rename a named room other than `public`, as `by` (checked here: its owner).
+    /// → [`Outcome::Done`]
+    RenameRoom {
+        /// The room.
+        room: RoomId,
+        /// The new name (valid: checked by the caller).
+        name: String,
+        /// Who renames it.
+        by: UserId,
+    },
     /// Find or create the direct chat between two users. → [`Outcome::Direct`]
     OpenDirect {
         /// One user.
@@ -1253,6 +1263,49 @@ fn apply(
             notices::post(conn, posted, *room, *by, text, now)?;
             Ok(Outcome::Done)
         }
+        WriteOp::RenameRoom { room, name, by } => {
+            let (kind, old, old_key): (i64, Option<String>, Option<String>) = conn
+                .query_row(
+                    "SELECT kind, name, name_key FROM rooms WHERE id = ?1",
+                    params![room.0 as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?
+                .ok_or_else(|| refused(ErrorCode::RoomNotFound, "no such room"))?;
+            if kind_from_sql(kind) == RoomKind::Direct || old_key.as_deref() == Some("public") {
+                return Err(refused(
+                    ErrorCode::Forbidden,
+                    "only a room people create can be renamed",
+                ));
+            }
+            require_role(
+                conn,
+                *room,
+                *by,
+                RoomRole::Owner,
+                "only the room's owner may rename it",
+            )?;
+            let renamed = conn.execute(
+                "UPDATE rooms SET name = ?1, name_key = ?2 WHERE id = ?3",
+                params![name, crate::auth::name_key(name), room.0 as i64],
+            );
+            match renamed {
+                Err(e) if is_constraint(&e) => {
+                    return Err(refused(
+                        ErrorCode::RoomNameTaken,
+                        format!("a room named {name:?} exists"),
+                    ));
+                }
+                other => other?,
+            };
+            let text = notices::renamed(
+                &notices::name_of(conn, *by)?,
+                old.as_deref().unwrap_or_default(),
+                name,
+            );
+            notices::post(conn, posted, *room, *by, text, now)?;
+            Ok(Outcome::Done)
+        }
         WriteOp::OpenDirect { a, b } => {
             let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
             let key = format!("{lo}:{hi}");
@@ -2021,7 +2074,8 @@ mod tests {
         let forbidden = |result: &Result<Outcome, StorageError>| matches!(result, Err(StorageError::Refused(e)) if e.code == ErrorCode::Forbidden);
         let mut seqs = HashMap::new();
 
-        // Bob is handed the room while mike kicks or bans him: both come too late.
+        // Bob is handed the room while mike kicks or bans him, and olga renames it: all three
+        // come too late.
         let batch = [
             set_role(3, RoomRole::Owner),
             job(WriteOp::RemoveMember {
@@ -2037,10 +2091,18 @@ mod tests {
                 by_name: "mike".into(),
                 reason: None,
             }),
+            job(WriteOp::RenameRoom {
+                room: RoomId(2),
+                name: "olgas".into(),
+                by: UserId(1),
+            }),
         ];
         let (results, _) = run_batch(&mut conn, &batch, &mut seqs);
         assert!(
-            results[0].is_ok() && forbidden(&results[1]) && forbidden(&results[2]),
+            results[0].is_ok()
+                && forbidden(&results[1])
+                && forbidden(&results[2])
+                && forbidden(&results[3]),
             "{results:?}"
         );
         let bans: i64 = conn
