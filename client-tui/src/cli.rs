@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::cli_rooms::{self, RoomCommand};
 use crate::login::{self, connect_logged_in};
 use crate::output;
 use crate::progress::TerminalBar;
@@ -221,6 +222,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Managing rooms and moderating them: join, create, kick, mute and the rest (see
+    /// [`crate::cli_rooms`]).
+    #[command(flatten)]
+    Manage(RoomCommand),
 }
 
 /// A transfer stopped by Ctrl-C. The binary exits with 130 (128 + SIGINT), as shells expect of
@@ -268,7 +273,8 @@ pub fn main() -> anyhow::Result<()> {
     }
 }
 
-fn print_line(line: &str) -> anyhow::Result<()> {
+/// Prints one line on stdout, flushed at once (a `tail` piped into a script is read as it goes).
+pub(crate) fn print_line(line: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{line}")?;
     stdout.flush()?;
@@ -336,6 +342,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Manage(command) => cli_rooms::run(command, &settings).await,
         Command::Users { json } => {
             let (client, _) = connect_logged_in(&settings).await?;
             for user in client.list_users().await? {
@@ -506,7 +513,10 @@ async fn logout(settings: &Settings) -> anyhow::Result<()> {
 const MAX_STDIN_BYTES: u64 = 16 << 20;
 
 /// Finds the room a command names: a room I am in by name, or the direct chat with a user.
-async fn resolve_target(client: &Client, target: &Target) -> anyhow::Result<RoomSummary> {
+pub(crate) async fn resolve_target(
+    client: &Client,
+    target: &Target,
+) -> anyhow::Result<RoomSummary> {
     if let Some(user) = &target.to {
         // `@alice`, as `rooms` shows a direct chat, names alice (as `#public` names public).
         let user = user.strip_prefix('@').unwrap_or(user);
@@ -562,12 +572,7 @@ async fn send(
         text.join(" ")
     };
     let (client, _) = connect_logged_in(settings).await?;
-    // Said here, not as a frame too large for the connection: the server's own rule.
-    let limit = client.welcome().limits.max_message_chars;
-    let chars = text.chars().count();
-    if chars > limit as usize {
-        bail!("the message is {chars} characters; this server takes at most {limit}");
-    }
+    check_message_length(&client, &text)?;
     let room = resolve_target(&client, target).await?;
     let sent = client
         .send_message(room.id, text)
@@ -575,6 +580,17 @@ async fn send(
         .context("the message was not sent")?;
     if json {
         print_line(&output::json_line(&output::sent_json(&room.name, &sent)))?;
+    }
+    Ok(())
+}
+
+/// Refuses a message text longer than the server takes. Said here, not as a frame too large
+/// for the connection: the server's own rule.
+pub(crate) fn check_message_length(client: &Client, text: &str) -> anyhow::Result<()> {
+    let limit = client.welcome().limits.max_message_chars;
+    let chars = text.chars().count();
+    if chars > limit as usize {
+        bail!("the message is {chars} characters; this server takes at most {limit}");
     }
     Ok(())
 }

@@ -5,6 +5,8 @@
 //! on failure.
 //!
 //! - [`cli`]: the command line and the subcommands.
+//! - [`cli_rooms`]: the subcommands that manage rooms and moderate them (join, create, invite,
+//!   topic, edit, delete, kick, ban, mute and their lists).
 //! - [`settings`]: server and user from flags, `CHATROOM_*` variables or
 //!   `~/.config/chatroom/config.toml`.
 //! - [`login`]: connecting, resuming a saved session, or logging in with a password from a
@@ -18,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod cli_rooms;
 pub mod login;
 pub mod output;
 pub mod progress;

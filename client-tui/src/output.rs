@@ -3,8 +3,8 @@
 
 use chatroom_protocol::transfer::{Downloaded, Uploaded, hex};
 use chatroom_protocol::{
-    FileInfo, FileRef, Message, MessageKind, PresenceStatus, RoomKind, RoomSummary, SentMessage,
-    UnixMillis, UserPresence,
+    BanInfo, FileInfo, FileRef, Member, Message, MessageKind, MuteInfo, PresenceStatus, RoomKind,
+    RoomRole, RoomSummary, SentMessage, UnixMillis, UserPresence,
 };
 use serde_json::{Value, json};
 use std::borrow::Cow;
@@ -376,6 +376,130 @@ pub fn user_json(u: &UserPresence) -> Value {
     })
 }
 
+/// A room in a few words, for a confirmation: `#dev (private, 3 members) — the topic`.
+pub fn room_brief(r: &RoomSummary) -> String {
+    let members = match r.member_count {
+        1 => "1 member".to_string(),
+        n => format!("{n} members"),
+    };
+    let mut line = format!(
+        "{} ({}, {members})",
+        room_label(r.kind, &r.name),
+        room_kind(r.kind)
+    );
+    if !r.topic.is_empty() {
+        line.push_str(&format!(" — {}", plain_text(&r.topic)));
+    }
+    line
+}
+
+/// How long a mute lasts, for people, as the server's room notices say it: `45 s`, `10 min`,
+/// `2 h`, `1 h 30 min`, `3 days`.
+pub fn how_long(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs.div_ceil(60)),
+        3600..86_400 => match (secs / 3600, secs % 3600 / 60) {
+            (h, 0) => format!("{h} h"),
+            (h, m) => format!("{h} h {m} min"),
+        },
+        _ => match secs.div_ceil(86_400) {
+            1 => "1 day".to_string(),
+            d => format!("{d} days"),
+        },
+    }
+}
+
+fn role_name(role: RoomRole) -> &'static str {
+    match role {
+        RoomRole::Owner => "owner",
+        RoomRole::Moderator => "moderator",
+        RoomRole::Member => "member",
+    }
+}
+
+/// A room member for a person: name, role, presence.
+pub fn member_line(m: &Member) -> String {
+    format!(
+        "{:<24} {:<9} {}",
+        escape_controls(&m.user.username),
+        role_name(m.role),
+        status_name(m.status)
+    )
+}
+
+/// A room member for a program.
+pub fn member_json(room: &str, m: &Member) -> Value {
+    json!({
+        "kind": "member",
+        "room": room,
+        "id": m.user.id.0,
+        "name": m.user.username,
+        "role": role_name(m.role),
+        "status": status_name(m.status),
+        "admin": m.user.is_admin,
+    })
+}
+
+/// `: the reason`, or nothing when none was given.
+fn reason_suffix(reason: Option<&str>) -> String {
+    match reason.filter(|r| !r.is_empty()) {
+        Some(reason) => format!(": {}", plain_text(reason)),
+        None => String::new(),
+    }
+}
+
+/// A ban for a person: `bob  banned by dave on 2026-11-21T20:30:05Z: spam`.
+pub fn ban_line(b: &BanInfo) -> String {
+    format!(
+        "{:<24} banned by {} on {}{}",
+        escape_controls(&b.username),
+        escape_controls(&b.by),
+        utc_timestamp(b.since),
+        reason_suffix(b.reason.as_deref())
+    )
+}
+
+/// A ban for a program.
+pub fn ban_json(room: &str, b: &BanInfo) -> Value {
+    json!({
+        "kind": "ban",
+        "room": room,
+        "name": b.username,
+        "by": b.by,
+        "reason": b.reason,
+        "since": b.since,
+    })
+}
+
+/// A mute for a person: `carol  muted by bob until 2026-11-21T20:40:05Z: spam` (or `until
+/// unmuted`).
+pub fn mute_line(m: &MuteInfo) -> String {
+    let until = match m.until {
+        Some(until) => utc_timestamp(until),
+        None => "unmuted".to_string(),
+    };
+    format!(
+        "{:<24} muted by {} until {until}{}",
+        escape_controls(&m.username),
+        escape_controls(&m.by),
+        reason_suffix(m.reason.as_deref())
+    )
+}
+
+/// A mute for a program; `until` is `null` for a mute that lasts until someone lifts it.
+pub fn mute_json(room: &str, m: &MuteInfo) -> Value {
+    json!({
+        "kind": "mute",
+        "room": room,
+        "name": m.username,
+        "by": m.by,
+        "reason": m.reason,
+        "since": m.since,
+        "until": m.until,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,6 +664,58 @@ mod tests {
         assert!(!json.contains(char::is_control), "{json}");
         let back: Value = serde_json::from_str(&json).expect("valid JSON");
         assert_eq!(back["text"], evil);
+    }
+
+    #[test]
+    fn members_bans_and_mutes_print_for_people_and_programs() {
+        let bob = Member {
+            user: chatroom_protocol::UserSummary {
+                id: UserId(2),
+                username: "bob".into(),
+                is_admin: false,
+            },
+            role: RoomRole::Moderator,
+            status: PresenceStatus::Online,
+        };
+        assert_eq!(
+            member_line(&bob).split_whitespace().collect::<Vec<_>>(),
+            ["bob", "moderator", "online"]
+        );
+        assert_eq!(member_json("dev", &bob)["role"], "moderator");
+        let mute = MuteInfo {
+            username: "carol".into(),
+            by: "bob".into(),
+            reason: Some("spam\x1b[2J".into()),
+            since: 0,
+            until: Some(600_000),
+        };
+        assert!(
+            mute_line(&mute).ends_with("muted by bob until 1970-01-01T00:10:00Z: spam\\u{1b}[2J"),
+            "{}",
+            mute_line(&mute)
+        );
+        assert_eq!(mute_json("dev", &mute)["until"], 600_000);
+        let forever = MuteInfo {
+            until: None,
+            reason: None,
+            ..mute
+        };
+        assert!(mute_line(&forever).ends_with("muted by bob until unmuted"));
+        assert!(mute_json("dev", &forever)["until"].is_null());
+        let ban = BanInfo {
+            username: "dave".into(),
+            by: "bob".into(),
+            reason: None,
+            since: 0,
+        };
+        assert!(ban_line(&ban).ends_with("banned by bob on 1970-01-01T00:00:00Z"));
+        assert_eq!(ban_json("dev", &ban)["name"], "dave");
+        assert_eq!(how_long(45), "45 s");
+        assert_eq!(how_long(600), "10 min");
+        assert_eq!(how_long(7200), "2 h");
+        assert_eq!(how_long(5400), "1 h 30 min");
+        assert_eq!(how_long(86_400), "1 day");
+        assert_eq!(how_long(3 * 86_400), "3 days");
     }
 
     #[test]

@@ -1362,3 +1362,378 @@ async fn search_goes_on_past_pages_with_no_hits_for_me() {
     let hits = json_lines(&run_ok(search).await);
     assert_eq!(texts(&hits), ["a needle in public"]);
 }
+
+/// Runs `chatroom ARGS…` as `user` and returns what it printed; fails the test if it failed.
+async fn chatroom(user: &User, args: &[&str]) -> String {
+    let mut command = user.command();
+    command.args(args);
+    run_ok(command).await
+}
+
+/// Runs `chatroom ARGS…` as `user`, which must be refused: exit status 1 and one line on
+/// stderr, returned.
+async fn refused(user: &User, args: &[&str]) -> String {
+    let mut command = user.command();
+    command.args(args);
+    let output = run(command).await;
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{args:?} is refused: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(output.stdout.is_empty(), "nothing on stdout for {args:?}");
+    stderr_line(&output)
+}
+
+/// The texts of a room's notices (the `system` messages of its history), oldest first.
+async fn notices(user: &User, room: &str) -> Vec<String> {
+    let history = chatroom(user, &["history", "--room", room, "--json"]).await;
+    json_lines(&history)
+        .iter()
+        .filter(|m| m["kind"] == "system")
+        .map(|m| m["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The names of my rooms.
+async fn room_names(user: &User) -> Vec<String> {
+    let rooms = chatroom(user, &["rooms", "--json"]).await;
+    json_lines(&rooms)
+        .iter()
+        .map(|r| r["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_are_created_joined_and_left_from_the_shell() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    let bob = User::new("bob", &server);
+    register(&alice).await;
+    register(&bob).await;
+
+    let created = one_json(&chatroom(&alice, &["create", "#dev", "--json"]).await);
+    assert_eq!(
+        (
+            created["kind"].as_str(),
+            created["name"].as_str(),
+            created["room_kind"].as_str(),
+            created["members"].as_u64()
+        ),
+        (Some("room"), Some("dev"), Some("public"), Some(1))
+    );
+    assert_eq!(
+        chatroom(&alice, &["create", "secret", "--private"]).await,
+        "created #secret (private, 1 member)\n"
+    );
+
+    assert_eq!(
+        chatroom(&bob, &["join", "dev"]).await,
+        "joined #dev (public, 2 members)\n"
+    );
+    let joined = one_json(&chatroom(&bob, &["join", "public", "--json"]).await);
+    assert_eq!(joined["name"], "public", "joining a room again is fine");
+    let refusal = refused(&bob, &["join", "secret"]).await;
+    assert!(
+        refusal.starts_with("chatroom: cannot join #secret: "),
+        "{refusal}"
+    );
+
+    assert_eq!(
+        chatroom(&alice, &["invite", "--room", "secret", "@bob"]).await,
+        "added bob to #secret\n"
+    );
+    assert!(room_names(&bob).await.contains(&"secret".to_string()));
+    assert_eq!(
+        chatroom(&bob, &["leave", "--room", "secret"]).await,
+        "left #secret\n"
+    );
+    assert!(!room_names(&bob).await.contains(&"secret".to_string()));
+    let said = notices(&alice, "secret").await;
+    assert!(
+        said.ends_with(&["alice added bob".to_string(), "bob left".to_string()]),
+        "{said:?}"
+    );
+
+    // The topic: set from the words given, cleared with none.
+    assert_eq!(
+        chatroom(
+            &alice,
+            &["topic", "--room", "dev", "release", "on", "Friday"]
+        )
+        .await,
+        "set the topic of #dev: release on Friday\n"
+    );
+    let topic = |rooms: String| {
+        json_lines(&rooms)
+            .into_iter()
+            .find(|r| r["name"] == "dev")
+            .map(|r| r["topic"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(
+        topic(chatroom(&bob, &["rooms", "--json"]).await).as_deref(),
+        Some("release on Friday")
+    );
+    assert_eq!(
+        chatroom(&alice, &["topic", "--room", "dev"]).await,
+        "cleared the topic of #dev\n"
+    );
+    assert_eq!(
+        topic(chatroom(&bob, &["rooms", "--json"]).await).as_deref(),
+        Some("")
+    );
+    let said = notices(&bob, "dev").await;
+    assert!(
+        said.ends_with(&[
+            "alice set the topic: release on Friday".to_string(),
+            "alice cleared the topic".to_string()
+        ]),
+        "{said:?}"
+    );
+
+    // Members, owners first, with their role and presence.
+    let members = json_lines(&chatroom(&bob, &["members", "--room", "dev", "--json"]).await);
+    let seen: Vec<(&str, &str, &str)> = members
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap_or_default(),
+                m["role"].as_str().unwrap_or_default(),
+                m["status"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        members
+            .iter()
+            .all(|m| m["kind"] == "member" && m["room"] == "dev"),
+        "{members:?}"
+    );
+    // alice has no connection now; bob has his command's.
+    assert_eq!(
+        seen,
+        [("alice", "owner", "offline"), ("bob", "member", "online")]
+    );
+    let plain = chatroom(&bob, &["members", "--room", "dev"]).await;
+    let words: Vec<Vec<&str>> = plain
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(words[0][..2], ["alice", "owner"], "{plain}");
+    assert_eq!(words[1], ["bob", "member", "online"], "{plain}");
+
+    // Leaving a room one is not in is said in one line, before asking the server.
+    let refusal = refused(&bob, &["leave", "--room", "secret"]).await;
+    assert!(refusal.contains("not in a room named"), "{refusal}");
+}
+
+/// The message of #public at `seq` (as typed on the command line), as `history --json` shows it.
+async fn public_message(user: &User, seq: &str) -> Value {
+    let history = json_lines(&chatroom(user, &["history", "--room", "public", "--json"]).await);
+    history
+        .into_iter()
+        .find(|m| m["seq"].as_u64().map(|n| n.to_string()).as_deref() == Some(seq))
+        .unwrap_or_else(|| panic!("no message {seq} in #public"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn my_messages_are_edited_and_deleted_by_seq() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    let bob = User::new("bob", &server);
+    register(&alice).await;
+    register(&bob).await;
+
+    let sent = one_json(&chatroom(&alice, &["send", "--room", "public", "--json", "helo"]).await);
+    let seq = sent["seq"].as_u64().expect("seq").to_string();
+    assert_eq!(
+        chatroom(
+            &alice,
+            &["edit", "--room", "public", &seq, "hello", "world"]
+        )
+        .await,
+        format!("edited message {seq} in #public\n")
+    );
+    let message = public_message(&bob, &seq).await;
+    assert_eq!(message["text"], "hello world");
+    assert!(message["edited_at"].is_u64(), "{message}");
+
+    // Someone else's message: the server's reason, in one line.
+    let refusal = refused(&bob, &["edit", "--room", "public", &seq, "hijacked"]).await;
+    assert_eq!(
+        refusal,
+        format!(
+            "chatroom: cannot edit message {seq} in #public: server error: only its sender may \
+             edit a message (Forbidden)\n"
+        )
+    );
+    let refusal = refused(&bob, &["delete", "--room", "public", &seq]).await;
+    assert!(refusal.starts_with(&format!(
+        "chatroom: cannot delete message {seq} in #public: "
+    )));
+
+    assert_eq!(
+        chatroom(&alice, &["delete", "--room", "public", &seq]).await,
+        format!("deleted message {seq} in #public\n")
+    );
+    let message = public_message(&bob, &seq).await;
+    assert_eq!(
+        (message["kind"].as_str(), message["text"].as_str()),
+        (Some("deleted"), Some(""))
+    );
+
+    // In a direct chat, named by the other user.
+    let sent = one_json(&chatroom(&bob, &["send", "--to", "alice", "--json", "sea you"]).await);
+    let seq = sent["seq"].as_u64().expect("seq").to_string();
+    assert_eq!(
+        chatroom(&bob, &["edit", "--to", "@alice", &seq, "see you"]).await,
+        format!("edited message {seq} in @alice\n")
+    );
+    let history = chatroom(&alice, &["history", "--to", "bob"]).await;
+    assert!(
+        history.ends_with("@bob <bob> see you (edited)\n"),
+        "{history}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderators_kick_ban_and_mute_from_the_shell() {
+    let server = Server::start().await;
+    let dave = User::new("dave", &server);
+    let bob = User::new("bob", &server);
+    let carol = User::new("carol", &server);
+    for user in [&dave, &bob, &carol] {
+        register(user).await;
+    }
+    chatroom(&dave, &["create", "dev"]).await;
+    chatroom(&bob, &["join", "dev"]).await;
+    chatroom(&carol, &["join", "dev"]).await;
+
+    // A plain member may not moderate.
+    let refusal = refused(&bob, &["kick", "--room", "dev", "carol"]).await;
+    assert_eq!(
+        refusal,
+        "chatroom: cannot remove carol from #dev: server error: only the owner or a moderator \
+         may remove members (Forbidden)\n"
+    );
+
+    assert_eq!(
+        chatroom(
+            &dave,
+            &["kick", "--room", "dev", "bob", "--reason", "off topic"]
+        )
+        .await,
+        "removed bob from #dev\n"
+    );
+    assert!(!room_names(&bob).await.contains(&"dev".to_string()));
+    assert_eq!(
+        notices(&dave, "dev").await.last().map(String::as_str),
+        Some("dave removed bob: off topic")
+    );
+
+    // A ban keeps bob out until it is lifted.
+    chatroom(&bob, &["join", "dev"]).await;
+    assert_eq!(
+        chatroom(&dave, &["ban", "--room", "dev", "@bob", "--reason", "spam"]).await,
+        "banned bob from #dev\n"
+    );
+    assert_eq!(
+        notices(&dave, "dev").await.last().map(String::as_str),
+        Some("dave banned bob: spam")
+    );
+    let bans = json_lines(&chatroom(&dave, &["bans", "--room", "dev", "--json"]).await);
+    assert_eq!(bans.len(), 1, "{bans:?}");
+    assert_eq!(
+        (
+            bans[0]["kind"].as_str(),
+            bans[0]["name"].as_str(),
+            bans[0]["by"].as_str(),
+            bans[0]["reason"].as_str()
+        ),
+        (Some("ban"), Some("bob"), Some("dave"), Some("spam"))
+    );
+    let plain = chatroom(&dave, &["bans", "--room", "dev"]).await;
+    assert!(
+        plain.starts_with("bob ")
+            && plain.contains(" banned by dave on ")
+            && plain.ends_with(": spam\n"),
+        "{plain}"
+    );
+    refused(&bob, &["join", "dev"]).await;
+    assert_eq!(
+        chatroom(&dave, &["unban", "--room", "dev", "bob"]).await,
+        "lifted the ban on bob in #dev\n"
+    );
+    assert_eq!(
+        chatroom(&dave, &["bans", "--room", "dev", "--json"]).await,
+        ""
+    );
+    chatroom(&bob, &["join", "dev"]).await;
+
+    // A mute for a while: listed with when it ends, and carol cannot post until it is lifted.
+    assert_eq!(
+        chatroom(
+            &dave,
+            &[
+                "mute", "--room", "dev", "carol", "--for", "10m", "--reason", "noisy"
+            ]
+        )
+        .await,
+        "muted carol in #dev for 10 min\n"
+    );
+    assert_eq!(
+        notices(&dave, "dev").await.last().map(String::as_str),
+        Some("dave muted carol for 10 min: noisy")
+    );
+    let mutes = one_json(&chatroom(&dave, &["mutes", "--room", "dev", "--json"]).await);
+    assert_eq!(
+        (
+            mutes["kind"].as_str(),
+            mutes["name"].as_str(),
+            mutes["by"].as_str(),
+            mutes["reason"].as_str()
+        ),
+        (Some("mute"), Some("carol"), Some("dave"), Some("noisy"))
+    );
+    let (since, until) = (
+        mutes["since"].as_u64().expect("since"),
+        mutes["until"].as_u64().expect("until"),
+    );
+    assert!(
+        (599_000..=601_000).contains(&(until - since)),
+        "ten minutes: {mutes}"
+    );
+    let refusal = refused(&carol, &["send", "--room", "dev", "hello?"]).await;
+    assert!(refusal.contains("the message was not sent"), "{refusal}");
+    assert_eq!(
+        chatroom(&dave, &["unmute", "--room", "dev", "carol"]).await,
+        "unmuted carol in #dev\n"
+    );
+    assert_eq!(
+        chatroom(&dave, &["mutes", "--room", "dev", "--json"]).await,
+        ""
+    );
+    chatroom(&carol, &["send", "--room", "dev", "hello again"]).await;
+
+    // Without --for, until unmuted; a bare number is minutes, as in the terminal UI.
+    assert_eq!(
+        chatroom(&dave, &["mute", "--room", "dev", "carol"]).await,
+        "muted carol in #dev until unmuted\n"
+    );
+    let mutes = one_json(&chatroom(&dave, &["mutes", "--room", "dev", "--json"]).await);
+    assert!(mutes["until"].is_null(), "{mutes}");
+    let plain = chatroom(&dave, &["mutes", "--room", "dev"]).await;
+    assert!(
+        plain.starts_with("carol ") && plain.ends_with(" muted by dave until unmuted\n"),
+        "{plain}"
+    );
+    assert_eq!(
+        chatroom(&dave, &["mute", "--room", "dev", "bob", "--for", "90"]).await,
+        "muted bob in #dev for 1 h 30 min\n"
+    );
+    assert_eq!(
+        notices(&dave, "dev").await.last().map(String::as_str),
+        Some("dave muted bob for 1 h 30 min")
+    );
+}
