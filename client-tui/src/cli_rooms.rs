@@ -1,5 +1,5 @@
 //! The `chatroom` subcommands that manage rooms and moderate them: join, leave, create,
-//! invite, topic, edit, delete, kick, ban, unban, mute, unmute, and the lists of members, bans
+//! invite, topic, rename, edit, delete, kick, ban, unban, mute, unmute, and the lists of members, bans
 //! and mutes. They follow [`crate::cli`]'s conventions: a one-line confirmation (or, with
 //! `--json`, one JSON object per line) on success, and one line on stderr with the server's
 //! reason on a refusal.
@@ -81,6 +81,15 @@ pub enum RoomCommand {
         /// The new topic; the words are joined by spaces.
         #[arg(value_name = "TEXT")]
         text: Vec<String>,
+    },
+    /// Give a room a new name (its owner only; `public` keeps its name).
+    Rename {
+        /// Which room.
+        #[command(flatten)]
+        room: InRoom,
+        /// The new name.
+        #[arg(value_name = "NAME")]
+        name: String,
     },
     /// Replace the text of a message I sent.
     Edit {
@@ -267,6 +276,15 @@ pub(crate) async fn run(command: RoomCommand, settings: &Settings) -> anyhow::Re
                     output::plain_text(&topic)
                 ))
             }
+        }
+        RoomCommand::Rename { room, name } => {
+            let room = room.resolve(&client).await?;
+            let (label, name) = (label(&room), bare_room(&name));
+            client
+                .rename_room(room.id, name)
+                .await
+                .with_context(|| format!("cannot rename {label}"))?;
+            print_line(&format!("renamed {label} to {}", room_arg(name)))
         }
         RoomCommand::Edit { target, seq, text } => {
             let text = text.join(" ");

@@ -1526,6 +1526,19 @@ async fn rooms_are_created_joined_and_left_from_the_shell() {
     // Leaving a room one is not in is said in one line, before asking the server.
     let refusal = refused(&bob, &["leave", "--room", "secret"]).await;
     assert!(refusal.contains("not in a room named"), "{refusal}");
+
+    // Only the owner renames; the room is then found by its new name.
+    let refusal = refused(&bob, &["rename", "--room", "dev", "bobs"]).await;
+    assert!(refusal.contains("only the room's owner"), "{refusal}");
+    assert_eq!(
+        chatroom(&alice, &["rename", "--room", "#dev", "#backend"]).await,
+        "renamed #dev to #backend\n"
+    );
+    let said = notices(&bob, "backend").await;
+    assert_eq!(
+        said.last().map(String::as_str),
+        Some("alice renamed the room from dev to backend")
+    );
 }
 
 /// The message of #public at `seq` (as typed on the command line), as `history --json` shows it.
