@@ -350,7 +350,7 @@ pub(crate) async fn run(command: RoomCommand, settings: &Settings) -> anyhow::Re
                 .await
                 .with_context(|| format!("cannot mute {shown} in {label}"))?;
             let how_long = match duration {
-                Some(secs) => format!("for {}", output::how_long(secs)),
+                Some(secs) => format!("for {}", chatroom_protocol::duration_words(secs)),
                 None => "until unmuted".to_string(),
             };
             print_line(&format!("muted {shown} in {label} {how_long}"))
@@ -371,14 +371,12 @@ pub(crate) async fn run(command: RoomCommand, settings: &Settings) -> anyhow::Re
                 .room_info(room.id)
                 .await
                 .with_context(|| format!("cannot list the members of {}", label(&room)))?;
-            for member in &info.members {
-                if json {
-                    print_line(&output::json_line(&output::member_json(&room.name, member)))?;
-                } else {
-                    print_line(&output::member_line(member))?;
-                }
-            }
-            Ok(())
+            print_list(
+                &info.members,
+                json,
+                |m| output::member_json(&room.name, m),
+                output::member_line,
+            )
         }
         RoomCommand::Bans { room, json } => {
             let room = room.resolve(&client).await?;
@@ -387,13 +385,12 @@ pub(crate) async fn run(command: RoomCommand, settings: &Settings) -> anyhow::Re
                 .bans(room.id)
                 .await
                 .with_context(|| format!("cannot list the bans of {label}"))?;
-            for ban in &bans {
-                if json {
-                    print_line(&output::json_line(&output::ban_json(&room.name, ban)))?;
-                } else {
-                    print_line(&output::ban_line(ban))?;
-                }
-            }
+            print_list(
+                &bans,
+                json,
+                |b| output::ban_json(&room.name, b),
+                output::ban_line,
+            )?;
             if bans.is_empty() && !json {
                 eprintln!("nobody is banned from {label}");
             }
@@ -406,19 +403,35 @@ pub(crate) async fn run(command: RoomCommand, settings: &Settings) -> anyhow::Re
                 .mutes(room.id)
                 .await
                 .with_context(|| format!("cannot list the mutes of {label}"))?;
-            for mute in &mutes {
-                if json {
-                    print_line(&output::json_line(&output::mute_json(&room.name, mute)))?;
-                } else {
-                    print_line(&output::mute_line(mute))?;
-                }
-            }
+            print_list(
+                &mutes,
+                json,
+                |m| output::mute_json(&room.name, m),
+                output::mute_line,
+            )?;
             if mutes.is_empty() && !json {
                 eprintln!("nobody is muted in {label}");
             }
             Ok(())
         }
     }
+}
+
+/// One line per item: its JSON object with `--json`, else its plain line.
+fn print_list<T>(
+    items: &[T],
+    json: bool,
+    as_json: impl Fn(&T) -> serde_json::Value,
+    as_line: impl Fn(&T) -> String,
+) -> anyhow::Result<()> {
+    for item in items {
+        if json {
+            print_line(&output::json_line(&as_json(item)))?;
+        } else {
+            print_line(&as_line(item))?;
+        }
+    }
+    Ok(())
 }
 
 /// A room as people see it: `#dev`, or `@bob` for a direct chat.

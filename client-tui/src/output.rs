@@ -393,23 +393,6 @@ pub fn room_brief(r: &RoomSummary) -> String {
     line
 }
 
-/// How long a mute lasts, for people, as the server's room notices say it: `45 s`, `10 min`,
-/// `2 h`, `1 h 30 min`, `3 days`.
-pub fn how_long(secs: u64) -> String {
-    match secs {
-        0..60 => format!("{secs} s"),
-        60..3600 => format!("{} min", secs.div_ceil(60)),
-        3600..86_400 => match (secs / 3600, secs % 3600 / 60) {
-            (h, 0) => format!("{h} h"),
-            (h, m) => format!("{h} h {m} min"),
-        },
-        _ => match secs.div_ceil(86_400) {
-            1 => "1 day".to_string(),
-            d => format!("{d} days"),
-        },
-    }
-}
-
 fn role_name(role: RoomRole) -> &'static str {
     match role {
         RoomRole::Owner => "owner",
@@ -710,12 +693,6 @@ mod tests {
         };
         assert!(ban_line(&ban).ends_with("banned by bob on 1970-01-01T00:00:00Z"));
         assert_eq!(ban_json("dev", &ban)["name"], "dave");
-        assert_eq!(how_long(45), "45 s");
-        assert_eq!(how_long(600), "10 min");
-        assert_eq!(how_long(7200), "2 h");
-        assert_eq!(how_long(5400), "1 h 30 min");
-        assert_eq!(how_long(86_400), "1 day");
-        assert_eq!(how_long(3 * 86_400), "3 days");
     }
 
     #[test]

@@ -413,6 +413,24 @@ pub enum Request {
 /// The longest [`Request::Mute`], in seconds (a year).
 pub const MAX_MUTE_SECS: u64 = 366 * 24 * 3600;
 
+/// How long something lasts, in the words the server's room notices use (`alice muted bob for
+/// 10 min`), so that clients say it the same way: `45 s`, `10 min`, `1 h 30 min`, `3 days`.
+/// Rounds up: a mute with 61 s left has `2 min` left.
+pub fn duration_words(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs.div_ceil(60)),
+        3600..86_400 => match (secs / 3600, secs % 3600 / 60) {
+            (h, 0) => format!("{h} h"),
+            (h, m) => format!("{h} h {m} min"),
+        },
+        _ => match secs.div_ceil(86_400) {
+            1 => "1 day".to_string(),
+            d => format!("{d} days"),
+        },
+    }
+}
+
 /// The longest [`Request::Search`] query, in characters.
 pub const MAX_SEARCH_QUERY_CHARS: usize = 256;
 

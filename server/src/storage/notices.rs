@@ -8,12 +8,10 @@
 //! nobody: they are the room's log, not conversation. Their text is English, written here, so
 //! every client (and `chatroom history`) shows the same words.
 
-use chatroom_protocol::{
-    Message, MessageId, MessageKind, RoomId, RoomRole, Seq, UnixMillis, UserId,
-};
+use chatroom_protocol::{Message, MessageKind, RoomId, RoomRole, Seq, UnixMillis, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{StorageError, message_kind_to_sql};
+use super::StorageError;
 
 /// The seqs and notices one op took: the seqs are published once the transaction commits, the
 /// notices broadcast after it.
@@ -70,20 +68,16 @@ pub(crate) fn post(
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE room_id = ?1")?
         .query_row(params![room.0 as i64], |r| r.get::<_, i64>(0))? as Seq;
     let sender_name = name_of(conn, actor)?;
-    conn.prepare_cached(
-        "INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        room.0 as i64,
-        seq as i64,
-        actor.0 as i64,
-        sender_name,
+    let id = super::writer::insert_message_row(
+        conn,
+        room,
+        seq,
+        actor,
+        &sender_name,
         now,
-        message_kind_to_sql(&MessageKind::System),
-        text
-    ])?;
-    let id = MessageId(conn.last_insert_rowid() as u64);
+        &MessageKind::System,
+        &text,
+    )?;
     posted.took(room, seq);
     posted.notices.push(Message {
         id,
@@ -211,19 +205,7 @@ fn push_heir(text: &mut String, heir: Option<&str>) {
 
 /// How long until `until`, for people: `42 s`, `5 min`, `3 h 20 min`, `2 days`.
 pub(crate) fn for_how_long(until: UnixMillis, now: UnixMillis) -> String {
-    let secs = until.saturating_sub(now).div_ceil(1000);
-    match secs {
-        0..60 => format!("{secs} s"),
-        60..3600 => format!("{} min", secs.div_ceil(60)),
-        3600..86_400 => match (secs / 3600, secs % 3600 / 60) {
-            (h, 0) => format!("{h} h"),
-            (h, m) => format!("{h} h {m} min"),
-        },
-        _ => match secs.div_ceil(86_400) {
-            1 => "1 day".to_string(),
-            d => format!("{d} days"),
-        },
-    }
+    chatroom_protocol::duration_words(until.saturating_sub(now).div_ceil(1000))
 }
 
 #[cfg(test)]

@@ -1366,20 +1366,7 @@ fn apply(
             } else {
                 require_member(conn, *room, *sender)?;
             }
-            conn.prepare_cached(
-                "INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                room.0 as i64,
-                seq as i64,
-                sender.0 as i64,
-                sender_name,
-                now,
-                message_kind_to_sql(kind),
-                text
-            ])?;
-            let id = MessageId(conn.last_insert_rowid() as u64);
+            let id = insert_message_row(conn, *room, seq, *sender, sender_name, now, kind, text)?;
             if !mentions.is_empty() {
                 let mut stmt = conn.prepare_cached(
                     "INSERT OR IGNORE INTO mentions (user_id, room_id, seq) VALUES (?1, ?2, ?3)",
@@ -1861,6 +1848,34 @@ fn require_role(
 }
 
 /// What kind of room `room` is.
+/// Inserts a message row (a post, or a room notice) with `seq`; its id.
+#[allow(clippy::too_many_arguments)] // one per column: a struct would only rename them
+pub(super) fn insert_message_row(
+    conn: &Connection,
+    room: RoomId,
+    seq: Seq,
+    sender: UserId,
+    sender_name: &str,
+    now: i64,
+    kind: &MessageKind,
+    text: &str,
+) -> Result<MessageId, StorageError> {
+    conn.prepare_cached(
+        "INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        room.0 as i64,
+        seq as i64,
+        sender.0 as i64,
+        sender_name,
+        now,
+        message_kind_to_sql(kind),
+        text
+    ])?;
+    Ok(MessageId(conn.last_insert_rowid() as u64))
+}
+
 /// The name of the new owner among `changes` (from [`remove_membership`]), if any.
 fn heir_name(
     conn: &Connection,
