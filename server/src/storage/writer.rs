@@ -1847,9 +1847,9 @@ fn require_role(
     }
 }
 
-/// What kind of room `room` is.
 /// Inserts a message row (a post, or a room notice) with `seq`; its id.
-#[allow(clippy::too_many_arguments)] // one per column: a struct would only rename them
+// One argument per column: a struct for them would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn insert_message_row(
     conn: &Connection,
     room: RoomId,
@@ -1925,6 +1925,7 @@ fn is_banned(conn: &Connection, room: RoomId, user: UserId) -> Result<bool, Stor
         .is_some())
 }
 
+/// What kind of room `room` is.
 fn room_kind(conn: &Connection, room: RoomId) -> Result<RoomKind, StorageError> {
     conn.prepare_cached("SELECT kind FROM rooms WHERE id = ?1")?
         .query_row(params![room.0 as i64], |r| r.get(0))
