@@ -6,6 +6,7 @@ use chatroom_protocol::client::Client;
 use chatroom_protocol::{HistoryAnchor, RoomId};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -16,8 +17,33 @@ fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_chatroom-server"))
 }
 
+/// A server process that is killed when the test lets go of it, so that a failed assertion
+/// does not leave it running after the test.
+struct ServerProcess(Child);
+
+impl Deref for ServerProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl DerefMut for ServerProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // Both fail harmlessly once the test has stopped and reaped it.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts the server on an ephemeral port and returns it with the address it printed.
-fn start_server(data_dir: &Path) -> (Child, SocketAddr) {
+fn start_server(data_dir: &Path) -> (ServerProcess, SocketAddr) {
     let mut child = binary()
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
@@ -43,7 +69,7 @@ fn start_server(data_dir: &Path) -> (Child, SocketAddr) {
         .nth(3)
         .and_then(|a| a.trim_end_matches(',').parse().ok())
         .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (child, addr)
+    (ServerProcess(child), addr)
 }
 
 async fn all_history(client: &Client, room: RoomId) -> Vec<(u64, String)> {
@@ -450,15 +476,17 @@ async fn backup_check_and_health_on_a_running_server() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     // The endpoint from the environment, as CHATROOM_METRICS_LISTEN.
-    let mut server = binary()
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env("CHATROOM_METRICS_LISTEN", "127.0.0.1:0")
-        .env("CHATROOM_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn chatroom-server");
+    let mut server = ServerProcess(
+        binary()
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("CHATROOM_METRICS_LISTEN", "127.0.0.1:0")
+            .env("CHATROOM_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn chatroom-server"),
+    );
     let mut stdout = BufReader::new(server.stdout.take().expect("stdout"));
     let (mut banner, mut endpoint) = (String::new(), String::new());
     stdout.read_line(&mut banner).expect("banner");
