@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::auth;
 use crate::config::{AiBackendKind, Config, SyncMode};
-use crate::storage::writer::{AdminGrant, WriteOp, apply_offline};
+use crate::storage::ops::{AdminGrant, WriteOp, apply_offline};
 use crate::storage::{self, Outcome, StorageError, UserRow, reads, schema};
 
 /// Errors of the admin commands.

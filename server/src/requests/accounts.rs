@@ -12,7 +12,7 @@ use crate::auth;
 use crate::config::RegistrationPolicy;
 use crate::error::{RequestError, RequestResult};
 use crate::sessions::{self, TokenCheck};
-use crate::storage::writer::AdminGrant;
+use crate::storage::ops::AdminGrant;
 use crate::storage::{Outcome, UserRow, WriteOp, reads};
 
 fn summary(user: &UserRow) -> UserSummary {

@@ -4,6 +4,8 @@
 //!   (group commit: whatever is queued goes into one transaction, one fsync). Each op's
 //!   completion runs on that thread right after the commit, in commit order — which is where the
 //!   server broadcasts, so events leave in the order their rows were committed.
+//! - [`ops`]: what each [`WriteOp`] does to the database, one module per area (accounts, rooms,
+//!   moderation, messages, files); the writer applies them, and so do the offline admin commands.
 //! - [`reads`]: a few read-only connections, used off the async threads, for history, room
 //!   lists and logins.
 //! - [`schema`]: the tables and migrations.
@@ -16,6 +18,7 @@
 
 pub mod ai;
 pub mod notices;
+pub mod ops;
 pub mod reads;
 pub mod schema;
 pub mod search;
@@ -31,8 +34,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, SyncMode};
+pub use ops::{Outcome, WriteOp};
 pub use reads::ReadPool;
-pub use writer::{Outcome, WriteOp, Writer};
+pub use writer::Writer;
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]

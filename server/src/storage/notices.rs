@@ -68,7 +68,7 @@ pub(crate) fn post(
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE room_id = ?1")?
         .query_row(params![room.0 as i64], |r| r.get::<_, i64>(0))? as Seq;
     let sender_name = name_of(conn, actor)?;
-    let id = super::writer::insert_message_row(
+    let id = super::ops::messages::insert_message_row(
         conn,
         room,
         seq,

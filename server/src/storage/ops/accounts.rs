@@ -1,0 +1,207 @@
+//! Accounts and their sessions: creating, deleting and changing an account, granting admin, and
+//! storing, using and revoking its sessions.
+
+use chatroom_protocol::{ErrorCode, RoomId, RoomRole, UnixMillis, UserId};
+use rusqlite::{OptionalExtension, params};
+use std::collections::HashMap;
+
+use super::{AdminGrant, Applying, Outcome, refused, rooms};
+use crate::sessions::TokenHash;
+use crate::storage::notices;
+use crate::storage::{StorageError, UserRow, is_constraint};
+
+/// [`super::WriteOp::CreateUser`].
+pub(super) fn create_user(
+    cx: Applying<'_, '_>,
+    name: &str,
+    password_hash: &str,
+    admin: AdminGrant,
+) -> Result<Outcome, StorageError> {
+    let (conn, now, posted) = (cx.conn, cx.now, cx.posted);
+    let key = crate::auth::name_key(name);
+    let is_admin = match admin {
+        AdminGrant::Yes => true,
+        AdminGrant::No => false,
+        AdminGrant::IfFirst => {
+            // The AI bot's account does not count: the first person is the admin.
+            let any: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE is_bot = 0)",
+                [],
+                |r| r.get(0),
+            )?;
+            !any
+        }
+    };
+    let inserted = conn.execute(
+        "INSERT INTO users (name, name_key, password_hash, is_admin, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![name, key, password_hash, is_admin, now],
+    );
+    match inserted {
+        Err(e) if is_constraint(&e) => {
+            return Err(refused(
+                ErrorCode::UsernameTaken,
+                format!("the name {name:?} is taken"),
+            ));
+        }
+        other => other?,
+    };
+    let id = UserId(conn.last_insert_rowid() as u64);
+    let public: Option<i64> = conn
+        .query_row("SELECT id FROM rooms WHERE name_key = 'public'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if let Some(public) = public.map(|p| RoomId(p as u64)) {
+        rooms::insert_member(conn, public, id, RoomRole::Member, now)?;
+        notices::post(conn, posted, public, id, notices::joined(name, None), now)?;
+    }
+    Ok(Outcome::User(UserRow {
+        id,
+        name: name.to_owned(),
+        name_key: key,
+        is_admin,
+    }))
+}
+
+/// [`super::WriteOp::CreateSession`].
+pub(super) fn create_session(
+    cx: Applying<'_, '_>,
+    user: UserId,
+    token_hash: &[u8],
+    device: &str,
+) -> Result<Outcome, StorageError> {
+    let (conn, now) = (cx.conn, cx.now);
+    conn.execute(
+        "INSERT INTO sessions (token_hash, user_id, device, created_at, last_used_at) \
+         VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![token_hash, user.0 as i64, device, now],
+    )?;
+    Ok(Outcome::Done)
+}
+
+/// [`super::WriteOp::DeleteSession`].
+pub(super) fn delete_session(
+    cx: Applying<'_, '_>,
+    token_hash: &[u8],
+) -> Result<Outcome, StorageError> {
+    let conn = cx.conn;
+    conn.execute(
+        "DELETE FROM sessions WHERE token_hash = ?1",
+        params![token_hash],
+    )?;
+    Ok(Outcome::Done)
+}
+
+/// [`super::WriteOp::RevokeSessions`].
+pub(super) fn revoke_sessions(cx: Applying<'_, '_>, user: UserId) -> Result<Outcome, StorageError> {
+    let conn = cx.conn;
+    conn.execute(
+        "DELETE FROM sessions WHERE user_id = ?1",
+        params![user.0 as i64],
+    )?;
+    Ok(Outcome::Done)
+}
+
+/// [`super::WriteOp::SessionUpkeep`].
+pub(super) fn upkeep_sessions(
+    cx: Applying<'_, '_>,
+    used: &[(TokenHash, UnixMillis)],
+    expired: &[TokenHash],
+) -> Result<Outcome, StorageError> {
+    let conn = cx.conn;
+    let mut touch = conn.prepare_cached(
+        "UPDATE sessions SET last_used_at = MAX(last_used_at, ?1) WHERE token_hash = ?2",
+    )?;
+    for (hash, at) in used {
+        let at = i64::try_from(*at).unwrap_or(i64::MAX);
+        touch.execute(params![at, hash.as_slice()])?;
+    }
+    let mut delete = conn.prepare_cached("DELETE FROM sessions WHERE token_hash = ?1")?;
+    for hash in expired {
+        delete.execute(params![hash.as_slice()])?;
+    }
+    Ok(Outcome::Done)
+}
+
+/// [`super::WriteOp::ChangePassword`].
+pub(super) fn change_password(
+    cx: Applying<'_, '_>,
+    user: UserId,
+    password_hash: &str,
+    keep_session: Option<&[u8]>,
+) -> Result<Outcome, StorageError> {
+    let conn = cx.conn;
+    let changed = conn.execute(
+        "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+        params![password_hash, user.0 as i64],
+    )?;
+    if changed == 0 {
+        return Err(refused(ErrorCode::UserNotFound, "no such user"));
+    }
+    conn.execute(
+        "DELETE FROM sessions WHERE user_id = ?1 AND token_hash IS NOT ?2",
+        params![user.0 as i64, keep_session],
+    )?;
+    Ok(Outcome::Done)
+}
+
+/// [`super::WriteOp::DeleteUser`].
+pub(super) fn delete_user(cx: Applying<'_, '_>, user: UserId) -> Result<Outcome, StorageError> {
+    let (conn, now, posted) = (cx.conn, cx.now, cx.posted);
+    conn.execute(
+        "DELETE FROM mentions WHERE user_id = ?1",
+        params![user.0 as i64],
+    )?;
+    // The named rooms it was in hear of it (a direct chat keeps the account's name).
+    let rooms: Vec<i64> = conn
+        .prepare(
+            "SELECT m.room_id FROM members m JOIN rooms r ON r.id = m.room_id \
+             WHERE m.user_id = ?1 AND r.kind IN (0, 1) ORDER BY m.room_id",
+        )?
+        .query_map(params![user.0 as i64], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let owned: Vec<i64> = conn
+        .prepare("DELETE FROM members WHERE user_id = ?1 AND role = 2 RETURNING room_id")?
+        .query_map(params![user.0 as i64], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut heirs = HashMap::new();
+    for room in owned {
+        if let Some(heir) = rooms::hand_over(conn, RoomId(room as u64))? {
+            heirs.insert(room, notices::name_of(conn, heir)?);
+        }
+    }
+    let name = notices::name_of(conn, user)?;
+    for room in rooms {
+        let text = notices::account_deleted(&name, heirs.get(&room).map(String::as_str));
+        notices::post(conn, posted, RoomId(room as u64), user, text, now)?;
+    }
+    // Direct chats with the account keep its name (their `name` is otherwise unused).
+    conn.execute(
+        "UPDATE rooms SET name = (SELECT name FROM users WHERE id = ?1) \
+         WHERE kind = 2 AND (direct_key LIKE ?1 || ':%' OR direct_key LIKE '%:' || ?1)",
+        params![user.0 as i64],
+    )?;
+    let deleted = conn.execute("DELETE FROM users WHERE id = ?1", params![user.0 as i64])?;
+    if deleted == 0 {
+        return Err(refused(ErrorCode::UserNotFound, "no such user"));
+    }
+    Ok(Outcome::Done)
+}
+
+/// [`super::WriteOp::SetAdmin`].
+pub(super) fn set_admin(
+    cx: Applying<'_, '_>,
+    user: UserId,
+    admin: bool,
+) -> Result<Outcome, StorageError> {
+    let conn = cx.conn;
+    let changed = conn.execute(
+        "UPDATE users SET is_admin = ?1 WHERE id = ?2",
+        params![admin, user.0 as i64],
+    )?;
+    if changed == 0 {
+        return Err(refused(ErrorCode::UserNotFound, "no such user"));
+    }
+    Ok(Outcome::Done)
+}

@@ -1,0 +1,163 @@
+//! Bans and mutes: a room's moderators and owner keeping a user out of it, or quiet in it.
+
+use chatroom_protocol::{ErrorCode, RoomId, RoomKind, RoomRole, UnixMillis, UserId};
+use rusqlite::params;
+
+use super::{Applying, Outcome, member_role, refused, require_role, room_kind, rooms};
+use crate::storage::StorageError;
+use crate::storage::notices;
+
+/// [`super::WriteOp::Ban`].
+pub(super) fn ban(
+    cx: Applying<'_, '_>,
+    room: RoomId,
+    user: UserId,
+    by: UserId,
+    by_name: &str,
+    reason: Option<&str>,
+) -> Result<Outcome, StorageError> {
+    let (conn, now, posted) = (cx.conn, cx.now, cx.posted);
+    if room_kind(conn, room)? == RoomKind::Direct {
+        return Err(refused(ErrorCode::Forbidden, "a direct chat has no bans"));
+    }
+    let mine = require_role(
+        conn,
+        room,
+        by,
+        RoomRole::Moderator,
+        "only the owner or a moderator may ban",
+    )?;
+    if user == by {
+        return Err(refused(ErrorCode::BadRequest, "you cannot ban yourself"));
+    }
+    if member_role(conn, room, user)?.is_some_and(|theirs| theirs >= mine) {
+        return Err(refused(
+            ErrorCode::Forbidden,
+            "you may only ban members below your own role",
+        ));
+    }
+    conn.execute(
+        "INSERT OR REPLACE INTO bans (room_id, user_id, by_name, reason, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![room.0 as i64, user.0 as i64, by_name, reason, now],
+    )?;
+    let removed = rooms::remove_membership(conn, room, user)?;
+    let who = notices::name_of(conn, user)?;
+    let text = notices::banned(&who, by_name, reason);
+    notices::post(conn, posted, room, by, text, now)?;
+    Ok(Outcome::Banned {
+        was_member: removed.is_some(),
+        heirs: removed.unwrap_or_default(),
+    })
+}
+
+/// [`super::WriteOp::Unban`].
+pub(super) fn unban(
+    cx: Applying<'_, '_>,
+    room: RoomId,
+    user: UserId,
+    by: UserId,
+) -> Result<Outcome, StorageError> {
+    let (conn, now, posted) = (cx.conn, cx.now, cx.posted);
+    require_role(
+        conn,
+        room,
+        by,
+        RoomRole::Moderator,
+        "only the owner or a moderator may lift a ban",
+    )?;
+    let lifted = conn.execute(
+        "DELETE FROM bans WHERE room_id = ?1 AND user_id = ?2",
+        params![room.0 as i64, user.0 as i64],
+    )?;
+    if lifted == 0 {
+        return Err(refused(ErrorCode::BadRequest, "they are not banned here"));
+    }
+    let text = notices::unbanned(&notices::name_of(conn, user)?, &notices::name_of(conn, by)?);
+    notices::post(conn, posted, room, by, text, now)?;
+    Ok(Outcome::Done)
+}
+
+/// [`super::WriteOp::Mute`].
+pub(super) fn mute(
+    cx: Applying<'_, '_>,
+    room: RoomId,
+    user: UserId,
+    by: UserId,
+    by_name: &str,
+    reason: Option<&str>,
+    until: Option<UnixMillis>,
+) -> Result<Outcome, StorageError> {
+    let (conn, now, posted) = (cx.conn, cx.now, cx.posted);
+    if room_kind(conn, room)? == RoomKind::Direct {
+        return Err(refused(ErrorCode::Forbidden, "a direct chat has no mutes"));
+    }
+    let mine = require_role(
+        conn,
+        room,
+        by,
+        RoomRole::Moderator,
+        "only the owner or a moderator may mute",
+    )?;
+    if user == by {
+        return Err(refused(ErrorCode::BadRequest, "you cannot mute yourself"));
+    }
+    let Some(theirs) = member_role(conn, room, user)? else {
+        return Err(refused(ErrorCode::NotMember, "they are not in this room"));
+    };
+    if theirs >= mine {
+        return Err(refused(
+            ErrorCode::Forbidden,
+            "you may only mute members below your own role",
+        ));
+    }
+    conn.execute(
+        "INSERT OR REPLACE INTO mutes (room_id, user_id, by_name, reason, created_at, until) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            room.0 as i64,
+            user.0 as i64,
+            by_name,
+            reason,
+            now,
+            until.map(|t| t as i64)
+        ],
+    )?;
+    let who = notices::name_of(conn, user)?;
+    let text = notices::muted(&who, by_name, until, now as UnixMillis, reason);
+    notices::post(conn, posted, room, by, text, now)?;
+    Ok(Outcome::Done)
+}
+
+/// [`super::WriteOp::Unmute`].
+pub(super) fn unmute(
+    cx: Applying<'_, '_>,
+    room: RoomId,
+    user: UserId,
+    by: UserId,
+) -> Result<Outcome, StorageError> {
+    let (conn, now, posted) = (cx.conn, cx.now, cx.posted);
+    require_role(
+        conn,
+        room,
+        by,
+        RoomRole::Moderator,
+        "only the owner or a moderator may unmute",
+    )?;
+    let lifted = conn.execute(
+        "DELETE FROM mutes WHERE room_id = ?1 AND user_id = ?2 \
+         AND (until IS NULL OR until > ?3)",
+        params![room.0 as i64, user.0 as i64, now],
+    )?;
+    // One that ran out is gone as well, but lifting it is not news.
+    conn.execute(
+        "DELETE FROM mutes WHERE room_id = ?1 AND user_id = ?2",
+        params![room.0 as i64, user.0 as i64],
+    )?;
+    if lifted == 0 {
+        return Err(refused(ErrorCode::BadRequest, "they are not muted here"));
+    }
+    let text = notices::unmuted(&notices::name_of(conn, user)?, &notices::name_of(conn, by)?);
+    notices::post(conn, posted, room, by, text, now)?;
+    Ok(Outcome::Done)
+}
