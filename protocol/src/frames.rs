@@ -333,7 +333,7 @@ pub enum Request {
         limit: u32,
     },
     /// Ban a user from a named room (the owner, or a moderator for users below them) →
-    /// [`Response::Done`]. A member is removed at once: they hear [`Event::Kicked`], the room
+    /// [`Response::Done`]. A member is removed at once: they hear [`Event::Banned`], the room
     /// [`Event::MemberLeft`] with [`LeaveReason::Banned`]. Until [`Request::Unban`] they
     /// cannot join the room or be invited (`Forbidden`). Works on someone who is not (or no
     /// longer) a member too. (Servers older than this variant close the connection with
@@ -991,6 +991,20 @@ pub enum Event {
         name: String,
         /// Who renamed it.
         by: String,
+    },
+    /// I was banned from a room: removed (if I was in it) and unable to join or be invited
+    /// again until a moderator lifts the ban. Sent instead of [`Event::Kicked`] for a ban.
+    /// (Appended after protocol version 1 was first published: a client older than it skips
+    /// the frame, and learns of the removal from the room list.)
+    Banned {
+        /// The room.
+        room: RoomId,
+        /// Its name.
+        room_name: String,
+        /// Who banned me.
+        by: String,
+        /// The reason given, if any.
+        reason: Option<String>,
     },
 }
 

@@ -882,6 +882,12 @@ fn event_variant_indices() {
                 name: "x".to_owned(),
                 by: "alice".to_owned(),
             },
+            Event::Banned {
+                room: r,
+                room_name: "dev".to_owned(),
+                by: "bob".to_owned(),
+                reason: Some("spam".to_owned()),
+            },
         ],
     );
 }

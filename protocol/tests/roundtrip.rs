@@ -744,6 +744,18 @@ fn event() -> BoxedStrategy<Event> {
             name,
             by
         }),
+        (
+            room_id(),
+            string_any(),
+            string_any(),
+            option::of(string_any())
+        )
+            .prop_map(|(room, room_name, by, reason)| Event::Banned {
+                room,
+                room_name,
+                by,
+                reason
+            }),
     ]
     .boxed()
 }

@@ -20,7 +20,7 @@ async fn a_ban_removes_the_member_and_keeps_them_out_until_it_is_lifted() {
         .await
         .expect("ban");
     let told = expect_event(&mut bob, |e| match e {
-        Event::Kicked {
+        Event::Banned {
             room, by, reason, ..
         } if room == dev.id => Some((by, reason)),
         _ => None,

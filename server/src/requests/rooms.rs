@@ -318,7 +318,7 @@ impl Conn {
             self.moderated_room(me, room, "only the owner or a moderator may ban")?;
         let target = self.user_named(&username)?;
         let reason = clean_reason(reason);
-        let told = self.event_bytes(&Event::Kicked {
+        let told = self.event_bytes(&Event::Banned {
             room,
             room_name: view.row.name.clone(),
             by: me.name.clone(),
