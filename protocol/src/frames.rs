@@ -414,12 +414,17 @@ pub enum Request {
 pub const MAX_MUTE_SECS: u64 = 366 * 24 * 3600;
 
 /// How long something lasts, in the words the server's room notices use (`alice muted bob for
-/// 10 min`), so that clients say it the same way: `45 s`, `10 min`, `1 h 30 min`, `3 days`.
-/// Rounds up: a mute with 61 s left has `2 min` left.
+/// 10 min`), so that clients say it the same way: `45 s`, `1 min 30 s`, `10 min`,
+/// `1 h 30 min`, `3 days`. Exact to the second under 10 minutes; above, rounds up to the
+/// minute (or day): a mute with 601 s left has `11 min` left.
 pub fn duration_words(secs: u64) -> String {
     match secs {
         0..60 => format!("{secs} s"),
-        60..3600 => format!("{} min", secs.div_ceil(60)),
+        60..600 => match (secs / 60, secs % 60) {
+            (m, 0) => format!("{m} min"),
+            (m, s) => format!("{m} min {s} s"),
+        },
+        600..3600 => format!("{} min", secs.div_ceil(60)),
         3600..86_400 => match (secs / 3600, secs % 3600 / 60) {
             (h, 0) => format!("{h} h"),
             (h, m) => format!("{h} h {m} min"),

@@ -234,7 +234,10 @@ mod tests {
         assert_eq!(for_how_long(now + 1, now), "1 s");
         assert_eq!(after(59), "59 s");
         assert_eq!(after(60), "1 min");
-        assert_eq!(after(61), "2 min");
+        assert_eq!(after(61), "1 min 1 s");
+        assert_eq!(after(90), "1 min 30 s");
+        assert_eq!(after(599), "9 min 59 s");
+        assert_eq!(after(601), "11 min");
         assert_eq!(after(3600), "1 h");
         assert_eq!(after(3600 + 20 * 60), "1 h 20 min");
         assert_eq!(after(86_400), "1 day");
