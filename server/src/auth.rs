@@ -89,8 +89,9 @@ pub fn is_invisible_or_reordering(c: char) -> bool {
     )
 }
 
-/// Checks a room name: 1–64 characters, no control, invisible or reordering characters, not
-/// only spaces.
+/// Checks a room name: 1–64 characters, no spaces, control, invisible or reordering
+/// characters, and not starting with `#` or `@`, which clients write before room and user
+/// names (`/join #dev`, `--to @bob`): a name must survive being typed after them.
 pub fn validate_room_name(name: &str) -> RequestResult<()> {
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_ROOM_NAME_CHARS || name.trim().is_empty() {
@@ -109,6 +110,18 @@ pub fn validate_room_name(name: &str) -> RequestResult<()> {
         return Err(RequestError::new(
             ErrorCode::InvalidRoomName,
             "a room name may not contain invisible characters or direction marks",
+        ));
+    }
+    if name.chars().any(char::is_whitespace) {
+        return Err(RequestError::new(
+            ErrorCode::InvalidRoomName,
+            "a room name may not contain spaces (use - or _)",
+        ));
+    }
+    if name.starts_with(['#', '@']) {
+        return Err(RequestError::new(
+            ErrorCode::InvalidRoomName,
+            "a room name may not start with # or @",
         ));
     }
     Ok(())
@@ -337,7 +350,13 @@ mod tests {
 
     #[test]
     fn room_names_follow_the_rules() {
-        assert!(validate_room_name("general chat").is_ok());
+        assert!(validate_room_name("general-chat").is_ok());
+        assert!(validate_room_name("开发").is_ok());
+        assert!(validate_room_name("general chat").is_err());
+        assert!(validate_room_name("no\u{3000}space").is_err());
+        assert!(validate_room_name("#dev").is_err());
+        assert!(validate_room_name("@bob").is_err());
+        assert!(validate_room_name("c#").is_ok());
         assert!(validate_room_name(" padded").is_err());
         assert!(validate_room_name("tab\there").is_err());
         assert!(validate_room_name("").is_err());

@@ -371,12 +371,12 @@ async fn only_moderators_mute_and_only_those_below_them() {
         .expect("a bot");
     assert_eq!(
         code_of(
-            alice
-                .mute(public_room(&alice).await, &bot, None, None)
+            carol
+                .mute(public_room(&carol).await, &bot, None, None)
                 .await
         ),
         ErrorCode::Forbidden,
-        "public has no owner"
+        "public has no owner, and carol is not a server admin"
     );
     alice.invite(ops.id, &bot).await.expect("invite the bot");
     let refused = alice
@@ -414,6 +414,112 @@ async fn only_moderators_mute_and_only_those_below_them() {
     assert_eq!(
         code_of(alice.mute(direct.id, "carol", None, None).await),
         ErrorCode::Forbidden
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_admin_keeps_order_in_public_and_in_the_rooms_they_are_in() {
+    let server = TestServer::start().await;
+    // The first account is the server admin.
+    let (alice, alice_session) = server.user("alice").await;
+    assert!(alice_session.user.is_admin);
+    let (mut bob, _) = server.user("bob").await;
+    let (carol, _) = server.user("carol").await;
+    let public = public_room(&alice).await;
+
+    // Nobody owns `public`, and a member cannot moderate it...
+    assert_eq!(
+        code_of(carol.mute(public, "bob", Some(60), None).await),
+        ErrorCode::Forbidden
+    );
+    // ...but the admin can: mute, topic, delete anyone's message, ban.
+    alice
+        .mute(public, "bob", Some(60), Some("calm down".into()))
+        .await
+        .expect("the admin mutes in public");
+    assert_eq!(
+        code_of(bob.send_message(public, "spam").await),
+        ErrorCode::Forbidden
+    );
+    alice.unmute(public, "bob").await.expect("unmute");
+    let spam = bob.send_message(public, "spam").await.expect("unmuted");
+    alice
+        .delete_message(public, spam.seq)
+        .await
+        .expect("the admin deletes anyone's message in public");
+    alice
+        .set_topic(public, "be nice")
+        .await
+        .expect("the admin sets public's topic");
+
+    // Public's moderators are the admin's to appoint, and nobody is made its owner.
+    assert_eq!(
+        code_of(carol.set_role(public, "bob", RoomRole::Moderator).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code_of(alice.set_role(public, "bob", RoomRole::Owner).await),
+        ErrorCode::Forbidden
+    );
+    alice
+        .set_role(public, "bob", RoomRole::Moderator)
+        .await
+        .expect("the admin appoints a moderator of public");
+    bob.kick(public, "carol", Some("off topic".into()))
+        .await
+        .expect("public's new moderator kicks");
+    carol.join_room("public").await.expect("back in");
+    alice
+        .ban(public, "carol", None)
+        .await
+        .expect("the admin bans from public");
+    let told = expect_event(&mut bob, |e| match e {
+        Event::MemberLeft {
+            room,
+            username,
+            reason: LeaveReason::Banned { by, .. },
+            ..
+        } if room == public => Some((username, by)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(told, ("carol".into(), "alice".into()));
+
+    // Nobody leaves public by themselves.
+    let refused = bob.leave_room(public).await.expect_err("leave public");
+    assert_eq!(refused.code(), Some(ErrorCode::Forbidden));
+    assert!(
+        refused.to_string().contains("everyone is in public"),
+        "{refused}"
+    );
+
+    // In someone else's room the admin is a moderator there, not its owner.
+    let dev = bob
+        .create_room("dev", Visibility::Public)
+        .await
+        .expect("create");
+    alice.join_room("dev").await.expect("join");
+    let (dave, _) = server.user("dave").await;
+    dave.join_room("dev").await.expect("join");
+    alice
+        .mute(dev.id, "dave", None, None)
+        .await
+        .expect("the admin mutes a member of bob's room");
+    assert_eq!(
+        code_of(alice.kick(dev.id, "bob", None).await),
+        ErrorCode::Forbidden,
+        "not the owner"
+    );
+    assert_eq!(
+        code_of(alice.rename_room(dev.id, "alices").await),
+        ErrorCode::Forbidden
+    );
+    // Nothing of this reaches into direct chats.
+    let dm = bob.send_direct("dave", "psst").await.expect("dm");
+    assert_eq!(
+        code_of(alice.delete_message(dm.room, dm.seq).await),
+        ErrorCode::RoomNotFound
     );
     server.stop().await;
 }

@@ -40,6 +40,14 @@ async fn everyone_is_in_public_and_rooms_can_be_created_joined_and_left() {
         code_of(alice.create_room(" bad", Visibility::Public).await),
         ErrorCode::InvalidRoomName
     );
+    // A name a client could not type after `/join` or `--room #`.
+    for untypable in ["dev ops", "#dev", "@dev"] {
+        assert_eq!(
+            code_of(alice.create_room(untypable, Visibility::Public).await),
+            ErrorCode::InvalidRoomName,
+            "{untypable:?}"
+        );
+    }
     // A twin that looks like "dev" but is another name.
     for twin in ["dev\u{200b}", "d\u{202e}ev", "\u{feff}dev"] {
         assert_eq!(
@@ -662,7 +670,7 @@ async fn the_owner_renames_a_room_and_its_members_hear_of_it() {
         ErrorCode::RoomNameTaken
     );
     assert_eq!(
-        code_of(alice.rename_room(dev.id, " backend").await),
+        code_of(alice.rename_room(dev.id, "back end").await),
         ErrorCode::InvalidRoomName
     );
     let public = public_room(&alice).await;

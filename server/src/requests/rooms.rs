@@ -80,6 +80,11 @@ impl Conn {
     ) -> RequestResult<(RoomView, RoomRole)> {
         let view = self.visible_room(me, room)?;
         match view.my_role {
+            // A server admin keeps order in every named room they are in, `public` included,
+            // which has no owner (the writer applies the same rule).
+            Some(role) if me.is_admin && view.row.kind != RoomKind::Direct => {
+                Ok((view, role.max(RoomRole::Moderator)))
+            }
             Some(role) => Ok((view, role)),
             None => Err(RequestError::new(
                 ErrorCode::NotMember,
@@ -225,6 +230,12 @@ impl Conn {
             return Err(RequestError::new(
                 ErrorCode::Forbidden,
                 "a direct chat cannot be left",
+            ));
+        }
+        if auth::name_key(&view.row.name) == "public" {
+            return Err(RequestError::new(
+                ErrorCode::Forbidden,
+                "everyone is in public: it cannot be left",
             ));
         }
         self.remove_member(room, me, LeaveReason::Left, None, None)
@@ -415,7 +426,10 @@ impl Conn {
                 "a direct chat has no roles",
             ));
         }
-        if my_role != RoomRole::Owner {
+        // `public` has no owner: there, a server admin appoints and removes its moderators.
+        let admin_in_public =
+            me.is_admin && role != RoomRole::Owner && auth::name_key(&view.row.name) == "public";
+        if my_role != RoomRole::Owner && !admin_in_public {
             return Err(RequestError::new(
                 ErrorCode::Forbidden,
                 "only the room's owner may change roles",

@@ -7,8 +7,8 @@ use chatroom_protocol::{
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Applying, Outcome, not_a_member, refused, require_member};
-use crate::storage::{StorageError, message_kind_to_sql, role_from_sql};
+use super::{Applying, Outcome, acting_role, not_a_member, refused, require_member};
+use crate::storage::{StorageError, message_kind_to_sql};
 
 /// [`super::WriteOp::InsertMessage`].
 pub(super) fn insert(
@@ -104,14 +104,7 @@ pub(super) fn delete(
     let Some((sender, kind, file)) = row else {
         return Err(refused(ErrorCode::BadRequest, "no such message"));
     };
-    let role: Option<i64> = conn
-        .query_row(
-            "SELECT role FROM members WHERE room_id = ?1 AND user_id = ?2",
-            params![room.0 as i64, actor.0 as i64],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let Some(role) = role.map(role_from_sql) else {
+    let Some(role) = acting_role(conn, room, actor)? else {
         return Err(refused(ErrorCode::NotMember, "not a member of that room"));
     };
     if sender != actor.0 as i64 && role < RoomRole::Moderator {

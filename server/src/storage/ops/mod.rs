@@ -604,8 +604,38 @@ fn member_role(
         .map(role_from_sql))
 }
 
-/// `actor`'s role in `room`, refused unless they are a member with at least `needed`. The
-/// request was checked against the hub, but a role change may have been committed since.
+/// `actor`'s role in `room` as the room's rules see it: a server admin counts as at least a
+/// moderator in every named room they are in (`public` has no owner, and someone must be able
+/// to keep order there). `None` for a non-member.
+fn acting_role(
+    conn: &Connection,
+    room: RoomId,
+    actor: UserId,
+) -> Result<Option<RoomRole>, StorageError> {
+    let Some(role) = member_role(conn, room, actor)? else {
+        return Ok(None);
+    };
+    if role < RoomRole::Moderator
+        && room_kind(conn, room)? != RoomKind::Direct
+        && is_admin(conn, actor)?
+    {
+        return Ok(Some(RoomRole::Moderator));
+    }
+    Ok(Some(role))
+}
+
+/// Whether `user` is a server admin.
+fn is_admin(conn: &Connection, user: UserId) -> Result<bool, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT is_admin FROM users WHERE id = ?1")?
+        .query_row(params![user.0 as i64], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// `actor`'s acting role in `room` ([`acting_role`]), refused unless they are a member with at
+/// least `needed`. The request was checked against the hub, but a role change may have been
+/// committed since.
 fn require_role(
     conn: &Connection,
     room: RoomId,
@@ -613,7 +643,7 @@ fn require_role(
     needed: RoomRole,
     refusal: &str,
 ) -> Result<RoomRole, StorageError> {
-    match member_role(conn, room, actor)? {
+    match acting_role(conn, room, actor)? {
         None => Err(refused(
             ErrorCode::NotMember,
             "you are not a member of that room",

@@ -4,7 +4,7 @@
 use chatroom_protocol::{ErrorCode, RoomId, RoomKind, RoomRole, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Applying, Outcome, member_role, refused, require_role, room_kind};
+use super::{Applying, Outcome, is_admin, member_role, refused, require_role, room_kind};
 use crate::storage::notices;
 use crate::storage::{
     RoomRow, StorageError, is_constraint, kind_from_sql, kind_to_sql, role_from_sql, role_to_sql,
@@ -151,7 +151,13 @@ pub(super) fn set_role(
 ) -> Result<Outcome, StorageError> {
     let (conn, now, posted) = (cx.conn, cx.now, cx.posted);
     let role_of = |who: UserId| member_role(conn, room, who);
-    if role_of(actor)? != Some(RoomRole::Owner) {
+    let actor_role = role_of(actor)?;
+    // `public` has no owner: there, a server admin appoints and removes its moderators.
+    let admin_in_public = actor_role.is_some()
+        && role != RoomRole::Owner
+        && is_public_room(conn, room)?
+        && is_admin(conn, actor)?;
+    if actor_role != Some(RoomRole::Owner) && !admin_in_public {
         return Err(refused(
             ErrorCode::Forbidden,
             "only the room's owner may change roles",
@@ -188,6 +194,17 @@ pub(super) fn set_role(
     );
     notices::post(conn, posted, room, actor, text, now)?;
     Ok(Outcome::Roles(changes))
+}
+
+/// Whether `room` is `public`, the room every account is put in.
+fn is_public_room(conn: &Connection, room: RoomId) -> Result<bool, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT name_key FROM rooms WHERE id = ?1")?
+        .query_row(params![room.0 as i64], |r| r.get::<_, Option<String>>(0))
+        .optional()?
+        .flatten()
+        .as_deref()
+        == Some("public"))
 }
 
 /// [`super::WriteOp::SetTopic`].
