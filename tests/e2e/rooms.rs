@@ -161,7 +161,10 @@ async fn private_rooms_are_invisible_to_outsiders_until_invited() {
     })
     .await;
     assert_eq!(added.kind, RoomKind::Private);
-    assert_eq!(added.unread, 1, "the invitee sees what was said before");
+    assert_eq!(
+        added.unread, 0,
+        "what was said before the invitation is there to read, not news"
+    );
     let page = bob
         .history(secret.id, HistoryAnchor::Latest, 50)
         .await
@@ -725,5 +728,66 @@ async fn the_owner_renames_a_room_and_its_members_hear_of_it() {
         dev.id,
         "after a restart too"
     );
+    server.stop().await;
+}
+
+/// `who`'s counts in `room`: (unread, mentions).
+async fn counts(who: &ClientHandle, room: RoomId) -> (u32, u32) {
+    let summary = who
+        .my_rooms()
+        .await
+        .expect("rooms")
+        .into_iter()
+        .find(|r| r.id == room)
+        .expect("a member");
+    (summary.unread, summary.mentions)
+}
+
+#[tokio::test]
+async fn unread_counts_what_is_left_to_read_since_joining() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    for n in 0..3 {
+        alice
+            .send_message(public, &format!("before bob {n}"))
+            .await
+            .expect("send");
+    }
+    // A new account starts with public's past read: it is there to scroll back to.
+    let (bob, _) = server.user("bob").await;
+    assert_eq!(counts(&bob, public).await, (0, 0));
+    let history = bob
+        .history(public, HistoryAnchor::Latest, 50)
+        .await
+        .expect("history");
+    assert!(texts(&history.messages).contains(&"before bob 2"));
+
+    // So does a member who joins a room later, or leaves and comes back.
+    let dev = alice
+        .create_room("dev", Visibility::Public)
+        .await
+        .expect("create");
+    alice.send_message(dev.id, "early").await.expect("send");
+    bob.join_room("dev").await.expect("join");
+    assert_eq!(counts(&bob, dev.id).await, (0, 0));
+    alice.send_message(dev.id, "news").await.expect("send");
+    let ping = alice.send_message(dev.id, "@bob look").await.expect("send");
+    assert_eq!(counts(&bob, dev.id).await, (2, 1));
+
+    // A deleted message is nothing left to read, nor a mention.
+    alice
+        .delete_message(dev.id, ping.seq)
+        .await
+        .expect("delete");
+    assert_eq!(counts(&bob, dev.id).await, (1, 0));
+
+    bob.leave_room(dev.id).await.expect("leave");
+    alice
+        .send_message(dev.id, "while away")
+        .await
+        .expect("send");
+    bob.join_room("dev").await.expect("rejoin");
+    assert_eq!(counts(&bob, dev.id).await, (0, 0));
     server.stop().await;
 }

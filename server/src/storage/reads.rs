@@ -198,10 +198,11 @@ const SUMMARY_SELECT: &str = "
         m.role,
         COALESCE(m.last_read_seq, 0),
         CASE WHEN m.user_id IS NULL THEN 0 ELSE (
-            -- Room notices (kind 1: joins, kicks, topics) are not news to count.
+            -- Room notices (kind 1: joins, kicks, topics) are not news to count, and a
+            -- deleted message (kind 3) is nothing left to read.
             SELECT COUNT(*) FROM messages x
             WHERE x.room_id = r.id AND x.seq > m.last_read_seq AND x.sender_id != ?1
-                AND x.kind != 1) END,
+                AND x.kind NOT IN (1, 3)) END,
         CASE WHEN m.user_id IS NULL THEN 0 ELSE (
             SELECT COUNT(*) FROM mentions n
             WHERE n.user_id = ?1 AND n.room_id = r.id AND n.seq > m.last_read_seq) END

@@ -79,9 +79,12 @@ pub(super) fn add_member(
     } else {
         role
     };
+    // A newcomer starts with the room read: what was said before they came is there to
+    // scroll back to, not news that they missed (leaving and coming back included).
     let added = conn.execute(
         "INSERT OR IGNORE INTO members (room_id, user_id, role, last_read_seq, joined_at) \
-         VALUES (?1, ?2, ?3, 0, ?4)",
+         VALUES (?1, ?2, ?3, \
+             (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room_id = ?1), ?4)",
         params![room.0 as i64, user.0 as i64, role_to_sql(role), now],
     )?;
     if added == 0 {
@@ -416,7 +419,8 @@ pub(super) fn hand_over(conn: &Connection, room: RoomId) -> Result<Option<UserId
 }
 
 /// Inserts a membership as is: no checks, no notice (a new account joining `public`, a room's
-/// creator, the two people of a direct chat).
+/// creator, the two people of a direct chat). Like any newcomer, they start with what is
+/// already there read.
 pub(super) fn insert_member(
     conn: &Connection,
     room: RoomId,
@@ -425,7 +429,8 @@ pub(super) fn insert_member(
     now: i64,
 ) -> Result<(), StorageError> {
     conn.execute(
-        "INSERT INTO members (room_id, user_id, role, last_read_seq, joined_at) VALUES (?1, ?2, ?3, 0, ?4)",
+        "INSERT INTO members (room_id, user_id, role, last_read_seq, joined_at) \
+         VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room_id = ?1), ?4)",
         params![room.0 as i64, user.0 as i64, role_to_sql(role), now],
     )?;
     Ok(())
