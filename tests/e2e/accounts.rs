@@ -324,7 +324,33 @@ async fn a_deleted_accounts_id_is_never_given_to_the_next_one() {
         .map(|r| r.name)
         .collect();
     directs.sort();
-    assert_eq!(directs, ["alice", "bob"]);
+    assert_eq!(directs, ["alice", "bob (deleted)"]);
+    // Nobody is left to read what would be posted to bob's old chat.
+    let refused = alice
+        .send_message(dm.room, "are you there?")
+        .await
+        .expect_err("posting to a deleted account's chat");
+    assert!(
+        refused.to_string().contains("bob's account was deleted"),
+        "{refused}"
+    );
+    // A new bob is someone else: a new chat, beside the old one.
+    let (_new_bob, _) = server.user("bob").await;
+    let to_new_bob = alice
+        .send_direct("bob", "are you the new bob?")
+        .await
+        .expect("a chat with the new bob");
+    assert_ne!(to_new_bob.room, dm.room, "not the old chat");
+    let mut directs: Vec<String> = alice
+        .my_rooms()
+        .await
+        .expect("rooms")
+        .into_iter()
+        .filter(|r| r.kind == RoomKind::Direct)
+        .map(|r| r.name)
+        .collect();
+    directs.sort();
+    assert_eq!(directs, ["alice", "bob", "bob (deleted)"]);
     // A direct chat with alice is a new one, and it works both ways.
     let mut carol = carol;
     let sent = carol

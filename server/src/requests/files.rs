@@ -89,7 +89,7 @@ impl Conn {
         sha256: [u8; 32],
     ) -> RequestResult<Response> {
         let (view, _) = self.member_room(me, room)?;
-        self.require_unmuted(&view)?;
+        self.require_may_post(&view)?;
         let limits = &self.shared.config.files;
         if size > limits.max_file_bytes {
             return Err(RequestError::new(
@@ -337,7 +337,7 @@ impl Conn {
         let mut upload = self.my_upload(me, id).await?;
         // Muted since the offer: the upload waits (until it expires) rather than posting.
         if let Some(view) = self.shared.hub.room_view(upload.room, me.id) {
-            self.require_unmuted(&view)?;
+            self.require_may_post(&view)?;
         }
         let (size, sha256) = (upload.size, upload.sha256);
         if upload.already_stored {

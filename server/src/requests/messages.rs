@@ -26,7 +26,7 @@ impl Conn {
         text: String,
     ) -> RequestResult<Option<Response>> {
         let (view, _) = self.member_room(me, room)?;
-        self.require_unmuted(&view)?;
+        self.require_may_post(&view)?;
         self.check_message_text(&text)?;
         let mention_keys = crate::auth::mentioned_name_keys(&text);
         let mentions = self.mentioned_members(me, room, &mention_keys);
@@ -109,7 +109,7 @@ impl Conn {
         text: String,
     ) -> RequestResult<Response> {
         let (view, _) = self.member_room(me, room)?;
-        self.require_unmuted(&view)?;
+        self.require_may_post(&view)?;
         self.check_message_text(&text)?;
         let mention_keys = crate::auth::mentioned_name_keys(&text);
         let mentions = self.mentioned_members(me, room, &mention_keys);

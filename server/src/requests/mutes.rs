@@ -1,7 +1,8 @@
 //! Mutes: a room's owner and moderators stop a member from posting there for a while, or until
-//! unmuted; every way of posting checks [`Conn::require_unmuted`].
+//! unmuted; every way of posting checks [`Conn::require_may_post`], which also refuses a direct
+//! chat whose other account was deleted.
 
-use chatroom_protocol::{ErrorCode, Event, MAX_MUTE_SECS, Response, RoomId, now_millis};
+use chatroom_protocol::{ErrorCode, Event, MAX_MUTE_SECS, Response, RoomId, RoomKind, now_millis};
 
 use super::Conn;
 use super::rooms::clean_reason;
@@ -124,8 +125,21 @@ impl Conn {
         Ok(Response::Mutes(mutes))
     }
 
-    /// Refuses to post in a room where I am muted, saying until when.
-    pub(super) fn require_unmuted(&self, view: &RoomView) -> RequestResult<()> {
+    /// Refuses to post where I am muted, saying until when, or in a direct chat whose other
+    /// account was deleted.
+    pub(super) fn require_may_post(&self, view: &RoomView) -> RequestResult<()> {
+        // A direct chat whose other account was deleted keeps its history to read, and nobody
+        // is left to read what would be posted there. (Such a chat has one member and keeps
+        // the deleted account's name; a chat with myself has one member and no name.)
+        if view.row.kind == RoomKind::Direct && view.member_count < 2 && !view.row.name.is_empty() {
+            return Err(RequestError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "{}'s account was deleted; this chat is kept only to read",
+                    view.row.name
+                ),
+            ));
+        }
         let Some(until) = view.my_mute else {
             return Ok(());
         };

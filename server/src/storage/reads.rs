@@ -185,10 +185,12 @@ const SUMMARY_SELECT: &str = "
             SELECT u.name FROM members o JOIN users u ON u.id = o.user_id
             WHERE o.room_id = r.id AND o.user_id != ?1 LIMIT 1),
             -- The other account was deleted: its name, kept at the deletion, or (deleted
-            -- before that was done) the name its messages were sent under.
-            r.name, (
+            -- before that was done) the name its messages were sent under, marked so that
+            -- it is not taken for a chat with a new account of the same name.
+            r.name || ' (deleted)', (
             SELECT x.sender_name FROM messages x
-            WHERE x.room_id = r.id AND x.sender_id != ?1 ORDER BY x.seq DESC LIMIT 1), (
+            WHERE x.room_id = r.id AND x.sender_id != ?1 ORDER BY x.seq DESC LIMIT 1)
+                || ' (deleted)', (
             -- A chat with myself.
             SELECT u.name FROM users u
             WHERE u.id = ?1 AND r.direct_key = ?1 || ':' || ?1), '') ELSE r.name END,
