@@ -45,7 +45,7 @@ pub struct Settings {
     #[arg(long, env = "CHATROOM_DATA_DIR", value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// TOML file with settings (keys as in the `Config` docs: server_name, data_dir, listen,
-    /// metrics_listen, registration, synchronous, and [limits], [files] and [ai] tables)
+    /// metrics_listen, registration, synchronous, and `[limits]`, `[files]` and `[ai]` tables)
     #[arg(long, env = "CHATROOM_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Name shown to clients [default: Chat-Room]

@@ -6,8 +6,8 @@
 //!
 //! Layout, one job per module:
 //! - [`config`]: settings and limits, with defaults that need no configuration.
-//! - [`connection`]: a connection's reader loop and writer task.
-//! - [`requests`]: what each request does (accounts, rooms, messages).
+//! - `connection`: a connection's reader loop and writer task.
+//! - `requests`: what each request does (accounts, rooms, messages).
 //! - [`hub`]: hot state in memory — users, rooms, members, online sessions — and fan-out.
 //! - [`storage`]: SQLite — the writer thread with group commit, the read pool, the schema.
 //! - [`auth`]: name rules, argon2id passwords, session tokens.

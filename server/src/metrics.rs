@@ -21,7 +21,7 @@
 //! beyond), [`HEAD_TIMEOUT`] to send it (`408` after), nothing read of a request body. The
 //! parsing is a few lines by hand and never panics on any input.
 //!
-//! The counters behind it ([`Metrics`]) are relaxed atomics bumped where things happen: one
+//! The counters behind it (`Metrics`) are relaxed atomics bumped where things happen: one
 //! `fetch_add` per accepted connection, per request, and per socket write of a connection's
 //! writer (which covers many frames) — nothing on the fan-out path itself, which only queues
 //! already-encoded frames. The rest (users online, rooms, messages stored) is read when scraped,

@@ -6,7 +6,7 @@
 //! `limits.session_expiry_secs` no longer resumes (the user logs in again with the password) and
 //! its row is deleted. A stolen or forgotten token therefore stops working on its own.
 //!
-//! Uses are recorded in memory as they happen and written to SQLite by [`upkeep`], which runs at
+//! Uses are recorded in memory as they happen and written to SQLite by `upkeep`, which runs at
 //! start-up, then every quarter of the expiry (at most hourly), and at shutdown. A crash loses at
 //! most one period of recorded uses, which can only make a session expire that much early.
 
