@@ -590,7 +590,10 @@ pub(crate) fn check_message_length(client: &Client, text: &str) -> anyhow::Resul
     let limit = client.welcome().limits.max_message_chars;
     let chars = text.chars().count();
     if chars > limit as usize {
-        bail!("the message is {chars} characters; this server takes at most {limit}");
+        bail!(
+            "the message is {}; this server takes at most {limit}",
+            output::count_of(chars as u64, "character", "characters")
+        );
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::time::Duration;
+use unicode_width::UnicodeWidthStr;
 
 /// Text another user wrote, made safe to print on a terminal: control characters other than
 /// `\n` and `\t` are shown as Rust-style escapes (`\u{1b}`, `\u{7}`, `\u{9b}`; a backslash
@@ -30,6 +31,26 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// `text` followed by spaces up to `width` terminal columns, so that a column after it lines up
+/// with names in Chinese, Japanese, Korean or emoji (two columns each) as well as in ASCII; a
+/// text already as wide or wider is left as it is.
+pub fn pad_to_width(text: &str, width: usize) -> String {
+    let shown = text.width();
+    let mut out = String::with_capacity(text.len() + width.saturating_sub(shown));
+    out.push_str(text);
+    out.extend(std::iter::repeat_n(' ', width.saturating_sub(shown)));
+    out
+}
+
+/// A count and its noun, singular for one: `1 member`, `3 members`, `0 members`.
+pub fn count_of(count: u64, one: &str, many: &str) -> String {
+    if count == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{count} {many}")
+    }
 }
 
 /// What starts each continuation line of a multi-line text in plain output. Every record's
@@ -217,11 +238,11 @@ pub fn search_hit_json(room: &RoomSummary, m: &Message) -> Value {
 /// A stored file for a person: id, name, size, uploader, time.
 pub fn file_line(f: &FileInfo) -> String {
     format!(
-        "{:>6}  {:<32} {:>10}  {:<16} {}",
+        "{:>6}  {} {:>10}  {} {}",
         f.id.0,
-        escape_controls(&f.name),
+        pad_to_width(&escape_controls(&f.name), 32),
         human_bytes(f.size),
-        escape_controls(&f.uploader_name),
+        pad_to_width(&escape_controls(&f.uploader_name), 16),
         utc_timestamp(f.ts)
     )
 }
@@ -306,17 +327,22 @@ fn room_kind(kind: RoomKind) -> &'static str {
 
 /// A room for a person.
 pub fn room_line(r: &RoomSummary) -> String {
-    let name = room_label(r.kind, &r.name);
+    // The count right-aligned in four columns, then its noun.
+    let members = count_of(u64::from(r.member_count), "member", "members");
+    let (count, noun) = members.split_once(' ').unwrap_or((&members, ""));
     let mut line = format!(
-        "{name:<24} {:<8} {:>4} members",
+        "{} {:<8} {count:>4} {noun}",
+        pad_to_width(&room_label(r.kind, &r.name), 24),
         room_kind(r.kind),
-        r.member_count
     );
     if r.unread > 0 {
         line.push_str(&format!("  {} unread", r.unread));
     }
     if r.mentions > 0 {
-        line.push_str(&format!("  {} mentions", r.mentions));
+        line.push_str(&format!(
+            "  {}",
+            count_of(u64::from(r.mentions), "mention", "mentions")
+        ));
     }
     if !r.topic.is_empty() {
         line.push_str(&format!("  — {}", plain_text(&r.topic)));
@@ -351,8 +377,8 @@ fn status_name(status: PresenceStatus) -> &'static str {
 /// A user for a person.
 pub fn user_line(u: &UserPresence) -> String {
     let mut line = format!(
-        "{:<24} {:<8}",
-        escape_controls(&u.user.username),
+        "{} {:<8}",
+        pad_to_width(&escape_controls(&u.user.username), 24),
         status_name(u.status)
     );
     if u.user.is_admin {
@@ -378,10 +404,7 @@ pub fn user_json(u: &UserPresence) -> Value {
 
 /// A room in a few words, for a confirmation: `#dev (private, 3 members) — the topic`.
 pub fn room_brief(r: &RoomSummary) -> String {
-    let members = match r.member_count {
-        1 => "1 member".to_string(),
-        n => format!("{n} members"),
-    };
+    let members = count_of(u64::from(r.member_count), "member", "members");
     let mut line = format!(
         "{} ({}, {members})",
         room_label(r.kind, &r.name),
@@ -404,8 +427,8 @@ fn role_name(role: RoomRole) -> &'static str {
 /// A room member for a person: name, role, presence.
 pub fn member_line(m: &Member) -> String {
     format!(
-        "{:<24} {:<9} {}",
-        escape_controls(&m.user.username),
+        "{} {:<9} {}",
+        pad_to_width(&escape_controls(&m.user.username), 24),
         role_name(m.role),
         status_name(m.status)
     )
@@ -435,8 +458,8 @@ fn reason_suffix(reason: Option<&str>) -> String {
 /// A ban for a person: `bob  banned by dave on 2026-11-21T20:30:05Z: spam`.
 pub fn ban_line(b: &BanInfo) -> String {
     format!(
-        "{:<24} banned by {} on {}{}",
-        escape_controls(&b.username),
+        "{} banned by {} on {}{}",
+        pad_to_width(&escape_controls(&b.username), 24),
         escape_controls(&b.by),
         utc_timestamp(b.since),
         reason_suffix(b.reason.as_deref())
@@ -463,8 +486,8 @@ pub fn mute_line(m: &MuteInfo) -> String {
         None => "unmuted".to_string(),
     };
     format!(
-        "{:<24} muted by {} until {until}{}",
-        escape_controls(&m.username),
+        "{} muted by {} until {until}{}",
+        pad_to_width(&escape_controls(&m.username), 24),
         escape_controls(&m.by),
         reason_suffix(m.reason.as_deref())
     )
@@ -693,6 +716,95 @@ mod tests {
         };
         assert!(ban_line(&ban).ends_with("banned by bob on 1970-01-01T00:00:00Z"));
         assert_eq!(ban_json("dev", &ban)["name"], "dave");
+    }
+
+    fn summary(kind: RoomKind, name: &str, members: u32, mentions: u32) -> RoomSummary {
+        RoomSummary {
+            id: RoomId(1),
+            kind,
+            name: name.into(),
+            topic: String::new(),
+            member_count: members,
+            latest_seq: 0,
+            last_read_seq: 0,
+            unread: mentions,
+            mentions,
+            my_role: None,
+        }
+    }
+
+    #[test]
+    fn one_is_singular() {
+        assert_eq!(count_of(1, "member", "members"), "1 member");
+        assert_eq!(count_of(0, "member", "members"), "0 members");
+        assert_eq!(count_of(2, "mention", "mentions"), "2 mentions");
+        let lonely = room_line(&summary(RoomKind::Public, "solo", 1, 1));
+        assert!(
+            lonely.contains("   1 member  1 unread  1 mention"),
+            "{lonely}"
+        );
+        assert!(!lonely.contains("members") && !lonely.contains("mentions"));
+        let busy = room_line(&summary(RoomKind::Public, "dev", 12, 3));
+        assert!(
+            busy.contains("  12 members  3 unread  3 mentions"),
+            "{busy}"
+        );
+    }
+
+    #[test]
+    fn columns_line_up_by_display_width_with_wide_names() {
+        assert_eq!(pad_to_width("ab", 4), "ab  ");
+        assert_eq!(pad_to_width("名前", 6), "名前  ", "two columns a character");
+        assert_eq!(pad_to_width("🚀x", 4), "🚀x ");
+        assert_eq!(pad_to_width("toolong", 3), "toolong");
+        // What comes after the name starts in the same terminal column on every line.
+        let column_of = |line: &str, after: &str| {
+            line.find(after)
+                .map(|at| line[..at].width())
+                .unwrap_or_else(|| panic!("{after:?} in {line:?}"))
+        };
+        let rooms: Vec<String> = ["🚀rocket", "public", "中文房间"]
+            .iter()
+            .map(|name| room_line(&summary(RoomKind::Public, name, 2, 0)))
+            .collect();
+        let kinds: Vec<usize> = rooms.iter().map(|l| column_of(l, " public ")).collect();
+        assert_eq!(kinds, [24; 3], "{rooms:#?}");
+        let file = |name: &str, uploader: &str| FileInfo {
+            id: chatroom_protocol::FileId(7),
+            room: RoomId(1),
+            seq: 3,
+            name: name.into(),
+            size: 1024,
+            sha256: [0; 32],
+            uploader: UserId(2),
+            uploader_name: uploader.into(),
+            ts: 0,
+        };
+        let files = [
+            file_line(&file("we ird 名前.txt", "张伟")),
+            file_line(&file("plain.txt", "bob")),
+        ];
+        let sizes: Vec<usize> = files.iter().map(|l| column_of(l, "1.0 KiB")).collect();
+        assert_eq!(sizes[0], sizes[1], "{files:#?}");
+        let times: Vec<usize> = files.iter().map(|l| column_of(l, "1970-")).collect();
+        assert_eq!(times[0], times[1], "{files:#?}");
+        let users = [
+            ("张伟", PresenceStatus::Online),
+            ("bob", PresenceStatus::Away),
+        ]
+        .map(|(name, status)| UserPresence {
+            user: chatroom_protocol::UserSummary {
+                id: UserId(2),
+                username: name.into(),
+                is_admin: false,
+            },
+            status,
+            status_message: None,
+        });
+        assert_eq!(
+            column_of(&user_line(&users[0]), "online"),
+            column_of(&user_line(&users[1]), "away")
+        );
     }
 
     #[test]

@@ -1363,6 +1363,68 @@ async fn search_goes_on_past_pages_with_no_hits_for_me() {
     assert_eq!(texts(&hits), ["a needle in public"]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_say_one_in_the_singular_and_keep_their_columns_with_wide_names() {
+    use unicode_width::UnicodeWidthStr;
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    let bob = User::new("bob", &server);
+    register(&alice).await;
+    register(&bob).await;
+    chatroom(&alice, &["create", "🚀rocket"]).await;
+    chatroom(&bob, &["send", "--room", "public", "@alice look"]).await;
+
+    // The column where what follows a name starts, in terminal columns.
+    let column = |line: &str, of: &str| {
+        line.find(of)
+            .map(|at| line[..at].width())
+            .unwrap_or_else(|| panic!("{of:?} in {line:?}"))
+    };
+    let rooms = chatroom(&alice, &["rooms"]).await;
+    let lines: Vec<&str> = rooms.lines().collect();
+    let rocket = lines
+        .iter()
+        .find(|l| l.starts_with("#🚀rocket "))
+        .unwrap_or_else(|| panic!("{rooms}"));
+    let public = lines
+        .iter()
+        .find(|l| l.starts_with("#public "))
+        .unwrap_or_else(|| panic!("{rooms}"));
+    assert!(
+        rocket.contains(" 1 member") && !rocket.contains("members"),
+        "{rooms}"
+    );
+    assert!(
+        public.contains(" members  ")
+            && public.contains(" unread  1 mention")
+            && !public.contains("mentions"),
+        "{rooms}"
+    );
+    assert_eq!(
+        column(rocket, " public "),
+        column(public, " public "),
+        "{rooms}"
+    );
+
+    for (name, content) in [("we ird 名前.txt", "content 1"), ("plain.txt", "content 2")] {
+        let path = alice.home.path().join(name);
+        std::fs::write(&path, content).expect("write");
+        let mut up = alice.command();
+        up.args(["upload", "--room", "public"]).arg(&path);
+        run_ok(up).await;
+    }
+    let files = chatroom(&bob, &["files", "--room", "public"]).await;
+    let lines: Vec<&str> = files.lines().collect();
+    assert_eq!(lines.len(), 2, "{files}");
+    for of in ["9 B", "alice", "T"] {
+        assert_eq!(
+            column(lines[0], of),
+            column(lines[1], of),
+            "{of:?} in\n{files}"
+        );
+    }
+}
+
 /// Runs `chatroom ARGS…` as `user` and returns what it printed; fails the test if it failed.
 async fn chatroom(user: &User, args: &[&str]) -> String {
     let mut command = user.command();
