@@ -444,3 +444,158 @@ fn search_found_nothing() {
     );
     insta::assert_snapshot!(render(&app, 80, 12));
 }
+
+/// A room of 40 messages, the first of them the room's notice that alice joined, entered on
+/// 80×24 as the runtime lays it out.
+fn long_room() -> App {
+    let mut app = App::new("chat.office.lan:8888", Some("me"));
+    app.logged_in(user(1, "me"));
+    let mut summary = room(1, "public", RoomKind::Public, 0, 0);
+    summary.latest_seq = 40;
+    summary.last_read_seq = 40;
+    app.rooms_loaded(vec![summary]);
+    app.viewport = ui::message_pane(&app, 80, 24);
+    let mut messages = vec![Message {
+        kind: MessageKind::System,
+        ..message(1, (2, "alice"), 0, "alice joined")
+    }];
+    messages.extend((2..=40).map(|seq| message(seq, (2, "alice"), seq, &format!("message {seq}"))));
+    app.latest_loaded(HistoryPage {
+        room: RoomId(1),
+        messages,
+        has_more: false,
+    });
+    app
+}
+
+/// PgUp all the way back: the room's first message (seq 1) is at the top, not one row above
+/// it behind the "more rows" marker.
+#[test]
+fn scrolled_all_the_way_back_the_first_message_is_at_the_top() {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent};
+    let mut app = long_room();
+    for _ in 0..5 {
+        app.on_key(KeyEvent::from(KeyCode::PageUp));
+    }
+    let screen = render(&app, 80, 24);
+    let first_row = screen.lines().nth(1).expect("a row under the title");
+    assert!(first_row.contains("* alice joined"), "{screen}");
+    insta::assert_snapshot!(screen);
+    // PgDn back down and up again: the same top.
+    for _ in 0..5 {
+        app.on_key(KeyEvent::from(KeyCode::PageDown));
+    }
+    assert_eq!(app.current_room().map(|r| r.scroll), Some(0));
+    for _ in 0..5 {
+        app.on_key(KeyEvent::from(KeyCode::PageUp));
+    }
+    assert_eq!(render(&app, 80, 24), screen);
+}
+
+/// Tabs reach the next tab stop (every 4 columns) in the message pane, the search results
+/// and the input, instead of vanishing.
+#[test]
+fn tabs_become_spaces_to_the_next_tab_stop() {
+    use chatroom_protocol::SearchPage;
+    let mut app = busy_app();
+    app.on_event(Event::Message(message(
+        6,
+        (2, "alice"),
+        6,
+        "col1\tcol2\nab\tcd",
+    )));
+    app.input.set_text("x\ty");
+    let screen = render(&app, 100, 16);
+    assert!(screen.contains("09:06 alice: col1    col2"), "{screen}");
+    assert!(screen.contains("› x   y"), "{screen}");
+    insta::assert_snapshot!("tabs_in_the_message_pane_and_input", screen);
+
+    app.input.set_text("/search col1");
+    app.submit_input();
+    app.search_loaded(
+        1,
+        SearchPage {
+            messages: vec![message(6, (2, "alice"), 6, "col1\tcol2")],
+            next: None,
+        },
+    );
+    let screen = render(&app, 100, 16);
+    assert!(screen.contains("alice: col1    col2"), "{screen}");
+}
+
+/// `/edit` alone: the text to correct is in the input, and the marker above it says what Enter
+/// and Esc do.
+#[test]
+fn editing_a_message_is_marked_above_the_input() {
+    let mut app = busy_app();
+    app.input.set_text("/edit");
+    app.submit_input();
+    assert_eq!(app.input.text(), "thanks alice 👍");
+    insta::assert_snapshot!(render(&app, 100, 16));
+}
+
+/// Away, the status line says so (with the status text) after the confirmation has gone.
+#[test]
+fn my_away_status_shows_in_the_status_line() {
+    let mut app = busy_app();
+    app.on_event(Event::Presence(vec![chatroom_protocol::PresenceUpdate {
+        user: UserId(1),
+        username: "me".into(),
+        status: PresenceStatus::Away,
+        status_message: Some("lunch".into()),
+    }]));
+    let screen = render(&app, 100, 16);
+    assert!(screen.contains("● connected · away: lunch"), "{screen}");
+    app.on_event(Event::Presence(vec![chatroom_protocol::PresenceUpdate {
+        user: UserId(1),
+        username: "me".into(),
+        status: PresenceStatus::Online,
+        status_message: None,
+    }]));
+    assert!(!render(&app, 100, 16).contains("away"));
+}
+
+/// A long refusal from the server is wrapped inside the form, whole, at 80 columns.
+#[test]
+fn a_long_error_on_the_register_form_is_shown_whole() {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut app = App::new("chat.office.lan:8888", Some("al ice"));
+    app.on_key(KeyEvent::new(KeyCode::Char('r'), KeyModifiers::CONTROL));
+    app.login_failed(
+        "a user name may contain only letters, digits, '_', '-' and '.', and must start \
+         with a letter or digit"
+            .into(),
+    );
+    let screen = render(&app, 80, 16);
+    assert!(screen.contains("with a letter or digit"), "{screen}");
+    insta::assert_snapshot!(screen);
+}
+
+/// Entering a room with more unread messages than fit: a divider above the first of them,
+/// scrolled into view at the top of the pane.
+#[test]
+fn the_first_unread_message_has_a_divider_above_it() {
+    let mut app = App::new("chat.office.lan:8888", Some("me"));
+    app.logged_in(user(1, "me"));
+    let mut dev = room(2, "dev", RoomKind::Public, 30, 0);
+    dev.last_read_seq = 10;
+    dev.latest_seq = 40;
+    app.rooms_loaded(vec![room(1, "public", RoomKind::Public, 0, 0), dev]);
+    app.viewport = ui::message_pane(&app, 80, 24);
+    app.enter_room(RoomId(2));
+    app.latest_loaded(HistoryPage {
+        room: RoomId(2),
+        messages: (1..=40)
+            .map(|seq| Message {
+                room: RoomId(2),
+                ..message(seq, (2, "alice"), seq, &format!("message {seq}"))
+            })
+            .collect(),
+        has_more: false,
+    });
+    let screen = render(&app, 80, 24);
+    let rows: Vec<&str> = screen.lines().collect();
+    assert!(rows[1].contains("── new ──"), "{screen}");
+    assert!(rows[2].contains("message 11"), "{screen}");
+    insta::assert_snapshot!(screen);
+}

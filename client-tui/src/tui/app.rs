@@ -4,13 +4,14 @@
 
 use chatroom_protocol::{
     BanInfo, Draft, Event, FileId, HistoryPage, Member, Message, MessageId, MessageKind,
-    PresenceStatus, RoomId, RoomKind, RoomRole, RoomSummary, Seq, UnixMillis, UserId, UserPresence,
-    UserSummary,
+    PresenceStatus, RoomId, RoomInfo, RoomKind, RoomRole, RoomSummary, Seq, UnixMillis, UserId,
+    UserPresence, UserSummary,
 };
 use std::collections::{BTreeMap, HashMap};
 
 use super::editor::LineEditor;
-use super::search::{Jump, SearchView};
+use super::edits::Editing;
+use super::search::{Jump, SearchView, one_line};
 use super::transfers::{TransferRequest, TransferView};
 
 /// How many typing notices count as "still typing" (ms).
@@ -178,6 +179,9 @@ pub struct RoomState {
     pub latest_loaded: bool,
     /// Rows scrolled up from the bottom (0: following the newest).
     pub scroll: usize,
+    /// My read marker as it was when I entered the room with unread messages: a "new" divider
+    /// goes above the first message after it, until I leave the room.
+    pub new_after: Option<Seq>,
     /// The member list, once fetched.
     pub members: Vec<Member>,
     /// The member list may be out of date (fetched before a reconnect, when presence updates
@@ -204,6 +208,7 @@ impl RoomState {
             loading_latest: false,
             latest_loaded: false,
             scroll: 0,
+            new_after: None,
             members: Vec::new(),
             members_stale: false,
             muted: HashMap::new(),
@@ -575,6 +580,10 @@ pub struct App {
     /// The message opened from the search results, marked in its room until the room is
     /// scrolled back to the bottom or left.
     pub highlight: Option<(RoomId, Seq)>,
+    /// The message of mine being edited (`/edit` alone): the input holds its new text.
+    pub editing: Option<Editing>,
+    /// I am away, with this status text (may be empty); `None`: not away, as far as I know.
+    pub away: Option<String>,
 }
 
 impl App {
@@ -618,6 +627,8 @@ impl App {
             next_search: 0,
             jump: None,
             highlight: None,
+            editing: None,
+            away: None,
         }
     }
 
@@ -753,7 +764,9 @@ impl App {
                 r.has_older = oldest > 1;
             }
         }
+        let room = page.room;
         self.history_loaded(page, false);
+        self.scroll_to_divider(room);
     }
 
     /// A request for the newest page could not be sent or failed: the next visit asks again.
@@ -779,15 +792,39 @@ impl App {
                 .insert(m.user.id, (m.user.username.clone(), m.status));
         }
         if let Some(r) = self.rooms.get_mut(&room) {
+            // The list is newer than any count the room came with (a room just created, with
+            // its invitees joining before its summary came back).
+            r.summary.member_count = u32::try_from(members.len()).unwrap_or(u32::MAX);
             r.members = members;
             r.members_stale = false;
         }
+    }
+
+    /// A room I created, with its members once the invitations went out: shown at once, its
+    /// member list whole (me, its owner, included).
+    pub fn room_created(&mut self, info: RoomInfo) -> Vec<Action> {
+        let id = info.room.id;
+        self.on_event(Event::RoomUpdated(info.room));
+        self.members_loaded(id, info.members);
+        self.enter_room(id)
+    }
+
+    /// My own presence, from the server or from a `/away` or `/back` it accepted.
+    pub fn my_presence(&mut self, status: PresenceStatus, message: Option<String>) {
+        self.away = (status == PresenceStatus::Away).then(|| message.unwrap_or_default());
+    }
+
+    fn is_me(&self, user: UserId) -> bool {
+        self.me.as_ref().is_some_and(|me| me.id == user)
     }
 
     /// Everyone's presence, fetched again after a reconnect: updates the users already known
     /// (the completion list and the member lists), adds nobody.
     pub fn presence_refreshed(&mut self, users: Vec<UserPresence>) {
         for u in users {
+            if self.is_me(u.user.id) {
+                self.my_presence(u.status, u.status_message.clone());
+            }
             let Some((name, status)) = self.presence.get_mut(&u.user.id) else {
                 continue;
             };
@@ -803,6 +840,9 @@ impl App {
 
     /// Users arrived (for `/users`): shown as a notice in the current room.
     pub fn users_loaded(&mut self, users: Vec<UserPresence>) {
+        if let Some(me) = users.iter().find(|u| self.is_me(u.user.id)) {
+            self.my_presence(me.status, me.status_message.clone());
+        }
         let list: Vec<String> = users
             .iter()
             .map(|u| {
@@ -989,7 +1029,12 @@ impl App {
                     return actions;
                 }
                 let seen = is_current && room.scroll == 0;
-                if mine || seen {
+                if mine && message.kind == MessageKind::Text {
+                    // The server moved my read marker to my message (whichever session sent
+                    // it), telling my other sessions nothing else: what came before it is read.
+                    let (room, seq) = (message.room, message.seq);
+                    self.marker_moved(room, seq);
+                } else if mine || seen {
                     room.summary.last_read_seq = room.summary.last_read_seq.max(message.seq);
                     if seen && !mine {
                         self.pending_read.push(message.room);
@@ -1011,7 +1056,11 @@ impl App {
             Event::MemberJoined { room, member } => {
                 if let Some(r) = self.rooms.get_mut(&room) {
                     r.summary.member_count += 1;
-                    if !r.members.iter().any(|m| m.user.id == member.user.id) {
+                    // A list not fetched yet stays empty, to be fetched whole: one begun with
+                    // whoever joined since would leave out everyone before them.
+                    if !r.members.is_empty()
+                        && !r.members.iter().any(|m| m.user.id == member.user.id)
+                    {
                         r.members.push(member);
                     }
                 }
@@ -1027,6 +1076,9 @@ impl App {
             }
             Event::Presence(updates) => {
                 for u in updates {
+                    if self.is_me(u.user) {
+                        self.my_presence(u.status, u.status_message.clone());
+                    }
                     for room in self.rooms.values_mut() {
                         if let Some(m) = room.members.iter_mut().find(|m| m.user.id == u.user) {
                             m.status = u.status;
@@ -1045,7 +1097,16 @@ impl App {
             Event::RoomUpdated(summary) => {
                 let id = summary.id;
                 match self.rooms.get_mut(&id) {
-                    Some(r) => r.summary = summary,
+                    Some(r) => {
+                        r.summary = summary;
+                        // A summary may be older than the member list (the one a creation
+                        // answered with, before the invitees joined): the list, kept by the
+                        // join and leave events, has the count.
+                        if !r.members.is_empty() && !r.members_stale {
+                            r.summary.member_count =
+                                u32::try_from(r.members.len()).unwrap_or(u32::MAX);
+                        }
+                    }
                     None => {
                         self.rooms.insert(id, RoomState::new(summary));
                     }
@@ -1065,6 +1126,16 @@ impl App {
                 self.remove_room(room);
                 let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
                 self.flash(format!("{by} removed you from #{room_name}{why}"), true);
+            }
+            Event::Banned {
+                room,
+                room_name,
+                by,
+                reason,
+            } => {
+                self.remove_room(room);
+                let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+                self.flash(format!("{by} banned you from #{room_name}{why}"), true);
             }
             Event::RoleChanged {
                 room, user, role, ..
@@ -1097,17 +1168,53 @@ impl App {
             Event::ServerShutdown { reason } => {
                 self.flash(format!("server: {reason}"), true);
             }
-            Event::ReadMarker { room, seq } => {
-                if let Some(r) = self.rooms.get_mut(&room) {
-                    r.summary.last_read_seq = r.summary.last_read_seq.max(seq);
-                    if seq >= r.summary.latest_seq {
-                        r.summary.unread = 0;
-                        r.summary.mentions = 0;
-                    }
-                }
-            }
+            Event::ReadMarker { room, seq } => self.marker_moved(room, seq),
         }
         actions
+    }
+
+    /// My read marker in `room` moved to `seq` (from another session, or by a message of mine):
+    /// nothing is unread when it reaches the newest message; short of that, the counts are
+    /// those of the messages after it when the timeline holds them all, and stay as they were
+    /// when it does not (the server's next room list puts them right).
+    pub(super) fn marker_moved(&mut self, room: RoomId, seq: Seq) {
+        let Some(r) = self.rooms.get(&room) else {
+            return;
+        };
+        let marker = r.summary.last_read_seq.max(seq);
+        let latest = r.summary.latest_seq;
+        let counts = if marker >= latest {
+            Some((0, 0))
+        } else {
+            let after: Vec<&Message> = r
+                .timeline
+                .range((marker + 1, 0)..)
+                .filter_map(|(_, e)| match e {
+                    Entry::Message(m) => Some(m),
+                    Entry::Notice { .. } => None,
+                })
+                .collect();
+            (after.len() as u64 == latest - marker).then(|| {
+                let news: Vec<&&Message> = after.iter().filter(|m| self.is_news(m)).collect();
+                let mentions = news.iter().filter(|m| self.is_mention(m)).count();
+                (news.len() as u32, mentions as u32)
+            })
+        };
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        r.summary.last_read_seq = marker;
+        if let Some((unread, mentions)) = counts {
+            r.summary.unread = unread;
+            r.summary.mentions = mentions;
+        }
+    }
+
+    /// Whether a message counts as unread news: someone else's, neither a room notice nor
+    /// deleted.
+    pub(super) fn is_news(&self, message: &Message) -> bool {
+        !matches!(message.kind, MessageKind::System | MessageKind::Deleted)
+            && !self.is_me(message.sender)
     }
 
     fn remove_room(&mut self, room: RoomId) {
@@ -1122,12 +1229,26 @@ impl App {
     /// Shows `room`: clears its counts, marks it read, and loads history on first visit.
     pub fn enter_room(&mut self, room: RoomId) -> Vec<Action> {
         let mut actions = Vec::new();
+        if !self.rooms.contains_key(&room) {
+            return actions;
+        }
+        let entering = self.current != Some(room);
+        if entering {
+            self.jump = None;
+            self.highlight = None;
+            // The divider of the room left goes with it.
+            if let Some(left) = self.current.and_then(|c| self.rooms.get_mut(&c)) {
+                left.new_after = None;
+            }
+        }
         let Some(r) = self.rooms.get_mut(&room) else {
             return actions;
         };
-        if self.current != Some(room) {
-            self.jump = None;
-            self.highlight = None;
+        let divided = r.summary.unread > 0 && (entering || r.new_after.is_none());
+        if divided {
+            r.new_after = Some(r.summary.last_read_seq);
+        } else if entering {
+            r.new_after = None;
         }
         self.current = Some(room);
         r.scroll = 0;
@@ -1154,7 +1275,38 @@ impl App {
                 seq: r.summary.latest_seq,
             });
         }
+        if divided {
+            self.scroll_to_divider(room);
+        }
         actions
+    }
+
+    /// Scrolls `room` (the current one, at the bottom) back so that its "new" divider is in
+    /// view, when there are more unread rows than the pane shows: the first unread message
+    /// then sits at the top, under the divider.
+    pub(super) fn scroll_to_divider(&mut self, room: RoomId) {
+        if self.current != Some(room) || self.jump.is_some() {
+            return;
+        }
+        let Some(r) = self.rooms.get(&room) else {
+            return;
+        };
+        if r.scroll != 0 {
+            return;
+        }
+        let Some((row, total)) = super::ui::divider_row(self, r, self.viewport.0) else {
+            return;
+        };
+        let height = usize::from(self.viewport.1.max(1));
+        if total - row <= height {
+            return;
+        }
+        // Scrolled back, the pane shows a row less: the "more rows" marker takes the last one.
+        let wanted = (total - row).saturating_sub(height.saturating_sub(1).max(1));
+        let max = super::ui::max_scroll(total, height);
+        if let Some(r) = self.rooms.get_mut(&room) {
+            r.scroll = wanted.min(max);
+        }
     }
 
     /// Moves `step` rooms along the list (wrapping).
@@ -1197,7 +1349,7 @@ impl App {
         let Some(room) = self.current.and_then(|c| self.rooms.get_mut(&c)) else {
             return Vec::new();
         };
-        let max = total_rows.saturating_sub(height);
+        let max = super::ui::max_scroll(total_rows, height);
         room.scroll = (room.scroll as isize + rows).clamp(0, max as isize) as usize;
         let mut actions = Vec::new();
         if room.scroll + height / 2 >= max && rows > 0 && room.has_older && !room.loading_older {
@@ -1265,38 +1417,98 @@ impl App {
 
     /// The user pressed Enter in the chat input.
     pub fn submit_input(&mut self) -> Vec<Action> {
+        use super::commands::Command as C;
         self.completion = None;
         let line = self.input.submit();
-        if line.trim().is_empty() {
+        if line.trim().is_empty() && self.editing.is_none() {
             return Vec::new();
         }
-        match super::commands::parse(&line) {
-            Ok(
-                super::commands::Command::Say(text)
-                | super::commands::Command::Ai(text)
-                | super::commands::Command::Edit(Some(text))
-                | super::commands::Command::Msg {
-                    text: Some(text), ..
-                },
-            ) if self.too_long(&text) => {
-                // The whole line, command and all, to be shortened and sent again.
-                self.input.set_text(&line);
-                Vec::new()
-            }
-            Ok(super::commands::Command::Search { query, .. }) if self.search_too_long(&query) => {
-                self.input.set_text(&line);
-                Vec::new()
-            }
-            Ok(command) => self.run_command(command),
+        // What the status line said was about what came before.
+        self.flash = None;
+        if let Some(editing) = self.editing.clone() {
+            return self.submit_edit(editing, line);
+        }
+        let command = match super::commands::parse(&line) {
+            Ok(command) => command,
             Err(e) => {
                 self.flash(e.to_string(), true);
-                Vec::new()
+                return Vec::new();
             }
+        };
+        match &command {
+            C::Say(text)
+            | C::Ai(text)
+            | C::Edit(Some(text))
+            | C::Msg {
+                text: Some(text), ..
+            } if self.too_long(text) => {
+                // The whole line, command and all, to be shortened and sent again.
+                self.input.set_text(&line);
+                return Vec::new();
+            }
+            C::Search { query, .. } if self.search_too_long(query) => {
+                self.input.set_text(&line);
+                return Vec::new();
+            }
+            _ => {}
+        }
+        if self.connection != ConnectionState::Connected && self.needs_server(&command) {
+            // Kept, command and all, to send once the connection is back.
+            self.unsent(&line, "not connected; waiting to reconnect");
+            return Vec::new();
+        }
+        self.run_command(command)
+    }
+
+    /// Whether a command asks the server for something (it cannot be done offline), as opposed
+    /// to what this client does by itself (switching rooms, the help, the panels).
+    fn needs_server(&self, command: &super::commands::Command) -> bool {
+        use super::commands::Command as C;
+        match command {
+            C::Join(name) => self.find_room(name).is_none(),
+            C::Edit(text) => text.is_some(),
+            C::Say(_)
+            | C::Ai(_)
+            | C::Msg { .. }
+            | C::Leave(_)
+            | C::Create { .. }
+            | C::Invite(_)
+            | C::Kick { .. }
+            | C::Ban { .. }
+            | C::Unban(_)
+            | C::Bans
+            | C::Mute { .. }
+            | C::Unmute(_)
+            | C::Mutes
+            | C::Role { .. }
+            | C::Topic(_)
+            | C::Rename(_)
+            | C::Who
+            | C::PublicRooms
+            | C::Users
+            | C::Away(_)
+            | C::Back
+            | C::Files
+            | C::Delete => true,
+            C::Enter(_)
+            | C::ShowTopic
+            | C::Rooms
+            | C::Info
+            | C::Passwd
+            | C::Logout
+            | C::Quit
+            | C::Help
+            | C::Members
+            | C::Upload(_)
+            | C::Download(_)
+            | C::Cancel(_)
+            | C::Transfers
+            | C::Search { .. } => false,
         }
     }
 
     /// Whether `text` is over the server's limit; if so the flash says by how much.
-    fn too_long(&mut self, text: &str) -> bool {
+    pub(super) fn too_long(&mut self, text: &str) -> bool {
         let Some(limit) = self.max_message_chars else {
             return false;
         };
@@ -1374,8 +1586,12 @@ impl App {
                     Some(name) => self.find_room(&name),
                     None => self.current,
                 };
-                match room {
-                    Some(room) => vec![Action::Leave(room)],
+                match room.and_then(|id| self.rooms.get(&id)) {
+                    Some(r) if r.summary.kind == RoomKind::Direct => {
+                        self.flash("a direct chat cannot be left", true);
+                        Vec::new()
+                    }
+                    Some(r) => vec![Action::Leave(r.summary.id)],
                     None => {
                         self.flash("no such room", true);
                         Vec::new()
@@ -1447,6 +1663,20 @@ impl App {
                 .map(|room| Action::Topic { room, topic })
                 .into_iter()
                 .collect(),
+            C::ShowTopic => {
+                if let Some(topic) = self
+                    .current_or_flash()
+                    .and_then(|room| self.rooms.get(&room))
+                    .map(|r| one_line(r.summary.topic.trim()))
+                {
+                    if topic.is_empty() {
+                        self.flash("no topic set; /topic TEXT sets one", false);
+                    } else {
+                        self.flash(format!("topic: {topic}"), false);
+                    }
+                }
+                Vec::new()
+            }
             C::Rename(name) => self
                 .current_or_flash()
                 .map(|room| Action::Rename { room, name })
@@ -1549,7 +1779,11 @@ impl App {
     pub fn typed(&mut self) -> Vec<Action> {
         self.completion = None;
         let text = self.input.text();
-        if text.starts_with('/') || self.now.saturating_sub(self.last_typing_sent) < 3_000 {
+        // Correcting a message is not writing one.
+        if text.starts_with('/')
+            || self.editing.is_some()
+            || self.now.saturating_sub(self.last_typing_sent) < 3_000
+        {
             return Vec::new();
         }
         self.last_typing_sent = self.now;
@@ -1902,8 +2136,18 @@ mod tests {
                 text: None
             }]
         );
+        // A direct chat cannot be left: the server would refuse, so nothing is asked.
         app.input.set_text("/leave @bob");
-        assert_eq!(app.submit_input(), vec![Action::Leave(RoomId(3))]);
+        assert_eq!(app.submit_input(), vec![]);
+        assert_eq!(
+            app.flash,
+            Some(("a direct chat cannot be left".into(), true))
+        );
+        app.enter_room(RoomId(3));
+        app.input.set_text("/leave");
+        assert_eq!(app.submit_input(), vec![], "nor the one shown");
+        app.input.set_text("/leave #dev");
+        assert_eq!(app.submit_input(), vec![Action::Leave(RoomId(2))]);
     }
 
     #[test]
@@ -2449,6 +2693,382 @@ mod tests {
         assert!(!actions.contains(&Action::Bell), "{actions:?}");
         app.on_event(Event::Message(message(2, 2, (2, "bob"), "news")));
         assert_eq!(app.rooms[&RoomId(2)].summary.unread, 1);
+    }
+
+    /// 40 rows in a pane of 10: PgUp stops where the first row (the room's oldest message) is
+    /// the top one, the pane's last row being the "more rows" marker's.
+    #[test]
+    fn scrolling_back_reaches_the_first_row() {
+        let mut app = logged_in_app();
+        app.viewport = (60, 10);
+        for seq in 1..=40 {
+            app.on_event(Event::Message(message(1, seq, (2, "bob"), "x")));
+        }
+        app.scroll(1_000, 40);
+        let scroll = app.rooms[&RoomId(1)].scroll;
+        assert_eq!(
+            scroll,
+            40 - 9,
+            "9 rows of messages shown, the first at the top"
+        );
+        assert_eq!(super::super::ui::max_scroll(40, 10), 31);
+        assert_eq!(super::super::ui::max_scroll(10, 10), 0, "all of it fits");
+        assert_eq!(super::super::ui::max_scroll(11, 10), 2);
+    }
+
+    fn member(id: u64, name: &str, role: RoomRole) -> Member {
+        Member {
+            user: UserSummary {
+                id: UserId(id),
+                username: name.into(),
+                is_admin: false,
+            },
+            role,
+            status: PresenceStatus::Online,
+        }
+    }
+
+    /// `/create --private retro bob carol`: the invitees' joins come before the room's list is
+    /// fetched, and the summary the creation answered with counts only me. The list, fetched
+    /// whole, has everyone, me (the owner) too, and the count follows it.
+    #[test]
+    fn a_created_room_lists_its_creator_with_the_invitees() {
+        let mut app = logged_in_app();
+        let mut retro = summary(7, "retro", RoomKind::Private, 0, 0);
+        retro.member_count = 1;
+        retro.my_role = Some(RoomRole::Owner);
+        app.on_event(Event::RoomUpdated(retro.clone()));
+        for (id, name) in [(2, "bob"), (3, "carol")] {
+            app.on_event(Event::MemberJoined {
+                room: RoomId(7),
+                member: member(id, name, RoomRole::Member),
+            });
+        }
+        assert!(app.rooms[&RoomId(7)].members.is_empty(), "no partial list");
+        // An older client path: the summary from the creation, then the room is entered.
+        app.on_event(Event::RoomUpdated(retro));
+        let actions = app.enter_room(RoomId(7));
+        assert!(actions.contains(&Action::Members(RoomId(7))), "{actions:?}");
+        app.members_loaded(
+            RoomId(7),
+            vec![
+                member(1, "me", RoomRole::Owner),
+                member(2, "bob", RoomRole::Member),
+                member(3, "carol", RoomRole::Member),
+            ],
+        );
+        let room = &app.rooms[&RoomId(7)];
+        assert_eq!(room.summary.member_count, 3);
+        assert_eq!(room.members[0].user.username, "me");
+        assert_eq!(room.members[0].role, RoomRole::Owner);
+        // Once the list is there, joins and leaves keep it and the count.
+        app.on_event(Event::MemberJoined {
+            room: RoomId(7),
+            member: member(4, "dave", RoomRole::Member),
+        });
+        assert_eq!(app.rooms[&RoomId(7)].members.len(), 4);
+        assert_eq!(app.rooms[&RoomId(7)].summary.member_count, 4);
+    }
+
+    /// A room created with its members (as the runtime now reports it): shown whole at once.
+    #[test]
+    fn a_room_created_with_its_members_needs_no_second_fetch() {
+        let mut app = logged_in_app();
+        let mut retro = summary(7, "retro", RoomKind::Private, 0, 0);
+        retro.member_count = 2;
+        let actions = app.room_created(RoomInfo {
+            room: retro,
+            members: vec![
+                member(1, "me", RoomRole::Owner),
+                member(3, "carol", RoomRole::Member),
+            ],
+        });
+        assert!(
+            !actions.contains(&Action::Members(RoomId(7))),
+            "{actions:?}"
+        );
+        assert_eq!(app.current, Some(RoomId(7)));
+        assert_eq!(app.rooms[&RoomId(7)].members.len(), 2);
+    }
+
+    /// Offline, a command for the server stays in the input, command and all, as a message
+    /// does; what the client does by itself still works.
+    #[test]
+    fn offline_a_command_for_the_server_stays_in_the_input() {
+        let mut app = logged_in_app();
+        app.disconnected("connection lost".into(), 5_000);
+        for line in [
+            "/msg alice hi",
+            "/topic release friday",
+            "/edit fixed",
+            "/kick bob spam",
+            "/create ops",
+            "/join ops",
+            "/away lunch",
+            "hello",
+        ] {
+            app.input.set_text(line);
+            assert_eq!(app.submit_input(), vec![], "{line}");
+            assert_eq!(app.input.text(), line, "kept");
+            assert_eq!(
+                app.flash,
+                Some((
+                    "not sent (not connected; waiting to reconnect); it is back in the input"
+                        .into(),
+                    true
+                )),
+                "{line}"
+            );
+            app.input.set_text("");
+        }
+        app.input.set_text("/enter dev");
+        app.submit_input();
+        assert_eq!(app.current, Some(RoomId(2)), "switching rooms is local");
+        app.input.set_text("/help");
+        app.submit_input();
+        assert!(app.show_help);
+        // Back online, the same line goes.
+        app.rooms_loaded(vec![summary(1, "public", RoomKind::Public, 0, 0)]);
+        app.connection = ConnectionState::Connected;
+        app.input.set_text("/msg alice hi");
+        assert_eq!(
+            app.submit_input(),
+            vec![Action::Direct {
+                user: "alice".into(),
+                text: Some("hi".into())
+            }]
+        );
+    }
+
+    /// A new line clears what the status line said about the one before.
+    #[test]
+    fn a_new_command_clears_the_last_ones_note() {
+        let mut app = logged_in_app();
+        app.enter_room(RoomId(2));
+        app.input.set_text("/foo");
+        app.submit_input();
+        assert!(app.flash.as_ref().is_some_and(|(_, error)| *error));
+        app.input.set_text("/topic x");
+        assert_eq!(
+            app.submit_input(),
+            vec![Action::Topic {
+                room: RoomId(2),
+                topic: "x".into()
+            }]
+        );
+        assert_eq!(app.flash, None, "the unknown command is old news");
+        // The answer of a command that went (an invitation) is gone when the next one goes.
+        app.flash("invited ai", false);
+        app.input.set_text("/kick ai");
+        app.submit_input();
+        assert_eq!(app.flash, None);
+        // An empty Enter is no new line: the note stays.
+        app.flash("a room named \"ops\" exists", true);
+        app.submit_input();
+        assert!(app.flash.is_some());
+    }
+
+    #[test]
+    fn topic_alone_shows_it_and_clear_clears_it() {
+        let mut app = logged_in_app();
+        app.enter_room(RoomId(2));
+        app.input.set_text("/topic");
+        assert_eq!(app.submit_input(), vec![], "nothing is changed");
+        assert_eq!(
+            app.flash,
+            Some(("no topic set; /topic TEXT sets one".into(), false))
+        );
+        app.on_event(Event::TopicChanged {
+            room: RoomId(2),
+            topic: "release friday".into(),
+            by: "bob".into(),
+        });
+        app.input.set_text("/topic");
+        app.submit_input();
+        assert_eq!(app.flash, Some(("topic: release friday".into(), false)));
+        app.input.set_text("/topic --clear");
+        assert_eq!(
+            app.submit_input(),
+            vec![Action::Topic {
+                room: RoomId(2),
+                topic: String::new()
+            }]
+        );
+    }
+
+    /// A message of mine, sent from my shell (another session): the server moved my read
+    /// marker to it, and says so with nothing but the message.
+    #[test]
+    fn a_message_of_mine_from_elsewhere_marks_the_room_read() {
+        let mut app = logged_in_app();
+        app.on_event(Event::Message(message(2, 1, (2, "bob"), "@me one")));
+        app.on_event(Event::Message(message(2, 2, (2, "bob"), "two")));
+        let counts = |app: &App| {
+            let s = &app.rooms[&RoomId(2)].summary;
+            (s.unread, s.mentions, s.last_read_seq)
+        };
+        assert_eq!(counts(&app), (2, 1, 0));
+        app.on_event(Event::Message(message(2, 3, (1, "me"), "from my shell")));
+        assert_eq!(counts(&app), (0, 0, 3));
+        // A marker moved by another session, short of the newest: recounted from what is held.
+        for seq in 4..=6 {
+            app.on_event(Event::Message(message(2, seq, (2, "bob"), "@me news")));
+        }
+        assert_eq!(counts(&app), (3, 3, 3));
+        app.on_event(Event::ReadMarker {
+            room: RoomId(2),
+            seq: 5,
+        });
+        assert_eq!(counts(&app), (1, 1, 5));
+        app.on_event(Event::ReadMarker {
+            room: RoomId(2),
+            seq: 6,
+        });
+        assert_eq!(counts(&app), (0, 0, 6));
+        // Not all held: the counts stay as they were until the marker reaches the newest.
+        let mut ops = summary(4, "ops", RoomKind::Public, 10, 2);
+        ops.mentions = 1;
+        app.rooms_loaded(vec![
+            summary(1, "public", RoomKind::Public, 0, 0),
+            summary(2, "dev", RoomKind::Public, 6, 6),
+            ops,
+        ]);
+        app.on_event(Event::ReadMarker {
+            room: RoomId(4),
+            seq: 5,
+        });
+        let ops = &app.rooms[&RoomId(4)].summary;
+        assert_eq!((ops.unread, ops.mentions, ops.last_read_seq), (8, 1, 5));
+    }
+
+    /// An unread message edited to mention me counts as a mention, and no more once an edit
+    /// takes the mention out; a deleted unread message is no longer unread.
+    #[test]
+    fn edits_and_deletions_of_unread_messages_change_the_counts() {
+        let mut app = logged_in_app();
+        app.on_event(Event::Message(message(2, 1, (3, "carol"), "see the plan")));
+        app.on_event(Event::Message(message(2, 2, (3, "carol"), "and the notes")));
+        let counts = |app: &App| {
+            let s = &app.rooms[&RoomId(2)].summary;
+            (s.unread, s.mentions)
+        };
+        assert_eq!(counts(&app), (2, 0));
+        let edited = |seq: Seq, text: &str| {
+            Event::MessageEdited(Message {
+                kind: MessageKind::Edited { at: 9_000 },
+                ..message(2, seq, (3, "carol"), text)
+            })
+        };
+        app.on_event(edited(1, "see the plan @me"));
+        assert_eq!(counts(&app), (2, 1));
+        app.on_event(edited(1, "see the plan, @me!"));
+        assert_eq!(counts(&app), (2, 1), "still one mention");
+        app.on_event(edited(1, "see the plan"));
+        assert_eq!(counts(&app), (2, 0));
+        app.on_event(edited(1, "@me see the plan"));
+        app.on_event(Event::MessageDeleted {
+            room: RoomId(2),
+            seq: 1,
+            by: "carol".into(),
+        });
+        assert_eq!(counts(&app), (1, 0), "its mention goes with it");
+        app.on_event(Event::MessageDeleted {
+            room: RoomId(2),
+            seq: 1,
+            by: "carol".into(),
+        });
+        assert_eq!(counts(&app), (1, 0), "deleted once");
+        // In the room I am reading, nothing was unread: nothing changes.
+        app.enter_room(RoomId(2));
+        app.on_event(edited(2, "@me and the notes"));
+        app.on_event(Event::MessageDeleted {
+            room: RoomId(2),
+            seq: 2,
+            by: "carol".into(),
+        });
+        assert_eq!(counts(&app), (0, 0));
+    }
+
+    /// Messages not held (from before the client started): what the counts tell decides.
+    #[test]
+    fn an_edit_of_an_unread_message_not_held_counts_when_the_counts_can_tell() {
+        let mut app = logged_in_app();
+        // dev: 3 unread, none a mention.
+        app.rooms_loaded(vec![
+            summary(1, "public", RoomKind::Public, 0, 0),
+            summary(2, "dev", RoomKind::Public, 3, 0),
+        ]);
+        app.on_event(Event::MessageEdited(Message {
+            kind: MessageKind::Edited { at: 9_000 },
+            ..message(2, 2, (3, "carol"), "@me look")
+        }));
+        let s = &app.rooms[&RoomId(2)].summary;
+        assert_eq!((s.unread, s.mentions), (3, 1));
+        app.on_event(Event::MessageDeleted {
+            room: RoomId(2),
+            seq: 3,
+            by: "carol".into(),
+        });
+        let s = &app.rooms[&RoomId(2)].summary;
+        assert_eq!((s.unread, s.mentions), (2, 1), "one of two unheld: unknown");
+    }
+
+    #[test]
+    fn being_banned_says_so() {
+        let mut app = logged_in_app();
+        app.enter_room(RoomId(2));
+        app.on_event(Event::Banned {
+            room: RoomId(2),
+            room_name: "dev".into(),
+            by: "bob".into(),
+            reason: Some("repeated spam".into()),
+        });
+        assert!(!app.rooms.contains_key(&RoomId(2)));
+        assert_eq!(
+            app.flash,
+            Some(("bob banned you from #dev: repeated spam".into(), true))
+        );
+    }
+
+    #[test]
+    fn my_away_status_follows_the_server() {
+        use chatroom_protocol::PresenceUpdate;
+        let mut app = logged_in_app();
+        let update = |user: u64, status, note: Option<&str>| {
+            Event::Presence(vec![PresenceUpdate {
+                user: UserId(user),
+                username: "x".into(),
+                status,
+                status_message: note.map(str::to_owned),
+            }])
+        };
+        app.on_event(update(2, PresenceStatus::Away, Some("gone")));
+        assert_eq!(app.away, None, "someone else");
+        app.on_event(update(1, PresenceStatus::Away, Some("lunch")));
+        assert_eq!(app.away.as_deref(), Some("lunch"));
+        app.on_event(update(1, PresenceStatus::Online, None));
+        assert_eq!(app.away, None);
+        app.my_presence(PresenceStatus::Away, None);
+        assert_eq!(app.away.as_deref(), Some(""));
+    }
+
+    /// Entering a room with unread messages remembers where they start, for the divider, until
+    /// I leave the room; entering one with none shows none.
+    #[test]
+    fn the_new_divider_is_kept_until_the_room_is_left() {
+        let mut app = logged_in_app();
+        let mut dev = summary(2, "dev", RoomKind::Public, 8, 5);
+        dev.unread = 3;
+        app.rooms_loaded(vec![summary(1, "public", RoomKind::Public, 0, 0), dev]);
+        app.enter_room(RoomId(2));
+        assert_eq!(app.rooms[&RoomId(2)].new_after, Some(5));
+        app.on_event(Event::Message(message(2, 9, (2, "bob"), "more")));
+        app.enter_room(RoomId(2));
+        assert_eq!(app.rooms[&RoomId(2)].new_after, Some(5), "still in it");
+        app.enter_room(RoomId(1));
+        assert_eq!(app.rooms[&RoomId(2)].new_after, None, "left");
+        app.enter_room(RoomId(2));
+        assert_eq!(app.rooms[&RoomId(2)].new_after, None, "nothing was unread");
     }
 }
 

@@ -73,8 +73,10 @@ pub enum Command {
         /// What, if anything.
         text: Option<String>,
     },
-    /// Set the current room's topic.
+    /// Set the current room's topic (empty: clear it).
     Topic(String),
+    /// Show the current room's topic.
+    ShowTopic,
     /// Give the current room a new name.
     Rename(String),
     /// Members of the current room.
@@ -142,8 +144,8 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ),
     (
         "/leave",
-        "[ROOM|@USER]",
-        "leave the current room, ROOM, or the chat with USER",
+        "[ROOM]",
+        "leave the current room or ROOM (a direct chat stays)",
     ),
     (
         "/create",
@@ -177,7 +179,11 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "USER [TEXT]",
         "open a direct chat with USER, sending TEXT",
     ),
-    ("/topic", "TEXT", "set the current room's topic"),
+    (
+        "/topic",
+        "[TEXT|--clear]",
+        "show the current room's topic, set it, or clear it",
+    ),
     (
         "/rename",
         "NAME",
@@ -219,7 +225,7 @@ pub const HELP: &[(&str, &str, &str)] = &[
     (
         "/edit",
         "[TEXT]",
-        "replace your newest message; alone, loads it",
+        "replace your newest message; alone, loads it to correct",
     ),
     (
         "/ai",
@@ -454,7 +460,11 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                 text: parts.next().and_then(rest_text),
             })
         }
-        "topic" => Ok(Command::Topic(rest.trim().to_string())),
+        "topic" => match rest.trim() {
+            "" => Ok(Command::ShowTopic),
+            "--clear" => Ok(Command::Topic(String::new())),
+            topic => Ok(Command::Topic(topic.to_string())),
+        },
         "rename" => {
             let name = rest.trim().trim_start_matches('#');
             if name.is_empty() {
@@ -761,6 +771,17 @@ mod tests {
         assert_eq!(
             parse("/topic Release  week"),
             Ok(Command::Topic("Release  week".into()))
+        );
+        assert_eq!(
+            parse("/topic"),
+            Ok(Command::ShowTopic),
+            "alone, it shows it"
+        );
+        assert_eq!(parse("/topic   "), Ok(Command::ShowTopic));
+        assert_eq!(
+            parse("/topic --clear"),
+            Ok(Command::Topic(String::new())),
+            "clearing it takes saying so"
         );
         assert_eq!(
             parse("/rename #release planning "),

@@ -246,6 +246,7 @@ impl App {
             KeyCode::Char('d') if alt => self.start_download(None),
             KeyCode::Esc => {
                 self.flash = None;
+                self.cancel_edit();
                 if let Some(room) = self.current {
                     self.to_bottom(room);
                 }

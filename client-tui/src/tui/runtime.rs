@@ -13,8 +13,8 @@ use chatroom_protocol::transfer::{
 };
 use chatroom_protocol::{
     BanInfo, ErrorBody, ErrorCode, Event, HistoryAnchor, HistoryPage, Member, MuteInfo,
-    PresenceStatus, RoomId, RoomKind, RoomSummary, SearchPage, ServerInfo, Session, UnixMillis,
-    UserPresence, Visibility, now_millis,
+    PresenceStatus, RoomId, RoomInfo, RoomKind, RoomSummary, SearchPage, ServerInfo, Session,
+    UnixMillis, UserPresence, Visibility, now_millis,
 };
 use ratatui::crossterm::event::{self as term, Event as TermEvent};
 use std::collections::HashMap;
@@ -83,6 +83,11 @@ enum Msg {
     /// A message that was not sent, with why: it goes back into the input.
     Unsent(String, String),
     Joined(RoomSummary),
+    /// A room I created, as it is once the invitations went out, with who could not be
+    /// invited and why.
+    Created(RoomInfo, Vec<String>),
+    /// The server took my `/away` or `/back`.
+    MyPresence(PresenceStatus, Option<String>),
     LoggedOut,
     /// A progress report of a transfer, with when it was taken.
     TransferProgress(u32, Progress, UnixMillis),
@@ -293,21 +298,6 @@ fn home_relative(path: &std::path::Path) -> String {
         )
 }
 
-/// The message pane's size for a terminal of `width` × `height` (mirrors the layout in `ui`).
-fn viewport(app: &App, width: u16, height: u16) -> (u16, u16) {
-    let rooms = 22.min(width / 3);
-    let members = if app.show_members && width >= 70 {
-        20
-    } else {
-        0
-    };
-    let main = height.saturating_sub(2);
-    (
-        width.saturating_sub(rooms + members + 1),
-        main.saturating_sub(1 + super::ui::transfers_height(app, main)),
-    )
-}
-
 impl Runtime {
     fn new(settings: Settings, tx: mpsc::Sender<Msg>, token: Option<(String, String)>) -> Self {
         Self {
@@ -332,7 +322,7 @@ impl Runtime {
         let mut ticker = tokio::time::interval(TICK);
         loop {
             if let Ok(size) = terminal.size() {
-                app.viewport = viewport(app, size.width, size.height);
+                app.viewport = super::ui::message_pane(app, size.width, size.height);
                 app.screen_size = (size.width, size.height);
             }
             terminal
@@ -609,6 +599,19 @@ impl Runtime {
                 app.on_event(Event::RoomUpdated(summary));
                 app.enter_room(id)
             }
+            Msg::Created(info, refused) => {
+                let actions = app.room_created(info);
+                if !refused.is_empty() {
+                    app.flash(refused.join("; "), true);
+                }
+                actions
+            }
+            Msg::MyPresence(status, message) => {
+                let away = status == PresenceStatus::Away;
+                app.my_presence(status, message);
+                app.flash(if away { "you are away" } else { "you are back" }, false);
+                Vec::new()
+            }
             Msg::LoggedOut => {
                 self.quit = true;
                 Vec::new()
@@ -812,10 +815,19 @@ impl Runtime {
                     Visibility::Public
                 };
                 let room = c.create_room(&name, visibility).await.map_err(err)?;
+                // One invitation refused (no such user) does not stop the others.
+                let mut refused = Vec::new();
                 for user in invite {
-                    c.invite(room.id, &user).await.map_err(err)?;
+                    if let Err(e) = c.invite(room.id, &user).await {
+                        refused.push(format!("could not invite {user}: {}", err(e)));
+                    }
                 }
-                Ok(Some(Msg::Joined(room)))
+                // The room as it is now, members and all: the summary the creation answered
+                // with counts only me.
+                Ok(Some(match c.room_info(room.id).await {
+                    Ok(info) => Msg::Created(info, refused),
+                    Err(_) => Msg::Joined(room),
+                }))
             }),
             Action::Invite { room, user } => self.with_client(app, move |c| async move {
                 c.invite(room, &user).await.map_err(err)?;
@@ -965,9 +977,8 @@ impl Runtime {
                 } else {
                     PresenceStatus::Online
                 };
-                c.set_presence(status, message).await.map_err(err)?;
-                let text = if away { "you are away" } else { "you are back" };
-                Ok(Some(Msg::Flash(text.into(), false)))
+                c.set_presence(status, message.clone()).await.map_err(err)?;
+                Ok(Some(Msg::MyPresence(status, message)))
             }),
             Action::Typing(room) => self.with_client(app, move |c| async move {
                 let _ = c.typing(room).await;
@@ -1130,8 +1141,8 @@ mod tests {
     use super::*;
     use crate::tui::app::Entry;
     use crate::tui::transfers::TransferState;
-    use chatroom_protocol::MessageKind;
     use chatroom_protocol::transfer::Phase;
+    use chatroom_protocol::{MessageKind, RoomRole};
     use ratatui::crossterm::event::{KeyCode, KeyEvent};
     use tokio::net::TcpListener;
 
@@ -1724,8 +1735,8 @@ mod tests {
         })
         .await;
         h.command("/edit");
-        assert_eq!(h.app.input.text(), "/edit typo teh");
-        h.app.input.set_text("/edit typo the");
+        assert_eq!(h.app.input.text(), "typo teh");
+        h.app.input.set_text("typo the");
         let actions = h.app.submit_input();
         h.perform_all(actions);
         let edited = tokio::time::timeout(std::time::Duration::from_secs(10), async {
@@ -1748,6 +1759,114 @@ mod tests {
             })
         })
         .await;
+        h.shutdown.cancel();
+    }
+
+    /// `/create --private retro bob nobody carol`: alice, its owner, is in the member list with
+    /// bob and carol, the count says 3, and the one who could not be invited is named.
+    #[tokio::test]
+    async fn a_room_created_with_invitees_lists_everyone_in_it() {
+        let mut h = Harness::start().await;
+        for name in ["bob", "carol"] {
+            let c = Client::connect(&h.runtime.settings.server, "test")
+                .await
+                .expect("connect");
+            c.register(name, PASSWORD).await.expect("register");
+        }
+        h.register_alice().await;
+        h.command("/create --private retro bob nobody carol");
+        h.run_until("the new room with its members", |h| {
+            h.app
+                .current_room()
+                .is_some_and(|r| r.label() == "#retro" && r.members.len() == 3)
+        })
+        .await;
+        let room = h.app.current_room().expect("retro");
+        let members: Vec<(String, RoomRole)> = room
+            .members
+            .iter()
+            .map(|m| (m.user.username.clone(), m.role))
+            .collect();
+        assert_eq!(
+            members,
+            [
+                ("alice".to_owned(), RoomRole::Owner),
+                ("bob".to_owned(), RoomRole::Member),
+                ("carol".to_owned(), RoomRole::Member),
+            ]
+        );
+        assert_eq!(room.summary.member_count, 3);
+        assert!(
+            h.app
+                .flash
+                .as_ref()
+                .is_some_and(|(t, error)| *error && t.starts_with("could not invite nobody: ")),
+            "{:?}",
+            h.app.flash
+        );
+        h.shutdown.cancel();
+    }
+
+    /// Someone posts in a room I am not reading; then I post there from my shell (another
+    /// session): the server moved my read marker, and this client counts nothing unread.
+    #[tokio::test]
+    async fn a_message_i_send_from_elsewhere_marks_the_room_read_here() {
+        let mut h = Harness::start().await;
+        h.register_alice().await;
+        h.command("/create scratch");
+        h.run_until("the new room", |h| {
+            h.app
+                .current_room()
+                .is_some_and(|r| r.label() == "#scratch")
+        })
+        .await;
+        let scratch = h.app.current.expect("in scratch");
+        h.command("/enter public");
+        let bob = Client::connect(&h.runtime.settings.server, "test")
+            .await
+            .expect("bob connects");
+        bob.register("bob", PASSWORD).await.expect("bob registers");
+        bob.join_room("scratch").await.expect("bob joins");
+        bob.send_message(scratch, "@alice look")
+            .await
+            .expect("send");
+        let counts = |app: &App| {
+            let s = &app.rooms[&scratch].summary;
+            (s.unread, s.mentions)
+        };
+        h.run_until("bob's message counted", |h| counts(&h.app) == (1, 1))
+            .await;
+        let shell = Client::connect(&h.runtime.settings.server, "test")
+            .await
+            .expect("connect");
+        shell.login("alice", PASSWORD).await.expect("log in");
+        shell
+            .send_message(scratch, "seen it")
+            .await
+            .expect("send from the shell");
+        h.run_until("the room read", |h| counts(&h.app) == (0, 0))
+            .await;
+        let rooms = shell.my_rooms().await.expect("rooms");
+        let on_server = rooms.iter().find(|r| r.id == scratch).expect("scratch");
+        assert_eq!(
+            (on_server.unread, on_server.mentions),
+            (0, 0),
+            "as the server says"
+        );
+        h.shutdown.cancel();
+    }
+
+    /// `/away lunch`: the status line's state says so once the server took it, and `/back`
+    /// takes it away.
+    #[tokio::test]
+    async fn away_is_kept_in_the_state_until_back() {
+        let mut h = Harness::start().await;
+        h.register_alice().await;
+        h.command("/away lunch");
+        h.run_until("away", |h| h.app.away.as_deref() == Some("lunch"))
+            .await;
+        h.command("/back");
+        h.run_until("back", |h| h.app.away.is_none()).await;
         h.shutdown.cancel();
     }
 

@@ -77,11 +77,30 @@ pub struct Jump {
     pub pages_left: u32,
 }
 
-/// `text` on one line: line breaks, tabs and other control characters become spaces.
+/// `text` on one line: a tab becomes spaces up to the next tab stop (counted from the start of
+/// the text), line breaks and other control characters become one space.
 pub fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    use unicode_width::UnicodeWidthChar;
+    let mut out = String::with_capacity(text.len());
+    let mut column = 0;
+    for c in text.chars() {
+        match c {
+            '\t' => {
+                let w = super::ui::tab_width(column);
+                out.extend(std::iter::repeat_n(' ', w));
+                column += w;
+            }
+            c if c.is_control() => {
+                out.push(' ');
+                column += 1;
+            }
+            c => {
+                out.push(c);
+                column += c.width().unwrap_or(0);
+            }
+        }
+    }
+    out
 }
 
 impl App {

@@ -272,13 +272,28 @@ impl App {
             .collect()
     }
 
-    /// A message was deleted: it stays in the timeline, shown as deleted.
+    /// A message was deleted: it stays in the timeline, shown as deleted. Unread, it is no
+    /// longer counted (nor its mention of me).
     pub fn message_deleted(&mut self, room: RoomId, seq: Seq) {
-        if let Some(Entry::Message(m)) = self
-            .rooms
-            .get_mut(&room)
-            .and_then(|r| r.timeline.get_mut(&(seq, 0)))
-        {
+        let Some(r) = self.rooms.get(&room) else {
+            return;
+        };
+        // An unread message not held is someone else's (mine move the marker past them), and
+        // not a room notice (those cannot be deleted).
+        let (counted, mention) = match r.timeline.get(&(seq, 0)) {
+            Some(Entry::Message(m)) => (self.is_news(m), Some(self.is_mention(m))),
+            _ => (true, self.unheld_mentions_me(r)),
+        };
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        if seq > r.summary.last_read_seq && counted {
+            r.summary.unread = r.summary.unread.saturating_sub(1);
+            if mention == Some(true) {
+                r.summary.mentions = r.summary.mentions.saturating_sub(1);
+            }
+        }
+        if let Some(Entry::Message(m)) = r.timeline.get_mut(&(seq, 0)) {
             m.kind = MessageKind::Deleted;
             m.text.clear();
         }

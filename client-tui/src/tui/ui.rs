@@ -114,8 +114,21 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     }
 }
 
+/// The login form's width, borders included.
+const LOGIN_WIDTH: u16 = 60;
+
 fn draw_login(frame: &mut Frame, app: &App, form: &LoginForm) {
-    let area = centered(frame.area(), 60, 10);
+    // The last failure, wrapped to the form's width: the form grows to show all of it.
+    let error_rows = match (&form.error, form.busy) {
+        (Some(error), false) => wrap(
+            &[(format!("  {error}"), Style::new().fg(Color::Red))],
+            usize::from(LOGIN_WIDTH.min(frame.area().width).saturating_sub(2)),
+            2,
+        ),
+        _ => Vec::new(),
+    };
+    let extra = u16::try_from(error_rows.len().saturating_sub(1)).unwrap_or(0);
+    let area = centered(frame.area(), LOGIN_WIDTH, 10 + extra);
     frame.render_widget(Clear, area);
     let title = if form.register {
         " Chat-Room · create an account "
@@ -163,10 +176,7 @@ fn draw_login(frame: &mut Frame, app: &App, form: &LoginForm) {
     lines.push(Line::default());
     match (&form.error, form.busy) {
         (_, true) => lines.push(Line::from(Span::styled("  connecting…", dim()))),
-        (Some(error), false) => lines.push(Line::from(Span::styled(
-            format!("  {error}"),
-            Style::new().fg(Color::Red),
-        ))),
+        (Some(_), false) => lines.extend(error_rows),
         (None, false) => lines.push(Line::default()),
     }
     let toggle = if form.register {
@@ -202,10 +212,19 @@ fn draw_login(frame: &mut Frame, app: &App, form: &LoginForm) {
     }
 }
 
-fn draw_chat(frame: &mut Frame, app: &App) {
-    let area = frame.area();
-    let (rows, _) = input_layout(&app.input.text(), app.input.cursor(), area.width);
-    let input_rows = (rows.len() as u16).clamp(1, INPUT_ROWS);
+/// Where each part of the chat screen goes.
+struct ChatAreas {
+    rooms: Rect,
+    messages: Rect,
+    transfers: Rect,
+    members: Option<Rect>,
+    status: Rect,
+    input: Rect,
+}
+
+/// The chat screen's parts on `area`.
+fn chat_areas(app: &App, area: Rect) -> ChatAreas {
+    let input_rows = input_height(app, area.width);
     let [main, status, input] = Layout::vertical([
         Constraint::Min(1),
         Constraint::Length(1),
@@ -227,19 +246,49 @@ fn draw_chat(frame: &mut Frame, app: &App) {
         Constraint::Length(transfers_height(app, middle.height)),
     ])
     .areas(middle);
-    draw_rooms(frame, app, rooms);
+    ChatAreas {
+        rooms,
+        messages,
+        transfers,
+        members: show_members.then_some(members),
+        status,
+        input,
+    }
+}
+
+/// Rows the input takes at `width`: its wrapped lines (at most [`INPUT_ROWS`]), and the
+/// editing marker's row above them while a message is being edited.
+pub fn input_height(app: &App, width: u16) -> u16 {
+    let (rows, _) = input_layout(&app.input.text(), app.input.cursor(), width);
+    let marker = u16::from(app.editing.is_some());
+    (rows.len() as u16).clamp(1, INPUT_ROWS) + marker
+}
+
+/// The message pane's size (columns, rows of messages under its title) on a terminal of
+/// `width` × `height`, as [`draw`] lays it out.
+pub fn message_pane(app: &App, width: u16, height: u16) -> (u16, u16) {
+    let areas = chat_areas(app, Rect::new(0, 0, width, height));
+    (
+        areas.messages.width.saturating_sub(1),
+        areas.messages.height.saturating_sub(1),
+    )
+}
+
+fn draw_chat(frame: &mut Frame, app: &App) {
+    let areas = chat_areas(app, frame.area());
+    draw_rooms(frame, app, areas.rooms);
     match &app.search {
-        Some(view) => draw_search(frame, app, view, messages),
-        None => draw_messages(frame, app, messages),
+        Some(view) => draw_search(frame, app, view, areas.messages),
+        None => draw_messages(frame, app, areas.messages),
     }
-    if transfers.height > 0 {
-        draw_transfers(frame, app, transfers);
+    if areas.transfers.height > 0 {
+        draw_transfers(frame, app, areas.transfers);
     }
-    if show_members {
+    if let Some(members) = areas.members {
         draw_members(frame, app, members);
     }
-    draw_status(frame, app, status);
-    draw_input(frame, app, input);
+    draw_status(frame, app, areas.status);
+    draw_input(frame, app, areas.input);
 }
 
 fn draw_rooms(frame: &mut Frame, app: &App, area: Rect) {
@@ -306,22 +355,51 @@ fn truncate(text: &str, width: usize) -> String {
     out
 }
 
+/// Tab stops are this many columns apart.
+pub const TAB: usize = 4;
+
+/// Columns a tab takes at column `at`: to the next tab stop.
+pub fn tab_width(at: usize) -> usize {
+    TAB - at % TAB
+}
+
 /// Wraps styled text into rows of at most `width` columns; rows after the first start with
-/// `indent` spaces. Breaks at spaces where it can, anywhere in a long word or CJK text.
+/// `indent` spaces. Breaks at spaces where it can, anywhere in a long word or CJK text. A tab
+/// becomes spaces up to the next tab stop, counted from where its segment (the message text)
+/// starts on the row, as the text would look in an editor (one at the end of a row goes).
 fn wrap(segments: &[(String, Style)], width: usize, indent: usize) -> Vec<Line<'static>> {
     let width = width.max(indent + 2);
     let mut rows: Vec<Vec<(char, Style)>> = vec![Vec::new()];
     let mut used = 0usize;
+    let new_row = |rows: &mut Vec<Vec<(char, Style)>>| {
+        rows.push(
+            " ".repeat(indent)
+                .chars()
+                .map(|s| (s, Style::new()))
+                .collect(),
+        );
+    };
     for (text, style) in segments {
+        // Where the segment starts on the current row, for its tab stops.
+        let mut start = used;
         for c in text.chars() {
             if c == '\n' {
-                rows.push(
-                    " ".repeat(indent)
-                        .chars()
-                        .map(|s| (s, Style::new()))
-                        .collect(),
-                );
+                new_row(&mut rows);
                 used = indent;
+                start = indent;
+                continue;
+            }
+            if c == '\t' {
+                let w = tab_width(used - start);
+                if used + w > width {
+                    new_row(&mut rows);
+                    used = indent;
+                    start = indent;
+                    continue;
+                }
+                let row = rows.last_mut().expect("rows is never empty");
+                row.extend(std::iter::repeat_n((' ', *style), w));
+                used += w;
                 continue;
             }
             let w = c.width().unwrap_or(0);
@@ -348,6 +426,7 @@ fn wrap(segments: &[(String, Style)], width: usize, indent: usize) -> Vec<Line<'
                         .sum::<usize>();
                 next.extend(carried);
                 rows.push(next);
+                start = indent;
                 if c == ' ' {
                     continue;
                 }
@@ -395,25 +474,70 @@ pub fn timeline_rows(app: &App, room: &RoomState, width: u16) -> Vec<Line<'stati
     timeline_rows_marking(app, room, width, None).0
 }
 
+/// Where the "new" divider is among the rows of a room's timeline at `width`, and how many
+/// rows there are (`None` when the room shows none).
+pub fn divider_row(app: &App, room: &RoomState, width: u16) -> Option<(usize, usize)> {
+    let (rows, _, at) = timeline_rows_marking(app, room, width, None);
+    at.map(|at| (at, rows.len()))
+}
+
+/// How far back a timeline of `total` rows can scroll in a pane `height` rows tall. Scrolled
+/// back, the pane's bottom row is the "more rows" marker's, so the oldest row is at the top
+/// one row further back than a full pane would put it.
+pub fn max_scroll(total: usize, height: usize) -> usize {
+    if total <= height {
+        0
+    } else {
+        total - height.saturating_sub(1).max(1)
+    }
+}
+
+/// The seq of the message the "new" divider goes before: the first one after the read marker
+/// the room was entered with, when what comes before it is loaded (else its place is not known
+/// yet: older unread messages may be missing). None in a room all of whose messages are new.
+fn divider_before(room: &RoomState) -> Option<Seq> {
+    let after = room.new_after.filter(|after| *after > 0)?;
+    let mut messages = room.timeline.values().filter_map(|e| match e {
+        Entry::Message(m) => Some(m.seq),
+        Entry::Notice { .. } => None,
+    });
+    let oldest = messages.clone().next()?;
+    let first_new = messages.find(|seq| *seq > after)?;
+    (oldest <= after || first_new == after + 1 || !room.has_older).then_some(first_new)
+}
+
+/// The divider above the first message that was unread when the room was entered.
+fn divider_line(width: usize) -> Line<'static> {
+    const LABEL: &str = " new ";
+    let rest = width.saturating_sub(LABEL.len() + 1);
+    let left = rest / 2;
+    Line::from(Span::styled(
+        format!(" {}{LABEL}{}", "─".repeat(left), "─".repeat(rest - left)),
+        Style::new().fg(Color::LightRed),
+    ))
+}
+
 /// Where message `seq` starts among the rows of a room's timeline at `width`, and how many
 /// rows there are (`None` when the message is not held).
 pub fn message_row(app: &App, room: &RoomState, width: u16, seq: Seq) -> Option<(usize, usize)> {
-    let (rows, at) = timeline_rows_marking(app, room, width, Some(seq));
+    let (rows, at, _) = timeline_rows_marking(app, room, width, Some(seq));
     at.map(|at| (at, rows.len()))
 }
 
 /// The background of the message opened from the search results.
 const HIGHLIGHT: Color = Color::Indexed(58);
 
-/// [`timeline_rows`], and the row where message `mark` starts.
+/// [`timeline_rows`], the row where message `mark` starts, and the divider's row.
 fn timeline_rows_marking(
     app: &App,
     room: &RoomState,
     width: u16,
     mark: Option<Seq>,
-) -> (Vec<Line<'static>>, Option<usize>) {
+) -> (Vec<Line<'static>>, Option<usize>, Option<usize>) {
     let width = usize::from(width);
     let mut marked = None;
+    let divider = divider_before(room);
+    let mut divider_at = None;
     let highlight = app
         .highlight
         .filter(|(id, _)| *id == room.summary.id)
@@ -433,6 +557,12 @@ fn timeline_rows_marking(
     for entry in room.timeline.values() {
         let mut segments: Vec<(String, Style)>;
         let indent;
+        if let Entry::Message(m) = entry
+            && divider == Some(m.seq)
+        {
+            divider_at = Some(rows.len());
+            rows.push(divider_line(width));
+        }
         if let Entry::Message(m) = entry
             && mark == Some(m.seq)
         {
@@ -528,7 +658,7 @@ fn timeline_rows_marking(
         ];
         rows.extend(wrap(&segments, width, indent));
     }
-    (rows, marked)
+    (rows, marked, divider_at)
 }
 
 fn draw_messages(frame: &mut Frame, app: &App, area: Rect) {
@@ -555,19 +685,16 @@ fn draw_messages(frame: &mut Frame, app: &App, area: Rect) {
         ..body
     };
     let rows = timeline_rows(app, room, inner.width);
-    let scrolled = room
+    let scroll = room
         .scroll
-        .min(rows.len().saturating_sub(usize::from(inner.height)))
-        > 0;
+        .min(max_scroll(rows.len(), usize::from(inner.height)));
     // Scrolled back, the bottom row is the "more rows" marker's, so it covers no message.
-    let shown_height = if scrolled && inner.height > 1 {
+    let shown_height = if scroll > 0 && inner.height > 1 {
         inner.height - 1
     } else {
         inner.height
     };
     let height = usize::from(shown_height);
-    let max_scroll = rows.len().saturating_sub(height);
-    let scroll = room.scroll.min(max_scroll);
     let end = rows.len() - scroll;
     let start = end.saturating_sub(height);
     let visible: Vec<Line> = rows[start..end].to_vec();
@@ -917,6 +1044,17 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         Span::styled(format!(" {} · {user} · ", app.server), dim()),
         Span::styled(state, state_style),
     ];
+    if let Some(note) = &app.away {
+        let note = one_line(note.trim());
+        spans.push(Span::styled(
+            if note.is_empty() {
+                " · away".to_string()
+            } else {
+                format!(" · away: {note}")
+            },
+            Style::new().fg(Color::Yellow),
+        ));
+    }
     if let Some(room) = app.current_room()
         && !room.typing.is_empty()
     {
@@ -943,6 +1081,35 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
 }
 
 fn draw_input(frame: &mut Frame, app: &App, area: Rect) {
+    let area = match &app.editing {
+        Some(editing) if area.height > 1 => {
+            let [marker, rest] =
+                Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+            let place = if app.current == Some(editing.room) {
+                String::new()
+            } else {
+                format!(
+                    " in {}",
+                    app.rooms
+                        .get(&editing.room)
+                        .map_or_else(|| "a room you left".to_string(), RoomState::label)
+                )
+            };
+            let text = format!(
+                " ✎ editing your message of {}{place} · Enter saves · Esc cancels",
+                clock(app, editing.ts)
+            );
+            frame.render_widget(
+                Paragraph::new(Line::from(Span::styled(
+                    truncate(&text, usize::from(marker.width)),
+                    Style::new().fg(Color::Yellow),
+                ))),
+                marker,
+            );
+            rest
+        }
+        _ => area,
+    };
     let (rows, (row, col)) = input_layout(&app.input.text(), app.input.cursor(), area.width);
     // The rows around the cursor, when there are more than fit.
     let skip = row.saturating_sub(usize::from(area.height).saturating_sub(1));
@@ -967,7 +1134,12 @@ fn input_layout(text: &str, cursor: usize, width: u16) -> (Vec<Line<'static>>, (
     let mut used = PROMPT;
     let mut at = None;
     for (i, c) in text.chars().enumerate() {
-        let w = c.width().unwrap_or(0);
+        // A tab reaches the next tab stop of the text (the prompt not counted).
+        let w = match c {
+            '\t' if used + tab_width(used - PROMPT) > width => TAB,
+            '\t' => tab_width(used - PROMPT),
+            c => c.width().unwrap_or(0),
+        };
         if c != '\n' && used + w > width {
             rows.push(String::new());
             used = PROMPT;
@@ -979,7 +1151,11 @@ fn input_layout(text: &str, cursor: usize, width: u16) -> (Vec<Line<'static>>, (
             rows.push(String::new());
             used = PROMPT;
         } else if let Some(row) = rows.last_mut() {
-            row.push(c);
+            if c == '\t' {
+                row.extend(std::iter::repeat_n(' ', w));
+            } else {
+                row.push(c);
+            }
             used += w;
         }
     }
@@ -1145,6 +1321,27 @@ mod tests {
         for row in &rows {
             assert!(display_width(&text_of(std::slice::from_ref(row))[0]) <= 6);
         }
+    }
+
+    #[test]
+    fn tabs_reach_the_next_tab_stop_of_the_text() {
+        // The prefix is a segment of its own: the text's tab stops count from its start.
+        let rows = wrap(
+            &[
+                ("09:06 ".into(), Style::new()),
+                ("a\tbc\tdefgh\ti\nxy\tz".into(), Style::new()),
+            ],
+            40,
+            8,
+        );
+        assert_eq!(text_of(&rows), ["09:06 a   bc  defgh   i", "        xy  z"]);
+        // A tab that does not fit goes to the next row, as a break.
+        let rows = wrap(&[("abcdefg\th".into(), Style::new())], 7, 2);
+        assert_eq!(text_of(&rows), ["abcdefg", "  h"]);
+        let (rows, at) = input_layout("a\tb", 2, 20);
+        assert_eq!(text_of(&rows), ["› a   b"]);
+        assert_eq!(at, (0, 6), "the cursor after the tab's columns");
+        assert_eq!(crate::tui::search::one_line("ab\tc\nd\te"), "ab  c d e");
     }
 
     #[test]
