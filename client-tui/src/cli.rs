@@ -524,9 +524,12 @@ pub(crate) async fn resolve_target(
         if let Err(e) = &opened
             && e.code() == Some(ErrorCode::UserNotFound)
         {
-            // A chat with an account since deleted is still mine, under that name.
+            // A chat with an account since deleted is still mine, to read: listed as
+            // `bob (deleted)` by servers that mark it, as `bob` by older ones.
+            let deleted = format!("{} (deleted)", user.to_lowercase());
             let kept = client.my_rooms().await?.into_iter().find(|r| {
-                r.kind == RoomKind::Direct && r.name.to_lowercase() == user.to_lowercase()
+                let name = r.name.to_lowercase();
+                r.kind == RoomKind::Direct && (name == user.to_lowercase() || name == deleted)
             });
             if let Some(room) = kept {
                 return Ok(room);

@@ -427,10 +427,16 @@ async fn direct_messages_rooms_and_users() {
             admin.delete_user("bob").expect("delete bob");
         })
         .await;
-    let mut history = alice.command();
-    history.args(["history", "--to", "bob"]);
-    let text = run_ok(history).await;
-    assert!(text.contains("<alice> just between us"), "{text}");
+    // It is listed as `@bob (deleted)`, and found by that name too.
+    for name in ["bob", "@bob (deleted)"] {
+        let mut history = alice.command();
+        history.args(["history", "--to", name]);
+        let text = run_ok(history).await;
+        assert!(
+            text.contains("] @bob (deleted) <alice> just between us"),
+            "{name}: {text}"
+        );
+    }
     drop(server);
 }
 
