@@ -126,7 +126,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print a room's messages as they arrive, and edits of them (marked edited).
+    /// Print a room's messages as they arrive, edits of them (marked edited) and deletions.
     Tail {
         /// Which room.
         #[command(flatten)]
@@ -134,8 +134,8 @@ pub enum Command {
         /// First print what came after this seq (0 for everything).
         #[arg(long, value_name = "SEQ")]
         since: Option<Seq>,
-        /// Exit after this many messages (the room's notices of joins, kicks and topics are
-        /// printed but not counted).
+        /// Exit after this many messages (the room's notices of joins, kicks and topics, edits
+        /// and deletions are printed but not counted).
         #[arg(long, value_name = "N")]
         count: Option<u64>,
         /// One JSON object per line.
@@ -790,6 +790,22 @@ async fn tail(
             // count towards `--count`.
             Event::MessageEdited(message) if message.room == room.id => {
                 print_message(&room, &message, json)?;
+            }
+            // So is a deletion, so that a reader can drop what it kept; it does not count
+            // either.
+            Event::MessageDeleted {
+                room: deleted_in,
+                seq,
+                by,
+            } if deleted_in == room.id => {
+                let seen = chatroom_protocol::now_millis();
+                if json {
+                    print_line(&output::json_line(&output::deleted_json(
+                        &room.name, room.id, seq, &by, seen,
+                    )))?;
+                } else {
+                    print_line(&output::deleted_line(room.kind, &room.name, seq, &by, seen))?;
+                }
             }
             Event::ServerShutdown { reason } => bail!("{}", shutdown_notice(&reason)),
             _ => {}

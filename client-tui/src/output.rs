@@ -3,8 +3,8 @@
 
 use chatroom_protocol::transfer::{Downloaded, Uploaded, hex};
 use chatroom_protocol::{
-    BanInfo, FileInfo, FileRef, Member, Message, MessageKind, MuteInfo, PresenceStatus, RoomKind,
-    RoomRole, RoomSummary, SentMessage, UnixMillis, UserPresence,
+    BanInfo, FileInfo, FileRef, Member, Message, MessageKind, MuteInfo, PresenceStatus, RoomId,
+    RoomKind, RoomRole, RoomSummary, SentMessage, Seq, UnixMillis, UserPresence,
 };
 use serde_json::{Value, json};
 use std::borrow::Cow;
@@ -223,6 +223,31 @@ pub fn message_json(room: &str, m: &Message) -> Value {
             }),
             _ => Value::Null,
         },
+    })
+}
+
+/// A deletion `tail` heard of, for a person: `[time] #room * message 12 was deleted by bob`,
+/// in the format of the room's notices. `seen` is when the client heard of it (the event
+/// carries no time of its own).
+pub fn deleted_line(kind: RoomKind, room: &str, seq: Seq, by: &str, seen: UnixMillis) -> String {
+    format!(
+        "[{}] {} * message {seq} was deleted by {}",
+        utc_timestamp(seen),
+        room_label(kind, room),
+        escape_controls(by)
+    )
+}
+
+/// A deletion `tail` heard of, for a program: `kind` "deleted", the room, the deleted
+/// message's `seq`, who deleted it (`by`) and `ts`, when the client heard of it.
+pub fn deleted_json(room: &str, room_id: RoomId, seq: Seq, by: &str, seen: UnixMillis) -> Value {
+    json!({
+        "kind": "deleted",
+        "room": room,
+        "room_id": room_id.0,
+        "seq": seq,
+        "by": by,
+        "ts": seen,
     })
 }
 
@@ -804,6 +829,23 @@ mod tests {
         assert_eq!(
             column_of(&user_line(&users[0]), "online"),
             column_of(&user_line(&users[1]), "away")
+        );
+    }
+
+    #[test]
+    fn a_deletion_prints_like_a_notice() {
+        assert_eq!(
+            deleted_line(RoomKind::Public, "dev", 12, "bob\x1b[2J", 0),
+            "[1970-01-01T00:00:00Z] #dev * message 12 was deleted by bob\\u{1b}[2J"
+        );
+        assert!(
+            deleted_line(RoomKind::Direct, "bob", 3, "bob", 0)
+                .starts_with("[1970-01-01T00:00:00Z] @bob * message 3")
+        );
+        let json = deleted_json("dev", RoomId(4), 12, "bob", 5);
+        assert_eq!(
+            json,
+            json!({"kind": "deleted", "room": "dev", "room_id": 4, "seq": 12, "by": "bob", "ts": 5})
         );
     }
 

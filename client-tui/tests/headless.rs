@@ -376,6 +376,124 @@ async fn tail_prints_an_edit_of_a_message_it_printed() {
     assert!(status.success());
 }
 
+/// Starts `chatroom tail ARGS…` as `user` and waits for its first line, which means it is
+/// logged in and listening; returns that line, the rest of its output to read, and the process.
+async fn started_tail(
+    user: &User,
+    args: &[&str],
+) -> (
+    String,
+    std::io::BufReader<std::process::ChildStdout>,
+    std::process::Child,
+) {
+    let mut tail = user.command();
+    tail.arg("tail")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = tail.spawn().expect("spawn");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let (first, stdout) = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let mut line = String::new();
+            stdout.read_line(&mut line).map(|_| (line, stdout))
+        }),
+    )
+    .await
+    .expect("the tail prints")
+    .expect("join")
+    .expect("read");
+    (first, stdout, child)
+}
+
+/// The rest of what a tail prints, up to its exit after `--count`.
+async fn rest_of_tail(mut stdout: std::io::BufReader<std::process::ChildStdout>) -> String {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut rest = String::new();
+            stdout.read_to_string(&mut rest).map(|_| rest)
+        }),
+    )
+    .await
+    .expect("the tail exits after --count")
+    .expect("join")
+    .expect("read")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_prints_a_deletion_without_counting_it() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    register(&alice).await;
+    let writer = library_client(&server, "alice").await;
+    let room = writer
+        .my_rooms()
+        .await
+        .expect("rooms")
+        .into_iter()
+        .find(|r| r.name == "public")
+        .expect("public")
+        .id;
+    let oops = writer.send_message(room, "oops").await.expect("send");
+    // A bot's tail and a person's: the room's notice first (not counted), then `oops`.
+    let args = ["--room", "public", "--since", "0", "--count", "2"];
+    let (first_json, json_out, mut json_child) =
+        started_tail(&alice, &[&args[..], &["--json"]].concat()).await;
+    assert_eq!(one_json(&first_json)["text"], "alice joined");
+    let (first_plain, plain_out, mut plain_child) = started_tail(&alice, &args).await;
+    assert!(first_plain.ends_with("* alice joined\n"), "{first_plain}");
+
+    writer.delete_message(room, oops.seq).await.expect("delete");
+    writer.send_message(room, "two").await.expect("send");
+
+    // The deletion comes between, and does not count: the tail waits for `two`.
+    let lines = json_lines(&rest_of_tail(json_out).await);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(
+        (lines[0]["text"].as_str(), lines[2]["text"].as_str()),
+        (Some("oops"), Some("two"))
+    );
+    let deleted = &lines[1];
+    assert_eq!(
+        (
+            deleted["kind"].as_str(),
+            deleted["room"].as_str(),
+            deleted["room_id"].as_u64(),
+            deleted["seq"].as_u64(),
+            deleted["by"].as_str(),
+        ),
+        (
+            Some("deleted"),
+            Some("public"),
+            Some(room.0),
+            Some(oops.seq),
+            Some("alice")
+        ),
+        "{deleted}"
+    );
+    assert!(deleted["ts"].is_u64(), "{deleted}");
+    let plain = rest_of_tail(plain_out).await;
+    let lines: Vec<&str> = plain.lines().collect();
+    assert_eq!(lines.len(), 3, "{plain}");
+    assert!(lines[0].ends_with("] #public <alice> oops"), "{plain}");
+    assert!(
+        lines[1].starts_with('[')
+            && lines[1].ends_with(&format!(
+                "] #public * message {} was deleted by alice",
+                oops.seq
+            )),
+        "{plain}"
+    );
+    assert!(lines[2].ends_with("] #public <alice> two"), "{plain}");
+    for child in [&mut json_child, &mut plain_child] {
+        assert!(child.wait().expect("wait").success());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_messages_rooms_and_users() {
     let server = Server::start().await;
