@@ -9,7 +9,7 @@ use chatroom_protocol::client::Client;
 use chatroom_protocol::{RoomSummary, Seq, Visibility};
 use clap::{Args, Subcommand};
 
-use crate::cli::{Target, check_message_length, print_line, resolve_target};
+use crate::cli::{Target, check_message_length, message_text, print_line, resolve_target};
 use crate::login::connect_logged_in;
 use crate::output::{self, escape_controls};
 use crate::settings::Settings;
@@ -287,7 +287,7 @@ pub(crate) async fn run(command: RoomCommand, settings: &Settings) -> anyhow::Re
             print_line(&format!("renamed {label} to {}", room_arg(name)))
         }
         RoomCommand::Edit { target, seq, text } => {
-            let text = text.join(" ");
+            let text = message_text(&text.join(" "))?;
             check_message_length(&client, &text)?;
             let room = resolve_target(&client, &target).await?;
             let label = label(&room);

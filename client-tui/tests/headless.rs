@@ -242,6 +242,82 @@ async fn send_then_history_round_trip_with_a_kept_session() {
     );
 }
 
+/// Runs `chatroom ARGS…` as `user` with `input` on its standard input.
+async fn run_with_input(user: &User, args: &[&str], input: &str) -> Output {
+    let mut command = user.command();
+    command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_string();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        stdin.write_all(input.as_bytes()).expect("write");
+        drop(stdin);
+        child.wait_with_output()
+    })
+    .await
+    .expect("join")
+    .expect("wait")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coloured_output_is_piped_in_without_its_escape_sequences() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    register(&alice).await;
+    // As `make 2>&1 | tail -5` prints it on a terminal: colours, a hyperlink, CRLF line ends,
+    // a progress line overwritten with CR.
+    let build = "\u{1b}[1;31merror\u{1b}[0m: \u{1b}]8;;file:///src/main.rs\u{7}main.rs\
+                 \u{1b}]8;;\u{7} failed\r\n\u{1b}[32m50%\r100%\u{1b}[0m\r\n";
+    let output = run_with_input(&alice, &["send", "--room", "public", "-"], build).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.stderr.is_empty(), "quietly");
+    // Given as an argument (`"$(make)"`), the same.
+    chatroom(
+        &alice,
+        &["send", "--room", "public", "\u{1b}[32mok\u{1b}[0m\n"],
+    )
+    .await;
+    let history = json_lines(&chatroom(&alice, &["history", "--room", "public", "--json"]).await);
+    let texts: Vec<&str> = history[1..]
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["error: main.rs failed\n50%100%", "ok"]);
+
+    // Other control characters are left out too, and said so in one line.
+    let output = run_with_input(&alice, &["send", "--room", "public", "-"], "ding\u{7}!\n").await;
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "chatroom: left out 1 control character the server does not take in a message\n"
+    );
+    let newest = chatroom(
+        &alice,
+        &["history", "--room", "public", "--limit", "1", "--json"],
+    )
+    .await;
+    assert_eq!(one_json(&newest)["text"], "ding!");
+
+    // Nothing but escape sequences is an empty message, refused before anything is sent.
+    let output = run_with_input(
+        &alice,
+        &["send", "--room", "public", "-"],
+        "\u{1b}[0m\r\n\u{1b}[K",
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stderr_line(&output), "chatroom: the message is empty\n");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tail_prints_arrivals_and_exits_after_count() {
     let server = Server::start().await;
