@@ -234,6 +234,14 @@ pub enum Command {
 #[error("interrupted; run the same command again to resume")]
 pub struct Interrupted;
 
+/// Standard output was closed by its reader (`chatroom history | head` once `head` has its
+/// lines). Not a failure: [`main`] ends the command quietly with status 0, as a reader that has
+/// seen enough is what the user asked for, and a 141 (128 + SIGPIPE) would fail a script under
+/// `set -o pipefail` for a pipeline that did what it was meant to.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed")]
+pub struct StdoutClosed;
+
 /// The process exit status for an error from [`main`]: 130 when interrupted, 1 otherwise.
 pub fn exit_status(error: &anyhow::Error) -> u8 {
     if error.downcast_ref::<Interrupted>().is_some() {
@@ -259,7 +267,11 @@ pub fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Some(command) => runtime.block_on(run(command, settings)),
+        Some(command) => match runtime.block_on(run(command, settings)) {
+            // Nobody reads any more: nothing to say, and nobody to say it to.
+            Err(e) if e.is::<StdoutClosed>() => Ok(()),
+            result => result,
+        },
         None => {
             let options = crate::tui::runtime::TuiOptions {
                 mouse: settings.mouse,
@@ -274,11 +286,18 @@ pub fn main() -> anyhow::Result<()> {
 }
 
 /// Prints one line on stdout, flushed at once (a `tail` piped into a script is read as it goes).
+/// A reader that went away is a [`StdoutClosed`], not an error to report.
 pub(crate) fn print_line(line: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}")?;
-    stdout.flush()?;
-    Ok(())
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                anyhow::Error::new(StdoutClosed)
+            } else {
+                anyhow::Error::new(e).context("cannot write to standard output")
+            }
+        })
 }
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {

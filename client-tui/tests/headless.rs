@@ -1563,6 +1563,61 @@ async fn search_goes_on_past_pages_with_no_hits_for_me() {
     assert_eq!(texts(&hits), ["a needle in public"]);
 }
 
+/// Runs `chatroom ARGS…` as `user` with its standard output closed before it prints, as
+/// `chatroom history | head` has it once `head` has its lines.
+async fn run_into_a_closed_pipe(user: &User, args: &[&str]) -> Output {
+    let mut command = user.command();
+    command
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn");
+    drop(child.stdout.take());
+    tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_went_away_ends_every_listing_quietly() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    register(&alice).await;
+    let sent = one_json(&chatroom(&alice, &["send", "--room", "public", "--json", "hello"]).await);
+    let source = alice.home.path().join("notes.txt");
+    std::fs::write(&source, b"notes").expect("write");
+    let mut up = alice.command();
+    up.args(["upload", "--room", "public", "--json"])
+        .arg(&source);
+    let file = one_json(&run_ok(up).await)["id"].to_string();
+    let check = library_client(&server, "alice").await;
+    await_indexed(&check, "hello", sent["id"].as_u64().expect("id")).await;
+
+    for args in [
+        &["history", "--room", "public"][..],
+        &["history", "--room", "public", "--json"],
+        &["tail", "--room", "public", "--since", "0"],
+        &["search", "hello"],
+        &["rooms"],
+        &["users", "--json"],
+        &["members", "--room", "public"],
+        &["files", "--room", "public"],
+        &["join", "public"],
+        &["download", &file],
+    ] {
+        let output = run_into_a_closed_pipe(&alice, args).await;
+        assert_eq!(
+            (
+                output.status.code(),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+            (Some(0), "".into()),
+            "{args:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listings_say_one_in_the_singular_and_keep_their_columns_with_wide_names() {
     use unicode_width::UnicodeWidthStr;
