@@ -495,7 +495,14 @@ async fn register(settings: &Settings) -> anyhow::Result<()> {
 /// remembered last user). Needs no password: with no kept session there is nothing to end, and
 /// one the server no longer accepts has ended already.
 async fn logout(settings: &Settings) -> anyhow::Result<()> {
-    let user = login::user_name(settings)?;
+    // No user named and none remembered: whoever logged in here last has logged out since.
+    let Ok(user) = login::user_name(settings) else {
+        bail!(
+            "nothing to log out of on {} (no user remembered here; --user NAME ends that \
+             user's kept session)",
+            settings.server
+        );
+    };
     let store = settings
         .data_dir
         .as_deref()

@@ -756,6 +756,17 @@ async fn login_remembers_the_user_for_later_commands_until_logout() {
     let line = stderr_line(&output);
     assert!(line.contains("nothing to log out of"), "{line}");
     assert!(!line.contains("password"), "{line}");
+    // The same with nobody named: the user logged out is no longer remembered.
+    let mut again = alice.command_naming_nobody();
+    again.arg("logout");
+    let output = run(again).await;
+    assert_eq!(output.status.code(), Some(1));
+    let line = stderr_line(&output);
+    assert!(line.contains("nothing to log out of"), "{line}");
+    assert!(
+        !line.contains("no user name") && !line.contains("password"),
+        "{line}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
