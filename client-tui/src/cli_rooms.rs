@@ -219,10 +219,16 @@ pub(crate) async fn run(command: RoomCommand, settings: &Settings) -> anyhow::Re
     match command {
         RoomCommand::Join { name, json } => {
             let name = bare_room(&name);
+            // The server answers a join of a room one is in with the room, as for a new
+            // member: what was mine before tells the two apart.
+            let mine_before = client.my_rooms().await?;
             let room = client
                 .join_room(name)
                 .await
                 .with_context(|| format!("cannot join {}", room_arg(name)))?;
+            if !json && mine_before.iter().any(|r| r.id == room.id) {
+                return print_line(&format!("already in {}", label(&room)));
+            }
             print_room("joined", &room, json)
         }
         RoomCommand::Create {

@@ -1760,6 +1760,15 @@ async fn rooms_are_created_joined_and_left_from_the_shell() {
         chatroom(&bob, &["join", "dev"]).await,
         "joined #dev (public, 2 members)\n"
     );
+    assert_eq!(
+        chatroom(&bob, &["join", "#DEV"]).await,
+        "already in #dev\n",
+        "joining a room again changes nothing, and says so"
+    );
+    assert_eq!(
+        notices(&alice, "dev").await.last().map(String::as_str),
+        Some("bob joined")
+    );
     let joined = one_json(&chatroom(&bob, &["join", "public", "--json"]).await);
     assert_eq!(joined["name"], "public", "joining a room again is fine");
     let refusal = refused(&bob, &["join", "secret"]).await;
