@@ -546,6 +546,14 @@ pub(crate) async fn resolve_target(
     if let Some(user) = &target.to {
         // `@alice`, as `rooms` shows a direct chat, names alice (as `#public` names public).
         let user = user.strip_prefix('@').unwrap_or(user);
+        // No user name has a `#`: that is a room, as `rooms` shows one.
+        if let Some(room) = user.strip_prefix('#') {
+            bail!(
+                "#{} is a room: use --room {}",
+                output::escape_controls(room),
+                output::escape_controls(room)
+            );
+        }
         let opened = client.open_direct(user).await;
         if let Err(e) = &opened
             && e.code() == Some(ErrorCode::UserNotFound)
@@ -573,7 +581,14 @@ pub(crate) async fn resolve_target(
         .into_iter()
         .filter(|r| r.kind != RoomKind::Direct)
         .find(|r| r.name.to_lowercase() == name.to_lowercase())
-        .ok_or_else(|| anyhow!("you are not in a room named {name:?} (see `chatroom rooms`)"))
+        .ok_or_else(|| match name.strip_prefix('@') {
+            // As `rooms` shows a direct chat; no room name starts with `@`.
+            Some(user) => {
+                let user = output::escape_controls(user);
+                anyhow!("@{user} is a direct chat: use --to {user}")
+            }
+            None => anyhow!("you are not in a room named {name:?} (see `chatroom rooms`)"),
+        })
 }
 
 async fn send(

@@ -660,6 +660,24 @@ async fn failures_exit_non_zero_with_one_clear_line() {
     assert!(!output.status.success());
     assert!(stderr_line(&output).contains("not in a room named"));
 
+    // A direct chat named as a room, and a room as a user: the flag to use instead.
+    let mut direct = alice.command();
+    direct.args(["send", "--room", "@ai", "hi"]);
+    let output = run(direct).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr_line(&output),
+        "chatroom: @ai is a direct chat: use --to ai\n"
+    );
+    let mut room = alice.command();
+    room.args(["history", "--to", "#public"]);
+    let output = run(room).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr_line(&output),
+        "chatroom: #public is a room: use --room public\n"
+    );
+
     let mut no_password = User::new("carol", &server).command();
     no_password.arg("rooms");
     let output = run(no_password).await;
