@@ -426,6 +426,7 @@ async fn upload(
         transfer::upload(&handle, room.id, file, &options).await
     })
     .await
+    .map_err(|e| without_the_path(e, file))
     .with_context(|| format!("cannot upload {}", file.display()))?;
     let room_label = output::room_label(room.kind, &room.name);
     if json {
@@ -435,6 +436,23 @@ async fn upload(
     } else {
         print_line(&output::uploaded_line(&room_label, &uploaded))
     }
+}
+
+/// A failed upload's error without the file's path, which `cannot upload PATH` says already:
+/// `cannot upload x.bin: No such file or directory (os error 2)`, not `… x.bin: x.bin: No such
+/// file …`.
+fn without_the_path(error: anyhow::Error, file: &Path) -> anyhow::Error {
+    // These three are never wrapped in a context by `with_progress` (none is resumable), so
+    // nothing is lost by saying them anew.
+    let shorter = match error.downcast_ref::<TransferError>() {
+        Some(TransferError::Io { path, error }) if path == file => error.to_string(),
+        Some(TransferError::NotAFile(path)) if path == file => "not a regular file".to_string(),
+        Some(TransferError::FileChanged(path)) if path == file => {
+            "it changed while it was being uploaded; try again".to_string()
+        }
+        _ => return error,
+    };
+    anyhow!(shorter)
 }
 
 async fn download(

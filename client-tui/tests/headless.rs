@@ -1208,11 +1208,15 @@ async fn direct_chat_files_and_transfer_failures() {
     let path = PathBuf::from(run_ok(down).await.trim_end());
     assert_eq!(std::fs::read(&path).expect("read"), b"");
 
+    // The path is said once, by `cannot upload`.
     let mut missing = alice.command();
     missing.args(["upload", "--room", "public", "/no/such/file.bin"]);
     let output = run(missing).await;
     assert!(!output.status.success());
-    assert!(stderr_line(&output).contains("/no/such/file.bin"));
+    assert_eq!(
+        stderr_line(&output),
+        "chatroom: cannot upload /no/such/file.bin: No such file or directory (os error 2)\n"
+    );
 
     let mut folder = alice.command();
     folder
@@ -1220,7 +1224,13 @@ async fn direct_chat_files_and_transfer_failures() {
         .arg(alice.home.path());
     let output = run(folder).await;
     assert!(!output.status.success());
-    assert!(stderr_line(&output).contains("not a regular file"));
+    assert_eq!(
+        stderr_line(&output),
+        format!(
+            "chatroom: cannot upload {}: not a regular file\n",
+            alice.home.path().display()
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
