@@ -6,7 +6,7 @@
 
 use anyhow::Context;
 use chatroom_protocol::client::Client;
-use chatroom_protocol::{RoomSummary, Seq, Visibility};
+use chatroom_protocol::{HistoryAnchor, MessageKind, RoomSummary, Seq, Visibility};
 use clap::{Args, Subcommand};
 
 use crate::cli::{Target, check_message_length, message_text, print_line, resolve_target};
@@ -297,11 +297,18 @@ pub(crate) async fn run(command: RoomCommand, settings: &Settings) -> anyhow::Re
             check_message_length(&client, &text)?;
             let room = resolve_target(&client, &target).await?;
             let label = label(&room);
+            // The server answers Done whether or not the text changed; the text before says
+            // which (only its sender edits a message, so nobody else changes it meanwhile).
+            let unchanged = text_of(&client, &room, seq).await.as_deref() == Some(text.as_str());
             client
                 .edit_message(room.id, seq, text)
                 .await
                 .with_context(|| format!("cannot edit message {seq} in {label}"))?;
-            print_line(&format!("edited message {seq} in {label}"))
+            if unchanged {
+                print_line(&format!("message {seq} in {label} already says that"))
+            } else {
+                print_line(&format!("edited message {seq} in {label}"))
+            }
         }
         RoomCommand::Delete { target, seq } => {
             let room = resolve_target(&client, &target).await?;
@@ -421,6 +428,20 @@ pub(crate) async fn run(command: RoomCommand, settings: &Settings) -> anyhow::Re
             Ok(())
         }
     }
+}
+
+/// The text of the message at `seq` in `room`, if it is text (edited or not) and can be read;
+/// `None` otherwise, and then the server has the last word on the edit.
+async fn text_of(client: &Client, room: &RoomSummary, seq: Seq) -> Option<String> {
+    let page = client
+        .history(room.id, HistoryAnchor::After(seq.saturating_sub(1)), 1)
+        .await
+        .ok()?;
+    page.messages
+        .into_iter()
+        .find(|m| m.seq == seq)
+        .filter(|m| matches!(m.kind, MessageKind::Text | MessageKind::Edited { .. }))
+        .map(|m| m.text)
 }
 
 /// One line per item: its JSON object with `--json`, else its plain line.

@@ -1936,6 +1936,12 @@ async fn my_messages_are_edited_and_deleted_by_seq() {
     let message = public_message(&bob, &seq).await;
     assert_eq!(message["text"], "hello world");
     assert!(message["edited_at"].is_u64(), "{message}");
+    // The same text again: the server changes nothing, and that is what is said.
+    assert_eq!(
+        chatroom(&alice, &["edit", "--room", "public", &seq, "hello world"]).await,
+        format!("message {seq} in #public already says that\n")
+    );
+    assert_eq!(public_message(&bob, &seq).await, message, "untouched");
 
     // Someone else's message: the server's reason, in one line.
     let refusal = refused(&bob, &["edit", "--room", "public", &seq, "hijacked"]).await;
