@@ -226,6 +226,27 @@ pub enum Command {
     /// [`crate::cli_rooms`]).
     #[command(flatten)]
     Manage(RoomCommand),
+    /// Accounts, as a server admin, while the server runs.
+    User {
+        /// What to do.
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+/// `chatroom user …`: what a server admin does to accounts from a client.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account for someone else (a server admin only; works with closed
+    /// registration). Its password comes from --new-password-file, CHATROOM_NEW_PASSWORD, or
+    /// a prompt.
+    Add {
+        /// The new account's name.
+        name: String,
+        /// A file whose first line is the new account's password.
+        #[arg(long, value_name = "FILE")]
+        new_password_file: Option<PathBuf>,
+    },
 }
 
 /// A transfer stopped by Ctrl-C. The binary exits with 130 (128 + SIGINT), as shells expect of
@@ -362,6 +383,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Manage(command) => cli_rooms::run(command, &settings).await,
+        Command::User {
+            command:
+                UserCommand::Add {
+                    name,
+                    new_password_file,
+                },
+        } => add_user(&settings, &name, new_password_file.as_deref()).await,
         Command::Users { json } => {
             let (client, _) = connect_logged_in(&settings).await?;
             for user in client.list_users().await? {
@@ -507,6 +535,44 @@ async fn register(settings: &Settings) -> anyhow::Result<()> {
             ""
         }
     ))
+}
+
+/// Creates `name`'s account as the logged-in server admin. The new password is asked for before
+/// connecting, so a typo in it costs no login.
+async fn add_user(
+    settings: &Settings,
+    name: &str,
+    new_password_file: Option<&Path>,
+) -> anyhow::Result<()> {
+    let password = new_account_password(name, new_password_file)?;
+    let (client, _) = connect_logged_in(settings).await?;
+    client
+        .create_account(name, &password)
+        .await
+        .with_context(|| format!("cannot add {name}"))?;
+    print_line(&format!(
+        "added {name}; they log in with the password you set"
+    ))
+}
+
+/// The password for an account being added: `--new-password-file`, `CHATROOM_NEW_PASSWORD`, or
+/// a prompt (twice) when there is a terminal. Never the admin's own password sources.
+fn new_account_password(name: &str, file: Option<&Path>) -> anyhow::Result<String> {
+    if let Some(path) = file {
+        return login::read_password_file(path);
+    }
+    if let Ok(password) = std::env::var("CHATROOM_NEW_PASSWORD") {
+        return Ok(password);
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        bail!("no password for {name}: use --new-password-file FILE or set CHATROOM_NEW_PASSWORD");
+    }
+    let first = rpassword::prompt_password(format!("Password for {name}: "))?;
+    let again = rpassword::prompt_password("Repeat it: ")?;
+    if first != again {
+        bail!("the passwords differ");
+    }
+    Ok(first)
 }
 
 /// Ends the kept session: on the server, then here (the token and, if it is this user, the

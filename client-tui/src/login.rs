@@ -41,7 +41,8 @@ pub fn user_name(settings: &Settings) -> anyhow::Result<String> {
         })
 }
 
-fn read_password_file(path: &Path) -> anyhow::Result<String> {
+/// The first line of a password file.
+pub(crate) fn read_password_file(path: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read password file {}", path.display()))?;
     Ok(text.lines().next().unwrap_or_default().to_string())

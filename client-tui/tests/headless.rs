@@ -2121,3 +2121,62 @@ async fn moderators_kick_ban_and_mute_from_the_shell() {
         Some("dave muted bob for 1 h 30 min")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_adds_accounts_while_registration_is_closed() {
+    let server = Server::start_with(|config| {
+        config.registration = chatroom_server::config::RegistrationPolicy::Closed;
+    })
+    .await;
+    let alice = User::new("alice", &server);
+    // Nobody registers themselves here.
+    let mut sign_up = alice.command();
+    sign_up.arg("register").env("CHATROOM_PASSWORD", PASSWORD);
+    let output = run(sign_up).await;
+    assert!(!output.status.success());
+    assert!(stderr_line(&output).contains("registration is closed"));
+    // The first admin is made offline, as the README says.
+    let server = server
+        .restart_after(|dir| {
+            let mut admin = chatroom_server::admin::Admin::open(dir).expect("admin");
+            admin.add_user("alice", PASSWORD, true).expect("add alice");
+        })
+        .await;
+    let alice = User::new("alice", &server);
+    let mut login = alice.command();
+    login.arg("login").env("CHATROOM_PASSWORD", PASSWORD);
+    run_ok(login).await;
+
+    // Alice adds bob while the server runs; his password comes from a file, not the command
+    // line, and is not hers.
+    let bobs_password = alice.home.path().join("bob-password");
+    std::fs::write(&bobs_password, "bobs own secret\n").expect("write");
+    let mut add = alice.command();
+    add.args(["user", "add", "bob", "--new-password-file"])
+        .arg(&bobs_password);
+    assert!(run_ok(add).await.starts_with("added bob"));
+    let bob = User::new("bob", &server);
+    let mut login = bob.command();
+    login
+        .arg("login")
+        .env("CHATROOM_PASSWORD", "bobs own secret");
+    assert_eq!(run_ok(login).await, "logged in as bob\n");
+
+    // Bob is no admin: he adds nobody.
+    let mut add = bob.command();
+    add.args(["user", "add", "carol"])
+        .env("CHATROOM_NEW_PASSWORD", "carols secret 1");
+    let output = run(add).await;
+    assert!(!output.status.success());
+    let line = stderr_line(&output);
+    assert!(
+        line.contains("cannot add carol") && line.contains("only a server admin"),
+        "{line}"
+    );
+    // Nor does anyone without a password for the new account and no terminal to ask on.
+    let mut add = alice.command();
+    add.args(["user", "add", "carol"]);
+    let output = run(add).await;
+    assert!(!output.status.success());
+    assert!(stderr_line(&output).contains("--new-password-file"));
+}

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{Admin, DataDirLock};
+use crate::admin::{Admin, AdminError, DataDirLock};
 use crate::config::{AiBackendKind, AiConfig, Config, RegistrationPolicy, SyncMode};
 
 /// The default listen address: every interface, the original Chat-Room's port.
@@ -615,7 +615,16 @@ fn user_command(config: &Config, command: UserCommand) -> anyhow::Result<()> {
             database.display()
         );
     }
-    let mut admin = Admin::open_for(config)?;
+    let adding = matches!(command, UserCommand::Add { .. });
+    let mut admin = match Admin::open_for(config) {
+        Err(e @ AdminError::ServerRunning(_)) if adding => {
+            return Err(anyhow::Error::new(e).context(
+                "cannot add an account offline; while the server runs, a server admin adds one \
+                 from a client: chatroom user add NAME",
+            ));
+        }
+        opened => opened?,
+    };
     match command {
         UserCommand::Add {
             name,

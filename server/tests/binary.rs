@@ -243,6 +243,16 @@ async fn admin_commands_manage_accounts_offline() {
         .expect("run");
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("stop it first"));
+    // Adding someone says how to do it while the server runs.
+    let refused = binary()
+        .args(["user", "add", "carol", "--data-dir"])
+        .arg(&data)
+        .arg("--password-file")
+        .arg(&pw)
+        .output()
+        .expect("run");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("chatroom user add NAME"));
 
     let client = Client::connect(addr, "check").await.expect("connect");
     let session = client

@@ -76,7 +76,7 @@ impl Conn {
             Some(_) => {
                 return Err(RequestError::new(
                     ErrorCode::AlreadyAuthenticated,
-                    "already logged in",
+                    "already logged in; only a server admin creates accounts for others",
                 ));
             }
             None => false,
