@@ -182,3 +182,26 @@ async fn the_index_survives_a_restart_and_keeps_up_after_it() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_message_is_found_by_a_search_sent_right_after_its_acknowledgement() {
+    let server = TestServer::start_with(|c| c.limits.message_burst = 100).await;
+    let (alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    // Each round: send, and search at once once the server says it is stored. The writer is
+    // idle between rounds, as after a `chatroom send` on a quiet server.
+    for round in 0..20 {
+        let word = format!("checkpoint{round}");
+        alice
+            .send_message(public, format!("reached {word} today"))
+            .await
+            .expect("send");
+        let found = alice.search(&word, None, None, 10).await.expect("search");
+        assert_eq!(
+            texts(&found.messages),
+            [format!("reached {word} today")],
+            "round {round}"
+        );
+    }
+    server.stop().await;
+}

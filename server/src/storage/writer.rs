@@ -13,7 +13,9 @@
 //! fails alone: the rest of its batch is applied again in a new transaction.
 //!
 //! Between batches the thread also keeps the search index current ([`super::search::Indexer`]):
-//! when its queue is empty, and at least every quarter second under constant load.
+//! after a commit that leaves its queue empty, before that batch's completions (so a search
+//! sent after an acknowledgement finds the message), and at least every quarter second under
+//! constant load.
 
 use chatroom_protocol::{Message, RoomId, Seq};
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
@@ -220,6 +222,12 @@ fn writer_loop(
             results.iter().filter(|r| stored_a_message(r)).count()
                 + notices.iter().map(Vec::len).sum::<usize>(),
         );
+        // Nothing else waiting: index the batch before acknowledging it, so that a search the
+        // sender makes after the acknowledgement finds the message. Under load the completions
+        // go first, and the index follows when idle or overdue (below).
+        if queue.is_empty() && index.due(Instant::now()) {
+            index.step(&mut conn);
+        }
         for ((job, result), notices) in batch.drain(..).zip(results).zip(notices) {
             if let Some(hook) = hooks.notice.get() {
                 for notice in &notices {
