@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::app::{Action, App, PAGE, Screen};
+use super::app::{Action, App, LoginField, LoginForm, PAGE, Screen};
 use super::search::SEARCH_PAGE;
 use super::transfers::{TransferOutcome, TransferRequest};
 use crate::login::CLIENT_NAME;
@@ -512,15 +512,36 @@ impl Runtime {
             Msg::Connected { .. } => Vec::new(),
             Msg::AuthFailed(message) => {
                 tracing::info!(%message, "login refused");
-                if let (Some(dir), Some((user, _))) = (&self.settings.data_dir, &self.token) {
+                // Whose session was refused (logged out by an admin, expired): the form asks
+                // that user for a password, not anyone for a name.
+                let refused = self.token.take().map(|(user, _)| user);
+                if let (Some(dir), Some(user)) = (&self.settings.data_dir, &refused) {
                     SessionStore::new(dir).remove(&self.settings.server, user);
                 }
-                self.token = None;
                 self.handle = None;
                 if !matches!(app.screen, Screen::Login(_)) {
-                    app.screen = Screen::Login(Box::default());
+                    let mut form = LoginForm::default();
+                    if let Some(user) = &refused {
+                        form.username.set_text(user);
+                        form.focus = LoginField::Password;
+                    }
+                    app.screen = Screen::Login(Box::new(form));
                 }
                 app.login_failed(message);
+                // A password given as the README says (file, environment) logs in again, as at
+                // start-up. Only after a refused session: a refused password is not retried.
+                if let Some(user) = refused
+                    && let Some(Ok(password)) = crate::login::configured_password(&self.settings)
+                {
+                    if let Screen::Login(form) = &mut app.screen {
+                        form.busy = true;
+                    }
+                    self.connect(Credentials::Password {
+                        user,
+                        password,
+                        register: false,
+                    });
+                }
                 Vec::new()
             }
             Msg::ConnectFailed(generation, reason) if generation == self.generation => {
@@ -2097,6 +2118,43 @@ mod tests {
             String::from_utf8_lossy(&out.stderr).contains("probe"),
             "the panic is still reported"
         );
+    }
+
+    #[tokio::test]
+    async fn a_refused_session_asks_its_user_for_a_password_or_uses_the_configured_one() {
+        let mut h = Harness::start().await;
+        h.register_alice().await;
+        // The session stops being accepted while alice is away (an admin logged her out): the
+        // reconnect offers a token the server does not know.
+        h.drop_connection().await;
+        h.runtime.token = Some(("alice".into(), "no longer valid".into()));
+        h.runtime.reconnect_at = Some(0);
+        h.run_until(
+            "the refusal",
+            |h| matches!(&h.app.screen, Screen::Login(form) if form.error.is_some()),
+        )
+        .await;
+        let Screen::Login(form) = &h.app.screen else {
+            unreachable!("run_until returned on the login screen");
+        };
+        assert_eq!(form.username.text(), "alice", "her name is kept");
+        assert_eq!(form.focus, LoginField::Password);
+        assert!(!form.busy);
+
+        // With a password configured (here a --password-file), she is logged in again at once.
+        let password_file = h.home.path().join("password");
+        std::fs::write(&password_file, format!("{PASSWORD}\n")).expect("write");
+        h.runtime.settings.password_file = Some(password_file);
+        h.app.current = None;
+        h.runtime.token = Some(("alice".into(), "no longer valid".into()));
+        h.runtime.connect(Credentials::Token {
+            token: "no longer valid".into(),
+        });
+        h.run_until("the login with the configured password", |h| {
+            h.app.current.is_some() && h.runtime.token.is_some()
+        })
+        .await;
+        h.shutdown.cancel();
     }
 
     #[tokio::test]
