@@ -64,6 +64,81 @@ pub fn plain_text(text: &str) -> String {
     escape_controls(text).replace('\n', &format!("\n{CONTINUATION}"))
 }
 
+/// What [`clean_message_text`] made of a text.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CleanedText {
+    /// The text without escape sequences and control characters other than `\n` and `\t`.
+    pub text: String,
+    /// How many control characters were left out that were neither part of an escape sequence
+    /// nor a carriage return (a NUL, a bell, a backspace): worth a word to the user.
+    pub other_controls: usize,
+}
+
+/// `text` without what the server refuses in a message (for `chatroom send` and for a paste into
+/// the terminal UI's input line) (any control character but newline and
+/// tab), so that coloured output can be piped in: escape sequences are left out whole (CSI
+/// `ESC [ … final`, also as the C1 character U+009B; OSC, DCS, SOS, PM and APC strings up to
+/// BEL or ST; two-character ones and those with intermediates, such as `ESC ( B`), `\r\n`
+/// becomes `\n`, and a lone `\r` and other control characters are dropped. An unterminated
+/// string loses only its introducer: the rest may be all the text there is.
+pub fn clean_message_text(text: &str) -> CleanedText {
+    type Chars<'a> = std::iter::Peekable<std::str::Chars<'a>>;
+    /// Parameters and intermediates, then the final character.
+    fn skip_csi(chars: &mut Chars<'_>) {
+        while chars.next_if(|c| (' '..='?').contains(c)).is_some() {}
+        chars.next_if(|c| ('@'..='~').contains(c));
+    }
+    /// To the end of a control string (BEL, ST or `ESC \\`); false if it has none.
+    fn skip_string(chars: &mut Chars<'_>) -> bool {
+        while let Some(c) = chars.next() {
+            match c {
+                '\u{7}' | '\u{9c}' => return true,
+                '\u{1b}' if chars.next_if_eq(&'\\').is_some() => return true,
+                _ => {}
+            }
+        }
+        false
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut other_controls = 0;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            '\r' => {
+                if chars.next_if_eq(&'\n').is_some() {
+                    out.push('\n');
+                }
+            }
+            '\u{1b}' => match chars.peek() {
+                Some('[') => {
+                    chars.next();
+                    skip_csi(&mut chars);
+                }
+                Some(']' | 'P' | 'X' | '^' | '_') => {
+                    let mut rest = chars.clone();
+                    rest.next();
+                    if skip_string(&mut rest) {
+                        chars = rest;
+                    }
+                }
+                Some(&next) if (' '..='~').contains(&next) => {
+                    while chars.next_if(|c| (' '..='/').contains(c)).is_some() {}
+                    chars.next_if(|c| ('0'..='~').contains(c));
+                }
+                _ => {}
+            },
+            '\u{9b}' => skip_csi(&mut chars),
+            c if c.is_control() => other_controls += 1,
+            c => out.push(c),
+        }
+    }
+    CleanedText {
+        text: out,
+        other_controls,
+    }
+}
+
 /// One JSON line for a program. serde_json escapes `\u{0}`–`\u{1f}` itself but writes DEL and
 /// the C1 controls raw; they become `\u007f`-style escapes here too, so a line printed on a
 /// terminal cannot drive it either (the decoded value is the same).
@@ -535,6 +610,41 @@ pub fn mute_json(room: &str, m: &MuteInfo) -> Value {
 mod tests {
     use super::*;
     use chatroom_protocol::{MessageId, RoomId, UserId};
+
+    #[test]
+    fn coloured_output_loses_its_escape_sequences_quietly() {
+        let cleaned = |text: &str| clean_message_text(text);
+        let quiet = |text: &str| CleanedText {
+            text: text.to_string(),
+            other_controls: 0,
+        };
+        // CSI colours, an OSC hyperlink ended by BEL and one by ST, a charset designation, a
+        // cursor save (two characters), CSI as a C1 character; CRLF line ends.
+        assert_eq!(
+            cleaned(
+                "\u{1b}[1;31merror\u{1b}[0m: disk full\r\n\u{1b}]8;;http://x/\u{7}link\
+                 \u{1b}]8;;\u{1b}\\ \u{1b}(Bok\u{1b}7\u{9b}2Jdone\r\n"
+            ),
+            quiet("error: disk full\nlink okdone\n")
+        );
+        // A lone CR (a progress line overwritten) goes too, and says nothing either.
+        assert_eq!(cleaned("50%\r100%\n"), quiet("50%100%\n"));
+        // DCS, SOS, PM and APC strings go whole; an unterminated one loses only its
+        // introducer, and a lone ESC at the end goes.
+        assert_eq!(cleaned("a\u{1b}Pq#0\u{1b}\\b\u{1b}_x\u{9c}c"), quiet("abc"));
+        assert_eq!(cleaned("a\u{1b}]b c"), quiet("a]b c"));
+        assert_eq!(cleaned("trailing\u{1b}"), quiet("trailing"));
+        // Tabs, newlines and wide text stay as they are.
+        assert_eq!(cleaned("中文\t✓\n🚀"), quiet("中文\t✓\n🚀"));
+        // Other control characters are dropped, and counted for a note.
+        assert_eq!(
+            cleaned("bell\u{7} nul\u{0} del\u{7f} c1\u{85}!"),
+            CleanedText {
+                text: "bell nul del c1!".to_string(),
+                other_controls: 4
+            }
+        );
+    }
 
     #[test]
     fn timestamps_are_utc_iso8601() {

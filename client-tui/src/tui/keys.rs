@@ -44,63 +44,6 @@ fn step<T: Copy + PartialEq>(fields: &[T], at: T, by: isize) -> T {
     fields[(i + by).rem_euclid(fields.len() as isize) as usize]
 }
 
-/// `text` without terminal escape sequences (as in coloured output: CSI such as `ESC [ 31 m`,
-/// OSC such as a hyperlink, and two-character ones) and without any other control character
-/// except newline and tab: what is left is text the server accepts in a message.
-fn without_controls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\n' | '\t' => out.push(c),
-            '\u{1b}' => match chars.peek() {
-                // CSI: parameters and intermediates, then a final byte.
-                Some('[') => {
-                    chars.next();
-                    skip_csi(&mut chars);
-                }
-                // OSC, DCS, SOS, PM, APC: a string up to BEL or ST (ESC \). Unterminated, only
-                // the introducer goes: the rest may be all the text there is.
-                Some(']' | 'P' | 'X' | '^' | '_') => {
-                    let mut rest = chars.clone();
-                    rest.next();
-                    if skip_string(&mut rest) {
-                        chars = rest;
-                    }
-                }
-                // Others: intermediates, then one final character (ESC 7, ESC ( B).
-                Some(&next) if (' '..='~').contains(&next) => {
-                    while chars.next_if(|c| (' '..='/').contains(c)).is_some() {}
-                    chars.next_if(|c| ('0'..='~').contains(c));
-                }
-                _ => {}
-            },
-            // CSI as one C1 character.
-            '\u{9b}' => skip_csi(&mut chars),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn skip_csi(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
-    while chars.next_if(|c| (' '..='?').contains(c)).is_some() {}
-    chars.next_if(|c| ('@'..='~').contains(c));
-}
-
-/// Skips to the end of a control string; false if it has none.
-fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> bool {
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{7}' | '\u{9c}' => return true,
-            '\u{1b}' if chars.next_if_eq(&'\\').is_some() => return true,
-            _ => {}
-        }
-    }
-    false
-}
-
 impl App {
     /// Handles a key press.
     pub fn on_key(&mut self, key: KeyEvent) -> Vec<Action> {
@@ -302,7 +245,8 @@ impl App {
             }
             Screen::Chat => {
                 self.end_completion();
-                self.input.insert_str(&without_controls(&text));
+                self.input
+                    .insert_str(&crate::output::clean_message_text(&text).text);
                 self.typed()
             }
         }
@@ -688,9 +632,10 @@ mod tests {
             "the server would refuse {text:?}"
         );
         // An unterminated string takes only its introducer with it.
-        assert_eq!(without_controls("a\u{1b}]b c"), "a]b c");
-        assert_eq!(without_controls("trailing\u{1b}"), "trailing");
-        assert_eq!(without_controls("中文 ✓\u{200d}"), "中文 ✓\u{200d}");
+        let clean = |text: &str| crate::output::clean_message_text(text).text;
+        assert_eq!(clean("a\u{1b}]b c"), "a]b c");
+        assert_eq!(clean("trailing\u{1b}"), "trailing");
+        assert_eq!(clean("中文 ✓\u{200d}"), "中文 ✓\u{200d}");
     }
 
     #[test]
