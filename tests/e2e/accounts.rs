@@ -278,6 +278,20 @@ async fn registrations_from_one_address_are_limited_per_hour_but_not_for_admins(
     server.stop().await;
 }
 
+/// The names of `who`'s direct chats, sorted.
+async fn direct_chats(who: &chatroom_protocol::client::ClientHandle) -> Vec<String> {
+    let mut names: Vec<String> = who
+        .my_rooms()
+        .await
+        .expect("rooms")
+        .into_iter()
+        .filter(|r| r.kind == RoomKind::Direct)
+        .map(|r| r.name)
+        .collect();
+    names.sort();
+    names
+}
+
 #[tokio::test]
 async fn a_deleted_accounts_id_is_never_given_to_the_next_one() {
     let server = TestServer::start().await;
@@ -315,16 +329,7 @@ async fn a_deleted_accounts_id_is_never_given_to_the_next_one() {
         .send_direct("alice", "a note to self")
         .await
         .expect("a chat with oneself");
-    let mut directs: Vec<String> = alice
-        .my_rooms()
-        .await
-        .expect("rooms")
-        .into_iter()
-        .filter(|r| r.kind == RoomKind::Direct)
-        .map(|r| r.name)
-        .collect();
-    directs.sort();
-    assert_eq!(directs, ["alice", "bob (deleted)"]);
+    assert_eq!(direct_chats(&alice).await, ["alice", "bob (deleted)"]);
     // Nobody is left to read what would be posted to bob's old chat.
     let refused = alice
         .send_message(dm.room, "are you there?")
@@ -341,16 +346,10 @@ async fn a_deleted_accounts_id_is_never_given_to_the_next_one() {
         .await
         .expect("a chat with the new bob");
     assert_ne!(to_new_bob.room, dm.room, "not the old chat");
-    let mut directs: Vec<String> = alice
-        .my_rooms()
-        .await
-        .expect("rooms")
-        .into_iter()
-        .filter(|r| r.kind == RoomKind::Direct)
-        .map(|r| r.name)
-        .collect();
-    directs.sort();
-    assert_eq!(directs, ["alice", "bob", "bob (deleted)"]);
+    assert_eq!(
+        direct_chats(&alice).await,
+        ["alice", "bob", "bob (deleted)"]
+    );
     // A direct chat with alice is a new one, and it works both ways.
     let mut carol = carol;
     let sent = carol
