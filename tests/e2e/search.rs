@@ -205,3 +205,47 @@ async fn a_message_is_found_by_a_search_sent_right_after_its_acknowledgement() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn chinese_japanese_and_korean_words_are_found_inside_longer_text() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    let release = alice
+        .send_message(public, "我们明天发布新版本")
+        .await
+        .expect("send");
+    for text in ["你好世界", "한국어를 공부해요", "東京でミーティング"] {
+        alice.send_message(public, text).await.expect("send");
+    }
+    for (query, found) in [
+        ("我们", "我们明天发布新版本"),
+        ("明天", "我们明天发布新版本"),
+        ("发布", "我们明天发布新版本"),
+        ("版本", "我们明天发布新版本"),
+        ("我们*", "我们明天发布新版本"),
+        ("我们明天发布新版本", "我们明天发布新版本"),
+        ("你好", "你好世界"),
+        ("한국", "한국어를 공부해요"),
+        ("ミーティング", "東京でミーティング"),
+    ] {
+        assert_eq!(
+            texts(&search_until(&alice, query, None, 1).await),
+            [found],
+            "{query:?}"
+        );
+    }
+    assert_eq!(search_until(&alice, "天明", None, 0).await, [], "in order");
+
+    // An edit takes the old words out and makes the new ones searchable.
+    alice
+        .edit_message(public, release.seq, "后天再发布")
+        .await
+        .expect("edit");
+    assert_eq!(search_until(&alice, "明天", None, 0).await, []);
+    assert_eq!(
+        texts(&search_until(&alice, "后天", None, 1).await),
+        ["后天再发布"]
+    );
+    server.stop().await;
+}

@@ -8,6 +8,17 @@ use rusqlite::Connection;
 
 use super::StorageError;
 
+/// A GLOB for text with a character that the search index splits into a token of its own
+/// (`search::is_cjk`; a test checks they agree). SQLite's GLOB compares code points in a range.
+macro_rules! cjk_glob {
+    () => {
+        "*[\u{1100}-\u{11FF}\u{2E80}-\u{2FDF}\u{3005}-\u{3007}\u{3021}-\u{3029}\u{3031}-\u{3035}\
+          \u{3038}-\u{303C}\u{3040}-\u{30FF}\u{3100}-\u{318F}\u{31A0}-\u{31BF}\u{31F0}-\u{31FF}\
+          \u{3400}-\u{4DBF}\u{4E00}-\u{9FFF}\u{A960}-\u{A97F}\u{AC00}-\u{D7FF}\u{F900}-\u{FAFF}\
+          \u{FF66}-\u{FFDC}\u{1AFF0}-\u{1B16F}\u{20000}-\u{323AF}]*"
+    };
+}
+
 /// Migration `i` upgrades a database at `user_version = i`.
 const MIGRATIONS: &[&str] = &[
     // 1: accounts, sessions, rooms, members, messages, mentions; the `public` room.
@@ -280,6 +291,53 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (room_id, user_id)
     ) WITHOUT ROWID;
     "#,
+    // 11: Chinese, Japanese and Korean are searchable by word. The index now holds each such
+    // character as a token of its own (`storage::search::index_text`); where that differs from
+    // a message's text, `search_text` keeps what was indexed, since taking a message out of the
+    // index needs exactly that text and a trigger cannot compute it. An edit's new text is
+    // indexed as typed here, and if it has such characters it goes on `search_pending`, for
+    // the writer's indexer to index again in the split form. Messages indexed before this
+    // version go on that list the same way, so the indexer redoes them when the server starts.
+    // Text without such characters is indexed exactly as before.
+    concat!(
+        r#"
+    CREATE TABLE search_text (
+        id   INTEGER PRIMARY KEY,
+        text TEXT    NOT NULL
+    );
+    CREATE TABLE search_pending (
+        id INTEGER PRIMARY KEY
+    );
+    DROP TRIGGER messages_fts_delete;
+    DROP TRIGGER messages_fts_update;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text)
+            SELECT 'delete', old.id,
+                   COALESCE((SELECT text FROM search_text WHERE id = old.id), old.text)
+            WHERE old.id <= (SELECT indexed_up_to FROM search_index WHERE id = 1);
+        DELETE FROM search_text WHERE id = old.id;
+        DELETE FROM search_pending WHERE id = old.id;
+        UPDATE search_index SET indexed_up_to = (SELECT COALESCE(MAX(id), 0) FROM messages)
+            WHERE id = 1 AND indexed_up_to > (SELECT COALESCE(MAX(id), 0) FROM messages);
+    END;
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages
+    WHEN old.id <= (SELECT indexed_up_to FROM search_index WHERE id = 1) BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text)
+            VALUES ('delete', old.id,
+                    COALESCE((SELECT text FROM search_text WHERE id = old.id), old.text));
+        DELETE FROM search_text WHERE id = old.id;
+        INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
+        INSERT OR IGNORE INTO search_pending (id) SELECT new.id WHERE new.text GLOB '"#,
+        cjk_glob!(),
+        r#"';
+    END;
+    INSERT INTO search_pending (id)
+        SELECT id FROM messages
+        WHERE id <= (SELECT indexed_up_to FROM search_index WHERE id = 1) AND text GLOB '"#,
+        cjk_glob!(),
+        r#"';
+    "#
+    ),
 ];
 
 /// The schema version this build writes.
@@ -588,5 +646,108 @@ mod tests {
             9,
             "the mark is past every old message"
         );
+    }
+
+    #[test]
+    fn the_glob_of_the_triggers_matches_the_characters_the_index_splits() {
+        let conn = Connection::open_in_memory().expect("open");
+        let globbed: Vec<u32> = conn
+            .prepare(concat!(
+                "WITH RECURSIVE n(c) AS (SELECT 1 UNION ALL SELECT c + 1 FROM n WHERE c < 1114111) \
+                 SELECT c FROM n WHERE c NOT BETWEEN 55296 AND 57343 AND char(c) GLOB '",
+                cjk_glob!(),
+                "'"
+            ))
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("code points");
+        let split: Vec<u32> = (1..=0x10FFFF)
+            .filter_map(char::from_u32)
+            .filter(|&c| crate::storage::search::is_cjk(c))
+            .map(u32::from)
+            .collect();
+        assert_eq!(globbed.len(), split.len());
+        assert!(globbed == split, "the GLOB and is_cjk disagree");
+    }
+
+    /// A database file as version 10 left it, its messages indexed the way that version did.
+    fn version_10_with_messages(path: &std::path::Path, texts: &[&str]) {
+        let conn = Connection::open(path).expect("open");
+        for sql in &MIGRATIONS[..10] {
+            conn.execute_batch(sql).expect("old migration");
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 10; PRAGMA journal_mode = WAL;
+             INSERT INTO users (id, name, name_key, password_hash, created_at) VALUES (1, 'a', 'a', 'x', 0);
+             INSERT INTO members (room_id, user_id, role, joined_at) VALUES (1, 1, 0, 0);",
+        )
+        .expect("a user in public");
+        for (seq, text) in texts.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text) \
+                 VALUES (1, ?1, 1, 'a', 0, 0, ?2)",
+                rusqlite::params![seq as i64 + 1, text],
+            )
+            .expect("message");
+        }
+        // Version 10's indexer: the text as it is, up to the mark.
+        conn.execute_batch(
+            "INSERT INTO messages_fts (rowid, text) SELECT id, text FROM messages;
+             UPDATE search_index SET indexed_up_to = (SELECT MAX(id) FROM messages);",
+        )
+        .expect("old index");
+    }
+
+    #[test]
+    fn cjk_messages_indexed_before_the_upgrade_are_found_by_word_after_it() {
+        use crate::storage::search;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("chatroom.sqlite3");
+        version_10_with_messages(
+            &path,
+            &["我们明天发布新版本", "the Café opens", "你好世界", "한국어"],
+        );
+        let find = |conn: &Connection, query: &str| -> Vec<String> {
+            let expression = search::fts_expression(query).expect("query");
+            search::search(
+                conn,
+                chatroom_protocol::UserId(1),
+                &expression,
+                None,
+                None,
+                10,
+                1 << 20,
+            )
+            .expect("search")
+            .messages
+            .into_iter()
+            .map(|m| m.text)
+            .collect()
+        };
+        let mut conn = Connection::open(&path).expect("open");
+        assert_eq!(find(&conn, "明天"), Vec::<String>::new(), "not before");
+
+        migrate(&mut conn).expect("migrate");
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM search_pending"), 3);
+        // What the server's writer does first when it starts.
+        while search::index_step(&mut conn, 2).expect("step") == 2 {}
+        assert_eq!(find(&conn, "明天"), ["我们明天发布新版本"]);
+        assert_eq!(find(&conn, "版本"), ["我们明天发布新版本"]);
+        assert_eq!(find(&conn, "你好"), ["你好世界"]);
+        assert_eq!(find(&conn, "한국"), ["한국어"]);
+        assert_eq!(find(&conn, "cafe"), ["the Café opens"]);
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM search_pending"), 0);
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM search_text"), 3);
+        // Taking a split message out of the index leaves it sound.
+        conn.execute("DELETE FROM messages WHERE text = '你好世界'", [])
+            .expect("delete");
+        assert_eq!(find(&conn, "你好"), Vec::<String>::new());
+        drop(conn);
+
+        let report = crate::maintenance::check(&path).expect("check");
+        assert!(report.is_ok(), "{report:?}");
+        assert_eq!(report.schema_version, Some(SCHEMA_VERSION));
     }
 }

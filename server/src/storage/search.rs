@@ -9,9 +9,23 @@
 //!
 //! Users type words, not FTS5 syntax: [`fts_expression`] quotes every word, so nothing a user
 //! types is an FTS5 operator or can make the query fail.
+//!
+//! Chinese, Japanese and Korean are written without spaces between words, and the `unicode61`
+//! tokenizer keeps a run of such characters as one token: `明天` would find only a message that
+//! is exactly that run. So the index holds [`index_text`], in which each of those characters is
+//! a token of its own, and a query's words go through the same function: a CJK word becomes a
+//! phrase of its characters (`"明 天"`), found wherever they stand together in that order.
+//! Text without them is indexed and searched exactly as typed. Where the indexed text differs
+//! from the message's own (migration 11), it is kept in `search_text`, because taking a message
+//! out of an external-content index needs the very text that was indexed, and the triggers
+//! that do it cannot compute it (SQLite has no such function, and a function of ours would have
+//! to be registered on every connection that deletes a message, `sqlite3` by hand included).
+//! An edit to CJK text is indexed as typed by the trigger and queued in `search_pending` for
+//! the indexer to redo.
 
 use chatroom_protocol::{MAX_SEARCH_QUERY_CHARS, MessageId, RoomId, SearchPage, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use super::StorageError;
@@ -38,9 +52,95 @@ pub enum QueryError {
     TooManyTerms,
 }
 
+/// Whether `c` belongs to a script written without spaces between words, which the index
+/// splits into one token per character: Han (with the radicals, the iteration and Hangzhou
+/// marks), Hiragana, Katakana (with the half-width forms and the kana supplements), Bopomofo
+/// and Hangul (syllables and jamo). Keep in step with `cjk_glob!` in `schema` (a test checks).
+pub(crate) fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x1100..=0x11FF // Hangul Jamo
+        | 0x2E80..=0x2FDF // CJK Radicals Supplement, Kangxi Radicals
+        | 0x3005..=0x3007 // 々 〆 〇
+        | 0x3021..=0x3029 // Hangzhou numerals
+        | 0x3031..=0x3035 // kana repeat marks
+        | 0x3038..=0x303C // 〸 〹 〺 〻 〼
+        | 0x3040..=0x30FF // Hiragana, Katakana
+        | 0x3100..=0x318F // Bopomofo, Hangul Compatibility Jamo
+        | 0x31A0..=0x31BF // Bopomofo Extended
+        | 0x31F0..=0x31FF // Katakana Phonetic Extensions
+        | 0x3400..=0x4DBF // CJK Unified Ideographs Extension A
+        | 0x4E00..=0x9FFF // CJK Unified Ideographs
+        | 0xA960..=0xA97F // Hangul Jamo Extended-A
+        | 0xAC00..=0xD7FF // Hangul Syllables, Hangul Jamo Extended-B
+        | 0xF900..=0xFAFF // CJK Compatibility Ideographs
+        | 0xFF66..=0xFFDC // Half-width Katakana and Hangul
+        | 0x1AFF0..=0x1B16F // Kana Extended-B, Kana Supplement, Kana Extended-A, Small Kana
+        | 0x20000..=0x323AF // Extensions B to I, Compatibility Ideographs Supplement
+    )
+}
+
+/// A combining mark, which stays with the character before it: kana voicing marks (`か` +
+/// U+3099 is `が`), ideographic variation selectors, accents.
+fn is_joining_mark(c: char) -> bool {
+    matches!(c as u32,
+        0x0300..=0x036F
+        | 0x1AB0..=0x1AFF
+        | 0x1DC0..=0x1DFF
+        | 0x20D0..=0x20FF
+        | 0x302A..=0x302F
+        | 0x3099..=0x309A
+        | 0xFE00..=0xFE0F
+        | 0xFE20..=0xFE2F
+        | 0xFF9E..=0xFF9F
+        | 0xE0100..=0xE01EF
+    )
+}
+
+/// The text the index holds for `text`, and the form a query's word takes before it is
+/// quoted: every CJK character (see [`is_cjk`]) set apart by spaces, with the marks that follow
+/// it. Text without one comes back as it is, so it is indexed and searched as before.
+pub fn index_text(text: &str) -> Cow<'_, str> {
+    // Every character it splits is encoded from byte 0xE1 on: most text is passed at once.
+    if !text.bytes().any(|b| b >= 0xE1) {
+        return Cow::Borrowed(text);
+    }
+    let Some(first) = text.find(|c: char| is_cjk(c) && !is_joining_mark(c)) else {
+        return Cow::Borrowed(text);
+    };
+    let mut out = String::with_capacity(text.len() + text.len() / 2);
+    out.push_str(&text[..first]);
+    // Whether the last character pushed was a CJK one (a word of its own).
+    let mut after_cjk = false;
+    for c in text[first..].chars() {
+        if is_joining_mark(c) {
+            out.push(c);
+        } else if is_cjk(c) {
+            if !out.is_empty() && !out.ends_with(char::is_whitespace) {
+                out.push(' ');
+            }
+            out.push(c);
+            after_cjk = true;
+        } else {
+            if after_cjk && !c.is_whitespace() {
+                out.push(' ');
+            }
+            out.push(c);
+            after_cjk = false;
+        }
+    }
+    // Only spaces are ever added: the same length is the same text ("我" alone).
+    if out.len() == text.len() {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(out)
+    }
+}
+
 /// Turns what a user typed into an FTS5 expression: words that must all appear, `"a phrase"`,
 /// and `word*` for a prefix. Every word is quoted, so `OR`, `NEAR(`, `col:` and stray quotes
-/// are only text; a term without a letter or digit is dropped (it could match nothing).
+/// are only text; a term without a letter or digit is dropped (it could match nothing). A word
+/// with CJK characters is split as [`index_text`] splits message text: `明天` is the phrase
+/// `"明 天"`, and `我们*` is `"我 们"*` (any character is already a word's start there).
 pub fn fts_expression(query: &str) -> Result<String, QueryError> {
     if query.chars().count() > MAX_SEARCH_QUERY_CHARS {
         return Err(QueryError::TooLong);
@@ -74,7 +174,8 @@ pub fn fts_expression(query: &str) -> Result<String, QueryError> {
             if terms.len() == MAX_TERMS {
                 return Err(QueryError::TooManyTerms);
             }
-            let quoted = format!("\"{}\"", text.replace('"', "\"\""));
+            // Split as the index is: a CJK word becomes a phrase of its characters.
+            let quoted = format!("\"{}\"", index_text(text).replace('"', "\"\""));
             terms.push(if prefix { quoted + "*" } else { quoted });
         }
         rest = tail.trim_start();
@@ -150,9 +251,9 @@ pub fn search(
 
 /// Keeps `messages_fts` up to date from the writer thread.
 ///
-/// The writer tells it how many messages each batch stored ([`Indexer::stored`]). It indexes
-/// as soon as the writer is idle: right after a commit that left the queue empty, before the
-/// batch's acknowledgements ([`Indexer::due`]), so that a search sent after one
+/// The writer tells it how many messages each batch stored or changed ([`Indexer::stored`]).
+/// It indexes as soon as the writer is idle: right after a commit that left the queue empty,
+/// before the batch's acknowledgements ([`Indexer::due`]), so that a search sent after one
 /// finds the message; and under constant load once every [`Indexer::BUSY_INTERVAL`]. A step
 /// indexes at most [`Indexer::STEP_ROWS`] messages in one transaction with
 /// `synchronous = NORMAL`: it is not worth an `fsync`, because the index and its mark
@@ -186,7 +287,7 @@ impl Indexer {
         }
     }
 
-    /// A batch stored `messages` new messages.
+    /// A batch stored (or edited) `messages` messages.
     pub fn stored(&mut self, messages: usize) {
         if messages > 0 {
             self.since.get_or_insert_with(Instant::now);
@@ -235,8 +336,9 @@ impl Indexer {
     }
 }
 
-/// Indexes the next `max_rows` messages past the mark in one transaction; returns how many.
-fn index_step(conn: &mut Connection, max_rows: usize) -> Result<usize, StorageError> {
+/// Indexes up to `max_rows` messages in one transaction: first those `search_pending` lists,
+/// then the next ones past the mark. Returns how many it looked at.
+pub(crate) fn index_step(conn: &mut Connection, max_rows: usize) -> Result<usize, StorageError> {
     let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
     // NORMAL (1) in WAL mode skips the commit's fsync; never raise a lower setting.
     if synchronous > 1 {
@@ -252,27 +354,104 @@ fn index_step(conn: &mut Connection, max_rows: usize) -> Result<usize, StorageEr
 
 fn index_in_transaction(conn: &mut Connection, max_rows: usize) -> Result<usize, StorageError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let from: i64 = tx
+    let mark: i64 = tx
         .prepare_cached("SELECT indexed_up_to FROM search_index WHERE id = 1")?
         .query_row([], |r| r.get(0))?;
-    let last: Option<i64> = tx
-        .prepare_cached(
-            "SELECT MAX(id) FROM (SELECT id FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2)",
-        )?
-        .query_row(params![from, max_rows as i64], |r| r.get(0))?;
-    let Some(last) = last else {
-        return Ok(0);
-    };
-    let indexed = tx
-        .prepare_cached(
-            "INSERT INTO messages_fts (rowid, text) \
-             SELECT id, text FROM messages WHERE id > ?1 AND id <= ?2",
-        )?
-        .execute(params![from, last])?;
-    tx.prepare_cached("UPDATE search_index SET indexed_up_to = ?1 WHERE id = 1")?
-        .execute(params![last])?;
+    let redone = redo_pending(&tx, mark, max_rows)?;
+    let (indexed, last) = index_new(&tx, mark, max_rows - redone)?;
+    if last != mark {
+        tx.prepare_cached("UPDATE search_index SET indexed_up_to = ?1 WHERE id = 1")?
+            .execute(params![last])?;
+    }
     tx.commit()?;
-    Ok(indexed)
+    Ok(redone + indexed)
+}
+
+/// Indexes up to `max_rows` messages past `mark`; returns how many, and the last one's id.
+/// The split text of those that have one goes to `search_text` first, and then one statement
+/// indexes the range, each message as `search_text` has it or else as it is: for text without
+/// CJK that is SQLite's own copy, as before migration 11, with no row passed through here twice.
+fn index_new(
+    tx: &rusqlite::Transaction<'_>,
+    mark: i64,
+    max_rows: usize,
+) -> Result<(usize, i64), StorageError> {
+    let (mut scanned, mut kept, mut last) = (0usize, 0usize, mark);
+    {
+        let mut keep =
+            tx.prepare_cached("INSERT OR REPLACE INTO search_text (id, text) VALUES (?1, ?2)")?;
+        let mut next =
+            tx.prepare_cached("SELECT id, text FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+        let mut rows = next.query(params![mark, max_rows as i64])?;
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            let text = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+            if let Cow::Owned(words) = index_text(text) {
+                keep.execute(params![id, words])?;
+                kept += 1;
+            }
+            scanned += 1;
+            last = id;
+        }
+    }
+    let sql = if kept == 0 {
+        "INSERT INTO messages_fts (rowid, text) \
+         SELECT id, text FROM messages WHERE id > ?1 AND id <= ?2"
+    } else {
+        "INSERT INTO messages_fts (rowid, text) \
+         SELECT m.id, COALESCE(s.text, m.text) FROM messages m \
+         LEFT JOIN search_text s ON s.id = m.id WHERE m.id > ?1 AND m.id <= ?2"
+    };
+    if scanned > 0 {
+        tx.prepare_cached(sql)?.execute(params![mark, last])?;
+    }
+    Ok((scanned, last))
+}
+
+/// Indexes again, in the split form, up to `max_rows` messages that `search_pending` lists
+/// (indexed as typed by an edit's trigger, or by a build before migration 11). Returns how many
+/// it took off the list.
+fn redo_pending(
+    tx: &rusqlite::Transaction<'_>,
+    mark: i64,
+    max_rows: usize,
+) -> Result<usize, StorageError> {
+    let pending: Vec<(i64, Option<String>, Option<String>)> = tx
+        .prepare_cached(
+            "SELECT p.id, m.text, s.text FROM search_pending p \
+             LEFT JOIN messages m ON m.id = p.id LEFT JOIN search_text s ON s.id = p.id \
+             ORDER BY p.id LIMIT ?1",
+        )?
+        .query_map([max_rows as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, text, indexed) in &pending {
+        // Gone, or past the mark (the next step indexes it anyway): nothing to redo.
+        if let (Some(text), true) = (text, *id <= mark) {
+            let indexed = indexed.as_deref().unwrap_or(text);
+            let words = index_text(text);
+            if words != indexed {
+                tx.prepare_cached(
+                    "INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', ?1, ?2)",
+                )?
+                .execute(params![id, indexed])?;
+                tx.prepare_cached("INSERT INTO messages_fts (rowid, text) VALUES (?1, ?2)")?
+                    .execute(params![id, words.as_ref()])?;
+                match &words {
+                    Cow::Owned(words) => tx
+                        .prepare_cached(
+                            "INSERT OR REPLACE INTO search_text (id, text) VALUES (?1, ?2)",
+                        )?
+                        .execute(params![id, words])?,
+                    Cow::Borrowed(_) => tx
+                        .prepare_cached("DELETE FROM search_text WHERE id = ?1")?
+                        .execute([id])?,
+                };
+            }
+        }
+        tx.prepare_cached("DELETE FROM search_pending WHERE id = ?1")?
+            .execute([id])?;
+    }
+    Ok(pending.len())
 }
 
 #[cfg(test)]
@@ -438,6 +617,232 @@ mod tests {
         let small = search(&conn, ALICE, &expression, None, None, 10, 600).expect("small");
         assert_eq!(small.messages.len(), 2);
         assert_eq!(small.next, Some(MessageId(ids[5] as u64)));
+    }
+
+    /// The messages the brief's users tried, and a Latin one.
+    const CJK_MESSAGES: [&str; 5] = [
+        "我们明天发布新版本",
+        "你好世界",
+        "한국어를 공부해요",
+        "東京でミーティングがあります",
+        "版本v2发布了, Café",
+    ];
+
+    #[test]
+    fn cjk_words_are_found_wherever_they_stand_in_the_text() {
+        let mut conn = database();
+        for text in CJK_MESSAGES {
+            post(&conn, PUBLIC, text);
+        }
+        index_all(&mut conn);
+        let [release, hello, korean, tokyo, mixed] = CJK_MESSAGES;
+        for (query, found) in [
+            ("我们", vec![release]),
+            ("明天", vec![release]),
+            ("发布", vec![mixed, release]),
+            ("版本", vec![mixed, release]),
+            ("我们明天发布新版本", vec![release]),
+            ("我们*", vec![release]),
+            ("明*", vec![release]),
+            ("\"明天 发布\"", vec![release]),
+            ("明天 版本", vec![release]),
+            ("你好", vec![hello]),
+            ("世界", vec![hello]),
+            ("한국", vec![korean]),
+            ("한국어", vec![korean]),
+            ("공부", vec![korean]),
+            ("東京", vec![tokyo]),
+            ("ミーティング", vec![tokyo]),
+            ("v2", vec![mixed]),
+            ("cafe 发布", vec![mixed]),
+        ] {
+            assert_eq!(find(&conn, query), found, "{query:?}");
+        }
+        // The characters must stand together, in that order.
+        for query in ["天明", "我明", "世你", "국한", "我们 世界"] {
+            assert_eq!(find(&conn, query), Vec::<&str>::new(), "{query:?}");
+        }
+    }
+
+    #[test]
+    fn cjk_characters_are_set_apart_and_other_text_is_left_as_it_is() {
+        assert!(matches!(index_text("Café opens at 9"), Cow::Borrowed(_)));
+        assert_eq!(index_text("我们明天"), "我 们 明 天");
+        assert_eq!(index_text("版本v2发布, ok"), "版 本 v2 发 布 , ok");
+        assert_eq!(index_text("say 你好 now"), "say 你 好 now");
+        assert_eq!(index_text("한국어를"), "한 국 어 를");
+        assert_eq!(index_text("ミーティング"), "ミ ー テ ィ ン グ");
+        // A voicing mark and a variation selector stay with their character.
+        assert_eq!(index_text("か\u{3099}き"), "か\u{3099} き");
+        assert_eq!(index_text("葛\u{E0100}城"), "葛\u{E0100} 城");
+        assert_eq!(index_text("ｶﾞｷ"), "ｶﾞ ｷ");
+        // Line breaks are kept; extension B is Han too.
+        assert_eq!(index_text("中\n文𠀀x"), "中\n文 𠀀 x");
+    }
+
+    #[test]
+    fn latin_queries_are_the_expressions_they_always_were() {
+        for (query, expression) in [
+            ("deploy friday", "\"deploy\" \"friday\""),
+            ("\"release notes\" dep*", "\"release notes\" \"dep\"*"),
+            ("Café", "\"Café\""),
+        ] {
+            assert_eq!(fts_expression(query).as_deref(), Ok(expression));
+        }
+        assert_eq!(
+            fts_expression("我们* \"明天 发布\" v2版本").as_deref(),
+            Ok("\"我 们\"* \"明 天 发 布\" \"v2 版 本\"")
+        );
+    }
+
+    #[test]
+    fn an_edited_or_deleted_cjk_message_leaves_the_index_and_the_new_text_is_split() {
+        let mut conn = database();
+        let first = post(&conn, PUBLIC, "我们明天发布新版本");
+        let second = post(&conn, PUBLIC, "你好世界");
+        index_all(&mut conn);
+        conn.execute(
+            "UPDATE messages SET text = '后天再发布' WHERE id = ?1",
+            [first],
+        )
+        .expect("edit");
+        assert_eq!(
+            find(&conn, "明天"),
+            Vec::<&str>::new(),
+            "the old text is gone at once"
+        );
+        index_all(&mut conn);
+        assert_eq!(find(&conn, "后天"), ["后天再发布"]);
+        assert_eq!(find(&conn, "发布"), ["后天再发布"]);
+        // An edit to Latin text is searchable at once, as before.
+        conn.execute(
+            "UPDATE messages SET text = 'hello world' WHERE id = ?1",
+            [second],
+        )
+        .expect("edit");
+        assert_eq!(find(&conn, "world"), ["hello world"]);
+        conn.execute(
+            "UPDATE messages SET kind = 3, text = '' WHERE id = ?1",
+            [first],
+        )
+        .expect("delete");
+        conn.execute("DELETE FROM messages WHERE id = ?1", [second])
+            .expect("remove");
+        index_all(&mut conn);
+        assert_eq!(find(&conn, "发布"), Vec::<&str>::new());
+        assert_index_holds_the_split_text(&conn);
+    }
+
+    /// The index holds exactly [`index_text`] of every message up to the mark (compared term by
+    /// term and position by position with a fresh index of the same), and `search_text` and
+    /// `search_pending` are empty of what is not needed.
+    fn assert_index_holds_the_split_text(conn: &Connection) {
+        conn.execute_batch(
+            "CREATE VIRTUAL TABLE temp.expected USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
+             CREATE VIRTUAL TABLE temp.expected_terms USING fts5vocab(temp, expected, instance);
+             CREATE VIRTUAL TABLE temp.actual_terms USING fts5vocab(main, messages_fts, instance);",
+        )
+        .expect("vocabularies");
+        let rows: Vec<(i64, String)> = conn
+            .prepare(
+                "SELECT id, text FROM messages \
+                 WHERE id <= (SELECT indexed_up_to FROM search_index) ORDER BY id",
+            )
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        for (id, text) in &rows {
+            conn.execute(
+                "INSERT INTO temp.expected (rowid, text) VALUES (?1, ?2)",
+                params![id, index_text(text).as_ref()],
+            )
+            .expect("expected row");
+        }
+        let differences: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM (
+                     SELECT * FROM (SELECT term, doc, offset FROM temp.actual_terms
+                                    EXCEPT SELECT term, doc, offset FROM temp.expected_terms)
+                     UNION ALL
+                     SELECT * FROM (SELECT term, doc, offset FROM temp.expected_terms
+                                    EXCEPT SELECT term, doc, offset FROM temp.actual_terms))",
+                [],
+                |r| r.get(0),
+            )
+            .expect("compare");
+        assert_eq!(differences, 0, "the index holds the split text of {rows:?}");
+        let needless: i64 = conn
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM search_pending)
+                      + (SELECT COUNT(*) FROM search_text s LEFT JOIN messages m ON m.id = s.id
+                         WHERE m.text IS NULL OR m.text = s.text)",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(
+            needless, 0,
+            "nothing left pending, nothing kept that is the text itself"
+        );
+        conn.execute_batch(
+            "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check');
+             DROP TABLE temp.expected_terms; DROP TABLE temp.actual_terms; DROP TABLE temp.expected;",
+        )
+        .expect("the index is sound");
+    }
+
+    /// What a property test does to the messages.
+    #[derive(Debug, Clone)]
+    enum Change {
+        Post(String),
+        /// The message at this index (modulo those there are), new text.
+        Edit(usize, String),
+        Delete(usize),
+        /// A step of at most this many rows.
+        Index(usize),
+    }
+
+    fn change() -> impl proptest::strategy::Strategy<Value = Change> {
+        use proptest::prelude::*;
+        let text = "[a-zé 我们明天发布한국어ミーティ\u{3099}\u{E0100}]{0,12}";
+        prop_oneof![
+            3 => text.prop_map(Change::Post),
+            2 => (any::<usize>(), text).prop_map(|(i, t)| Change::Edit(i, t)),
+            1 => any::<usize>().prop_map(Change::Delete),
+            2 => (1usize..4).prop_map(Change::Index),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(64))]
+        #[test]
+        fn any_posts_edits_deletes_and_steps_leave_the_index_holding_the_split_text(
+            changes in proptest::collection::vec(change(), 1..24)
+        ) {
+            let mut conn = database();
+            let mut ids: Vec<i64> = Vec::new();
+            for change in changes {
+                match change {
+                    Change::Post(text) => ids.push(post(&conn, PUBLIC, &text)),
+                    Change::Edit(_, _) | Change::Delete(_) if ids.is_empty() => {}
+                    Change::Edit(i, text) => {
+                        conn.execute("UPDATE messages SET text = ?1 WHERE id = ?2", params![text, ids[i % ids.len()]])
+                            .expect("edit");
+                    }
+                    Change::Delete(i) => {
+                        let id = ids.remove(i % ids.len());
+                        conn.execute("DELETE FROM messages WHERE id = ?1", [id]).expect("delete");
+                    }
+                    Change::Index(rows) => {
+                        index_step(&mut conn, rows).expect("step");
+                    }
+                }
+            }
+            index_all(&mut conn);
+            assert_index_holds_the_split_text(&conn);
+        }
     }
 
     proptest::proptest! {

@@ -246,9 +246,13 @@ fn writer_loop(
     tracing::debug!("storage writer stopped");
 }
 
-/// Whether an op's result is a new message (which the search index has yet to take in).
+/// Whether an op's result is a new or edited message (which the search index has yet to take
+/// in: an edit to CJK text is indexed again by the indexer).
 fn stored_a_message(result: &Result<Outcome, StorageError>) -> bool {
-    matches!(result, Ok(Outcome::Message(_) | Outcome::File { .. }))
+    matches!(
+        result,
+        Ok(Outcome::Message(_) | Outcome::File { .. } | Outcome::Edited(Some(_)))
+    )
 }
 
 /// Transactions one batch may begin: the first, and one more after each op that lost one.
