@@ -227,6 +227,16 @@ impl Conn {
         let budget = (self.shared.config.limits.max_frame_bytes as usize)
             .saturating_sub(HISTORY_FRAME_OVERHEAD)
             .max(1024);
+        if before.is_none() {
+            // The index is brought up to date by the writer in the background; a search waits
+            // for it, so that what was acknowledged before it asked is found (a bot that sends,
+            // then searches). Later pages go further back, past what that caught up.
+            self.shared
+                .storage
+                .writer
+                .write(WriteOp::CatchUpSearchIndex)
+                .await?;
+        }
         let user = me.id;
         let page = self
             .shared

@@ -4,8 +4,9 @@
 //! The writer thread indexes new messages in batches of its own, in a transaction that does
 //! not wait for `fsync` (see [`Indexer`]), instead of in each message's transaction: indexing
 //! there cut committed messages per second to a third (`ingest --senders 100`: 88 k/s →
-//! 29 k/s). An idle writer indexes a batch before it acknowledges it, so a search sent after
-//! the acknowledgement finds the message; under load, within [`Indexer::BUSY_INTERVAL`].
+//! 29 k/s). A message becomes searchable a moment after it is acknowledged — at once when the
+//! server has time, within [`Indexer::BUSY_INTERVAL`] of load otherwise — and a search first
+//! has the writer catch the index up, so it finds every message acknowledged before it.
 //!
 //! Users type words, not FTS5 syntax: [`fts_expression`] quotes every word, so nothing a user
 //! types is an FTS5 operator or can make the query fail.
@@ -252,15 +253,21 @@ pub fn search(
 /// Keeps `messages_fts` up to date from the writer thread.
 ///
 /// The writer tells it how many messages each batch stored or changed ([`Indexer::stored`]).
-/// It indexes as soon as the writer is idle: right after a commit that left the queue empty,
-/// before the batch's acknowledgements ([`Indexer::due`]), so that a search sent after one
-/// finds the message; and under constant load once every [`Indexer::BUSY_INTERVAL`]. A step
-/// indexes at most [`Indexer::STEP_ROWS`] messages in one transaction with
-/// `synchronous = NORMAL`: it is not worth an `fsync`, because the index and its mark
-/// (`search_index`) commit together, so a step lost in a crash is simply done again.
+/// It indexes when the writer's queue is empty once [`Indexer::IDLE_ROWS`] messages wait or the
+/// oldest has waited [`Indexer::IDLE_WAIT`]; under constant load, once every
+/// [`Indexer::BUSY_INTERVAL`]; and whenever a search asks for it
+/// ([`crate::storage::ops::WriteOp::CatchUpSearchIndex`], [`Indexer::due`]), so that the search
+/// finds what was acknowledged before it. Messages alone never wait for the index: indexing
+/// each batch before its acknowledgements cost the storage thread a transaction per batch
+/// (~0.25 ms) on the path every message takes. A step indexes at most [`Indexer::STEP_ROWS`]
+/// messages in one transaction with `synchronous = NORMAL`: it is not worth an `fsync`,
+/// because the index and its mark (`search_index`) commit together, so a step lost in a crash
+/// is simply done again.
 #[derive(Debug)]
 pub struct Indexer {
-    /// When the oldest message that is perhaps not indexed was stored; `None` if there is none.
+    /// Messages stored and perhaps not indexed (an upper bound).
+    waiting: usize,
+    /// When the oldest of them was stored; `None` if there is none.
     since: Option<Instant>,
     /// After a failed step, none before this.
     retry_at: Option<Instant>,
@@ -273,6 +280,10 @@ impl Default for Indexer {
 }
 
 impl Indexer {
+    /// Messages waiting that make an idle writer index at once.
+    pub const IDLE_ROWS: usize = 64;
+    /// How long fewer messages wait for an idle writer.
+    pub const IDLE_WAIT: Duration = Duration::from_millis(100);
     /// Under constant load, the longest time between two steps.
     pub const BUSY_INTERVAL: Duration = Duration::from_millis(250);
     /// Most messages one step indexes.
@@ -282,6 +293,7 @@ impl Indexer {
     /// An indexer that first catches up with whatever the last run left unindexed.
     pub fn new() -> Self {
         Self {
+            waiting: Self::IDLE_ROWS,
             since: Some(Instant::now()),
             retry_at: None,
         }
@@ -290,12 +302,13 @@ impl Indexer {
     /// A batch stored (or edited) `messages` messages.
     pub fn stored(&mut self, messages: usize) {
         if messages > 0 {
+            self.waiting = self.waiting.saturating_add(messages);
             self.since.get_or_insert_with(Instant::now);
         }
     }
 
-    /// Whether an idle writer should index now: there is something to index, and no failed
-    /// step is waiting for its retry.
+    /// Whether a step now would have anything to do: something may be unindexed, and no
+    /// failed step is waiting for its retry. (What a search waits on.)
     pub fn due(&self, now: Instant) -> bool {
         self.since.is_some() && self.retry_at.is_none_or(|retry| now >= retry)
     }
@@ -303,8 +316,15 @@ impl Indexer {
     /// How long an idle writer may wait for work before it should index: `None` when there is
     /// nothing to index.
     pub fn idle_wait(&self, now: Instant) -> Option<Duration> {
-        self.since?;
-        let due = self.retry_at.map_or(now, |retry| retry.max(now));
+        let since = self.since?;
+        let mut due = if self.waiting >= Self::IDLE_ROWS {
+            now
+        } else {
+            since + Self::IDLE_WAIT
+        };
+        if let Some(retry) = self.retry_at {
+            due = due.max(retry);
+        }
         Some(due.saturating_duration_since(now))
     }
 
@@ -323,9 +343,14 @@ impl Indexer {
         match index_step(conn, Self::STEP_ROWS) {
             Ok(indexed) => {
                 self.retry_at = None;
-                // At the limit there may be more: stay due, from now, so a busy writer
-                // alternates between its batches and the index.
-                self.since = (indexed >= Self::STEP_ROWS).then(Instant::now);
+                if indexed < Self::STEP_ROWS {
+                    self.waiting = 0;
+                    self.since = None;
+                } else {
+                    // More to do: stay due, from now, so a busy writer alternates.
+                    self.waiting = self.waiting.saturating_sub(indexed).max(Self::IDLE_ROWS);
+                    self.since = Some(Instant::now());
+                }
                 tracing::trace!(indexed, took = ?started.elapsed(), "search index step");
             }
             Err(e) => {

@@ -13,9 +13,9 @@
 //! fails alone: the rest of its batch is applied again in a new transaction.
 //!
 //! Between batches the thread also keeps the search index current ([`super::search::Indexer`]):
-//! after a commit that leaves its queue empty, before that batch's completions (so a search
-//! sent after an acknowledgement finds the message), and at least every quarter second under
-//! constant load.
+//! when its queue is empty, at least every quarter second under constant load, and before it
+//! completes a batch holding a search's [`WriteOp::CatchUpSearchIndex`] (so the search finds
+//! every message acknowledged before it).
 
 use chatroom_protocol::{Message, RoomId, Seq};
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
@@ -222,10 +222,11 @@ fn writer_loop(
             results.iter().filter(|r| stored_a_message(r)).count()
                 + notices.iter().map(Vec::len).sum::<usize>(),
         );
-        // Nothing else waiting: index the batch before acknowledging it, so that a search the
-        // sender makes after the acknowledgement finds the message. Under load the completions
-        // go first, and the index follows when idle or overdue (below).
-        if queue.is_empty() && index.due(Instant::now()) {
+        // A search is waiting for the index to hold what was acknowledged before it asked.
+        let searching = batch
+            .iter()
+            .any(|job| matches!(job.op, WriteOp::CatchUpSearchIndex));
+        if searching && index.due(Instant::now()) {
             index.step(&mut conn);
         }
         for ((job, result), notices) in batch.drain(..).zip(results).zip(notices) {

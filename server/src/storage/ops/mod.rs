@@ -337,6 +337,13 @@ pub enum WriteOp {
         /// Messages up to this seq are forgotten by the bot.
         after_seq: Seq,
     },
+    /// Nothing to store: a search waits for this first, and the writer brings the search index
+    /// up to date before it completes the batch holding it, so the search finds every message
+    /// acknowledged before it was asked (up to [`crate::storage::search::Indexer::STEP_ROWS`]
+    /// waiting; more than that is taken in over the next steps). Only searches pay for this:
+    /// messages are indexed in the background, a moment after their acknowledgement.
+    /// → [`Outcome::Done`]
+    CatchUpSearchIndex,
 }
 
 /// What a committed op produced.
@@ -547,6 +554,8 @@ pub(super) fn apply(
         WriteOp::SetAiContextStart { room, after_seq } => {
             messages::set_ai_context_start(cx, *room, *after_seq)
         }
+        // The writer acts on it around the batch (see `writer_loop`); nothing in the database.
+        WriteOp::CatchUpSearchIndex => Ok(Outcome::Done),
     }
 }
 
