@@ -1,6 +1,6 @@
 //! The database schema and its migrations, keyed on `PRAGMA user_version`.
 //!
-//! Each entry of [`MIGRATIONS`] moves the schema from version `i` to `i + 1` and runs in one
+//! Each entry of `MIGRATIONS` moves the schema from version `i` to `i + 1` and runs in one
 //! transaction with the version bump, so a crash mid-migration leaves the old version intact.
 //! Append new migrations; never edit a released one.
 

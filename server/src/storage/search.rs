@@ -48,7 +48,7 @@ pub enum QueryError {
     /// No letters or digits to look for.
     #[error("search for at least one word")]
     NoWords,
-    /// More than [`MAX_TERMS`] words and phrases.
+    /// More than `MAX_TERMS` words and phrases.
     #[error("a search has at most {MAX_TERMS} words and phrases")]
     TooManyTerms,
 }
@@ -98,7 +98,7 @@ fn is_joining_mark(c: char) -> bool {
 }
 
 /// The text the index holds for `text`, and the form a query's word takes before it is
-/// quoted: every CJK character (see [`is_cjk`]) set apart by spaces, with the marks that follow
+/// quoted: every CJK character (see `is_cjk`) set apart by spaces, with the marks that follow
 /// it. Text without one comes back as it is, so it is indexed and searched as before.
 pub fn index_text(text: &str) -> Cow<'_, str> {
     // Every character it splits is encoded from byte 0xE1 on: most text is passed at once.
