@@ -203,4 +203,9 @@ impl Admin {
     pub fn users(&self) -> Result<Vec<UserRow>, AdminError> {
         Ok(reads::all_users(&self.conn)?)
     }
+
+    /// Whether `user` is a bot's account (the AI bot's), not a person's.
+    pub fn is_bot(&self, user: UserId) -> Result<bool, AdminError> {
+        Ok(storage::ai::is_bot(&self.conn, user)?)
+    }
 }

@@ -147,7 +147,8 @@ pub struct Settings {
     /// Seconds a whole answer may take [default: 120]
     #[arg(long, env = "CHATROOM_AI_TIMEOUT_SECS", value_name = "SECS")]
     pub ai_timeout_secs: Option<u64>,
-    /// Log filter, e.g. info, debug, chatroom_server=debug [default: info]
+    /// Log filter, e.g. info, debug, chatroom_server=debug [default: info when serving, warn
+    /// for the one-shot commands]
     #[arg(long, env = "CHATROOM_LOG", value_name = "FILTER", global = true)]
     pub log: Option<String>,
 }
@@ -466,9 +467,16 @@ fn apply_ai_settings(
 /// Runs the command line; the binary's `main`.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.settings.log.as_deref());
+    let command = cli.command.unwrap_or(Command::Serve);
+    // The server logs what it does; a one-shot command prints its result, and its log (the
+    // database migrated on a new data dir, say) is noise unless something goes wrong.
+    let default_level = match command {
+        Command::Serve => "info",
+        Command::User(_) | Command::Backup { .. } | Command::Check => "warn",
+    };
+    init_logging(cli.settings.log.as_deref(), default_level);
     let (config, listen) = resolve_config(&cli.settings)?;
-    match cli.command.unwrap_or(Command::Serve) {
+    match command {
         Command::Serve => serve(config, listen),
         Command::User(command) => user_command(&config, command),
         Command::Backup { file } => backup_command(&config, &file),
@@ -476,11 +484,11 @@ pub fn main() -> anyhow::Result<()> {
     }
 }
 
-fn init_logging(filter: Option<&str>) {
+fn init_logging(filter: Option<&str>, default_level: &str) {
     let filter = filter
         .map(str::to_string)
         .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "info".to_string());
+        .unwrap_or_else(|| default_level.to_string());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_ansi(std::io::stderr().is_terminal())
@@ -663,12 +671,14 @@ fn user_command(config: &Config, command: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::List => {
             for user in admin.users()? {
-                println!(
-                    "{}\t{}{}",
-                    user.id,
-                    user.name,
-                    if user.is_admin { "\tadmin" } else { "" }
-                );
+                let what = if user.is_admin {
+                    "\tadmin"
+                } else if admin.is_bot(user.id)? {
+                    "\tbot"
+                } else {
+                    ""
+                };
+                println!("{}\t{}{what}", user.id, user.name);
             }
         }
         UserCommand::Delete { name } => {
