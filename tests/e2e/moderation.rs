@@ -469,6 +469,28 @@ async fn a_server_admin_keeps_order_in_public_and_in_the_rooms_they_are_in() {
     bob.kick(public, "carol", Some("off topic".into()))
         .await
         .expect("public's new moderator kicks");
+    // ...but not the admin who appointed him: nobody below them locks them out of public.
+    assert_eq!(
+        code_of(bob.kick(public, "alice", None).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code_of(bob.ban(public, "alice", None).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code_of(bob.mute(public, "alice", Some(60), None).await),
+        ErrorCode::Forbidden
+    );
+    // Nor from a room she has yet to join.
+    let quiet = bob
+        .create_room("quiet", Visibility::Public)
+        .await
+        .expect("create");
+    assert_eq!(
+        code_of(bob.ban(quiet.id, "alice", None).await),
+        ErrorCode::Forbidden
+    );
     carol.join_room("public").await.expect("back in");
     alice
         .ban(public, "carol", None)

@@ -80,12 +80,10 @@ impl Conn {
     ) -> RequestResult<(RoomView, RoomRole)> {
         let view = self.visible_room(me, room)?;
         match view.my_role {
-            // A server admin keeps order in every named room they are in, `public` included,
-            // which has no owner (the writer applies the same rule).
-            Some(role) if me.is_admin && view.row.kind != RoomKind::Direct => {
-                Ok((view, role.max(RoomRole::Moderator)))
+            Some(role) => {
+                let role = acting_role(role, me, view.row.kind);
+                Ok((view, role))
             }
-            Some(role) => Ok((view, role)),
             None => Err(RequestError::new(
                 ErrorCode::NotMember,
                 format!("you are not a member of {}; join it first", view.row.name),
@@ -286,6 +284,7 @@ impl Conn {
             .hub
             .room_view(room, target.id)
             .and_then(|v| v.my_role)
+            .map(|theirs| acting_role(theirs, &target, view.row.kind))
             .ok_or_else(|| {
                 RequestError::new(ErrorCode::NotMember, format!("{username} is not a member"))
             })?;
@@ -648,4 +647,15 @@ fn announce_departure(
     }
     hub.remove_member(room, user);
     hub.set_roles(room, &heirs, None);
+}
+
+/// The role `user` acts with in a room of `kind` where they have `role`: a server admin keeps
+/// order in every named room they are in, `public` included, which has no owner, so they count
+/// as at least a moderator there, to act and to be acted on (the writer applies the same rule).
+fn acting_role(role: RoomRole, user: &UserRow, kind: RoomKind) -> RoomRole {
+    if user.is_admin && kind != RoomKind::Direct {
+        role.max(RoomRole::Moderator)
+    } else {
+        role
+    }
 }

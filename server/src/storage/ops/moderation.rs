@@ -3,7 +3,7 @@
 use chatroom_protocol::{ErrorCode, RoomId, RoomKind, RoomRole, UnixMillis, UserId};
 use rusqlite::params;
 
-use super::{Applying, Outcome, member_role, refused, require_role, room_kind, rooms};
+use super::{Applying, Outcome, acting_role, is_admin, refused, require_role, room_kind, rooms};
 use crate::storage::StorageError;
 use crate::storage::notices;
 
@@ -30,7 +30,12 @@ pub(super) fn ban(
     if user == by {
         return Err(refused(ErrorCode::BadRequest, "you cannot ban yourself"));
     }
-    if member_role(conn, room, user)?.is_some_and(|theirs| theirs >= mine) {
+    // A server admin is judged by the role they act with, and is not banned from a room they
+    // are not in either: nobody below them may lock them out of `public`.
+    let theirs = acting_role(conn, room, user)?;
+    if theirs.is_some_and(|theirs| theirs >= mine)
+        || (theirs.is_none() && is_admin(conn, user)? && !is_admin(conn, by)?)
+    {
         return Err(refused(
             ErrorCode::Forbidden,
             "you may only ban members below your own role",
@@ -102,7 +107,7 @@ pub(super) fn mute(
     if user == by {
         return Err(refused(ErrorCode::BadRequest, "you cannot mute yourself"));
     }
-    let Some(theirs) = member_role(conn, room, user)? else {
+    let Some(theirs) = acting_role(conn, room, user)? else {
         return Err(refused(ErrorCode::NotMember, "they are not in this room"));
     };
     if theirs >= mine {

@@ -4,7 +4,9 @@
 use chatroom_protocol::{ErrorCode, RoomId, RoomKind, RoomRole, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Applying, Outcome, is_admin, member_role, refused, require_role, room_kind};
+use super::{
+    Applying, Outcome, acting_role, is_admin, member_role, refused, require_role, room_kind,
+};
 use crate::storage::notices;
 use crate::storage::{
     RoomRow, StorageError, is_constraint, kind_from_sql, kind_to_sql, role_from_sql, role_to_sql,
@@ -119,7 +121,7 @@ pub(super) fn remove_member(
             RoomRole::Moderator,
             "only the owner or a moderator may remove members",
         )?;
-        if member_role(conn, room, user)?.is_some_and(|theirs| theirs >= mine) {
+        if acting_role(conn, room, user)?.is_some_and(|theirs| theirs >= mine) {
             return Err(refused(
                 ErrorCode::Forbidden,
                 "you may only remove members below your own role",
