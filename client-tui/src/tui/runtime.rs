@@ -112,6 +112,9 @@ const PROGRESS_EVERY_MS: u64 = 100;
 enum Credentials {
     Token {
         token: String,
+        /// My away status to put back once resumed (a resumed session starts online): the
+        /// status text, possibly empty. `None`: not away.
+        away: Option<String>,
     },
     Password {
         user: String,
@@ -207,7 +210,7 @@ fn start(settings: Settings, options: &TuiOptions) -> (Runtime, App, mpsc::Recei
         if let Screen::Login(form) = &mut app.screen {
             form.busy = true;
         }
-        runtime.connect(Credentials::Token { token });
+        runtime.connect(Credentials::Token { token, away: None });
     } else if let Some(user) = user
         && let Some(configured) = crate::login::configured_password(&runtime.settings)
     {
@@ -359,7 +362,10 @@ impl Runtime {
             self.reconnect_at = None;
             if let Some((_, token)) = self.token.clone() {
                 app.reconnecting();
-                self.connect(Credentials::Token { token });
+                self.connect(Credentials::Token {
+                    token,
+                    away: app.away.clone(),
+                });
             }
         }
         actions
@@ -409,6 +415,16 @@ impl Runtime {
                     return;
                 }
             };
+            if let Credentials::Token {
+                away: Some(text), ..
+            } = &credentials
+            {
+                // Before anything is fetched, so the presence the app then reads says away.
+                let text = (!text.is_empty()).then(|| text.clone());
+                if let Err(e) = client.set_presence(PresenceStatus::Away, text).await {
+                    tracing::info!(error = %e, "cannot put the away status back");
+                }
+            }
             let rooms = match client.my_rooms().await {
                 Ok(rooms) => rooms,
                 Err(e) => {
@@ -1432,7 +1448,7 @@ mod tests {
                 .expect("send");
         }
         let (_, token) = h.runtime.token.clone().expect("a session");
-        h.runtime.connect(Credentials::Token { token });
+        h.runtime.connect(Credentials::Token { token, away: None });
 
         // As the event loop does: the actions of the reconnect wait while the live message
         // queued behind it is applied.
@@ -1495,6 +1511,45 @@ mod tests {
             "{:?}",
             h.app.flash
         );
+        h.shutdown.cancel();
+    }
+
+    /// Away is mine to end: a reconnect (the server restarted, the network dropped) puts it
+    /// back, since a resumed session starts online.
+    #[tokio::test]
+    async fn away_survives_a_reconnect() {
+        let mut h = Harness::start().await;
+        h.register_alice().await;
+        h.command("/away lunch");
+        h.run_until("away", |h| h.app.away.as_deref() == Some("lunch"))
+            .await;
+        h.drop_connection().await;
+        h.runtime.reconnect_at = Some(0);
+        h.run_until("the reconnect", |h| {
+            matches!(
+                h.app.connection,
+                crate::tui::app::ConnectionState::Connected
+            )
+        })
+        .await;
+        // What the server tells someone else now: still away, with the text.
+        let other = Client::connect(&h.runtime.settings.server, "check")
+            .await
+            .expect("connect");
+        other
+            .register("bob", PASSWORD)
+            .await
+            .expect("bob registers");
+        let alice = other
+            .list_users()
+            .await
+            .expect("users")
+            .into_iter()
+            .find(|u| u.user.username == "alice")
+            .expect("alice");
+        assert_eq!(alice.status, PresenceStatus::Away);
+        assert_eq!(alice.status_message.as_deref(), Some("lunch"));
+        assert_eq!(h.app.away.as_deref(), Some("lunch"));
         h.shutdown.cancel();
     }
 
@@ -2149,6 +2204,7 @@ mod tests {
         h.runtime.token = Some(("alice".into(), "no longer valid".into()));
         h.runtime.connect(Credentials::Token {
             token: "no longer valid".into(),
+            away: None,
         });
         h.run_until("the login with the configured password", |h| {
             h.app.current.is_some() && h.runtime.token.is_some()
