@@ -1431,7 +1431,14 @@ impl App {
         let command = match super::commands::parse(&line) {
             Ok(command) => command,
             Err(e) => {
-                self.flash(e.to_string(), true);
+                // Back into the input to be corrected (a pasted text that happens to start
+                // with `/` is not lost either: `//` sends it as it is).
+                self.input.set_text(&line);
+                let hint = match e {
+                    super::commands::ParseError::Unknown(_) => " (// at the start sends a /)",
+                    _ => "",
+                };
+                self.flash(format!("{e}{hint}"), true);
                 return Vec::new();
             }
         };
@@ -2836,6 +2843,36 @@ mod tests {
             vec![Action::Direct {
                 user: "alice".into(),
                 text: Some("hi".into())
+            }]
+        );
+    }
+
+    /// A line that is not a command as typed stays in the input to be corrected; a pasted
+    /// text that starts with `/` is not lost, and `//` sends it.
+    #[test]
+    fn a_line_that_does_not_parse_stays_in_the_input() {
+        let mut app = logged_in_app();
+        app.enter_room(RoomId(2));
+        let pasted = "/etc/hosts has\na bad line";
+        app.input.set_text(pasted);
+        assert_eq!(app.submit_input(), vec![]);
+        assert_eq!(app.input.text(), pasted);
+        assert!(
+            app.flash.as_ref().is_some_and(|(t, error)| *error
+                && t.contains("unknown command")
+                && t.contains("//")),
+            "{:?}",
+            app.flash
+        );
+        app.input.set_text("/mute");
+        app.submit_input();
+        assert_eq!(app.input.text(), "/mute", "a usage error too");
+        app.input.set_text(&format!("/{pasted}"));
+        assert_eq!(
+            app.submit_input(),
+            vec![Action::Send {
+                room: RoomId(2),
+                text: pasted.into()
             }]
         );
     }

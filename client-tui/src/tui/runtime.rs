@@ -825,9 +825,20 @@ impl Runtime {
                 });
             }
             Action::Direct { user, text } => self.with_client(app, move |c| async move {
-                let room = c.open_direct(&user).await.map_err(err)?;
-                if let Some(text) = text {
-                    c.send_message(room.id, text).await.map_err(err)?;
+                // A refused /msg (no such user, a deleted account) goes back into the input,
+                // as a refused message does: what was typed is not lost.
+                let unsent = |text: &Option<String>, why: String| match text {
+                    Some(text) => Msg::Unsent(format!("/msg {user} {text}"), why),
+                    None => Msg::Flash(why, true),
+                };
+                let room = match c.open_direct(&user).await {
+                    Ok(room) => room,
+                    Err(e) => return Ok(Some(unsent(&text, err(e)))),
+                };
+                if let Some(body) = &text
+                    && let Err(e) = c.send_message(room.id, body.clone()).await
+                {
+                    return Ok(Some(unsent(&text, err(e))));
                 }
                 Ok(Some(Msg::Joined(room)))
             }),
@@ -1511,6 +1522,28 @@ mod tests {
             "{:?}",
             h.app.flash
         );
+        h.shutdown.cancel();
+    }
+
+    /// A refused `/msg` (no such user) keeps what was typed: back in the input, with why.
+    #[tokio::test]
+    async fn a_refused_direct_message_goes_back_into_the_input() {
+        let mut h = Harness::start().await;
+        h.register_alice().await;
+        h.command("/msg nobodyhere a long thoughtful message");
+        h.run_until("the refusal", |h| {
+            h.app
+                .flash
+                .as_ref()
+                .is_some_and(|(t, _)| t.contains("back in the input"))
+        })
+        .await;
+        assert_eq!(
+            h.app.input.text(),
+            "/msg nobodyhere a long thoughtful message"
+        );
+        let (text, error) = h.app.flash.clone().unwrap_or_default();
+        assert!(error && text.contains("no user named"), "{text}");
         h.shutdown.cancel();
     }
 
