@@ -151,7 +151,8 @@ pub enum RoomCommand {
         /// Who to mute.
         #[arg(value_name = "USER")]
         who: String,
-        /// How long: 90s, 10m, 2h, 1d (a bare number is minutes) [default: until unmuted]
+        /// How long: 90s, 10m, 2h, 1d, 1h30m (a bare number is minutes) [default: until
+        /// unmuted]
         #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
         duration: Option<u64>,
         /// Why, for the room's notice and the list of mutes.
@@ -199,7 +200,7 @@ pub enum RoomCommand {
 /// `--for`: a duration as the terminal UI's `/mute` takes it, in seconds.
 fn parse_duration(word: &str) -> Result<u64, String> {
     duration_secs(word).ok_or_else(|| {
-        "expected a duration like 90s, 10m, 2h or 1d (a bare number is minutes)".into()
+        "expected a duration like 90s, 10m, 2h, 1d or 1h30m (a bare number is minutes)".into()
     })
 }
 

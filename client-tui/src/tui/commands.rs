@@ -308,22 +308,39 @@ fn usage(command: &str) -> ParseError {
     ParseError::Usage(line.trim_end().to_string())
 }
 
-/// A duration as people type it: `90s`, `10m` (or just `10`), `2h`, `1d`; `None` if `word`
-/// is not one (it is then the start of a reason).
+/// A duration as people type it: `90s`, `10m` (or just `10`), `2h`, `1d`, and these run
+/// together, largest first or not (`1h30m`, `2m30s`, `1d12h`); `None` if `word` is not one
+/// (it is then the start of a reason).
 pub fn duration_secs(word: &str) -> Option<u64> {
-    let split = word
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(word.len());
-    let (digits, unit) = word.split_at(split);
-    let n: u64 = digits.parse().ok()?;
-    let scale = match unit {
-        "s" => 1,
-        "" | "m" | "min" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    n.checked_mul(scale)
+    if word.is_empty() {
+        return None;
+    }
+    // A bare number is minutes, but only alone: in `1h30` the 30 has no unit to go by.
+    if word.bytes().all(|b| b.is_ascii_digit()) {
+        return word.parse::<u64>().ok()?.checked_mul(60);
+    }
+    let mut total: u64 = 0;
+    let mut rest = word;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n: u64 = rest[..digits].parse().ok()?;
+        let after = &rest[digits..];
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let scale = match &after[..unit_len] {
+            "s" => 1,
+            "m" | "min" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(scale)?)?;
+        rest = &after[unit_len..];
+    }
+    Some(total)
 }
 
 fn rest_text(rest: &str) -> Option<String> {
@@ -985,6 +1002,17 @@ mod tests {
             duration_secs("99999999999999999999d"),
             None,
             "overflow is no duration"
+        );
+        assert_eq!(duration_secs("1h30m"), Some(5400));
+        assert_eq!(duration_secs("2m30s"), Some(150));
+        assert_eq!(duration_secs("1d12h"), Some(129_600));
+        assert_eq!(duration_secs("10"), Some(600), "a bare number is minutes");
+        for not_one in ["", "h", "1h30", "1x", "30m1", "1 h", "1h-30m"] {
+            assert_eq!(duration_secs(not_one), None, "{not_one:?}");
+        }
+        assert_eq!(
+            parse("/mute erin 1h30m too loud"),
+            mute("erin", Some(5400), Some("too loud"))
         );
     }
 }
