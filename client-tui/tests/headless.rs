@@ -373,14 +373,7 @@ async fn tail_prints_an_edit_of_a_message_it_printed() {
     let alice = User::new("alice", &server);
     register(&alice).await;
     let writer = library_client(&server, "alice").await;
-    let room = writer
-        .my_rooms()
-        .await
-        .expect("rooms")
-        .into_iter()
-        .find(|r| r.name == "public")
-        .expect("public")
-        .id;
+    let room = public_room(&writer).await;
     let typo = writer.send_message(room, "helo").await.expect("send");
     let mut tail = alice.command();
     tail.args([
@@ -506,14 +499,7 @@ async fn tail_prints_a_deletion_without_counting_it() {
     let alice = User::new("alice", &server);
     register(&alice).await;
     let writer = library_client(&server, "alice").await;
-    let room = writer
-        .my_rooms()
-        .await
-        .expect("rooms")
-        .into_iter()
-        .find(|r| r.name == "public")
-        .expect("public")
-        .id;
+    let room = public_room(&writer).await;
     let oops = writer.send_message(room, "oops").await.expect("send");
     // A bot's tail and a person's: the room's notice first (not counted), then `oops`.
     let args = ["--room", "public", "--since", "0", "--count", "2"];
@@ -917,6 +903,20 @@ fn one_json(text: &str) -> Value {
 }
 
 /// The library client, logged in as `user` (registered with PASSWORD).
+/// The id of `public`, as `client` sees it.
+async fn public_room(
+    client: &chatroom_protocol::client::ClientHandle,
+) -> chatroom_protocol::RoomId {
+    client
+        .my_rooms()
+        .await
+        .expect("rooms")
+        .into_iter()
+        .find(|r| r.name == "public")
+        .expect("public")
+        .id
+}
+
 async fn library_client(server: &Server, user: &str) -> chatroom_protocol::client::Client {
     let client = chatroom_protocol::client::Client::connect(server.addr, "test")
         .await
@@ -1046,14 +1046,7 @@ async fn an_interrupted_upload_and_download_resume_with_fewer_bytes() {
 
     // The library uploads half, then its connection dies.
     let client = library_client(&server, "alice").await;
-    let room = client
-        .my_rooms()
-        .await
-        .expect("rooms")
-        .into_iter()
-        .find(|r| r.name == "public")
-        .expect("public")
-        .id;
+    let room = public_room(&client).await;
     let handle = client.handle();
     let killer = handle.clone();
     let options = TransferOptions {
@@ -1322,14 +1315,7 @@ async fn search_finds_words_in_my_rooms_newest_first() {
         .create_room("secret", Visibility::Private)
         .await
         .expect("create secret");
-    let public = alice_lib
-        .my_rooms()
-        .await
-        .expect("rooms")
-        .into_iter()
-        .find(|r| r.name == "public")
-        .expect("public")
-        .id;
+    let public = public_room(&alice_lib).await;
     for (client, room, text) in [
         (&alice_lib, public, "Deploy on Friday at noon"),
         (&bob_lib, public, "nothing to see here"),
@@ -1486,14 +1472,7 @@ async fn search_follows_pages_up_to_the_limit() {
     let alice = User::new("alice", &server);
     register(&alice).await;
     let client = library_client(&server, "alice").await;
-    let public = client
-        .my_rooms()
-        .await
-        .expect("rooms")
-        .into_iter()
-        .find(|r| r.name == "public")
-        .expect("public")
-        .id;
+    let public = public_room(&client).await;
     let mut newest = 0;
     for n in 1..=8 {
         client
