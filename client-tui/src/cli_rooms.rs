@@ -390,6 +390,7 @@ pub(crate) async fn run(command: RoomCommand, settings: &Settings) -> anyhow::Re
                 json,
                 |m| output::member_json(&room.name, m),
                 output::member_line,
+                None,
             )
         }
         RoomCommand::Bans { room, json } => {
@@ -404,11 +405,8 @@ pub(crate) async fn run(command: RoomCommand, settings: &Settings) -> anyhow::Re
                 json,
                 |b| output::ban_json(&room.name, b),
                 output::ban_line,
-            )?;
-            if bans.is_empty() && !json {
-                eprintln!("nobody is banned from {label}");
-            }
-            Ok(())
+                Some(format!("nobody is banned from {label}")),
+            )
         }
         RoomCommand::Mutes { room, json } => {
             let room = room.resolve(&client).await?;
@@ -422,11 +420,8 @@ pub(crate) async fn run(command: RoomCommand, settings: &Settings) -> anyhow::Re
                 json,
                 |m| output::mute_json(&room.name, m),
                 output::mute_line,
-            )?;
-            if mutes.is_empty() && !json {
-                eprintln!("nobody is muted in {label}");
-            }
-            Ok(())
+                Some(format!("nobody is muted in {label}")),
+            )
         }
     }
 }
@@ -451,6 +446,7 @@ fn print_list<T>(
     json: bool,
     as_json: impl Fn(&T) -> serde_json::Value,
     as_line: impl Fn(&T) -> String,
+    when_empty: Option<String>,
 ) -> anyhow::Result<()> {
     for item in items {
         if json {
@@ -458,6 +454,10 @@ fn print_list<T>(
         } else {
             print_line(&as_line(item))?;
         }
+    }
+    // Said to a person on stderr; a program reading --json gets no lines.
+    if let Some(note) = when_empty.filter(|_| items.is_empty() && !json) {
+        eprintln!("{note}");
     }
     Ok(())
 }

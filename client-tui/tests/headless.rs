@@ -2032,6 +2032,13 @@ async fn moderators_kick_ban_and_mute_from_the_shell() {
         chatroom(&dave, &["bans", "--room", "dev", "--json"]).await,
         ""
     );
+    // Plain, an empty list says so on stderr; its stdout stays empty.
+    let mut bans = dave.command();
+    bans.args(["bans", "--room", "dev"]);
+    let output = run(bans).await;
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "");
+    assert_eq!(stderr_line(&output), "nobody is banned from #dev\n");
     chatroom(&bob, &["join", "dev"]).await;
 
     // A mute for a while: listed with when it ends, and carol cannot post until it is lifted.
