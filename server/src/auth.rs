@@ -89,9 +89,10 @@ pub fn is_invisible_or_reordering(c: char) -> bool {
     )
 }
 
-/// Checks a room name: 1–64 characters, no spaces, control, invisible or reordering
-/// characters, and not starting with `#` or `@`, which clients write before room and user
-/// names (`/join #dev`, `--to @bob`): a name must survive being typed after them.
+/// Checks a room name: 1–64 characters, no spaces, double quotes, control, invisible or
+/// reordering characters, and not starting with `#` or `@`, which clients write before room and
+/// user names (`/join #dev`, `--to @bob`): a name must survive being typed after them, and
+/// clients use `"` to quote arguments.
 pub fn validate_room_name(name: &str) -> RequestResult<()> {
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_ROOM_NAME_CHARS || name.trim().is_empty() {
@@ -116,6 +117,12 @@ pub fn validate_room_name(name: &str) -> RequestResult<()> {
         return Err(RequestError::new(
             ErrorCode::InvalidRoomName,
             "a room name may not contain spaces (use - or _)",
+        ));
+    }
+    if name.contains('"') {
+        return Err(RequestError::new(
+            ErrorCode::InvalidRoomName,
+            "a room name may not contain double quotes",
         ));
     }
     if name.starts_with(['#', '@']) {
@@ -357,6 +364,8 @@ mod tests {
         assert!(validate_room_name("#dev").is_err());
         assert!(validate_room_name("@bob").is_err());
         assert!(validate_room_name("c#").is_ok());
+        assert!(validate_room_name("\"dev").is_err());
+        assert!(validate_room_name("bob's").is_ok());
         assert!(validate_room_name(" padded").is_err());
         assert!(validate_room_name("tab\there").is_err());
         assert!(validate_room_name("").is_err());

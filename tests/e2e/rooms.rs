@@ -40,8 +40,8 @@ async fn everyone_is_in_public_and_rooms_can_be_created_joined_and_left() {
         code_of(alice.create_room(" bad", Visibility::Public).await),
         ErrorCode::InvalidRoomName
     );
-    // A name a client could not type after `/join` or `--room #`.
-    for untypable in ["dev ops", "#dev", "@dev"] {
+    // A name a client could not type after `/join` or `--room #`, or in quotes.
+    for untypable in ["dev ops", "#dev", "@dev", "\"dev", "dev\"ops"] {
         assert_eq!(
             code_of(alice.create_room(untypable, Visibility::Public).await),
             ErrorCode::InvalidRoomName,
