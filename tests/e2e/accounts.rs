@@ -148,7 +148,18 @@ async fn closed_registration_admits_only_admins() {
     root.create_account("eve", PASSWORD)
         .await
         .expect("an admin registers eve");
-    server.login("eve").await;
+    let (eve, _) = server.login("eve").await;
+    // A logged-in member who is not an admin is told how to register another account.
+    let refused = eve
+        .create_account("mallory", PASSWORD)
+        .await
+        .expect_err("only admins create accounts while logged in");
+    assert!(
+        refused
+            .to_string()
+            .contains("already logged in as eve; log out to register"),
+        "{refused}"
+    );
     server.stop().await;
 }
 
@@ -312,6 +323,18 @@ async fn a_deleted_accounts_id_is_never_given_to_the_next_one() {
     admin.delete_user("bob").expect("delete bob");
     drop(admin);
     let server = TestServer::start_in(dir, config).await;
+
+    // Bob's saved session no longer resumes, and the refusal names the deletion as a cause.
+    let refused = server
+        .connect()
+        .await
+        .resume(&bob_session.token)
+        .await
+        .expect_err("a deleted account's session");
+    assert!(
+        refused.to_string().contains("its account was deleted"),
+        "{refused}"
+    );
 
     let (carol, carol_session) = server.user("carol").await;
     assert_ne!(

@@ -73,10 +73,14 @@ impl Conn {
     ) -> RequestResult<Response> {
         let by_admin = match &self.session {
             Some(s) if s.user.is_admin => true,
-            Some(_) => {
+            Some(s) => {
                 return Err(RequestError::new(
                     ErrorCode::AlreadyAuthenticated,
-                    "already logged in; only a server admin creates accounts for others",
+                    format!(
+                        "already logged in as {}; log out to register another account \
+                         (only a server admin creates accounts while logged in)",
+                        s.user.name
+                    ),
                 ));
             }
             None => false,
@@ -255,7 +259,8 @@ impl Conn {
         let user = user.ok_or_else(|| {
             RequestError::new(
                 ErrorCode::InvalidToken,
-                "the session expired or was logged out; log in again",
+                "no such session: it expired, was logged out, or its account was deleted; \
+                 log in again",
             )
         })?;
         let response = Response::Session(Session {
