@@ -4,7 +4,7 @@
 //! `--json`, one JSON object per line) on success, and one line on stderr with the server's
 //! reason on a refusal.
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
 use chatroom_protocol::client::Client;
 use chatroom_protocol::{HistoryAnchor, MessageKind, RoomSummary, Seq, Visibility};
 use clap::{Args, Subcommand};
@@ -26,12 +26,44 @@ pub struct InRoom {
 impl InRoom {
     /// The room, among mine.
     async fn resolve(&self, client: &Client) -> anyhow::Result<RoomSummary> {
-        let target = Target {
-            room: Some(self.room.clone()),
-            to: None,
-        };
-        resolve_target(client, &target).await
+        resolve_room(client, &self.room).await
     }
+}
+
+/// A room named as `join` names it, for a command about the room alone: `leave dev`. The
+/// `--room dev` of the other room commands is taken too (one or the other), so that scripts
+/// written before `leave` took a plain argument keep working.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct RoomName {
+    /// The room, by name (one you are a member of)
+    #[arg(value_name = "ROOM")]
+    pub name: Option<String>,
+    /// The same as ROOM, as the other room commands take it
+    #[arg(long = "room", value_name = "ROOM")]
+    pub room: Option<String>,
+}
+
+impl RoomName {
+    /// The room, among mine.
+    async fn resolve(&self, client: &Client) -> anyhow::Result<RoomSummary> {
+        // clap requires one of the two; a value built otherwise without either is said so.
+        let name = self
+            .name
+            .as_deref()
+            .or(self.room.as_deref())
+            .ok_or_else(|| anyhow!("say which room"))?;
+        resolve_room(client, name).await
+    }
+}
+
+/// The room of mine named `name` (not a direct chat).
+async fn resolve_room(client: &Client, name: &str) -> anyhow::Result<RoomSummary> {
+    let target = Target {
+        room: Some(name.to_string()),
+        to: None,
+    };
+    resolve_target(client, &target).await
 }
 
 /// The subcommands about rooms and moderation.
@@ -46,11 +78,11 @@ pub enum RoomCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Leave a room.
+    /// Leave a room (`public` cannot be left).
     Leave {
         /// Which room.
         #[command(flatten)]
-        room: InRoom,
+        room: RoomName,
     },
     /// Create a room (public unless --private) and become its owner.
     Create {

@@ -1885,6 +1885,44 @@ async fn rooms_are_created_joined_and_left_from_the_shell() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leave_takes_the_room_as_join_does_and_still_as_room() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    let bob = User::new("bob", &server);
+    register(&alice).await;
+    register(&bob).await;
+    for room in ["dev", "ops"] {
+        chatroom(&alice, &["create", room]).await;
+        chatroom(&bob, &["join", room]).await;
+    }
+
+    assert_eq!(chatroom(&bob, &["leave", "#dev"]).await, "left #dev\n");
+    // The spelling of scripts written before `leave` took a plain argument.
+    assert_eq!(
+        chatroom(&bob, &["leave", "--room", "ops"]).await,
+        "left #ops\n"
+    );
+    let mine = room_names(&bob).await;
+    assert!(
+        !mine.contains(&"dev".to_string()) && !mine.contains(&"ops".to_string()),
+        "{mine:?}"
+    );
+
+    // No room, or two ways of naming one: a usage error (status 2), before any connection.
+    for args in [&["leave"][..], &["leave", "dev", "--room", "ops"]] {
+        let mut command = bob.command();
+        command.args(args);
+        let output = run(command).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("<ROOM|--room <ROOM>>"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
 /// The message of #public at `seq` (as typed on the command line), as `history --json` shows it.
 async fn public_message(user: &User, seq: &str) -> Value {
     let history = json_lines(&chatroom(user, &["history", "--room", "public", "--json"]).await);
