@@ -142,7 +142,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print a room's latest messages, oldest first.
+    /// Print a room's latest messages, oldest first: time, seq, room, sender, text.
     History {
         /// Which room.
         #[command(flatten)]

@@ -128,7 +128,7 @@ pub enum RoomCommand {
         /// Where the message is.
         #[command(flatten)]
         target: Target,
-        /// The message's seq (as `history` and `tail --json` print it).
+        /// The message's seq (as `history`, `tail` and `search` print it, after the time).
         seq: Seq,
         /// The new text; the words are joined by spaces.
         #[arg(required = true, value_name = "TEXT")]
@@ -139,7 +139,7 @@ pub enum RoomCommand {
         /// Where the message is.
         #[command(flatten)]
         target: Target,
-        /// The message's seq (as `history` and `tail --json` print it).
+        /// The message's seq (as `history`, `tail` and `search` print it, after the time).
         seq: Seq,
     },
     /// Remove a member from a room (they may join or be invited again).

@@ -247,9 +247,14 @@ pub fn room_label(kind: RoomKind, name: &str) -> String {
     }
 }
 
-/// One record for a person: `[time] #room <sender> text` (`@user` for a direct chat); a file
-/// shows as `<sender> 📎 name · size · sender (file ID)`, a deleted message as `* (deleted)`,
-/// an edited one with ` (edited)` after its text.
+/// How many columns a message's seq takes in plain output, right-aligned: the room and sender
+/// after it line up up to seq 999999, as file ids do in [`file_line`].
+const SEQ_WIDTH: usize = 6;
+
+/// One record for a person: `[time]    SEQ #room <sender> text` (`@user` for a direct chat),
+/// with the seq that `chatroom edit` and `delete` take; a file shows as `<sender> 📎 name ·
+/// size · sender (file ID)`, a deleted message as `* (deleted)`, an edited one with
+/// ` (edited)` after its text.
 /// A multi-line text continues on lines that start with [`CONTINUATION`].
 pub fn message_line(kind: RoomKind, room: &str, m: &Message) -> String {
     let body = match &m.kind {
@@ -267,8 +272,9 @@ pub fn message_line(kind: RoomKind, room: &str, m: &Message) -> String {
         MessageKind::System | MessageKind::Deleted => "*".to_string(),
     };
     format!(
-        "[{}] {} {sender} {body}",
+        "[{}] {:>SEQ_WIDTH$} {} {sender} {body}",
         utc_timestamp(m.ts),
+        m.seq,
         room_label(kind, room)
     )
 }
@@ -301,12 +307,12 @@ pub fn message_json(room: &str, m: &Message) -> Value {
     })
 }
 
-/// A deletion `tail` heard of, for a person: `[time] #room * message 12 was deleted by bob`,
-/// in the format of the room's notices. `seen` is when the client heard of it (the event
-/// carries no time of its own).
+/// A deletion `tail` heard of, for a person: `[time]     12 #room * message 12 was deleted by
+/// bob`, in the format of the room's notices, in the seq column the deleted message's seq.
+/// `seen` is when the client heard of it (the event carries no time of its own).
 pub fn deleted_line(kind: RoomKind, room: &str, seq: Seq, by: &str, seen: UnixMillis) -> String {
     format!(
-        "[{}] {} * message {seq} was deleted by {}",
+        "[{}] {seq:>SEQ_WIDTH$} {} * message {seq} was deleted by {}",
         utc_timestamp(seen),
         room_label(kind, room),
         escape_controls(by)
@@ -667,7 +673,7 @@ mod tests {
         };
         assert_eq!(
             message_line(RoomKind::Public, "public", &m),
-            "[1970-01-01T00:00:00Z] #public <张伟> 你好 \"world\""
+            "[1970-01-01T00:00:00Z]      4 #public <张伟> 你好 \"world\""
         );
         let json = message_json("public", &m).to_string();
         let back: Value = serde_json::from_str(&json).expect("valid JSON");
@@ -693,7 +699,7 @@ mod tests {
         let text = message_line(RoomKind::Public, "public", &m);
         assert_eq!(
             text,
-            "[1970-01-01T00:00:00Z] #public <mallory> ok\n  \
+            "[1970-01-01T00:00:00Z]      4 #public <mallory> ok\n  \
              | [2026-11-22T10:29:27Z] #public <alice> I am alice\n  | \n  | bye"
         );
         let lines: Vec<&str> = text.lines().collect();
@@ -705,7 +711,7 @@ mod tests {
         // A direct chat is labelled as `rooms` shows it.
         assert!(
             message_line(RoomKind::Direct, "alice", &m)
-                .starts_with("[1970-01-01T00:00:00Z] @alice <mallory> ok")
+                .starts_with("[1970-01-01T00:00:00Z]      4 @alice <mallory> ok")
         );
         // JSON keeps the text as it is.
         assert_eq!(message_json("public", &m)["text"], m.text.as_str());
@@ -731,7 +737,7 @@ mod tests {
         };
         assert_eq!(
             message_line(RoomKind::Public, "public", &m),
-            "[1970-01-01T00:00:00Z] #public <alice> 📎 report.pdf · 1.50 MiB · alice (file 7)"
+            "[1970-01-01T00:00:00Z]      4 #public <alice> 📎 report.pdf · 1.50 MiB · alice (file 7)"
         );
         let json = message_json("public", &m);
         assert_eq!(json["kind"], "file");
@@ -741,7 +747,7 @@ mod tests {
         m.text.clear();
         assert_eq!(
             message_line(RoomKind::Public, "public", &m),
-            "[1970-01-01T00:00:00Z] #public * (deleted)"
+            "[1970-01-01T00:00:00Z]      4 #public * (deleted)"
         );
     }
 
@@ -761,7 +767,7 @@ mod tests {
         let line = message_line(RoomKind::Public, "pub\x1blic", &m);
         assert_eq!(
             line,
-            "[1970-01-01T00:00:00Z] #pub\\u{1b}lic <bob\\u{1b}[8m> \
+            "[1970-01-01T00:00:00Z]      4 #pub\\u{1b}lic <bob\\u{1b}[8m> \
              hi\\u{1b}]52;c;ZXZpbA==\\u{7}\\u{1b}[2J\\u{d}fake\\u{9b}31m\\u{7f}\n  | second\tline \\n"
         );
         assert!(!line.contains(|c: char| c.is_control() && c != '\n' && c != '\t'));
@@ -946,11 +952,11 @@ mod tests {
     fn a_deletion_prints_like_a_notice() {
         assert_eq!(
             deleted_line(RoomKind::Public, "dev", 12, "bob\x1b[2J", 0),
-            "[1970-01-01T00:00:00Z] #dev * message 12 was deleted by bob\\u{1b}[2J"
+            "[1970-01-01T00:00:00Z]     12 #dev * message 12 was deleted by bob\\u{1b}[2J"
         );
         assert!(
             deleted_line(RoomKind::Direct, "bob", 3, "bob", 0)
-                .starts_with("[1970-01-01T00:00:00Z] @bob * message 3")
+                .starts_with("[1970-01-01T00:00:00Z]      3 @bob * message 3")
         );
         let json = deleted_json("dev", RoomId(4), 12, "bob", 5);
         assert_eq!(

@@ -541,16 +541,23 @@ async fn tail_prints_a_deletion_without_counting_it() {
     let plain = rest_of_tail(plain_out).await;
     let lines: Vec<&str> = plain.lines().collect();
     assert_eq!(lines.len(), 3, "{plain}");
-    assert!(lines[0].ends_with("] #public <alice> oops"), "{plain}");
+    // Each with its seq; the deletion with the deleted message's.
+    assert!(
+        lines[0].ends_with(&format!(" {} #public <alice> oops", oops.seq)),
+        "{plain}"
+    );
     assert!(
         lines[1].starts_with('[')
             && lines[1].ends_with(&format!(
-                "] #public * message {} was deleted by alice",
+                " {0} #public * message {0} was deleted by alice",
                 oops.seq
             )),
         "{plain}"
     );
-    assert!(lines[2].ends_with("] #public <alice> two"), "{plain}");
+    assert!(
+        lines[2].ends_with(&format!(" {} #public <alice> two", oops.seq + 1)),
+        "{plain}"
+    );
     for child in [&mut json_child, &mut plain_child] {
         assert!(child.wait().expect("wait").success());
     }
@@ -583,7 +590,7 @@ async fn direct_messages_rooms_and_users() {
     let mut history = bob.command();
     history.args(["history", "--to", "@alice"]);
     let text = run_ok(history).await;
-    assert!(text.contains("] @alice <alice> just between us"), "{text}");
+    assert!(text.contains(" @alice <alice> just between us"), "{text}");
     let mut rooms = bob.command();
     rooms.arg("rooms");
     let text = run_ok(rooms).await;
@@ -613,7 +620,7 @@ async fn direct_messages_rooms_and_users() {
         history.args(["history", "--to", name]);
         let text = run_ok(history).await;
         assert!(
-            text.contains("] @bob (deleted) <alice> just between us"),
+            text.contains(" @bob (deleted) <alice> just between us"),
             "{name}: {text}"
         );
     }
@@ -1342,17 +1349,17 @@ async fn search_finds_words_in_my_rooms_newest_first() {
     let text = run_ok(search).await;
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
-    assert!(lines[0].ends_with("] @bob <alice> deploy notes"), "{text}");
+    assert!(lines[0].ends_with(" @bob <alice> deploy notes"), "{text}");
     assert_eq!(
         lines[1], "  | [2026-11-22T10:29:27Z] #public <carol> deploy forged",
         "a second line is marked as the first one's continuation"
     );
     assert!(
-        lines[2].ends_with("] #dev <alice> the DÉPLOY script is done"),
+        lines[2].ends_with(" #dev <alice> the DÉPLOY script is done"),
         "case and accents ignored: {text}"
     );
     assert!(
-        lines[3].ends_with("] #public <alice> Deploy on Friday at noon"),
+        lines[3].ends_with(" #public <alice> Deploy on Friday at noon"),
         "{text}"
     );
     assert!(
@@ -1506,15 +1513,16 @@ async fn search_follows_pages_up_to_the_limit() {
     let text = run_ok(plain).await;
     let ends: Vec<&str> = text
         .lines()
-        .filter_map(|l| l.split_once("] ").map(|(_, rest)| rest))
+        .filter_map(|l| l.split_once("] ").map(|(_, rest)| rest.trim_start()))
         .collect();
+    // Build N is seq 2N + 1, after the notice of alice's registration and other news N.
     assert_eq!(
         ends,
         [
-            "#public <alice> build 8 is green",
-            "#public <alice> build 7 is green",
-            "#public <alice> build 6 is green",
-            "#public <alice> build 5 is green",
+            "17 #public <alice> build 8 is green",
+            "15 #public <alice> build 7 is green",
+            "13 #public <alice> build 6 is green",
+            "11 #public <alice> build 5 is green",
         ]
     );
 }
@@ -1921,6 +1929,92 @@ async fn leave_takes_the_room_as_join_does_and_still_as_room() {
             "{args:?}: {stderr}"
         );
     }
+}
+
+/// What follows the time in a plain message line: `     5 #dev <alice> hi`.
+fn after_the_time(line: &str) -> &str {
+    line.split_once("] ").map_or("", |(_, rest)| rest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_history_tail_and_search_show_the_seq_that_delete_takes() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    register(&alice).await;
+    let writer = library_client(&server, "alice").await;
+    let room = public_room(&writer).await;
+    // After the notice of alice's registration (seq 1): seqs of one digit and of two.
+    let mut newest = 0;
+    for n in 2..=10 {
+        newest = writer
+            .send_message(room, format!("note {n}"))
+            .await
+            .expect("send")
+            .id
+            .0;
+    }
+
+    let plain = chatroom(&alice, &["history", "--room", "public"]).await;
+    let lines: Vec<&str> = plain.lines().collect();
+    let seqs: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| after_the_time(l).split_whitespace().next())
+        .collect();
+    let json = json_lines(&chatroom(&alice, &["history", "--room", "public", "--json"]).await);
+    let json_seqs: Vec<String> = json.iter().map(|m| m["seq"].to_string()).collect();
+    assert_eq!(seqs, json_seqs, "the seqs --json has: {plain}");
+    assert_eq!(
+        seqs.first().zip(seqs.last()),
+        Some((&"1", &"10")),
+        "{plain}"
+    );
+    // A column: the room starts in the same place after a seq of one digit or two.
+    assert_eq!(after_the_time(lines[1]), "     2 #public <alice> note 2");
+    assert_eq!(after_the_time(lines[9]), "    10 #public <alice> note 10");
+
+    // The seq read there is the one `delete` takes.
+    let five = lines
+        .iter()
+        .find(|l| l.ends_with("<alice> note 5"))
+        .and_then(|l| after_the_time(l).split_whitespace().next())
+        .unwrap_or_else(|| panic!("note 5 in {plain}"));
+    assert_eq!(
+        chatroom(&alice, &["delete", "--room", "public", five]).await,
+        "deleted message 5 in #public\n"
+    );
+    let plain = chatroom(&alice, &["history", "--room", "public", "--limit", "6"]).await;
+    assert_eq!(
+        plain.lines().map(after_the_time).next(),
+        Some("     5 #public * (deleted)"),
+        "{plain}"
+    );
+
+    // tail and search print it the same way.
+    let tail = chatroom(
+        &alice,
+        &["tail", "--room", "public", "--since", "8", "--count", "2"],
+    )
+    .await;
+    let ends: Vec<&str> = tail.lines().map(after_the_time).collect();
+    assert_eq!(
+        ends,
+        [
+            "     9 #public <alice> note 9",
+            "    10 #public <alice> note 10"
+        ],
+        "{tail}"
+    );
+    await_indexed(&writer, "note", newest).await;
+    let found = chatroom(&alice, &["search", "note", "--limit", "2"]).await;
+    let ends: Vec<&str> = found.lines().map(after_the_time).collect();
+    assert_eq!(
+        ends,
+        [
+            "    10 #public <alice> note 10",
+            "     9 #public <alice> note 9"
+        ],
+        "{found}"
+    );
 }
 
 /// The message of #public at `seq` (as typed on the command line), as `history --json` shows it.
