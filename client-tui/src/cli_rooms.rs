@@ -4,7 +4,7 @@
 //! `--json`, one JSON object per line) on success, and one line on stderr with the server's
 //! reason on a refusal.
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use chatroom_protocol::client::Client;
 use chatroom_protocol::{HistoryAnchor, MessageKind, RoomSummary, Seq, Visibility};
 use clap::{Args, Subcommand};
@@ -57,8 +57,12 @@ impl RoomName {
     }
 }
 
-/// The room of mine named `name` (not a direct chat).
+/// The room of mine named `name`. These commands take no `--to`: `@bob`, as `rooms` shows a
+/// direct chat, is said to be one, not sent to a flag they do not have.
 async fn resolve_room(client: &Client, name: &str) -> anyhow::Result<RoomSummary> {
+    if let Some(user) = name.strip_prefix('@') {
+        bail!("@{} is a direct chat, not a room", escape_controls(user));
+    }
     let target = Target {
         room: Some(name.to_string()),
         to: None,

@@ -1931,6 +1931,34 @@ async fn leave_takes_the_room_as_join_does_and_still_as_room() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_chat_given_to_a_room_command_is_said_to_be_one() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    let bob = User::new("bob", &server);
+    register(&alice).await;
+    register(&bob).await;
+    chatroom(&bob, &["send", "--to", "alice", "hi"]).await;
+    // `@alice`, as `rooms` lists the chat; these commands have no --to to point to.
+    for args in [
+        &["leave", "@alice"][..],
+        &["members", "--room", "@alice"],
+        &["kick", "--room", "@alice", "alice"],
+    ] {
+        assert_eq!(
+            refused(&bob, args).await,
+            "chatroom: @alice is a direct chat, not a room\n",
+            "{args:?}"
+        );
+    }
+    // Commands that take --to still point to it.
+    let refusal = refused(&bob, &["history", "--room", "@alice"]).await;
+    assert_eq!(
+        refusal,
+        "chatroom: @alice is a direct chat: use --to alice\n"
+    );
+}
+
 /// What follows the time in a plain message line: `     5 #dev <alice> hi`.
 fn after_the_time(line: &str) -> &str {
     line.split_once("] ").map_or("", |(_, rest)| rest)
