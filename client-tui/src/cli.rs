@@ -20,10 +20,15 @@ use crate::output;
 use crate::progress::TerminalBar;
 use crate::settings::{self, Settings};
 
+/// What `chatroom --help` says last: what a script can tell from the exit status.
+const EXIT_STATUS: &str = "Exit status: 0 when done (a search that finds nothing, too); 1 when \
+it failed or was refused, said in one line on stderr; 2 for a command line it does not take; \
+130 for a transfer stopped by Ctrl-C (run it again to resume).";
+
 /// Chat-Room client. With no subcommand it opens the terminal UI; subcommands make it scriptable
 /// from a shell.
 #[derive(Debug, Parser)]
-#[command(name = "chatroom", version, about, long_about = None)]
+#[command(name = "chatroom", version, about, long_about = None, after_help = EXIT_STATUS)]
 pub struct Cli {
     /// Server address; the port is 8888 when omitted [default: 127.0.0.1:8888]
     #[arg(

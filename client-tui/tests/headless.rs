@@ -1932,6 +1932,36 @@ async fn leave_takes_the_room_as_join_does_and_still_as_room() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_says_which_exit_status_means_what_and_the_binary_gives_them() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    register(&alice).await;
+    let help = chatroom(&alice, &["--help"]).await;
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for said in [
+        "Exit status: 0 when done",
+        "1 when it failed or was refused",
+        "2 for a command line it does not take",
+        "130 for a transfer stopped by Ctrl-C",
+    ] {
+        assert!(help.contains(said), "{said:?} in {help}");
+    }
+    // 1: refused, in one line.
+    refused(&alice, &["leave", "nowhere"]).await;
+    // 2: a command line it does not take (130 is checked in cli::tests).
+    for args in [
+        &["send", "no room named"][..],
+        &["history", "--room"],
+        &["frobnicate"],
+    ] {
+        let mut command = alice.command();
+        command.args(args);
+        let output = run(command).await;
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_direct_chat_given_to_a_room_command_is_said_to_be_one() {
     let server = Server::start().await;
     let alice = User::new("alice", &server);
