@@ -39,6 +39,20 @@ fn edit(editor: &mut LineEditor, key: &KeyEvent) -> bool {
 }
 
 /// The field `by` places after `at` among `fields` (before it when negative), round the end.
+/// `text` without the line breaks it ends with, nor the whitespace-only lines among them: a
+/// block copied from a terminal or an editor usually takes its last line break along, which
+/// is not part of what was meant. Line breaks inside the text stay.
+fn without_trailing_blank_lines(text: &str) -> &str {
+    let mut end = text.len();
+    while let Some(line_break) = text[..end].rfind('\n') {
+        if !text[line_break + 1..end].trim().is_empty() {
+            break;
+        }
+        end = line_break;
+    }
+    &text[..end]
+}
+
 fn step<T: Copy + PartialEq>(fields: &[T], at: T, by: isize) -> T {
     let i = fields.iter().position(|&f| f == at).unwrap_or(0) as isize;
     fields[(i + by).rem_euclid(fields.len() as isize) as usize]
@@ -224,8 +238,9 @@ impl App {
     /// A pasted text (bracketed paste): inserted where the cursor is, never submitted. In the
     /// message input its line breaks stay characters of the input, as Alt-Enter makes them
     /// (`\r\n` and `\r`, which terminals often send for a pasted line break, become `\n`),
-    /// and it loses its escape sequences and any other control character but the tab, which the
-    /// server would refuse in a message; a login or password field takes it without line breaks.
+    /// except those it ends with (see [`without_trailing_blank_lines`]), and it loses its
+    /// escape sequences and any other control character but the tab, which the server would
+    /// refuse in a message; a login or password field takes it without line breaks.
     pub fn on_paste(&mut self, text: &str) -> Vec<Action> {
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
         let single_line = || text.replace('\n', "");
@@ -245,8 +260,9 @@ impl App {
             }
             Screen::Chat => {
                 self.end_completion();
+                let cleaned = crate::output::clean_message_text(&text).text;
                 self.input
-                    .insert_str(&crate::output::clean_message_text(&text).text);
+                    .insert_str(without_trailing_blank_lines(&cleaned));
                 self.typed()
             }
         }
@@ -609,7 +625,28 @@ mod tests {
                 .any(|a| matches!(a, Action::Send { .. } | Action::Quit)),
             "{actions:?}"
         );
-        assert_eq!(app.input.text(), "see: line one\n/quit\nline three\n");
+        assert_eq!(app.input.text(), "see: line one\n/quit\nline three");
+    }
+
+    /// A paste's trailing line breaks, and blank lines among them, are left out; those inside
+    /// it, its trailing spaces on a line of text, and whatever follows the cursor stay.
+    #[test]
+    fn a_paste_loses_the_line_breaks_it_ends_with() {
+        let mut app = App::new("h:1", None);
+        app.logged_in(UserSummary {
+            id: UserId(1),
+            username: "me".into(),
+            is_admin: false,
+        });
+        app.on_paste("first\n\nsecond  \r\n \t\n\n\r\n");
+        assert_eq!(app.input.text(), "first\n\nsecond  ");
+        app.input.set_text("");
+        app.on_paste("\n\n");
+        assert_eq!(app.input.text(), "", "nothing but line breaks: nothing");
+        type_text(&mut app, "ab");
+        press(&mut app, KeyCode::Left, KeyModifiers::NONE);
+        app.on_paste("x\n");
+        assert_eq!(app.input.text(), "axb");
     }
 
     #[test]
