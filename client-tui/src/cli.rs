@@ -132,6 +132,9 @@ pub enum Command {
         json: bool,
     },
     /// Print a room's messages as they arrive, edits of them (marked edited) and deletions.
+    ///
+    /// It exits 0 after --count messages, and 1 when the server goes away (without --count,
+    /// its only end but Ctrl-C).
     Tail {
         /// Which room.
         #[command(flatten)]
