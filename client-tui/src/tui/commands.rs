@@ -288,6 +288,8 @@ pub enum ParseError {
     Unknown(String),
     /// Known command, wrong arguments; carries the usage.
     Usage(String),
+    /// A `"` opened a quoted argument and nothing closed it.
+    UnclosedQuote,
 }
 
 impl std::fmt::Display for ParseError {
@@ -295,6 +297,12 @@ impl std::fmt::Display for ParseError {
         match self {
             ParseError::Unknown(name) => write!(f, "unknown command {name}; /help lists them"),
             ParseError::Usage(usage) => write!(f, "usage: {usage}"),
+            ParseError::UnclosedQuote => {
+                write!(
+                    f,
+                    "a \" opens a quote that nothing closes: end it with another \""
+                )
+            }
         }
     }
 }
@@ -348,6 +356,55 @@ fn rest_text(rest: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_string())
 }
 
+/// A reason (`/kick`, `/ban`, `/mute`): the rest of the line, which needs no quotes; one put in
+/// double quotes whole loses them, as a quoted argument does.
+fn reason_text(rest: &str) -> Option<String> {
+    let text = rest_text(rest)?;
+    let inner = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .filter(|t| !t.contains('"'));
+    match inner {
+        Some(inner) => rest_text(inner),
+        None => Some(text),
+    }
+}
+
+/// The arguments of a command that takes words (room and user names, numbers): split at
+/// whitespace, except inside double quotes, which are taken out (`"dev ops"` is one argument,
+/// `dev" "ops` too). A quote left open is an error rather than a guess.
+fn words(rest: &str) -> Result<Vec<String>, ParseError> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        if c == '"' {
+            let quoted = word.get_or_insert_with(String::new);
+            loop {
+                match chars.next() {
+                    Some('"') => break,
+                    Some(c) => quoted.push(c),
+                    None => return Err(ParseError::UnclosedQuote),
+                }
+            }
+        } else if c.is_whitespace() {
+            words.extend(word.take());
+        } else {
+            word.get_or_insert_with(String::new).push(c);
+        }
+    }
+    words.extend(word);
+    Ok(words)
+}
+
+/// [`words`] borrowed, for matching on.
+fn word_strs(words: &Result<Vec<String>, ParseError>) -> Result<Vec<&str>, ParseError> {
+    match words {
+        Ok(words) => Ok(words.iter().map(String::as_str).collect()),
+        Err(e) => Err(e.clone()),
+    }
+}
+
 /// Parses an input line.
 pub fn parse(line: &str) -> Result<Command, ParseError> {
     if let Some(literal) = line.strip_prefix("//") {
@@ -357,15 +414,18 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         return Ok(Command::Say(line.to_string()));
     };
     let (name, rest) = body.split_once(char::is_whitespace).unwrap_or((body, ""));
-    let args: Vec<&str> = rest.split_whitespace().collect();
+    // Only the commands that take words look at them: a quote in a message, a topic or a
+    // reason is text like any other.
+    let parsed = words(rest);
+    let args = || word_strs(&parsed);
     let one = |command: &str| -> Result<String, ParseError> {
-        match args.as_slice() {
-            [arg] => Ok((*arg).to_string()),
+        match args()?.as_slice() {
+            [arg] if !arg.is_empty() => Ok((*arg).to_string()),
             _ => Err(usage(command)),
         }
     };
     let none = |command: Command, canonical: &str| -> Result<Command, ParseError> {
-        if args.is_empty() {
+        if args()?.is_empty() {
             Ok(command)
         } else {
             Err(usage(canonical))
@@ -374,15 +434,19 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
     match name {
         "join" | "join_chat" => Ok(Command::Join(one("/join")?)),
         "enter" | "enter_chat" | "switch" => Ok(Command::Enter(one("/enter")?)),
-        "leave" | "part" => match args.as_slice() {
+        "leave" | "part" => match args()?.as_slice() {
             [] => Ok(Command::Leave(None)),
             [room] => Ok(Command::Leave(Some((*room).to_string()))),
             _ => Err(usage("/leave")),
         },
         "create" | "create_chat" => {
+            let args = args()?;
             let private = args.contains(&"--private");
             let mut names = args.iter().filter(|a| **a != "--private");
-            let name = names.next().ok_or_else(|| usage("/create"))?;
+            let name = names
+                .next()
+                .filter(|name| !name.is_empty())
+                .ok_or_else(|| usage("/create"))?;
             Ok(Command::Create {
                 name: (*name).to_string(),
                 private,
@@ -398,7 +462,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                 .ok_or_else(|| usage("/kick"))?;
             Ok(Command::Kick {
                 user: user.to_string(),
-                reason: parts.next().and_then(rest_text),
+                reason: parts.next().and_then(reason_text),
             })
         }
         "ban" => {
@@ -409,7 +473,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                 .ok_or_else(|| usage("/ban"))?;
             Ok(Command::Ban {
                 user: user.to_string(),
-                reason: parts.next().and_then(rest_text),
+                reason: parts.next().and_then(reason_text),
             })
         }
         "unban" => Ok(Command::Unban(one("/unban")?)),
@@ -423,8 +487,8 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             let after = parts.next().unwrap_or("").trim_start();
             let (first, more) = after.split_once(char::is_whitespace).unwrap_or((after, ""));
             let (secs, reason) = match duration_secs(first) {
-                Some(secs) => (Some(secs), rest_text(more)),
-                None => (None, rest_text(after)),
+                Some(secs) => (Some(secs), reason_text(more)),
+                None => (None, reason_text(after)),
             };
             Ok(Command::Mute {
                 user: user.trim_start_matches('@').to_string(),
@@ -436,7 +500,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             one("/unmute")?.trim_start_matches('@').to_string(),
         )),
         "mutes" => none(Command::Mutes, "/mutes"),
-        "role" => match args.as_slice() {
+        "role" => match args()?.as_slice() {
             [user, role] => Ok(Command::Role {
                 user: user.trim_start_matches('@').to_string(),
                 role: match role.to_lowercase().as_str() {
@@ -453,7 +517,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             _ => Err(usage("/role")),
         },
         "op" | "deop" => {
-            let user = match args.as_slice() {
+            let user = match args()?.as_slice() {
                 [user] => (*user).to_string(),
                 _ => return Err(ParseError::Usage(format!("/{name} USER"))),
             };
@@ -483,7 +547,14 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             topic => Ok(Command::Topic(topic.to_string())),
         },
         "rename" => {
-            let name = rest.trim().trim_start_matches('#');
+            // Unquoted, the name is the rest of the line, spaces and all, for the server to
+            // refuse with its reason rather than a usage line.
+            let name = match args()?.as_slice() {
+                [name] => name.to_string(),
+                [_, _, ..] if !rest.contains('"') => rest.trim().to_string(),
+                _ => return Err(usage("/rename")),
+            };
+            let name = name.trim_start_matches('#');
             if name.is_empty() {
                 return Err(usage("/rename"));
             }
@@ -502,7 +573,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                 Ok(Command::Upload(path.to_string()))
             }
         }
-        "download" | "recv_files" | "recv_file" => match args.as_slice() {
+        "download" | "recv_files" | "recv_file" => match args()?.as_slice() {
             [] => Ok(Command::Download(None)),
             [id] => id
                 .trim_start_matches('#')
@@ -511,7 +582,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                 .map_err(|_| usage("/download")),
             _ => Err(usage("/download")),
         },
-        "cancel" => match args.as_slice() {
+        "cancel" => match args()?.as_slice() {
             [] => Ok(Command::Cancel(None)),
             [n] => n
                 .parse()
@@ -550,7 +621,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "who" | "names" => none(Command::Who, "/who"),
         "rooms" => none(Command::Rooms, "/rooms"),
         "users" => none(Command::Users, "/users"),
-        "list" => match args.as_slice() {
+        "list" => match args()?.as_slice() {
             ["-u"] => Ok(Command::Users),
             ["-s"] => Ok(Command::Who),
             ["-c"] | [] => Ok(Command::Rooms),
@@ -854,6 +925,101 @@ mod tests {
         assert_eq!(parse("/unban mallory now"), unban_usage);
         assert_eq!(parse("/bans"), Ok(Command::Bans));
         assert_eq!(parse("/bans x"), Err(ParseError::Usage("/bans".into())));
+    }
+
+    /// `/create "dev ops"` names one room `dev ops` (for the server to refuse with its reason),
+    /// not `"dev`; an open quote is said to be one; quotes in free text stay as typed.
+    #[test]
+    fn double_quotes_hold_an_argument_together() {
+        assert_eq!(
+            parse("/create \"dev ops\" bob"),
+            Ok(Command::Create {
+                name: "dev ops".into(),
+                private: false,
+                invite: vec!["bob".into()]
+            })
+        );
+        assert_eq!(
+            parse("/create --private dev\" \"ops"),
+            Ok(Command::Create {
+                name: "dev ops".into(),
+                private: true,
+                invite: vec![]
+            })
+        );
+        assert_eq!(
+            parse("/join \"dev ops\""),
+            Ok(Command::Join("dev ops".into()))
+        );
+        assert_eq!(parse("/enter \"#dev\""), Ok(Command::Enter("#dev".into())));
+        assert_eq!(
+            parse("/leave \"dev ops\""),
+            Ok(Command::Leave(Some("dev ops".into())))
+        );
+        assert_eq!(
+            parse("/rename \"#release planning\""),
+            Ok(Command::Rename("release planning".into()))
+        );
+        assert_eq!(parse("/rename \"a b\" c"), Err(usage("/rename")));
+        assert_eq!(parse("/join \"\""), Err(usage("/join")), "an empty name");
+        assert_eq!(parse("/create \"\""), Err(usage("/create")));
+        for open in [
+            "/create \"dev ops",
+            "/join \"dev",
+            "/rename \"x",
+            "/leave dev\"",
+            "/invite \"bob",
+            "/bans \"",
+        ] {
+            assert_eq!(parse(open), Err(ParseError::UnclosedQuote), "{open}");
+        }
+        assert!(
+            ParseError::UnclosedQuote.to_string().contains("quote"),
+            "the error says what is wrong"
+        );
+        // Reasons are the rest of the line already: quotes around all of one go, others stay.
+        assert_eq!(
+            parse("/kick bob \"spamming links\""),
+            Ok(Command::Kick {
+                user: "bob".into(),
+                reason: Some("spamming links".into())
+            })
+        );
+        assert_eq!(
+            parse("/ban bob said \"hi\" twice"),
+            Ok(Command::Ban {
+                user: "bob".into(),
+                reason: Some("said \"hi\" twice".into())
+            })
+        );
+        assert_eq!(
+            parse("/mute bob 10m \"too loud\""),
+            Ok(Command::Mute {
+                user: "bob".into(),
+                secs: Some(600),
+                reason: Some("too loud".into())
+            })
+        );
+        assert_eq!(
+            parse("/mute bob \"rude"),
+            Ok(Command::Mute {
+                user: "bob".into(),
+                secs: None,
+                reason: Some("\"rude".into())
+            }),
+            "an open quote in a reason is text"
+        );
+        assert_eq!(
+            parse("/msg bob \"quoted"),
+            Ok(Command::Msg {
+                user: "bob".into(),
+                text: Some("\"quoted".into())
+            })
+        );
+        assert_eq!(
+            parse("/topic \"Release week"),
+            Ok(Command::Topic("\"Release week".into()))
+        );
     }
 
     #[test]

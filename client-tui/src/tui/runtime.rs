@@ -1981,6 +1981,29 @@ mod tests {
         h.shutdown.cancel();
     }
 
+    /// `/create "dev ops"` asks the server for `dev ops`, whose refusal says why; no room
+    /// named `"dev` is made.
+    #[tokio::test]
+    async fn a_quoted_room_name_goes_to_the_server_whole() {
+        let mut h = Harness::start().await;
+        h.register_alice().await;
+        h.command("/create \"dev ops\" bob");
+        h.run_until("the refusal", |h| {
+            h.app.flash.as_ref().is_some_and(|(text, error)| {
+                *error && text == "a room name may not contain spaces (use - or _)"
+            })
+        })
+        .await;
+        let names: Vec<&str> = h
+            .app
+            .rooms
+            .values()
+            .map(|r| r.summary.name.as_str())
+            .collect();
+        assert_eq!(names, ["public"]);
+        h.shutdown.cancel();
+    }
+
     #[tokio::test]
     async fn leaving_a_room_says_so() {
         let mut h = Harness::start().await;
