@@ -1469,7 +1469,11 @@ async fn a_search_without_words_or_in_an_unknown_room_fails_in_one_line() {
     let mut nothing = alice.command();
     nothing.arg("search");
     let output = run(nothing).await;
-    assert!(!output.status.success(), "no words at all is a usage error");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "no words at all is a usage error"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
