@@ -105,6 +105,19 @@ fn room_label(app: &App, room: RoomId) -> String {
         .map_or_else(|| "the room".to_owned(), |r| r.label())
 }
 
+/// Why `/join NAME` failed, naming the room asked for: the server's "no such room" does not
+/// say which, and a typo is easier to see in the name itself.
+fn join_refusal(name: &str, error: ClientError) -> String {
+    match error {
+        ClientError::Server(body) if body.code == ErrorCode::RoomNotFound => {
+            format!("no room named #{name} (/list -g lists the public rooms)")
+        }
+        ClientError::Server(body) if body.message.contains(name) => body.message,
+        ClientError::Server(body) => format!("cannot join #{name}: {}", body.message),
+        other => format!("cannot join #{name}: {other}"),
+    }
+}
+
 /// Progress reports reach the UI at most this often per transfer (plus phase changes).
 const PROGRESS_EVERY_MS: u64 = 100;
 
@@ -846,7 +859,10 @@ impl Runtime {
                 Ok(Some(Msg::Joined(room)))
             }),
             Action::Join(name) => self.with_client(app, move |c| async move {
-                Ok(Some(Msg::Joined(c.join_room(&name).await.map_err(err)?)))
+                match c.join_room(&name).await {
+                    Ok(summary) => Ok(Some(Msg::Joined(summary))),
+                    Err(e) => Err(join_refusal(&name, e)),
+                }
             }),
             Action::Leave(room) => {
                 let label = room_label(app, room);
@@ -1266,6 +1282,19 @@ mod tests {
             });
             self.run_until("the login", |h| h.app.current.is_some())
                 .await;
+        }
+
+        /// Registers the server's first account, its admin, so that alice, after it, is a
+        /// user like any other (an admin moderates every room she is in).
+        async fn register_admin_first(&self) {
+            let root = Client::connect(&self.runtime.settings.server, "test")
+                .await
+                .expect("root connects");
+            let me = root
+                .register("root", PASSWORD)
+                .await
+                .expect("root registers");
+            assert!(me.user.is_admin, "the first account is the admin");
         }
 
         /// Closes the connection, waits until the app shows it, and holds off the reconnect.
@@ -2001,6 +2030,51 @@ mod tests {
             .map(|r| r.summary.name.as_str())
             .collect();
         assert_eq!(names, ["public"]);
+        h.shutdown.cancel();
+    }
+
+    /// `/join` of a room that is not there names the room asked for; a refusal for another
+    /// reason names it too, with the server's words.
+    #[tokio::test]
+    async fn a_join_refused_names_the_room() {
+        let mut h = Harness::start().await;
+        h.register_admin_first().await;
+        h.register_alice().await;
+        let flash_is = |app: &App, text: &str| {
+            app.flash
+                .as_ref()
+                .is_some_and(|(t, error)| t == text && *error)
+        };
+        h.command("/join nosuchroom");
+        h.run_until("the refusal", |h| {
+            flash_is(
+                &h.app,
+                "no room named #nosuchroom (/list -g lists the public rooms)",
+            )
+        })
+        .await;
+        h.command("/create --private secret");
+        h.run_until("the new room", |h| {
+            h.app.current_room().is_some_and(|r| r.label() == "#secret")
+        })
+        .await;
+        let secret = h.app.current.expect("in secret");
+        let bob = Client::connect(&h.runtime.settings.server, "test")
+            .await
+            .expect("bob connects");
+        bob.register("bob", PASSWORD).await.expect("bob registers");
+        let bobs = bob
+            .create_room("bobs", Visibility::Public)
+            .await
+            .expect("bob's room")
+            .id;
+        bob.ban(bobs, "alice", None).await.expect("bob bans alice");
+        h.command("/join #bobs");
+        h.run_until("the ban", |h| {
+            flash_is(&h.app, "cannot join #bobs: you are banned from this room")
+        })
+        .await;
+        assert_eq!(h.app.current, Some(secret), "still where she was");
         h.shutdown.cancel();
     }
 
