@@ -1236,6 +1236,9 @@ impl App {
         if entering {
             self.jump = None;
             self.highlight = None;
+            // What the status line says is about the room left (an error there, a topic shown):
+            // it would read as this one's.
+            self.flash = None;
             // The divider of the room left goes with it.
             if let Some(left) = self.current.and_then(|c| self.rooms.get_mut(&c)) {
                 left.new_after = None;
@@ -3087,6 +3090,39 @@ mod tests {
         assert_eq!(app.away, None);
         app.my_presence(PresenceStatus::Away, None);
         assert_eq!(app.away.as_deref(), Some(""));
+    }
+
+    /// The status line's message is about the room it was shown in: switching rooms takes it
+    /// away, and one that comes after the switch shows. Staying in the room keeps it.
+    #[test]
+    fn switching_rooms_clears_the_status_line_message() {
+        let mut app = logged_in_app();
+        assert_eq!(app.current, Some(RoomId(1)));
+        app.flash("they are not banned here", true);
+        app.enter_room(RoomId(1));
+        assert!(app.flash.is_some(), "still in the room it is about");
+        app.enter_room(RoomId(2));
+        assert_eq!(app.flash, None, "an error of #public is gone in #dev");
+        app.flash("you may not do that here", true);
+        assert_eq!(
+            app.flash,
+            Some(("you may not do that here".into(), true)),
+            "one after the switch shows"
+        );
+        app.flash("topic: release week", false);
+        app.cycle_room(1);
+        assert_eq!(app.current, Some(RoomId(1)));
+        assert_eq!(app.flash, None, "a note about #dev too");
+        // At login the room shown is chosen before it is entered: what the login said stays.
+        let mut fresh = App::new("host:8888", Some("me"));
+        fresh.logged_in(UserSummary {
+            id: UserId(1),
+            username: "me".into(),
+            is_admin: false,
+        });
+        fresh.flash("could not keep the session", true);
+        fresh.rooms_loaded(vec![summary(1, "public", RoomKind::Public, 0, 0)]);
+        assert!(fresh.flash.is_some());
     }
 
     /// Entering a room with unread messages remembers where they start, for the divider, until
