@@ -94,7 +94,8 @@ pub enum ClientError {
     /// No response arrived in time.
     #[error("the server did not answer within {0:?}")]
     Timeout(Duration),
-    /// The connection is closed; the server's reason, when it gave one — or
+    /// The connection is closed; the server's reason, when it gave one (an error frame, or
+    /// [`ErrorCode::ShuttingDown`] after [`Event::ServerShutdown`]) — or
     /// [`ErrorCode::IdleTimeout`] when the client took a server it heard nothing from for too
     /// long for dead (`PROTOCOL.md` §4).
     #[error("connection closed{}", .0.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
@@ -485,6 +486,9 @@ async fn read_loop(
     // One timer for the connection's life, re-armed only when it fires: a busy connection pays
     // nothing per read for it.
     let mut silence_timer = silence.map(|limit| Box::pin(tokio::time::sleep(limit)));
+    // A shutting-down server says why in an event, then closes without an error frame: that
+    // event is the close's reason.
+    let mut announced: Option<ErrorBody> = None;
     let ended = 'connection: loop {
         // Handle every frame already buffered before waiting on the socket again: a busy
         // connection then costs one decode and one queue push per event, not a `select!`.
@@ -527,6 +531,9 @@ async fn read_loop(
                     }
                 },
             };
+            if let ServerFrame::Event(Event::ServerShutdown { reason }) = &frame {
+                announced = Some(ErrorBody::new(ErrorCode::ShuttingDown, reason.clone()));
+            }
             if let Some(ended) = handle_frame(frame, &shared, &events, &closing).await {
                 break 'connection ended;
             }
@@ -566,8 +573,10 @@ async fn read_loop(
                     .as_mut()
                     .reset(tokio::time::Instant::now() + (limit - quiet));
             }
-            Woken::Read(Ok(0)) => break ClientError::Closed(None),
+            Woken::Read(Ok(0)) => break ClientError::Closed(announced),
             Woken::Read(Ok(_)) => read_at = Instant::now(),
+            // A reset after the announcement is still the shutdown.
+            Woken::Read(Err(_)) if announced.is_some() => break ClientError::Closed(announced),
             Woken::Read(Err(e)) => break ClientError::Io(e),
         }
     };
@@ -748,7 +757,8 @@ impl ClientHandle {
         self.closing.cancel();
     }
 
-    /// Why the server closed the connection, once it has — its [`ServerFrame::Error`], or
+    /// Why the server closed the connection, once it has — its [`ServerFrame::Error`],
+    /// [`ErrorCode::ShuttingDown`] with the reason of its [`Event::ServerShutdown`], or
     /// [`ErrorCode::IdleTimeout`] when the client heard nothing from it for too long. `None`
     /// while the connection is up, when either side closed it without a word, and when it
     /// failed locally (see [`close_error`](Self::close_error)).

@@ -1,7 +1,7 @@
 //! Restarts: everything survives, and clients are told when the server shuts down.
 
 use crate::support::*;
-use chatroom_protocol::{Event, HistoryAnchor, MessageKind, Visibility};
+use chatroom_protocol::{ErrorCode, Event, HistoryAnchor, MessageKind, Visibility};
 
 #[tokio::test]
 async fn a_restart_keeps_accounts_rooms_messages_and_read_markers() {
@@ -87,6 +87,10 @@ async fn clients_are_told_when_the_server_shuts_down() {
         alice.next_event().await.is_none(),
         "then the connection closes"
     );
+    // And the client keeps the announcement as the reason it was closed.
+    let closed = alice.handle().close_reason().expect("a reason");
+    assert_eq!(closed.code, ErrorCode::ShuttingDown);
+    assert_eq!(closed.message, reason);
 }
 
 /// A write whose failure makes SQLite roll back the whole transaction (a full disk, an I/O
