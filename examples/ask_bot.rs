@@ -19,6 +19,10 @@ use chatroom_protocol::{Event, MessageKind, client::Client};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
+#[path = "support/reconnect.rs"]
+mod reconnect;
+use reconnect::{disconnected, run_forever};
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -34,7 +38,10 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|k| ApiKey::new(&k));
     let backend = Arc::new(Backend::OpenAi(Box::new(OpenAi::new(config)?)));
-    run(&server, &name, &password, backend).await
+    run_forever(&name, || {
+        run(&server, &name, &password, Arc::clone(&backend))
+    })
+    .await
 }
 
 /// Logs in as `name` (registering on first run) and answers `!ask` with `backend` in every room
@@ -47,10 +54,14 @@ pub async fn run(
     backend: Arc<Backend>,
 ) -> anyhow::Result<()> {
     let mut client = Client::connect(server, "ask-bot").await?;
-    let me = match client.login(name, password).await {
-        Ok(session) => session.user,
-        Err(_) => client.register(name, password).await?.user,
-    };
+    let me = client.login_or_register(name, password).await?.user;
+    if me.is_admin {
+        // The first account a server registers is its admin: a bot started first takes it.
+        eprintln!(
+            "warning: {} is a server admin; `chatroom-server user demote {}` takes that away",
+            me.username, me.username
+        );
+    }
     println!(
         "{} relays !ask to {} ({})",
         me.username,
@@ -110,5 +121,7 @@ pub async fn run(
             }
         });
     }
-    Ok(())
+    // The connection is over: an error saying why, so that `main` (or a supervisor such as
+    // systemd's `Restart=on-failure`) starts the bot again.
+    Err(disconnected(&client))
 }

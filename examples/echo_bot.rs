@@ -8,6 +8,10 @@
 
 use chatroom_protocol::{Event, MessageKind, client::Client};
 
+#[path = "support/reconnect.rs"]
+mod reconnect;
+use reconnect::{disconnected, run_forever};
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -16,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
     let room_name = args.next().unwrap_or_else(|| "public".into());
     let password =
         std::env::var("CHATROOM_PASSWORD").unwrap_or_else(|_| "echo-bot-password".into());
-    run(&server, &name, &room_name, &password).await
+    run_forever(&name, || run(&server, &name, &room_name, &password)).await
 }
 
 /// Logs in as `name` (registering on first run), joins `room_name` and answers every message
@@ -27,10 +31,14 @@ async fn main() -> anyhow::Result<()> {
 /// the server's message limit, with a visible `…`.
 pub async fn run(server: &str, name: &str, room_name: &str, password: &str) -> anyhow::Result<()> {
     let mut client = Client::connect(server, "echo-bot").await?;
-    let me = match client.login(name, password).await {
-        Ok(session) => session.user,
-        Err(_) => client.register(name, password).await?.user,
-    };
+    let me = client.login_or_register(name, password).await?.user;
+    if me.is_admin {
+        // The first account a server registers is its admin: a bot started first takes it.
+        eprintln!(
+            "warning: {} is a server admin; `chatroom-server user demote {}` takes that away",
+            me.username, me.username
+        );
+    }
     let room = client.join_room(room_name).await?;
     println!("{} is listening in {}", me.username, room.name);
 
@@ -51,7 +59,9 @@ pub async fn run(server: &str, name: &str, room_name: &str, password: &str) -> a
             }
         }
     }
-    Ok(())
+    // The connection is over: an error saying why, so that `main` (or a supervisor such as
+    // systemd's `Restart=on-failure`) starts the bot again.
+    Err(disconnected(&client))
 }
 
 /// `text` cut to at most `max_chars` characters, ending in `…` when cut.

@@ -11,6 +11,10 @@
 use chatroom_protocol::{Event, MessageKind, UnixMillis, UserId, client::Client};
 use std::collections::{HashMap, VecDeque};
 
+#[path = "support/reconnect.rs"]
+mod reconnect;
+use reconnect::{disconnected, run_forever};
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -19,7 +23,10 @@ async fn main() -> anyhow::Result<()> {
     let room_name = args.next().unwrap_or_else(|| "public".into());
     let password =
         std::env::var("CHATROOM_PASSWORD").unwrap_or_else(|_| "flood-guard-password".into());
-    run(&server, &name, &room_name, &password, Rule::default()).await
+    run_forever(&name, || {
+        run(&server, &name, &room_name, &password, Rule::default())
+    })
+    .await
 }
 
 /// When to mute, and for how long.
@@ -54,10 +61,14 @@ pub async fn run(
     rule: Rule,
 ) -> anyhow::Result<()> {
     let mut client = Client::connect(server, "flood-guard").await?;
-    let me = match client.login(name, password).await {
-        Ok(session) => session.user,
-        Err(_) => client.register(name, password).await?.user,
-    };
+    let me = client.login_or_register(name, password).await?.user;
+    if me.is_admin {
+        // The first account a server registers is its admin: a bot started first takes it.
+        eprintln!(
+            "warning: {} is a server admin; `chatroom-server user demote {}` takes that away",
+            me.username, me.username
+        );
+    }
     let room = client.join_room(room_name).await?;
     println!("{} is watching {}", me.username, room.name);
 
@@ -90,7 +101,9 @@ pub async fn run(
         }
         recent.forget(message.sender);
     }
-    Ok(())
+    // The connection is over: an error saying why, so that `main` (or a supervisor such as
+    // systemd's `Restart=on-failure`) starts the bot again.
+    Err(disconnected(&client))
 }
 
 /// The times of each member's recent messages, within the rule's window. Bounded: at most

@@ -20,18 +20,25 @@
 //! # async fn bot() -> Result<(), chatroom_protocol::client::ClientError> {
 //! use chatroom_protocol::{client::Client, Event};
 //! let mut client = Client::connect("127.0.0.1:8888", "my-bot").await?;
-//! client.login("bot", "correct horse battery").await?;
-//! let room = client.join_room("public").await?;
+//! // Registers the account on the first run; a wrong password fails as a login.
+//! client.login_or_register("bot", "correct horse battery").await?;
+//! client.join_room("public").await?;
 //! // Every event is taken as it comes; the one request awaited in the loop is answered
 //! // promptly (a reply awaited while events pile up unread could time out, see above).
 //! while let Some(event) = client.next_event().await {
 //!     if let Event::Message(m) = event {
 //!         if m.text.contains("@bot") {
-//!             client.send_message(room.id, format!("hello, {}", m.sender_name)).await?;
+//!             // Into the room the message came from. A refused reply (too fast, muted,
+//!             // kicked) is no reason to stop the bot: log it and carry on.
+//!             let reply = format!("hello, {}", m.sender_name);
+//!             if let Err(e) = client.send_message(m.room, reply).await {
+//!                 eprintln!("cannot answer: {e}");
+//!             }
 //!         }
 //!     }
 //! }
-//! // `None`: the connection is over; `close_error` says why.
+//! // `None`: the connection is over (the server restarted, say); `close_error` says why.
+//! // Connect again after a pause, or exit with an error so a supervisor restarts the bot.
 //! eprintln!("disconnected: {:?}", client.close_error());
 //! # Ok(()) }
 //! ```
@@ -893,6 +900,28 @@ impl ClientHandle {
             password: password.into(),
         })
         .await
+    }
+
+    /// Logs in, registering the account first if its name is free: what a bot does on its
+    /// first run. Only a free name is registered. With a wrong password for a taken name this
+    /// fails as the login did ([`ErrorCode::InvalidCredentials`]), not with the registration's
+    /// `UsernameTaken`; any other failure (rate limited, connection lost) is returned as it
+    /// came, without trying to register. Note that the first account a server registers is
+    /// its admin: see [`UserSummary::is_admin`] in the session.
+    pub async fn login_or_register(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Session, ClientError> {
+        match self.login(username, password).await {
+            Err(login) if login.code() == Some(ErrorCode::InvalidCredentials) => {
+                match self.register(username, password).await {
+                    Err(taken) if taken.code() == Some(ErrorCode::UsernameTaken) => Err(login),
+                    registered => registered,
+                }
+            }
+            logged_in => logged_in,
+        }
     }
 
     /// Logs in with a session token.

@@ -388,3 +388,36 @@ async fn a_deleted_accounts_id_is_never_given_to_the_next_one() {
     expect_message(&mut carol, "hi carol").await;
     server.stop().await;
 }
+
+/// What a bot does on every start: register the first time, log in after, and a wrong
+/// password is said to be one (not "the name is taken").
+#[tokio::test]
+async fn login_or_register_registers_only_a_free_name() {
+    let server = TestServer::start().await;
+    server.user("alice").await;
+    let first = server
+        .connect()
+        .await
+        .login_or_register("bot", PASSWORD)
+        .await
+        .expect("registers a free name");
+    assert!(!first.user.is_admin, "alice was first");
+    let again = server
+        .connect()
+        .await
+        .login_or_register("BOT", PASSWORD)
+        .await
+        .expect("logs in after");
+    assert_eq!(again.user.id, first.user.id);
+    assert_eq!(
+        code_of(
+            server
+                .connect()
+                .await
+                .login_or_register("bot", "not the password")
+                .await
+        ),
+        ErrorCode::InvalidCredentials
+    );
+    server.stop().await;
+}

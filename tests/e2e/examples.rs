@@ -23,6 +23,12 @@ mod ask_bot;
 #[path = "../../examples/flood_guard.rs"]
 mod flood_guard;
 
+// The examples' shared restart loop, on its own: `run_forever` and `refused_for_good` are what
+// is tested here (`disconnected` is used through the examples' `run`).
+#[allow(dead_code)]
+#[path = "../../examples/support/reconnect.rs"]
+mod reconnect;
+
 /// Waits until `name` is online, as seen by `client`.
 async fn until_online(client: &chatroom_protocol::client::ClientHandle, name: &str) {
     tokio::time::timeout(PATIENCE, async {
@@ -56,8 +62,14 @@ async fn stop_with(server: TestServer, bot: JoinHandle<anyhow::Result<()>>) {
     server.stop().await;
     let ended = tokio::time::timeout(PATIENCE, bot)
         .await
-        .expect("the bot stops");
-    assert!(ended.is_ok(), "the bot's task ends when the server goes");
+        .expect("the bot stops")
+        .expect("the bot's task ends without a panic");
+    // With an error saying why, so that its `main` (or a supervisor) starts it again.
+    let why = ended.expect_err("a lost connection is not a clean exit");
+    assert!(
+        format!("{why:#}").contains("disconnected: connection closed: the server is shutting down"),
+        "{why:#}"
+    );
 }
 
 #[tokio::test]
@@ -228,4 +240,30 @@ async fn the_flood_guard_mutes_a_flooder_and_leaves_the_others_alone() {
         "carol, at the limit, is not muted"
     );
     stop_with(server, bot).await;
+}
+
+/// A bot whose password is wrong would be refused on every attempt: its restart loop gives up
+/// at once, with the refusal, instead of retrying forever.
+#[tokio::test]
+async fn a_bot_with_a_wrong_password_gives_up_at_once() {
+    let server = TestServer::start().await;
+    server.user("alice").await;
+    let addr = server.addr.to_string();
+    let bot = reconnect::run_forever("echo-bot", || {
+        echo_bot::run(&addr, "alice", "public", "not alice's password")
+    });
+    let ended = tokio::time::timeout(PATIENCE, bot)
+        .await
+        .expect("no retries");
+    let why = ended.expect_err("refused");
+    let code = why.chain().find_map(|e| {
+        e.downcast_ref::<chatroom_protocol::client::ClientError>()?
+            .code()
+    });
+    assert_eq!(
+        code,
+        Some(chatroom_protocol::ErrorCode::InvalidCredentials),
+        "{why:#}"
+    );
+    server.stop().await;
 }
