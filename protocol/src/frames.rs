@@ -416,7 +416,8 @@ pub const MAX_MUTE_SECS: u64 = 366 * 24 * 3600;
 /// How long something lasts, in the words the server's room notices use (`alice muted bob for
 /// 10 min`), so that clients say it the same way: `45 s`, `1 min 30 s`, `10 min`,
 /// `1 h 30 min`, `3 days`. Exact to the second under 10 minutes; above, rounds up to the
-/// minute (or day): a mute with 601 s left has `11 min` left.
+/// minute (from a day on, to the day): a mute with 601 s left has `11 min` left, one with
+/// 3 659 s `1 h 1 min`.
 pub fn duration_words(secs: u64) -> String {
     match secs {
         0..60 => format!("{secs} s"),
@@ -425,9 +426,13 @@ pub fn duration_words(secs: u64) -> String {
             (m, s) => format!("{m} min {s} s"),
         },
         600..3600 => format!("{} min", secs.div_ceil(60)),
-        3600..86_400 => match (secs / 3600, secs % 3600 / 60) {
-            (h, 0) => format!("{h} h"),
-            (h, m) => format!("{h} h {m} min"),
+        // Rounded up to the minute, like the hour below: 3 659 s is `1 h 1 min`, not `1 h`.
+        3600..86_400 => match secs.div_ceil(60) {
+            1440 => "1 day".to_string(),
+            mins => match (mins / 60, mins % 60) {
+                (h, 0) => format!("{h} h"),
+                (h, m) => format!("{h} h {m} min"),
+            },
         },
         _ => match secs.div_ceil(86_400) {
             1 => "1 day".to_string(),

@@ -240,6 +240,8 @@ mod tests {
         assert_eq!(after(601), "11 min");
         assert_eq!(after(3600), "1 h");
         assert_eq!(after(3600 + 20 * 60), "1 h 20 min");
+        assert_eq!(after(3659), "1 h 1 min", "rounded up, as above an hour");
+        assert_eq!(after(86_399), "1 day");
         assert_eq!(after(86_400), "1 day");
         assert_eq!(after(3 * 86_400 - 5), "3 days");
         assert_eq!(for_how_long(now - 5, now), "0 s");
