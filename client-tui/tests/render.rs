@@ -534,6 +534,16 @@ fn editing_a_message_is_marked_above_the_input() {
     insta::assert_snapshot!(render(&app, 100, 16));
 }
 
+/// `/delete alice`: her newest message is quoted above the input (cut short, on one line),
+/// with what Enter and Esc do.
+#[test]
+fn deleting_someones_message_asks_first_above_the_input() {
+    let mut app = busy_app();
+    app.input.set_text("/delete alice");
+    assert!(app.submit_input().is_empty(), "nothing before Enter");
+    insta::assert_snapshot!(render(&app, 100, 16));
+}
+
 /// Away, the status line says so (with the status text) after the confirmation has gone.
 #[test]
 fn my_away_status_shows_in_the_status_line() {

@@ -9,6 +9,7 @@ use chatroom_protocol::{
 };
 use std::collections::{BTreeMap, HashMap};
 
+use super::deletes::Deleting;
 use super::editor::LineEditor;
 use super::edits::Editing;
 use super::search::{Jump, SearchView, one_line};
@@ -582,6 +583,8 @@ pub struct App {
     pub highlight: Option<(RoomId, Seq)>,
     /// The message of mine being edited (`/edit` alone): the input holds its new text.
     pub editing: Option<Editing>,
+    /// Someone's message picked by `/delete NAME`, waiting for Enter.
+    pub deleting: Option<Deleting>,
     /// I am away, with this status text (may be empty); `None`: not away, as far as I know.
     pub away: Option<String>,
 }
@@ -628,6 +631,7 @@ impl App {
             jump: None,
             highlight: None,
             editing: None,
+            deleting: None,
             away: None,
         }
     }
@@ -1236,6 +1240,8 @@ impl App {
         if entering {
             self.jump = None;
             self.highlight = None;
+            // A deletion waiting for Enter was of a message there.
+            self.deleting = None;
             // What the status line says is about the room left (an error there, a topic shown):
             // it would read as this one's.
             self.flash = None;
@@ -1423,6 +1429,13 @@ impl App {
         use super::commands::Command as C;
         self.completion = None;
         let line = self.input.submit();
+        if self.deleting.is_some() {
+            if line.trim().is_empty() {
+                return self.confirm_delete();
+            }
+            // A line typed instead goes as it would have; the message stays.
+            self.deleting = None;
+        }
         if line.trim().is_empty() && self.editing.is_none() {
             return Vec::new();
         }
@@ -1499,7 +1512,7 @@ impl App {
             | C::Away(_)
             | C::Back
             | C::Files
-            | C::Delete => true,
+            | C::Delete(_) => true,
             C::Enter(_)
             | C::ShowTopic
             | C::Rooms
@@ -1763,7 +1776,8 @@ impl App {
                 .map(Action::ListFiles)
                 .into_iter()
                 .collect(),
-            C::Delete => self.delete_last(),
+            C::Delete(None) => self.delete_last(),
+            C::Delete(Some(name)) => self.delete_theirs(&name),
             C::Edit(text) => self.edit_last(text),
             C::Search { room, query } => self.start_search(room, query),
             C::Ai(question) => {

@@ -113,8 +113,9 @@ pub enum Command {
     Transfers,
     /// List the current room's files.
     Files,
-    /// Delete my newest message in the current room.
-    Delete,
+    /// Delete my newest message in the current room, or (`Some(name)`, once confirmed) that
+    /// user's newest message there: an owner's, a moderator's or an admin's doing.
+    Delete(Option<String>),
     /// Replace the text of my newest text message in the current room; `None` puts it in the
     /// input line to be corrected.
     Edit(Option<String>),
@@ -214,7 +215,11 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "[N]",
         "cancel transfer N, or the newest (resumable)",
     ),
-    ("/delete", "", "delete your newest message here"),
+    (
+        "/delete",
+        "[USER]",
+        "delete your newest message, or USER's (owner, moderator)",
+    ),
     (
         "/mute",
         "USER [TIME] [REASON]",
@@ -592,7 +597,11 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         },
         "transfers" => none(Command::Transfers, "/transfers"),
         "files" => none(Command::Files, "/files"),
-        "delete" => none(Command::Delete, "/delete"),
+        "delete" => match args()?.as_slice() {
+            [] => Ok(Command::Delete(None)),
+            [user] if !user.is_empty() => Ok(Command::Delete(Some((*user).to_string()))),
+            _ => Err(usage("/delete")),
+        },
         "edit" => Ok(Command::Edit(rest_text(rest))),
         "ai" => Ok(Command::Ai(
             rest_text(rest).unwrap_or_else(|| "help".into()),
@@ -837,7 +846,15 @@ mod tests {
         assert_eq!(parse("/cancel 2"), Ok(Command::Cancel(Some(2))));
         assert_eq!(parse("/list -f"), Ok(Command::Files));
         assert_eq!(parse("/transfers"), Ok(Command::Transfers));
-        assert_eq!(parse("/delete"), Ok(Command::Delete));
+        assert_eq!(parse("/delete"), Ok(Command::Delete(None)));
+        assert_eq!(
+            parse("/delete @bob"),
+            Ok(Command::Delete(Some("@bob".into())))
+        );
+        assert_eq!(
+            parse("/delete bob carol"),
+            Err(ParseError::Usage("/delete [USER]".into()))
+        );
     }
 
     #[test]

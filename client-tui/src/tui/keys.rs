@@ -204,6 +204,7 @@ impl App {
             KeyCode::Esc => {
                 self.flash = None;
                 self.cancel_edit();
+                self.cancel_delete();
                 if let Some(room) = self.current {
                     self.to_bottom(room);
                 }

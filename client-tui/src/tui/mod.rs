@@ -4,6 +4,7 @@
 //! - [`keys`]: key bindings.
 //! - [`editor`]: the input line editor.
 //! - [`commands`]: slash commands, `/help`, completion.
+//! - [`deletes`]: `/delete`, of my message or, confirmed, someone else's.
 //! - [`edits`]: `/edit` of my own messages, and edits from others.
 //! - [`mutes`]: `/mute`, `/unmute`, `/mutes` and the notices they cause.
 //! - [`search`]: `/search` and its results view.
@@ -13,6 +14,7 @@
 
 pub mod app;
 pub mod commands;
+pub mod deletes;
 pub mod editor;
 pub mod edits;
 pub mod keys;

@@ -1104,7 +1104,9 @@ impl Runtime {
                 });
             }
             Action::DeleteMessage { room, seq } => self.with_client(app, move |c| async move {
-                c.delete_message(room, seq).await.map_err(err)?;
+                c.delete_message(room, seq)
+                    .await
+                    .map_err(|e| format!("cannot delete that message: {}", err(e)))?;
                 Ok(None)
             }),
             Action::EditMessage { room, seq, text } => self.with_client(app, move |c| async move {
@@ -2075,6 +2077,78 @@ mod tests {
         })
         .await;
         assert_eq!(h.app.current, Some(secret), "still where she was");
+        h.shutdown.cancel();
+    }
+
+    /// `/delete bob` in a room alice owns deletes bob's message for everyone once Enter
+    /// confirms; in bob's room, where she is a member, the server's refusal is the error.
+    #[tokio::test]
+    async fn an_owner_deletes_someones_message_and_a_member_is_refused() {
+        let mut h = Harness::start().await;
+        h.register_admin_first().await;
+        h.register_alice().await;
+        h.command("/create dev");
+        h.run_until("the new room", |h| {
+            h.app.current_room().is_some_and(|r| r.label() == "#dev")
+        })
+        .await;
+        let dev = h.app.current.expect("in dev");
+        let bob = Client::connect(&h.runtime.settings.server, "test")
+            .await
+            .expect("bob connects");
+        bob.register("bob", PASSWORD).await.expect("bob registers");
+        bob.join_room("dev").await.expect("bob joins");
+        let bobs_message = |app: &App, room: RoomId| {
+            app.rooms.get(&room).and_then(|r| {
+                r.timeline.values().find_map(|e| match e {
+                    Entry::Message(m)
+                        if m.sender_name == "bob" && m.kind != MessageKind::System =>
+                    {
+                        Some(m.kind.clone())
+                    }
+                    _ => None,
+                })
+            })
+        };
+        bob.send_message(dev, "buy cheap watches")
+            .await
+            .expect("send");
+        h.run_until("bob's message", |h| bobs_message(&h.app, dev).is_some())
+            .await;
+        h.command("/delete bob");
+        assert!(h.app.deleting.is_some(), "asked first");
+        assert_eq!(bobs_message(&h.app, dev), Some(MessageKind::Text));
+        h.press_enter();
+        h.run_until("the deletion", |h| {
+            bobs_message(&h.app, dev) == Some(MessageKind::Deleted)
+        })
+        .await;
+
+        let bobs = bob
+            .create_room("bobs", Visibility::Public)
+            .await
+            .expect("bob's room")
+            .id;
+        h.command("/join bobs");
+        h.run_until("bob's room", |h| h.app.current == Some(bobs))
+            .await;
+        bob.send_message(bobs, "my room, my rules")
+            .await
+            .expect("send");
+        h.run_until("bob's message", |h| bobs_message(&h.app, bobs).is_some())
+            .await;
+        h.command("/delete bob");
+        h.press_enter();
+        h.run_until("the refusal", |h| {
+            h.app.flash.as_ref().is_some_and(|(text, error)| {
+                *error
+                    && text
+                        == "cannot delete that message: only its sender, the room's owner or a \
+                            moderator may delete a message"
+            })
+        })
+        .await;
+        assert_eq!(bobs_message(&h.app, bobs), Some(MessageKind::Text));
         h.shutdown.cancel();
     }
 

@@ -298,23 +298,6 @@ impl App {
             m.text.clear();
         }
     }
-
-    /// `/delete`: deletes my newest message in the current room.
-    pub fn delete_last(&mut self) -> Vec<Action> {
-        let deletable = |kind: &MessageKind| {
-            matches!(
-                kind,
-                MessageKind::Text | MessageKind::Edited { .. } | MessageKind::File(_)
-            )
-        };
-        self.my_newest_here("delete", deletable)
-            .map(|m| Action::DeleteMessage {
-                room: m.room,
-                seq: m.seq,
-            })
-            .into_iter()
-            .collect()
-    }
 }
 
 #[cfg(test)]

@@ -257,10 +257,10 @@ fn chat_areas(app: &App, area: Rect) -> ChatAreas {
 }
 
 /// Rows the input takes at `width`: its wrapped lines (at most [`INPUT_ROWS`]), and the
-/// editing marker's row above them while a message is being edited.
+/// marker's row above them while a message is being edited or waits to be deleted.
 pub fn input_height(app: &App, width: u16) -> u16 {
     let (rows, _) = input_layout(&app.input.text(), app.input.cursor(), width);
-    let marker = u16::from(app.editing.is_some());
+    let marker = u16::from(input_marker(app).is_some());
     (rows.len() as u16).clamp(1, INPUT_ROWS) + marker
 }
 
@@ -1080,29 +1080,55 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     );
 }
 
+/// Characters of a message a deletion's question quotes.
+const DELETING_QUOTED: usize = 40;
+
+/// The line above the input, with its colour: the message being edited, or the one waiting
+/// to be deleted.
+fn input_marker(app: &App) -> Option<(String, Color)> {
+    if let Some(editing) = &app.editing {
+        let place = if app.current == Some(editing.room) {
+            String::new()
+        } else {
+            format!(
+                " in {}",
+                app.rooms
+                    .get(&editing.room)
+                    .map_or_else(|| "a room you left".to_string(), RoomState::label)
+            )
+        };
+        let text = format!(
+            " ✎ editing your message of {}{place} · Enter saves · Esc cancels",
+            clock(app, editing.ts)
+        );
+        return Some((text, Color::Yellow));
+    }
+    let deleting = app.deleting.as_ref()?;
+    let quoted = one_line(deleting.text.trim());
+    let quoted = if quoted.chars().count() > DELETING_QUOTED {
+        let cut: String = quoted.chars().take(DELETING_QUOTED - 1).collect();
+        format!("{}…", cut.trim_end())
+    } else {
+        quoted
+    };
+    // The keys before the quote: a narrow terminal cuts the end of the line.
+    let text = format!(
+        " ✗ delete {}'s message of {}? Enter deletes it · Esc cancels · “{quoted}”",
+        deleting.sender,
+        clock(app, deleting.ts)
+    );
+    Some((text, Color::LightRed))
+}
+
 fn draw_input(frame: &mut Frame, app: &App, area: Rect) {
-    let area = match &app.editing {
-        Some(editing) if area.height > 1 => {
+    let area = match input_marker(app) {
+        Some((text, colour)) if area.height > 1 => {
             let [marker, rest] =
                 Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
-            let place = if app.current == Some(editing.room) {
-                String::new()
-            } else {
-                format!(
-                    " in {}",
-                    app.rooms
-                        .get(&editing.room)
-                        .map_or_else(|| "a room you left".to_string(), RoomState::label)
-                )
-            };
-            let text = format!(
-                " ✎ editing your message of {}{place} · Enter saves · Esc cancels",
-                clock(app, editing.ts)
-            );
             frame.render_widget(
                 Paragraph::new(Line::from(Span::styled(
                     truncate(&text, usize::from(marker.width)),
-                    Style::new().fg(Color::Yellow),
+                    Style::new().fg(colour),
                 ))),
                 marker,
             );

@@ -1,0 +1,286 @@
+//! `/delete`: my newest message in the current room at once, or `/delete NAME`, NAME's newest
+//! message there (what the room's owner, its moderators and admins may do) once confirmed.
+//!
+//! `/delete NAME` picks the message as `/edit` picks mine, the newest one loaded, and shows it
+//! above the input ([`Deleting`]): Enter on the empty input deletes it, Esc (or a line typed
+//! instead, or switching rooms) leaves it. Whether I may is the server's to say: its refusal
+//! shows as the error.
+
+use chatroom_protocol::{Message, MessageKind, RoomId, Seq, UnixMillis};
+
+use super::app::{Action, App, ConnectionState, Entry};
+
+/// Someone's message picked by `/delete NAME`, waiting for Enter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deleting {
+    /// Its room.
+    pub room: RoomId,
+    /// Its seq there.
+    pub seq: Seq,
+    /// Who sent it, as the message names them.
+    pub sender: String,
+    /// When it was sent.
+    pub ts: UnixMillis,
+    /// What it says (a file's description for a file), to be sure it is the right one.
+    pub text: String,
+}
+
+/// What `/delete` removes: text and files, never a room notice or what is gone already.
+fn deletable(kind: &MessageKind) -> bool {
+    matches!(
+        kind,
+        MessageKind::Text | MessageKind::Edited { .. } | MessageKind::File(_)
+    )
+}
+
+impl App {
+    /// `/delete`: deletes my newest message in the current room.
+    pub fn delete_last(&mut self) -> Vec<Action> {
+        self.my_newest_here("delete", deletable)
+            .map(|m| Action::DeleteMessage {
+                room: m.room,
+                seq: m.seq,
+            })
+            .into_iter()
+            .collect()
+    }
+
+    /// `/delete NAME` (or `@NAME`): picks NAME's newest message loaded in the current room and
+    /// asks for Enter.
+    pub fn delete_theirs(&mut self, name: &str) -> Vec<Action> {
+        let name = name.trim_start_matches('@');
+        let Some(room) = self.current_room() else {
+            self.flash("you are in no room", true);
+            return Vec::new();
+        };
+        let wanted = name.to_lowercase();
+        let found = room.timeline.values().rev().find_map(|e| match e {
+            Entry::Message(m) if m.sender_name.to_lowercase() == wanted && deletable(&m.kind) => {
+                Some(m.clone())
+            }
+            _ => None,
+        });
+        let Some(Message {
+            room,
+            seq,
+            sender_name,
+            ts,
+            kind,
+            text,
+            ..
+        }) = found
+        else {
+            let older = if room.has_older {
+                " among the messages loaded (PgUp loads older ones)"
+            } else {
+                ""
+            };
+            self.flash(format!("{name} has no message here to delete{older}"), true);
+            return Vec::new();
+        };
+        let text = match kind {
+            MessageKind::File(_) => format!("📎 {text}"),
+            _ => text,
+        };
+        self.deleting = Some(Deleting {
+            room,
+            seq,
+            sender: sender_name,
+            ts,
+            text,
+        });
+        Vec::new()
+    }
+
+    /// Enter on an empty input while a message waits to be deleted: deletes it. Offline, it
+    /// keeps waiting.
+    pub(super) fn confirm_delete(&mut self) -> Vec<Action> {
+        let Some(deleting) = self.deleting.clone() else {
+            return Vec::new();
+        };
+        if self.connection != ConnectionState::Connected {
+            self.flash(
+                "not connected; Enter deletes it once the connection is back",
+                true,
+            );
+            return Vec::new();
+        }
+        self.deleting = None;
+        let gone = self
+            .rooms
+            .get(&deleting.room)
+            .and_then(|r| r.timeline.get(&(deleting.seq, 0)))
+            .is_some_and(|e| matches!(e, Entry::Message(m) if m.kind == MessageKind::Deleted));
+        if gone {
+            self.flash(
+                format!("{}'s message is deleted already", deleting.sender),
+                false,
+            );
+            return Vec::new();
+        }
+        vec![Action::DeleteMessage {
+            room: deleting.room,
+            seq: deleting.seq,
+        }]
+    }
+
+    /// Esc while a message waits to be deleted: it stays.
+    pub fn cancel_delete(&mut self) -> bool {
+        self.deleting.take().is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatroom_protocol::{
+        HistoryPage, MessageId, RoomKind, RoomRole, RoomSummary, UserId, UserSummary,
+    };
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    fn message(seq: Seq, sender: (u64, &str), kind: MessageKind, text: &str) -> Message {
+        Message {
+            id: MessageId(seq),
+            room: RoomId(1),
+            seq,
+            sender: UserId(sender.0),
+            sender_name: sender.1.into(),
+            ts: seq * 60_000,
+            kind,
+            text: text.into(),
+        }
+    }
+
+    /// In `public` as a moderator, with bob's two messages, mine, and a notice.
+    fn moderator_app() -> App {
+        let mut app = App::new("h:1", None);
+        app.logged_in(UserSummary {
+            id: UserId(1),
+            username: "me".into(),
+            is_admin: false,
+        });
+        let summary = |id: u64, name: &str| RoomSummary {
+            id: RoomId(id),
+            kind: RoomKind::Public,
+            name: name.into(),
+            topic: String::new(),
+            member_count: 2,
+            latest_seq: if id == 1 { 4 } else { 0 },
+            last_read_seq: if id == 1 { 4 } else { 0 },
+            unread: 0,
+            mentions: 0,
+            my_role: Some(RoomRole::Moderator),
+        };
+        app.rooms_loaded(vec![summary(1, "public"), summary(2, "dev")]);
+        app.history_loaded(
+            HistoryPage {
+                room: RoomId(1),
+                messages: vec![
+                    message(1, (2, "Bob"), MessageKind::Text, "first"),
+                    message(2, (2, "Bob"), MessageKind::Text, "buy cheap\nwatches"),
+                    message(3, (1, "me"), MessageKind::Text, "please don't"),
+                    message(4, (2, "Bob"), MessageKind::System, "Bob set the topic"),
+                ],
+                has_more: false,
+            },
+            false,
+        );
+        app
+    }
+
+    fn submit(app: &mut App, line: &str) -> Vec<Action> {
+        app.input.set_text(line);
+        app.submit_input()
+    }
+
+    fn key(app: &mut App, code: KeyCode) -> Vec<Action> {
+        app.on_key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    #[test]
+    fn delete_name_picks_their_newest_message_and_enter_deletes_it() {
+        let mut app = moderator_app();
+        assert_eq!(submit(&mut app, "/delete @bob"), [], "nothing before Enter");
+        let deleting = app.deleting.clone().expect("waiting for Enter");
+        assert_eq!(
+            (
+                deleting.seq,
+                deleting.sender.as_str(),
+                deleting.text.as_str()
+            ),
+            (2, "Bob", "buy cheap\nwatches"),
+            "bob's newest message, not the notice in his name"
+        );
+        assert_eq!(
+            key(&mut app, KeyCode::Enter),
+            [Action::DeleteMessage {
+                room: RoomId(1),
+                seq: 2
+            }]
+        );
+        assert_eq!(app.deleting, None, "done");
+        assert_eq!(
+            key(&mut app, KeyCode::Enter),
+            [],
+            "Enter again does nothing"
+        );
+    }
+
+    #[test]
+    fn esc_a_typed_line_or_another_room_leaves_the_message() {
+        let mut app = moderator_app();
+        submit(&mut app, "/delete bob");
+        key(&mut app, KeyCode::Esc);
+        assert_eq!(app.deleting, None, "Esc");
+        assert_eq!(key(&mut app, KeyCode::Enter), []);
+
+        submit(&mut app, "/delete bob");
+        assert_eq!(
+            submit(&mut app, "sorry, wrong one"),
+            [Action::Send {
+                room: RoomId(1),
+                text: "sorry, wrong one".into()
+            }],
+            "a line typed instead is sent as it is"
+        );
+        assert_eq!(app.deleting, None);
+
+        submit(&mut app, "/delete bob");
+        app.enter_room(RoomId(2));
+        assert_eq!(app.deleting, None, "another room");
+    }
+
+    #[test]
+    fn no_such_message_is_said_and_a_gone_one_is_not_deleted_twice() {
+        let mut app = moderator_app();
+        assert_eq!(submit(&mut app, "/delete carol"), []);
+        assert_eq!(app.deleting, None);
+        assert_eq!(
+            app.flash,
+            Some(("carol has no message here to delete".into(), true))
+        );
+        submit(&mut app, "/delete bob");
+        app.message_deleted(RoomId(1), 2);
+        assert_eq!(key(&mut app, KeyCode::Enter), [], "deleted meanwhile");
+        assert_eq!(
+            app.flash,
+            Some(("Bob's message is deleted already".into(), false))
+        );
+        // Offline, Enter leaves it waiting.
+        submit(&mut app, "/delete bob");
+        assert_eq!(app.deleting.as_ref().map(|d| d.seq), Some(1));
+        app.disconnected("lost".into(), 0);
+        assert_eq!(key(&mut app, KeyCode::Enter), []);
+        assert!(app.deleting.is_some());
+        // `/delete` alone is still my newest, at once.
+        app.connection = ConnectionState::Connected;
+        app.cancel_delete();
+        assert_eq!(
+            submit(&mut app, "/delete"),
+            [Action::DeleteMessage {
+                room: RoomId(1),
+                seq: 3
+            }]
+        );
+    }
+}
