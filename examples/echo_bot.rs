@@ -6,6 +6,7 @@
 //! ```
 //! The password comes from `CHATROOM_PASSWORD` (default: "echo-bot-password").
 
+use chatroom_protocol::mentions::mentions_user;
 use chatroom_protocol::{Event, MessageKind, client::Client};
 
 #[path = "support/reconnect.rs"]
@@ -43,14 +44,13 @@ pub async fn run(server: &str, name: &str, room_name: &str, password: &str) -> a
     println!("{} is listening in {}", me.username, room.name);
 
     let max_chars = client.welcome().limits.max_message_chars as usize;
-    let mention = format!("@{}", me.username.to_lowercase());
     while let Some(event) = client.next_event().await {
         let Event::Message(message) = event else {
             continue;
         };
         let for_me = message.kind == MessageKind::Text
             && message.sender != me.id
-            && message.text.to_lowercase().contains(&mention);
+            && mentions_user(&message.text, &me.username);
         if for_me {
             let reply = format!("{} said: {}", message.sender_name, message.text);
             let reply = truncate_chars(&reply, max_chars);

@@ -18,7 +18,7 @@
 //!
 //! ```no_run
 //! # async fn bot() -> Result<(), chatroom_protocol::client::ClientError> {
-//! use chatroom_protocol::{client::Client, Event};
+//! use chatroom_protocol::{client::Client, mentions::mentions_user, Event};
 //! let mut client = Client::connect("127.0.0.1:8888", "my-bot").await?;
 //! // Registers the account on the first run; a wrong password fails as a login.
 //! client.login_or_register("bot", "correct horse battery").await?;
@@ -27,7 +27,7 @@
 //! // promptly (a reply awaited while events pile up unread could time out, see above).
 //! while let Some(event) = client.next_event().await {
 //!     if let Event::Message(m) = event {
-//!         if m.text.contains("@bot") {
+//!         if mentions_user(&m.text, "bot") {
 //!             // Into the room the message came from. A refused reply (too fast, muted,
 //!             // kicked) is no reason to stop the bot: log it and carry on.
 //!             let reply = format!("hello, {}", m.sender_name);

@@ -4,6 +4,7 @@
 //!
 //! - [`frames`]: the message types — [`ClientFrame`], [`ServerFrame`], requests, responses,
 //!   events and error codes.
+//! - [`mentions`]: `@name` mentions in message text, found as the server finds them.
 //! - [`codec`]: the sans-IO frame codec (a `u32` big-endian length prefix, then a bincode
 //!   payload), for use with any transport.
 //! - [`client`] (feature `client`, on by default): an async tokio client that bots are written
@@ -21,6 +22,7 @@ pub mod client;
 pub mod codec;
 pub mod frames;
 pub mod ids;
+pub mod mentions;
 #[cfg(feature = "client")]
 pub mod transfer;
 mod wire_format;

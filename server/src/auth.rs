@@ -29,10 +29,7 @@ pub fn name_key(name: &str) -> String {
     name.to_lowercase()
 }
 
-/// Whether `c` may appear in a user name.
-pub fn is_username_char(c: char) -> bool {
-    c.is_alphanumeric() || matches!(c, '_' | '-' | '.')
-}
+pub use chatroom_protocol::mentions::is_username_char;
 
 /// Checks a user name: 1–32 Unicode letters, digits, `_`, `-` or `.`.
 pub fn validate_username(name: &str) -> RequestResult<()> {
@@ -289,44 +286,7 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// One `@name` mention in a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Mention<'a> {
-    /// Byte offset of the `@`.
-    pub at: usize,
-    /// The name as written (without the `@`).
-    pub name: &'a str,
-}
-
-impl Mention<'_> {
-    /// Byte offset just past the name.
-    pub fn end(&self) -> usize {
-        self.at + 1 + self.name.len()
-    }
-}
-
-/// The `@name` mentions in a message, in order. `email@host` is an address, not a mention, and
-/// a trailing `.` is punctuation (`thanks @bob.`), not part of the name.
-pub fn mentions(text: &str) -> impl Iterator<Item = Mention<'_>> {
-    let mut from = 0;
-    std::iter::from_fn(move || {
-        while let Some(found) = text[from..].find('@') {
-            let at = from + found;
-            let glued = text[..at].chars().next_back().is_some_and(is_username_char);
-            let after = &text[at + 1..];
-            let end = after
-                .char_indices()
-                .find(|&(_, c)| !is_username_char(c))
-                .map_or(after.len(), |(i, _)| i);
-            from = at + 1 + end;
-            let name = after[..end].trim_end_matches('.');
-            if !name.is_empty() && !glued {
-                return Some(Mention { at, name });
-            }
-        }
-        None
-    })
-}
+pub use chatroom_protocol::mentions::{Mention, mentions};
 
 /// The `@name` mentions in a message, as name keys (lowercase), each once.
 pub fn mentioned_name_keys(text: &str) -> Vec<String> {

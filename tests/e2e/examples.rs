@@ -83,10 +83,9 @@ async fn the_echo_bot_registers_and_answers_its_mentions() {
     });
     until_online(&alice, "echo-bot").await;
 
-    alice
-        .send_message(public, "no mention, no answer")
-        .await
-        .expect("send");
+    for not_for_it in ["no mention, no answer", "@echo-bot2 is someone else"] {
+        alice.send_message(public, not_for_it).await.expect("send");
+    }
     alice
         .send_message(public, "hello @Echo-Bot")
         .await
