@@ -180,9 +180,9 @@ pub struct RoomState {
     pub latest_loaded: bool,
     /// Rows scrolled up from the bottom (0: following the newest).
     pub scroll: usize,
-    /// My read marker as it was when I entered the room with unread messages: a "new" divider
-    /// goes above the first message after it, until I leave the room.
-    pub new_after: Option<Seq>,
+    /// What was unread when I entered the room: a "new" divider goes above the first of
+    /// those messages, until I leave the room.
+    pub new_after: Option<Unread>,
     /// The member list, once fetched.
     pub members: Vec<Member>,
     /// The member list may be out of date (fetched before a reconnect, when presence updates
@@ -273,6 +273,19 @@ impl RoomState {
             _ => format!("#{}", self.summary.name),
         }
     }
+}
+
+/// What was unread in a room when I entered it, for its "new" divider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unread {
+    /// My read marker then.
+    pub after: Seq,
+    /// The room's newest message then, as far as I knew.
+    pub through: Seq,
+    /// How many of the messages between were counted as unread: others' messages, not room
+    /// notices. Once that many are held, the first of them is known to be the first unread,
+    /// even when the history before them has not come yet (they arrived live).
+    pub count: u32,
 }
 
 /// Work for the runtime to do on the server.
@@ -1255,7 +1268,11 @@ impl App {
         };
         let divided = r.summary.unread > 0 && (entering || r.new_after.is_none());
         if divided {
-            r.new_after = Some(r.summary.last_read_seq);
+            r.new_after = Some(Unread {
+                after: r.summary.last_read_seq,
+                through: r.summary.latest_seq,
+                count: r.summary.unread,
+            });
         } else if entering {
             r.new_after = None;
         }
@@ -3148,14 +3165,117 @@ mod tests {
         dev.unread = 3;
         app.rooms_loaded(vec![summary(1, "public", RoomKind::Public, 0, 0), dev]);
         app.enter_room(RoomId(2));
-        assert_eq!(app.rooms[&RoomId(2)].new_after, Some(5));
+        let entered = Some(Unread {
+            after: 5,
+            through: 8,
+            count: 3,
+        });
+        assert_eq!(app.rooms[&RoomId(2)].new_after, entered);
         app.on_event(Event::Message(message(2, 9, (2, "bob"), "more")));
         app.enter_room(RoomId(2));
-        assert_eq!(app.rooms[&RoomId(2)].new_after, Some(5), "still in it");
+        assert_eq!(app.rooms[&RoomId(2)].new_after, entered, "still in it");
         app.enter_room(RoomId(1));
         assert_eq!(app.rooms[&RoomId(2)].new_after, None, "left");
         app.enter_room(RoomId(2));
         assert_eq!(app.rooms[&RoomId(2)].new_after, None, "nothing was unread");
+    }
+
+    /// Where the divider is: the seq of the message under it, if any.
+    fn divider_above(app: &App, room: u64) -> Option<Seq> {
+        let r = &app.rooms[&RoomId(room)];
+        let (row, _) = super::super::ui::divider_row(app, r, 80)?;
+        let rows = super::super::ui::timeline_rows(app, r, 80);
+        let text = rows.get(row + 1)?.to_string();
+        r.timeline.values().find_map(|e| match e {
+            Entry::Message(m) if text.contains(&m.text) => Some(m.seq),
+            _ => None,
+        })
+    }
+
+    /// B3: #retro2 read up to 6, then a room notice (7, not news) before this start; three
+    /// messages arrive live while I am elsewhere. Entering it, the divider is above the first
+    /// of them at once (all three counted are held), not only once the history came, and not
+    /// above the notice: it stays there when the history comes.
+    #[test]
+    fn messages_that_arrived_live_have_the_divider_above_the_first_at_once() {
+        let mut app = logged_in_app();
+        let mut retro = summary(2, "retro2", RoomKind::Public, 7, 6);
+        retro.unread = 0;
+        app.rooms_loaded(vec![summary(1, "public", RoomKind::Public, 0, 0), retro]);
+        for seq in 8..=10 {
+            app.on_event(Event::Message(message(
+                2,
+                seq,
+                (2, "bob"),
+                &format!("new {seq}"),
+            )));
+        }
+        assert_eq!(app.rooms[&RoomId(2)].summary.unread, 3);
+        let actions = app.enter_room(RoomId(2));
+        assert!(actions.contains(&Action::LoadLatest(RoomId(2))));
+        assert_eq!(divider_above(&app, 2), Some(8), "before the history came");
+        let mut history: Vec<Message> = (1..=10)
+            .map(|seq| message(2, seq, (2, "bob"), &format!("new {seq}")))
+            .collect();
+        for m in &mut history[..6] {
+            m.text = format!("old {}", m.seq);
+        }
+        history[6].kind = MessageKind::System;
+        history[6].text = "carol joined".into();
+        app.latest_loaded(HistoryPage {
+            room: RoomId(2),
+            messages: history,
+            has_more: false,
+        });
+        assert_eq!(divider_above(&app, 2), Some(8), "with the history");
+    }
+
+    /// No divider when the first unread message is the room's first: a new direct chat. A room
+    /// I was added to before anything was said (read marker 0) has its notices above the
+    /// divider.
+    #[test]
+    fn the_divider_needs_something_older_above_it() {
+        let mut app = logged_in_app();
+        // Two notices in #ops, not counted.
+        let mut ops = summary(4, "ops", RoomKind::Private, 2, 0);
+        ops.unread = 0;
+        app.rooms_loaded(vec![
+            summary(1, "public", RoomKind::Public, 0, 0),
+            summary(3, "bob", RoomKind::Direct, 0, 0),
+            ops,
+        ]);
+        for seq in 1..=3 {
+            app.on_event(Event::Message(message(3, seq, (2, "bob"), "hi")));
+        }
+        app.enter_room(RoomId(3));
+        assert_eq!(
+            divider_above(&app, 3),
+            None,
+            "nothing older in a new direct chat"
+        );
+
+        for seq in 3..=4 {
+            app.on_event(Event::Message(message(
+                4,
+                seq,
+                (2, "bob"),
+                &format!("ops {seq}"),
+            )));
+        }
+        app.enter_room(RoomId(4));
+        let added = |seq: Seq, text: &str| {
+            let mut m = message(4, seq, (2, "bob"), text);
+            m.kind = MessageKind::System;
+            m
+        };
+        let mut page = vec![added(1, "bob added me"), added(2, "bob added carol")];
+        page.extend((3..=4).map(|seq| message(4, seq, (2, "bob"), &format!("ops {seq}"))));
+        app.latest_loaded(HistoryPage {
+            room: RoomId(4),
+            messages: page,
+            has_more: false,
+        });
+        assert_eq!(divider_above(&app, 4), Some(3), "below the notices");
     }
 }
 

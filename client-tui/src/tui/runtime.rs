@@ -2152,6 +2152,107 @@ mod tests {
         h.shutdown.cancel();
     }
 
+    /// B3 against a real server: #retro2 read, carol joins (a notice) before a restart, and
+    /// bob's messages arrive live while alice is in #public. Entering #retro2, the divider is
+    /// above bob's first new message at once, and still is once the history has come.
+    #[tokio::test]
+    async fn live_messages_in_a_room_not_opened_since_the_start_get_the_divider() {
+        let mut h = Harness::start().await;
+        h.register_alice().await;
+        h.command("/create retro2");
+        h.run_until("the new room", |h| {
+            h.app.current_room().is_some_and(|r| r.label() == "#retro2")
+        })
+        .await;
+        let retro = h.app.current.expect("in retro2");
+        let bob = Client::connect(&h.runtime.settings.server, "test")
+            .await
+            .expect("bob connects");
+        bob.register("bob", PASSWORD).await.expect("bob registers");
+        bob.join_room("retro2").await.expect("bob joins");
+        bob.send_message(retro, "an old one").await.expect("send");
+        // Seen where she is, and marked read on the tick.
+        h.run_until("read on the server", |h| {
+            h.app.rooms[&retro].newest_seq() >= 2 && h.app.rooms[&retro].summary.unread == 0
+        })
+        .await;
+        let shell = Client::connect(&h.runtime.settings.server, "test")
+            .await
+            .expect("connect");
+        shell.login("alice", PASSWORD).await.expect("log in");
+        let read = |rooms: Vec<RoomSummary>| {
+            rooms
+                .into_iter()
+                .find(|r| r.id == retro)
+                .map(|r| (r.last_read_seq, r.latest_seq))
+        };
+        // The marker moves on a tick; the server has it once its room list says so.
+        let mut marked = false;
+        for _ in 0..200 {
+            let (marker, latest) = read(shell.my_rooms().await.expect("rooms")).expect("retro2");
+            marked = marker == latest;
+            if marked {
+                break;
+            }
+            let actions = h.runtime.on_tick(&mut h.app, now_millis());
+            h.perform_all(actions);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(marked, "retro2 read on the server");
+        h.command("/enter public");
+        let carol = Client::connect(&h.runtime.settings.server, "test")
+            .await
+            .expect("carol connects");
+        carol
+            .register("carol", PASSWORD)
+            .await
+            .expect("carol registers");
+        carol.join_room("retro2").await.expect("carol joins");
+
+        let settings = h.runtime.settings.clone();
+        h.restart(settings);
+        h.run_until("the resume", |h| h.app.current.is_some()).await;
+        let summary = h.app.rooms[&retro].summary.clone();
+        assert_eq!(summary.unread, 0, "a notice is no news: {summary:?}");
+        assert!(summary.latest_seq > summary.last_read_seq, "{summary:?}");
+        for i in 1..=3 {
+            bob.send_message(retro, format!("new {i}"))
+                .await
+                .expect("send");
+        }
+        h.run_until("counted", |h| h.app.rooms[&retro].summary.unread == 3)
+            .await;
+        let under_divider = |app: &App| {
+            let room = &app.rooms[&retro];
+            let (row, _) = crate::tui::ui::divider_row(app, room, 80)?;
+            crate::tui::ui::timeline_rows(app, room, 80)
+                .get(row + 1)
+                .map(ToString::to_string)
+        };
+        let actions = h.app.enter_room(retro);
+        assert!(
+            under_divider(&h.app).is_some_and(|row| row.contains("bob: new 1")),
+            "{:?}",
+            under_divider(&h.app)
+        );
+        h.perform_all(actions);
+        h.run_until("the history", |h| h.app.rooms[&retro].latest_loaded)
+            .await;
+        assert!(
+            h.app.rooms[&retro]
+                .timeline
+                .values()
+                .any(|e| matches!(e, Entry::Message(m) if m.text == "an old one")),
+            "the history came"
+        );
+        assert!(
+            under_divider(&h.app).is_some_and(|row| row.contains("bob: new 1")),
+            "{:?}",
+            under_divider(&h.app)
+        );
+        h.shutdown.cancel();
+    }
+
     #[tokio::test]
     async fn leaving_a_room_says_so() {
         let mut h = Harness::start().await;

@@ -492,18 +492,34 @@ pub fn max_scroll(total: usize, height: usize) -> usize {
     }
 }
 
-/// The seq of the message the "new" divider goes before: the first one after the read marker
-/// the room was entered with, when what comes before it is loaded (else its place is not known
-/// yet: older unread messages may be missing). None in a room all of whose messages are new.
-fn divider_before(room: &RoomState) -> Option<Seq> {
-    let after = room.new_after.filter(|after| *after > 0)?;
-    let mut messages = room.timeline.values().filter_map(|e| match e {
-        Entry::Message(m) => Some(m.seq),
-        Entry::Notice { .. } => None,
-    });
-    let oldest = messages.clone().next()?;
-    let first_new = messages.find(|seq| *seq > after)?;
-    (oldest <= after || first_new == after + 1 || !room.has_older).then_some(first_new)
+/// The seq of the message the "new" divider goes before: the first of those counted unread
+/// when the room was entered (someone else's message after my read marker; a room notice is
+/// not news), once its place is known: every one counted is held (they may have arrived live,
+/// before the history around them), or everything after the marker is. None when that first
+/// unread message is the room's first: there is nothing older to set it apart from (a new
+/// direct chat).
+fn divider_before(app: &App, room: &RoomState) -> Option<Seq> {
+    let unread = room.new_after?;
+    let after_marker: Vec<&Message> = room
+        .timeline
+        .range((unread.after + 1, 0)..)
+        .filter_map(|(_, e)| match e {
+            Entry::Message(m) if m.seq <= unread.through => Some(m),
+            _ => None,
+        })
+        .collect();
+    let news: Vec<Seq> = after_marker
+        .iter()
+        .filter(|m| app.is_news(m))
+        .map(|m| m.seq)
+        .collect();
+    let first = *news.first()?;
+    let all_held = news.len() >= unread.count as usize
+        || room
+            .oldest_seq()
+            .is_some_and(|oldest| oldest <= unread.after + 1)
+        || !room.has_older;
+    (all_held && first > 1).then_some(first)
 }
 
 /// The divider above the first message that was unread when the room was entered.
@@ -536,7 +552,7 @@ fn timeline_rows_marking(
 ) -> (Vec<Line<'static>>, Option<usize>, Option<usize>) {
     let width = usize::from(width);
     let mut marked = None;
-    let divider = divider_before(room);
+    let divider = divider_before(app, room);
     let mut divider_at = None;
     let highlight = app
         .highlight
