@@ -666,18 +666,12 @@ impl App {
         self.current.and_then(|id| self.rooms.get(&id))
     }
 
+    /// Found as the server finds mentions when it counts them, so the highlight and the
+    /// room's mention count agree.
     fn mentions_me(&self, text: &str) -> bool {
-        let Some(me) = &self.me else {
-            return false;
-        };
-        let needle = format!("@{}", me.username.to_lowercase());
-        let lower = text.to_lowercase();
-        lower.match_indices(&needle).any(|(i, _)| {
-            let after = lower[i + needle.len()..].chars().next();
-            let before = lower[..i].chars().next_back();
-            !after.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
-                && !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
-        })
+        self.me
+            .as_ref()
+            .is_some_and(|me| chatroom_protocol::mentions::mentions_user(text, &me.username))
     }
 
     /// Whether a message mentions me (for highlighting).
@@ -1933,14 +1927,18 @@ mod tests {
         app.on_event(Event::Message(message(2, 1, (2, "bob"), "hello dev")));
         let actions = app.on_event(Event::Message(message(2, 2, (2, "bob"), "@me look")));
         assert_eq!(actions, vec![Action::Bell], "a mention rings once");
-        app.on_event(Event::Message(message(
-            2,
-            3,
-            (2, "bob"),
-            "email me@example.com",
-        )));
+        // As the server counts mentions: whole names only, not an address or a longer name.
+        for (seq, not_me) in [
+            (3, "email me@example.com"),
+            (4, "ask @me.smith"),
+            (5, "@me2 knows"),
+        ] {
+            app.on_event(Event::Message(message(2, seq, (2, "bob"), not_me)));
+        }
         let dev = &app.rooms[&RoomId(2)].summary;
-        assert_eq!((dev.unread, dev.mentions), (3, 1));
+        assert_eq!((dev.unread, dev.mentions), (5, 1));
+        app.on_event(Event::Message(message(2, 6, (2, "bob"), "thanks @ME.")));
+        assert_eq!(app.rooms[&RoomId(2)].summary.mentions, 2);
         // Messages in the room being read are not unread, and are marked read on the tick.
         app.on_event(Event::Message(message(1, 1, (2, "bob"), "hi all")));
         assert_eq!(app.rooms[&RoomId(1)].summary.unread, 0);
