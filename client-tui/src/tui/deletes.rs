@@ -133,57 +133,25 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chatroom_protocol::{
-        HistoryPage, MessageId, RoomKind, RoomRole, RoomSummary, UserId, UserSummary,
-    };
+    use crate::tui::test_support::{app_as_me, load_history, message, public_room};
+    use chatroom_protocol::RoomRole;
     use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-
-    fn message(seq: Seq, sender: (u64, &str), kind: MessageKind, text: &str) -> Message {
-        Message {
-            id: MessageId(seq),
-            room: RoomId(1),
-            seq,
-            sender: UserId(sender.0),
-            sender_name: sender.1.into(),
-            ts: seq * 60_000,
-            kind,
-            text: text.into(),
-        }
-    }
 
     /// In `public` as a moderator, with bob's two messages, mine, and a notice.
     fn moderator_app() -> App {
-        let mut app = App::new("h:1", None);
-        app.logged_in(UserSummary {
-            id: UserId(1),
-            username: "me".into(),
-            is_admin: false,
-        });
-        let summary = |id: u64, name: &str| RoomSummary {
-            id: RoomId(id),
-            kind: RoomKind::Public,
-            name: name.into(),
-            topic: String::new(),
-            member_count: 2,
-            latest_seq: if id == 1 { 4 } else { 0 },
-            last_read_seq: if id == 1 { 4 } else { 0 },
-            unread: 0,
-            mentions: 0,
-            my_role: Some(RoomRole::Moderator),
-        };
-        app.rooms_loaded(vec![summary(1, "public"), summary(2, "dev")]);
-        app.history_loaded(
-            HistoryPage {
-                room: RoomId(1),
-                messages: vec![
-                    message(1, (2, "Bob"), MessageKind::Text, "first"),
-                    message(2, (2, "Bob"), MessageKind::Text, "buy cheap\nwatches"),
-                    message(3, (1, "me"), MessageKind::Text, "please don't"),
-                    message(4, (2, "Bob"), MessageKind::System, "Bob set the topic"),
-                ],
-                has_more: false,
-            },
-            false,
+        let mut app = app_as_me();
+        app.rooms_loaded(vec![
+            public_room(1, "public", 4, RoomRole::Moderator),
+            public_room(2, "dev", 0, RoomRole::Moderator),
+        ]);
+        load_history(
+            &mut app,
+            vec![
+                message(1, (2, "Bob"), MessageKind::Text, "first"),
+                message(2, (2, "Bob"), MessageKind::Text, "buy cheap\nwatches"),
+                message(3, (1, "me"), MessageKind::Text, "please don't"),
+                message(4, (2, "Bob"), MessageKind::System, "Bob set the topic"),
+            ],
         );
         app
     }

@@ -155,57 +155,22 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chatroom_protocol::{
-        Event, HistoryPage, MessageId, RoomId, RoomKind, RoomRole, RoomSummary, Seq, UserId,
-        UserSummary,
-    };
+    use crate::tui::test_support::{app_as_me, load_history, message, public_room};
+    use chatroom_protocol::{Event, RoomRole};
     use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-
-    fn message(seq: Seq, sender: (u64, &str), kind: MessageKind, text: &str) -> Message {
-        Message {
-            id: MessageId(seq),
-            room: RoomId(1),
-            seq,
-            sender: UserId(sender.0),
-            sender_name: sender.1.into(),
-            ts: seq * 1000,
-            kind,
-            text: text.into(),
-        }
-    }
 
     /// In `public`, with my typo (seq 1), a notice (2) and bob's answer (3).
     fn app_with_a_typo() -> App {
-        let mut app = App::new("h:1", None);
-        app.logged_in(UserSummary {
-            id: UserId(1),
-            username: "me".into(),
-            is_admin: false,
-        });
-        app.rooms_loaded(vec![RoomSummary {
-            id: RoomId(1),
-            kind: RoomKind::Public,
-            name: "public".into(),
-            topic: String::new(),
-            member_count: 2,
-            latest_seq: 3,
-            last_read_seq: 3,
-            unread: 0,
-            mentions: 0,
-            my_role: Some(RoomRole::Member),
-        }]);
+        let mut app = app_as_me();
+        app.rooms_loaded(vec![public_room(1, "public", 3, RoomRole::Member)]);
         app.enter_room(RoomId(1));
-        app.history_loaded(
-            HistoryPage {
-                room: RoomId(1),
-                messages: vec![
-                    message(1, (1, "me"), MessageKind::Text, "deploy on fryday"),
-                    message(2, (1, "me"), MessageKind::System, "me set the topic"),
-                    message(3, (2, "bob"), MessageKind::Text, "ok"),
-                ],
-                has_more: false,
-            },
-            false,
+        load_history(
+            &mut app,
+            vec![
+                message(1, (1, "me"), MessageKind::Text, "deploy on fryday"),
+                message(2, (1, "me"), MessageKind::System, "me set the topic"),
+                message(3, (2, "bob"), MessageKind::Text, "ok"),
+            ],
         );
         app
     }

@@ -21,5 +21,7 @@ pub mod keys;
 pub mod mutes;
 pub mod runtime;
 pub mod search;
+#[cfg(test)]
+mod test_support;
 pub mod transfers;
 pub mod ui;

@@ -1289,14 +1289,48 @@ mod tests {
         /// Registers the server's first account, its admin, so that alice, after it, is a
         /// user like any other (an admin moderates every room she is in).
         async fn register_admin_first(&self) {
-            let root = Client::connect(&self.runtime.settings.server, "test")
-                .await
-                .expect("root connects");
+            let root = self.connect_elsewhere().await;
             let me = root
                 .register("root", PASSWORD)
                 .await
                 .expect("root registers");
             assert!(me.user.is_admin, "the first account is the admin");
+        }
+
+        /// A connection of its own to the harness's server, not logged in.
+        async fn connect_elsewhere(&self) -> Client {
+            Client::connect(&self.runtime.settings.server, "test")
+                .await
+                .expect("connect")
+        }
+
+        /// Registers `name` on a connection of its own (someone else, or alice before the
+        /// client starts) and returns that connection.
+        async fn register_elsewhere(&self, name: &str) -> Client {
+            let client = self.connect_elsewhere().await;
+            client
+                .register(name, PASSWORD)
+                .await
+                .unwrap_or_else(|e| panic!("{name} registers: {e}"));
+            client
+        }
+
+        /// Logs alice in on a connection of her own, as her shell would.
+        async fn alice_elsewhere(&self) -> Client {
+            let shell = self.connect_elsewhere().await;
+            shell.login("alice", PASSWORD).await.expect("log in");
+            shell
+        }
+
+        /// Types `command` (a `/create`) and waits until the client is in the new room, which
+        /// it shows as `label`; returns its id.
+        async fn create_and_enter(&mut self, command: &str, label: &str) -> RoomId {
+            self.command(command);
+            self.run_until("the new room", |h| {
+                h.app.current_room().is_some_and(|r| r.label() == label)
+            })
+            .await;
+            self.app.current.unwrap_or_else(|| panic!("in {label}"))
         }
 
         /// Closes the connection, waits until the app shows it, and holds off the reconnect.
@@ -1475,10 +1509,7 @@ mod tests {
         let mut h = Harness::start().await;
         h.register_alice().await;
         let public = h.app.current.expect("in public");
-        let bob = Client::connect(&h.runtime.settings.server, "test")
-            .await
-            .expect("bob connects");
-        bob.register("bob", PASSWORD).await.expect("bob registers");
+        let bob = h.register_elsewhere("bob").await;
         // After the room's notices of the two registrations.
         let m1 = bob.send_message(public, "m1").await.expect("send").seq;
         let seqs = |n: u64| (m1..m1 + n).collect::<Vec<_>>();
@@ -1600,13 +1631,7 @@ mod tests {
         })
         .await;
         // What the server tells someone else now: still away, with the text.
-        let other = Client::connect(&h.runtime.settings.server, "check")
-            .await
-            .expect("connect");
-        other
-            .register("bob", PASSWORD)
-            .await
-            .expect("bob registers");
+        let other = h.register_elsewhere("bob").await;
         let alice = other
             .list_users()
             .await
@@ -1628,16 +1653,8 @@ mod tests {
         let mut h = Harness::start().await;
         h.register_alice().await;
         let public = h.app.current.expect("in public");
-        h.command("/create dev");
-        h.run_until("the new room", |h| {
-            h.app.current_room().is_some_and(|r| r.label() == "#dev")
-        })
-        .await;
-        let dev = h.app.current.expect("in dev");
-        let bob = Client::connect(&h.runtime.settings.server, "test")
-            .await
-            .expect("bob connects");
-        bob.register("bob", PASSWORD).await.expect("bob registers");
+        let dev = h.create_and_enter("/create dev", "#dev").await;
+        let bob = h.register_elsewhere("bob").await;
         let secret = bob
             .create_room("secret", Visibility::Private)
             .await
@@ -1746,16 +1763,8 @@ mod tests {
     async fn ban_removes_a_member_lists_them_and_unban_lets_them_back() {
         let mut h = Harness::start().await;
         h.register_alice().await;
-        h.command("/create dev");
-        h.run_until("the new room", |h| {
-            h.app.current_room().is_some_and(|r| r.label() == "#dev")
-        })
-        .await;
-        let dev = h.app.current.expect("in dev");
-        let bob = Client::connect(&h.runtime.settings.server, "test")
-            .await
-            .expect("bob connects");
-        bob.register("bob", PASSWORD).await.expect("bob registers");
+        let dev = h.create_and_enter("/create dev", "#dev").await;
+        let bob = h.register_elsewhere("bob").await;
         bob.join_room("dev").await.expect("bob joins");
         let has_bob = |app: &App| {
             app.rooms[&dev]
@@ -1823,16 +1832,8 @@ mod tests {
     async fn mute_edit_and_their_events_go_through_the_server() {
         let mut h = Harness::start().await;
         h.register_alice().await;
-        h.command("/create dev");
-        h.run_until("the new room", |h| {
-            h.app.current_room().is_some_and(|r| r.label() == "#dev")
-        })
-        .await;
-        let dev = h.app.current.expect("in dev");
-        let mut bob = Client::connect(&h.runtime.settings.server, "test")
-            .await
-            .expect("bob connects");
-        bob.register("bob", PASSWORD).await.expect("bob registers");
+        let dev = h.create_and_enter("/create dev", "#dev").await;
+        let mut bob = h.register_elsewhere("bob").await;
         bob.join_room("dev").await.expect("bob joins");
         let notices = |app: &App| room_log(app, dev);
 
@@ -1911,10 +1912,7 @@ mod tests {
     async fn a_room_created_with_invitees_lists_everyone_in_it() {
         let mut h = Harness::start().await;
         for name in ["bob", "carol"] {
-            let c = Client::connect(&h.runtime.settings.server, "test")
-                .await
-                .expect("connect");
-            c.register(name, PASSWORD).await.expect("register");
+            h.register_elsewhere(name).await;
         }
         h.register_alice().await;
         h.command("/create --private retro bob nobody carol");
@@ -1955,19 +1953,9 @@ mod tests {
     async fn a_message_i_send_from_elsewhere_marks_the_room_read_here() {
         let mut h = Harness::start().await;
         h.register_alice().await;
-        h.command("/create scratch");
-        h.run_until("the new room", |h| {
-            h.app
-                .current_room()
-                .is_some_and(|r| r.label() == "#scratch")
-        })
-        .await;
-        let scratch = h.app.current.expect("in scratch");
+        let scratch = h.create_and_enter("/create scratch", "#scratch").await;
         h.command("/enter public");
-        let bob = Client::connect(&h.runtime.settings.server, "test")
-            .await
-            .expect("bob connects");
-        bob.register("bob", PASSWORD).await.expect("bob registers");
+        let bob = h.register_elsewhere("bob").await;
         bob.join_room("scratch").await.expect("bob joins");
         bob.send_message(scratch, "@alice look")
             .await
@@ -1978,10 +1966,7 @@ mod tests {
         };
         h.run_until("bob's message counted", |h| counts(&h.app) == (1, 1))
             .await;
-        let shell = Client::connect(&h.runtime.settings.server, "test")
-            .await
-            .expect("connect");
-        shell.login("alice", PASSWORD).await.expect("log in");
+        let shell = h.alice_elsewhere().await;
         shell
             .send_message(scratch, "seen it")
             .await
@@ -2055,16 +2040,10 @@ mod tests {
             )
         })
         .await;
-        h.command("/create --private secret");
-        h.run_until("the new room", |h| {
-            h.app.current_room().is_some_and(|r| r.label() == "#secret")
-        })
-        .await;
-        let secret = h.app.current.expect("in secret");
-        let bob = Client::connect(&h.runtime.settings.server, "test")
-            .await
-            .expect("bob connects");
-        bob.register("bob", PASSWORD).await.expect("bob registers");
+        let secret = h
+            .create_and_enter("/create --private secret", "#secret")
+            .await;
+        let bob = h.register_elsewhere("bob").await;
         let bobs = bob
             .create_room("bobs", Visibility::Public)
             .await
@@ -2087,16 +2066,8 @@ mod tests {
         let mut h = Harness::start().await;
         h.register_admin_first().await;
         h.register_alice().await;
-        h.command("/create dev");
-        h.run_until("the new room", |h| {
-            h.app.current_room().is_some_and(|r| r.label() == "#dev")
-        })
-        .await;
-        let dev = h.app.current.expect("in dev");
-        let bob = Client::connect(&h.runtime.settings.server, "test")
-            .await
-            .expect("bob connects");
-        bob.register("bob", PASSWORD).await.expect("bob registers");
+        let dev = h.create_and_enter("/create dev", "#dev").await;
+        let bob = h.register_elsewhere("bob").await;
         bob.join_room("dev").await.expect("bob joins");
         let bobs_message = |app: &App, room: RoomId| {
             app.rooms.get(&room).and_then(|r| {
@@ -2159,16 +2130,8 @@ mod tests {
     async fn live_messages_in_a_room_not_opened_since_the_start_get_the_divider() {
         let mut h = Harness::start().await;
         h.register_alice().await;
-        h.command("/create retro2");
-        h.run_until("the new room", |h| {
-            h.app.current_room().is_some_and(|r| r.label() == "#retro2")
-        })
-        .await;
-        let retro = h.app.current.expect("in retro2");
-        let bob = Client::connect(&h.runtime.settings.server, "test")
-            .await
-            .expect("bob connects");
-        bob.register("bob", PASSWORD).await.expect("bob registers");
+        let retro = h.create_and_enter("/create retro2", "#retro2").await;
+        let bob = h.register_elsewhere("bob").await;
         bob.join_room("retro2").await.expect("bob joins");
         bob.send_message(retro, "an old one").await.expect("send");
         // Seen where she is, and marked read on the tick.
@@ -2176,10 +2139,7 @@ mod tests {
             h.app.rooms[&retro].newest_seq() >= 2 && h.app.rooms[&retro].summary.unread == 0
         })
         .await;
-        let shell = Client::connect(&h.runtime.settings.server, "test")
-            .await
-            .expect("connect");
-        shell.login("alice", PASSWORD).await.expect("log in");
+        let shell = h.alice_elsewhere().await;
         let read = |rooms: Vec<RoomSummary>| {
             rooms
                 .into_iter()
@@ -2200,13 +2160,7 @@ mod tests {
         }
         assert!(marked, "retro2 read on the server");
         h.command("/enter public");
-        let carol = Client::connect(&h.runtime.settings.server, "test")
-            .await
-            .expect("carol connects");
-        carol
-            .register("carol", PASSWORD)
-            .await
-            .expect("carol registers");
+        let carol = h.register_elsewhere("carol").await;
         carol.join_room("retro2").await.expect("carol joins");
 
         let settings = h.runtime.settings.clone();
@@ -2257,11 +2211,7 @@ mod tests {
     async fn leaving_a_room_says_so() {
         let mut h = Harness::start().await;
         h.register_alice().await;
-        h.command("/create dev");
-        h.run_until("the new room", |h| {
-            h.app.current_room().is_some_and(|r| r.label() == "#dev")
-        })
-        .await;
+        h.create_and_enter("/create dev", "#dev").await;
         h.command("/leave");
         h.run_until("the confirmation", |h| {
             h.app
@@ -2277,10 +2227,7 @@ mod tests {
     async fn a_password_file_logs_in_without_the_form() {
         let mut h = Harness::start().await;
         let mut settings = h.runtime.settings.clone();
-        let alice = Client::connect(&settings.server, "test")
-            .await
-            .expect("connect");
-        alice.register("alice", PASSWORD).await.expect("register");
+        let _alice = h.register_elsewhere("alice").await;
         let file = h.home.path().join("password");
         std::fs::write(&file, format!("{PASSWORD}\n")).expect("write");
         settings.password_file = Some(file);
@@ -2354,10 +2301,7 @@ mod tests {
         let mut h = Harness::start().await;
         let mut settings = h.runtime.settings.clone();
         settings.user = None;
-        let alice = Client::connect(&settings.server, "test")
-            .await
-            .expect("connect");
-        alice.register("Alice", PASSWORD).await.expect("register");
+        let _alice = h.register_elsewhere("Alice").await;
         let login_form = |app: &App| match &app.screen {
             Screen::Login(form) => Some((form.username.text(), form.busy)),
             Screen::Chat => None,
