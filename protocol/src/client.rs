@@ -1010,7 +1010,10 @@ impl ClientHandle {
         .await
     }
 
-    /// Posts a message; returns once the server has stored it.
+    /// Posts a message; returns once the server has stored it. A text over
+    /// `limits.max_message_chars` is refused by the server (`MessageTooLong`); one so large
+    /// that its frame passes the frame limit is refused here, before sending, as
+    /// [`ClientError::Codec`] (whose [`code`](ClientError::code) is `None`).
     pub async fn send_message(
         &self,
         room: RoomId,

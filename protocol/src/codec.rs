@@ -38,7 +38,7 @@ pub enum CodecError {
     /// A length prefix announced more than the maximum, or a frame to encode needs more.
     #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
     FrameTooLarge {
-        /// The announced length (when encoding: `max + 1`, as encoding stops at the limit).
+        /// The announced length, or when encoding, the frame's whole length.
         len: u64,
         /// The limit in force.
         max: u32,
@@ -80,8 +80,10 @@ pub fn encode_frame_into<T: Serialize>(
     if let Err(e) = encoded {
         out.truncate(start);
         return Err(match e {
+            // Encoding stopped at the limit; measuring the whole frame costs a second pass,
+            // on this error path only, so that the error says how big it really was.
             PayloadError::SizeLimit => CodecError::FrameTooLarge {
-                len: u64::from(max_frame_bytes) + 1,
+                len: wire_format::encoded_len(frame).unwrap_or(u64::from(max_frame_bytes) + 1),
                 max: max_frame_bytes,
             },
             other => CodecError::Encode(other),

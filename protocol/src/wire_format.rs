@@ -45,6 +45,11 @@ pub(crate) fn encode_into<T: Serialize>(
     Ok(options(limit).serialize_into(out, value)?)
 }
 
+/// How many bytes `value` encodes to, whatever the limit; `None` if it cannot be encoded.
+pub(crate) fn encoded_len<T: Serialize>(value: &T) -> Option<u64> {
+    options(u64::MAX).serialized_size(value).ok()
+}
+
 /// Decodes exactly one value that may borrow from `payload` (strings as `&str`).
 pub(crate) fn decode_borrowed<'a, T: Deserialize<'a>>(
     payload: &'a [u8],

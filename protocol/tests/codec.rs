@@ -186,6 +186,17 @@ fn payload_of_exactly_the_max_is_accepted_and_one_byte_over_is_rejected() {
         }
         other => panic!("expected FrameTooLarge, got {other:?}"),
     }
+
+    // Encoding a frame well over the max: refused, naming its real size (not max + 1).
+    let bigger = hello(&format!("{}{}", "é".repeat(1000), "x".repeat(500)));
+    match encode_frame(&bigger, max) {
+        Err(CodecError::FrameTooLarge { len, max: limit }) => {
+            assert_eq!(len, u64::from(payload_len(&bigger)));
+            assert_eq!(len, u64::from(max) + 500);
+            assert_eq!(limit, max);
+        }
+        other => panic!("expected FrameTooLarge, got {other:?}"),
+    }
 }
 
 #[test]
