@@ -255,6 +255,13 @@ pub(crate) async fn run(command: RoomCommand, settings: &Settings) -> anyhow::Re
     let (client, _) = connect_logged_in(settings).await?;
     match command {
         RoomCommand::Join { name, json } => {
+            // `@bob` names a direct chat, which one does not join: `send --to` opens it.
+            if let Some(user) = name.strip_prefix('@') {
+                let user = escape_controls(user);
+                bail!(
+                    "@{user} is a direct chat, not a room: `chatroom send --to {user}` writes to it"
+                );
+            }
             let name = bare_room(&name);
             // The server answers a join of a room one is in with the room, as for a new
             // member: what was mine before tells the two apart.

@@ -1985,6 +1985,11 @@ async fn a_direct_chat_given_to_a_room_command_is_said_to_be_one() {
             "{args:?}"
         );
     }
+    // Nor is one joined: `send --to` opens it (the server used to be asked for "#@alice").
+    assert_eq!(
+        refused(&bob, &["join", "@alice"]).await,
+        "chatroom: @alice is a direct chat, not a room: `chatroom send --to alice` writes to it\n"
+    );
     // Commands that take --to still point to it.
     let refusal = refused(&bob, &["history", "--room", "@alice"]).await;
     assert_eq!(
