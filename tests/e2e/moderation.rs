@@ -205,7 +205,7 @@ async fn a_mute_stops_posting_but_not_reading_until_it_is_lifted() {
     let refused = bob.send_message(dev.id, "but").await.expect_err("muted");
     assert_eq!(refused.code(), Some(ErrorCode::Forbidden));
     assert!(
-        refused.to_string().contains("muted in dev for 1 h"),
+        refused.to_string().contains("muted in #dev for 1 h"),
         "{refused}"
     );
     assert_eq!(

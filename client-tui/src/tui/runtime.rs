@@ -1852,7 +1852,7 @@ mod tests {
         })
         .await;
         let refused = bob.send_message(dev, "hm").await.expect_err("bob is muted");
-        assert!(refused.to_string().contains("muted in dev"), "{refused}");
+        assert!(refused.to_string().contains("muted in #dev"), "{refused}");
         h.command("/mutes");
         h.run_until("the list of mutes", |h| {
             notices(&h.app)

@@ -149,7 +149,7 @@ impl Conn {
         };
         Err(RequestError::new(
             ErrorCode::Forbidden,
-            format!("you are muted in {} {when}", view.row.name),
+            format!("you are muted in #{} {when}", view.row.name),
         ))
     }
 }
