@@ -142,8 +142,8 @@ pub enum Command {
         /// First print what came after this seq (0 for everything).
         #[arg(long, value_name = "SEQ")]
         since: Option<Seq>,
-        /// Exit after this many messages (the room's notices of joins, kicks and topics, edits
-        /// and deletions are printed but not counted).
+        /// Exit after this many messages (the room's notices of joins, kicks and topics, edits,
+        /// deletions and deleted messages are printed but not counted).
         #[arg(long, value_name = "N")]
         count: Option<u64>,
         /// One JSON object per line.
@@ -972,10 +972,14 @@ async fn tail(
     bail!("the connection to {} was closed", settings.server)
 }
 
-/// Whether `message` counts towards `tail --count`: what people post does; the room's notices
-/// (joins, kicks, topics) are printed but do not.
+/// Whether `message` counts towards `tail --count`: what people post does (an edited message
+/// met for the first time, in the history `--since` replays, too); the room's notices (joins,
+/// kicks, topics) and messages deleted before the tail reached them are printed but do not.
 fn counts(message: &Message) -> u64 {
-    u64::from(message.kind != MessageKind::System)
+    match message.kind {
+        MessageKind::Text | MessageKind::File(_) | MessageKind::Edited { .. } => 1,
+        MessageKind::System | MessageKind::Deleted => 0,
+    }
 }
 
 /// What to say when the server announces its shutdown: its reason, which usually says as much

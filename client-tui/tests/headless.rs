@@ -564,6 +564,80 @@ async fn tail_prints_a_deletion_without_counting_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_since_counts_edited_messages_but_not_deleted_ones() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    register(&alice).await;
+    let writer = library_client(&server, "alice").await;
+    let room = public_room(&writer).await;
+    let typo = writer.send_message(room, "helo").await.expect("send");
+    writer
+        .edit_message(room, typo.seq, "hello")
+        .await
+        .expect("edit");
+    let oops = writer.send_message(room, "oops").await.expect("send");
+    writer.delete_message(room, oops.seq).await.expect("delete");
+    writer.send_message(room, "last").await.expect("send");
+    // All of it is history by now, so each tail ends on what --since replays, without waiting.
+    let tail = |args: &[&str]| {
+        let mut command = alice.command();
+        command.args(["tail", "--room", "public"]).args(args);
+        tokio::time::timeout(std::time::Duration::from_secs(20), run(command))
+    };
+
+    let output = tail(&["--since", "0", "--count", "2", "--json"])
+        .await
+        .expect("the tail exits after --count");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines = json_lines(&String::from_utf8_lossy(&output.stdout));
+    let seen: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["kind"].as_str().unwrap_or_default(),
+                l["text"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("system", "alice joined"),
+            ("text", "hello"),
+            ("deleted", ""),
+            ("text", "last")
+        ],
+        "the edited message counts; the notice and the deleted one do not"
+    );
+
+    // As the user test found it: a deleted message first, then the one wanted.
+    let since = (oops.seq - 1).to_string();
+    let output = tail(&["--since", &since, "--count", "1"])
+        .await
+        .expect("the tail exits after --count");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plain = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = plain.lines().collect();
+    assert_eq!(lines.len(), 2, "{plain}");
+    assert!(
+        lines[0].ends_with(&format!(" {} #public * (deleted)", oops.seq)),
+        "{plain}"
+    );
+    assert!(
+        lines[1].ends_with(&format!(" {} #public <alice> last", oops.seq + 1)),
+        "{plain}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_messages_rooms_and_users() {
     let server = Server::start().await;
     let alice = User::new("alice", &server);
