@@ -286,6 +286,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Ctrl-C", "quit"),
 ];
 
+/// How arguments are read, for `/help`, after the keys.
+pub const QUOTING: &str = "A USER or ROOM in double quotes is one (\"dev ops\"); a quote left open \
+    is an error. A REASON, TEXT or WORDS is the rest of the line as typed, quotes and all, but a \
+    REASON wholly in one pair of quotes loses them.";
+
 /// Why a line is not a valid command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ParseError {
@@ -402,6 +407,26 @@ fn words(rest: &str) -> Result<Vec<String>, ParseError> {
     Ok(words)
 }
 
+/// The first argument of `rest`, read as [`words`] reads one (quotes and all), and the rest of
+/// the line after it as typed (a reason, a message); `None` when there is no argument or it is
+/// empty (`""`).
+fn first_word(rest: &str) -> Result<Option<(String, &str)>, ParseError> {
+    let rest = rest.trim_start();
+    let mut quoted = false;
+    let end = rest
+        .char_indices()
+        .find(|&(_, c)| {
+            if c == '"' {
+                quoted = !quoted;
+            }
+            !quoted && c.is_whitespace()
+        })
+        .map_or(rest.len(), |(i, _)| i);
+    let (word, after) = rest.split_at(end);
+    let word = words(word)?.into_iter().next().unwrap_or_default();
+    Ok((!word.is_empty()).then_some((word, after)))
+}
+
 /// [`words`] borrowed, for matching on.
 fn word_strs(words: &Result<Vec<String>, ParseError>) -> Result<Vec<&str>, ParseError> {
     match words {
@@ -460,36 +485,24 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         }
         "invite" => Ok(Command::Invite(one("/invite")?)),
         "kick" => {
-            let mut parts = rest.trim().splitn(2, char::is_whitespace);
-            let user = parts
-                .next()
-                .filter(|u| !u.is_empty())
-                .ok_or_else(|| usage("/kick"))?;
+            let (user, after) = first_word(rest)?.ok_or_else(|| usage("/kick"))?;
             Ok(Command::Kick {
-                user: user.to_string(),
-                reason: parts.next().and_then(reason_text),
+                user,
+                reason: reason_text(after),
             })
         }
         "ban" => {
-            let mut parts = rest.trim().splitn(2, char::is_whitespace);
-            let user = parts
-                .next()
-                .filter(|u| !u.is_empty())
-                .ok_or_else(|| usage("/ban"))?;
+            let (user, after) = first_word(rest)?.ok_or_else(|| usage("/ban"))?;
             Ok(Command::Ban {
-                user: user.to_string(),
-                reason: parts.next().and_then(reason_text),
+                user,
+                reason: reason_text(after),
             })
         }
         "unban" => Ok(Command::Unban(one("/unban")?)),
         "bans" => none(Command::Bans, "/bans"),
         "mute" => {
-            let mut parts = rest.trim().splitn(2, char::is_whitespace);
-            let user = parts
-                .next()
-                .filter(|u| !u.is_empty())
-                .ok_or_else(|| usage("/mute"))?;
-            let after = parts.next().unwrap_or("").trim_start();
+            let (user, after) = first_word(rest)?.ok_or_else(|| usage("/mute"))?;
+            let after = after.trim_start();
             let (first, more) = after.split_once(char::is_whitespace).unwrap_or((after, ""));
             let (secs, reason) = match duration_secs(first) {
                 Some(secs) => (Some(secs), reason_text(more)),
@@ -536,14 +549,10 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             })
         }
         "msg" | "query" => {
-            let mut parts = rest.trim_start().splitn(2, char::is_whitespace);
-            let user = parts
-                .next()
-                .filter(|u| !u.is_empty())
-                .ok_or_else(|| usage("/msg"))?;
+            let (user, after) = first_word(rest)?.ok_or_else(|| usage("/msg"))?;
             Ok(Command::Msg {
-                user: user.to_string(),
-                text: parts.next().and_then(rest_text),
+                user,
+                text: rest_text(after),
             })
         }
         "topic" => match rest.trim() {
@@ -993,6 +1002,56 @@ mod tests {
         assert!(
             ParseError::UnclosedQuote.to_string().contains("quote"),
             "the error says what is wrong"
+        );
+        // Every command reads its USER as /invite does: quotes taken out, an open one refused.
+        assert_eq!(
+            parse("/kick \"carol\""),
+            Ok(Command::Kick {
+                user: "carol".into(),
+                reason: None
+            })
+        );
+        assert_eq!(
+            parse("/ban \"dev ops\" spam"),
+            Ok(Command::Ban {
+                user: "dev ops".into(),
+                reason: Some("spam".into())
+            })
+        );
+        assert_eq!(
+            parse("/mute \"bob\" 10m"),
+            Ok(Command::Mute {
+                user: "bob".into(),
+                secs: Some(600),
+                reason: None
+            })
+        );
+        assert_eq!(
+            parse("/msg \"bob\" hi \"there"),
+            Ok(Command::Msg {
+                user: "bob".into(),
+                text: Some("hi \"there".into())
+            }),
+            "the text after the user is text, quotes and all"
+        );
+        for open in [
+            "/kick \"bob",
+            "/ban \"bob too",
+            "/mute \"bob",
+            "/msg \"bob hi",
+        ] {
+            assert_eq!(parse(open), Err(ParseError::UnclosedQuote), "{open}");
+        }
+        for empty in ["/kick \"\"", "/ban \"\" x", "/mute \"\"", "/msg \"\" hi"] {
+            assert!(matches!(parse(empty), Err(ParseError::Usage(_))), "{empty}");
+        }
+        assert_eq!(
+            parse("/kick carol \"unterminated reason"),
+            Ok(Command::Kick {
+                user: "carol".into(),
+                reason: Some("\"unterminated reason".into())
+            }),
+            "an open quote in a reason is text"
         );
         // Reasons are the rest of the line already: quotes around all of one go, others stay.
         assert_eq!(

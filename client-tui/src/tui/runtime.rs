@@ -1590,12 +1590,13 @@ mod tests {
         h.shutdown.cancel();
     }
 
-    /// A refused `/msg` (no such user) keeps what was typed: back in the input, with why.
+    /// A refused `/msg` (no such user) keeps what was typed: back in the input, with why, the
+    /// name as typed without its quotes.
     #[tokio::test]
     async fn a_refused_direct_message_goes_back_into_the_input() {
         let mut h = Harness::start().await;
         h.register_alice().await;
-        h.command("/msg nobodyhere a long thoughtful message");
+        h.command("/msg \"nobodyhere\" a long thoughtful message");
         h.run_until("the refusal", |h| {
             h.app
                 .flash
@@ -1605,10 +1606,14 @@ mod tests {
         .await;
         assert_eq!(
             h.app.input.text(),
-            "/msg nobodyhere a long thoughtful message"
+            "/msg nobodyhere a long thoughtful message",
+            "the quotes a user name does not need are gone"
         );
         let (text, error) = h.app.flash.clone().unwrap_or_default();
-        assert!(error && text.contains("no user named"), "{text}");
+        assert!(
+            error && text.contains("no user named nobodyhere)"),
+            "{text}"
+        );
         h.shutdown.cancel();
     }
 

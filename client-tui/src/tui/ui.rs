@@ -15,7 +15,7 @@ use unicode_width::UnicodeWidthChar;
 use super::app::{
     App, ConnectionState, Entry, LoginField, LoginForm, PasswdField, PasswdForm, RoomState, Screen,
 };
-use super::commands::{HELP, KEYS};
+use super::commands::{HELP, KEYS, QUOTING};
 use super::editor::LineEditor;
 use super::search::{SearchView, one_line};
 use super::transfers::{TransferState, TransferView};
@@ -1267,6 +1267,8 @@ fn help_lines(width: u16) -> Vec<Line<'static>> {
         };
         lines.extend(wrap(&segments, width, if columns { 28 } else { 4 }));
     }
+    lines.push(Line::default());
+    lines.extend(wrap(&[(QUOTING.to_string(), dim())], width, 0));
     lines
 }
 

@@ -325,7 +325,18 @@ fn room_not_found() -> RequestError {
 fn user_not_found(name: &str) -> RequestError {
     // The name is the peer's and unchecked: echo only a short prefix of it.
     const SHOWN: usize = auth::MAX_USERNAME_CHARS;
-    let shown: String = name.chars().take(SHOWN).collect();
+    // As typed, not in Rust's debug quotes; a control character shows as its escape.
+    let shown: String = name
+        .chars()
+        .take(SHOWN)
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
     let more = if name.chars().nth(SHOWN).is_some() {
         "…"
     } else {
@@ -333,10 +344,25 @@ fn user_not_found(name: &str) -> RequestError {
     };
     RequestError::new(
         ErrorCode::UserNotFound,
-        format!("no user named {shown:?}{more}"),
+        format!("no user named {shown}{more}"),
     )
 }
 
 fn internal(e: impl std::fmt::Display) -> RequestError {
     RequestError::Internal(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_unknown_name_is_echoed_as_typed_with_control_characters_escaped() {
+        assert_eq!(
+            super::user_not_found("carol").to_string(),
+            "no user named carol"
+        );
+        assert_eq!(
+            super::user_not_found("car\u{1b}[2Jol").to_string(),
+            "no user named car\\u{1b}[2Jol"
+        );
+    }
 }
