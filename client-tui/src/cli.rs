@@ -280,6 +280,38 @@ pub fn exit_status(error: &anyhow::Error) -> u8 {
     }
 }
 
+/// The one line the binary says on stderr for a failure (after `chatroom: `): each context and
+/// then the cause, joined by `: ` as `{:#}` joins them, but a server's refusal as its message
+/// alone. Its code (`Forbidden`) and the `server error: ` before it are for programs; the
+/// exit status is what a script goes by.
+pub fn error_line(error: &anyhow::Error) -> String {
+    error
+        .chain()
+        .map(|link| match server_reason(link) {
+            Some(reason) => reason,
+            None => link.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// What the server said, for a person, when `link` is its refusal or its reason for closing the
+/// connection (also inside a failed transfer).
+fn server_reason(link: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let client_error = match link.downcast_ref::<TransferError>() {
+        Some(TransferError::Client(inner)) => inner,
+        _ => link.downcast_ref::<ClientError>()?,
+    };
+    match client_error {
+        ClientError::Server(body) => Some(output::escape_controls(&body.message).into_owned()),
+        ClientError::Closed(Some(body)) => Some(format!(
+            "connection closed: {}",
+            output::escape_controls(&body.message)
+        )),
+        _ => None,
+    }
+}
+
 /// Runs the command line; the binary's `main`.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -1130,6 +1162,34 @@ mod tests {
                 "{nothing:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_server_is_quoted_without_its_error_code() {
+        use chatroom_protocol::ErrorBody;
+        let refused = anyhow::Error::new(ClientError::Server(ErrorBody::new(
+            ErrorCode::Forbidden,
+            "only the owner may \x1b[2Jrename it",
+        )))
+        .context("cannot rename #dev");
+        assert_eq!(
+            error_line(&refused),
+            "cannot rename #dev: only the owner may \\u{1b}[2Jrename it"
+        );
+        let closed = anyhow::Error::new(TransferError::Client(ClientError::Closed(Some(
+            ErrorBody::new(ErrorCode::ShuttingDown, "the server is shutting down"),
+        ))))
+        .context("cannot download file 7");
+        assert_eq!(
+            error_line(&closed),
+            "cannot download file 7: connection closed: the server is shutting down"
+        );
+        let local = anyhow!("no room named dev").context("cannot send");
+        assert_eq!(
+            error_line(&local),
+            format!("{local:#}"),
+            "the rest as it was"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ fn main() -> ExitCode {
     match chatroom_tui::cli::main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("chatroom: {e:#}");
+            eprintln!("chatroom: {}", chatroom_tui::cli::error_line(&e));
             ExitCode::from(chatroom_tui::cli::exit_status(&e))
         }
     }
