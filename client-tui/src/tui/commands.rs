@@ -300,7 +300,13 @@ pub enum ParseError {
     Usage(String),
     /// A `"` opened a quoted argument and nothing closed it.
     UnclosedQuote,
+    /// `/mute USER WORD` where WORD starts as a number does but is no duration.
+    Duration(String),
 }
+
+/// What a duration looks like, for a word that is not one (the shell's `--for` says the same).
+pub const DURATION_EXPECTED: &str =
+    "expected a duration like 90s, 10m, 2h, 1d or 1h30m (a bare number is minutes)";
 
 impl std::fmt::Display for ParseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -313,6 +319,7 @@ impl std::fmt::Display for ParseError {
                     "a \" opens a quote that nothing closes: end it with another \""
                 )
             }
+            ParseError::Duration(word) => write!(f, "{word}: {DURATION_EXPECTED}"),
         }
     }
 }
@@ -427,6 +434,13 @@ fn first_word(rest: &str) -> Result<Option<(String, &str)>, ParseError> {
     Ok((!word.is_empty()).then_some((word, after)))
 }
 
+/// Whether `word` is meant as a duration: it starts as a number does (`5y`, `-5m`, `30sec`),
+/// so it is one or a mistake, never the first word of a reason.
+fn looks_like_duration(word: &str) -> bool {
+    let digits = word.strip_prefix('-').unwrap_or(word);
+    digits.starts_with(|c: char| c.is_ascii_digit())
+}
+
 /// [`words`] borrowed, for matching on.
 fn word_strs(words: &Result<Vec<String>, ParseError>) -> Result<Vec<&str>, ParseError> {
     match words {
@@ -506,6 +520,9 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             let (first, more) = after.split_once(char::is_whitespace).unwrap_or((after, ""));
             let (secs, reason) = match duration_secs(first) {
                 Some(secs) => (Some(secs), reason_text(more)),
+                None if looks_like_duration(first) => {
+                    return Err(ParseError::Duration(first.to_string()));
+                }
                 None => (None, reason_text(after)),
             };
             Ok(Command::Mute {
@@ -1233,7 +1250,24 @@ mod tests {
             mute("bob", None, Some("being rude")),
             "no duration: all of it is the reason"
         );
-        assert_eq!(parse("/mute bob 5x"), mute("bob", None, Some("5x")));
+        for not_a_time in ["5y", "-5m", "1w", "30sec", "2hours", "5x", "-1"] {
+            assert_eq!(
+                parse(&format!("/mute bob {not_a_time} spam")),
+                Err(ParseError::Duration(not_a_time.into())),
+                "{not_a_time} is a mistaken duration, not a reason"
+            );
+        }
+        assert!(
+            ParseError::Duration("5y".into())
+                .to_string()
+                .starts_with("5y: expected a duration like 90s")
+        );
+        assert_eq!(
+            parse("/mute bob -- spam"),
+            mute("bob", None, Some("-- spam")),
+            "a - without a digit starts a reason"
+        );
+        assert_eq!(parse("/mute bob x5"), mute("bob", None, Some("x5")));
         assert_eq!(
             parse("/mute"),
             Err(ParseError::Usage("/mute USER [TIME] [REASON]".into()))

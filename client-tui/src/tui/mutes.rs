@@ -167,6 +167,23 @@ mod tests {
         assert_eq!(run(&mut app, "/unmute"), [], "a usage error sends nothing");
     }
 
+    /// `/mute bob 5y` is a mistyped time, not a mute until unmuted with the reason "5y": it is
+    /// refused here, saying what a time looks like, and the line stays to be corrected.
+    #[test]
+    fn a_time_that_is_no_duration_is_refused_and_the_line_kept() {
+        let mut app = app_in_dev();
+        for line in ["/mute bob 5y", "/mute bob -5m too loud", "/mute bob 30sec"] {
+            assert_eq!(run(&mut app, line), [], "{line} sends nothing");
+            assert_eq!(app.input.text(), line);
+            let (text, error) = app.flash.clone().unwrap_or_default();
+            assert!(
+                error && text.contains("expected a duration like 90s, 10m"),
+                "{text}"
+            );
+            app.input.set_text("");
+        }
+    }
+
     #[test]
     fn the_member_is_told_of_their_mute_and_its_end() {
         let mut app = app_in_dev();
