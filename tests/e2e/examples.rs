@@ -1,6 +1,11 @@
 //! The example bots in `examples/`, run against a real server: each example's `run` is compiled
 //! into this test from the example's own file, so what is tested is what users copy.
 
+// Each example is a program of its own and includes `examples/support/reconnect.rs` itself, so
+// compiled together here that file is loaded once per example (and once more below, to test it
+// alone). Copies of one file, on purpose: what clippy's duplicate_mod warns of is the point.
+#![allow(clippy::duplicate_mod)]
+
 use crate::ai::FakeModel;
 use crate::support::*;
 use chatroom_protocol::{Event, Message, MessageKind};
