@@ -133,6 +133,17 @@ impl Admin {
                 "the name {name:?} is reserved for the AI bot (rename the bot with --ai-name)"
             )));
         }
+        let look = auth::look_alike_key(name);
+        let users = reads::all_users(&self.conn)?;
+        if let Some(other) = users
+            .iter()
+            .find(|u| u.name_key != auth::name_key(name) && auth::look_alike_key(&u.name) == look)
+        {
+            return Err(AdminError::Invalid(format!(
+                "the name {name:?} looks like the account {:?}; choose another",
+                other.name
+            )));
+        }
         auth::validate_password(password).map_err(|e| AdminError::Invalid(e.to_string()))?;
         let password_hash = auth::hash_password(password).map_err(AdminError::Invalid)?;
         let op = WriteOp::CreateUser {

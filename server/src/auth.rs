@@ -29,6 +29,16 @@ pub fn name_key(name: &str) -> String {
     name.to_lowercase()
 }
 
+/// What a name looks like, for telling look-alikes apart from names that only differ: the
+/// Unicode confusable skeleton (UTS #39) of its lowercase form, lowercased again. `alice`,
+/// `аlice` (a Cyrillic а) and `ａｌｉｃｅ` (full-width letters) share it, so a second one is
+/// refused as taken: in a team chat, a look-alike name is a way to pass for someone else.
+pub fn look_alike_key(name: &str) -> String {
+    let skeleton: String =
+        unicode_security::confusable_detection::skeleton(&name.to_lowercase()).collect();
+    skeleton.to_lowercase()
+}
+
 pub use chatroom_protocol::mentions::is_username_char;
 
 /// Checks a user name: 1–32 Unicode letters, digits, `_`, `-` or `.`.
@@ -392,6 +402,18 @@ mod tests {
         assert_eq!(a.len(), 64);
         assert_ne!(a, b);
         assert_eq!(ha, token_hash(&a));
+    }
+
+    #[test]
+    fn look_alike_names_share_a_key() {
+        let alice = look_alike_key("alice");
+        assert_eq!(look_alike_key("Alice"), alice);
+        assert_eq!(look_alike_key("\u{430}lice"), alice, "a Cyrillic a");
+        assert_eq!(look_alike_key("ａｌｉｃｅ"), alice, "full-width letters");
+        assert_ne!(look_alike_key("alice2"), alice);
+        assert_ne!(look_alike_key("alicia"), alice);
+        assert_eq!(look_alike_key("ＦＵＬＬ"), look_alike_key("full"));
+        assert_ne!(look_alike_key("张伟"), look_alike_key("张三"));
     }
 
     #[test]

@@ -92,8 +92,11 @@ struct State {
     /// of them than accounts.
     online: HashSet<UserId>,
     user_by_key: HashMap<String, UserId>,
+    /// Names by [`crate::auth::look_alike_key`], so that a new name cannot pass for one taken.
+    user_by_look: HashMap<String, UserId>,
     rooms: HashMap<RoomId, RoomEntry>,
     room_by_key: HashMap<String, RoomId>,
+    room_by_look: HashMap<String, RoomId>,
 }
 
 /// The hot state; see the module docs.
@@ -131,6 +134,9 @@ impl Hub {
         let mut state = State::default();
         for row in snapshot.users {
             state.user_by_key.insert(row.name_key.clone(), row.id);
+            state
+                .user_by_look
+                .insert(crate::auth::look_alike_key(&row.name), row.id);
             state.users.insert(
                 row.id,
                 UserEntry {
@@ -148,6 +154,9 @@ impl Hub {
                 state
                     .room_by_key
                     .insert(crate::auth::name_key(&row.name), row.id);
+                state
+                    .room_by_look
+                    .insert(crate::auth::look_alike_key(&row.name), row.id);
             }
             state.rooms.insert(
                 row.id,
@@ -234,6 +243,26 @@ impl Hub {
         let state = self.read();
         let id = state.user_by_key.get(&crate::auth::name_key(name))?;
         state.users.get(id).map(|u| u.row.clone())
+    }
+
+    /// Another account whose name looks like `name` (see [`crate::auth::look_alike_key`]), but
+    /// is not the same name ignoring case (that one is simply taken). Asked before a new name is
+    /// written; the database's unique index holds only exact names, so two look-alikes
+    /// registered in the same instant could both pass.
+    pub fn user_looking_like(&self, name: &str) -> Option<String> {
+        let state = self.read();
+        let id = state.user_by_look.get(&crate::auth::look_alike_key(name))?;
+        let row = &state.users.get(id)?.row;
+        (row.name_key != crate::auth::name_key(name)).then(|| row.name.clone())
+    }
+
+    /// A named room whose name looks like `name`, as for accounts: its id and name.
+    pub fn room_looking_like(&self, name: &str) -> Option<(RoomId, String)> {
+        let state = self.read();
+        let id = state.room_by_look.get(&crate::auth::look_alike_key(name))?;
+        let row = &state.rooms.get(id)?.row;
+        (crate::auth::name_key(&row.name) != crate::auth::name_key(name))
+            .then(|| (*id, row.name.clone()))
     }
 
     /// A named room by name, ignoring case.
@@ -381,6 +410,10 @@ impl Hub {
             }
         }
         state.user_by_key.insert(row.name_key.clone(), row.id);
+        state
+            .user_by_look
+            .entry(crate::auth::look_alike_key(&row.name))
+            .or_insert(row.id);
         state.users.insert(
             row.id,
             UserEntry {
@@ -403,6 +436,10 @@ impl Hub {
             state
                 .room_by_key
                 .insert(crate::auth::name_key(&row.name), row.id);
+            state
+                .room_by_look
+                .entry(crate::auth::look_alike_key(&row.name))
+                .or_insert(row.id);
         }
         let id = row.id;
         state.rooms.insert(
@@ -488,11 +525,19 @@ impl Hub {
             return;
         };
         let old = crate::auth::name_key(&entry.row.name);
+        let old_look = crate::auth::look_alike_key(&entry.row.name);
         entry.row.name = name.to_string();
         if state.room_by_key.get(&old) == Some(&room) {
             state.room_by_key.remove(&old);
         }
+        if state.room_by_look.get(&old_look) == Some(&room) {
+            state.room_by_look.remove(&old_look);
+        }
         state.room_by_key.insert(crate::auth::name_key(name), room);
+        state
+            .room_by_look
+            .entry(crate::auth::look_alike_key(name))
+            .or_insert(room);
     }
 
     /// A new topic.

@@ -134,6 +134,16 @@ async fn closed_registration_admits_only_admins() {
     std::fs::write(&password_file, PASSWORD).expect("write");
     let mut admin = chatroom_server::admin::Admin::open(dir.path()).expect("open");
     admin.add_user("root", PASSWORD, true).expect("add admin");
+    // Offline too, a look-alike of a taken name is refused.
+    let refused = admin
+        .add_user("r\u{43e}ot", PASSWORD, false)
+        .expect_err("a Cyrillic o");
+    assert!(
+        refused
+            .to_string()
+            .contains("looks like the account \"root\""),
+        "{refused}"
+    );
     drop(admin);
     let server = TestServer::start_with(|c| *c = config.clone()).await;
     assert!(
@@ -419,5 +429,65 @@ async fn login_or_register_registers_only_a_free_name() {
         ),
         ErrorCode::InvalidCredentials
     );
+    server.stop().await;
+}
+
+/// A name that looks like a taken one (another script's letters, full-width forms) would let
+/// someone pass for its owner: it is refused as taken, and so is a look-alike room.
+#[tokio::test]
+async fn look_alike_names_are_refused_as_taken() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    for look_alike in ["\u{430}lice", "ａｌｉｃｅ", "ΑLICE"] {
+        let refused = server
+            .connect()
+            .await
+            .register(look_alike, PASSWORD)
+            .await
+            .expect_err("a look-alike of alice");
+        assert_eq!(
+            refused.code(),
+            Some(ErrorCode::UsernameTaken),
+            "{look_alike:?}"
+        );
+        assert!(
+            refused
+                .to_string()
+                .contains("looks like the account \"alice\""),
+            "{refused}"
+        );
+    }
+    server.user("alice2").await;
+    let full = alice
+        .create_room("FULL", chatroom_protocol::Visibility::Public)
+        .await
+        .expect("create");
+    assert_eq!(
+        code_of(
+            alice
+                .create_room("ＦＵＬＬ", chatroom_protocol::Visibility::Public)
+                .await
+        ),
+        ErrorCode::RoomNameTaken
+    );
+    let dev = alice
+        .create_room("dev", chatroom_protocol::Visibility::Public)
+        .await
+        .expect("create");
+    assert_eq!(
+        code_of(alice.rename_room(dev.id, "ｆｕｌｌ").await),
+        ErrorCode::RoomNameTaken,
+        "nor may a room be renamed to look like another"
+    );
+    // A room may take a look-alike of its own name, and free the old one.
+    alice
+        .rename_room(full.id, "Full")
+        .await
+        .expect("its own name");
+    alice.rename_room(full.id, "empty").await.expect("renamed");
+    alice
+        .create_room("ＦＵＬＬ", chatroom_protocol::Visibility::Public)
+        .await
+        .expect("the look is free again");
     server.stop().await;
 }

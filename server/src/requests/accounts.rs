@@ -118,6 +118,12 @@ impl Conn {
                 format!("the name {username:?} is taken"),
             ));
         }
+        if let Some(other) = self.shared.hub.user_looking_like(&username) {
+            return Err(RequestError::new(
+                ErrorCode::UsernameTaken,
+                format!("the name {username:?} looks like the account {other:?}; choose another"),
+            ));
+        }
         let password_hash = self.hash_blocking(password).await?;
         let hub = self.shared.hub.clone();
         let op = WriteOp::CreateUser {

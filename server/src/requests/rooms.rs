@@ -104,6 +104,9 @@ impl Conn {
                 format!("a room named {name:?} exists"),
             ));
         }
+        if let Some((_, other)) = self.shared.hub.room_looking_like(&name) {
+            return Err(look_alike_room(&name, &other));
+        }
         let kind = match visibility {
             Visibility::Public => RoomKind::Public,
             Visibility::Private => RoomKind::Private,
@@ -535,6 +538,11 @@ impl Conn {
                 format!("a room named {name:?} exists"),
             ));
         }
+        if let Some((other, other_name)) = self.shared.hub.room_looking_like(&name)
+            && other != room
+        {
+            return Err(look_alike_room(&name, &other_name));
+        }
         let hub = self.shared.hub.clone();
         let by = me.name.clone();
         let new_name = name.clone();
@@ -658,4 +666,13 @@ fn acting_role(role: RoomRole, user: &UserRow, kind: RoomKind) -> RoomRole {
     } else {
         role
     }
+}
+
+/// A new room name refused for looking like another room's (see
+/// [`crate::auth::look_alike_key`]).
+fn look_alike_room(name: &str, other: &str) -> RequestError {
+    RequestError::new(
+        ErrorCode::RoomNameTaken,
+        format!("{name:?} looks like the room #{other}; choose another name"),
+    )
 }
