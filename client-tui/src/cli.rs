@@ -9,7 +9,7 @@ use chatroom_protocol::{
     ErrorCode, Event, FileId, HistoryAnchor, MAX_SEARCH_QUERY_CHARS, Message, MessageKind, RoomId,
     RoomKind, RoomSummary, Seq,
 };
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -314,7 +314,7 @@ fn server_reason(link: &(dyn std::error::Error + 'static)) -> Option<String> {
 
 /// Runs the command line; the binary's `main`.
 pub fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = parse_command_line();
     let settings = settings::resolve(settings::FromCommandLine {
         server: cli.server,
         user: cli.user,
@@ -344,6 +344,30 @@ pub fn main() -> anyhow::Result<()> {
             result
         }
     }
+}
+
+/// The command line, or exit as clap does for `--help` or one it does not take. clap counts a
+/// value from `CHATROOM_SERVER` (or `_USER`, `_CONFIG`) as typed, and so shows
+/// `--server <HOST[:PORT]>` in the usage line of such an error, as if it were required: the
+/// same parse without the environment names only what was typed, and is said instead when it
+/// fails the same way.
+fn parse_command_line() -> Cli {
+    let error = match Cli::try_parse() {
+        Ok(cli) => return cli,
+        Err(error) => error,
+    };
+    // `--help` and `--version` (on stdout) show everything, as they should: left as they are.
+    if error.use_stderr() {
+        let typed = Cli::command()
+            .mut_args(|arg| arg.env(None))
+            .try_get_matches();
+        if let Err(typed) = typed
+            && typed.kind() == error.kind()
+        {
+            typed.exit();
+        }
+    }
+    error.exit()
 }
 
 /// Prints one line on stdout, flushed at once (a `tail` piped into a script is read as it goes).

@@ -2025,6 +2025,46 @@ async fn leave_takes_the_room_as_join_does_and_still_as_room() {
     }
 }
 
+#[tokio::test]
+async fn a_usage_error_shows_no_flag_that_came_from_the_environment() {
+    let home = tempfile::tempdir().expect("home");
+    let with_environment = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chatroom"));
+        command
+            .env_remove("CHATROOM_PASSWORD")
+            .env_remove("CHATROOM_CONFIG")
+            .env("HOME", home.path())
+            .env("XDG_DATA_HOME", home.path().join("data"))
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            // Nothing listens on port 1: the command fails once it connects.
+            .env("CHATROOM_SERVER", "127.0.0.1:1")
+            .env("CHATROOM_USER", "alice")
+            .args(args)
+            .stdin(Stdio::null());
+        run(command)
+    };
+    let output = with_environment(&["leave"]).await;
+    assert_eq!(output.status.code(), Some(2), "a usage error");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let usage: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("Usage: "))
+        .collect();
+    assert_eq!(
+        usage,
+        ["Usage: chatroom leave <ROOM|--room <ROOM>>"],
+        "{stderr}"
+    );
+    // The environment is still what the command goes by.
+    let output = with_environment(&["leave", "dev", "--password-file", "/dev/null"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr_line(&output).starts_with("chatroom: cannot connect to 127.0.0.1:1"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn help_says_which_exit_status_means_what_and_the_binary_gives_them() {
     let server = Server::start().await;
