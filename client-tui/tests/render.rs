@@ -283,7 +283,8 @@ fn file_message(
             size,
             sha256: [7; 32],
         })),
-        ..message(seq, from, minute, name)
+        // The text the server gives a file message: its description.
+        ..message(seq, from, minute, &format!("📎 {name} ({size} B)"))
     }
 }
 
@@ -542,6 +543,21 @@ fn deleting_someones_message_asks_first_above_the_input() {
     app.input.set_text("/delete alice");
     assert!(app.submit_input().is_empty(), "nothing before Enter");
     insta::assert_snapshot!(render(&app, 100, 16));
+}
+
+/// `/delete` of a file message quotes the file by name and size, with one 📎.
+#[test]
+fn deleting_a_file_message_names_the_file_once() {
+    let mut app = room_with_files();
+    app.input.set_text("/delete 张伟");
+    assert!(app.submit_input().is_empty(), "nothing before Enter");
+    let screen = render(&app, 120, 16);
+    let marker = screen
+        .lines()
+        .find(|line| line.contains("delete 张伟's message"))
+        .unwrap_or_else(|| panic!("no delete marker: {screen}"));
+    assert!(marker.contains("“📎 会议记录.pdf · 1.5 KiB”"), "{marker}");
+    assert_eq!(marker.matches('📎').count(), 1, "{marker}");
 }
 
 /// Away, the status line says so (with the status text) after the confirmation has gone.

@@ -21,7 +21,7 @@ pub struct Deleting {
     pub sender: String,
     /// When it was sent.
     pub ts: UnixMillis,
-    /// What it says (a file's description for a file), to be sure it is the right one.
+    /// What it says (for a file, its name and size), to be sure it is the right one.
     pub text: String,
 }
 
@@ -79,7 +79,7 @@ impl App {
             return Vec::new();
         };
         let text = match kind {
-            MessageKind::File(_) => format!("📎 {text}"),
+            MessageKind::File(file) => super::ui::file_label(&file),
             _ => text,
         };
         self.deleting = Some(Deleting {

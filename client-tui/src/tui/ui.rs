@@ -4,7 +4,9 @@
 //! Message text is wrapped here, by display width (CJK characters and most emoji take two
 //! columns), with continuation rows indented under the text.
 
-use chatroom_protocol::{Message, MessageKind, PresenceStatus, RoomId, RoomKind, RoomRole, Seq};
+use chatroom_protocol::{
+    FileRef, Message, MessageKind, PresenceStatus, RoomId, RoomKind, RoomRole, Seq,
+};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -619,12 +621,7 @@ fn timeline_rows_marking(
                         (prefix, dim()),
                         (name, name_style),
                         (
-                            format!(
-                                "📎 {} · {} · {}",
-                                sanitize_file_name(&file.name),
-                                human_bytes(file.size),
-                                m.sender_name
-                            ),
+                            format!("{} · {}", file_label(file), m.sender_name),
                             Style::new().fg(Color::LightCyan),
                         ),
                         (format!("  /download {}", file.id), dim()),
@@ -767,13 +764,20 @@ fn room_label(app: &App, room: RoomId) -> String {
         .map_or_else(|| "(left)".to_string(), RoomState::label)
 }
 
+/// A file as one line names it, `📎 name · size`, from the file itself: the text of its message
+/// is the server's description, which has a 📎 of its own.
+pub(super) fn file_label(file: &FileRef) -> String {
+    format!(
+        "📎 {} · {}",
+        sanitize_file_name(&file.name),
+        human_bytes(file.size)
+    )
+}
+
 /// What a result shows of a message: its text on one line; a file's description.
 fn result_text(message: &Message) -> (String, Style) {
     match &message.kind {
-        MessageKind::File(_) => (
-            format!("📎 {}", one_line(&message.text)),
-            Style::new().fg(Color::LightCyan),
-        ),
+        MessageKind::File(file) => (file_label(file), Style::new().fg(Color::LightCyan)),
         MessageKind::Deleted => (
             "message deleted".into(),
             dim().add_modifier(Modifier::ITALIC),
