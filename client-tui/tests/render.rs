@@ -560,6 +560,19 @@ fn deleting_a_file_message_names_the_file_once() {
     assert_eq!(marker.matches('📎').count(), 1, "{marker}");
 }
 
+/// `/delete me` typed by me: "delete your message", not "me's".
+#[test]
+fn deleting_my_own_message_by_name_says_your() {
+    let mut app = busy_app();
+    app.input.set_text("/delete me");
+    assert!(app.submit_input().is_empty(), "nothing before Enter");
+    let screen = render(&app, 100, 16);
+    assert!(
+        screen.contains(" ✗ delete your message of 09:04? Enter deletes it"),
+        "{screen}"
+    );
+}
+
 /// Away, the status line says so (with the status text) after the confirmation has gone.
 #[test]
 fn my_away_status_shows_in_the_status_line() {

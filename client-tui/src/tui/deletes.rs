@@ -19,10 +19,23 @@ pub struct Deleting {
     pub seq: Seq,
     /// Who sent it, as the message names them.
     pub sender: String,
+    /// Whether I sent it (`/delete` with my own name).
+    pub mine: bool,
     /// When it was sent.
     pub ts: UnixMillis,
     /// What it says (for a file, its name and size), to be sure it is the right one.
     pub text: String,
+}
+
+impl Deleting {
+    /// Whose message it is, as a line about it says: `your` or `bob's`.
+    pub fn whose(&self) -> String {
+        if self.mine {
+            "your".to_string()
+        } else {
+            format!("{}'s", self.sender)
+        }
+    }
 }
 
 /// What `/delete` removes: text and files, never a room notice or what is gone already.
@@ -63,6 +76,7 @@ impl App {
         let Some(Message {
             room,
             seq,
+            sender,
             sender_name,
             ts,
             kind,
@@ -82,10 +96,12 @@ impl App {
             MessageKind::File(file) => super::ui::file_label(&file),
             _ => text,
         };
+        let mine = self.me.as_ref().is_some_and(|me| me.id == sender);
         self.deleting = Some(Deleting {
             room,
             seq,
             sender: sender_name,
+            mine,
             ts,
             text,
         });
@@ -113,7 +129,7 @@ impl App {
             .is_some_and(|e| matches!(e, Entry::Message(m) if m.kind == MessageKind::Deleted));
         if gone {
             self.flash(
-                format!("{}'s message is deleted already", deleting.sender),
+                format!("{} message is deleted already", deleting.whose()),
                 false,
             );
             return Vec::new();
@@ -192,6 +208,23 @@ mod tests {
             [],
             "Enter again does nothing"
         );
+    }
+
+    /// `/delete me` picks my own newest message: it is "your message", not "me's".
+    #[test]
+    fn my_own_name_asks_about_your_message() {
+        let mut app = moderator_app();
+        submit(&mut app, "/delete me");
+        let deleting = app.deleting.clone().expect("waiting for Enter");
+        assert_eq!((deleting.seq, deleting.whose().as_str()), (3, "your"));
+        app.message_deleted(RoomId(1), 3);
+        key(&mut app, KeyCode::Enter);
+        assert_eq!(
+            app.flash,
+            Some(("your message is deleted already".into(), false))
+        );
+        submit(&mut app, "/delete bob");
+        assert_eq!(app.deleting.map(|d| d.whose()), Some("Bob's".into()));
     }
 
     #[test]

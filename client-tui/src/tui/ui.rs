@@ -1133,8 +1133,8 @@ fn input_marker(app: &App) -> Option<(String, Color)> {
     };
     // The keys before the quote: a narrow terminal cuts the end of the line.
     let text = format!(
-        " ✗ delete {}'s message of {}? Enter deletes it · Esc cancels · “{quoted}”",
-        deleting.sender,
+        " ✗ delete {} message of {}? Enter deletes it · Esc cancels · “{quoted}”",
+        deleting.whose(),
         clock(app, deleting.ts)
     );
     Some((text, Color::LightRed))
