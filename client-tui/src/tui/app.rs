@@ -796,6 +796,41 @@ impl App {
         self.jump = self.jump.filter(|j| j.room != room);
     }
 
+    /// `/who` with the member list open: the current room's members as a notice, marked as
+    /// the list marks them (★ owner, + moderator).
+    fn list_members_here(&mut self) {
+        let Some(room) = self.current_room() else {
+            return;
+        };
+        if room.members.is_empty() {
+            return;
+        }
+        let names: Vec<String> = room
+            .members
+            .iter()
+            .map(|m| {
+                let role = match m.role {
+                    RoomRole::Owner => "★",
+                    RoomRole::Moderator => "+",
+                    RoomRole::Member => "",
+                };
+                let status = match m.status {
+                    PresenceStatus::Online => "",
+                    PresenceStatus::Away => " (away)",
+                    PresenceStatus::Offline => " (offline)",
+                };
+                format!("{role}{}{status}", m.user.username)
+            })
+            .collect();
+        let text = format!(
+            "{} members of {}: {}",
+            names.len(),
+            room.label(),
+            names.join("  ")
+        );
+        self.notice(text);
+    }
+
     /// The member list of a room arrived.
     pub fn members_loaded(&mut self, room: RoomId, members: Vec<Member>) {
         for m in &members {
@@ -1717,6 +1752,11 @@ impl App {
                 .into_iter()
                 .collect(),
             C::Who => {
+                if self.show_members {
+                    // The list is open already (or the terminal too narrow for it, or search
+                    // in its place): name the members in the room instead of doing nothing.
+                    self.list_members_here();
+                }
                 self.show_members = true;
                 self.current.map(Action::Members).into_iter().collect()
             }
@@ -2765,6 +2805,37 @@ mod tests {
             role,
             status: PresenceStatus::Online,
         }
+    }
+
+    /// `/who` opens the member list; with it open already (it may not fit the terminal, or
+    /// search may have its place) it names the members in the room rather than do nothing.
+    #[test]
+    fn who_with_the_member_list_open_names_the_members() {
+        let mut app = logged_in_app();
+        app.enter_room(RoomId(2));
+        let mut bob = member(2, "bob", RoomRole::Moderator);
+        bob.status = PresenceStatus::Away;
+        app.members_loaded(
+            RoomId(2),
+            vec![
+                member(3, "alice", RoomRole::Owner),
+                bob,
+                member(1, "me", RoomRole::Member),
+            ],
+        );
+        app.show_members = false;
+        let before = notices(&app, 2);
+        app.input.set_text("/who");
+        assert_eq!(app.submit_input(), [Action::Members(RoomId(2))]);
+        assert!(app.show_members, "closed, it opens");
+        assert_eq!(notices(&app, 2), before, "opening it is the answer");
+        app.input.set_text("/who");
+        assert_eq!(app.submit_input(), [Action::Members(RoomId(2))]);
+        assert!(app.show_members, "open, it stays open");
+        assert_eq!(
+            notices(&app, 2).last().map(String::as_str),
+            Some("3 members of #dev: ★alice  +bob (away)  me")
+        );
     }
 
     /// `/create --private retro bob carol`: the invitees' joins come before the room's list is

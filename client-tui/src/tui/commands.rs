@@ -242,7 +242,11 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "[#ROOM|@USER] WORDS",
         "find messages with all WORDS in your rooms, or one",
     ),
-    ("/who", "", "members of the current room (alias /list -s)"),
+    (
+        "/who",
+        "",
+        "open the member list; if open, list them here (/list -s)",
+    ),
     (
         "/rooms",
         "",
