@@ -1892,10 +1892,16 @@ impl App {
         }
         users.sort();
         users.dedup();
+        // The first argument of /kick, /msg and the like is a user: no rooms offered there.
+        let before: String = self.input.text().chars().take(start).collect();
+        let user_argument = matches!(
+            before.split_whitespace().collect::<Vec<_>>().as_slice(),
+            [command] if super::commands::takes_user_first(command)
+        );
         let rooms: Vec<String> = self
             .rooms
             .values()
-            .filter(|r| r.summary.kind != RoomKind::Direct)
+            .filter(|r| r.summary.kind != RoomKind::Direct && !user_argument)
             .map(|r| r.summary.name.clone())
             .collect();
         let candidates = super::commands::complete(&word, start == 0, &users, &rooms);
@@ -2387,6 +2393,39 @@ mod tests {
         app.input.set_text("/inv");
         app.complete();
         assert_eq!(app.input.text(), "/invite ");
+    }
+
+    /// After /kick, /msg and the other commands that take a user first, Tab offers users only;
+    /// elsewhere rooms too.
+    #[test]
+    fn tab_after_a_command_that_takes_a_user_completes_users() {
+        let mut app = logged_in_app();
+        app.presence
+            .insert(UserId(4), ("devon".into(), PresenceStatus::Online));
+        for command in [
+            "/kick", "/ban", "/mute", "/unmute", "/unban", "/op", "/invite",
+        ] {
+            app.input.set_text(&format!("{command} de"));
+            app.complete();
+            assert_eq!(app.input.text(), format!("{command} devon "), "{command}");
+            app.complete();
+            assert_eq!(app.input.text(), format!("{command} devon "), "only devon");
+        }
+        for command in ["/msg", "/delete"] {
+            app.input.set_text(&format!("{command} de"));
+            app.complete();
+            assert_eq!(app.input.text(), format!("{command} devon "), "{command}");
+        }
+        app.input.set_text("/kick devon de");
+        app.complete();
+        assert_eq!(app.input.text(), "/kick devon dev ", "a reason: rooms too");
+        app.input.set_text("/join de");
+        app.complete();
+        assert_eq!(
+            app.input.text(),
+            "/join dev ",
+            "a room command: rooms first"
+        );
     }
 
     fn draft(room: u64, id: u64, text: &str) -> Event {

@@ -280,7 +280,7 @@ pub const KEYS: &[(&str, &str)] = &[
         "↑ ↓",
         "input history; in search results, pick one (Enter opens it)",
     ),
-    ("Tab", "complete commands, @users and rooms"),
+    ("Tab", "complete commands, @users, rooms; users after /kick, /msg…"),
     (
         "Ctrl-A Ctrl-E, Alt-B Alt-F",
         "start / end of line, word back / forward",
@@ -728,6 +728,18 @@ const NAMES: &[&str] = &[
     "/users",
     "/who",
 ];
+
+/// The commands whose first argument is a user, aliases included: Tab there offers user names
+/// only, not rooms.
+const USER_FIRST: &[&str] = &[
+    "/ban", "/delete", "/deop", "/invite", "/kick", "/msg", "/mute", "/op", "/query", "/role",
+    "/unban", "/unmute",
+];
+
+/// Whether the first argument of `command` (as typed, `/kick`) is a user name.
+pub fn takes_user_first(command: &str) -> bool {
+    USER_FIRST.contains(&command)
+}
 
 /// Completions for the word being typed: a command at the start of the line, `@name` for
 /// users, and user or room names as command arguments. Sorted, case-insensitive prefix match.
