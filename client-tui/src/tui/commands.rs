@@ -280,7 +280,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "↑ ↓",
         "input history; in search results, pick one (Enter opens it)",
     ),
-    ("Tab", "complete commands, @users, rooms; users after /kick, /msg…"),
+    (
+        "Tab",
+        "complete commands, @users, rooms; users after /kick, /msg…",
+    ),
     (
         "Ctrl-A Ctrl-E, Alt-B Alt-F",
         "start / end of line, word back / forward",
@@ -438,6 +441,13 @@ fn first_word(rest: &str) -> Result<Option<(String, &str)>, ParseError> {
     Ok((!word.is_empty()).then_some((word, after)))
 }
 
+/// A user as typed, `@bob` or `bob`: the name without the `@` (no name has one), `None` if
+/// nothing is left.
+fn bare_user(word: &str) -> Option<String> {
+    let name = word.trim_start_matches('@');
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 /// Whether `word` is meant as a duration: it starts as a number does (`5y`, `-5m`, `30sec`),
 /// so it is one or a mistake, never the first word of a reason.
 fn looks_like_duration(word: &str) -> bool {
@@ -501,22 +511,26 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                 invite: names.map(|s| (*s).to_string()).collect(),
             })
         }
-        "invite" => Ok(Command::Invite(one("/invite")?)),
+        "invite" => Ok(Command::Invite(
+            bare_user(&one("/invite")?).ok_or_else(|| usage("/invite"))?,
+        )),
         "kick" => {
             let (user, after) = first_word(rest)?.ok_or_else(|| usage("/kick"))?;
             Ok(Command::Kick {
-                user,
+                user: bare_user(&user).ok_or_else(|| usage("/kick"))?,
                 reason: reason_text(after),
             })
         }
         "ban" => {
             let (user, after) = first_word(rest)?.ok_or_else(|| usage("/ban"))?;
             Ok(Command::Ban {
-                user,
+                user: bare_user(&user).ok_or_else(|| usage("/ban"))?,
                 reason: reason_text(after),
             })
         }
-        "unban" => Ok(Command::Unban(one("/unban")?)),
+        "unban" => Ok(Command::Unban(
+            bare_user(&one("/unban")?).ok_or_else(|| usage("/unban"))?,
+        )),
         "bans" => none(Command::Bans, "/bans"),
         "mute" => {
             let (user, after) = first_word(rest)?.ok_or_else(|| usage("/mute"))?;
@@ -572,7 +586,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "msg" | "query" => {
             let (user, after) = first_word(rest)?.ok_or_else(|| usage("/msg"))?;
             Ok(Command::Msg {
-                user,
+                user: bare_user(&user).ok_or_else(|| usage("/msg"))?,
                 text: rest_text(after),
             })
         }
@@ -1067,6 +1081,33 @@ mod tests {
             }),
             "the text after the user is text, quotes and all"
         );
+        // `@bob` names bob, as /mute, /role and /delete already took it.
+        assert_eq!(
+            parse("/kick @bob"),
+            Ok(Command::Kick {
+                user: "bob".into(),
+                reason: None
+            })
+        );
+        assert_eq!(
+            parse("/ban \"@bob\" x"),
+            Ok(Command::Ban {
+                user: "bob".into(),
+                reason: Some("x".into())
+            })
+        );
+        assert_eq!(
+            parse("/msg @bob hi"),
+            Ok(Command::Msg {
+                user: "bob".into(),
+                text: Some("hi".into())
+            })
+        );
+        assert_eq!(parse("/invite @bob"), Ok(Command::Invite("bob".into())));
+        assert_eq!(parse("/unban @bob"), Ok(Command::Unban("bob".into())));
+        for bare in ["/kick @", "/ban @ x", "/msg @ hi", "/invite @", "/unban @"] {
+            assert!(matches!(parse(bare), Err(ParseError::Usage(_))), "{bare}");
+        }
         for open in [
             "/kick \"bob",
             "/ban \"bob too",
