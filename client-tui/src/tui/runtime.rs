@@ -44,6 +44,12 @@ pub struct TuiOptions {
 const QUEUE: usize = 1024;
 const TICK: Duration = Duration::from_millis(250);
 const MAX_BACKOFF_MS: u64 = 30_000;
+/// After the server said it is shutting down (most often a restart or an upgrade), retries
+/// come at most this far apart, plus jitter, for [`RESTART_WINDOW_MS`]: everyone is back a
+/// moment after the server, not up to half a minute later.
+const RESTART_RETRY_MS: u64 = 2_000;
+/// How long after the announcement the short retries last; then the usual backoff.
+const RESTART_WINDOW_MS: u64 = 60_000;
 
 /// Everything that reaches the UI loop.
 enum Msg {
@@ -144,6 +150,8 @@ struct Runtime {
     token: Option<(String, String)>,
     reconnect_at: Option<u64>,
     attempt: u32,
+    /// When this connection's server announced its shutdown.
+    shutdown_announced_at: Option<u64>,
     quit: bool,
     /// Running transfers, to cancel them.
     transfers: HashMap<u32, CancellationToken>,
@@ -324,6 +332,7 @@ impl Runtime {
             token,
             reconnect_at: None,
             attempt: 0,
+            shutdown_announced_at: None,
             quit: false,
             transfers: HashMap::new(),
         }
@@ -491,9 +500,15 @@ impl Runtime {
 
     fn schedule_reconnect(&mut self, app: &mut App, reason: String) {
         self.handle = None;
-        let base = 1000u64
-            .saturating_mul(1 << self.attempt.min(5))
-            .min(MAX_BACKOFF_MS);
+        let restarting = self
+            .shutdown_announced_at
+            .is_some_and(|at| now_millis().saturating_sub(at) < RESTART_WINDOW_MS);
+        let cap = if restarting {
+            RESTART_RETRY_MS
+        } else {
+            MAX_BACKOFF_MS
+        };
+        let base = 1000u64.saturating_mul(1 << self.attempt.min(5)).min(cap);
         // Jitter from the clock's low bits: clients dropped together do not return together.
         let jitter = u64::from(
             std::time::SystemTime::now()
@@ -524,6 +539,7 @@ impl Runtime {
             } if generation == self.generation => {
                 tracing::info!(user = %session.user.username, "connected");
                 self.attempt = 0;
+                self.shutdown_announced_at = None;
                 self.handle = Some(handle);
                 self.token = Some((session.user.username.clone(), session.token.clone()));
                 let kept = self.keep_session(&session);
@@ -582,7 +598,12 @@ impl Runtime {
                 Vec::new()
             }
             Msg::ConnectFailed(..) => Vec::new(),
-            Msg::Server(generation, event) if generation == self.generation => app.on_event(event),
+            Msg::Server(generation, event) if generation == self.generation => {
+                if matches!(event, Event::ServerShutdown { .. }) {
+                    self.shutdown_announced_at = Some(now_millis());
+                }
+                app.on_event(event)
+            }
             Msg::Server(..) => Vec::new(),
             Msg::Closed(generation, reason) if generation == self.generation => {
                 if !self.quit {
@@ -1619,6 +1640,39 @@ mod tests {
 
     /// Away is mine to end: a reconnect (the server restarted, the network dropped) puts it
     /// back, since a resumed session starts online.
+    /// A connection lost without a word backs off to half a minute between attempts; after
+    /// the server announced its shutdown (a restart, most often), attempts stay ~2 s apart.
+    #[tokio::test]
+    async fn a_server_that_said_it_restarts_is_retried_soon() {
+        let connected = |h: &mut Harness| {
+            matches!(
+                h.app.connection,
+                crate::tui::app::ConnectionState::Connected
+            )
+        };
+        let mut h = Harness::start().await;
+        h.register_alice().await;
+        h.drop_connection().await;
+        // As after five attempts that failed.
+        h.runtime.attempt = 5;
+        h.runtime.schedule_reconnect(&mut h.app, "lost".into());
+        let lost = h.runtime.reconnect_at.expect("scheduled") - now_millis();
+        assert!(lost > 20_000, "the usual backoff: {lost} ms");
+        h.runtime.reconnect_at = Some(0);
+        h.run_until("the reconnect", connected).await;
+
+        h.shutdown.cancel();
+        h.run_until("the shutdown", |h| !connected(h)).await;
+        h.runtime.attempt = 5;
+        h.runtime
+            .schedule_reconnect(&mut h.app, "restarting".into());
+        let restarting = h.runtime.reconnect_at.expect("scheduled") - now_millis();
+        assert!(
+            restarting <= RESTART_RETRY_MS * 3 / 2,
+            "soon after a restart: {restarting} ms"
+        );
+    }
+
     #[tokio::test]
     async fn away_survives_a_reconnect() {
         let mut h = Harness::start().await;
