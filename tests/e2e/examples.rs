@@ -29,7 +29,8 @@ mod ask_bot;
 mod flood_guard;
 
 // The examples' shared restart loop, on its own: `run_forever` and `refused_for_good` are what
-// is tested here (`disconnected` is used through the examples' `run`).
+// is tested here. `disconnected` is tested through the examples' `run`, which use their own
+// copies of it, so in this copy it is dead code.
 #[allow(dead_code)]
 #[path = "../../examples/support/reconnect.rs"]
 mod reconnect;
