@@ -516,19 +516,9 @@ mod tests {
         assert_eq!(form.focus, LoginField::Password);
     }
 
-    fn chatting() -> App {
-        let mut app = App::new("h:1", None);
-        app.logged_in(UserSummary {
-            id: UserId(1),
-            username: "me".into(),
-            is_admin: false,
-        });
-        app
-    }
-
     #[test]
     fn passwd_with_matching_new_passwords_changes_it() {
-        let mut app = chatting();
+        let mut app = crate::tui::test_support::app_as_me();
         app.open_passwd();
         type_text(&mut app, "old pw");
         press(&mut app, KeyCode::Enter, KeyModifiers::NONE);
@@ -550,7 +540,7 @@ mod tests {
 
     #[test]
     fn passwd_with_differing_new_passwords_stays_open() {
-        let mut app = chatting();
+        let mut app = crate::tui::test_support::app_as_me();
         app.open_passwd();
         type_text(&mut app, "old pw");
         press(&mut app, KeyCode::Tab, KeyModifiers::NONE);
