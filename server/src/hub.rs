@@ -97,6 +97,37 @@ struct State {
     rooms: HashMap<RoomId, RoomEntry>,
     room_by_key: HashMap<String, RoomId>,
     room_by_look: HashMap<String, RoomId>,
+    /// Names being written right now, by look-alike key, with the name asked for (see
+    /// [`NameClaim`]).
+    claimed: HashMap<(Namespace, String), String>,
+}
+
+/// Where a name must be unique.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Namespace {
+    /// Account names.
+    Account,
+    /// Named rooms' names.
+    Room,
+}
+
+/// A new name held from its look-alike check until the hub has the row that carries it.
+///
+/// The check reads the hub, and the hub learns of a new name only after its commit; the
+/// database's unique index holds exact names only. Without the claim, two look-alike names
+/// asked for in the same instant (an argon2 hash apart) would both pass. Dropping the claim
+/// releases the name, whether it was written or not.
+#[must_use = "the name is free again once the claim is dropped"]
+#[derive(Debug)]
+pub struct NameClaim {
+    hub: Arc<Hub>,
+    key: (Namespace, String),
+}
+
+impl Drop for NameClaim {
+    fn drop(&mut self) {
+        self.hub.write().claimed.remove(&self.key);
+    }
 }
 
 /// The hot state; see the module docs.
@@ -245,24 +276,39 @@ impl Hub {
         state.users.get(id).map(|u| u.row.clone())
     }
 
-    /// Another account whose name looks like `name` (see [`crate::auth::look_alike_key`]), but
-    /// is not the same name ignoring case (that one is simply taken). Asked before a new name is
-    /// written; the database's unique index holds only exact names, so two look-alikes
-    /// registered in the same instant could both pass.
-    pub fn user_looking_like(&self, name: &str) -> Option<String> {
-        let state = self.read();
-        let id = state.user_by_look.get(&crate::auth::look_alike_key(name))?;
-        let row = &state.users.get(id)?.row;
-        (row.name_key != crate::auth::name_key(name)).then(|| row.name.clone())
-    }
-
-    /// A named room whose name looks like `name`, as for accounts: its id and name.
-    pub fn room_looking_like(&self, name: &str) -> Option<(RoomId, String)> {
-        let state = self.read();
-        let id = state.room_by_look.get(&crate::auth::look_alike_key(name))?;
-        let row = &state.rooms.get(id)?.row;
-        (crate::auth::name_key(&row.name) != crate::auth::name_key(name))
-            .then(|| (*id, row.name.clone()))
+    /// Claims `name` for a new account, or for `renaming` a room, until the returned claim is
+    /// dropped. Refused with the name it is or looks like (see [`crate::auth::look_alike_key`]),
+    /// whether that name is the hub's or claimed by a request still being written.
+    pub fn claim_name(
+        self: &Arc<Self>,
+        namespace: Namespace,
+        name: &str,
+        renaming: Option<RoomId>,
+    ) -> Result<NameClaim, String> {
+        let look = crate::auth::look_alike_key(name);
+        let mut state = self.write();
+        let taken = match namespace {
+            Namespace::Account => state
+                .user_by_look
+                .get(&look)
+                .and_then(|id| state.users.get(id))
+                .map(|u| u.row.name.clone()),
+            Namespace::Room => state
+                .room_by_look
+                .get(&look)
+                .filter(|id| Some(**id) != renaming)
+                .and_then(|id| state.rooms.get(id))
+                .map(|r| r.row.name.clone()),
+        };
+        let key = (namespace, look);
+        if let Some(other) = taken.or_else(|| state.claimed.get(&key).cloned()) {
+            return Err(other);
+        }
+        state.claimed.insert(key.clone(), name.to_string());
+        Ok(NameClaim {
+            hub: Arc::clone(self),
+            key,
+        })
     }
 
     /// A named room by name, ignoring case.
@@ -802,5 +848,72 @@ impl Hub {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub_with_alice_and_dev() -> Arc<Hub> {
+        let snapshot = Snapshot {
+            users: vec![UserRow {
+                id: UserId(1),
+                name: "alice".into(),
+                name_key: "alice".into(),
+                is_admin: false,
+            }],
+            rooms: vec![RoomRow {
+                id: RoomId(1),
+                kind: RoomKind::Public,
+                name: "dev".into(),
+                topic: String::new(),
+            }],
+            ..Snapshot::default()
+        };
+        Arc::new(Hub::new(snapshot, 1 << 20))
+    }
+
+    #[test]
+    fn a_name_is_refused_while_a_look_alike_of_it_is_being_written() {
+        let hub = hub_with_alice_and_dev();
+        let bob = hub
+            .claim_name(Namespace::Account, "bob", None)
+            .expect("bob is free");
+        assert_eq!(
+            hub.claim_name(Namespace::Account, "b\u{43e}b", None)
+                .map(|_| ()),
+            Err("bob".to_string()),
+            "a Cyrillic o, claimed while bob is being written"
+        );
+        assert!(
+            hub.claim_name(Namespace::Room, "bob", None).is_ok(),
+            "rooms are another namespace"
+        );
+        drop(bob);
+        assert!(
+            hub.claim_name(Namespace::Account, "b\u{43e}b", None)
+                .is_ok(),
+            "free again once the claim is dropped unwritten"
+        );
+    }
+
+    #[test]
+    fn a_name_is_refused_when_it_looks_like_one_the_hub_has() {
+        let hub = hub_with_alice_and_dev();
+        assert_eq!(
+            hub.claim_name(Namespace::Account, "\u{430}lice", None)
+                .map(|_| ()),
+            Err("alice".to_string())
+        );
+        assert_eq!(
+            hub.claim_name(Namespace::Room, "ＤＥＶ", None).map(|_| ()),
+            Err("dev".to_string())
+        );
+        assert!(
+            hub.claim_name(Namespace::Room, "Dev", Some(RoomId(1)))
+                .is_ok(),
+            "a room may be renamed to a look-alike of its own name"
+        );
     }
 }

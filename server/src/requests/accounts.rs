@@ -11,6 +11,7 @@ use super::{Conn, internal};
 use crate::auth;
 use crate::config::RegistrationPolicy;
 use crate::error::{RequestError, RequestResult};
+use crate::hub::Namespace;
 use crate::sessions::{self, TokenCheck};
 use crate::storage::ops::AdminGrant;
 use crate::storage::{Outcome, UserRow, WriteOp, reads};
@@ -118,12 +119,21 @@ impl Conn {
                 format!("the name {username:?} is taken"),
             ));
         }
-        if let Some(other) = self.shared.hub.user_looking_like(&username) {
-            return Err(RequestError::new(
-                ErrorCode::UsernameTaken,
-                format!("the name {username:?} looks like the account {other:?}; choose another"),
-            ));
-        }
+        // Held until the hub has the account, across the hash and the write.
+        let _claim = self
+            .shared
+            .hub
+            .claim_name(Namespace::Account, &username, None)
+            .map_err(|other| {
+                let message = if auth::name_key(&other) == auth::name_key(&username) {
+                    format!("the name {username:?} is taken")
+                } else {
+                    format!(
+                        "the name {username:?} looks like the account {other:?}; choose another"
+                    )
+                };
+                RequestError::new(ErrorCode::UsernameTaken, message)
+            })?;
         let password_hash = self.hash_blocking(password).await?;
         let hub = self.shared.hub.clone();
         let op = WriteOp::CreateUser {

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::{Conn, internal, room_not_found};
 use crate::auth;
 use crate::error::{RequestError, RequestResult};
-use crate::hub::{Hub, RoomView};
+use crate::hub::{Hub, Namespace, RoomView};
 use crate::storage::{Outcome, RoomRow, UserRow, WriteOp, reads};
 
 impl Conn {
@@ -104,9 +104,11 @@ impl Conn {
                 format!("a room named {name:?} exists"),
             ));
         }
-        if let Some((_, other)) = self.shared.hub.room_looking_like(&name) {
-            return Err(look_alike_room(&name, &other));
-        }
+        let _claim = self
+            .shared
+            .hub
+            .claim_name(Namespace::Room, &name, None)
+            .map_err(|other| name_taken(&name, &other))?;
         let kind = match visibility {
             Visibility::Public => RoomKind::Public,
             Visibility::Private => RoomKind::Private,
@@ -538,11 +540,11 @@ impl Conn {
                 format!("a room named {name:?} exists"),
             ));
         }
-        if let Some((other, other_name)) = self.shared.hub.room_looking_like(&name)
-            && other != room
-        {
-            return Err(look_alike_room(&name, &other_name));
-        }
+        let _claim = self
+            .shared
+            .hub
+            .claim_name(Namespace::Room, &name, Some(room))
+            .map_err(|other| name_taken(&name, &other))?;
         let hub = self.shared.hub.clone();
         let by = me.name.clone();
         let new_name = name.clone();
@@ -668,11 +670,13 @@ fn acting_role(role: RoomRole, user: &UserRow, kind: RoomKind) -> RoomRole {
     }
 }
 
-/// A new room name refused for looking like another room's (see
+/// A new room name refused for being, or looking like, another room's (see
 /// [`crate::auth::look_alike_key`]).
-fn look_alike_room(name: &str, other: &str) -> RequestError {
-    RequestError::new(
-        ErrorCode::RoomNameTaken,
-        format!("{name:?} looks like the room #{other}; choose another name"),
-    )
+fn name_taken(name: &str, other: &str) -> RequestError {
+    let message = if auth::name_key(name) == auth::name_key(other) {
+        format!("a room named {name:?} exists")
+    } else {
+        format!("{name:?} looks like the room #{other}; choose another name")
+    };
+    RequestError::new(ErrorCode::RoomNameTaken, message)
 }
