@@ -638,3 +638,79 @@ fn the_first_unread_message_has_a_divider_above_it() {
     assert!(rows[2].contains("message 11"), "{screen}");
     insta::assert_snapshot!(screen);
 }
+
+/// The input rows at the bottom of a `width` × 10 screen, with a row of its own under the
+/// cursor's row marking where the terminal's cursor is (`^`).
+fn render_input(app: &App, width: u16) -> String {
+    let height = 10;
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
+    terminal.draw(|frame| ui::draw(frame, app)).expect("draw");
+    let backend = terminal.backend();
+    assert!(backend.cursor_visible(), "the input shows a cursor");
+    let cursor = backend.cursor_position();
+    let rows = ui::input_height(app, width);
+    let first = height - rows;
+    let screen = backend.to_string();
+    let mut out = Vec::new();
+    for (y, line) in screen.lines().enumerate().skip(usize::from(first)) {
+        out.push(line.to_string());
+        if y == usize::from(cursor.y) {
+            // One column more for the quote each row starts with.
+            out.push(format!("{}^", " ".repeat(usize::from(cursor.x) + 1)));
+        }
+    }
+    out.join("\n")
+}
+
+fn press(app: &mut App, code: ratatui::crossterm::event::KeyCode) {
+    app.on_key(ratatui::crossterm::event::KeyEvent::from(code));
+}
+
+/// A long input wraps at spaces, as the messages do, and typed at the end of a full row, a
+/// space starts the next row and a letter takes its word down with it; the cursor follows.
+#[test]
+fn a_long_input_wraps_at_spaces_and_typing_moves_the_cursor_along() {
+    use ratatui::crossterm::event::KeyCode;
+    let mut app = busy_app();
+    app.input.set_text("");
+    // 28 characters: the row, behind the prompt, to its edge.
+    for c in "please review these numbers.".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    let full = render_input(&app, 30);
+    insta::assert_snapshot!("input_full_row_cursor_below", full);
+    press(&mut app, KeyCode::Char('x'));
+    let word_moved = render_input(&app, 30);
+    insta::assert_snapshot!("input_word_moved_down_with_the_cursor", word_moved);
+    press(&mut app, KeyCode::Backspace);
+    press(&mut app, KeyCode::Char(' '));
+    insta::assert_snapshot!("input_space_at_the_edge", render_input(&app, 30));
+}
+
+/// Left, Right, Home and End move the cursor over the wrapped rows, across their ends too, to
+/// where each character is drawn.
+#[test]
+fn the_cursor_moves_over_wrapped_input_rows() {
+    use ratatui::crossterm::event::KeyCode;
+    let mut app = busy_app();
+    app.input
+        .set_text("the build is green again after the flaky network test was fixed");
+    let mut screens = vec![render_input(&app, 30)];
+    for _ in 0.."fixed".len() {
+        press(&mut app, KeyCode::Left);
+    }
+    screens.push(render_input(&app, 30));
+    press(&mut app, KeyCode::Left);
+    screens.push(render_input(&app, 30));
+    press(&mut app, KeyCode::Home);
+    screens.push(render_input(&app, 30));
+    for _ in 0.."the build is green again ".len() {
+        press(&mut app, KeyCode::Right);
+    }
+    screens.push(render_input(&app, 30));
+    press(&mut app, KeyCode::Left);
+    screens.push(render_input(&app, 30));
+    press(&mut app, KeyCode::End);
+    screens.push(render_input(&app, 30));
+    insta::assert_snapshot!(screens.join("\n---\n"));
+}

@@ -1171,55 +1171,103 @@ fn draw_input(frame: &mut Frame, app: &App, area: Rect) {
 /// The most rows the input takes; a longer text scrolls to keep the cursor in view.
 const INPUT_ROWS: u16 = 5;
 
-/// The input as rows of at most `width` columns — its lines, each wrapped where the next
-/// character would not fit, behind the prompt or an indent — and the cursor's row and column.
+/// The input as rows of at most `width` columns — its lines, each wrapped as messages are (at
+/// the last space that fits; a word longer than a row is broken), behind the prompt or an
+/// indent — and the cursor's row and column.
 fn input_layout(text: &str, cursor: usize, width: u16) -> (Vec<Line<'static>>, (usize, u16)) {
     const PROMPT: usize = 2;
     let width = usize::from(width).max(PROMPT + 2);
-    let mut rows: Vec<String> = vec![String::new()];
+    let chars: Vec<char> = text.chars().collect();
+    // Each row: its characters as (index in `chars`, column, columns taken).
+    let mut rows: Vec<Vec<(usize, usize, usize)>> = vec![Vec::new()];
     let mut used = PROMPT;
-    let mut at = None;
-    for (i, c) in text.chars().enumerate() {
+    // Where the current row starts, and where the word after its last space starts.
+    let mut row_start = 0;
+    let mut word_start = None;
+    let mut i = 0;
+    // Bounded: `i` only goes back to a word start after `row_start`, which then moves there.
+    while let Some(&c) = chars.get(i) {
         // A tab reaches the next tab stop of the text (the prompt not counted).
         let w = match c {
+            '\n' => 0,
             '\t' if used + tab_width(used - PROMPT) > width => TAB,
             '\t' => tab_width(used - PROMPT),
             c => c.width().unwrap_or(0),
         };
-        if c != '\n' && used + w > width {
-            rows.push(String::new());
-            used = PROMPT;
-        }
-        if i == cursor {
-            at = Some((rows.len() - 1, used));
-        }
-        if c == '\n' {
-            rows.push(String::new());
-            used = PROMPT;
-        } else if let Some(row) = rows.last_mut() {
-            if c == '\t' {
-                row.extend(std::iter::repeat_n(' ', w));
-            } else {
-                row.push(c);
+        // What does not fit on an empty row (a tab on the narrowest input) sticks out.
+        if c != '\n' && used + w > width && i > row_start {
+            // The unfinished word moves down when the row has more than blanks before it; a
+            // blank that does not fit starts the next row.
+            let blank = |c: &char| *c == ' ' || *c == '\t';
+            let next = match word_start {
+                Some(start)
+                    if !blank(&c)
+                        && chars
+                            .get(row_start..start)
+                            .is_some_and(|before| before.iter().any(|c| !blank(c))) =>
+                {
+                    start
+                }
+                _ => i,
+            };
+            if let Some(row) = rows.last_mut() {
+                row.retain(|&(at, _, _)| at < next);
             }
-            used += w;
-        }
-    }
-    let at = at.unwrap_or_else(|| {
-        // After the last character: on a row of its own when that one is full.
-        if used >= width {
-            rows.push(String::new());
+            rows.push(Vec::new());
             used = PROMPT;
+            row_start = next;
+            word_start = None;
+            i = next;
+            continue;
         }
-        (rows.len() - 1, used)
-    });
+        if let Some(row) = rows.last_mut() {
+            row.push((i, used, w));
+        }
+        used += w;
+        if c == '\n' {
+            rows.push(Vec::new());
+            used = PROMPT;
+            row_start = i + 1;
+            word_start = None;
+        } else if c == ' ' || c == '\t' {
+            word_start = Some(i + 1);
+        }
+        i += 1;
+    }
+    let at = rows
+        .iter()
+        .enumerate()
+        .find_map(|(r, row)| {
+            row.iter()
+                .find(|&&(index, _, _)| index == cursor)
+                .map(|&(_, column, _)| (r, column))
+        })
+        .unwrap_or_else(|| {
+            // After the last character: on a row of its own when that one is full.
+            if used >= width {
+                rows.push(Vec::new());
+                used = PROMPT;
+            }
+            (rows.len() - 1, used)
+        });
     let cyan = Style::new().fg(Color::Cyan);
     let lines = rows
         .into_iter()
         .enumerate()
-        .map(|(i, row)| {
-            let prompt = if i == 0 { "› " } else { "  " };
-            Line::from(vec![Span::styled(prompt, cyan), Span::raw(row)])
+        .map(|(r, row)| {
+            let prompt = if r == 0 { "› " } else { "  " };
+            let text: String = row
+                .iter()
+                .flat_map(|&(index, _, w)| {
+                    let c = chars.get(index).copied().unwrap_or(' ');
+                    match c {
+                        '\n' => std::iter::repeat_n(' ', 0),
+                        '\t' => std::iter::repeat_n(' ', w),
+                        c => std::iter::repeat_n(c, 1),
+                    }
+                })
+                .collect();
+            Line::from(vec![Span::styled(prompt, cyan), Span::raw(text)])
         })
         .collect();
     (lines, (at.0, at.1 as u16))
@@ -1358,6 +1406,44 @@ mod tests {
         let (rows, at) = input_layout("", 0, 80);
         assert_eq!(text_of(&rows), ["› "]);
         assert_eq!(at, (0, 2));
+    }
+
+    /// The input wraps at spaces, as messages do, and the cursor is where its character is
+    /// drawn: at the start of a moved word, at the end of a full row, on a space.
+    #[test]
+    fn a_long_input_wraps_at_spaces_with_the_cursor_where_it_is_drawn() {
+        let text = "hello big world";
+        let (rows, at) = input_layout(text, 15, 12);
+        assert_eq!(text_of(&rows), ["› hello big ", "  world"]);
+        assert_eq!(at, (1, 7), "after world");
+        let (_, at) = input_layout(text, 10, 12);
+        assert_eq!(at, (1, 2), "on the w, moved down with its word");
+        let (_, at) = input_layout(text, 9, 12);
+        assert_eq!(at, (0, 11), "on the space before it");
+        // A row filled to the edge: the cursor after it goes below; a space typed there starts
+        // the next row, and a letter takes the word down with it.
+        let (rows, at) = input_layout("hello worl", 10, 12);
+        assert_eq!(text_of(&rows), ["› hello worl", "  "]);
+        assert_eq!(at, (1, 2));
+        let (rows, at) = input_layout("hello worl ", 11, 12);
+        assert_eq!(text_of(&rows), ["› hello worl", "   "]);
+        assert_eq!(at, (1, 3));
+        let (rows, at) = input_layout("hello world", 11, 12);
+        assert_eq!(text_of(&rows), ["› hello ", "  world"]);
+        assert_eq!(at, (1, 7));
+        // A word longer than a row is still broken, after what fits before it.
+        let (rows, _) = input_layout("hi abcdefghijklmn", 0, 12);
+        assert_eq!(text_of(&rows), ["› hi ", "  abcdefghij", "  klmn"]);
+        // Spaces at the start of a row are no place to break.
+        let (rows, _) = input_layout("hello worl abcdefghijklm", 0, 12);
+        assert_eq!(text_of(&rows), ["› hello worl", "   abcdefghi", "  jklm"]);
+        // A line break ends the row; the cursor on it is after the row's text.
+        let (rows, at) = input_layout("ab cd\nef", 5, 12);
+        assert_eq!(text_of(&rows), ["› ab cd", "  ef"]);
+        assert_eq!(at, (0, 7));
+        // A tab wider than the narrowest input sticks out rather than looping.
+        let (rows, _) = input_layout("\t\tx", 0, 4);
+        assert_eq!(text_of(&rows), ["›     ", "      ", "  x"]);
     }
 
     #[test]
