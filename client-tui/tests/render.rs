@@ -573,6 +573,21 @@ fn deleting_my_own_message_by_name_says_your() {
     );
 }
 
+/// `/delete` alone quotes my newest message above the input and waits, as `/delete USER` does.
+#[test]
+fn deleting_my_newest_message_asks_first_with_a_preview() {
+    let mut app = busy_app();
+    app.input.set_text("/delete");
+    assert!(app.submit_input().is_empty(), "nothing before Enter");
+    let screen = render(&app, 100, 16);
+    assert!(
+        screen.contains(
+            " ✗ delete your message of 09:04? Enter deletes it · Esc cancels · “thanks alice 👍”"
+        ),
+        "{screen}"
+    );
+}
+
 /// Away, the status line says so (with the status text) after the confirmation has gone.
 #[test]
 fn my_away_status_shows_in_the_status_line() {

@@ -596,7 +596,7 @@ pub struct App {
     pub highlight: Option<(RoomId, Seq)>,
     /// The message of mine being edited (`/edit` alone): the input holds its new text.
     pub editing: Option<Editing>,
-    /// Someone's message picked by `/delete NAME`, waiting for Enter.
+    /// A message picked by `/delete` or `/delete NAME`, waiting for Enter.
     pub deleting: Option<Deleting>,
     /// I am away, with this status text (may be empty); `None`: not away, as far as I know.
     pub away: Option<String>,

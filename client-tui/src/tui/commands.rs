@@ -218,7 +218,7 @@ pub const HELP: &[(&str, &str, &str)] = &[
     (
         "/delete",
         "[USER]",
-        "delete your newest message, or USER's (owner, moderator)",
+        "delete your newest message or USER's (mod); Enter confirms",
     ),
     (
         "/mute",

@@ -1,16 +1,16 @@
-//! `/delete`: my newest message in the current room at once, or `/delete NAME`, NAME's newest
-//! message there (what the room's owner, its moderators and admins may do) once confirmed.
+//! `/delete`: my newest message in the current room, or `/delete NAME`, NAME's newest message
+//! there (what the room's owner, its moderators and admins may do), each once confirmed.
 //!
-//! `/delete NAME` picks the message as `/edit` picks mine, the newest one loaded, and shows it
-//! above the input ([`Deleting`]): Enter on the empty input deletes it, Esc (or a line typed
-//! instead, or switching rooms) leaves it. Whether I may is the server's to say: its refusal
-//! shows as the error.
+//! The message is picked as `/edit` picks mine, the newest one loaded, and shown above the
+//! input ([`Deleting`]): Enter on the empty input deletes it, Esc (or a line typed instead, or
+//! switching rooms) leaves it. With nothing to delete, it says so and asks nothing. Whether I
+//! may is the server's to say: its refusal shows as the error.
 
 use chatroom_protocol::{Message, MessageKind, RoomId, Seq, UnixMillis};
 
 use super::app::{Action, App, ConnectionState, Entry};
 
-/// Someone's message picked by `/delete NAME`, waiting for Enter.
+/// A message picked by `/delete` (mine) or `/delete NAME`, waiting for Enter.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Deleting {
     /// Its room.
@@ -19,7 +19,7 @@ pub struct Deleting {
     pub seq: Seq,
     /// Who sent it, as the message names them.
     pub sender: String,
-    /// Whether I sent it (`/delete` with my own name).
+    /// Whether I sent it (`/delete`, or `/delete` with my own name).
     pub mine: bool,
     /// When it was sent.
     pub ts: UnixMillis,
@@ -47,15 +47,12 @@ fn deletable(kind: &MessageKind) -> bool {
 }
 
 impl App {
-    /// `/delete`: deletes my newest message in the current room.
+    /// `/delete`: picks my newest message loaded in the current room and asks for Enter.
     pub fn delete_last(&mut self) -> Vec<Action> {
-        self.my_newest_here("delete", deletable)
-            .map(|m| Action::DeleteMessage {
-                room: m.room,
-                seq: m.seq,
-            })
-            .into_iter()
-            .collect()
+        if let Some(message) = self.my_newest_here("delete", deletable) {
+            self.ask_to_delete(message);
+        }
+        Vec::new()
     }
 
     /// `/delete NAME` (or `@NAME`): picks NAME's newest message loaded in the current room and
@@ -73,17 +70,7 @@ impl App {
             }
             _ => None,
         });
-        let Some(Message {
-            room,
-            seq,
-            sender,
-            sender_name,
-            ts,
-            kind,
-            text,
-            ..
-        }) = found
-        else {
+        let Some(message) = found else {
             let older = if room.has_older {
                 " among the messages loaded (PgUp loads older ones)"
             } else {
@@ -92,6 +79,22 @@ impl App {
             self.flash(format!("{name} has no message here to delete{older}"), true);
             return Vec::new();
         };
+        self.ask_to_delete(message);
+        Vec::new()
+    }
+
+    /// Shows `message` above the input, waiting for Enter or Esc.
+    fn ask_to_delete(&mut self, message: Message) {
+        let Message {
+            room,
+            seq,
+            sender,
+            sender_name,
+            ts,
+            kind,
+            text,
+            ..
+        } = message;
         let text = match kind {
             MessageKind::File(file) => super::ui::file_label(&file),
             _ => text,
@@ -105,7 +108,6 @@ impl App {
             ts,
             text,
         });
-        Vec::new()
     }
 
     /// Enter on an empty input while a message waits to be deleted: deletes it. Offline, it
@@ -273,15 +275,46 @@ mod tests {
         app.disconnected("lost".into(), 0);
         assert_eq!(key(&mut app, KeyCode::Enter), []);
         assert!(app.deleting.is_some());
-        // `/delete` alone is still my newest, at once.
-        app.connection = ConnectionState::Connected;
-        app.cancel_delete();
+    }
+
+    /// `/delete` alone picks my newest message and asks as `/delete NAME` does; Esc keeps it.
+    #[test]
+    fn delete_alone_asks_about_my_newest_message_first() {
+        let mut app = moderator_app();
+        assert_eq!(submit(&mut app, "/delete"), [], "nothing before Enter");
+        let deleting = app.deleting.clone().expect("waiting for Enter");
         assert_eq!(
-            submit(&mut app, "/delete"),
+            (
+                deleting.seq,
+                deleting.text.as_str(),
+                deleting.whose().as_str()
+            ),
+            (3, "please don't", "your")
+        );
+        key(&mut app, KeyCode::Esc);
+        assert_eq!(app.deleting, None, "Esc keeps it");
+        assert_eq!(key(&mut app, KeyCode::Enter), []);
+        submit(&mut app, "/delete");
+        assert_eq!(
+            key(&mut app, KeyCode::Enter),
             [Action::DeleteMessage {
                 room: RoomId(1),
                 seq: 3
             }]
         );
+    }
+
+    /// With no message of mine loaded here (bob's are), `/delete` says so and asks nothing.
+    #[test]
+    fn delete_alone_with_nothing_of_mine_says_so() {
+        let mut app = moderator_app();
+        app.message_deleted(RoomId(1), 3);
+        assert_eq!(submit(&mut app, "/delete"), []);
+        assert_eq!(app.deleting, None);
+        assert_eq!(
+            app.flash,
+            Some(("you have no message here to delete".into(), true))
+        );
+        assert_eq!(key(&mut app, KeyCode::Enter), [], "Enter deletes nothing");
     }
 }

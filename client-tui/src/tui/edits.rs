@@ -343,8 +343,9 @@ mod tests {
         assert_eq!(app.input.text(), "deploy on friday");
         key(&mut app, KeyCode::Esc, KeyModifiers::NONE);
         app.input.set_text("/delete");
+        assert_eq!(app.submit_input(), [], "asked first");
         assert_eq!(
-            app.submit_input(),
+            key(&mut app, KeyCode::Enter, KeyModifiers::NONE),
             [Action::DeleteMessage {
                 room: RoomId(1),
                 seq: 1

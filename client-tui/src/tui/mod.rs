@@ -4,7 +4,7 @@
 //! - [`keys`]: key bindings.
 //! - [`editor`]: the input line editor.
 //! - [`commands`]: slash commands, `/help`, completion.
-//! - [`deletes`]: `/delete`, of my message or, confirmed, someone else's.
+//! - [`deletes`]: `/delete` of my message or someone else's, once confirmed.
 //! - [`edits`]: `/edit` of my own messages, and edits from others.
 //! - [`mutes`]: `/mute`, `/unmute`, `/mutes` and the notices they cause.
 //! - [`search`]: `/search` and its results view.
