@@ -9,6 +9,7 @@ use chatroom_protocol::{
 };
 use std::collections::{BTreeMap, HashMap};
 
+use super::arrivals::Arrivals;
 use super::deletes::Deleting;
 use super::editor::LineEditor;
 use super::edits::Editing;
@@ -431,6 +432,8 @@ pub enum Action {
     },
     /// Fetch a room's members.
     Members(RoomId),
+    /// Fetch a room a message came from before I knew of it (with its members).
+    FetchRoom(RoomId),
     /// Fetch everyone's presence again (after a reconnect), for the users already known.
     RefreshPresence,
     /// Fetch public rooms (shown as a notice).
@@ -600,6 +603,8 @@ pub struct App {
     pub deleting: Option<Deleting>,
     /// I am away, with this status text (may be empty); `None`: not away, as far as I know.
     pub away: Option<String>,
+    /// Live messages for rooms not known yet, while those are fetched.
+    pub(super) arrivals: Arrivals,
 }
 
 impl App {
@@ -646,6 +651,7 @@ impl App {
             editing: None,
             deleting: None,
             away: None,
+            arrivals: Arrivals::default(),
         }
     }
 
@@ -730,6 +736,9 @@ impl App {
                     self.rooms.insert(summary.id, RoomState::new(summary));
                 }
             }
+        }
+        for id in ids {
+            actions.extend(self.release_held(id));
         }
         if self.current.is_none_or(|c| !self.rooms.contains_key(&c)) {
             self.current = self
@@ -1006,6 +1015,7 @@ impl App {
             room.members_stale = true;
         }
         self.presence_stale = true;
+        self.forget_arrivals();
         // Nor will a search answer or the pages a jump waits for.
         if let Some(view) = &mut self.search {
             view.loading = false;
@@ -1064,7 +1074,7 @@ impl App {
                 // The search results cover the room shown.
                 let is_current = self.current == Some(message.room) && self.search.is_none();
                 let Some(room) = self.rooms.get_mut(&message.room) else {
-                    return actions;
+                    return self.hold_for_unknown_room(message);
                 };
                 let sender = message.sender_name.clone();
                 room.typing.retain(|(name, _)| *name != sender);
@@ -1144,7 +1154,17 @@ impl App {
                 let id = summary.id;
                 match self.rooms.get_mut(&id) {
                     Some(r) => {
+                        // One taken before messages I have (an announcement they overtook, see
+                        // `arrivals`) would set their counts back: those stay as counted.
+                        let held = r.summary.clone();
                         r.summary = summary;
+                        if r.summary.latest_seq < held.latest_seq {
+                            r.summary.latest_seq = held.latest_seq;
+                            r.summary.last_read_seq =
+                                r.summary.last_read_seq.max(held.last_read_seq);
+                            r.summary.unread = held.unread;
+                            r.summary.mentions = held.mentions;
+                        }
                         // A summary may be older than the member list (the one a creation
                         // answered with, before the invitees joined): the list, kept by the
                         // join and leave events, has the count.
@@ -1155,6 +1175,7 @@ impl App {
                     }
                     None => {
                         self.rooms.insert(id, RoomState::new(summary));
+                        actions.extend(self.release_held(id));
                     }
                 }
             }

@@ -2,6 +2,7 @@
 //!
 //! - [`app`]: the state, changed by events, producing actions.
 //! - [`keys`]: key bindings.
+//! - [`arrivals`]: rooms that show up through a live message before I know of them.
 //! - [`editor`]: the input line editor.
 //! - [`commands`]: slash commands, `/help`, completion.
 //! - [`deletes`]: `/delete` of my message or someone else's, once confirmed.
@@ -13,6 +14,7 @@
 //! - [`runtime`]: terminal, input thread, network tasks, reconnects.
 
 pub mod app;
+pub mod arrivals;
 pub mod commands;
 pub mod deletes;
 pub mod editor;

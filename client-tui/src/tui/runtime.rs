@@ -76,6 +76,10 @@ enum Msg {
     Latest(HistoryPage),
     /// A request for the newest page failed, with why.
     LatestFailed(RoomId, String),
+    /// A room fetched because a message came from it before I knew of it.
+    RoomFetched(RoomInfo),
+    /// That fetch failed, with why.
+    RoomFetchFailed(RoomId, String),
     /// A room's members, and its mutes (`None` if they could not be had: an older server).
     Members(RoomId, Vec<Member>, Option<Vec<MuteInfo>>),
     /// A room's bans, for `/bans`.
@@ -630,6 +634,12 @@ impl Runtime {
                 app.flash(error, true);
                 Vec::new()
             }
+            Msg::RoomFetched(info) => app.room_fetched(info),
+            Msg::RoomFetchFailed(room, error) => {
+                tracing::info!(room = room.0, %error, "cannot fetch a room");
+                app.room_fetch_failed(room);
+                Vec::new()
+            }
             Msg::Members(room, members, mutes) => {
                 app.members_loaded(room, members);
                 if let Some(mutes) = mutes {
@@ -1035,6 +1045,22 @@ impl Runtime {
                 };
                 Ok(Some(Msg::Members(room, info.members, mutes)))
             }),
+            Action::FetchRoom(room) => {
+                // Asked for by a message on this connection: without it, the room list after
+                // the reconnect has the room, and there is nothing to say.
+                let Some(handle) = self.handle.clone() else {
+                    app.room_fetch_failed(room);
+                    return;
+                };
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let msg = match handle.room_info(room).await {
+                        Ok(info) => Msg::RoomFetched(info),
+                        Err(e) => Msg::RoomFetchFailed(room, e.to_string()),
+                    };
+                    let _ = tx.send(msg).await;
+                });
+            }
             Action::PublicRooms => self.with_client(app, move |c| async move {
                 let rooms = c.public_rooms().await.map_err(err)?;
                 let names: Vec<String> = rooms
@@ -2552,6 +2578,88 @@ mod tests {
         let error = form.error.clone().unwrap_or_default();
         assert!(error.contains("too many accounts"), "{error}");
         assert!(!error.contains("cannot reach"), "{error}");
+        h.shutdown.cancel();
+    }
+
+    /// Someone opens a direct chat with alice, or invites her to a room, and writes at once:
+    /// the server adds her to the room before it tells her about it, so the message can come
+    /// first (here the announcement is held back until the message has been applied). The
+    /// room is fetched and shows up with the message in it, counted unread; the late
+    /// announcement changes nothing.
+    #[tokio::test]
+    async fn a_message_from_a_room_not_known_yet_brings_the_room_with_it() {
+        let mut h = Harness::start().await;
+        h.register_alice().await;
+        let public = h.app.current.expect("in public");
+        let bob = h.register_elsewhere("bob").await;
+        let direct = bob.open_direct("alice").await.expect("open direct").id;
+        bob.send_message(direct, "hi alice, got a minute?")
+            .await
+            .expect("send");
+        let plans = bob
+            .create_room("plans", Visibility::Private)
+            .await
+            .expect("create")
+            .id;
+        bob.invite(plans, "alice").await.expect("invite");
+        bob.send_message(plans, "welcome to plans")
+            .await
+            .expect("send");
+
+        let shows = |app: &App, room: RoomId, text: &str| {
+            app.rooms.get(&room).is_some_and(|r| {
+                r.timeline
+                    .values()
+                    .any(|e| matches!(e, Entry::Message(m) if m.text == text))
+            })
+        };
+        let mut announcements = Vec::new();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !(shows(&h.app, direct, "hi alice, got a minute?")
+            && shows(&h.app, plans, "welcome to plans"))
+        {
+            let msg = tokio::time::timeout_at(deadline, h.rx.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "timed out waiting for the rooms; known: {:?}",
+                        h.app.room_order()
+                    )
+                })
+                .expect("the queue is open");
+            if let Msg::Server(_, Event::RoomUpdated(summary)) = &msg
+                && (summary.id == direct || summary.id == plans)
+            {
+                announcements.push(msg);
+                continue;
+            }
+            let actions = h.runtime.on_msg(&mut h.app, msg);
+            h.perform_all(actions);
+        }
+        assert_eq!(announcements.len(), 2, "both announcements were held back");
+        let unread = |app: &App, room: RoomId| app.rooms[&room].summary.unread;
+        assert_eq!((unread(&h.app, direct), unread(&h.app, plans)), (1, 1));
+        assert_eq!(h.app.rooms[&direct].label(), "@bob");
+        assert_eq!(
+            h.app.rooms[&plans].members.len(),
+            2,
+            "its members came with it"
+        );
+        assert_eq!(h.app.current, Some(public), "alice stays where she is");
+
+        for msg in announcements {
+            let actions = h.runtime.on_msg(&mut h.app, msg);
+            h.perform_all(actions);
+        }
+        assert_eq!((unread(&h.app, direct), unread(&h.app, plans)), (1, 1));
+        let messages = |app: &App, room: RoomId| {
+            app.rooms[&room]
+                .timeline
+                .values()
+                .filter(|e| matches!(e, Entry::Message(m) if m.kind != MessageKind::System))
+                .count()
+        };
+        assert_eq!((messages(&h.app, direct), messages(&h.app, plans)), (1, 1));
         h.shutdown.cancel();
     }
 }
