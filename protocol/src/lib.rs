@@ -9,6 +9,9 @@
 //!   payload), for use with any transport.
 //! - [`client`] (feature `client`, on by default): an async tokio client that bots are written
 //!   against; see `examples/` in the repository.
+//! - [`reconnecting`] (feature `client`): a client on top of it that reconnects by itself,
+//!   resumes its session and catches up on the messages missed meanwhile; what the examples
+//!   use.
 //! - [`transfer`] (feature `client`): resumable, verified file uploads and downloads with
 //!   progress and cancellation, on top of the client.
 //!
@@ -23,6 +26,8 @@ pub mod codec;
 pub mod frames;
 pub mod ids;
 pub mod mentions;
+#[cfg(feature = "client")]
+pub mod reconnecting;
 #[cfg(feature = "client")]
 pub mod transfer;
 mod wire_format;

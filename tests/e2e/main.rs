@@ -14,5 +14,6 @@ mod hostile;
 mod messages;
 mod moderation;
 mod presence;
+mod reconnecting;
 mod rooms;
 mod search;

@@ -1,0 +1,1147 @@
+//! A client that stays connected (feature `client`): what a bot is written against when it must
+//! outlive server restarts and network drops without being restarted itself.
+//!
+//! [`ReconnectingClient::connect`] connects and logs in like [`Client`]; its first connect,
+//! login and room joins return their error directly (a wrong password must not loop). After
+//! that, when the connection ends, it
+//!
+//! - reconnects with backoff: 1 s doubling to a minute, plus jitter; for the first minute after
+//!   the server said it was shutting down (most often a restart), every 1–1.5 s instead;
+//! - logs in again with the session token (`Resume`), and with the password only when the token
+//!   is refused (revoked or expired). It never registers on a reconnect: an account deleted
+//!   while the bot was away stays deleted;
+//! - catches up: for each room it knows, the messages it missed are fetched with
+//!   `History { anchor: After(last seq seen) }` and delivered as ordinary
+//!   [`Event::Message`]s, in order, before any live event of the new connection, each message
+//!   once (live copies of caught-up messages are dropped by seq);
+//! - stops for good, with [`ReconnectEvent::Stopped`], when the password login is refused for a
+//!   reason that would only repeat (the password was changed, the account deleted), and when
+//!   the server ends the session itself ([`ErrorCode::SessionRevoked`]: a logout elsewhere, a
+//!   password change, an admin signing the account out), which a password login would undo.
+//!
+//! Requests go through a [`ReconnectingHandle`], which uses the current connection, waits (for
+//! a bounded time) while there is none, and never sends a request twice: a request in flight
+//! when the connection drops fails with the connection's error. What was lost is then unknown:
+//! a `SendMessage` may or may not have been stored. A stored one comes back in the catch-up as
+//! a message from the bot itself; resend only after checking for it, or accept a duplicate.
+//!
+//! What a catch-up does not replay: events other than messages (presence, typing, edits and
+//! deletions of messages already seen, `PROTOCOL.md` §3); more than [`CATCH_UP_PAGES`] pages
+//! per room (the older missed messages are reported as [`ReconnectEvent::MessagesSkipped`]);
+//! rooms the account was added to while disconnected (they are followed from then on); and
+//! rooms entered through [`ReconnectingHandle::connection`] directly rather than this handle's
+//! [`join_room`](ReconnectingHandle::join_room), [`create_room`](ReconnectingHandle::create_room)
+//! or [`open_direct`](ReconnectingHandle::open_direct), until their first message arrives. Room
+//! joins are not repeated after a reconnect: the server keeps memberships, and a kick while the
+//! bot was away stands.
+//!
+//! ```no_run
+//! # async fn bot() -> Result<(), chatroom_protocol::reconnecting::ReconnectError> {
+//! use chatroom_protocol::reconnecting::{ReconnectEvent, ReconnectOptions, ReconnectingClient};
+//! use chatroom_protocol::{Event, mentions::mentions_user};
+//! let options = ReconnectOptions::new("127.0.0.1:8888", "my-bot", "bot", "correct horse battery")
+//!     .register_if_missing()
+//!     .join("public");
+//! let mut client = ReconnectingClient::connect(options).await?;
+//! while let Some(event) = client.next_event().await {
+//!     match event {
+//!         ReconnectEvent::Event(Event::Message(m)) if mentions_user(&m.text, "bot") => {
+//!             // A refused reply (too fast, muted, kicked) is no reason to stop the bot.
+//!             if let Err(e) = client.send_message(m.room, format!("hello, {}", m.sender_name)).await {
+//!                 eprintln!("cannot answer: {e}");
+//!             }
+//!         }
+//!         // Refused for good (the password changed, say): exit with the reason.
+//!         ReconnectEvent::Stopped(why) => return Err(why.into()),
+//!         other => {
+//!             if let Some(note) = other.connection_note() {
+//!                 eprintln!("{note}");
+//!             }
+//!         }
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+use crate::client::{Client, ClientError, ClientHandle, ClientOptions, DEFAULT_REQUEST_TIMEOUT};
+use crate::frames::{
+    ErrorCode, Event, HistoryAnchor, Message, RoomSummary, SentMessage, Session, Visibility,
+    Welcome,
+};
+use crate::ids::{RoomId, Seq};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+/// How many events wait unread in a [`ReconnectingClient`] before it stops reading the
+/// connection (and, as with [`Client`], responses then wait behind them).
+pub const EVENT_QUEUE: usize = 1024;
+/// At most this many pages of history are fetched per room in a catch-up...
+pub const CATCH_UP_PAGES: usize = 10;
+/// ...of at most this many messages (fewer when the server's `max_history_page` is lower).
+pub const CATCH_UP_PAGE: u32 = 100;
+/// Live events kept aside while a catch-up runs; when full, the connection is not read until
+/// the catch-up ends.
+const HELD_EVENTS: usize = 4096;
+/// Rooms followed for catch-up at most (a server cannot grow the table without end).
+const MAX_TRACKED_ROOMS: usize = 4096;
+/// How often a history page refused as too fast is asked again before the room is skipped.
+const RATE_LIMITED_RETRIES: u32 = 5;
+const RATE_LIMITED_PAUSE: Duration = Duration::from_secs(1);
+/// After a shutdown announcement retries come this often (plus jitter) for
+/// [`RESTART_WINDOW`]: everyone is back a moment after the server, not a minute later.
+const RESTART_RETRY: Duration = Duration::from_secs(1);
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+/// How to connect, log in, and reconnect. The password is kept in memory for the fallback
+/// login when the session token is refused; `Debug` does not show it.
+#[derive(Clone)]
+pub struct ReconnectOptions {
+    server: String,
+    client_name: String,
+    username: String,
+    password: String,
+    register: bool,
+    rooms: Vec<String>,
+    first_retry: Duration,
+    longest_retry: Duration,
+    connection_wait: Duration,
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for ReconnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReconnectOptions")
+            .field("server", &self.server)
+            .field("client_name", &self.client_name)
+            .field("username", &self.username)
+            .field("password", &"…")
+            .field("register", &self.register)
+            .field("rooms", &self.rooms)
+            .field("first_retry", &self.first_retry)
+            .field("longest_retry", &self.longest_retry)
+            .field("connection_wait", &self.connection_wait)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+impl ReconnectOptions {
+    /// Connect to `server` (`host:port`, resolved again on every attempt) as `client_name`
+    /// (sent in `Hello`) and log in as `username`. No registration, no rooms joined; retries
+    /// 1 s doubling to 60 s; requests wait up to 30 s for a connection.
+    pub fn new(
+        server: impl Into<String>,
+        client_name: impl Into<String>,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        Self {
+            server: server.into(),
+            client_name: client_name.into(),
+            username: username.into(),
+            password: password.into(),
+            register: false,
+            rooms: Vec::new(),
+            first_retry: Duration::from_secs(1),
+            longest_retry: Duration::from_secs(60),
+            connection_wait: Duration::from_secs(30),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+
+    /// On the first connect, register the account if its name is free
+    /// ([`ClientHandle::login_or_register`]). Reconnects never register.
+    pub fn register_if_missing(mut self) -> Self {
+        self.register = true;
+        self
+    }
+
+    /// On the first connect, join this public room (by name). Call once per room.
+    pub fn join(mut self, room: impl Into<String>) -> Self {
+        self.rooms.push(room.into());
+        self
+    }
+
+    /// The first retry comes after `first` (plus jitter), each next one after twice as long,
+    /// up to `longest`.
+    pub fn retry_delays(mut self, first: Duration, longest: Duration) -> Self {
+        self.first_retry = first;
+        self.longest_retry = longest.max(first);
+        self
+    }
+
+    /// How long a request made while disconnected waits for the connection to come back
+    /// before failing with [`ReconnectError::NotConnected`].
+    pub fn connection_wait(mut self, wait: Duration) -> Self {
+        self.connection_wait = wait;
+        self
+    }
+
+    /// How long a request waits for its response ([`ClientOptions::request_timeout`]).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    fn client_options(&self) -> ClientOptions {
+        let mut options = ClientOptions::new(self.client_name.clone());
+        options.request_timeout = self.request_timeout;
+        options
+    }
+}
+
+/// What a [`ReconnectingClient`] delivers: the server's events, and what happened to the
+/// connection.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ReconnectEvent {
+    /// An event from the server, live or (for [`Event::Message`]) caught up after a reconnect.
+    Event(Event),
+    /// The connection ended; the first retry comes after `retry_in`.
+    Disconnected {
+        /// Why it ended ([`ClientHandle::close_error`]).
+        error: ClientError,
+        /// When the next attempt is made.
+        retry_in: Duration,
+    },
+    /// An attempt to reconnect failed; the next one comes after `retry_in`.
+    RetryFailed {
+        /// Why.
+        error: ClientError,
+        /// When the next attempt is made.
+        retry_in: Duration,
+    },
+    /// Messages of a room missed while disconnected that are not delivered: seqs
+    /// `first..=last` (more than a catch-up fetches, or the server refused the history).
+    MessagesSkipped {
+        /// The room.
+        room: RoomId,
+        /// The first seq not delivered.
+        first: Seq,
+        /// The last seq not delivered.
+        last: Seq,
+    },
+    /// Connected and logged in again, and the catch-up is delivered: the messages between
+    /// [`Disconnected`](Self::Disconnected) and this event are the ones missed. Live events of
+    /// the new connection follow.
+    Reconnected(Reconnected),
+    /// Stopped for good, with the reason: the login was refused for a reason that would only
+    /// repeat, the server ended the session ([`ErrorCode::SessionRevoked`]), or
+    /// [`ReconnectingHandle::close`] was called. The last event.
+    Stopped(Arc<ClientError>),
+}
+
+impl ReconnectEvent {
+    /// A line for a log about the connection (everything but [`Event`](Self::Event)).
+    pub fn connection_note(&self) -> Option<String> {
+        Some(match self {
+            ReconnectEvent::Event(_) => return None,
+            ReconnectEvent::Disconnected { error, retry_in } => {
+                format!("disconnected: {error}; trying again in {retry_in:.1?}")
+            }
+            ReconnectEvent::RetryFailed { error, retry_in } => {
+                format!("cannot reconnect: {error}; trying again in {retry_in:.1?}")
+            }
+            ReconnectEvent::MessagesSkipped { room, first, last } => format!(
+                "missed messages {first}..={last} of room {} were not fetched",
+                room.0
+            ),
+            ReconnectEvent::Reconnected(back) => format!(
+                "reconnected ({}), {} missed messages caught up",
+                if back.resumed {
+                    "session resumed"
+                } else {
+                    "logged in again with the password"
+                },
+                back.caught_up
+            ),
+            ReconnectEvent::Stopped(error) => format!("stopped for good: {error}"),
+        })
+    }
+}
+
+/// How a reconnect went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reconnected {
+    /// The session was resumed with its token; `false`: the token was refused and the client
+    /// logged in with the password (a new session, a new token).
+    pub resumed: bool,
+    /// How many missed messages were delivered before this event.
+    pub caught_up: usize,
+    /// Rooms followed before the drop that the account is no longer in (kicked, left from
+    /// another session, deleted): no longer caught up.
+    pub rooms_gone: Vec<RoomId>,
+}
+
+/// Why a [`ReconnectingHandle`] request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconnectError {
+    /// The request failed on the connection (see [`ClientError`]). If the connection ended
+    /// meanwhile, the request may or may not have taken effect; it is not sent again.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// There was no connection, and none came back within the wait
+    /// ([`ReconnectOptions::connection_wait`]).
+    #[error("not connected: no connection came back within {0:?}")]
+    NotConnected(Duration),
+    /// The client has stopped for good, for this reason.
+    #[error("stopped for good: {0}")]
+    Stopped(Arc<ClientError>),
+}
+
+impl ReconnectError {
+    /// The server's error code, if the server gave one (see [`ClientError::code`]).
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ReconnectError::Client(e) => e.code(),
+            ReconnectError::Stopped(e) => e.code(),
+            ReconnectError::NotConnected(_) => None,
+        }
+    }
+}
+
+impl From<Arc<ClientError>> for ReconnectError {
+    fn from(why: Arc<ClientError>) -> Self {
+        ReconnectError::Stopped(why)
+    }
+}
+
+/// The connection requests go through.
+enum Link {
+    Up(ClientHandle),
+    Down,
+    Stopped(Arc<ClientError>),
+}
+
+struct Shared {
+    link: watch::Sender<Link>,
+    session: Mutex<Session>,
+    welcome: Mutex<Welcome>,
+    rooms: Mutex<RoomTracker>,
+    connection_wait: Duration,
+}
+
+/// A poisoned lock only means another thread panicked while holding it; the data is plain.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A cloneable handle for requests that outlives reconnects. The client stops (and closes its
+/// connection) when the [`ReconnectingClient`] and every handle are dropped, or on
+/// [`close`](Self::close).
+#[derive(Clone)]
+pub struct ReconnectingHandle {
+    shared: Arc<Shared>,
+    _alive: Arc<DropGuard>,
+    stop: CancellationToken,
+}
+
+impl std::fmt::Debug for ReconnectingHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReconnectingHandle").finish_non_exhaustive()
+    }
+}
+
+impl ReconnectingHandle {
+    /// The current connection, for any request: at once when connected, else once it is back
+    /// (waiting at most [`ReconnectOptions::connection_wait`]). A request on it is not resent
+    /// if the connection drops; and rooms entered through it are caught up only from their
+    /// first message (see the [module](self) docs).
+    pub async fn connection(&self) -> Result<ClientHandle, ReconnectError> {
+        let wait = self.shared.connection_wait;
+        let mut link = self.shared.link.subscribe();
+        let ready = tokio::time::timeout(wait, link.wait_for(|l| !matches!(l, Link::Down))).await;
+        match ready {
+            Err(_) => Err(ReconnectError::NotConnected(wait)),
+            Ok(Err(_)) => Err(ReconnectError::Stopped(Arc::new(ClientError::Closed(None)))),
+            Ok(Ok(link)) => match &*link {
+                Link::Up(handle) => Ok(handle.clone()),
+                Link::Stopped(why) => Err(ReconnectError::Stopped(Arc::clone(why))),
+                Link::Down => Err(ReconnectError::NotConnected(wait)),
+            },
+        }
+    }
+
+    /// Whether a connection is up and logged in now.
+    pub fn is_connected(&self) -> bool {
+        matches!(&*self.shared.link.borrow(), Link::Up(h) if !h.is_closed())
+    }
+
+    /// The session of the current (or last) connection: the same token after a resume, a new
+    /// one after a password login.
+    pub fn session(&self) -> Session {
+        lock(&self.shared.session).clone()
+    }
+
+    /// What the server said in the `Welcome` of the current (or last) connection.
+    pub fn welcome(&self) -> Welcome {
+        lock(&self.shared.welcome).clone()
+    }
+
+    /// Stops for good: closes the connection, ends reconnecting; the last event is
+    /// [`ReconnectEvent::Stopped`].
+    pub fn close(&self) {
+        self.stop.cancel();
+    }
+
+    /// Posts a message ([`ClientHandle::send_message`]). If it fails because the connection
+    /// dropped, it may or may not have been stored, and it is not sent again: a stored one is
+    /// delivered by the catch-up as a message from me.
+    pub async fn send_message(
+        &self,
+        room: RoomId,
+        text: impl Into<String>,
+    ) -> Result<SentMessage, ReconnectError> {
+        Ok(self.connection().await?.send_message(room, text).await?)
+    }
+
+    /// Joins a public room by name; it is caught up after reconnects from now on.
+    pub async fn join_room(&self, name: &str) -> Result<RoomSummary, ReconnectError> {
+        let room = self.connection().await?.join_room(name).await?;
+        lock(&self.shared.rooms).track(room.id, room.latest_seq);
+        Ok(room)
+    }
+
+    /// Creates a room; it is caught up after reconnects from now on.
+    pub async fn create_room(
+        &self,
+        name: &str,
+        visibility: Visibility,
+    ) -> Result<RoomSummary, ReconnectError> {
+        let room = self
+            .connection()
+            .await?
+            .create_room(name, visibility)
+            .await?;
+        lock(&self.shared.rooms).track(room.id, room.latest_seq);
+        Ok(room)
+    }
+
+    /// Opens (creating if needed) the direct chat with a user; it is caught up after
+    /// reconnects from now on.
+    pub async fn open_direct(&self, username: &str) -> Result<RoomSummary, ReconnectError> {
+        let room = self.connection().await?.open_direct(username).await?;
+        lock(&self.shared.rooms).track(room.id, room.latest_seq);
+        Ok(room)
+    }
+
+    /// Leaves a room; it is no longer caught up.
+    pub async fn leave_room(&self, room: RoomId) -> Result<(), ReconnectError> {
+        self.connection().await?.leave_room(room).await?;
+        lock(&self.shared.rooms).forget(room);
+        Ok(())
+    }
+
+    /// Mutes a member of a room ([`ClientHandle::mute`]).
+    pub async fn mute(
+        &self,
+        room: RoomId,
+        username: &str,
+        secs: Option<u64>,
+        reason: Option<String>,
+    ) -> Result<(), ReconnectError> {
+        Ok(self
+            .connection()
+            .await?
+            .mute(room, username, secs, reason)
+            .await?)
+    }
+
+    /// The rooms and direct chats I am in ([`ClientHandle::my_rooms`]).
+    pub async fn my_rooms(&self) -> Result<Vec<RoomSummary>, ReconnectError> {
+        Ok(self.connection().await?.my_rooms().await?)
+    }
+}
+
+/// A connection to a Chat-Room server that comes back by itself: request methods (through
+/// [`ReconnectingHandle`], which it dereferences to) and a stream of [`ReconnectEvent`]s. See
+/// the [module](self) docs.
+///
+/// Keep reading events: while [`EVENT_QUEUE`] of them wait unread nothing more is read from the
+/// connection, responses included (as with [`Client`]), and a server drops a client that stays
+/// behind (it then reconnects and catches up).
+#[derive(Debug)]
+pub struct ReconnectingClient {
+    handle: ReconnectingHandle,
+    events: mpsc::Receiver<ReconnectEvent>,
+}
+
+impl std::ops::Deref for ReconnectingClient {
+    type Target = ReconnectingHandle;
+    fn deref(&self) -> &ReconnectingHandle {
+        &self.handle
+    }
+}
+
+impl ReconnectingClient {
+    /// Connects, logs in (registering first if asked and the name is free), and joins the
+    /// rooms of `options`. Any failure here is returned as it came, without retrying: a wrong
+    /// address or password is not something waiting fixes. From then on the client reconnects
+    /// by itself.
+    pub async fn connect(options: ReconnectOptions) -> Result<Self, ClientError> {
+        let client =
+            Client::connect_with(options.server.as_str(), options.client_options()).await?;
+        let session = if options.register {
+            client
+                .login_or_register(&options.username, &options.password)
+                .await?
+        } else {
+            client.login(&options.username, &options.password).await?
+        };
+        for room in &options.rooms {
+            client.join_room(room).await?;
+        }
+        // Where each room stands now: a later catch-up starts there at the latest.
+        let mut rooms = RoomTracker::default();
+        for room in client.my_rooms().await? {
+            rooms.track(room.id, room.latest_seq);
+        }
+        let welcome = client.welcome().clone();
+        let (handle, events) = client.into_parts();
+        let (link, _) = watch::channel(Link::Up(handle.clone()));
+        let shared = Arc::new(Shared {
+            link,
+            session: Mutex::new(session),
+            welcome: Mutex::new(welcome),
+            rooms: Mutex::new(rooms),
+            connection_wait: options.connection_wait,
+        });
+        let stop = CancellationToken::new();
+        let (out, received) = mpsc::channel(EVENT_QUEUE);
+        let driver = Driver {
+            options,
+            shared: Arc::clone(&shared),
+            out,
+            stop: stop.clone(),
+        };
+        tokio::spawn(driver.run(handle, events));
+        Ok(Self {
+            handle: ReconnectingHandle {
+                shared,
+                _alive: Arc::new(stop.clone().drop_guard()),
+                stop,
+            },
+            events: received,
+        })
+    }
+
+    /// The next event; `None` after [`ReconnectEvent::Stopped`].
+    pub async fn next_event(&mut self) -> Option<ReconnectEvent> {
+        self.events.recv().await
+    }
+
+    /// A cloneable handle for requests from other tasks.
+    pub fn handle(&self) -> ReconnectingHandle {
+        self.handle.clone()
+    }
+
+    /// Splits into the request handle and the event receiver. Dropping the receiver discards
+    /// events from then on; the client keeps reconnecting while a handle lives.
+    pub fn into_parts(self) -> (ReconnectingHandle, mpsc::Receiver<ReconnectEvent>) {
+        (self.handle, self.events)
+    }
+}
+
+/// A login refusal that every later attempt would get too.
+fn refused_for_good(e: &ClientError) -> bool {
+    use ErrorCode::*;
+    matches!(
+        e.code(),
+        Some(InvalidCredentials | RegistrationClosed | InvalidUsername | WeakPassword)
+    )
+}
+
+/// How long to wait before retry number `attempt` (0 for the first).
+fn retry_delay(first: Duration, longest: Duration, attempt: u32, restarting: bool) -> Duration {
+    let cap = if restarting {
+        RESTART_RETRY.min(longest)
+    } else {
+        longest
+    };
+    let base = first.saturating_mul(1 << attempt.min(16)).min(cap);
+    base + jitter(base / 2)
+}
+
+/// Up to `most`, from the clock's low bits: clients dropped together do not return together.
+fn jitter(most: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let most = u64::try_from(most.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(u64::from(nanos) % most.saturating_add(1))
+}
+
+/// Where each followed room stands.
+#[derive(Debug, Default)]
+struct RoomTracker {
+    rooms: HashMap<RoomId, RoomMark>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct RoomMark {
+    /// Where the room stood when it was first followed (or up to where a catch-up gave up):
+    /// nothing at or before it is fetched again.
+    baseline: Seq,
+    /// The newest message delivered; 0 when none was.
+    delivered: Seq,
+}
+
+impl RoomMark {
+    fn resume_after(self) -> Seq {
+        self.baseline.max(self.delivered)
+    }
+}
+
+/// A room to catch up: messages after `after`, up to `latest` at least.
+#[derive(Debug, PartialEq, Eq)]
+struct Gap {
+    room: RoomId,
+    after: Seq,
+    latest: Seq,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Plan {
+    gaps: Vec<Gap>,
+    gone: Vec<RoomId>,
+}
+
+impl RoomTracker {
+    /// Whether a message is news: a room's messages arrive in seq order on one connection, so
+    /// one at or before the newest delivered is a copy (a live one the catch-up delivered
+    /// already). Notes it as delivered.
+    fn admit(&mut self, room: RoomId, seq: Seq) -> bool {
+        if let Some(mark) = self.rooms.get_mut(&room) {
+            if seq <= mark.delivered {
+                return false;
+            }
+            mark.delivered = seq;
+        } else if self.rooms.len() < MAX_TRACKED_ROOMS {
+            self.rooms.insert(
+                room,
+                RoomMark {
+                    baseline: 0,
+                    delivered: seq,
+                },
+            );
+        }
+        true
+    }
+
+    /// Follows a room from `latest` on (nothing changes for one already followed: messages
+    /// up to `latest` may still be on their way).
+    fn track(&mut self, room: RoomId, latest: Seq) {
+        if self.rooms.len() < MAX_TRACKED_ROOMS || self.rooms.contains_key(&room) {
+            self.rooms.entry(room).or_insert(RoomMark {
+                baseline: latest,
+                delivered: 0,
+            });
+        }
+    }
+
+    fn forget(&mut self, room: RoomId) {
+        self.rooms.remove(&room);
+    }
+
+    /// Gives up on a room's messages up to `seq`.
+    fn skip_to(&mut self, room: RoomId, seq: Seq) {
+        if let Some(mark) = self.rooms.get_mut(&room) {
+            mark.baseline = mark.baseline.max(seq);
+        }
+    }
+
+    /// What to catch up, given my rooms as they are now: rooms followed before, with news;
+    /// rooms gone from the list are forgotten, new ones followed from now.
+    fn plan(&mut self, rooms: &[RoomSummary]) -> Plan {
+        let mine: HashSet<RoomId> = rooms.iter().map(|r| r.id).collect();
+        let mut gone: Vec<RoomId> = self
+            .rooms
+            .keys()
+            .filter(|room| !mine.contains(room))
+            .copied()
+            .collect();
+        gone.sort_unstable();
+        for room in &gone {
+            self.rooms.remove(room);
+        }
+        let mut gaps = Vec::new();
+        for summary in rooms {
+            match self.rooms.get(&summary.id) {
+                Some(mark) if summary.latest_seq > mark.resume_after() => gaps.push(Gap {
+                    room: summary.id,
+                    after: mark.resume_after(),
+                    latest: summary.latest_seq,
+                }),
+                Some(_) => {}
+                None => self.track(summary.id, summary.latest_seq),
+            }
+        }
+        Plan { gaps, gone }
+    }
+}
+
+/// Live events put aside while a catch-up runs.
+#[derive(Default)]
+struct Held {
+    events: VecDeque<Event>,
+    /// Whether the connection's event queue may still yield more.
+    open: bool,
+}
+
+/// Why a catch-up did not finish.
+enum Interrupted {
+    Stop,
+    Failed(ClientError),
+}
+
+/// How an attempt to reconnect ended.
+enum Outcome {
+    Up(ClientHandle, mpsc::Receiver<Event>),
+    Retry(ClientError),
+    GiveUp(ClientError),
+    Stop,
+}
+
+/// The task that owns the connection: forwards events, reconnects, catches up.
+struct Driver {
+    options: ReconnectOptions,
+    shared: Arc<Shared>,
+    out: mpsc::Sender<ReconnectEvent>,
+    stop: CancellationToken,
+}
+
+impl Driver {
+    async fn run(self, mut handle: ClientHandle, mut events: mpsc::Receiver<Event>) {
+        loop {
+            if !self.forward(&mut events).await {
+                return self.finish(ClientError::Closed(None)).await;
+            }
+            let error = handle.close_error().unwrap_or(ClientError::Closed(None));
+            if error.code() == Some(ErrorCode::SessionRevoked) {
+                // Ended on purpose (a logout elsewhere, a password change, an admin): coming
+                // back with the password would undo it.
+                return self.finish(error).await;
+            }
+            self.shared.link.send_replace(Link::Down);
+            match self.come_back(error).await {
+                Some((back, more)) => (handle, events) = (back, more),
+                None => return,
+            }
+        }
+    }
+
+    /// Forwards the connection's events until it ends (`true`) or the client is stopped.
+    async fn forward(&self, events: &mut mpsc::Receiver<Event>) -> bool {
+        loop {
+            let event = tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => return false,
+                event = events.recv() => event,
+            };
+            let Some(event) = event else {
+                return true;
+            };
+            if self.is_news(&event) && !self.emit(ReconnectEvent::Event(event)).await {
+                return false;
+            }
+        }
+    }
+
+    fn is_news(&self, event: &Event) -> bool {
+        match event {
+            Event::Message(m) => lock(&self.shared.rooms).admit(m.room, m.seq),
+            _ => true,
+        }
+    }
+
+    /// Hands an event to the program (waiting while its queue is full); `false` once stopped.
+    async fn emit(&self, event: ReconnectEvent) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.stop.cancelled() => false,
+            // An error: nobody reads events any more; they are discarded.
+            _ = self.out.send(event) => true,
+        }
+    }
+
+    async fn emit_or_stop(&self, event: ReconnectEvent) -> Result<(), Interrupted> {
+        if self.emit(event).await {
+            Ok(())
+        } else {
+            Err(Interrupted::Stop)
+        }
+    }
+
+    /// Stops for good with `error`.
+    async fn finish(&self, error: ClientError) {
+        let error = Arc::new(error);
+        if let Link::Up(handle) = self
+            .shared
+            .link
+            .send_replace(Link::Stopped(Arc::clone(&error)))
+        {
+            handle.close();
+        }
+        let last = ReconnectEvent::Stopped(error);
+        if self.stop.is_cancelled() {
+            // Asked for (or everyone gone): said if there is room, never waited for.
+            let _ = self.out.try_send(last);
+        } else {
+            self.emit(last).await;
+        }
+    }
+
+    fn retry_delay(&self, attempt: u32, restart_until: Option<Instant>) -> Duration {
+        let restarting = restart_until.is_some_and(|until| Instant::now() < until);
+        retry_delay(
+            self.options.first_retry,
+            self.options.longest_retry,
+            attempt,
+            restarting,
+        )
+    }
+
+    /// Reconnects after `error` ended the connection: the new connection once caught up, or
+    /// `None` when stopped.
+    async fn come_back(&self, error: ClientError) -> Option<(ClientHandle, mpsc::Receiver<Event>)> {
+        let mut restart_until = None;
+        let mut note_shutdown = |error: &ClientError| {
+            if error.code() == Some(ErrorCode::ShuttingDown) {
+                restart_until = Some(Instant::now() + RESTART_WINDOW);
+            }
+            restart_until
+        };
+        let mut attempt = 0u32;
+        let mut delay = self.retry_delay(attempt, note_shutdown(&error));
+        let mut emitted = self
+            .emit(ReconnectEvent::Disconnected {
+                error,
+                retry_in: delay,
+            })
+            .await;
+        loop {
+            let outcome = if emitted {
+                tokio::select! {
+                    biased;
+                    _ = self.stop.cancelled() => Outcome::Stop,
+                    outcome = async {
+                        tokio::time::sleep(delay).await;
+                        self.attempt().await
+                    } => outcome,
+                }
+            } else {
+                Outcome::Stop
+            };
+            let error = match outcome {
+                Outcome::Up(handle, events) => return Some((handle, events)),
+                Outcome::Stop => ClientError::Closed(None),
+                Outcome::GiveUp(error) => error,
+                Outcome::Retry(error) => {
+                    attempt = attempt.saturating_add(1);
+                    delay = self.retry_delay(attempt, note_shutdown(&error));
+                    emitted = self
+                        .emit(ReconnectEvent::RetryFailed {
+                            error,
+                            retry_in: delay,
+                        })
+                        .await;
+                    continue;
+                }
+            };
+            self.finish(error).await;
+            return None;
+        }
+    }
+
+    /// One attempt: connect, log in, catch up, deliver what was held meanwhile.
+    async fn attempt(&self) -> Outcome {
+        let options = &self.options;
+        let client =
+            match Client::connect_with(options.server.as_str(), options.client_options()).await {
+                Ok(client) => client,
+                Err(e) => return Outcome::Retry(e),
+            };
+        let token = lock(&self.shared.session).token.clone();
+        let (session, resumed) = match client.resume(&token).await {
+            Ok(session) => (session, true),
+            Err(e) if e.code() == Some(ErrorCode::InvalidToken) => {
+                match client.login(&options.username, &options.password).await {
+                    Ok(session) => (session, false),
+                    Err(e) if refused_for_good(&e) => return Outcome::GiveUp(e),
+                    Err(e) => return Outcome::Retry(e),
+                }
+            }
+            Err(e) => return Outcome::Retry(e),
+        };
+        let page = client
+            .welcome()
+            .limits
+            .max_history_page
+            .clamp(1, CATCH_UP_PAGE);
+        *lock(&self.shared.session) = session;
+        *lock(&self.shared.welcome) = client.welcome().clone();
+        let (handle, mut events) = client.into_parts();
+        // Requests may go out while the catch-up runs.
+        self.shared.link.send_replace(Link::Up(handle.clone()));
+        let mut held = Held {
+            events: VecDeque::new(),
+            open: true,
+        };
+        let (caught_up, rooms_gone) =
+            match self.catch_up(&handle, &mut events, &mut held, page).await {
+                Ok(done) => done,
+                Err(Interrupted::Stop) => return Outcome::Stop,
+                Err(Interrupted::Failed(e)) => {
+                    // What was held is fetched again next time: nothing of it was delivered.
+                    handle.close();
+                    self.shared.link.send_replace(Link::Down);
+                    return Outcome::Retry(e);
+                }
+            };
+        let back = Reconnected {
+            resumed,
+            caught_up,
+            rooms_gone,
+        };
+        if !self.emit(ReconnectEvent::Reconnected(back)).await {
+            return Outcome::Stop;
+        }
+        for event in held.events {
+            if self.is_news(&event) && !self.emit(ReconnectEvent::Event(event)).await {
+                return Outcome::Stop;
+            }
+        }
+        Outcome::Up(handle, events)
+    }
+
+    /// Delivers each followed room's missed messages; returns how many, and the rooms gone.
+    async fn catch_up(
+        &self,
+        handle: &ClientHandle,
+        events: &mut mpsc::Receiver<Event>,
+        held: &mut Held,
+        page: u32,
+    ) -> Result<(usize, Vec<RoomId>), Interrupted> {
+        let rooms = self.holding(handle.my_rooms(), events, held).await?;
+        let plan = lock(&self.shared.rooms).plan(&rooms);
+        let mut caught_up = 0;
+        for gap in plan.gaps {
+            caught_up += self.catch_up_room(handle, events, held, gap, page).await?;
+        }
+        Ok((caught_up, plan.gone))
+    }
+
+    async fn catch_up_room(
+        &self,
+        handle: &ClientHandle,
+        events: &mut mpsc::Receiver<Event>,
+        held: &mut Held,
+        gap: Gap,
+        page: u32,
+    ) -> Result<usize, Interrupted> {
+        let Gap {
+            room,
+            mut after,
+            latest,
+        } = gap;
+        let most = u64::from(page).saturating_mul(CATCH_UP_PAGES as u64);
+        if latest.saturating_sub(after) > most {
+            // The newest are the ones worth having.
+            let first = after.saturating_add(1);
+            after = latest - most;
+            lock(&self.shared.rooms).skip_to(room, after);
+            self.emit_or_stop(ReconnectEvent::MessagesSkipped {
+                room,
+                first,
+                last: after,
+            })
+            .await?;
+        }
+        let mut delivered = 0;
+        let (mut pages, mut rate_limited) = (0, 0);
+        let mut complete = after >= latest;
+        while !complete && pages < CATCH_UP_PAGES {
+            let asked = handle.history(room, HistoryAnchor::After(after), page);
+            let history = match self.holding(asked, events, held).await {
+                Ok(history) => history,
+                Err(Interrupted::Failed(e))
+                    if e.code() == Some(ErrorCode::RateLimited)
+                        && rate_limited < RATE_LIMITED_RETRIES =>
+                {
+                    rate_limited += 1;
+                    let pause = async {
+                        tokio::time::sleep(RATE_LIMITED_PAUSE).await;
+                        Ok(())
+                    };
+                    self.holding(pause, events, held).await?;
+                    continue;
+                }
+                // Refused (no longer a member, say): the rest is reported skipped below.
+                Err(Interrupted::Failed(e)) if e.code().is_some() => break,
+                Err(other) => return Err(other),
+            };
+            pages += 1;
+            for message in history.messages {
+                if message.room != room || message.seq <= after {
+                    continue;
+                }
+                after = message.seq;
+                if self.deliver(message).await? {
+                    delivered += 1;
+                }
+            }
+            complete = !history.has_more || after >= latest;
+        }
+        if !complete {
+            lock(&self.shared.rooms).skip_to(room, latest);
+            self.emit_or_stop(ReconnectEvent::MessagesSkipped {
+                room,
+                first: after.saturating_add(1),
+                last: latest,
+            })
+            .await?;
+        }
+        Ok(delivered)
+    }
+
+    /// Delivers a caught-up message unless it was delivered already; whether it was.
+    async fn deliver(&self, message: Message) -> Result<bool, Interrupted> {
+        if !lock(&self.shared.rooms).admit(message.room, message.seq) {
+            return Ok(false);
+        }
+        self.emit_or_stop(ReconnectEvent::Event(Event::Message(message)))
+            .await?;
+        Ok(true)
+    }
+
+    /// Awaits `work` while putting live events aside, so that its response is not stuck
+    /// behind them.
+    async fn holding<T>(
+        &self,
+        work: impl Future<Output = Result<T, ClientError>>,
+        events: &mut mpsc::Receiver<Event>,
+        held: &mut Held,
+    ) -> Result<T, Interrupted> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => return Err(Interrupted::Stop),
+                done = &mut work => return done.map_err(Interrupted::Failed),
+                event = events.recv(), if held.open && held.events.len() < HELD_EVENTS => {
+                    match event {
+                        Some(event) => held.events.push_back(event),
+                        None => held.open = false,
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frames::RoomKind;
+
+    fn summary(id: u64, latest_seq: Seq) -> RoomSummary {
+        RoomSummary {
+            id: RoomId(id),
+            kind: RoomKind::Public,
+            name: format!("room{id}"),
+            topic: String::new(),
+            member_count: 2,
+            latest_seq,
+            last_read_seq: 0,
+            unread: 0,
+            mentions: 0,
+            my_role: None,
+        }
+    }
+
+    /// A live message that arrives while the catch-up runs, and that the catch-up's history
+    /// page also holds, is delivered once: by the catch-up, in order; the held live copy after
+    /// it is dropped, and the live message after that is delivered.
+    #[test]
+    fn a_live_copy_of_a_caught_up_message_is_dropped() {
+        let room = RoomId(7);
+        let mut rooms = RoomTracker::default();
+        rooms.track(room, 3);
+        assert!(rooms.admit(room, 4), "live before the drop");
+        // Reconnected: the room is at 6 now.
+        let plan = rooms.plan(&[summary(7, 6)]);
+        assert_eq!(
+            plan.gaps,
+            [Gap {
+                room,
+                after: 4,
+                latest: 6
+            }]
+        );
+        // The history page (fetched after seq 7 was stored) holds 5, 6 and 7.
+        let caught: Vec<bool> = [5, 6, 7]
+            .iter()
+            .map(|&seq| rooms.admit(room, seq))
+            .collect();
+        assert_eq!(caught, [true, true, true]);
+        // Held live copies: 7 (stored during the catch-up) is a copy, 8 is news.
+        assert!(!rooms.admit(room, 7), "the live copy of 7");
+        assert!(rooms.admit(room, 8));
+        assert!(!rooms.admit(room, 8), "each once");
+    }
+
+    #[test]
+    fn a_plan_starts_after_what_was_seen_and_follows_new_rooms_from_now() {
+        let mut rooms = RoomTracker::default();
+        rooms.track(RoomId(1), 10);
+        rooms.track(RoomId(2), 5);
+        rooms.track(RoomId(3), 0);
+        assert!(rooms.admit(RoomId(1), 11));
+        let plan = rooms.plan(&[summary(1, 15), summary(2, 5), summary(4, 9)]);
+        assert_eq!(
+            plan,
+            Plan {
+                gaps: vec![Gap {
+                    room: RoomId(1),
+                    after: 11,
+                    latest: 15
+                }],
+                gone: vec![RoomId(3)],
+            }
+        );
+        // Room 4, new while away, is followed from 9; room 3 is forgotten.
+        let plan = rooms.plan(&[summary(1, 11), summary(2, 5), summary(4, 12)]);
+        assert_eq!(
+            plan.gaps,
+            [Gap {
+                room: RoomId(4),
+                after: 9,
+                latest: 12
+            }]
+        );
+        assert!(plan.gone.is_empty());
+    }
+
+    #[test]
+    fn retries_double_up_to_the_longest_and_come_every_second_after_a_shutdown() {
+        let (first, longest) = (Duration::from_secs(1), Duration::from_secs(60));
+        for (attempt, base) in [(0, 1), (1, 2), (2, 4), (5, 32), (6, 60), (40, 60)] {
+            let delay = retry_delay(first, longest, attempt, false);
+            let base = Duration::from_secs(base);
+            assert!(
+                delay >= base && delay <= base + base / 2,
+                "attempt {attempt}: {delay:?}"
+            );
+        }
+        let restarting = retry_delay(first, longest, 6, true);
+        assert!(
+            restarting >= RESTART_RETRY && restarting <= RESTART_RETRY * 3 / 2,
+            "{restarting:?}"
+        );
+    }
+}

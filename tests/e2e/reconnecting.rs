@@ -1,0 +1,576 @@
+//! `chatroom_protocol::reconnecting`: a bot's client that comes back by itself after the server
+//! restarts (on the same data directory and address), resumes its session, and catches up.
+
+use crate::support::*;
+use bytes::BytesMut;
+use chatroom_protocol::client::Client;
+use chatroom_protocol::codec::{MAX_FRAME_BYTES_ACCEPTED, decode_payload};
+use chatroom_protocol::reconnecting::{
+    ReconnectError, ReconnectEvent, ReconnectOptions, Reconnected, ReconnectingClient,
+};
+use chatroom_protocol::{ClientFrame, ErrorCode, Event, Request, ServerFrame, UserId};
+use chatroom_server::Config;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A server started on an address an earlier one had: where a reconnecting client looks.
+struct PinnedServer {
+    dir: Arc<tempfile::TempDir>,
+    config: Config,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl PinnedServer {
+    async fn start(addr: SocketAddr, dir: Arc<tempfile::TempDir>, config: Config) -> Self {
+        // The port was released a moment ago; bound tries in case it is not free yet.
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => break listener,
+                Err(e) if tries < 100 => {
+                    tries += 1;
+                    tracing::info!(error = %e, "{addr} is not free yet");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("cannot listen on {addr} again: {e}"),
+            }
+        };
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn({
+            let (config, shutdown) = (config.clone(), shutdown.clone());
+            async move {
+                chatroom_server::run(listener, config, shutdown)
+                    .await
+                    .expect("server runs");
+            }
+        });
+        Self {
+            dir,
+            config,
+            shutdown,
+            task,
+        }
+    }
+
+    async fn stop(self) -> (Arc<tempfile::TempDir>, Config) {
+        self.shutdown.cancel();
+        tokio::time::timeout(PATIENCE, self.task)
+            .await
+            .expect("server stops in time")
+            .expect("server task");
+        (self.dir, self.config)
+    }
+}
+
+/// A bot's options: registers, joins `public`, retries quickly (the server is back at once).
+fn bot_options(addr: SocketAddr, name: &str) -> ReconnectOptions {
+    ReconnectOptions::new(addr.to_string(), "e2e-bot", name, PASSWORD)
+        .register_if_missing()
+        .join("public")
+        .retry_delays(Duration::from_millis(50), Duration::from_millis(500))
+}
+
+/// The bot's events up to and including the first one `last` picks.
+async fn events_until(
+    bot: &mut ReconnectingClient,
+    mut last: impl FnMut(&ReconnectEvent) -> bool,
+) -> Vec<ReconnectEvent> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let event = bot.next_event().await.expect("the bot is running");
+            let done = last(&event);
+            seen.push(event);
+            if done {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the event comes in time; seen: {seen:#?}"));
+    seen
+}
+
+fn is_disconnected(event: &ReconnectEvent) -> bool {
+    matches!(event, ReconnectEvent::Disconnected { .. })
+}
+
+fn is_reconnected(event: &ReconnectEvent) -> bool {
+    matches!(event, ReconnectEvent::Reconnected(_))
+}
+
+/// The texts of the messages among `events`, in order.
+fn message_texts(events: &[ReconnectEvent]) -> Vec<&str> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ReconnectEvent::Event(Event::Message(m)) => Some(m.text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The reconnect report among `events`.
+fn reconnected(events: &[ReconnectEvent]) -> &Reconnected {
+    events
+        .iter()
+        .find_map(|e| match e {
+            ReconnectEvent::Reconnected(back) => Some(back),
+            _ => None,
+        })
+        .expect("reconnected")
+}
+
+/// The sessions the server keeps for an account (read with the server stopped).
+fn sessions_of(config: &Config, user: UserId) -> i64 {
+    let db = rusqlite::Connection::open(config.database_path()).expect("open the database");
+    let user = i64::try_from(user.0).expect("id");
+    db.query_row(
+        "SELECT count(*) FROM sessions WHERE user_id = ?1",
+        [user],
+        |row| row.get(0),
+    )
+    .expect("count sessions")
+}
+
+/// Logs `name` in on a fresh connection to `addr`.
+async fn login_at(addr: SocketAddr, name: &str) -> Client {
+    let client = Client::connect(addr, "e2e-test").await.expect("connect");
+    client.login(name, PASSWORD).await.expect("login");
+    client
+}
+
+#[tokio::test]
+async fn messages_posted_while_the_bot_was_away_are_delivered_once_and_in_order() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let (alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    let mut bot = ReconnectingClient::connect(bot_options(addr, "bot"))
+        .await
+        .expect("the bot connects");
+    alice.send_message(public, "before").await.expect("send");
+    events_until(&mut bot, |e| {
+        message_texts(std::slice::from_ref(e)) == ["before"]
+    })
+    .await;
+    drop(alice);
+
+    let (dir, config) = server.stop().await;
+    events_until(&mut bot, is_disconnected).await;
+    // Alice posts on the same data, at an address the bot does not know: while it is away.
+    let elsewhere = TestServer::start_in(dir, config).await;
+    let (alice, _) = elsewhere.login("alice").await;
+    for text in ["away 1", "away 2"] {
+        alice.send_message(public, text).await.expect("send");
+    }
+    drop(alice);
+    let (dir, config) = elsewhere.stop().await;
+
+    // The server is back where the bot looks.
+    let server = PinnedServer::start(addr, dir, config).await;
+    let events = events_until(&mut bot, is_reconnected).await;
+    assert_eq!(message_texts(&events), ["away 1", "away 2"], "{events:#?}");
+    assert_eq!(reconnected(&events).caught_up, 2);
+
+    // Then live messages, and nothing twice.
+    let alice = login_at(addr, "alice").await;
+    alice.send_message(public, "after").await.expect("send");
+    let events = events_until(&mut bot, |e| {
+        message_texts(std::slice::from_ref(e)) == ["after"]
+    })
+    .await;
+    assert_eq!(message_texts(&events), ["after"], "{events:#?}");
+    drop(alice);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_valid_token_resumes_the_session_and_a_revoked_one_falls_back_to_the_password() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let mut bot = ReconnectingClient::connect(bot_options(addr, "bot"))
+        .await
+        .expect("the bot connects");
+    let first = bot.session();
+
+    let (dir, config) = server.stop().await;
+    events_until(&mut bot, is_disconnected).await;
+    let server = PinnedServer::start(addr, dir, config).await;
+    let events = events_until(&mut bot, is_reconnected).await;
+    assert!(reconnected(&events).resumed, "{events:#?}");
+    assert_eq!(bot.session().token, first.token, "the same session");
+    let (dir, config) = server.stop().await;
+    assert_eq!(
+        sessions_of(&config, first.user.id),
+        1,
+        "a resume makes no new session on the server"
+    );
+
+    // The token is revoked while the server is down: the bot logs in with its password.
+    events_until(&mut bot, is_disconnected).await;
+    let db = rusqlite::Connection::open(config.database_path()).expect("open the database");
+    db.execute("DELETE FROM sessions", []).expect("revoke");
+    drop(db);
+    let server = PinnedServer::start(addr, dir, config).await;
+    let events = events_until(&mut bot, is_reconnected).await;
+    assert!(!reconnected(&events).resumed, "{events:#?}");
+    let second = bot.session();
+    assert_ne!(second.token, first.token, "a new session");
+    assert_eq!(second.user.id, first.user.id);
+    bot.my_rooms().await.expect("requests work on it");
+    // The directory lives as long as `_dir`.
+    let (_dir, config) = server.stop().await;
+    assert_eq!(sessions_of(&config, first.user.id), 1, "the new one");
+}
+
+#[tokio::test]
+async fn a_refused_first_login_is_returned_and_not_retried() {
+    let server = TestServer::start().await;
+    server.user("alice").await;
+    let options = ReconnectOptions::new(
+        server.addr.to_string(),
+        "e2e-bot",
+        "alice",
+        "not her password",
+    );
+    let refused = tokio::time::timeout(PATIENCE, ReconnectingClient::connect(options))
+        .await
+        .expect("it answers at once, without retrying")
+        .expect_err("refused");
+    assert_eq!(refused.code(), Some(ErrorCode::InvalidCredentials));
+    server.stop().await;
+}
+
+/// The password changed while the bot was away: its token and then its password are refused,
+/// which would repeat forever. The bot stops for good, and says why.
+#[tokio::test]
+async fn a_login_refused_after_a_drop_stops_the_client_for_good() {
+    let server = TestServer::start().await;
+    let (proxy, _, _) = Proxy::start(server.addr).await;
+    let mut bot = ReconnectingClient::connect(bot_options(proxy.addr, "bot"))
+        .await
+        .expect("the bot connects");
+    let public = public_room(&bot.connection().await.expect("connected")).await;
+    proxy.go_down();
+    events_until(&mut bot, is_disconnected).await;
+    let (other, _) = server.login("bot").await;
+    other
+        .change_password(PASSWORD, "a brand new password")
+        .await
+        .expect("change the password");
+    proxy.come_up(false);
+
+    let events = events_until(&mut bot, |e| matches!(e, ReconnectEvent::Stopped(_))).await;
+    let Some(ReconnectEvent::Stopped(why)) = events.last() else {
+        unreachable!("picked above")
+    };
+    assert_eq!(
+        why.code(),
+        Some(ErrorCode::InvalidCredentials),
+        "{events:#?}"
+    );
+    assert!(
+        !events.iter().any(is_reconnected),
+        "never back: {events:#?}"
+    );
+    let ended = tokio::time::timeout(PATIENCE, bot.next_event()).await;
+    assert!(matches!(ended, Ok(None)), "the last event");
+    let refused = bot.send_message(public, "still here?").await;
+    assert!(
+        matches!(&refused, Err(ReconnectError::Stopped(_))),
+        "{refused:?}"
+    );
+    drop(proxy);
+    server.stop().await;
+}
+
+/// A session the server ends on purpose (here by a password change from another session) is
+/// not taken back with the password: the bot stops, with the server's reason.
+#[tokio::test]
+async fn a_session_ended_by_the_server_is_not_logged_back_in() {
+    let server = TestServer::start().await;
+    let mut bot = ReconnectingClient::connect(bot_options(server.addr, "bot"))
+        .await
+        .expect("the bot connects");
+    let (other, _) = server.login("bot").await;
+    other
+        .change_password(PASSWORD, "a brand new password")
+        .await
+        .expect("change the password");
+    let events = events_until(&mut bot, |e| matches!(e, ReconnectEvent::Stopped(_))).await;
+    let Some(ReconnectEvent::Stopped(why)) = events.last() else {
+        unreachable!("picked above")
+    };
+    assert_eq!(why.code(), Some(ErrorCode::SessionRevoked), "{events:#?}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ReconnectEvent::RetryFailed { .. })),
+        "no attempt to come back: {events:#?}"
+    );
+    server.stop().await;
+}
+
+/// A TCP proxy in front of a server that can cut the connection, refuse new ones, and hold
+/// back a client's first `History` request: to make a live message arrive while a catch-up
+/// waits for its page, every time.
+pub(crate) struct Proxy {
+    pub(crate) addr: SocketAddr,
+    state: Arc<ProxyState>,
+    task: JoinHandle<()>,
+}
+
+struct ProxyState {
+    /// Whether new connections are let through.
+    up: AtomicBool,
+    /// Cancelled to cut the connections of now; replaced by a fresh one.
+    connections: std::sync::Mutex<CancellationToken>,
+    /// Whether to hold the next `History` request, and who to tell when one is held.
+    hold_history: AtomicBool,
+    history_held: mpsc::Sender<()>,
+    release: Notify,
+    /// The texts of the message events that went through to the client.
+    messages_passed: mpsc::Sender<String>,
+}
+
+impl Proxy {
+    /// A proxy to `target`; with it, a receiver told when a `History` request is held, and
+    /// one of the texts of the message events passed on to clients.
+    pub(crate) async fn start(
+        target: SocketAddr,
+    ) -> (Self, mpsc::Receiver<()>, mpsc::Receiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (history_held, held) = mpsc::channel(4);
+        let (messages_passed, passed) = mpsc::channel(1024);
+        let state = Arc::new(ProxyState {
+            up: AtomicBool::new(true),
+            connections: std::sync::Mutex::new(CancellationToken::new()),
+            hold_history: AtomicBool::new(false),
+            history_held,
+            release: Notify::new(),
+            messages_passed,
+        });
+        let task = tokio::spawn({
+            let state = Arc::clone(&state);
+            async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    if !state.up.load(Ordering::SeqCst) {
+                        continue; // dropped: closed at once
+                    }
+                    let Ok(server) = TcpStream::connect(target).await else {
+                        continue;
+                    };
+                    let cut = state.connections.lock().expect("lock").clone();
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    let ended = CancellationToken::new();
+                    let directions = [
+                        Direction::ToServer(client_read, server_write),
+                        Direction::ToClient(server_read, client_write),
+                    ];
+                    for direction in directions {
+                        let (state, cut, ended) = (Arc::clone(&state), cut.clone(), ended.clone());
+                        tokio::spawn(async move {
+                            tokio::select! {
+                                _ = cut.cancelled() => {}
+                                _ = ended.cancelled() => {}
+                                _ = direction.pump(&state) => {}
+                            }
+                            // One direction over: the connection is.
+                            ended.cancel();
+                        });
+                    }
+                }
+            }
+        });
+        (Self { addr, state, task }, held, passed)
+    }
+
+    /// Cuts every connection and refuses new ones.
+    pub(crate) fn go_down(&self) {
+        self.state.up.store(false, Ordering::SeqCst);
+        let mut connections = self.state.connections.lock().expect("lock");
+        connections.cancel();
+        *connections = CancellationToken::new();
+    }
+
+    /// Lets connections through again; when `hold_history`, holding back the first `History`
+    /// request until [`release_history`](Self::release_history).
+    pub(crate) fn come_up(&self, hold_history: bool) {
+        self.state
+            .hold_history
+            .store(hold_history, Ordering::SeqCst);
+        self.state.up.store(true, Ordering::SeqCst);
+    }
+
+    fn release_history(&self) {
+        self.state.release.notify_one();
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.go_down();
+    }
+}
+
+/// One direction of a proxied connection.
+enum Direction {
+    ToServer(OwnedReadHalf, OwnedWriteHalf),
+    ToClient(OwnedReadHalf, OwnedWriteHalf),
+}
+
+impl Direction {
+    /// Copies frame by frame, looking at each: a `History` request may be held back; message
+    /// events are reported once passed on.
+    async fn pump(self, state: &ProxyState) {
+        let (to_server, mut from, mut to) = match self {
+            Direction::ToServer(from, to) => (true, from, to),
+            Direction::ToClient(from, to) => (false, from, to),
+        };
+        let mut buf = BytesMut::new();
+        loop {
+            while let Some(frame) = next_frame(&mut buf) {
+                let payload = &frame[4..];
+                if to_server && state.hold_history.load(Ordering::SeqCst) {
+                    let frame = decode_payload::<ClientFrame>(payload, MAX_FRAME_BYTES_ACCEPTED);
+                    if let Ok(ClientFrame::Request {
+                        body: Request::History { .. },
+                        ..
+                    }) = frame
+                    {
+                        state.hold_history.store(false, Ordering::SeqCst);
+                        let _ = state.history_held.try_send(());
+                        state.release.notified().await;
+                    }
+                }
+                if to.write_all(&frame).await.is_err() {
+                    return;
+                }
+                if !to_server
+                    && let Ok(ServerFrame::Event(Event::Message(m))) =
+                        decode_payload::<ServerFrame>(payload, MAX_FRAME_BYTES_ACCEPTED)
+                {
+                    let _ = state.messages_passed.try_send(m.text);
+                }
+            }
+            match from.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+/// The next whole frame (length prefix included) at the front of `buf`.
+fn next_frame(buf: &mut BytesMut) -> Option<BytesMut> {
+    let header: [u8; 4] = buf.get(..4)?.try_into().ok()?;
+    let len = 4 + usize::try_from(u32::from_be_bytes(header)).ok()?;
+    (buf.len() >= len).then(|| buf.split_to(len))
+}
+
+/// A live message that arrives while the catch-up waits for the history page that holds it
+/// too is delivered once: by the catch-up, in order. The proxy makes the timing certain: it
+/// holds the bot's `History` request until the live copy has gone through to the bot.
+#[tokio::test]
+async fn a_live_message_during_the_catch_up_is_not_delivered_twice() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    let (proxy, mut history_held, mut passed) = Proxy::start(server.addr).await;
+    let mut bot = ReconnectingClient::connect(bot_options(proxy.addr, "bot"))
+        .await
+        .expect("the bot connects");
+
+    proxy.go_down();
+    events_until(&mut bot, is_disconnected).await;
+    for text in ["away 1", "away 2"] {
+        alice.send_message(public, text).await.expect("send");
+    }
+    proxy.come_up(true);
+    tokio::time::timeout(PATIENCE, history_held.recv())
+        .await
+        .expect("the catch-up asks for history")
+        .expect("the proxy runs");
+    // Stored before the page is read, so in it; and sent live to the bot, which gets it
+    // before the page.
+    alice.send_message(public, "during").await.expect("send");
+    tokio::time::timeout(PATIENCE, async {
+        while passed.recv().await.expect("the proxy runs") != "during" {}
+    })
+    .await
+    .expect("the live copy goes through");
+    proxy.release_history();
+
+    let events = events_until(&mut bot, is_reconnected).await;
+    assert_eq!(
+        message_texts(&events),
+        ["away 1", "away 2", "during"],
+        "{events:#?}"
+    );
+    assert_eq!(reconnected(&events).caught_up, 3);
+    alice.send_message(public, "after").await.expect("send");
+    let events = events_until(&mut bot, |e| {
+        message_texts(std::slice::from_ref(e)) == ["after"]
+    })
+    .await;
+    assert_eq!(
+        message_texts(&events),
+        ["after"],
+        "the live copy is dropped"
+    );
+    drop(proxy);
+    server.stop().await;
+}
+
+/// A catch-up fetches at most 10 pages per room: the newest missed messages are delivered, and
+/// the older ones reported as skipped, by seq.
+#[tokio::test]
+async fn older_missed_messages_beyond_the_catch_up_are_reported_skipped() {
+    // Pages of one message: ten pages hold ten.
+    let server = TestServer::start_with(|c| c.limits.max_history_page = 1).await;
+    let (alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    let (proxy, _, _) = Proxy::start(server.addr).await;
+    let mut bot = ReconnectingClient::connect(bot_options(proxy.addr, "bot"))
+        .await
+        .expect("the bot connects");
+
+    proxy.go_down();
+    events_until(&mut bot, is_disconnected).await;
+    let mut seqs = Vec::new();
+    for n in 1..=13 {
+        let sent = alice
+            .send_message(public, format!("away {n}"))
+            .await
+            .expect("send");
+        seqs.push(sent.seq);
+    }
+    proxy.come_up(false);
+    let events = events_until(&mut bot, is_reconnected).await;
+    let skipped: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            ReconnectEvent::MessagesSkipped { room, first, last } => Some((*room, *first, *last)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(skipped, [(public, seqs[0], seqs[2])], "{events:#?}");
+    let newest: Vec<String> = (4..=13).map(|n| format!("away {n}")).collect();
+    assert_eq!(message_texts(&events), newest, "{events:#?}");
+    assert_eq!(reconnected(&events).caught_up, 10);
+    drop(proxy);
+    server.stop().await;
+}
