@@ -12,16 +12,17 @@
 //!
 //! Like the server's bot it never blocks its event loop: each question runs in its own task,
 //! at most two at a time (others are told to wait), each bounded by the backend's timeouts.
+//! It rides out server restarts (`chatroom_protocol::reconnecting`); questions asked while it
+//! was away are answered after the reconnect.
 
 use chatroom_ai::openai::{ApiKey, OpenAi, OpenAiConfig};
 use chatroom_ai::{Backend, Prompt, RoomFacts};
-use chatroom_protocol::{Event, MessageKind, client::Client};
+use chatroom_protocol::reconnecting::{
+    ReconnectError, ReconnectEvent, ReconnectOptions, ReconnectingClient,
+};
+use chatroom_protocol::{Event, MessageKind};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
-
-#[path = "support/reconnect.rs"]
-mod reconnect;
-use reconnect::{disconnected, run_forever};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -38,23 +39,22 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|k| ApiKey::new(&k));
     let backend = Arc::new(Backend::OpenAi(Box::new(OpenAi::new(config)?)));
-    run_forever(&name, || {
-        run(&server, &name, &password, Arc::clone(&backend))
-    })
-    .await
+    run(&server, &name, &password, backend).await
 }
 
 /// Logs in as `name` (registering on first run) and answers `!ask` with `backend` in every room
-/// it is a member of, until the connection ends. A reply the server refuses is logged, never
-/// the end of the bot; answers are cut to the server's message limit.
+/// it is a member of, reconnecting by itself; it returns only with an error (a login refused
+/// for good). A reply the server refuses is logged, never the end of the bot; answers are cut
+/// to the server's message limit.
 pub async fn run(
     server: &str,
     name: &str,
     password: &str,
     backend: Arc<Backend>,
 ) -> anyhow::Result<()> {
-    let mut client = Client::connect(server, "ask-bot").await?;
-    let me = client.login_or_register(name, password).await?.user;
+    let options = ReconnectOptions::new(server, "ask-bot", name, password).register_if_missing();
+    let mut client = ReconnectingClient::connect(options).await?;
+    let me = client.session().user;
     if me.is_admin {
         // The first account a server registers is its admin: a bot started first takes it.
         eprintln!(
@@ -73,8 +73,16 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(2));
     let handle = client.handle();
     while let Some(event) = client.next_event().await {
-        let Event::Message(message) = event else {
-            continue;
+        let message = match event {
+            ReconnectEvent::Event(Event::Message(message)) => message,
+            // Refused for good: an error saying why, for the supervisor's log.
+            ReconnectEvent::Stopped(why) => return Err(ReconnectError::Stopped(why).into()),
+            other => {
+                if let Some(note) = other.connection_note() {
+                    eprintln!("{}: {note}", me.username);
+                }
+                continue;
+            }
         };
         if message.kind != MessageKind::Text || message.sender == me.id {
             continue;
@@ -121,7 +129,5 @@ pub async fn run(
             }
         });
     }
-    // The connection is over: an error saying why, so that `main` (or a supervisor such as
-    // systemd's `Restart=on-failure`) starts the bot again.
-    Err(disconnected(&client))
+    anyhow::bail!("the client stopped")
 }

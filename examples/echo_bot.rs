@@ -1,5 +1,6 @@
 //! An echo bot on the `chatroom-protocol` client: it logs in (registering on first run),
-//! joins a room, and answers every message that mentions it.
+//! joins a room, and answers every message that mentions it. It rides out server restarts
+//! (`chatroom_protocol::reconnecting`), answering the mentions it missed meanwhile.
 //!
 //! ```text
 //! cargo run --example echo_bot -- 127.0.0.1:8888 echo-bot public
@@ -7,11 +8,10 @@
 //! The password comes from `CHATROOM_PASSWORD` (default: "echo-bot-password").
 
 use chatroom_protocol::mentions::mentions_user;
-use chatroom_protocol::{Event, MessageKind, client::Client};
-
-#[path = "support/reconnect.rs"]
-mod reconnect;
-use reconnect::{disconnected, run_forever};
+use chatroom_protocol::reconnecting::{
+    ReconnectError, ReconnectEvent, ReconnectOptions, ReconnectingClient,
+};
+use chatroom_protocol::{Event, MessageKind};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -21,18 +21,23 @@ async fn main() -> anyhow::Result<()> {
     let room_name = args.next().unwrap_or_else(|| "public".into());
     let password =
         std::env::var("CHATROOM_PASSWORD").unwrap_or_else(|_| "echo-bot-password".into());
-    run_forever(&name, || run(&server, &name, &room_name, &password)).await
+    run(&server, &name, &room_name, &password).await
 }
 
 /// Logs in as `name` (registering on first run), joins `room_name` and answers every message
-/// that mentions it, until the connection ends.
+/// that mentions it. It reconnects by itself when the connection drops (a server restart, say)
+/// and answers the mentions it missed meanwhile; it returns only with an error: the first
+/// login refused, or a later one refused for good (the password was changed).
 ///
 /// A reply the server refuses (too fast, or the bot was kicked from the room) is logged and
 /// the bot carries on: one message in the room must not be able to stop it. Replies are cut to
 /// the server's message limit, with a visible `…`.
 pub async fn run(server: &str, name: &str, room_name: &str, password: &str) -> anyhow::Result<()> {
-    let mut client = Client::connect(server, "echo-bot").await?;
-    let me = client.login_or_register(name, password).await?.user;
+    let options = ReconnectOptions::new(server, "echo-bot", name, password)
+        .register_if_missing()
+        .join(room_name);
+    let mut client = ReconnectingClient::connect(options).await?;
+    let me = client.session().user;
     if me.is_admin {
         // The first account a server registers is its admin: a bot started first takes it.
         eprintln!(
@@ -40,28 +45,35 @@ pub async fn run(server: &str, name: &str, room_name: &str, password: &str) -> a
             me.username, me.username
         );
     }
-    let room = client.join_room(room_name).await?;
-    println!("{} is listening in {}", me.username, room.name);
+    println!("{} is listening in {room_name}", me.username);
 
-    let max_chars = client.welcome().limits.max_message_chars as usize;
     while let Some(event) = client.next_event().await {
-        let Event::Message(message) = event else {
-            continue;
+        let message = match event {
+            ReconnectEvent::Event(Event::Message(message)) => message,
+            // Refused for good: an error saying why, so that a supervisor (systemd's
+            // `Restart=on-failure`) shows it, and does not start the bot in a loop.
+            ReconnectEvent::Stopped(why) => return Err(ReconnectError::Stopped(why).into()),
+            other => {
+                if let Some(note) = other.connection_note() {
+                    eprintln!("{}: {note}", me.username);
+                }
+                continue;
+            }
         };
         let for_me = message.kind == MessageKind::Text
             && message.sender != me.id
             && mentions_user(&message.text, &me.username);
         if for_me {
             let reply = format!("{} said: {}", message.sender_name, message.text);
+            // The limit of the server connected now (it may have been reconfigured).
+            let max_chars = client.welcome().limits.max_message_chars as usize;
             let reply = truncate_chars(&reply, max_chars);
             if let Err(e) = client.send_message(message.room, reply).await {
                 eprintln!("cannot answer {}: {e}", message.sender_name);
             }
         }
     }
-    // The connection is over: an error saying why, so that `main` (or a supervisor such as
-    // systemd's `Restart=on-failure`) starts the bot again.
-    Err(disconnected(&client))
+    anyhow::bail!("the client stopped")
 }
 
 /// `text` cut to at most `max_chars` characters, ending in `…` when cut.

@@ -6,14 +6,15 @@
 //! ```
 //! Then, as the room's owner, make it a moderator: `/op flood-guard` (it can only mute members
 //! below it). The password comes from `CHATROOM_PASSWORD` (default: "flood-guard-password").
-//! The defaults: more than 8 messages in 10 seconds earns a 5-minute mute.
+//! The defaults: more than 8 messages in 10 seconds earns a 5-minute mute. It rides out server
+//! restarts (`chatroom_protocol::reconnecting`), and counts the messages posted while it was
+//! away by the times the server stored them.
 
-use chatroom_protocol::{Event, MessageKind, UnixMillis, UserId, client::Client};
+use chatroom_protocol::reconnecting::{
+    ReconnectError, ReconnectEvent, ReconnectOptions, ReconnectingClient,
+};
+use chatroom_protocol::{Event, MessageKind, UnixMillis, UserId};
 use std::collections::{HashMap, VecDeque};
-
-#[path = "support/reconnect.rs"]
-mod reconnect;
-use reconnect::{disconnected, run_forever};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -23,10 +24,7 @@ async fn main() -> anyhow::Result<()> {
     let room_name = args.next().unwrap_or_else(|| "public".into());
     let password =
         std::env::var("CHATROOM_PASSWORD").unwrap_or_else(|_| "flood-guard-password".into());
-    run_forever(&name, || {
-        run(&server, &name, &room_name, &password, Rule::default())
-    })
-    .await
+    run(&server, &name, &room_name, &password, Rule::default()).await
 }
 
 /// When to mute, and for how long.
@@ -51,8 +49,9 @@ impl Default for Rule {
 }
 
 /// Logs in as `name` (registering on first run), joins `room_name` and mutes whoever floods it,
-/// until the connection ends. A mute the server refuses (the bot is not a moderator yet, or the
-/// flooder is one) is logged and the bot carries on.
+/// reconnecting by itself; it returns only with an error (a login refused for good). A mute the
+/// server refuses (the bot is not a moderator yet, or the flooder is one) is logged and the bot
+/// carries on.
 pub async fn run(
     server: &str,
     name: &str,
@@ -60,8 +59,10 @@ pub async fn run(
     password: &str,
     rule: Rule,
 ) -> anyhow::Result<()> {
-    let mut client = Client::connect(server, "flood-guard").await?;
-    let me = client.login_or_register(name, password).await?.user;
+    let options =
+        ReconnectOptions::new(server, "flood-guard", name, password).register_if_missing();
+    let mut client = ReconnectingClient::connect(options).await?;
+    let me = client.session().user;
     if me.is_admin {
         // The first account a server registers is its admin: a bot started first takes it.
         eprintln!(
@@ -69,13 +70,22 @@ pub async fn run(
             me.username, me.username
         );
     }
+    // Through the reconnecting handle, so that the room is caught up after a reconnect.
     let room = client.join_room(room_name).await?;
     println!("{} is watching {}", me.username, room.name);
 
     let mut recent = Recent::new(rule);
     while let Some(event) = client.next_event().await {
-        let Event::Message(message) = event else {
-            continue;
+        let message = match event {
+            ReconnectEvent::Event(Event::Message(message)) => message,
+            // Refused for good: an error saying why, for the supervisor's log.
+            ReconnectEvent::Stopped(why) => return Err(ReconnectError::Stopped(why).into()),
+            other => {
+                if let Some(note) = other.connection_note() {
+                    eprintln!("{}: {note}", me.username);
+                }
+                continue;
+            }
         };
         let posted = message.room == room.id
             && message.sender != me.id
@@ -101,9 +111,7 @@ pub async fn run(
         }
         recent.forget(message.sender);
     }
-    // The connection is over: an error saying why, so that `main` (or a supervisor such as
-    // systemd's `Restart=on-failure`) starts the bot again.
-    Err(disconnected(&client))
+    anyhow::bail!("the client stopped")
 }
 
 /// The times of each member's recent messages, within the rule's window. Bounded: at most

@@ -1,11 +1,6 @@
 //! The example bots in `examples/`, run against a real server: each example's `run` is compiled
 //! into this test from the example's own file, so what is tested is what users copy.
 
-// Each example is a program of its own and includes `examples/support/reconnect.rs` itself, so
-// compiled together here that file is loaded once per example (and once more below, to test it
-// alone). Copies of one file, on purpose: what clippy's duplicate_mod warns of is the point.
-#![allow(clippy::duplicate_mod)]
-
 use crate::ai::FakeModel;
 use crate::support::*;
 use chatroom_protocol::{Event, Message, MessageKind};
@@ -28,29 +23,31 @@ mod ask_bot;
 #[path = "../../examples/flood_guard.rs"]
 mod flood_guard;
 
-// The examples' shared restart loop, on its own: `run_forever` and `refused_for_good` are what
-// is tested here. `disconnected` is tested through the examples' `run`, which use their own
-// copies of it, so in this copy it is dead code.
-#[allow(dead_code)]
-#[path = "../../examples/support/reconnect.rs"]
-mod reconnect;
-
 /// Waits until `name` is online, as seen by `client`.
 async fn until_online(client: &chatroom_protocol::client::ClientHandle, name: &str) {
+    until_presence(client, name, true).await;
+}
+
+/// Waits until `name` is online (or offline), as seen by `client`.
+async fn until_presence(
+    client: &chatroom_protocol::client::ClientHandle,
+    name: &str,
+    online: bool,
+) {
     tokio::time::timeout(PATIENCE, async {
         loop {
             let users = client.list_users().await.expect("users");
-            let online = users.iter().any(|u| {
+            let now_online = users.iter().any(|u| {
                 u.user.username == name && u.status != chatroom_protocol::PresenceStatus::Offline
             });
-            if online {
+            if now_online == online {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     })
     .await
-    .expect("the bot comes online");
+    .unwrap_or_else(|_| panic!("{name} online: {online}, in time"));
 }
 
 /// The next message `sender` posts, as `client` sees it.
@@ -63,19 +60,12 @@ async fn message_from(client: &mut chatroom_protocol::client::Client, sender: &s
     .await
 }
 
-/// Stops the server; the bot's loop must end with its connection.
+/// Ends the test: the bot is still running (a bot returns only when refused for good), and is
+/// stopped with the server. Surviving a restart is `reconnecting.rs`'s subject.
 async fn stop_with(server: TestServer, bot: JoinHandle<anyhow::Result<()>>) {
+    assert!(!bot.is_finished(), "the bot is still running");
+    bot.abort();
     server.stop().await;
-    let ended = tokio::time::timeout(PATIENCE, bot)
-        .await
-        .expect("the bot stops")
-        .expect("the bot's task ends without a panic");
-    // With an error saying why, so that its `main` (or a supervisor) starts it again.
-    let why = ended.expect_err("a lost connection is not a clean exit");
-    assert!(
-        format!("{why:#}").contains("disconnected: connection closed: the server is shutting down"),
-        "{why:#}"
-    );
 }
 
 #[tokio::test]
@@ -135,6 +125,35 @@ async fn the_echo_bot_survives_a_mention_too_long_to_echo() {
     assert_eq!(reply.text, "alice said: still there, @echo-bot?");
     assert!(!bot.is_finished(), "the bot is still running");
 
+    stop_with(server, bot).await;
+}
+
+/// What the reconnecting client is for: the bot comes back by itself after a drop and answers
+/// the mention it missed meanwhile.
+#[tokio::test]
+async fn the_echo_bot_answers_a_mention_made_while_it_was_away() {
+    let server = TestServer::start().await;
+    let (mut alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    let (proxy, _, _) = crate::reconnecting::Proxy::start(server.addr).await;
+    let addr = proxy.addr.to_string();
+    let bot = tokio::spawn(async move {
+        echo_bot::run(&addr, "echo-bot", "public", "echo-bot-password").await
+    });
+    until_online(&alice, "echo-bot").await;
+
+    proxy.go_down();
+    // Gone for the server too: the mention cannot reach it live.
+    until_presence(&alice, "echo-bot", false).await;
+    alice
+        .send_message(public, "are you there, @echo-bot?")
+        .await
+        .expect("send");
+    proxy.come_up(false);
+    let reply = message_from(&mut alice, "echo-bot").await;
+    assert_eq!(reply.text, "alice said: are you there, @echo-bot?");
+
+    drop(proxy);
     stop_with(server, bot).await;
 }
 
@@ -247,16 +266,14 @@ async fn the_flood_guard_mutes_a_flooder_and_leaves_the_others_alone() {
     stop_with(server, bot).await;
 }
 
-/// A bot whose password is wrong would be refused on every attempt: its restart loop gives up
-/// at once, with the refusal, instead of retrying forever.
+/// A bot whose password is wrong would be refused on every attempt: it gives up at once, with
+/// the refusal, instead of retrying forever.
 #[tokio::test]
 async fn a_bot_with_a_wrong_password_gives_up_at_once() {
     let server = TestServer::start().await;
     server.user("alice").await;
     let addr = server.addr.to_string();
-    let bot = reconnect::run_forever("echo-bot", || {
-        echo_bot::run(&addr, "alice", "public", "not alice's password")
-    });
+    let bot = echo_bot::run(&addr, "alice", "public", "not alice's password");
     let ended = tokio::time::timeout(PATIENCE, bot)
         .await
         .expect("no retries");
