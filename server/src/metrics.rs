@@ -3,14 +3,16 @@
 //! an address. Bind it to loopback or a management network: it needs no login.
 //!
 //! - `GET /health`: `200` and `{"status":"ok","version":"…","uptime_secs":N}` when storage
-//!   answers — a no-op write round trip through the storage writer thread and a `SELECT 1` on
-//!   the read pool, each within [`HEALTH_TIMEOUT`]; otherwise `503` with
+//!   answers and stores — a small real write committed through the storage writer thread and a
+//!   `SELECT 1` on the read pool, each within [`HEALTH_TIMEOUT`]; otherwise `503` with
 //!   `"status":"unhealthy"` and a `"reason"` (a dead writer thread shows as "storage is shut
-//!   down"). For load balancers and `systemd`/container health checks.
+//!   down", a full disk or read-only database as "storage writes are failing: …"). It turns
+//!   `200` again by itself once writes are stored again. For load balancers and
+//!   `systemd`/container health checks.
 //! - `GET /metrics`: the Prometheus text exposition format 0.0.4, every series named
 //!   `chatroom_…`: uptime, connections (open, accepted, refused), logged-in sessions, users
 //!   online and accounts, rooms by kind, messages stored since start, writes waiting for the
-//!   storage thread, requests handled, frames and bytes sent, and the AI bot's questions and
+//!   storage thread, storage batches that failed, requests handled, frames and bytes sent, and the AI bot's questions and
 //!   answers in progress.
 //! - `HEAD` of either gives the same status and headers without a body; any other path is `404`,
 //!   any other method on these paths `405`. Every response says `Connection: close` and the
@@ -197,16 +199,16 @@ fn read_stored(conn: &rusqlite::Connection) -> Result<Stored, StorageError> {
     Ok(stored)
 }
 
-/// Whether storage answers: a no-op write through the writer thread (an empty session
-/// upkeep: a transaction that changes nothing), then a trivial read on the read pool, each
-/// within `within`. The reason when it does not.
+/// Whether storage answers and stores: a small real write through the writer thread
+/// ([`WriteOp::HealthProbe`], committed to disk like any other), then a trivial read on the read
+/// pool, each within `within`. The reason when it does not — also when the probe went through
+/// but a write of the same batch failed for a storage reason (see [`crate::storage::Writer::failing`]).
 pub(crate) async fn check_storage(storage: &Storage, within: Duration) -> Result<(), String> {
-    let noop = WriteOp::SessionUpkeep {
-        used: Vec::new(),
-        expired: Vec::new(),
-    };
-    match tokio::time::timeout(within, storage.writer.write(noop)).await {
+    match tokio::time::timeout(within, storage.writer.write(WriteOp::HealthProbe)).await {
         Ok(Ok(_)) => {}
+        Ok(Err(e)) if e.is_storage_failure() => {
+            return Err(format!("storage writes are failing: {e}"));
+        }
         Ok(Err(e)) => return Err(format!("storage writer: {e}")),
         Err(_) => {
             return Err(format!(
@@ -214,6 +216,9 @@ pub(crate) async fn check_storage(storage: &Storage, within: Duration) -> Result
                 within.as_millis()
             ));
         }
+    }
+    if let Some(reason) = storage.writer.failing() {
+        return Err(format!("storage writes are failing: {reason}"));
     }
     let read = storage.reads.run(|conn| {
         conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
@@ -556,6 +561,13 @@ fn render(shared: &Shared, stored: Option<&Stored>) -> String {
             );
         }
     }
+    series(
+        "chatroom_storage_failed_commits_total",
+        "counter",
+        "Storage writer batches (one transaction each) in which writes failed because storage \
+         did: a full disk, a read-only database file, an I/O error.",
+        &one(shared.storage.writer.failed_batches()),
+    );
     let (queued, queue_limit) = shared.storage.writer.queued();
     series(
         "chatroom_storage_queue_depth",

@@ -599,3 +599,110 @@ async fn backup_check_and_health_on_a_running_server() {
     assert!(said.contains("no Chat-Room database"), "{said}");
     assert!(!empty.exists(), "nothing was created");
 }
+
+/// Sets the file size limit of process `pid` with util-linux `prlimit`: at 0 every write to a
+/// file fails (EFBIG), as the disk failing would, while sockets and pipes work on.
+#[cfg(target_os = "linux")]
+fn set_file_size_limit(pid: u32, limit: &str) {
+    let status = Command::new("prlimit")
+        .arg("--pid")
+        .arg(pid.to_string())
+        .arg(format!("--fsize={limit}"))
+        .status()
+        .expect("run prlimit (util-linux)");
+    assert!(status.success(), "prlimit --fsize={limit} failed");
+}
+
+/// A real storage fault under a running server: its file size limit is set to 0, so SQLite
+/// cannot write its WAL. Health must say so (not "ok"), users must hear that storage is
+/// failing, the failed commits are counted, and all of it recovers once writes work again.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_fails_while_storage_cannot_write_and_recovers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    // SIGXFSZ would kill the server at the first refused write; ignored (inherited over exec),
+    // the write fails with EFBIG instead.
+    let mut server = ServerProcess(
+        Command::new("sh")
+            .arg("-c")
+            .arg("trap '' XFSZ; exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_chatroom-server"))
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(&data)
+            .env("CHATROOM_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn chatroom-server"),
+    );
+    let mut stdout = BufReader::new(server.stdout.take().expect("stdout"));
+    let (mut banner, mut endpoint) = (String::new(), String::new());
+    stdout.read_line(&mut banner).expect("banner");
+    stdout.read_line(&mut endpoint).expect("endpoint line");
+    let addr: SocketAddr = banner
+        .split_whitespace()
+        .nth(3)
+        .and_then(|a| a.trim_end_matches(',').parse().ok())
+        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    let metrics: SocketAddr = endpoint
+        .split_whitespace()
+        .nth(4)
+        .and_then(|url| {
+            url.strip_prefix("http://")?
+                .strip_suffix("/health")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no endpoint address in {endpoint:?}"));
+    let failed_commits = || {
+        let scraped = http_get(metrics, "/metrics");
+        scraped
+            .lines()
+            .find_map(|l| l.strip_prefix("chatroom_storage_failed_commits_total "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no failed-commits counter in {scraped}"))
+    };
+
+    let client = Client::connect(addr, "ops").await.expect("connect");
+    client.register("alice", PASSWORD).await.expect("register");
+    let room = client.my_rooms().await.expect("rooms")[0].id;
+    client.send_message(room, "stored").await.expect("send");
+    let health = http_get(metrics, "/health");
+    assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
+    assert_eq!(failed_commits(), 0);
+
+    set_file_size_limit(server.id(), "0:unlimited");
+    let refused = client
+        .send_message(room, "cannot be stored")
+        .await
+        .expect_err("the write fails");
+    let said = refused.to_string();
+    assert!(said.contains("storage is failing"), "{said}");
+    assert!(
+        !said.contains(&data.display().to_string()),
+        "no paths: {said}"
+    );
+    let health = http_get(metrics, "/health");
+    assert!(
+        health.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{health}"
+    );
+    assert!(
+        health.contains(r#""status":"unhealthy""#) && health.contains("storage writes are failing"),
+        "{health}"
+    );
+    assert!(failed_commits() >= 2, "the message and the health probe");
+
+    set_file_size_limit(server.id(), "unlimited");
+    let health = http_get(metrics, "/health");
+    assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
+    client
+        .send_message(room, "stored again")
+        .await
+        .expect("writes work again");
+    drop(client);
+    server.kill().expect("stop");
+    let _ = server.wait();
+}

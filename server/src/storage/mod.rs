@@ -79,6 +79,30 @@ pub enum StorageError {
     CommitFailed(String),
 }
 
+impl StorageError {
+    /// Whether the error is the storage failing rather than the op: a full disk, a read-only
+    /// or unreadable database file, an I/O error, a lock held too long by another process.
+    /// Writes fail this way until the cause is fixed; nothing about the op itself was wrong.
+    pub fn is_storage_failure(&self) -> bool {
+        use rusqlite::ErrorCode as Code;
+        match self {
+            StorageError::CommitFailed(_) | StorageError::Io(_) => true,
+            StorageError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => matches!(
+                failure.code,
+                Code::DiskFull
+                    | Code::ReadOnly
+                    | Code::SystemIoFailure
+                    | Code::CannotOpen
+                    | Code::DatabaseBusy
+                    | Code::DatabaseLocked
+                    | Code::DatabaseCorrupt
+                    | Code::NotADatabase
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// A user row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserRow {

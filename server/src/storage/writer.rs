@@ -20,7 +20,8 @@
 use chatroom_protocol::{Message, RoomId, Seq};
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 use tokio::sync::mpsc;
 
@@ -53,6 +54,45 @@ pub type NoticeHook = Box<dyn Fn(&Message) + Send + Sync>;
 pub struct Writer {
     queue: mpsc::Sender<Job>,
     hooks: Arc<Hooks>,
+    health: Arc<WriteHealth>,
+}
+
+/// Whether writes are being stored, as the writer thread saw its last batches: for `/health`
+/// and `/metrics`.
+#[derive(Debug, Default)]
+struct WriteHealth {
+    /// Batches in which a write failed because storage did (see
+    /// [`StorageError::is_storage_failure`]).
+    failed_batches: AtomicU64,
+    /// Why the last batch that stored or failed to store something failed; `None` once a later
+    /// batch stores a write again.
+    failing: Mutex<Option<String>>,
+}
+
+impl WriteHealth {
+    fn failing(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        // Only ever holds a string: a panic elsewhere cannot leave it half-written.
+        self.failing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes in what a batch did: a write failing for a storage reason marks storage as
+    /// failing; a write stored with none failing marks it as working again.
+    fn record(&self, batch: &[Job], results: &[Result<Outcome, StorageError>]) {
+        let failure = results.iter().find_map(|r| match r {
+            Err(e) if e.is_storage_failure() => Some(e),
+            _ => None,
+        });
+        if let Some(error) = failure {
+            self.failed_batches.fetch_add(1, Ordering::Relaxed);
+            *self.failing() = Some(error.to_string());
+        } else if batch
+            .iter()
+            .zip(results)
+            .any(|(job, r)| r.is_ok() && job.op.writes())
+        {
+            *self.failing() = None;
+        }
+    }
 }
 
 /// What the server runs on the writer thread besides the completions.
@@ -112,6 +152,18 @@ impl Writer {
         (limit - self.queue.capacity(), limit)
     }
 
+    /// Batches since start in which a write failed because storage did (a full disk, a
+    /// read-only database file, an I/O error).
+    pub fn failed_batches(&self) -> u64 {
+        self.health.failed_batches.load(Ordering::Relaxed)
+    }
+
+    /// Why writes are failing, while they are: the error of the latest batch, until a later one
+    /// stores a write again.
+    pub fn failing(&self) -> Option<String> {
+        self.health.failing().clone()
+    }
+
     /// Completes when the writer thread has stopped. While this handle lives the thread stops
     /// only by dying (a panic), so the server waits on this to go down instead of answering
     /// every write with `storage is shut down`.
@@ -167,11 +219,19 @@ pub fn start(
 ) -> Result<(Writer, std::thread::JoinHandle<()>), StorageError> {
     let (tx, rx) = mpsc::channel(QUEUE);
     let hooks: Arc<Hooks> = Arc::default();
-    let thread_hooks = Arc::clone(&hooks);
+    let health: Arc<WriteHealth> = Arc::default();
+    let (thread_hooks, thread_health) = (Arc::clone(&hooks), Arc::clone(&health));
     let thread = std::thread::Builder::new()
         .name("chatroom-storage-writer".into())
-        .spawn(move || writer_loop(conn, rx, latest_seqs, &thread_hooks))?;
-    Ok((Writer { queue: tx, hooks }, thread))
+        .spawn(move || writer_loop(conn, rx, latest_seqs, &thread_hooks, &thread_health))?;
+    Ok((
+        Writer {
+            queue: tx,
+            hooks,
+            health,
+        },
+        thread,
+    ))
 }
 
 fn writer_loop(
@@ -179,6 +239,7 @@ fn writer_loop(
     mut queue: mpsc::Receiver<Job>,
     mut seqs: HashMap<RoomId, Seq>,
     hooks: &Hooks,
+    health: &WriteHealth,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(64);
     let mut index = Indexer::new();
@@ -218,6 +279,7 @@ fn writer_loop(
             }
         }
         let (results, notices) = run_batch(&mut conn, &batch, &mut seqs);
+        health.record(&batch, &results);
         index.stored(
             results.iter().filter(|r| stored_a_message(r)).count()
                 + notices.iter().map(Vec::len).sum::<usize>(),

@@ -344,6 +344,23 @@ pub enum WriteOp {
     /// messages are indexed in the background, a moment after their acknowledgement.
     /// → [`Outcome::Done`]
     CatchUpSearchIndex,
+    /// A write that changes nothing anyone reads, for `/health`: the database header's
+    /// `application_id` rewritten with its own value. The page still goes to disk at the
+    /// commit, so a full disk or a read-only file fails it as it fails real writes.
+    /// → [`Outcome::Done`]
+    HealthProbe,
+}
+
+impl WriteOp {
+    /// Whether the op, applied, writes to the database: the ops that only wait on the writer
+    /// (a search catching up, session upkeep with nothing to do) do not.
+    pub fn writes(&self) -> bool {
+        match self {
+            WriteOp::CatchUpSearchIndex => false,
+            WriteOp::SessionUpkeep { used, expired } => !used.is_empty() || !expired.is_empty(),
+            _ => true,
+        }
+    }
 }
 
 /// What a committed op produced.
@@ -556,6 +573,15 @@ pub(super) fn apply(
         }
         // The writer acts on it around the batch (see `writer_loop`); nothing in the database.
         WriteOp::CatchUpSearchIndex => Ok(Outcome::Done),
+        WriteOp::HealthProbe => {
+            let id: i64 = cx
+                .conn
+                .query_row("PRAGMA application_id", [], |r| r.get(0))?;
+            // PRAGMA takes no parameters; `id` is an integer the database itself gave.
+            cx.conn
+                .execute_batch(&format!("PRAGMA application_id = {id}"))?;
+            Ok(Outcome::Done)
+        }
     }
 }
 
