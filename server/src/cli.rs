@@ -493,43 +493,103 @@ fn init_logging(filter: Option<&str>, default_level: &str) {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
+        // Its report of a failed write goes to stderr with `eprintln!`, which panics when
+        // stderr is closed: a closed log pipe must not take the server down.
+        .log_internal_errors(false)
         .try_init();
 }
 
+/// Prints a line on stdout for whoever started the server. A stdout nobody reads any more (the
+/// server piped into `head -1`) is no reason to stop serving: `println!` would panic there.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(line)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    if let Err(e) = written {
+        tracing::debug!(error = %e, "stdout is closed; the line is dropped");
+    }
+}
+
 fn serve(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
-    let _lock = DataDirLock::acquire(&config.data_dir)?;
+    let created_data_dir = !config.data_dir.exists();
+    let lock = DataDirLock::acquire(&config.data_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("chatroom-server")
         .build()?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        let local = listener.local_addr()?;
-        let metrics = match config.metrics_listen {
-            Some(addr) => Some(
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen for health and metrics on {addr}"))?,
-            ),
-            None => None,
-        };
-        println!(
-            "chatroom-server listening on {local}, data in {}",
-            config.data_dir.display()
-        );
-        if let Some(addr) = metrics.as_ref().and_then(|m| m.local_addr().ok()) {
-            println!("health and metrics on http://{addr}/health and http://{addr}/metrics");
+    // The database first: one this build cannot use (a newer schema) stops the server before it
+    // has said it listens.
+    let started = runtime.block_on(async {
+        let opened = crate::open(&config).await?;
+        match bind(listen, config.metrics_listen).await {
+            Ok((listener, metrics)) => Ok((opened, listener, metrics)),
+            Err(e) => {
+                opened.close();
+                Err(e)
+            }
         }
+    });
+    let (opened, listener, metrics) = match started {
+        Ok(started) => started,
+        Err(e) => {
+            drop(lock);
+            // A data directory this start created holds nothing but what the start put there
+            // (an empty database, the lock): no trace of a server that never ran.
+            if created_data_dir && let Err(cleanup) = std::fs::remove_dir_all(&config.data_dir) {
+                tracing::warn!(error = %cleanup, "cannot remove the data directory just created");
+            }
+            return Err(e);
+        }
+    };
+    let local = listener.local_addr()?;
+    let data_dir = std::fs::canonicalize(&config.data_dir)
+        .or_else(|_| std::path::absolute(&config.data_dir))
+        .unwrap_or_else(|_| config.data_dir.clone());
+    say(format_args!(
+        "chatroom-server listening on {local}, data in {}{}",
+        data_dir.display(),
+        if opened.created_database {
+            " (a new, empty database was created there)"
+        } else {
+            ""
+        }
+    ));
+    if let Some(addr) = metrics.as_ref().and_then(|m| m.local_addr().ok()) {
+        say(format_args!(
+            "health and metrics on http://{addr}/health and http://{addr}/metrics"
+        ));
+    }
+    runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
-        crate::run_with_metrics(listener, metrics, config, shutdown).await?;
-        Ok::<_, anyhow::Error>(())
+        crate::serve_opened(opened, listener, metrics, config, shutdown).await
     })?;
+    drop(lock);
     // Blocking-pool threads (a password hash in progress) must not hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(())
+}
+
+/// Binds the chat port and, when asked for, the health and metrics port.
+async fn bind(
+    listen: SocketAddr,
+    metrics_listen: Option<SocketAddr>,
+) -> anyhow::Result<(tokio::net::TcpListener, Option<tokio::net::TcpListener>)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let metrics = match metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for health and metrics on {addr}"))?,
+        ),
+        None => None,
+    };
+    Ok((listener, metrics))
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

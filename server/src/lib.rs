@@ -143,23 +143,92 @@ pub async fn run_with_metrics(
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
+    let opened = open(&config).await?;
+    serve_opened(opened, listener, metrics, config, shutdown).await
+}
+
+/// A data directory made ready to serve by [`open`]: the database opened and migrated, its
+/// writer thread started, the file store's folders there.
+pub struct Opened {
+    storage: storage::Storage,
+    snapshot: storage::Snapshot,
+    writer_thread: std::thread::JoinHandle<()>,
+    file_store: files::FileStore,
+    /// The database did not exist before: this open created a new, empty one.
+    pub created_database: bool,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("created_database", &self.created_database)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Opened {
+    /// Lets go of the database without serving: waits for the writer thread to stop, so that
+    /// nothing of the data directory is in use afterwards.
+    pub fn close(self) {
+        let Opened {
+            storage,
+            writer_thread,
+            ..
+        } = self;
+        drop(storage);
+        if writer_thread.join().is_err() {
+            tracing::warn!("the storage writer thread panicked while closing");
+        }
+    }
+}
+
+/// Opens (creating and migrating if needed) the database in `config.data_dir` and the file
+/// store beside it. The binary does this before it binds its port, so that a database it
+/// cannot use (a newer schema, say) stops it before it says it is listening.
+pub async fn open(config: &Config) -> Result<Opened, ServerError> {
+    let created_database = !config.database_path().exists();
     let opened = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || storage::open(&config))
             .await
             .map_err(|e| ServerError::Startup(format!("opening the database: {e}")))??
     };
-    let (storage, mut snapshot, writer_thread) = opened;
-    // Ours to cancel too, when storage dies; the caller's token still stops us.
-    let shutdown = shutdown.child_token();
-    let writer = storage.writer.clone();
-    let bot = snapshot.bot.take();
+    let (storage, snapshot, writer_thread) = opened;
     let file_store = {
         let data_dir = config.data_dir.clone();
         tokio::task::spawn_blocking(move || files::FileStore::open(&data_dir))
             .await
             .map_err(|e| ServerError::Startup(format!("opening the file store: {e}")))??
     };
+    Ok(Opened {
+        storage,
+        snapshot,
+        writer_thread,
+        file_store,
+        created_database,
+    })
+}
+
+/// Serves `listener` (and the health and metrics endpoint on `metrics`, when given) from a data
+/// directory [`open`] made ready, until `shutdown`; as [`run_with_metrics`].
+pub async fn serve_opened(
+    opened: Opened,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    let Opened {
+        storage,
+        mut snapshot,
+        writer_thread,
+        file_store,
+        created_database: _,
+    } = opened;
+    // Ours to cancel too, when storage dies; the caller's token still stops us.
+    let shutdown = shutdown.child_token();
+    let writer = storage.writer.clone();
+    let bot = snapshot.bot.take();
     files::sweep::remove_unreferenced(&storage, &file_store).await;
     let hub = Arc::new(hub::Hub::new(snapshot, config.limits.max_frame_bytes));
     {

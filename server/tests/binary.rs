@@ -706,3 +706,159 @@ async fn health_fails_while_storage_cannot_write_and_recovers() {
     server.kill().expect("stop");
     let _ = server.wait();
 }
+
+#[test]
+fn a_failed_start_says_nothing_of_listening_and_leaves_no_new_data_dir() {
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    // A database of a newer version: refused before the server says it listens.
+    let newer = dir.path().join("newer");
+    std::fs::create_dir(&newer).expect("mkdir");
+    rusqlite::Connection::open(newer.join("chatroom.sqlite3"))
+        .expect("create")
+        .execute_batch("PRAGMA user_version = 9999")
+        .expect("set the version");
+    let output = binary()
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&newer)
+        .env("CHATROOM_LOG", "error")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(!stdout.contains("listening"), "{stdout}");
+    assert!(stderr.contains("newer than this server"), "{stderr}");
+
+    // A port already taken, with a data dir the start would create: nothing is left behind.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").to_string();
+    let fresh = dir.path().join("fresh");
+    let output = binary()
+        .args(["--listen", &port, "--data-dir"])
+        .arg(&fresh)
+        .env("CHATROOM_LOG", "error")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!("cannot listen on {port}")),
+        "{stderr}"
+    );
+    assert!(!fresh.exists(), "the data dir it created is gone");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).is_empty(),
+        "nothing said on stdout"
+    );
+
+    // An existing data dir is left as it was (a server.lock stays, as after any run).
+    let existing = dir.path().join("existing");
+    std::fs::create_dir(&existing).expect("mkdir");
+    let output = binary()
+        .args(["--listen", &port, "--data-dir"])
+        .arg(&existing)
+        .env("CHATROOM_LOG", "error")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(existing.join("chatroom.sqlite3").exists());
+}
+
+/// The first line a server started in `cwd` with `data_dir` prints, once it is running.
+fn banner_in(cwd: &Path, data_dir: &str) -> String {
+    let mut server = ServerProcess(
+        binary()
+            .current_dir(cwd)
+            .args(["--listen", "127.0.0.1:0", "--data-dir", data_dir])
+            .env("CHATROOM_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn chatroom-server"),
+    );
+    let mut banner = String::new();
+    BufReader::new(server.stdout.take().expect("stdout"))
+        .read_line(&mut banner)
+        .expect("banner");
+    banner
+}
+
+#[test]
+fn the_banner_names_the_absolute_data_dir_and_a_new_database() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let absolute = std::fs::canonicalize(dir.path())
+        .expect("canonical")
+        .join("relative-data");
+    let first = banner_in(dir.path(), "relative-data");
+    assert!(
+        first.contains(&format!(
+            "data in {} (a new, empty database was created there)",
+            absolute.display()
+        )),
+        "{first}"
+    );
+    let again = banner_in(dir.path(), "relative-data");
+    assert!(
+        again
+            .trim_end()
+            .ends_with(&format!("data in {}", absolute.display())),
+        "{again}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_does_not_stop_the_server() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Nobody reads stdout from the start (as `chatroom-server | head -0`): every line the
+    // server prints there fails with EPIPE.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let mut server = ServerProcess(
+        binary()
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("CHATROOM_LOG", "info")
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn chatroom-server"),
+    );
+    // The address from the log line "serving addr=127.0.0.1:PORT data_dir=…".
+    let mut log = BufReader::new(server.stderr.take().expect("stderr"));
+    let mut addr = None;
+    for _ in 0..100 {
+        let mut line = String::new();
+        if log.read_line(&mut line).expect("read the log") == 0 {
+            break;
+        }
+        if line.contains("serving") {
+            addr = line
+                .split_whitespace()
+                .find_map(|word| word.strip_prefix("addr="))
+                .and_then(|a| a.parse::<SocketAddr>().ok());
+            if addr.is_some() && !line.contains("health") {
+                break;
+            }
+        }
+    }
+    let addr = addr.expect("the server got as far as serving");
+    // The log is read on in the background, so that it never fills its pipe.
+    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    let client = Client::connect(addr, "piped").await.expect("connect");
+    client.register("alice", PASSWORD).await.expect("register");
+    let room = client.my_rooms().await.expect("rooms")[0].id;
+    client.send_message(room, "still here").await.expect("send");
+    drop(client);
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || server.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(exit.success(), "{exit:?}");
+}
