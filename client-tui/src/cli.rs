@@ -255,6 +255,21 @@ pub enum UserCommand {
         #[arg(long, value_name = "FILE")]
         new_password_file: Option<PathBuf>,
     },
+    /// Give someone else's account a new password and log it out everywhere, at once (a server
+    /// admin only). The password comes from --new-password-file, CHATROOM_NEW_PASSWORD, or a
+    /// prompt.
+    Passwd {
+        /// The account's name.
+        name: String,
+        /// A file whose first line is the account's new password.
+        #[arg(long, value_name = "FILE")]
+        new_password_file: Option<PathBuf>,
+    },
+    /// Log someone else's account out everywhere, keeping its password (a server admin only).
+    Logout {
+        /// The account's name.
+        name: String,
+    },
 }
 
 /// A transfer stopped by Ctrl-C. The binary exits with 130 (128 + SIGINT), as shells expect of
@@ -454,6 +469,23 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     new_password_file,
                 },
         } => add_user(&settings, &name, new_password_file.as_deref()).await,
+        Command::User {
+            command:
+                UserCommand::Passwd {
+                    name,
+                    new_password_file,
+                },
+        } => reset_password(&settings, &name, new_password_file.as_deref()).await,
+        Command::User {
+            command: UserCommand::Logout { name },
+        } => {
+            let (client, _) = connect_logged_in(&settings).await?;
+            client
+                .log_out_user(&name)
+                .await
+                .with_context(|| format!("cannot log {name} out"))?;
+            print_line(&format!("logged {name} out everywhere"))
+        }
         Command::Users { json } => {
             let (client, _) = connect_logged_in(&settings).await?;
             for user in client.list_users().await? {
@@ -619,7 +651,24 @@ async fn add_user(
     ))
 }
 
-/// The password for an account being added: `--new-password-file`, `CHATROOM_NEW_PASSWORD`, or
+/// Sets `name`'s password as the logged-in server admin, which ends its sessions.
+async fn reset_password(
+    settings: &Settings,
+    name: &str,
+    new_password_file: Option<&Path>,
+) -> anyhow::Result<()> {
+    let password = new_account_password(name, new_password_file)?;
+    let (client, _) = connect_logged_in(settings).await?;
+    client
+        .reset_password(name, &password)
+        .await
+        .with_context(|| format!("cannot set {name}'s password"))?;
+    print_line(&format!(
+        "set a new password for {name} and logged them out everywhere"
+    ))
+}
+
+/// The password for an account being added or reset: `--new-password-file`, `CHATROOM_NEW_PASSWORD`, or
 /// a prompt (twice) when there is a terminal. Never the admin's own password sources.
 fn new_account_password(name: &str, file: Option<&Path>) -> anyhow::Result<String> {
     if let Some(path) = file {

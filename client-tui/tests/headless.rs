@@ -2494,3 +2494,61 @@ async fn an_admin_adds_accounts_while_registration_is_closed() {
     assert!(!output.status.success());
     assert!(stderr_line(&output).contains("--new-password-file"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_resets_a_password_and_logs_someone_out_while_the_server_runs() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    register(&alice).await;
+    let bob = User::new("bob", &server);
+    register(&bob).await;
+
+    let mut passwd = alice.command();
+    passwd
+        .args(["user", "passwd", "bob"])
+        .env("CHATROOM_NEW_PASSWORD", "a password from alice");
+    assert!(
+        run_ok(passwd)
+            .await
+            .starts_with("set a new password for bob and logged them out everywhere")
+    );
+    // Bob's kept session ends with it, and the old password is no longer his.
+    let mut rooms = bob.command();
+    rooms.arg("rooms");
+    let output = run(rooms).await;
+    assert!(
+        !output.status.success(),
+        "bob's kept session no longer resumes"
+    );
+    let mut login = bob.command();
+    login.arg("login").env("CHATROOM_PASSWORD", PASSWORD);
+    assert!(!run(login).await.status.success());
+    let mut login = bob.command();
+    login
+        .arg("login")
+        .env("CHATROOM_PASSWORD", "a password from alice");
+    run_ok(login).await;
+
+    let mut logout = alice.command();
+    logout.args(["user", "logout", "bob"]);
+    assert_eq!(run_ok(logout).await, "logged bob out everywhere\n");
+    let mut rooms = bob.command();
+    rooms.arg("rooms");
+    assert!(!run(rooms).await.status.success());
+
+    // Bob is no admin: he logs nobody out, and the refusal says why.
+    let mut login = bob.command();
+    login
+        .arg("login")
+        .env("CHATROOM_PASSWORD", "a password from alice");
+    run_ok(login).await;
+    let mut logout = bob.command();
+    logout.args(["user", "logout", "alice"]);
+    let output = run(logout).await;
+    assert!(!output.status.success());
+    let line = stderr_line(&output);
+    assert!(
+        line.contains("cannot log alice out") && line.contains("only a server admin"),
+        "{line}"
+    );
+}

@@ -1263,6 +1263,23 @@ impl ClientHandle {
         .await
     }
 
+    /// Gives another account a new password and ends its sessions (a server admin only).
+    pub async fn reset_password(&self, username: &str, password: &str) -> Result<(), ClientError> {
+        self.done(Request::ResetPassword {
+            username: username.into(),
+            password: password.into(),
+        })
+        .await
+    }
+
+    /// Ends every session of another account, keeping its password (a server admin only).
+    pub async fn log_out_user(&self, username: &str) -> Result<(), ClientError> {
+        self.done(Request::LogOutUser {
+            username: username.into(),
+        })
+        .await
+    }
+
     /// Lifts a member's mute.
     pub async fn unmute(&self, room: RoomId, username: &str) -> Result<(), ClientError> {
         self.done(Request::Unmute {

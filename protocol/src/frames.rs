@@ -408,6 +408,22 @@ pub enum Request {
         /// The new name, under the rules of [`Request::CreateRoom`]'s.
         name: String,
     },
+    /// Give another account a new password and end all its sessions (a server admin only; not
+    /// one's own account, nor the AI bot's) → [`Response::Done`]. Its connections close with
+    /// [`ErrorCode::SessionRevoked`]. (Appended after protocol version 1 was first published.)
+    ResetPassword {
+        /// Whose.
+        username: String,
+        /// The new password, under the rules of [`Request::Register`]'s.
+        password: String,
+    },
+    /// End every session of another account, keeping its password (a server admin only; not
+    /// one's own account) → [`Response::Done`]. Its connections close with
+    /// [`ErrorCode::SessionRevoked`]. (Appended after protocol version 1 was first published.)
+    LogOutUser {
+        /// Whose.
+        username: String,
+    },
 }
 
 /// The longest [`Request::Mute`], in seconds (a year).

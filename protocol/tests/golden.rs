@@ -699,6 +699,13 @@ fn request_variant_indices() {
                 room: r,
                 name: "x".to_owned(),
             },
+            Request::ResetPassword {
+                username: "bob".to_owned(),
+                password: "x".to_owned(),
+            },
+            Request::LogOutUser {
+                username: "bob".to_owned(),
+            },
         ],
     );
 }

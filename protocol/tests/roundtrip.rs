@@ -566,6 +566,9 @@ fn request() -> BoxedStrategy<Request> {
         (room_id(), string_any()).prop_map(|(room, username)| Request::Unmute { room, username }),
         room_id().prop_map(|room| Request::Mutes { room }),
         (room_id(), string_any()).prop_map(|(room, name)| Request::RenameRoom { room, name }),
+        (string_any(), string_any())
+            .prop_map(|(username, password)| Request::ResetPassword { username, password }),
+        string_any().prop_map(|username| Request::LogOutUser { username }),
     ]
     .boxed()
 }

@@ -491,3 +491,96 @@ async fn look_alike_names_are_refused_as_taken() {
         .expect("the look is free again");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_admin_sets_a_new_password_for_someone_and_their_sessions_end() {
+    let server = TestServer::start().await;
+    let (admin, _) = server.user("alice").await;
+    let (bob, bob_session) = server.user("bob").await;
+
+    admin
+        .reset_password("BOB", "a password from the admin")
+        .await
+        .expect("an admin resets bob's password");
+    assert_eq!(
+        code_of(bob.my_rooms().await),
+        ErrorCode::SessionRevoked,
+        "bob's connection is closed"
+    );
+    let resumer = server.connect().await;
+    assert_eq!(
+        code_of(resumer.resume(&bob_session.token).await),
+        ErrorCode::InvalidToken,
+        "bob's token no longer resumes"
+    );
+    let fresh = server.connect().await;
+    assert_eq!(
+        code_of(fresh.login("bob", PASSWORD).await),
+        ErrorCode::InvalidCredentials
+    );
+    fresh
+        .login("bob", "a password from the admin")
+        .await
+        .expect("the admin's password works");
+    admin.my_rooms().await.expect("the admin stays logged in");
+}
+
+#[tokio::test]
+async fn an_admin_logs_someone_out_everywhere_and_their_password_still_works() {
+    let server = TestServer::start().await;
+    let (admin, _) = server.user("alice").await;
+    let (bob, bob_session) = server.user("bob").await;
+    let (bob_again, _) = server.login("bob").await;
+
+    admin
+        .log_out_user("bob")
+        .await
+        .expect("an admin logs bob out");
+    for connection in [&bob, &bob_again] {
+        assert_eq!(
+            code_of(connection.my_rooms().await),
+            ErrorCode::SessionRevoked
+        );
+    }
+    let resumer = server.connect().await;
+    assert_eq!(
+        code_of(resumer.resume(&bob_session.token).await),
+        ErrorCode::InvalidToken
+    );
+    server.login("bob").await;
+}
+
+#[tokio::test]
+async fn only_an_admin_resets_or_logs_out_and_only_someone_else() {
+    let server = TestServer::start().await;
+    let (admin, _) = server.user("alice").await;
+    let (bob, _) = server.user("bob").await;
+    let (_carol, _) = server.user("carol").await;
+
+    assert_eq!(
+        code_of(bob.reset_password("carol", "a new password").await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code_of(bob.log_out_user("carol").await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code_of(admin.reset_password("alice", "a new password").await),
+        ErrorCode::BadRequest,
+        "one's own password is changed with the old one"
+    );
+    assert_eq!(
+        code_of(admin.log_out_user("alice").await),
+        ErrorCode::BadRequest
+    );
+    assert_eq!(
+        code_of(admin.log_out_user("nobody").await),
+        ErrorCode::UserNotFound
+    );
+    assert_eq!(
+        code_of(admin.reset_password("carol", "short").await),
+        ErrorCode::WeakPassword
+    );
+    server.login("carol").await;
+}

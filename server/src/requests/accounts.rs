@@ -50,7 +50,7 @@ impl Conn {
         Ok(result)
     }
 
-    async fn hash_blocking(&self, password: String) -> RequestResult<String> {
+    pub(super) async fn hash_blocking(&self, password: String) -> RequestResult<String> {
         self.with_hash_memory(move |memory| auth::hash_password_with(&password, memory))
             .await?
             .map_err(RequestError::Internal)

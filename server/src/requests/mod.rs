@@ -2,6 +2,7 @@
 //! dispatches each request to the module for its area and queues exactly one response.
 //!
 //! - [`accounts`]: register, login, resume, logout, change password.
+//! - [`account_admin`]: a server admin resets another account's password or logs it out.
 //! - [`rooms`]: room lists, create, join, leave, invite, kick, info, topic, direct chats.
 //! - [`messages`]: send, history, read markers, typing, presence, users.
 //! - [`files`]: uploads, downloads, file lists, deleting messages.
@@ -10,6 +11,7 @@
 //! Permission checks read the hub (memory); changes go through the storage writer, whose
 //! completions update the hub and fan out events after the commit.
 
+mod account_admin;
 mod accounts;
 pub(crate) mod files;
 mod messages;
@@ -253,6 +255,10 @@ impl Conn {
             Request::Unmute { room, username } => self.unmute(&me, room, username).await?,
             Request::Mutes { room } => self.mutes(&me, room).await?,
             Request::RenameRoom { room, name } => self.rename_room(&me, room, name).await?,
+            Request::ResetPassword { username, password } => {
+                self.reset_password(&me, username, password).await?
+            }
+            Request::LogOutUser { username } => self.log_out_user(&me, username).await?,
             Request::SetRole {
                 room,
                 username,
