@@ -49,13 +49,15 @@ pub struct DataDirLock {
 }
 
 impl DataDirLock {
-    /// Takes the lock, creating the directory if needed; fails if someone holds it.
+    /// Takes the lock, creating the directory (owner-only, see [`storage::create_data_dir`]) if
+    /// needed; fails if someone holds it.
     pub fn acquire(data_dir: &Path) -> Result<Self, AdminError> {
         let failed = |what, path: &Path| {
             let path = path.to_path_buf();
             move |source| AdminError::DataDir { what, path, source }
         };
-        std::fs::create_dir_all(data_dir).map_err(failed("create the data directory", data_dir))?;
+        storage::create_data_dir(data_dir)
+            .map_err(failed("create the data directory", data_dir))?;
         let path = data_dir.join("server.lock");
         let file = File::options()
             .create(true)

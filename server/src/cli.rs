@@ -516,6 +516,9 @@ fn say(line: std::fmt::Arguments<'_>) {
 fn serve(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
     let created_data_dir = !config.data_dir.exists();
     let lock = DataDirLock::acquire(&config.data_dir)?;
+    if !created_data_dir {
+        warn_if_open_to_others(&config.data_dir);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("chatroom-server")
@@ -571,6 +574,29 @@ fn serve(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
     // Blocking-pool threads (a password hash in progress) must not hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(())
+}
+
+/// Warns when other accounts of the machine may read the data directory: it holds every direct
+/// message. (New ones are created owner-only; this is for one made by hand or by an older
+/// version.)
+fn warn_if_open_to_others(data_dir: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(data_dir) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    data_dir = %data_dir.display(),
+                    mode = %format_args!("{mode:03o}"),
+                    "the data directory is readable by other accounts of this machine; \
+                     `chmod 700` it (it holds every direct message)"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = data_dir;
 }
 
 /// Binds the chat port and, when asked for, the health and metrics port.

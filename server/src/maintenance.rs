@@ -103,11 +103,12 @@ pub fn backup(database: &Path, to: &Path) -> Result<BackupReport, MaintenanceErr
     let source = open_existing(database)?;
     // Claiming the name first means an existing file is never touched, even if it appears
     // between a check and the copy.
-    match std::fs::File::options()
-        .write(true)
-        .create_new(true)
-        .open(to)
-    {
+    let mut options = std::fs::File::options();
+    options.write(true).create_new(true);
+    // A copy of every direct message: readable by its owner only, like the data directory.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(to) {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(MaintenanceError::DestinationExists(to.to_path_buf()));

@@ -862,3 +862,55 @@ async fn a_closed_stdout_does_not_stop_the_server() {
         .expect("wait");
     assert!(exit.success(), "{exit:?}");
 }
+
+#[cfg(unix)]
+#[test]
+fn data_and_backups_are_private_and_an_open_data_dir_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).expect("stat").permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    // `user add` and the server both create the data dir; either way it is owner-only.
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).expect("write");
+    run_ok(&["user", "add", "alice"], &data, Some(&pw));
+    assert_eq!(mode(&data), 0o700, "made by user add");
+    banner_in(dir.path(), "served");
+    assert_eq!(
+        mode(&dir.path().join("served")),
+        0o700,
+        "made by the server"
+    );
+
+    let copy = dir.path().join("copy.sqlite3");
+    run_ok(&["backup", copy.to_str().expect("utf-8")], &data, None);
+    assert_eq!(mode(&copy), 0o600, "the backup");
+
+    // An existing data dir others may read: one warning at start.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut server = ServerProcess(
+        binary()
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("CHATROOM_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn chatroom-server"),
+    );
+    let mut banner = String::new();
+    BufReader::new(server.stdout.take().expect("stdout"))
+        .read_line(&mut banner)
+        .expect("banner");
+    server.kill().expect("stop");
+    let _ = server.wait();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().expect("stderr"), &mut log)
+        .expect("read the log");
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("readable by other accounts"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains("mode=755"), "{log}");
+}

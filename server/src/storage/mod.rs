@@ -162,7 +162,7 @@ pub struct Storage {
 pub fn open(
     config: &Config,
 ) -> Result<(Storage, Snapshot, std::thread::JoinHandle<()>), StorageError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| StorageError::DataDir {
+    create_data_dir(&config.data_dir).map_err(|source| StorageError::DataDir {
         path: config.data_dir.clone(),
         source,
     })?;
@@ -186,6 +186,16 @@ pub fn open(
     let reads = Arc::new(ReadPool::open(&path, 4).map_err(|e| naming(&path, e))?);
     let (writer, thread) = writer::start(conn, snapshot.latest_seqs.clone())?;
     Ok((Storage { writer, reads }, snapshot, thread))
+}
+
+/// Creates a data directory (and missing parents) readable by its owner only: it holds every
+/// direct message. An existing one is left as it is.
+pub fn create_data_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
 }
 
 /// The read-write connection with the server's pragmas; also used by the offline admin commands.
