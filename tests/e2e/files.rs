@@ -710,13 +710,16 @@ async fn size_and_quota_limits_are_typed_errors_that_create_nothing() {
     let first = random_bytes(900_000, 13);
     upload(&alice, room, "one.bin", &first).await;
     let second = random_bytes(700_000, 14);
-    assert_eq!(
-        code_of(
-            alice
-                .offer_upload(room, "two.bin", second.len() as u64, sha(&second))
-                .await
+    let refused = alice
+        .offer_upload(room, "two.bin", second.len() as u64, sha(&second))
+        .await
+        .expect_err("over the quota");
+    assert_eq!(refused.code(), Some(ErrorCode::QuotaExceeded));
+    assert!(
+        refused.to_string().contains(
+            "this file (683.6 KiB) would take you over your quota: 878.9 KiB of 1.4 MiB used"
         ),
-        ErrorCode::QuotaExceeded
+        "sizes in the units the size limit uses: {refused}"
     );
     assert!(parts(&server).is_empty());
     assert_eq!(blobs(&server).len(), 1);

@@ -20,3 +20,19 @@ pub mod uploads;
 
 pub use store::{FileStore, FolderError, PartError};
 pub use uploads::Uploads;
+
+/// `1.5 KiB`-style sizes, as messages and refusals show them (powers of 1024, one decimal).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use super::Conn;
 use crate::error::{RequestError, RequestResult};
-use crate::files::names;
 use crate::files::uploads::{Upload, UploadHandle};
+use crate::files::{human_size, names};
 use crate::storage::{Outcome, UserRow, WriteOp, reads};
 
 /// Uploads one user may have in progress at once.
@@ -61,22 +61,6 @@ fn blocking_failed(e: tokio::task::JoinError) -> RequestError {
 /// A short human description of a file, used as the text of its message.
 pub(crate) fn describe(name: &str, size: u64) -> String {
     format!("📎 {name} ({})", human_size(size))
-}
-
-/// `1.5 MB`-style sizes (powers of 1024, one decimal).
-pub(crate) fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 impl Conn {

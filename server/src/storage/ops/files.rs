@@ -8,7 +8,7 @@ use chatroom_protocol::{
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Applying, Outcome, refused, require_member};
-use crate::files::FileStore;
+use crate::files::{FileStore, human_size};
 use crate::storage::StorageError;
 
 /// The fields of a [`super::WriteOp::PostFile`], passed as one argument: ten are too many for
@@ -236,7 +236,10 @@ fn check_quota(
         return Err(refused(
             ErrorCode::QuotaExceeded,
             format!(
-                "this file ({size} bytes) would take you over your quota: {used} of {quota} bytes used"
+                "this file ({}) would take you over your quota: {} of {} used",
+                human_size(size),
+                human_size(used),
+                human_size(quota)
             ),
         ));
     }
