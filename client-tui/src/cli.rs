@@ -452,14 +452,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .list_files(room.id)
                 .await
                 .with_context(|| format!("cannot list the files of {}", room.name))?;
-            for file in files {
-                if json {
-                    print_line(&output::json_line(&output::file_json(&room.name, &file)))?;
-                } else {
-                    print_line(&output::file_line(&file))?;
-                }
-            }
-            Ok(())
+            let label = output::room_label(room.kind, &room.name);
+            cli_rooms::print_list(
+                &files,
+                json,
+                |file| output::file_json(&room.name, file),
+                output::file_line,
+                Some(format!("no files in {label}")),
+            )
         }
         Command::Manage(command) => cli_rooms::run(command, &settings).await,
         Command::User {

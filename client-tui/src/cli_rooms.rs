@@ -484,7 +484,7 @@ async fn text_of(client: &Client, room: &RoomSummary, seq: Seq) -> Option<String
 }
 
 /// One line per item: its JSON object with `--json`, else its plain line.
-fn print_list<T>(
+pub(crate) fn print_list<T>(
     items: &[T],
     json: bool,
     as_json: impl Fn(&T) -> serde_json::Value,

@@ -1033,6 +1033,18 @@ async fn upload_list_and_download_byte_identical_never_overwriting() {
     let source = alice.home.path().join("build 1234.tar.gz");
     std::fs::write(&source, &data).expect("write");
 
+    // No files yet: a person is told so on stderr; stdout and --json stay empty.
+    let mut none = bob.command();
+    none.args(["files", "--room", "public"]);
+    let output = run(none).await;
+    assert!(output.status.success());
+    assert!(output.stdout.is_empty());
+    assert_eq!(stderr_line(&output).trim_end(), "no files in #public");
+    let mut none = bob.command();
+    none.args(["files", "--room", "public", "--json"]);
+    let output = run(none).await;
+    assert!(output.stdout.is_empty() && output.stderr.is_empty());
+
     let mut up = alice.command();
     up.args(["upload", "--room", "public", "--json"])
         .arg(&source);
