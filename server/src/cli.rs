@@ -461,6 +461,10 @@ fn apply_ai_settings(
     if ai.max_concurrent == 0 {
         bail!("--ai-concurrency must be at least 1");
     }
+    if ai.backend == AiBackendKind::Openai {
+        crate::ai::check_config(ai)
+            .map_err(|e| anyhow::anyhow!("--ai-endpoint {:?}: {e}", ai.endpoint))?;
+    }
     Ok(())
 }
 

@@ -914,3 +914,94 @@ fn data_and_backups_are_private_and_an_open_data_dir_is_warned_about() {
     assert_eq!(warnings.len(), 1, "{log}");
     assert!(warnings[0].contains("mode=755"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_ai_endpoint_stops_the_start_and_a_failing_one_is_named_in_the_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Spawned rather than run to the end: a server that starts anyway says so on stdout
+    // instead of serving until the test times out.
+    let mut refused = ServerProcess(
+        binary()
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .args(["--ai-backend", "openai", "--ai-endpoint", "not a url"])
+            .env("CHATROOM_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn chatroom-server"),
+    );
+    let mut said = String::new();
+    BufReader::new(refused.stdout.take().expect("stdout"))
+        .read_line(&mut said)
+        .expect("read stdout");
+    assert_eq!(said, "", "the server started");
+    let exit = refused.wait().expect("wait");
+    assert!(!exit.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut refused.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert!(
+        stderr.contains(r#"--ai-endpoint "not a url""#) && stderr.contains("not a URL"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("chatroom.sqlite3").exists(), "{stderr}");
+
+    // A valid endpoint nobody listens on: the failure is logged with the endpoint, never the key.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let endpoint = format!("http://{closed}/v1");
+    let mut server = ServerProcess(
+        binary()
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .args(["--ai-backend", "openai", "--ai-endpoint", &endpoint])
+            .env("CHATROOM_AI_API_KEY", "sk-never-logged")
+            .env("CHATROOM_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn chatroom-server"),
+    );
+    let mut banner = String::new();
+    BufReader::new(server.stdout.take().expect("stdout"))
+        .read_line(&mut banner)
+        .expect("banner");
+    let addr: SocketAddr = banner
+        .split_whitespace()
+        .nth(3)
+        .and_then(|a| a.trim_end_matches(',').parse().ok())
+        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    let mut client = Client::connect(addr, "asker").await.expect("connect");
+    client.register("alice", PASSWORD).await.expect("register");
+    let room = client.my_rooms().await.expect("rooms")[0].id;
+    client.send_message(room, "@ai hello").await.expect("ask");
+    // The bot's notice of the failure comes after the failure is logged.
+    let noticed = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(event) = client.next_event().await {
+            if let chatroom_protocol::Event::Message(m) = event
+                && m.text.contains("no answer")
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("the bot says it failed");
+    assert!(noticed);
+    server.kill().expect("stop");
+    let _ = server.wait();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().expect("stderr"), &mut log)
+        .expect("read the log");
+    let failure = log
+        .lines()
+        .find(|l| l.contains("the AI could not answer"))
+        .unwrap_or_else(|| panic!("no failure logged: {log}"));
+    assert!(failure.contains(&endpoint), "{failure}");
+    assert!(failure.contains("cannot reach"), "{failure}");
+    assert!(!log.contains("sk-never-logged"), "{log}");
+}

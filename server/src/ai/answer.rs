@@ -87,6 +87,7 @@ pub(super) async fn run(inner: Arc<Inner>, job: Job, _slot: OwnedSemaphorePermit
             tracing::warn!(
                 error = %failure,
                 backend = inner.backend.kind(),
+                endpoint = super::endpoint(&inner.backend).unwrap_or("-"),
                 breaker_opened = opened,
                 "the AI could not answer"
             );

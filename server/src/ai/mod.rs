@@ -184,6 +184,21 @@ fn backend(config: &AiConfig) -> Result<Backend, chatroom_ai::AiError> {
     })
 }
 
+/// Refuses a configuration whose backend cannot work (an `openai` endpoint that is no http(s)
+/// URL, say), for the command line to stop at start rather than run with the bot off.
+pub fn check_config(config: &AiConfig) -> Result<(), chatroom_ai::AiError> {
+    backend(config).map(drop)
+}
+
+/// The endpoint URL requests go to, for logs (it holds no credentials: those are refused in
+/// it); `None` for the built-in backend.
+pub(crate) fn endpoint(backend: &Backend) -> Option<&str> {
+    match backend {
+        Backend::OpenAi(openai) => Some(openai.url()),
+        _ => None,
+    }
+}
+
 impl Ai {
     /// The bot's account name (as stored: the `--ai-name` it was created with).
     pub fn name(&self) -> &str {
@@ -206,7 +221,11 @@ impl Ai {
         let backend = match backend(&config.ai) {
             Ok(backend) => backend,
             Err(e) => {
-                tracing::error!(error = %e, "the AI bot stays off");
+                tracing::error!(
+                    endpoint = %config.ai.endpoint,
+                    error = %e,
+                    "the AI bot stays off"
+                );
                 return None;
             }
         };
