@@ -167,7 +167,8 @@ pub enum Command {
         /// Where the copy goes; an existing file is never overwritten.
         file: PathBuf,
     },
-    /// Check the database and its search index for corruption; exits non-zero on problems.
+    /// Check the database and its search index for corruption, and that every uploaded file
+    /// it references is in the data directory's files/ folder; exits non-zero on problems.
     /// Safe while the server runs.
     Check,
 }
@@ -689,7 +690,35 @@ fn check_command(config: &Config) -> anyhow::Result<()> {
             println!("{what}: {problem}");
         }
     }
-    let found = report.database_problems.len() + report.search_problems.len();
+    let mut found = report.database_problems.len() + report.search_problems.len();
+    if readable {
+        let files = crate::maintenance::missing_files(&database, &config.data_dir)?;
+        let folder = config.data_dir.join("files");
+        if files.missing == 0 {
+            println!(
+                "files: ok ({} stored contents in {})",
+                files.checked,
+                folder.display()
+            );
+        } else {
+            let ids: Vec<String> = files.examples.iter().map(u64::to_string).collect();
+            println!(
+                "files: {} referenced file{} missing from {} (ids {}{})",
+                files.missing,
+                if files.missing == 1 { " is" } else { "s are" },
+                folder.display(),
+                ids.join(", "),
+                if files.missing > files.examples.len() as u64 {
+                    ", …"
+                } else {
+                    ""
+                }
+            );
+            found += 1;
+        }
+    } else {
+        println!("files: not checked");
+    }
     if found > 0 {
         bail!(
             "{found} problem{} found in {}",

@@ -271,6 +271,54 @@ fn search_index_problems(conn: &Connection) -> Vec<String> {
 }
 
 /// Opens an existing Chat-Room database for reading only; never creates one.
+/// Files the database references whose content is not in the data directory's `files/`
+/// folder (a restore without it, say), found by [`missing_files`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MissingFiles {
+    /// Distinct contents referenced.
+    pub checked: u64,
+    /// File records whose content is missing or not of the recorded size.
+    pub missing: u64,
+    /// The ids of the first few of them.
+    pub examples: Vec<u64>,
+}
+
+/// How many missing file ids [`missing_files`] names.
+const MISSING_EXAMPLES: usize = 5;
+
+/// Checks that every file the database at `database` references has its content in
+/// `data_dir`'s `files/` folder, of the recorded size: one `stat` per distinct content, no
+/// reading of content, nothing created.
+pub fn missing_files(database: &Path, data_dir: &Path) -> Result<MissingFiles, MaintenanceError> {
+    let conn = open_existing(database)?;
+    let store = crate::files::FileStore::at(data_dir);
+    let on_source = sqlite_error(database);
+    let mut statement = conn
+        .prepare("SELECT sha256, size, group_concat(id) FROM files GROUP BY sha256, size ORDER BY min(id)")
+        .map_err(&on_source)?;
+    let mut rows = statement.query([]).map_err(&on_source)?;
+    let mut found = MissingFiles::default();
+    while let Some(row) = rows.next().map_err(&on_source)? {
+        let sha: Vec<u8> = row.get(0).map_err(&on_source)?;
+        let size: i64 = row.get(1).map_err(&on_source)?;
+        let ids: String = row.get(2).map_err(&on_source)?;
+        found.checked += 1;
+        let stored = <[u8; 32]>::try_from(sha.as_slice())
+            .ok()
+            .and_then(|sha| store.blob_len(&sha));
+        if stored.is_some_and(|len| i64::try_from(len).ok() == Some(size)) {
+            continue;
+        }
+        for id in ids.split(',').filter_map(|id| id.parse::<u64>().ok()) {
+            found.missing += 1;
+            if found.examples.len() < MISSING_EXAMPLES {
+                found.examples.push(id);
+            }
+        }
+    }
+    Ok(found)
+}
+
 fn open_existing(database: &Path) -> Result<Connection, MaintenanceError> {
     if !database.is_file() {
         return Err(MaintenanceError::NoDatabase(database.to_path_buf()));

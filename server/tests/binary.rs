@@ -1005,3 +1005,47 @@ async fn a_bad_ai_endpoint_stops_the_start_and_a_failing_one_is_named_in_the_log
     assert!(failure.contains("cannot reach"), "{failure}");
     assert!(!log.contains("sk-never-logged"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_finds_files_missing_from_the_data_dir() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let (mut server, addr) = start_server(&data);
+    let client = Client::connect(addr, "uploader").await.expect("connect");
+    client.register("alice", PASSWORD).await.expect("register");
+    let room = client.my_rooms().await.expect("rooms")[0].id;
+    let options = chatroom_protocol::transfer::TransferOptions::default();
+    for (name, content) in [("a.txt", "first"), ("b.txt", "second")] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).expect("write");
+        chatroom_protocol::transfer::upload(&client.handle(), room, &path, &options)
+            .await
+            .expect("upload");
+    }
+    drop(client);
+    server.kill().expect("stop");
+    let _ = server.wait();
+
+    let checked = run_ok(&["check"], &data, None);
+    assert!(
+        checked.contains("files: ok (2 stored contents"),
+        "{checked}"
+    );
+
+    // A restore without files/: the check says which are missing and fails.
+    std::fs::remove_dir_all(data.join("files")).expect("remove files/");
+    let output = binary()
+        .args(["check", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("files: 2 referenced files are missing from")
+            && stdout.contains("(ids 1, 2)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("database: ok"), "{stdout}");
+    assert!(!data.join("files").exists(), "the check created nothing");
+}

@@ -67,10 +67,7 @@ pub struct FileStore {
 impl FileStore {
     /// The store under `data_dir`, creating its folders.
     pub fn open(data_dir: &Path) -> Result<Self, FolderError> {
-        let store = Self {
-            blobs: data_dir.join("files"),
-            parts: data_dir.join("uploads"),
-        };
+        let store = Self::at(data_dir);
         for (path, what) in [
             (&store.blobs, "uploaded files"),
             (&store.parts, "uploads in progress"),
@@ -82,6 +79,14 @@ impl FileStore {
             })?;
         }
         Ok(store)
+    }
+
+    /// The store under `data_dir` as it is, creating nothing (for `check`, which only looks).
+    pub fn at(data_dir: &Path) -> Self {
+        Self {
+            blobs: data_dir.join("files"),
+            parts: data_dir.join("uploads"),
+        }
     }
 
     /// Where the content with this hash is (or would be) stored.
