@@ -190,9 +190,13 @@ impl Admin {
         Ok(())
     }
 
-    /// Grants or revokes server admin; returns the account as it is now.
-    pub fn set_admin(&mut self, name: &str, admin: bool) -> Result<UserRow, AdminError> {
+    /// Grants or revokes server admin; returns the account as it is now and whether that
+    /// changed anything (`false`: it already was, or was not, an admin).
+    pub fn set_admin(&mut self, name: &str, admin: bool) -> Result<(UserRow, bool), AdminError> {
         let mut user = self.user(name)?;
+        if user.is_admin == admin {
+            return Ok((user, false));
+        }
         apply_offline(
             &mut self.conn,
             &WriteOp::SetAdmin {
@@ -202,7 +206,7 @@ impl Admin {
         )
         .map_err(refused)?;
         user.is_admin = admin;
-        Ok(user)
+        Ok((user, true))
     }
 
     /// Deletes an account with its sessions and memberships; its messages stay in history.

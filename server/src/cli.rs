@@ -775,13 +775,15 @@ fn user_command(config: &Config, command: UserCommand) -> anyhow::Result<()> {
             admin.logout_user(&name)?;
             println!("every session of {name} is logged out");
         }
-        UserCommand::Promote { name } => {
-            let user = admin.set_admin(&name, true)?;
-            println!("{} is now an admin", user.name);
-        }
+        UserCommand::Promote { name } => match admin.set_admin(&name, true)? {
+            (user, true) => println!("{} is now an admin", user.name),
+            (user, false) => println!("{} is already an admin", user.name),
+        },
         UserCommand::Demote { name } => {
-            let user = admin.set_admin(&name, false)?;
-            println!("{} is no longer an admin", user.name);
+            match admin.set_admin(&name, false)? {
+                (user, true) => println!("{} is no longer an admin", user.name),
+                (user, false) => println!("{} is not an admin", user.name),
+            }
             if !admin.users()?.iter().any(|u| u.is_admin) {
                 eprintln!(
                     "note: nobody is an admin now; `chatroom-server user promote NAME` makes one"

@@ -201,7 +201,15 @@ async fn admin_commands_manage_accounts_offline() {
         "nothing but the result"
     );
     run_ok(&["user", "add", "bob"], &data, Some(&pw));
-    run_ok(&["user", "promote", "bob"], &data, None);
+    assert_eq!(
+        run_ok(&["user", "promote", "bob"], &data, None),
+        "bob is now an admin\n"
+    );
+    assert_eq!(
+        run_ok(&["user", "promote", "bob"], &data, None),
+        "bob is already an admin\n",
+        "a second promote changes nothing and says so"
+    );
     let list = run_ok(&["user", "list"], &data, None);
     assert!(
         list.contains("bob\tadmin") && list.contains("root\tadmin"),
@@ -1048,4 +1056,99 @@ async fn check_finds_files_missing_from_the_data_dir() {
     );
     assert!(stdout.contains("database: ok"), "{stdout}");
     assert!(!data.join("files").exists(), "the check created nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderation_and_failed_logins_are_logged_plainly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = ServerProcess(
+        binary()
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env("CHATROOM_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn chatroom-server"),
+    );
+    let mut banner = String::new();
+    BufReader::new(server.stdout.take().expect("stdout"))
+        .read_line(&mut banner)
+        .expect("banner");
+    let addr: SocketAddr = banner
+        .split_whitespace()
+        .nth(3)
+        .and_then(|a| a.trim_end_matches(',').parse().ok())
+        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    // The log is collected in the background, so that it never fills its pipe.
+    let mut stderr = server.stderr.take().expect("stderr");
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
+        log
+    });
+
+    let owner = Client::connect(addr, "owner").await.expect("connect");
+    owner.register("alice", PASSWORD).await.expect("register");
+    let member = Client::connect(addr, "member").await.expect("connect");
+    member.register("bob", PASSWORD).await.expect("register");
+    let room = owner
+        .create_room("ops", chatroom_protocol::Visibility::Public)
+        .await
+        .expect("create")
+        .id;
+    member.join_room("ops").await.expect("join");
+    let said = member.send_message(room, "hello").await.expect("send");
+    owner
+        .mute(room, "bob", Some(600), None)
+        .await
+        .expect("mute");
+    owner.unmute(room, "bob").await.expect("unmute");
+    owner
+        .set_role(room, "bob", chatroom_protocol::RoomRole::Moderator)
+        .await
+        .expect("promote");
+    owner.delete_message(room, said.seq).await.expect("delete");
+    owner.ban(room, "bob", None).await.expect("ban");
+    owner.unban(room, "bob").await.expect("unban");
+    let stranger = Client::connect(addr, "guesser").await.expect("connect");
+    stranger
+        .login("alice", "not her password")
+        .await
+        .expect_err("wrong password");
+    drop((owner, member, stranger));
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let _ = server.wait();
+    let log = log.join().expect("log reader");
+
+    let line = |message: &str| {
+        log.lines()
+            .find(|l| l.contains(message))
+            .unwrap_or_else(|| panic!("no {message:?} in {log}"))
+    };
+    let muted = line("member muted");
+    assert!(
+        muted.contains("how_long=600 s") && muted.contains("by=alice"),
+        "{muted}"
+    );
+    assert!(line("member unmuted").contains("target=bob"));
+    assert!(line("role changed").contains("role=moderator"));
+    let deleted = line("message deleted by a moderator");
+    assert!(
+        deleted.contains("sender=bob") && deleted.contains("by=alice"),
+        "{deleted}"
+    );
+    assert!(line("user banned").contains("by_role=owner"));
+    assert!(line("ban lifted").contains("target=bob"));
+    assert!(line("failed login").contains("user=alice"));
+    assert!(line("room created").contains("kind=public"));
+    assert!(!log.contains("Some("), "no Rust debug spelling: {log}");
+    assert!(
+        !log.contains("Moderator") && !log.contains("Owner"),
+        "{log}"
+    );
 }

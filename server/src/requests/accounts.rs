@@ -206,7 +206,13 @@ impl Conn {
                 self.shared
                     .logins
                     .failed(ip, possible.then_some(key.as_str()));
-                tracing::info!(%ip, "failed login");
+                // As sshd does; a name outside the rules (any size, any bytes) is not echoed.
+                let tried = if possible {
+                    username.as_str()
+                } else {
+                    "(not a valid name)"
+                };
+                tracing::info!(%ip, user = %tried, "failed login");
                 return Err(RequestError::new(
                     ErrorCode::InvalidCredentials,
                     "wrong user name or password",

@@ -500,10 +500,11 @@ impl Conn {
         room: RoomId,
         seq: Seq,
     ) -> RequestResult<Response> {
-        self.member_room(me, room)?;
+        let (view, _) = self.member_room(me, room)?;
         let hub = self.shared.hub.clone();
         let by = me.name.clone();
-        self.shared
+        let outcome = self
+            .shared
             .storage
             .writer
             .write_then(
@@ -521,6 +522,14 @@ impl Conn {
                 },
             )
             .await?;
+        // Moderation is logged, as kicks and bans are; people deleting their own words are not.
+        if let Outcome::MessageDeleted {
+            of_other: Some(sender),
+            ..
+        } = outcome
+        {
+            tracing::info!(room = %view.row.name, seq, sender = %sender, by = %me.name, "message deleted by a moderator");
+        }
         Ok(Response::Done)
     }
 }

@@ -73,7 +73,11 @@ impl Conn {
                 },
             )
             .await?;
-        tracing::info!(room = %view.row.name, target = %target.name, ?secs, "member muted");
+        let how_long = match secs {
+            Some(secs) => format!("{secs} s"),
+            None => "until unmuted".to_string(),
+        };
+        tracing::info!(room = %view.row.name, target = %target.name, by = %me.name, %how_long, "member muted");
         Ok(Response::Done)
     }
 
@@ -83,7 +87,8 @@ impl Conn {
         room: RoomId,
         username: String,
     ) -> RequestResult<Response> {
-        self.moderated_room(me, room, "only the owner or a moderator may unmute")?;
+        let (view, _) =
+            self.moderated_room(me, room, "only the owner or a moderator may unmute")?;
         let target = self.user_named(&username)?;
         let unmuted = self.event_bytes(&Event::Unmuted {
             room,
@@ -110,6 +115,7 @@ impl Conn {
                 },
             )
             .await?;
+        tracing::info!(room = %view.row.name, target = %target.name, by = %me.name, "member unmuted");
         Ok(Response::Done)
     }
 

@@ -129,7 +129,12 @@ impl Conn {
             Outcome::Room(row) => row,
             other => return Err(internal(format!("unexpected outcome {other:?}"))),
         };
-        tracing::info!(room = %row.name, ?kind, "room created");
+        let kind_name = match kind {
+            RoomKind::Public => "public",
+            RoomKind::Private => "private",
+            RoomKind::Direct => "direct",
+        };
+        tracing::info!(room = %row.name, kind = %kind_name, by = %me.name, "room created");
         let summary = self.announce_room_to(me.id, row.id).await?;
         Ok(Response::Room(summary))
     }
@@ -318,7 +323,7 @@ impl Conn {
             Some(me.id),
         )
         .await?;
-        tracing::info!(room = %view.row.name, target = %target.name, "member kicked");
+        tracing::info!(room = %view.row.name, target = %target.name, by = %me.name, "member kicked");
         Ok(Response::Done)
     }
 
@@ -367,7 +372,7 @@ impl Conn {
                 },
             )
             .await?;
-        tracing::info!(room = %view.row.name, target = %target.name, ?role, "user banned");
+        tracing::info!(room = %view.row.name, target = %target.name, by = %me.name, by_role = %role_name(role), "user banned");
         Ok(Response::Done)
     }
 
@@ -377,7 +382,8 @@ impl Conn {
         room: RoomId,
         username: String,
     ) -> RequestResult<Response> {
-        self.moderated_room(me, room, "only the owner or a moderator may lift a ban")?;
+        let (view, _) =
+            self.moderated_room(me, room, "only the owner or a moderator may lift a ban")?;
         let target = self.user_named(&username)?;
         self.shared
             .storage
@@ -388,6 +394,7 @@ impl Conn {
                 by: me.id,
             })
             .await?;
+        tracing::info!(room = %view.row.name, target = %target.name, by = %me.name, "ban lifted");
         Ok(Response::Done)
     }
 
@@ -459,7 +466,7 @@ impl Conn {
                 },
             )
             .await?;
-        tracing::info!(room = %view.row.name, target = %target.name, ?role, "role changed");
+        tracing::info!(room = %view.row.name, target = %target.name, by = %me.name, role = %role_name(role), "role changed");
         Ok(Response::Done)
     }
 
@@ -679,4 +686,13 @@ fn name_taken(name: &str, other: &str) -> RequestError {
         format!("{name:?} looks like the room #{other}; choose another name")
     };
     RequestError::new(ErrorCode::RoomNameTaken, message)
+}
+
+/// A role as the log says it (not Rust's `Debug` spelling).
+fn role_name(role: RoomRole) -> &'static str {
+    match role {
+        RoomRole::Member => "member",
+        RoomRole::Moderator => "moderator",
+        RoomRole::Owner => "owner",
+    }
 }

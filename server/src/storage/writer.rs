@@ -457,7 +457,9 @@ fn remove_orphan_blobs(
     for (job, result) in batch.iter().zip(results) {
         let (
             WriteOp::DeleteMessage { store, .. },
-            Ok(Outcome::MessageDeleted { orphan: Some(sha) }),
+            Ok(Outcome::MessageDeleted {
+                orphan: Some(sha), ..
+            }),
         ) = (&job.op, result)
         else {
             continue;

@@ -94,14 +94,15 @@ pub(super) fn delete(
     actor: UserId,
 ) -> Result<Outcome, StorageError> {
     let conn = cx.conn;
-    let row: Option<(i64, i64, Option<i64>)> = conn
+    let row: Option<(i64, String, i64, Option<i64>)> = conn
         .query_row(
-            "SELECT sender_id, kind, file_id FROM messages WHERE room_id = ?1 AND seq = ?2",
+            "SELECT sender_id, sender_name, kind, file_id FROM messages \
+             WHERE room_id = ?1 AND seq = ?2",
             params![room.0 as i64, seq as i64],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
-    let Some((sender, kind, file)) = row else {
+    let Some((sender, sender_name, kind, file)) = row else {
         return Err(refused(ErrorCode::BadRequest, "no such message"));
     };
     let Some(role) = acting_role(conn, room, actor)? else {
@@ -135,7 +136,8 @@ pub(super) fn delete(
         "DELETE FROM mentions WHERE room_id = ?1 AND seq = ?2",
         params![room.0 as i64, seq as i64],
     )?;
-    Ok(Outcome::MessageDeleted { orphan })
+    let of_other = (sender != actor.0 as i64).then_some(sender_name);
+    Ok(Outcome::MessageDeleted { orphan, of_other })
 }
 
 /// [`super::WriteOp::EditMessage`].

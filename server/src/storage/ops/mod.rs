@@ -415,6 +415,8 @@ pub enum Outcome {
     MessageDeleted {
         /// The blob its file used, when no other file row referred to it at the time.
         orphan: Option<[u8; 32]>,
+        /// The sender's name, when someone else (a moderator, the owner) deleted it.
+        of_other: Option<String>,
     },
 }
 
