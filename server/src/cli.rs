@@ -35,17 +35,18 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Settings {
     /// Address to listen on [default: 0.0.0.0:8888]
-    #[arg(long, env = "CHATROOM_LISTEN", value_name = "ADDR", global = true)]
+    #[arg(long, env = "CHATROOM_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Serve GET /health and GET /metrics (Prometheus) over HTTP on this address, e.g.
     /// 127.0.0.1:9100 [default: off]
     #[arg(long, env = "CHATROOM_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
-    /// Directory for the database (created if missing) [default: ./chatroom-data]
+    /// Directory holding the database and uploaded files [default: ./chatroom-data]. Serving
+    /// and `user add` create it; the other commands refuse one without a database
     #[arg(long, env = "CHATROOM_DATA_DIR", value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
-    /// TOML file with settings (keys as in the `Config` docs: server_name, data_dir, listen,
-    /// metrics_listen, registration, synchronous, and `[limits]`, `[files]` and `[ai]` tables)
+    /// TOML file with settings; every key with its default is in the README, section
+    /// "Configuration reference"
     #[arg(long, env = "CHATROOM_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Name shown to clients [default: Chat-Room]
@@ -1022,6 +1023,89 @@ mod tests {
             Cli::try_parse_from(["chatroom-server", "backup"]).is_err(),
             "FILE is required"
         );
+    }
+
+    #[test]
+    fn the_one_shot_commands_offer_only_what_applies_to_them() {
+        for command in [
+            &["user", "--help"][..],
+            &["backup", "--help"],
+            &["check", "--help"],
+        ] {
+            let help = Cli::try_parse_from(
+                std::iter::once("chatroom-server").chain(command.iter().copied()),
+            )
+            .expect_err("help is shown")
+            .to_string();
+            assert!(help.contains("--data-dir"), "{command:?}: {help}");
+            assert!(!help.contains("--listen"), "{command:?}: {help}");
+            assert!(!help.contains("created if missing"), "{command:?}: {help}");
+            assert!(
+                help.contains("Configuration reference"),
+                "{command:?}: {help}"
+            );
+        }
+        let top = Cli::try_parse_from(["chatroom-server", "--help"])
+            .expect_err("help is shown")
+            .to_string();
+        assert!(top.contains("--listen"), "{top}");
+    }
+
+    /// The TOML block of the README's "Configuration reference".
+    fn readme_reference() -> String {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split_once("#### Configuration reference")
+            .expect("the README has a configuration reference")
+            .1;
+        let block = section.split_once("```toml\n").expect("a TOML block").1;
+        block
+            .split_once("```")
+            .expect("the block ends")
+            .0
+            .to_string()
+    }
+
+    #[test]
+    fn the_readme_configuration_reference_lists_every_key_at_its_default() {
+        let reference = readme_reference();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("reference.toml");
+        std::fs::write(&file, &reference).expect("write");
+        let path = file.to_str().expect("utf-8 path");
+        let cli = Cli::try_parse_from(["chatroom-server", "--config", path]).expect("parse");
+        let (config, listen) = resolve_config_with_key(&cli.settings, None).expect("resolve");
+        assert_eq!(listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(
+            format!("{config:?}"),
+            format!("{:?}", Config::default()),
+            "every value in the reference is the default"
+        );
+        // Every key the file accepts, as serde lists them for an unknown one, is there.
+        for table in ["", "[limits]\n", "[files]\n", "[ai]\n"] {
+            std::fs::write(&file, format!("{table}no_such_key = 1\n")).expect("write");
+            let error = format!(
+                "{:#}",
+                resolve_config_with_key(&cli.settings, None).expect_err("unknown key")
+            );
+            let expected = error
+                .split_once("expected one of ")
+                .unwrap_or_else(|| panic!("no key list in {error}"))
+                .1;
+            for key in expected.split(", ") {
+                let key = key.trim().trim_matches('`');
+                let listed = reference.lines().any(|line| {
+                    line.trim_start_matches("# ")
+                        .starts_with(&format!("{key} "))
+                });
+                // The tables themselves are headers in the reference.
+                let table = reference.contains(&format!("[{key}]"));
+                assert!(
+                    listed || table,
+                    "{key} is missing from the README's reference"
+                );
+            }
+        }
     }
 
     #[test]
