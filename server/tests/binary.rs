@@ -639,12 +639,19 @@ async fn health_fails_while_storage_cannot_write_and_recovers() {
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(&data)
-            .env("CHATROOM_LOG", "error")
+            .env("CHATROOM_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn chatroom-server"),
     );
+    // The log is collected in the background, so that it never fills its pipe.
+    let mut stderr = server.stderr.take().expect("stderr");
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
+        log
+    });
     let mut stdout = BufReader::new(server.stdout.take().expect("stdout"));
     let (mut banner, mut endpoint) = (String::new(), String::new());
     stdout.read_line(&mut banner).expect("banner");
@@ -713,6 +720,13 @@ async fn health_fails_while_storage_cannot_write_and_recovers() {
     drop(client);
     server.kill().expect("stop");
     let _ = server.wait();
+    let log = log.join().expect("log reader");
+    let failing: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("storage writes are failing"))
+        .collect();
+    assert_eq!(failing.len(), 1, "said once while it lasts: {log}");
+    assert!(log.contains("storage writes work again"), "{log}");
 }
 
 #[test]

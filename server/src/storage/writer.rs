@@ -84,13 +84,19 @@ impl WriteHealth {
         });
         if let Some(error) = failure {
             self.failed_batches.fetch_add(1, Ordering::Relaxed);
-            *self.failing() = Some(error.to_string());
+            let reason = error.to_string();
+            // Said once when it starts (a failed op alone, a read-only file say, is not
+            // logged elsewhere), not for every batch while it lasts.
+            if self.failing().replace(reason.clone()).is_none() {
+                tracing::error!(error = %reason, "storage writes are failing; users are told to try again later");
+            }
         } else if batch
             .iter()
             .zip(results)
             .any(|(job, r)| r.is_ok() && job.op.writes())
+            && self.failing().take().is_some()
         {
-            *self.failing() = None;
+            tracing::info!("storage writes work again");
         }
     }
 }
