@@ -13,7 +13,9 @@
 //! - catches up: for each room it knows, the messages it missed are fetched with
 //!   `History { anchor: After(last seq seen) }` and delivered as ordinary
 //!   [`Event::Message`]s, in order, before any live event of the new connection, each message
-//!   once (live copies of caught-up messages are dropped by seq);
+//!   once (live copies of caught-up messages are dropped by seq). A room I was added to while
+//!   disconnected (a new direct chat, an invitation) is caught up from my read marker: a
+//!   direct chat from its first message, a named room from when I was added;
 //! - stops for good, with [`ReconnectEvent::Stopped`], when the password login is refused for a
 //!   reason that would only repeat (the password was changed, the account deleted), and when
 //!   the server ends the session itself ([`ErrorCode::SessionRevoked`]: a logout elsewhere, a
@@ -27,13 +29,9 @@
 //!
 //! What a catch-up does not replay: events other than messages (presence, typing, edits and
 //! deletions of messages already seen, `PROTOCOL.md` §3); more than [`CATCH_UP_PAGES`] pages
-//! per room (the older missed messages are reported as [`ReconnectEvent::MessagesSkipped`]);
-//! rooms the account was added to while disconnected (they are followed from then on); and
-//! rooms entered through [`ReconnectingHandle::connection`] directly rather than this handle's
-//! [`join_room`](ReconnectingHandle::join_room), [`create_room`](ReconnectingHandle::create_room)
-//! or [`open_direct`](ReconnectingHandle::open_direct), until their first message arrives. Room
-//! joins are not repeated after a reconnect: the server keeps memberships, and a kick while the
-//! bot was away stands.
+//! per room (the older missed messages are reported as [`ReconnectEvent::MessagesSkipped`]).
+//! Room joins are not repeated after a reconnect: the server keeps memberships, and a kick
+//! while the bot was away stands.
 //!
 //! ```no_run
 //! # async fn bot() -> Result<(), chatroom_protocol::reconnecting::ReconnectError> {
@@ -349,8 +347,8 @@ impl std::fmt::Debug for ReconnectingHandle {
 impl ReconnectingHandle {
     /// The current connection, for any request: at once when connected, else once it is back
     /// (waiting at most [`ReconnectOptions::connection_wait`]). A request on it is not resent
-    /// if the connection drops; and rooms entered through it are caught up only from their
-    /// first message (see the [module](self) docs).
+    /// if the connection drops; and a room entered through it is followed from its first
+    /// message, or from my read marker at the next reconnect (see the [module](self) docs).
     pub async fn connection(&self) -> Result<ClientHandle, ReconnectError> {
         let wait = self.shared.connection_wait;
         let mut link = self.shared.link.subscribe();
@@ -655,8 +653,10 @@ impl RoomTracker {
         }
     }
 
-    /// What to catch up, given my rooms as they are now: rooms followed before, with news;
-    /// rooms gone from the list are forgotten, new ones followed from now.
+    /// What to catch up, given my rooms as they are now: rooms followed before, with news,
+    /// and rooms new since, from my read marker (the server puts it at the room's newest seq
+    /// when I am added to a named room, and at 0 in a new direct chat: what was said after I
+    /// came); rooms gone from the list are forgotten.
     fn plan(&mut self, rooms: &[RoomSummary]) -> Plan {
         let mine: HashSet<RoomId> = rooms.iter().map(|r| r.id).collect();
         let mut gone: Vec<RoomId> = self
@@ -671,14 +671,19 @@ impl RoomTracker {
         }
         let mut gaps = Vec::new();
         for summary in rooms {
-            match self.rooms.get(&summary.id) {
-                Some(mark) if summary.latest_seq > mark.resume_after() => gaps.push(Gap {
+            if !self.rooms.contains_key(&summary.id) {
+                self.track(summary.id, summary.last_read_seq.min(summary.latest_seq));
+            }
+            // Not followed (the table is full): not caught up.
+            let Some(mark) = self.rooms.get(&summary.id) else {
+                continue;
+            };
+            if summary.latest_seq > mark.resume_after() {
+                gaps.push(Gap {
                     room: summary.id,
                     after: mark.resume_after(),
                     latest: summary.latest_seq,
-                }),
-                Some(_) => {}
-                None => self.track(summary.id, summary.latest_seq),
+                });
             }
         }
         Plan { gaps, gone }
@@ -1096,25 +1101,38 @@ mod tests {
     }
 
     #[test]
-    fn a_plan_starts_after_what_was_seen_and_follows_new_rooms_from_now() {
+    fn a_plan_starts_after_what_was_seen_and_new_rooms_at_my_read_marker() {
         let mut rooms = RoomTracker::default();
         rooms.track(RoomId(1), 10);
         rooms.track(RoomId(2), 5);
         rooms.track(RoomId(3), 0);
         assert!(rooms.admit(RoomId(1), 11));
-        let plan = rooms.plan(&[summary(1, 15), summary(2, 5), summary(4, 9)]);
+        // Room 4, new while away: I was added at 7 (my marker), it is at 9 now.
+        let mut new_room = summary(4, 9);
+        new_room.last_read_seq = 7;
+        let plan = rooms.plan(&[summary(1, 15), summary(2, 5), new_room]);
         assert_eq!(
             plan,
             Plan {
-                gaps: vec![Gap {
-                    room: RoomId(1),
-                    after: 11,
-                    latest: 15
-                }],
+                gaps: vec![
+                    Gap {
+                        room: RoomId(1),
+                        after: 11,
+                        latest: 15
+                    },
+                    Gap {
+                        room: RoomId(4),
+                        after: 7,
+                        latest: 9
+                    }
+                ],
                 gone: vec![RoomId(3)],
             }
         );
-        // Room 4, new while away, is followed from 9; room 3 is forgotten.
+        for seq in 8..=9 {
+            assert!(rooms.admit(RoomId(4), seq));
+        }
+        // Room 4 is followed from what was delivered; room 3 is forgotten.
         let plan = rooms.plan(&[summary(1, 11), summary(2, 5), summary(4, 12)]);
         assert_eq!(
             plan.gaps,

@@ -574,3 +574,61 @@ async fn older_missed_messages_beyond_the_catch_up_are_reported_skipped() {
     drop(proxy);
     server.stop().await;
 }
+
+/// A direct chat someone opened while the bot was away is caught up from its first message,
+/// and a room the bot was added to from when it was added: nothing is lost because the room
+/// was new to the bot.
+#[tokio::test]
+async fn rooms_new_while_the_bot_was_away_are_caught_up_from_my_read_marker() {
+    let server = TestServer::start().await;
+    let (dave, _) = server.user("dave").await;
+    let (carol, _) = server.user("carol").await;
+    let (proxy, _, _) = Proxy::start(server.addr).await;
+    let mut bot = ReconnectingClient::connect(bot_options(proxy.addr, "bot"))
+        .await
+        .expect("the bot connects");
+    let side = carol
+        .create_room("side", chatroom_protocol::Visibility::Private)
+        .await
+        .expect("create");
+    carol
+        .send_message(side.id, "before the bot came")
+        .await
+        .expect("send");
+
+    proxy.go_down();
+    events_until(&mut bot, is_disconnected).await;
+    // Dave never wrote to the bot: this is seq 1 of a new direct chat.
+    let direct = dave.open_direct("bot").await.expect("open");
+    for text in ["dm 1", "dm 2"] {
+        dave.send_message(direct.id, text).await.expect("send");
+    }
+    carol.invite(side.id, "bot").await.expect("invite");
+    carol
+        .send_message(side.id, "after the bot came")
+        .await
+        .expect("send");
+    proxy.come_up(false);
+
+    let events = events_until(&mut bot, is_reconnected).await;
+    let texts = message_texts(&events);
+    let in_direct: Vec<&str> = texts
+        .iter()
+        .copied()
+        .filter(|t| t.starts_with("dm"))
+        .collect();
+    assert_eq!(in_direct, ["dm 1", "dm 2"], "{events:#?}");
+    assert!(
+        texts.contains(&"after the bot came") && !texts.contains(&"before the bot came"),
+        "{events:#?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ReconnectEvent::MessagesSkipped { .. })),
+        "{events:#?}"
+    );
+    assert_eq!(reconnected(&events).caught_up, texts.len());
+    drop(proxy);
+    server.stop().await;
+}
