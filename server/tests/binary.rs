@@ -1025,6 +1025,8 @@ async fn a_bad_ai_endpoint_stops_the_start_and_a_failing_one_is_named_in_the_log
         .unwrap_or_else(|| panic!("no failure logged: {log}"));
     assert!(failure.contains(&endpoint), "{failure}");
     assert!(failure.contains("cannot reach"), "{failure}");
+    // The system's reason, as `ss`/`curl` would say it, not only our summary.
+    assert!(failure.contains("refused"), "{failure}");
     assert!(!log.contains("sk-never-logged"), "{log}");
 }
 

@@ -36,6 +36,22 @@ use tokio::task::JoinHandle;
 
 pub use prompt::{ContextMessage, MemberFact, Presence, Prompt, RoomFacts};
 
+/// The system's own words about a transport failure ("Connection refused (os error 111)"):
+/// for the server's log, never in a room (see [`AiError::detail`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Detail(pub String);
+
+impl AiError {
+    /// The underlying error behind [`AiError::Connect`] and [`AiError::Transport`], for the
+    /// log; it holds neither the API key nor a response body.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            AiError::Connect(Detail(d)) | AiError::Transport(Detail(d)) if !d.is_empty() => Some(d),
+            _ => None,
+        }
+    }
+}
+
 /// Why a reply failed. The messages are short, meant for a chat room, and never contain the
 /// API key or the endpoint's response body.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -45,7 +61,7 @@ pub enum AiError {
     Config(String),
     /// The model server could not be reached.
     #[error("cannot reach the model server")]
-    Connect,
+    Connect(Detail),
     /// The model server answered with an HTTP error status.
     #[error("the model server answered HTTP {0}")]
     Status(u16),
@@ -66,7 +82,7 @@ pub enum AiError {
     TotalTimeout,
     /// The connection broke, or the stream ended before the answer was complete.
     #[error("the connection to the model server broke")]
-    Transport,
+    Transport(Detail),
     /// The response exceeded the size bound.
     #[error("the model's answer was too large")]
     TooLarge,

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::prompt::Prompt;
 use crate::sse::{Decoder, Event};
-use crate::{AiError, Reply};
+use crate::{AiError, Detail, Reply};
 
 /// Deltas buffered between the HTTP reader and the consumer.
 const DELTA_BUFFER: usize = 64;
@@ -246,11 +246,21 @@ pub fn messages(prompt: &Prompt) -> Vec<ChatMessage> {
 }
 
 fn transport_error(e: &reqwest::Error) -> AiError {
-    // The library's own text may name the URL; ours names only what happened.
+    // The library's own text may name the URL; ours names only what happened. Its causes
+    // ("Connection refused") go along as the detail, for the log.
+    let mut detail = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if !detail.is_empty() {
+            detail.push_str(": ");
+        }
+        detail.push_str(&cause.to_string());
+        source = cause.source();
+    }
     if e.is_connect() {
-        AiError::Connect
+        AiError::Connect(Detail(detail))
     } else {
-        AiError::Transport
+        AiError::Transport(Detail(detail))
     }
 }
 
@@ -354,7 +364,9 @@ async fn stream(
     if done || finished {
         Ok(())
     } else {
-        Err(AiError::Transport)
+        Err(AiError::Transport(Detail(
+            "the stream ended before the answer was complete".into(),
+        )))
     }
 }
 

@@ -32,6 +32,16 @@ enum Failure {
     Removed,
 }
 
+impl Failure {
+    /// The underlying error, for the log only (see [`AiError::detail`]).
+    fn detail(&self) -> &str {
+        match self {
+            Failure::Ai(e) => e.detail().unwrap_or("-"),
+            _ => "-",
+        }
+    }
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -86,6 +96,7 @@ pub(super) async fn run(inner: Arc<Inner>, job: Job, _slot: OwnedSemaphorePermit
             };
             tracing::warn!(
                 error = %failure,
+                cause = %failure.detail(),
                 backend = inner.backend.kind(),
                 endpoint = super::endpoint(&inner.backend).unwrap_or("-"),
                 breaker_opened = opened,
