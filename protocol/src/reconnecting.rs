@@ -1,9 +1,10 @@
 //! A client that stays connected (feature `client`): what a bot is written against when it must
 //! outlive server restarts and network drops without being restarted itself.
 //!
-//! [`ReconnectingClient::connect`] connects and logs in like [`Client`]; its first connect,
-//! login and room joins return their error directly (a wrong password must not loop). After
-//! that, when the connection ends, it
+//! [`ReconnectingClient::connect`] connects and logs in like [`Client`]; its first connect and
+//! login return their error directly (a wrong password must not loop). A room of
+//! [`ReconnectOptions::join`] the server refuses (banned, no such room) is not fatal: it comes
+//! out first, as [`ReconnectEvent::JoinRefused`]. After that, when the connection ends, it
 //!
 //! - reconnects with backoff: 1 s doubling to a minute, plus jitter; for the first minute after
 //!   the server said it was shutting down (most often a restart), every 1–1.5 s instead;
@@ -158,7 +159,9 @@ impl ReconnectOptions {
         self
     }
 
-    /// On the first connect, join this public room (by name). Call once per room.
+    /// On the first connect, join this public room (by name). Call once per room. A join the
+    /// server refuses (banned, no such room) does not stop the connect: it is reported as
+    /// [`ReconnectEvent::JoinRefused`].
     pub fn join(mut self, room: impl Into<String>) -> Self {
         self.rooms.push(room.into());
         self
@@ -199,6 +202,14 @@ impl ReconnectOptions {
 pub enum ReconnectEvent {
     /// An event from the server, live or (for [`Event::Message`]) caught up after a reconnect.
     Event(Event),
+    /// The server refused to join a room of [`ReconnectOptions::join`] on the first connect
+    /// (banned, no such room, a private one): the client runs without it. These come first.
+    JoinRefused {
+        /// The room's name, as given to [`ReconnectOptions::join`].
+        room: String,
+        /// The server's refusal.
+        error: ClientError,
+    },
     /// The connection ended; the first retry comes after `retry_in`.
     Disconnected {
         /// Why it ended ([`ClientHandle::close_error`]).
@@ -238,6 +249,9 @@ impl ReconnectEvent {
     pub fn connection_note(&self) -> Option<String> {
         Some(match self {
             ReconnectEvent::Event(_) => return None,
+            ReconnectEvent::JoinRefused { room, error } => {
+                format!("cannot join room {room:?}: {error}; running without it")
+            }
             ReconnectEvent::Disconnected { error, retry_in } => {
                 format!("disconnected: {error}; trying again in {retry_in:.1?}")
             }
@@ -477,9 +491,10 @@ impl std::ops::Deref for ReconnectingClient {
 
 impl ReconnectingClient {
     /// Connects, logs in (registering first if asked and the name is free), and joins the
-    /// rooms of `options`. Any failure here is returned as it came, without retrying: a wrong
-    /// address or password is not something waiting fixes. From then on the client reconnects
-    /// by itself.
+    /// rooms of `options`. A failure to connect or log in is returned as it came, without
+    /// retrying: a wrong address or password is not something waiting fixes. A room join the
+    /// server refuses is not fatal: it comes out as [`ReconnectEvent::JoinRefused`], first.
+    /// From then on the client reconnects by itself.
     pub async fn connect(options: ReconnectOptions) -> Result<Self, ClientError> {
         let client =
             Client::connect_with(options.server.as_str(), options.client_options()).await?;
@@ -490,8 +505,19 @@ impl ReconnectingClient {
         } else {
             client.login(&options.username, &options.password).await?
         };
+        let mut first_events = Vec::new();
         for room in &options.rooms {
-            client.join_room(room).await?;
+            match client.join_room(room).await {
+                Ok(_) => {}
+                // Refused (banned, a typo): one room is no reason to take the bot down.
+                Err(error @ ClientError::Server(_)) => {
+                    first_events.push(ReconnectEvent::JoinRefused {
+                        room: room.clone(),
+                        error,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
         }
         // Where each room stands now: a later catch-up starts there at the latest.
         let mut rooms = RoomTracker::default();
@@ -516,7 +542,7 @@ impl ReconnectingClient {
             out,
             stop: stop.clone(),
         };
-        tokio::spawn(driver.run(handle, events));
+        tokio::spawn(driver.run(handle, events, first_events));
         Ok(Self {
             handle: ReconnectingHandle {
                 shared,
@@ -721,7 +747,17 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run(self, mut handle: ClientHandle, mut events: mpsc::Receiver<Event>) {
+    async fn run(
+        self,
+        mut handle: ClientHandle,
+        mut events: mpsc::Receiver<Event>,
+        first_events: Vec<ReconnectEvent>,
+    ) {
+        for event in first_events {
+            if !self.emit(event).await {
+                return self.finish(ClientError::Closed(None)).await;
+            }
+        }
         loop {
             if !self.forward(&mut events).await {
                 return self.finish(ClientError::Closed(None)).await;

@@ -632,3 +632,58 @@ async fn rooms_new_while_the_bot_was_away_are_caught_up_from_my_read_marker() {
     drop(proxy);
     server.stop().await;
 }
+
+/// A room of `.join()` the server refuses (a ban, a name that does not exist) does not stop the
+/// bot: it connects, says which room and why first, and runs in the others.
+#[tokio::test]
+async fn a_refused_join_at_start_is_an_event_naming_the_room_not_a_failure() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    server.user("bot").await;
+    let dev = alice
+        .create_room("dev", chatroom_protocol::Visibility::Public)
+        .await
+        .expect("create");
+    alice.ban(dev.id, "bot", None).await.expect("ban");
+    let options = bot_options(server.addr, "bot")
+        .join("dev")
+        .join("no-such-room");
+    let mut bot = ReconnectingClient::connect(options)
+        .await
+        .expect("the bot connects all the same");
+
+    let mut refused = Vec::new();
+    for _ in 0..2 {
+        let first = tokio::time::timeout(PATIENCE, bot.next_event())
+            .await
+            .expect("in time")
+            .expect("running");
+        let note = first.connection_note();
+        match first {
+            ReconnectEvent::JoinRefused { room, error } => {
+                let note = note.expect("a note");
+                assert!(note.contains(&room), "{note}");
+                refused.push((room, error.code()));
+            }
+            other => panic!("the refusals come first: {other:?}"),
+        }
+    }
+    assert_eq!(
+        refused,
+        [
+            ("dev".to_string(), Some(ErrorCode::Forbidden)),
+            ("no-such-room".to_string(), Some(ErrorCode::RoomNotFound)),
+        ]
+    );
+    let public = public_room(&alice).await;
+    alice
+        .send_message(public, "still here")
+        .await
+        .expect("send");
+    let events = events_until(&mut bot, |e| {
+        message_texts(std::slice::from_ref(e)) == ["still here"]
+    })
+    .await;
+    assert_eq!(message_texts(&events), ["still here"], "{events:#?}");
+    server.stop().await;
+}
