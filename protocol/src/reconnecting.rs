@@ -34,6 +34,23 @@
 //! Room joins are not repeated after a reconnect: the server keeps memberships, and a kick
 //! while the bot was away stands.
 //!
+//! # Across runs of the bot
+//!
+//! By default the first connect starts from now: what was posted while the bot's process was
+//! not running (stopped, deployed, crashed) is not delivered. With
+//! [`ReconnectOptions::catch_up_from_read_markers`] the first connect catches up each room
+//! from my read marker, which the server keeps, ending with
+//! [`ReconnectEvent::CaughtUpOnStart`]. The bot moves the marker with
+//! [`ReconnectingHandle::mark_read`]:
+//!
+//! - marking a message *after* handling it gives **at least once**: a crash between the two
+//!   hands the message over again on the next run;
+//! - marking it *before* handling it gives **at most once**: a crash between the two loses it.
+//!
+//! Sending a message moves my marker to it (the server does that), past whatever came before
+//! it in the room: a bot that answers from several tasks at once may thereby mark messages it
+//! has not handled yet.
+//!
 //! ```no_run
 //! # async fn bot() -> Result<(), chatroom_protocol::reconnecting::ReconnectError> {
 //! use chatroom_protocol::reconnecting::{ReconnectEvent, ReconnectOptions, ReconnectingClient};
@@ -105,6 +122,7 @@ pub struct ReconnectOptions {
     password: String,
     register: bool,
     rooms: Vec<String>,
+    catch_up_from_read_markers: bool,
     first_retry: Duration,
     longest_retry: Duration,
     connection_wait: Duration,
@@ -120,6 +138,10 @@ impl std::fmt::Debug for ReconnectOptions {
             .field("password", &"…")
             .field("register", &self.register)
             .field("rooms", &self.rooms)
+            .field(
+                "catch_up_from_read_markers",
+                &self.catch_up_from_read_markers,
+            )
             .field("first_retry", &self.first_retry)
             .field("longest_retry", &self.longest_retry)
             .field("connection_wait", &self.connection_wait)
@@ -130,8 +152,9 @@ impl std::fmt::Debug for ReconnectOptions {
 
 impl ReconnectOptions {
     /// Connect to `server` (`host:port`, resolved again on every attempt) as `client_name`
-    /// (sent in `Hello`) and log in as `username`. No registration, no rooms joined; retries
-    /// 1 s doubling to 60 s; requests wait up to 30 s for a connection.
+    /// (sent in `Hello`) and log in as `username`. No registration, no rooms joined; the first
+    /// connect delivers nothing from before it; retries 1 s doubling to 60 s; requests wait up
+    /// to 30 s for a connection.
     pub fn new(
         server: impl Into<String>,
         client_name: impl Into<String>,
@@ -145,6 +168,7 @@ impl ReconnectOptions {
             password: password.into(),
             register: false,
             rooms: Vec::new(),
+            catch_up_from_read_markers: false,
             first_retry: Duration::from_secs(1),
             longest_retry: Duration::from_secs(60),
             connection_wait: Duration::from_secs(30),
@@ -164,6 +188,16 @@ impl ReconnectOptions {
     /// [`ReconnectEvent::JoinRefused`].
     pub fn join(mut self, room: impl Into<String>) -> Self {
         self.rooms.push(room.into());
+        self
+    }
+
+    /// On the first connect, deliver each room's messages after my read marker (what was
+    /// posted while the bot was not running) before anything live, as a reconnect does, then
+    /// [`ReconnectEvent::CaughtUpOnStart`]. The markers are kept by the server, so they
+    /// outlive the bot's process; move them with [`ReconnectingHandle::mark_read`] (see the
+    /// [module](self) docs for when). Without this the first connect starts from now.
+    pub fn catch_up_from_read_markers(mut self) -> Self {
+        self.catch_up_from_read_markers = true;
         self
     }
 
@@ -210,6 +244,13 @@ pub enum ReconnectEvent {
         /// The server's refusal.
         error: ClientError,
     },
+    /// The catch-up of the first connect ([`ReconnectOptions::catch_up_from_read_markers`]) is
+    /// delivered: the messages before this event were after my read markers when the client
+    /// started. Live events follow.
+    CaughtUpOnStart {
+        /// How many messages were delivered before this event.
+        caught_up: usize,
+    },
     /// The connection ended; the first retry comes after `retry_in`.
     Disconnected {
         /// Why it ended ([`ClientHandle::close_error`]).
@@ -252,6 +293,10 @@ impl ReconnectEvent {
             ReconnectEvent::JoinRefused { room, error } => {
                 format!("cannot join room {room:?}: {error}; running without it")
             }
+            ReconnectEvent::CaughtUpOnStart { caught_up } => format!(
+                "started, caught up on {caught_up} message{} after my read markers",
+                if *caught_up == 1 { "" } else { "s" }
+            ),
             ReconnectEvent::Disconnected { error, retry_in } => {
                 format!("disconnected: {error}; trying again in {retry_in:.1?}")
             }
@@ -441,6 +486,13 @@ impl ReconnectingHandle {
         Ok(room)
     }
 
+    /// Moves my read marker in `room` up to `seq` ([`ClientHandle::mark_read`]; it never moves
+    /// back). The server keeps it: with [`ReconnectOptions::catch_up_from_read_markers`] the
+    /// next run of the bot starts after it (see the [module](self) docs for when to mark).
+    pub async fn mark_read(&self, room: RoomId, seq: Seq) -> Result<(), ReconnectError> {
+        Ok(self.connection().await?.mark_read(room, seq).await?)
+    }
+
     /// Leaves a room; it is no longer caught up.
     pub async fn leave_room(&self, room: RoomId) -> Result<(), ReconnectError> {
         self.connection().await?.leave_room(room).await?;
@@ -519,11 +571,18 @@ impl ReconnectingClient {
                 Err(e) => return Err(e),
             }
         }
-        // Where each room stands now: a later catch-up starts there at the latest.
+        // Where each room stands now: a later catch-up starts there at the latest (or at my
+        // read marker, when asked to deliver what came while the bot was not running).
         let mut rooms = RoomTracker::default();
         for room in client.my_rooms().await? {
-            rooms.track(room.id, room.latest_seq);
+            let from = if options.catch_up_from_read_markers {
+                room.last_read_seq.min(room.latest_seq)
+            } else {
+                room.latest_seq
+            };
+            rooms.track(room.id, from);
         }
+
         let welcome = client.welcome().clone();
         let (handle, events) = client.into_parts();
         let (link, _) = watch::channel(Link::Up(handle.clone()));
@@ -758,6 +817,11 @@ impl Driver {
                 return self.finish(ClientError::Closed(None)).await;
             }
         }
+        if self.options.catch_up_from_read_markers
+            && !self.catch_up_on_start(&handle, &mut events).await
+        {
+            return self.finish(ClientError::Closed(None)).await;
+        }
         loop {
             if !self.forward(&mut events).await {
                 return self.finish(ClientError::Closed(None)).await;
@@ -774,6 +838,57 @@ impl Driver {
                 None => return,
             }
         }
+    }
+
+    /// The first connection's catch-up from my read markers; `false` when stopped. If the
+    /// connection fails meanwhile it is closed, and the reconnect's catch-up goes on from
+    /// what was delivered.
+    async fn catch_up_on_start(
+        &self,
+        handle: &ClientHandle,
+        events: &mut mpsc::Receiver<Event>,
+    ) -> bool {
+        let server_max = lock(&self.shared.welcome).limits.max_history_page;
+        let page = self.page_size(server_max);
+        let mut held = Held {
+            events: VecDeque::new(),
+            open: true,
+        };
+        match self.catch_up(handle, events, &mut held, page).await {
+            Ok((caught_up, _)) => {
+                if !self
+                    .emit(ReconnectEvent::CaughtUpOnStart { caught_up })
+                    .await
+                {
+                    return false;
+                }
+                self.release(held).await
+            }
+            Err(Interrupted::Stop) => false,
+            Err(Interrupted::Failed(_)) => {
+                // Nothing held was delivered, and what the queue still has must not go out
+                // ahead of the messages before it: the reconnect fetches them all again.
+                handle.close();
+                events.close();
+                while events.try_recv().is_ok() {}
+                true
+            }
+        }
+    }
+
+    /// Delivers live events held back during a catch-up; `false` when stopped.
+    async fn release(&self, held: Held) -> bool {
+        for event in held.events {
+            if self.is_news(&event) && !self.emit(ReconnectEvent::Event(event)).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The history page size to ask for, given the server's `max_history_page`.
+    fn page_size(&self, server_max: u32) -> u32 {
+        server_max.clamp(1, CATCH_UP_PAGE)
     }
 
     /// Forwards the connection's events until it ends (`true`) or the client is stopped.
@@ -919,11 +1034,7 @@ impl Driver {
             }
             Err(e) => return Outcome::Retry(e),
         };
-        let page = client
-            .welcome()
-            .limits
-            .max_history_page
-            .clamp(1, CATCH_UP_PAGE);
+        let page = self.page_size(client.welcome().limits.max_history_page);
         *lock(&self.shared.session) = session;
         *lock(&self.shared.welcome) = client.welcome().clone();
         let (handle, mut events) = client.into_parts();
@@ -949,13 +1060,8 @@ impl Driver {
             caught_up,
             rooms_gone,
         };
-        if !self.emit(ReconnectEvent::Reconnected(back)).await {
+        if !self.emit(ReconnectEvent::Reconnected(back)).await || !self.release(held).await {
             return Outcome::Stop;
-        }
-        for event in held.events {
-            if self.is_news(&event) && !self.emit(ReconnectEvent::Event(event)).await {
-                return Outcome::Stop;
-            }
         }
         Outcome::Up(handle, events)
     }

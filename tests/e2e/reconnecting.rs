@@ -687,3 +687,55 @@ async fn a_refused_join_at_start_is_an_event_naming_the_room_not_a_failure() {
     assert_eq!(message_texts(&events), ["still here"], "{events:#?}");
     server.stop().await;
 }
+
+/// Across runs of the bot's process: what it marked read is not delivered again, what was
+/// posted (or not marked) while it was not running is, once, before anything live.
+#[tokio::test]
+async fn a_new_run_catches_up_from_the_read_markers_the_last_one_moved() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    let options = bot_options(server.addr, "bot").catch_up_from_read_markers();
+    let mut bot = ReconnectingClient::connect(options.clone())
+        .await
+        .expect("the bot connects");
+    events_until(&mut bot, |e| {
+        matches!(e, ReconnectEvent::CaughtUpOnStart { .. })
+    })
+    .await;
+    let mut sent = Vec::new();
+    for text in ["one", "two"] {
+        sent.push(alice.send_message(public, text).await.expect("send").seq);
+    }
+    events_until(&mut bot, |e| {
+        message_texts(std::slice::from_ref(e)) == ["two"]
+    })
+    .await;
+    // "one" handled and marked; "two" handled, and the bot stops before marking it.
+    bot.mark_read(public, sent[0]).await.expect("mark");
+    drop(bot);
+    alice.send_message(public, "three").await.expect("send");
+
+    let mut bot = ReconnectingClient::connect(options)
+        .await
+        .expect("the bot connects again");
+    let events = events_until(&mut bot, |e| {
+        matches!(e, ReconnectEvent::CaughtUpOnStart { .. })
+    })
+    .await;
+    assert_eq!(message_texts(&events), ["two", "three"], "{events:#?}");
+    assert!(
+        matches!(
+            events.last(),
+            Some(ReconnectEvent::CaughtUpOnStart { caught_up: 2 })
+        ),
+        "{events:#?}"
+    );
+    alice.send_message(public, "four").await.expect("send");
+    let events = events_until(&mut bot, |e| {
+        message_texts(std::slice::from_ref(e)) == ["four"]
+    })
+    .await;
+    assert_eq!(message_texts(&events), ["four"], "each once: {events:#?}");
+    server.stop().await;
+}
