@@ -29,8 +29,9 @@
 //! a message from the bot itself; resend only after checking for it, or accept a duplicate.
 //!
 //! What a catch-up does not replay: events other than messages (presence, typing, edits and
-//! deletions of messages already seen, `PROTOCOL.md` §3); more than [`CATCH_UP_PAGES`] pages
-//! per room (the older missed messages are reported as [`ReconnectEvent::MessagesSkipped`]).
+//! deletions of messages already seen, `PROTOCOL.md` §3); more than
+//! [`ReconnectOptions::catch_up_limit`] messages per room ([`DEFAULT_CATCH_UP_LIMIT`]; the
+//! older missed messages are reported as [`ReconnectEvent::MessagesSkipped`]).
 //! Room joins are not repeated after a reconnect: the server keeps memberships, and a kick
 //! while the bot was away stands.
 //!
@@ -95,9 +96,14 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 /// How many events wait unread in a [`ReconnectingClient`] before it stops reading the
 /// connection (and, as with [`Client`], responses then wait behind them).
 pub const EVENT_QUEUE: usize = 1024;
-/// At most this many pages of history are fetched per room in a catch-up...
-pub const CATCH_UP_PAGES: usize = 10;
-/// ...of at most this many messages (fewer when the server's `max_history_page` is lower).
+/// How many missed messages per room a catch-up delivers at most unless
+/// [`ReconnectOptions::catch_up_limit`] says otherwise.
+pub const DEFAULT_CATCH_UP_LIMIT: usize = 1000;
+/// The highest [`ReconnectOptions::catch_up_limit`]: a catch-up holds back live events, so it
+/// must end.
+pub const MAX_CATCH_UP_LIMIT: usize = 100_000;
+/// A catch-up asks for history pages of this many messages (fewer when the server's
+/// `max_history_page` is lower).
 pub const CATCH_UP_PAGE: u32 = 100;
 /// Live events kept aside while a catch-up runs; when full, the connection is not read until
 /// the catch-up ends.
@@ -123,6 +129,7 @@ pub struct ReconnectOptions {
     register: bool,
     rooms: Vec<String>,
     catch_up_from_read_markers: bool,
+    catch_up_limit: usize,
     first_retry: Duration,
     longest_retry: Duration,
     connection_wait: Duration,
@@ -142,6 +149,7 @@ impl std::fmt::Debug for ReconnectOptions {
                 "catch_up_from_read_markers",
                 &self.catch_up_from_read_markers,
             )
+            .field("catch_up_limit", &self.catch_up_limit)
             .field("first_retry", &self.first_retry)
             .field("longest_retry", &self.longest_retry)
             .field("connection_wait", &self.connection_wait)
@@ -153,8 +161,9 @@ impl std::fmt::Debug for ReconnectOptions {
 impl ReconnectOptions {
     /// Connect to `server` (`host:port`, resolved again on every attempt) as `client_name`
     /// (sent in `Hello`) and log in as `username`. No registration, no rooms joined; the first
-    /// connect delivers nothing from before it; retries 1 s doubling to 60 s; requests wait up
-    /// to 30 s for a connection.
+    /// connect delivers nothing from before it; a catch-up delivers at most
+    /// [`DEFAULT_CATCH_UP_LIMIT`] messages per room; retries 1 s doubling to 60 s; requests
+    /// wait up to 30 s for a connection.
     pub fn new(
         server: impl Into<String>,
         client_name: impl Into<String>,
@@ -169,6 +178,7 @@ impl ReconnectOptions {
             register: false,
             rooms: Vec::new(),
             catch_up_from_read_markers: false,
+            catch_up_limit: DEFAULT_CATCH_UP_LIMIT,
             first_retry: Duration::from_secs(1),
             longest_retry: Duration::from_secs(60),
             connection_wait: Duration::from_secs(30),
@@ -198,6 +208,14 @@ impl ReconnectOptions {
     /// [module](self) docs for when). Without this the first connect starts from now.
     pub fn catch_up_from_read_markers(mut self) -> Self {
         self.catch_up_from_read_markers = true;
+        self
+    }
+
+    /// How many missed messages per room a catch-up delivers at most (the newest ones; older
+    /// ones are reported as [`ReconnectEvent::MessagesSkipped`]); at most
+    /// [`MAX_CATCH_UP_LIMIT`], 0 for none. Default [`DEFAULT_CATCH_UP_LIMIT`].
+    pub fn catch_up_limit(mut self, messages: usize) -> Self {
+        self.catch_up_limit = messages.min(MAX_CATCH_UP_LIMIT);
         self
     }
 
@@ -1096,7 +1114,8 @@ impl Driver {
             mut after,
             latest,
         } = gap;
-        let most = u64::from(page).saturating_mul(CATCH_UP_PAGES as u64);
+        let limit = self.options.catch_up_limit;
+        let most = u64::try_from(limit).unwrap_or(u64::MAX);
         if latest.saturating_sub(after) > most {
             // The newest are the ones worth having.
             let first = after.saturating_add(1);
@@ -1110,9 +1129,11 @@ impl Driver {
             .await?;
         }
         let mut delivered = 0;
+        // Enough pages for the limit; a page short of messages leaves the rest skipped.
+        let most_pages = limit.div_ceil(page as usize);
         let (mut pages, mut rate_limited) = (0, 0);
         let mut complete = after >= latest;
-        while !complete && pages < CATCH_UP_PAGES {
+        while !complete && pages < most_pages {
             let asked = handle.history(room, HistoryAnchor::After(after), page);
             let history = match self.holding(asked, events, held).await {
                 Ok(history) => history,
@@ -1133,6 +1154,8 @@ impl Driver {
                 Err(other) => return Err(other),
             };
             pages += 1;
+            // Counted in a row: a long catch-up may meet the limit more than a few times.
+            rate_limited = 0;
             for message in history.messages {
                 if message.room != room || message.seq <= after {
                     continue;
@@ -1285,6 +1308,16 @@ mod tests {
             }]
         );
         assert!(plan.gone.is_empty());
+    }
+
+    #[test]
+    fn the_catch_up_limit_is_bounded() {
+        let options = ReconnectOptions::new("127.0.0.1:1", "bot", "bot", "password");
+        assert_eq!(options.catch_up_limit, DEFAULT_CATCH_UP_LIMIT);
+        assert_eq!(
+            options.catch_up_limit(usize::MAX).catch_up_limit,
+            MAX_CATCH_UP_LIMIT
+        );
     }
 
     #[test]

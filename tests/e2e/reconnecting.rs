@@ -535,16 +535,17 @@ async fn a_live_message_during_the_catch_up_is_not_delivered_twice() {
     server.stop().await;
 }
 
-/// A catch-up fetches at most 10 pages per room: the newest missed messages are delivered, and
-/// the older ones reported as skipped, by seq.
+/// A catch-up delivers at most `catch_up_limit` messages per room: the newest missed messages
+/// are delivered, and the older ones reported as skipped, by seq.
 #[tokio::test]
-async fn older_missed_messages_beyond_the_catch_up_are_reported_skipped() {
-    // Pages of one message: ten pages hold ten.
+async fn older_missed_messages_beyond_the_catch_up_limit_are_reported_skipped() {
+    // Pages of one message: ten messages take ten pages.
     let server = TestServer::start_with(|c| c.limits.max_history_page = 1).await;
     let (alice, _) = server.user("alice").await;
     let public = public_room(&alice).await;
     let (proxy, _, _) = Proxy::start(server.addr).await;
-    let mut bot = ReconnectingClient::connect(bot_options(proxy.addr, "bot"))
+    let options = bot_options(proxy.addr, "bot").catch_up_limit(10);
+    let mut bot = ReconnectingClient::connect(options)
         .await
         .expect("the bot connects");
 
