@@ -52,7 +52,9 @@ pub async fn run(
     password: &str,
     backend: Arc<Backend>,
 ) -> anyhow::Result<()> {
-    let options = ReconnectOptions::new(server, "ask-bot", name, password).register_if_missing();
+    let options = ReconnectOptions::new(server, name, password)
+        .client_name("ask-bot")
+        .register_if_missing();
     let mut client = ReconnectingClient::connect(options).await?;
     let me = client.session().user;
     if me.is_admin {

@@ -33,7 +33,8 @@ async fn main() -> anyhow::Result<()> {
 /// the bot carries on: one message in the room must not be able to stop it. Replies are cut to
 /// the server's message limit, with a visible `…`.
 pub async fn run(server: &str, name: &str, room_name: &str, password: &str) -> anyhow::Result<()> {
-    let options = ReconnectOptions::new(server, "echo-bot", name, password)
+    let options = ReconnectOptions::new(server, name, password)
+        .client_name("echo-bot")
         .register_if_missing()
         .join(room_name);
     let mut client = ReconnectingClient::connect(options).await?;

@@ -59,8 +59,9 @@ pub async fn run(
     password: &str,
     rule: Rule,
 ) -> anyhow::Result<()> {
-    let options =
-        ReconnectOptions::new(server, "flood-guard", name, password).register_if_missing();
+    let options = ReconnectOptions::new(server, name, password)
+        .client_name("flood-guard")
+        .register_if_missing();
     let mut client = ReconnectingClient::connect(options).await?;
     let me = client.session().user;
     if me.is_admin {

@@ -24,16 +24,20 @@
 //!
 //! Requests go through a [`ReconnectingHandle`], which uses the current connection, waits (for
 //! a bounded time) while there is none, and never sends a request twice: a request in flight
-//! when the connection drops fails with the connection's error. What was lost is then unknown:
-//! a `SendMessage` may or may not have been stored. A stored one comes back in the catch-up as
-//! a message from the bot itself; resend only after checking for it, or accept a duplicate.
+//! when the connection drops fails with the connection's error, and one whose answer does not
+//! come in time with [`ClientError::Timeout`]. Either way what happened is unknown: a
+//! `SendMessage` may or may not have been stored. A stored one comes back (in the catch-up, or
+//! live) as a message from the bot itself; resend only after checking for it, or accept a
+//! duplicate.
 //!
 //! What a catch-up does not replay: events other than messages (presence, typing, edits and
 //! deletions of messages already seen, `PROTOCOL.md` §3); more than
 //! [`ReconnectOptions::catch_up_limit`] messages per room ([`DEFAULT_CATCH_UP_LIMIT`]; the
-//! older missed messages are reported as [`ReconnectEvent::MessagesSkipped`]).
-//! Room joins are not repeated after a reconnect: the server keeps memberships, and a kick
-//! while the bot was away stands.
+//! older missed messages are reported as [`ReconnectEvent::MessagesSkipped`]). Room joins are
+//! not repeated after a reconnect: the server keeps memberships, and a kick while the bot was
+//! away stands (the room is listed in [`Reconnected::rooms_gone`]). A new run of the bot's
+//! process joins its [`ReconnectOptions::join`] rooms again, those it was kicked from
+//! included; a ban holds.
 //!
 //! # Across runs of the bot
 //!
@@ -53,13 +57,20 @@
 //! has not handled yet.
 //!
 //! ```no_run
-//! # async fn bot() -> Result<(), chatroom_protocol::reconnecting::ReconnectError> {
+//! # async fn bot() {
 //! use chatroom_protocol::reconnecting::{ReconnectEvent, ReconnectOptions, ReconnectingClient};
 //! use chatroom_protocol::{Event, mentions::mentions_user};
-//! let options = ReconnectOptions::new("127.0.0.1:8888", "my-bot", "bot", "correct horse battery")
+//! let options = ReconnectOptions::new("127.0.0.1:8888", "bot", "correct horse battery")
+//!     .client_name("my-bot")
 //!     .register_if_missing()
 //!     .join("public");
-//! let mut client = ReconnectingClient::connect(options).await?;
+//! let mut client = match ReconnectingClient::connect(options).await {
+//!     Ok(client) => client,
+//!     Err(why) => {
+//!         eprintln!("cannot start: {why}");
+//!         std::process::exit(1);
+//!     }
+//! };
 //! while let Some(event) = client.next_event().await {
 //!     match event {
 //!         ReconnectEvent::Event(Event::Message(m)) if mentions_user(&m.text, "bot") => {
@@ -69,7 +80,10 @@
 //!             }
 //!         }
 //!         // Refused for good (the password changed, say): exit with the reason.
-//!         ReconnectEvent::Stopped(why) => return Err(why.into()),
+//!         ReconnectEvent::Stopped(why) => {
+//!             eprintln!("stopped: {why}");
+//!             std::process::exit(1);
+//!         }
 //!         other => {
 //!             if let Some(note) = other.connection_note() {
 //!                 eprintln!("{note}");
@@ -77,7 +91,7 @@
 //!         }
 //!     }
 //! }
-//! # Ok(()) }
+//! # }
 //! ```
 
 use crate::client::{Client, ClientError, ClientHandle, ClientOptions, DEFAULT_REQUEST_TIMEOUT};
@@ -105,6 +119,8 @@ pub const MAX_CATCH_UP_LIMIT: usize = 100_000;
 /// A catch-up asks for history pages of this many messages (fewer when the server's
 /// `max_history_page` is lower).
 pub const CATCH_UP_PAGE: u32 = 100;
+/// The client name sent in `Hello` unless [`ReconnectOptions::client_name`] sets one.
+pub const DEFAULT_CLIENT_NAME: &str = "chatroom-bot";
 /// Live events kept aside while a catch-up runs; when full, the connection is not read until
 /// the catch-up ends.
 const HELD_EVENTS: usize = 4096;
@@ -159,20 +175,19 @@ impl std::fmt::Debug for ReconnectOptions {
 }
 
 impl ReconnectOptions {
-    /// Connect to `server` (`host:port`, resolved again on every attempt) as `client_name`
-    /// (sent in `Hello`) and log in as `username`. No registration, no rooms joined; the first
-    /// connect delivers nothing from before it; a catch-up delivers at most
+    /// Connect to `server` (`host:port`, resolved again on every attempt) and log in as
+    /// `username`. No registration, no rooms joined, client name [`DEFAULT_CLIENT_NAME`]; the
+    /// first connect delivers nothing from before it; a catch-up delivers at most
     /// [`DEFAULT_CATCH_UP_LIMIT`] messages per room; retries 1 s doubling to 60 s; requests
     /// wait up to 30 s for a connection.
     pub fn new(
         server: impl Into<String>,
-        client_name: impl Into<String>,
         username: impl Into<String>,
         password: impl Into<String>,
     ) -> Self {
         Self {
             server: server.into(),
-            client_name: client_name.into(),
+            client_name: DEFAULT_CLIENT_NAME.to_string(),
             username: username.into(),
             password: password.into(),
             register: false,
@@ -190,6 +205,12 @@ impl ReconnectOptions {
     /// ([`ClientHandle::login_or_register`]). Reconnects never register.
     pub fn register_if_missing(mut self) -> Self {
         self.register = true;
+        self
+    }
+
+    /// The client name sent in `Hello` (the server keeps 64 characters of it, for its logs).
+    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+        self.client_name = name.into();
         self
     }
 
@@ -311,10 +332,12 @@ impl ReconnectEvent {
             ReconnectEvent::JoinRefused { room, error } => {
                 format!("cannot join room {room:?}: {error}; running without it")
             }
-            ReconnectEvent::CaughtUpOnStart { caught_up } => format!(
-                "started, caught up on {caught_up} message{} after my read markers",
-                if *caught_up == 1 { "" } else { "s" }
-            ),
+            ReconnectEvent::CaughtUpOnStart { caught_up } => {
+                format!(
+                    "started, caught up on {} after my read markers",
+                    count_of(*caught_up, "message")
+                )
+            }
             ReconnectEvent::Disconnected { error, retry_in } => {
                 format!("disconnected: {error}; trying again in {retry_in:.1?}")
             }
@@ -325,18 +348,38 @@ impl ReconnectEvent {
                 "missed messages {first}..={last} of room {} were not fetched",
                 room.0
             ),
-            ReconnectEvent::Reconnected(back) => format!(
-                "reconnected ({}), {} missed messages caught up",
-                if back.resumed {
-                    "session resumed"
-                } else {
-                    "logged in again with the password"
-                },
-                back.caught_up
-            ),
+            ReconnectEvent::Reconnected(back) => {
+                let mut note = format!(
+                    "reconnected ({}), caught up on {}",
+                    if back.resumed {
+                        "session resumed"
+                    } else {
+                        "logged in again with the password"
+                    },
+                    count_of(back.caught_up, "missed message")
+                );
+                if !back.rooms_gone.is_empty() {
+                    let gone: Vec<String> = back
+                        .rooms_gone
+                        .iter()
+                        .map(|room| room.0.to_string())
+                        .collect();
+                    note.push_str(&format!(
+                        "; no longer in room{} {} (kicked, left or deleted while away): not followed any more",
+                        if gone.len() == 1 { "" } else { "s" },
+                        gone.join(", ")
+                    ));
+                }
+                note
+            }
             ReconnectEvent::Stopped(error) => format!("stopped for good: {error}"),
         })
     }
+}
+
+/// "1 missed message", "2 missed messages".
+fn count_of(count: usize, noun: &str) -> String {
+    format!("{count} {noun}{}", if count == 1 { "" } else { "s" })
 }
 
 /// How a reconnect went.
@@ -356,7 +399,8 @@ pub struct Reconnected {
 #[derive(Debug, thiserror::Error)]
 pub enum ReconnectError {
     /// The request failed on the connection (see [`ClientError`]). If the connection ended
-    /// meanwhile, the request may or may not have taken effect; it is not sent again.
+    /// meanwhile, or no answer came in time ([`ClientError::Timeout`]), the request may or may
+    /// not have taken effect; it is not sent again.
     #[error(transparent)]
     Client(#[from] ClientError),
     /// There was no connection, and none came back within the wait
@@ -464,8 +508,9 @@ impl ReconnectingHandle {
     }
 
     /// Posts a message ([`ClientHandle::send_message`]). If it fails because the connection
-    /// dropped, it may or may not have been stored, and it is not sent again: a stored one is
-    /// delivered by the catch-up as a message from me.
+    /// dropped or the answer timed out ([`ClientError::Timeout`]), it may or may not have been
+    /// stored, and it is not sent again: a stored one is delivered (by the catch-up after a
+    /// drop, live after a timeout) as a message from me.
     pub async fn send_message(
         &self,
         room: RoomId,
@@ -600,7 +645,6 @@ impl ReconnectingClient {
             };
             rooms.track(room.id, from);
         }
-
         let welcome = client.welcome().clone();
         let (handle, events) = client.into_parts();
         let (link, _) = watch::channel(Link::Up(handle.clone()));
@@ -1311,8 +1355,30 @@ mod tests {
     }
 
     #[test]
+    fn a_reconnect_note_counts_right_and_names_the_rooms_gone() {
+        let back = |caught_up, rooms_gone| {
+            ReconnectEvent::Reconnected(Reconnected {
+                resumed: true,
+                caught_up,
+                rooms_gone,
+            })
+            .connection_note()
+            .unwrap_or_default()
+        };
+        assert_eq!(
+            back(1, vec![]),
+            "reconnected (session resumed), caught up on 1 missed message"
+        );
+        assert_eq!(
+            back(2, vec![RoomId(4), RoomId(9)]),
+            "reconnected (session resumed), caught up on 2 missed messages; no longer in rooms 4, 9 \
+             (kicked, left or deleted while away): not followed any more"
+        );
+    }
+
+    #[test]
     fn the_catch_up_limit_is_bounded() {
-        let options = ReconnectOptions::new("127.0.0.1:1", "bot", "bot", "password");
+        let options = ReconnectOptions::new("127.0.0.1:1", "bot", "password");
         assert_eq!(options.catch_up_limit, DEFAULT_CATCH_UP_LIMIT);
         assert_eq!(
             options.catch_up_limit(usize::MAX).catch_up_limit,

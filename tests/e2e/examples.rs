@@ -141,6 +141,13 @@ async fn the_echo_bot_answers_a_mention_made_while_it_was_away() {
         echo_bot::run(&addr, "echo-bot", "public", "echo-bot-password").await
     });
     until_online(&alice, "echo-bot").await;
+    // Online is not yet listening (the bot may still be joining its room): an answer is.
+    alice
+        .send_message(public, "ready, @echo-bot?")
+        .await
+        .expect("send");
+    let reply = message_from(&mut alice, "echo-bot").await;
+    assert_eq!(reply.text, "alice said: ready, @echo-bot?");
 
     proxy.go_down();
     // Gone for the server too: the mention cannot reach it live.

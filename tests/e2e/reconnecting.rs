@@ -73,7 +73,8 @@ impl PinnedServer {
 
 /// A bot's options: registers, joins `public`, retries quickly (the server is back at once).
 fn bot_options(addr: SocketAddr, name: &str) -> ReconnectOptions {
-    ReconnectOptions::new(addr.to_string(), "e2e-bot", name, PASSWORD)
+    ReconnectOptions::new(addr.to_string(), name, PASSWORD)
+        .client_name("e2e-bot")
         .register_if_missing()
         .join("public")
         .retry_delays(Duration::from_millis(50), Duration::from_millis(500))
@@ -237,12 +238,7 @@ async fn a_valid_token_resumes_the_session_and_a_revoked_one_falls_back_to_the_p
 async fn a_refused_first_login_is_returned_and_not_retried() {
     let server = TestServer::start().await;
     server.user("alice").await;
-    let options = ReconnectOptions::new(
-        server.addr.to_string(),
-        "e2e-bot",
-        "alice",
-        "not her password",
-    );
+    let options = ReconnectOptions::new(server.addr.to_string(), "alice", "not her password");
     let refused = tokio::time::timeout(PATIENCE, ReconnectingClient::connect(options))
         .await
         .expect("it answers at once, without retrying")
