@@ -508,23 +508,10 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
     response
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backup_check_and_health_on_a_running_server() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().join("data");
-    // The endpoint from the environment, as CHATROOM_METRICS_LISTEN.
-    let mut server = ServerProcess(
-        binary()
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data)
-            .env("CHATROOM_METRICS_LISTEN", "127.0.0.1:0")
-            .env("CHATROOM_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn chatroom-server"),
-    );
-    let mut stdout = BufReader::new(server.stdout.take().expect("stdout"));
+/// The chat and metrics addresses from the first two lines a server started with
+/// `--metrics-listen` prints.
+fn listening_addresses(stdout: std::process::ChildStdout) -> (SocketAddr, SocketAddr) {
+    let mut stdout = BufReader::new(stdout);
     let (mut banner, mut endpoint) = (String::new(), String::new());
     stdout.read_line(&mut banner).expect("banner");
     stdout.read_line(&mut endpoint).expect("endpoint line");
@@ -544,6 +531,26 @@ async fn backup_check_and_health_on_a_running_server() {
                 .ok()
         })
         .unwrap_or_else(|| panic!("no endpoint address in {endpoint:?}"));
+    (addr, metrics)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_check_and_health_on_a_running_server() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    // The endpoint from the environment, as CHATROOM_METRICS_LISTEN.
+    let mut server = ServerProcess(
+        binary()
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("CHATROOM_METRICS_LISTEN", "127.0.0.1:0")
+            .env("CHATROOM_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn chatroom-server"),
+    );
+    let (addr, metrics) = listening_addresses(server.stdout.take().expect("stdout"));
     let health = http_get(metrics, "/health");
     assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
     assert!(health.contains(r#""status":"ok""#), "{health}");
@@ -652,25 +659,7 @@ async fn health_fails_while_storage_cannot_write_and_recovers() {
         let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
         log
     });
-    let mut stdout = BufReader::new(server.stdout.take().expect("stdout"));
-    let (mut banner, mut endpoint) = (String::new(), String::new());
-    stdout.read_line(&mut banner).expect("banner");
-    stdout.read_line(&mut endpoint).expect("endpoint line");
-    let addr: SocketAddr = banner
-        .split_whitespace()
-        .nth(3)
-        .and_then(|a| a.trim_end_matches(',').parse().ok())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"));
-    let metrics: SocketAddr = endpoint
-        .split_whitespace()
-        .nth(4)
-        .and_then(|url| {
-            url.strip_prefix("http://")?
-                .strip_suffix("/health")?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no endpoint address in {endpoint:?}"));
+    let (addr, metrics) = listening_addresses(server.stdout.take().expect("stdout"));
     let failed_commits = || {
         let scraped = http_get(metrics, "/metrics");
         scraped
