@@ -58,18 +58,20 @@ fn start_server(data_dir: &Path) -> (ServerProcess, SocketAddr) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn chatroom-server");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the banner");
-    // "chatroom-server listening on 127.0.0.1:PORT, data in DIR"
-    let addr = line
+    let addr = banner_address(&mut BufReader::new(child.stdout.take().expect("stdout")));
+    (ServerProcess(child), addr)
+}
+
+/// The address in the first line a server prints:
+/// "chatroom-server listening on 127.0.0.1:PORT, data in DIR".
+fn banner_address(stdout: &mut impl BufRead) -> SocketAddr {
+    let mut banner = String::new();
+    stdout.read_line(&mut banner).expect("read the banner");
+    banner
         .split_whitespace()
         .nth(3)
         .and_then(|a| a.trim_end_matches(',').parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (ServerProcess(child), addr)
+        .unwrap_or_else(|| panic!("no address in {banner:?}"))
 }
 
 async fn all_history(client: &Client, room: RoomId) -> Vec<(u64, String)> {
@@ -512,14 +514,9 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
 /// `--metrics-listen` prints.
 fn listening_addresses(stdout: std::process::ChildStdout) -> (SocketAddr, SocketAddr) {
     let mut stdout = BufReader::new(stdout);
-    let (mut banner, mut endpoint) = (String::new(), String::new());
-    stdout.read_line(&mut banner).expect("banner");
+    let addr = banner_address(&mut stdout);
+    let mut endpoint = String::new();
     stdout.read_line(&mut endpoint).expect("endpoint line");
-    let addr: SocketAddr = banner
-        .split_whitespace()
-        .nth(3)
-        .and_then(|a| a.trim_end_matches(',').parse().ok())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"));
     // "health and metrics on http://127.0.0.1:PORT/health and http://…/metrics"
     let metrics: SocketAddr = endpoint
         .split_whitespace()
@@ -976,15 +973,7 @@ async fn a_bad_ai_endpoint_stops_the_start_and_a_failing_one_is_named_in_the_log
             .spawn()
             .expect("spawn chatroom-server"),
     );
-    let mut banner = String::new();
-    BufReader::new(server.stdout.take().expect("stdout"))
-        .read_line(&mut banner)
-        .expect("banner");
-    let addr: SocketAddr = banner
-        .split_whitespace()
-        .nth(3)
-        .and_then(|a| a.trim_end_matches(',').parse().ok())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    let addr = banner_address(&mut BufReader::new(server.stdout.take().expect("stdout")));
     let mut client = Client::connect(addr, "asker").await.expect("connect");
     client.register("alice", PASSWORD).await.expect("register");
     let room = client.my_rooms().await.expect("rooms")[0].id;
@@ -1076,15 +1065,7 @@ async fn moderation_and_failed_logins_are_logged_plainly() {
             .spawn()
             .expect("spawn chatroom-server"),
     );
-    let mut banner = String::new();
-    BufReader::new(server.stdout.take().expect("stdout"))
-        .read_line(&mut banner)
-        .expect("banner");
-    let addr: SocketAddr = banner
-        .split_whitespace()
-        .nth(3)
-        .and_then(|a| a.trim_end_matches(',').parse().ok())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    let addr = banner_address(&mut BufReader::new(server.stdout.take().expect("stdout")));
     // The log is collected in the background, so that it never fills its pipe.
     let mut stderr = server.stderr.take().expect("stderr");
     let log = std::thread::spawn(move || {
