@@ -21,56 +21,6 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// A server started on an address an earlier one had: where a reconnecting client looks.
-struct PinnedServer {
-    dir: Arc<tempfile::TempDir>,
-    config: Config,
-    shutdown: CancellationToken,
-    task: JoinHandle<()>,
-}
-
-impl PinnedServer {
-    async fn start(addr: SocketAddr, dir: Arc<tempfile::TempDir>, config: Config) -> Self {
-        // The port was released a moment ago; bound tries in case it is not free yet.
-        let mut tries = 0;
-        let listener = loop {
-            match TcpListener::bind(addr).await {
-                Ok(listener) => break listener,
-                Err(e) if tries < 100 => {
-                    tries += 1;
-                    tracing::info!(error = %e, "{addr} is not free yet");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(e) => panic!("cannot listen on {addr} again: {e}"),
-            }
-        };
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn({
-            let (config, shutdown) = (config.clone(), shutdown.clone());
-            async move {
-                chatroom_server::run(listener, config, shutdown)
-                    .await
-                    .expect("server runs");
-            }
-        });
-        Self {
-            dir,
-            config,
-            shutdown,
-            task,
-        }
-    }
-
-    async fn stop(self) -> (Arc<tempfile::TempDir>, Config) {
-        self.shutdown.cancel();
-        tokio::time::timeout(PATIENCE, self.task)
-            .await
-            .expect("server stops in time")
-            .expect("server task");
-        (self.dir, self.config)
-    }
-}
-
 /// A bot's options: registers, joins `public`, retries quickly (the server is back at once).
 fn bot_options(addr: SocketAddr, name: &str) -> ReconnectOptions {
     ReconnectOptions::new(addr.to_string(), name, PASSWORD)
@@ -178,7 +128,7 @@ async fn messages_posted_while_the_bot_was_away_are_delivered_once_and_in_order(
     let (dir, config) = elsewhere.stop().await;
 
     // The server is back where the bot looks.
-    let server = PinnedServer::start(addr, dir, config).await;
+    let server = TestServer::start_at(addr, dir, config).await;
     let events = events_until(&mut bot, is_reconnected).await;
     assert_eq!(message_texts(&events), ["away 1", "away 2"], "{events:#?}");
     assert_eq!(reconnected(&events).caught_up, 2);
@@ -206,7 +156,7 @@ async fn a_valid_token_resumes_the_session_and_a_revoked_one_falls_back_to_the_p
 
     let (dir, config) = server.stop().await;
     events_until(&mut bot, is_disconnected).await;
-    let server = PinnedServer::start(addr, dir, config).await;
+    let server = TestServer::start_at(addr, dir, config).await;
     let events = events_until(&mut bot, is_reconnected).await;
     assert!(reconnected(&events).resumed, "{events:#?}");
     assert_eq!(bot.session().token, first.token, "the same session");
@@ -222,7 +172,7 @@ async fn a_valid_token_resumes_the_session_and_a_revoked_one_falls_back_to_the_p
     let db = rusqlite::Connection::open(config.database_path()).expect("open the database");
     db.execute("DELETE FROM sessions", []).expect("revoke");
     drop(db);
-    let server = PinnedServer::start(addr, dir, config).await;
+    let server = TestServer::start_at(addr, dir, config).await;
     let events = events_until(&mut bot, is_reconnected).await;
     assert!(!reconnected(&events).resumed, "{events:#?}");
     let second = bot.session();

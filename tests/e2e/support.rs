@@ -48,6 +48,29 @@ impl TestServer {
     /// Starts on an existing data directory (after [`TestServer::stop`], say).
     pub async fn start_in(dir: Arc<tempfile::TempDir>, config: Config) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::serve(listener, dir, config)
+    }
+
+    /// Starts on an existing data directory at `addr`, the address an earlier server had:
+    /// where a reconnecting client looks. The port was released a moment ago, so binding it
+    /// is tried a bounded number of times.
+    pub async fn start_at(addr: SocketAddr, dir: Arc<tempfile::TempDir>, config: Config) -> Self {
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => break listener,
+                Err(e) if tries < 100 => {
+                    tries += 1;
+                    tracing::info!(error = %e, "{addr} is not free yet");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("cannot listen on {addr} again: {e}"),
+            }
+        };
+        Self::serve(listener, dir, config)
+    }
+
+    fn serve(listener: TcpListener, dir: Arc<tempfile::TempDir>, config: Config) -> Self {
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
         let task = tokio::spawn({
