@@ -112,6 +112,13 @@ impl User {
         command
     }
 
+    /// `chatroom login` with `password`.
+    fn login_with(&self, password: &str) -> Command {
+        let mut command = self.command();
+        command.arg("login").env("CHATROOM_PASSWORD", password);
+        command
+    }
+
     fn token_file(&self) -> PathBuf {
         let dir = self.home.path().join("data/chatroom/sessions");
         std::fs::read_dir(&dir)
@@ -2532,14 +2539,8 @@ async fn an_admin_resets_a_password_and_logs_someone_out_while_the_server_runs()
         !output.status.success(),
         "bob's kept session no longer resumes"
     );
-    let mut login = bob.command();
-    login.arg("login").env("CHATROOM_PASSWORD", PASSWORD);
-    assert!(!run(login).await.status.success());
-    let mut login = bob.command();
-    login
-        .arg("login")
-        .env("CHATROOM_PASSWORD", "a password from alice");
-    run_ok(login).await;
+    assert!(!run(bob.login_with(PASSWORD)).await.status.success());
+    run_ok(bob.login_with("a password from alice")).await;
 
     let mut logout = alice.command();
     logout.args(["user", "logout", "bob"]);
@@ -2549,11 +2550,7 @@ async fn an_admin_resets_a_password_and_logs_someone_out_while_the_server_runs()
     assert!(!run(rooms).await.status.success());
 
     // Bob is no admin: he logs nobody out, and the refusal says why.
-    let mut login = bob.command();
-    login
-        .arg("login")
-        .env("CHATROOM_PASSWORD", "a password from alice");
-    run_ok(login).await;
+    run_ok(bob.login_with("a password from alice")).await;
     let mut logout = bob.command();
     logout.args(["user", "logout", "alice"]);
     let output = run(logout).await;
