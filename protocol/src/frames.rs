@@ -907,7 +907,9 @@ pub enum Event {
         username: String,
     },
     /// A room was added to my room list (I created, joined or was invited to it, or a direct
-    /// chat with me was opened), from any of my sessions. Carries my own unread counts.
+    /// chat with me was opened), from any of my sessions. Carries my own unread counts. It
+    /// comes before any other event of that room, and before the response when my own request
+    /// added the room.
     RoomUpdated(RoomSummary),
     /// I was removed from a room.
     Kicked {

@@ -102,6 +102,17 @@ struct State {
     claimed: HashMap<(Namespace, String), String>,
 }
 
+impl State {
+    /// Pushes `frame` to every session of `user`.
+    fn push_to_user(&self, user: UserId, frame: &Bytes) {
+        if let Some(u) = self.users.get(&user) {
+            for s in &u.sessions {
+                s.push(frame.clone());
+            }
+        }
+    }
+}
+
 /// Where a name must be unique.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Namespace {
@@ -475,9 +486,20 @@ impl Hub {
     }
 
     /// A new room with its first members.
-    pub fn add_room(&self, row: RoomRow, members: &[(UserId, RoomRole)]) {
+    /// A new room and its first members, each told of it with their `announcements` frame
+    /// (their `RoomUpdated`) under the same lock that makes them members, so that no event of
+    /// the room can reach them before the room itself.
+    pub fn add_room(
+        &self,
+        row: RoomRow,
+        members: &[(UserId, RoomRole)],
+        announcements: &[(UserId, Bytes)],
+    ) {
         self.flush_deferred();
         let mut state = self.write();
+        for (user, frame) in announcements {
+            state.push_to_user(*user, frame);
+        }
         if row.kind != RoomKind::Direct {
             state
                 .room_by_key
@@ -503,10 +525,20 @@ impl Hub {
         }
     }
 
-    /// A new member.
-    pub fn add_member(&self, room: RoomId, user: UserId, role: RoomRole) {
+    /// A new member, told of the room with `announcement` (their `RoomUpdated`) under the same
+    /// lock that makes them a member: no event of the room can reach them before the room.
+    pub fn add_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+        role: RoomRole,
+        announcement: Option<&Bytes>,
+    ) {
         self.flush_deferred();
         let mut state = self.write();
+        if let Some(frame) = announcement {
+            state.push_to_user(user, frame);
+        }
         if let Some(r) = state.rooms.get_mut(&room) {
             r.members.insert(user, role);
         }

@@ -791,3 +791,66 @@ async fn unread_counts_what_is_left_to_read_since_joining() {
     assert_eq!(counts(&bob, dev.id).await, (0, 0));
     server.stop().await;
 }
+
+/// The first thing a new member hears of a room is the room itself. Messages keep being
+/// committed while they join (or are invited); none may reach them before their
+/// `RoomUpdated`, which is pushed in the same step that makes them a member. A client that got
+/// a message first would have nowhere to put it.
+#[tokio::test]
+async fn a_new_member_hears_of_the_room_before_anything_said_in_it() {
+    let server = TestServer::start_with(|c| {
+        c.limits.messages_per_second = 100_000;
+        c.limits.message_burst = 100_000;
+    })
+    .await;
+    let (bob, _) = server.user("bob").await;
+    // Another connection of bob's talks: one connection's requests are answered in turn, so
+    // the one that invites could not talk meanwhile.
+    let (talking_bob, _) = server.login("bob").await;
+    let (mut alice, _) = server.user("alice").await;
+    for round in 0..8 {
+        let invited = round % 2 == 1;
+        let visibility = if invited {
+            Visibility::Private
+        } else {
+            Visibility::Public
+        };
+        let room = bob
+            .create_room(&format!("busy{round}"), visibility)
+            .await
+            .expect("create")
+            .id;
+        // Bob talks in four streams without a pause while alice comes in.
+        let talkers: Vec<_> = (0..4)
+            .map(|stream| {
+                let bob = talking_bob.handle();
+                tokio::spawn(async move {
+                    for i in 0..40 {
+                        bob.send_message(room, format!("{stream}.{i}"))
+                            .await
+                            .expect("send");
+                    }
+                })
+            })
+            .collect();
+        if invited {
+            bob.invite(room, "alice").await.expect("invite");
+        } else {
+            alice
+                .join_room(&format!("busy{round}"))
+                .await
+                .expect("join");
+        }
+        let first = expect_event(&mut alice, |e| match e {
+            Event::RoomUpdated(summary) if summary.id == room => Some("the room".to_string()),
+            Event::Message(m) if m.room == room => Some(format!("message {:?}", m.text)),
+            _ => None,
+        })
+        .await;
+        assert_eq!(first, "the room", "round {round}, invited: {invited}");
+        for talker in talkers {
+            talker.await.expect("bob's stream");
+        }
+    }
+    server.stop().await;
+}

@@ -11,7 +11,7 @@ use super::{Conn, internal, room_not_found};
 use crate::auth;
 use crate::error::{RequestError, RequestResult};
 use crate::hub::{Hub, Namespace, RoomView};
-use crate::storage::{Outcome, RoomRow, UserRow, WriteOp, reads};
+use crate::storage::{Outcome, UserRow, WriteOp, reads};
 
 impl Conn {
     pub(super) async fn my_rooms(&self, me: &UserRow) -> RequestResult<Response> {
@@ -48,19 +48,6 @@ impl Conn {
             .run(move |c| reads::room_summary(c, user, room))
             .await?
             .ok_or_else(room_not_found)
-    }
-
-    /// Tells every session of `user` that `room` is now in their list.
-    pub(super) async fn announce_room_to(
-        &self,
-        user: UserId,
-        room: RoomId,
-    ) -> RequestResult<RoomSummary> {
-        let summary = self.summary_for(user, room).await?;
-        if let Some(frame) = self.event_bytes(&Event::RoomUpdated(summary.clone())) {
-            self.shared.hub.send_to_user(user, None, &frame);
-        }
-        Ok(summary)
     }
 
     /// The room as `me` sees it, if `me` may see it at all: members see every room, others
@@ -120,13 +107,14 @@ impl Conn {
             .storage
             .writer
             .write_then(WriteOp::CreateRoom { name, kind, owner }, move |outcome| {
-                if let Outcome::Room(row) = outcome {
-                    hub.add_room(row.clone(), &[(owner, RoomRole::Owner)]);
+                if let Outcome::Room { row, summary } = outcome {
+                    let told = room_updated(&hub, owner, summary);
+                    hub.add_room(row.clone(), &[(owner, RoomRole::Owner)], &told);
                 }
             })
             .await?;
-        let row = match committed {
-            Outcome::Room(row) => row,
+        let (row, summary) = match committed {
+            Outcome::Room { row, summary } => (row, summary),
             other => return Err(internal(format!("unexpected outcome {other:?}"))),
         };
         let kind_name = match kind {
@@ -135,12 +123,11 @@ impl Conn {
             RoomKind::Direct => "direct",
         };
         tracing::info!(room = %row.name, kind = %kind_name, by = %me.name, "room created");
-        let summary = self.announce_room_to(me.id, row.id).await?;
         Ok(Response::Room(summary))
     }
 
-    /// Adds `user` to `room` (invited `by` someone, or joining) and tells the room and the
-    /// new member.
+    /// Adds `user` to `room` (invited `by` someone, or joining) and tells the new member,
+    /// then the room.
     async fn add_member(
         &self,
         room: RoomId,
@@ -149,7 +136,8 @@ impl Conn {
         by: Option<UserId>,
     ) -> RequestResult<RoomSummary> {
         let hub = self.shared.hub.clone();
-        self.shared
+        let committed = self
+            .shared
             .storage
             .writer
             .write_then(
@@ -160,12 +148,11 @@ impl Conn {
                     by,
                 },
                 move |outcome| {
-                    // The role it got: the first person in an ownerless room owns it.
-                    let role = match outcome {
-                        Outcome::Roles(roles) => roles.first().map_or(role, |(_, r)| *r),
-                        _ => role,
+                    let Outcome::Joined { role, summary } = outcome else {
+                        return;
                     };
-                    hub.add_member(room, user, role);
+                    let told = hub.encode_event(&Event::RoomUpdated(summary.clone()));
+                    hub.add_member(room, user, *role, told.as_ref());
                     if let Some(member) = hub.member(room, user)
                         && let Some(frame) = hub.encode_event(&Event::MemberJoined { room, member })
                     {
@@ -174,7 +161,10 @@ impl Conn {
                 },
             )
             .await?;
-        self.announce_room_to(user, room).await
+        match committed {
+            Outcome::Joined { summary, .. } => Ok(summary),
+            other => Err(internal(format!("unexpected outcome {other:?}"))),
+        }
     }
 
     pub(super) async fn join_room(&self, me: &UserRow, name: String) -> RequestResult<Response> {
@@ -598,30 +588,34 @@ impl Conn {
                 if let Outcome::Direct {
                     room,
                     created: true,
+                    for_opener,
+                    for_other,
                 } = outcome
                 {
                     let mut members = vec![(a, RoomRole::Member)];
-                    if a != b {
+                    let mut told = room_updated(&hub, a, for_opener);
+                    if let Some(theirs) = for_other {
                         members.push((b, RoomRole::Member));
+                        told.extend(room_updated(&hub, b, theirs));
                     }
-                    hub.add_room(room.clone(), &members);
+                    hub.add_room(room.clone(), &members, &told);
                 }
             })
             .await?;
-        let (row, created): (RoomRow, bool) = match committed {
-            Outcome::Direct { room, created } => (room, created),
-            other => return Err(internal(format!("unexpected outcome {other:?}"))),
-        };
-        let summary = if created {
-            if a != b {
-                self.announce_room_to(b, row.id).await?;
-            }
-            self.announce_room_to(a, row.id).await?
-        } else {
-            self.summary_for(a, row.id).await?
-        };
-        Ok(Response::Room(summary))
+        match committed {
+            Outcome::Direct { for_opener, .. } => Ok(Response::Room(for_opener)),
+            other => Err(internal(format!("unexpected outcome {other:?}"))),
+        }
     }
+}
+
+/// The `RoomUpdated` frame that tells `user` of the room as they see it (`summary`),
+/// addressed to them; none if it cannot be encoded.
+fn room_updated(hub: &Hub, user: UserId, summary: &RoomSummary) -> Vec<(UserId, Bytes)> {
+    hub.encode_event(&Event::RoomUpdated(summary.clone()))
+        .map(|frame| (user, frame))
+        .into_iter()
+        .collect()
 }
 
 /// A kick or ban reason as shown to the member and the room: one line, no control characters,

@@ -829,7 +829,8 @@ mod tests {
         )
         .expect("joined");
         assert!(
-            matches!(&joined, Outcome::Roles(r) if r == &[(UserId(2), RoomRole::Owner)]),
+            matches!(&joined, Outcome::Joined { role: RoomRole::Owner, summary }
+                if summary.my_role == Some(RoomRole::Owner) && summary.id == RoomId(3)),
             "{joined:?}"
         );
     }

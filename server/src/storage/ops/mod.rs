@@ -18,8 +18,8 @@ mod moderation;
 mod rooms;
 
 use chatroom_protocol::{
-    ErrorBody, ErrorCode, FileInfo, Message, MessageKind, RoomId, RoomKind, RoomRole, Seq,
-    UnixMillis, UploadId, UserId, now_millis,
+    ErrorBody, ErrorCode, FileInfo, Message, MessageKind, RoomId, RoomKind, RoomRole, RoomSummary,
+    Seq, UnixMillis, UploadId, UserId, now_millis,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
@@ -99,7 +99,7 @@ pub enum WriteOp {
     },
     /// Add a member (refused if already one). A named room that has no owner (its last owner
     /// left with nobody to hand it to) makes its next human member the owner.
-    /// → [`Outcome::Roles`] with the role the member got
+    /// → [`Outcome::Joined`]
     AddMember {
         /// The room.
         room: RoomId,
@@ -370,14 +370,32 @@ pub enum Outcome {
     Done,
     /// A created account.
     User(UserRow),
-    /// A created room.
-    Room(RoomRow),
-    /// A direct chat, and whether this op created it.
+    /// A created room, and how its owner sees it.
+    Room {
+        /// The room.
+        row: RoomRow,
+        /// The room as its owner sees it, read inside the op's transaction.
+        summary: RoomSummary,
+    },
+    /// A direct chat, whether this op created it, and how each side sees it.
     Direct {
         /// The room.
         room: RoomRow,
         /// Created now (false: it existed).
         created: bool,
+        /// The chat as the one who opened it sees it.
+        for_opener: RoomSummary,
+        /// The chat as the other side sees it: only when it was created now, with someone
+        /// else (they have to be told of it).
+        for_other: Option<RoomSummary>,
+    },
+    /// A member added, with the role they got and the room as they see it now: read inside
+    /// the op's transaction, so that they can be told of the room before any event of it.
+    Joined {
+        /// Their role (the first person in an ownerless room owns it).
+        role: RoomRole,
+        /// The room as they see it.
+        summary: RoomSummary,
     },
     /// A stored message.
     Message(Message),

@@ -1,16 +1,16 @@
 //! Rooms and who is in them: creating and renaming a room, setting its topic, opening a direct
 //! chat, members coming, going and changing role, and handing a room on when its owner goes.
 
-use chatroom_protocol::{ErrorCode, RoomId, RoomKind, RoomRole, UserId};
+use chatroom_protocol::{ErrorCode, RoomId, RoomKind, RoomRole, RoomSummary, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     Applying, Outcome, acting_role, is_admin, member_role, refused, require_role, room_kind,
 };
-use crate::storage::notices;
 use crate::storage::{
     RoomRow, StorageError, is_constraint, kind_from_sql, kind_to_sql, role_from_sql, role_to_sql,
 };
+use crate::storage::{notices, reads};
 
 /// [`super::WriteOp::CreateRoom`].
 pub(super) fn create(
@@ -35,12 +35,23 @@ pub(super) fn create(
     };
     let id = RoomId(conn.last_insert_rowid() as u64);
     insert_member(conn, id, owner, RoomRole::Owner, now)?;
-    Ok(Outcome::Room(RoomRow {
-        id,
-        kind,
-        name: name.to_owned(),
-        topic: String::new(),
-    }))
+    Ok(Outcome::Room {
+        row: RoomRow {
+            id,
+            kind,
+            name: name.to_owned(),
+            topic: String::new(),
+        },
+        summary: summary_now(conn, owner, id)?,
+    })
+}
+
+/// The room as `user` sees it within this transaction. Its completion tells them of the room
+/// in the same step that makes them a member in the hub, so nothing of the room reaches them
+/// first; a summary read after the commit would come too late for that.
+fn summary_now(conn: &Connection, user: UserId, room: RoomId) -> Result<RoomSummary, StorageError> {
+    reads::room_summary(conn, user, room)?
+        .ok_or_else(|| StorageError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
 }
 
 /// [`super::WriteOp::AddMember`].
@@ -101,7 +112,10 @@ pub(super) fn add_member(
         None => (user, notices::joined(&who, None)),
     };
     notices::post(conn, posted, room, actor, text, now)?;
-    Ok(Outcome::Roles(vec![(user, role)]))
+    Ok(Outcome::Joined {
+        role,
+        summary: summary_now(conn, user, room)?,
+    })
 }
 
 /// [`super::WriteOp::RemoveMember`].
@@ -323,6 +337,11 @@ pub(super) fn open_direct(
             (id, String::new(), true)
         }
     };
+    let for_other = if created && a != b {
+        Some(summary_now(conn, b, id)?)
+    } else {
+        None
+    };
     Ok(Outcome::Direct {
         room: RoomRow {
             id,
@@ -331,6 +350,8 @@ pub(super) fn open_direct(
             topic,
         },
         created,
+        for_opener: summary_now(conn, a, id)?,
+        for_other,
     })
 }
 
