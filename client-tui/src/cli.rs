@@ -270,6 +270,27 @@ pub enum UserCommand {
         /// The account's name.
         name: String,
     },
+    /// Lock someone else's account out until `user unsuspend`: it is logged out everywhere at
+    /// once and its logins are refused, with the reason (a server admin only). It keeps its
+    /// rooms and messages.
+    Suspend {
+        /// The account's name.
+        name: String,
+        /// Why; they are told when they try to log in.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Let a suspended account log in again (a server admin only).
+    Unsuspend {
+        /// The account's name.
+        name: String,
+    },
+    /// List the suspended accounts, newest first (a server admin only).
+    Suspended {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// A transfer stopped by Ctrl-C. The binary exits with 130 (128 + SIGINT), as shells expect of
@@ -485,6 +506,44 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot log {name} out"))?;
             print_line(&format!("logged {name} out everywhere"))
+        }
+        Command::User {
+            command: UserCommand::Suspend { name, reason },
+        } => {
+            let (client, _) = connect_logged_in(&settings).await?;
+            client
+                .suspend_user(&name, reason.as_deref())
+                .await
+                .with_context(|| format!("cannot suspend {name}"))?;
+            print_line(&format!(
+                "suspended {name}: logged out everywhere, and refused at login until `chatroom user unsuspend {name}`"
+            ))
+        }
+        Command::User {
+            command: UserCommand::Unsuspend { name },
+        } => {
+            let (client, _) = connect_logged_in(&settings).await?;
+            client
+                .unsuspend_user(&name)
+                .await
+                .with_context(|| format!("cannot lift {name}'s suspension"))?;
+            print_line(&format!("{name} may log in again"))
+        }
+        Command::User {
+            command: UserCommand::Suspended { json },
+        } => {
+            let (client, _) = connect_logged_in(&settings).await?;
+            let suspended = client
+                .suspensions()
+                .await
+                .context("cannot list the suspended accounts")?;
+            cli_rooms::print_list(
+                &suspended,
+                json,
+                output::suspension_json,
+                output::suspension_line,
+                Some("no account is suspended".to_string()),
+            )
         }
         Command::Users { json } => {
             let (client, _) = connect_logged_in(&settings).await?;

@@ -563,13 +563,33 @@ fn reason_suffix(reason: Option<&str>) -> String {
 
 /// A ban for a person: `bob  banned by dave on 2026-11-21T20:30:05Z: spam`.
 pub fn ban_line(b: &BanInfo) -> String {
+    lockout_line(b, "banned")
+}
+
+/// A suspended account for a person: `bob  suspended by alice on 2026-11-21T20:30:05Z: spam`.
+pub fn suspension_line(s: &BanInfo) -> String {
+    lockout_line(s, "suspended")
+}
+
+fn lockout_line(b: &BanInfo, what: &str) -> String {
     format!(
-        "{} banned by {} on {}{}",
+        "{} {what} by {} on {}{}",
         pad_to_width(&escape_controls(&b.username), 24),
         escape_controls(&b.by),
         utc_timestamp(b.since),
         reason_suffix(b.reason.as_deref())
     )
+}
+
+/// A suspended account for a program.
+pub fn suspension_json(s: &BanInfo) -> Value {
+    json!({
+        "kind": "suspension",
+        "name": s.username,
+        "by": s.by,
+        "reason": s.reason,
+        "since": s.since,
+    })
 }
 
 /// A ban for a program.

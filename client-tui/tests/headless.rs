@@ -2561,3 +2561,70 @@ async fn an_admin_resets_a_password_and_logs_someone_out_while_the_server_runs()
         "{line}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_suspends_someone_lists_it_and_lifts_it_while_the_server_runs() {
+    let server = Server::start().await;
+    let alice = User::new("alice", &server);
+    register(&alice).await;
+    let bob = User::new("bob", &server);
+    register(&bob).await;
+
+    let mut list = alice.command();
+    list.args(["user", "suspended"]);
+    let output = run(list).await;
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "");
+    assert_eq!(stderr_line(&output).trim_end(), "no account is suspended");
+
+    let mut suspend = alice.command();
+    suspend.args(["user", "suspend", "bob", "--reason", "spam"]);
+    assert!(run_ok(suspend).await.starts_with("suspended bob"));
+    // Bob's kept session ends, and his password no longer logs him in; he is told why.
+    let mut rooms = bob.command();
+    rooms.arg("rooms");
+    assert!(!run(rooms).await.status.success());
+    let output = run(bob.login_with(PASSWORD)).await;
+    assert!(!output.status.success());
+    let line = stderr_line(&output);
+    assert!(line.contains("suspended (by alice: spam)"), "{line}");
+
+    let mut list = alice.command();
+    list.args(["user", "suspended"]);
+    let listed = run_ok(list).await;
+    assert!(
+        listed.starts_with("bob")
+            && listed.contains("suspended by alice on")
+            && listed.ends_with(": spam\n"),
+        "{listed}"
+    );
+    let mut list = alice.command();
+    list.args(["user", "suspended", "--json"]);
+    let json: serde_json::Value =
+        serde_json::from_str(run_ok(list).await.trim()).expect("one JSON line");
+    assert_eq!(
+        (&json["kind"], &json["name"], &json["by"], &json["reason"]),
+        (
+            &serde_json::json!("suspension"),
+            &serde_json::json!("bob"),
+            &serde_json::json!("alice"),
+            &serde_json::json!("spam")
+        )
+    );
+
+    let mut unsuspend = alice.command();
+    unsuspend.args(["user", "unsuspend", "bob"]);
+    assert_eq!(run_ok(unsuspend).await, "bob may log in again\n");
+    run_ok(bob.login_with(PASSWORD)).await;
+
+    // Bob is no admin: he suspends nobody, and the refusal says why.
+    let mut suspend = bob.command();
+    suspend.args(["user", "suspend", "alice"]);
+    let output = run(suspend).await;
+    assert!(!output.status.success());
+    let line = stderr_line(&output);
+    assert!(
+        line.contains("cannot suspend alice") && line.contains("only a server admin"),
+        "{line}"
+    );
+}

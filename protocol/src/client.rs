@@ -1280,6 +1280,33 @@ impl ClientHandle {
         .await
     }
 
+    /// Locks another account out until it is unsuspended: its sessions end and its logins are
+    /// refused, with `reason` (a server admin only).
+    pub async fn suspend_user(
+        &self,
+        username: &str,
+        reason: Option<&str>,
+    ) -> Result<(), ClientError> {
+        self.done(Request::SuspendUser {
+            username: username.into(),
+            reason: reason.map(Into::into),
+        })
+        .await
+    }
+
+    /// Lifts an account's suspension (a server admin only).
+    pub async fn unsuspend_user(&self, username: &str) -> Result<(), ClientError> {
+        self.done(Request::UnsuspendUser {
+            username: username.into(),
+        })
+        .await
+    }
+
+    /// The suspended accounts, newest first (a server admin only).
+    pub async fn suspensions(&self) -> Result<Vec<BanInfo>, ClientError> {
+        expect_response!(self.request(Request::Suspensions).await?, Response::Bans(b) => b)
+    }
+
     /// Lifts a member's mute.
     pub async fn unmute(&self, room: RoomId, username: &str) -> Result<(), ClientError> {
         self.done(Request::Unmute {

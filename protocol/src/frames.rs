@@ -424,6 +424,26 @@ pub enum Request {
         /// Whose.
         username: String,
     },
+    /// Lock another account out until [`Request::UnsuspendUser`] (a server admin only; not
+    /// one's own account, nor the AI bot's) → [`Response::Done`]. Every session ends at once
+    /// (its connections close with [`ErrorCode::SessionRevoked`]), and a login with the right
+    /// password is refused with [`ErrorCode::Forbidden`], saying why. Suspending again
+    /// replaces the reason. (Appended after protocol version 1 was first published.)
+    SuspendUser {
+        /// Whose.
+        username: String,
+        /// Why, told to them at login; cleaned like a kick's reason.
+        reason: Option<String>,
+    },
+    /// Lift a suspension (a server admin only) → [`Response::Done`]. (Appended after protocol
+    /// version 1 was first published.)
+    UnsuspendUser {
+        /// Whose.
+        username: String,
+    },
+    /// The suspended accounts, newest first (a server admin only) → [`Response::Bans`].
+    /// (Appended after protocol version 1 was first published.)
+    Suspensions,
 }
 
 /// The longest [`Request::Mute`], in seconds (a year).

@@ -706,6 +706,14 @@ fn request_variant_indices() {
             Request::LogOutUser {
                 username: "bob".to_owned(),
             },
+            Request::SuspendUser {
+                username: "bob".to_owned(),
+                reason: None,
+            },
+            Request::UnsuspendUser {
+                username: "bob".to_owned(),
+            },
+            Request::Suspensions,
         ],
     );
 }

@@ -569,6 +569,10 @@ fn request() -> BoxedStrategy<Request> {
         (string_any(), string_any())
             .prop_map(|(username, password)| Request::ResetPassword { username, password }),
         string_any().prop_map(|username| Request::LogOutUser { username }),
+        (string_any(), option::of(string_any()))
+            .prop_map(|(username, reason)| Request::SuspendUser { username, reason }),
+        string_any().prop_map(|username| Request::UnsuspendUser { username }),
+        Just(Request::Suspensions),
     ]
     .boxed()
 }

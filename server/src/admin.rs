@@ -190,6 +190,36 @@ impl Admin {
         Ok(())
     }
 
+    /// Suspends the account until [`Admin::unsuspend_user`], logging out every session; a
+    /// second suspension replaces the reason.
+    pub fn suspend_user(&mut self, name: &str, reason: Option<String>) -> Result<(), AdminError> {
+        let user = self.user(name)?;
+        if storage::ai::is_bot(&self.conn, user.id)? {
+            return Err(AdminError::Invalid(format!(
+                "{name} is the AI bot's account; turn the bot off in the configuration instead"
+            )));
+        }
+        let op = WriteOp::Suspend {
+            user: user.id,
+            by_name: "a server admin".to_string(),
+            reason: auth::clean_reason(reason),
+        };
+        apply_offline(&mut self.conn, &op).map_err(refused)?;
+        Ok(())
+    }
+
+    /// Lifts the account's suspension.
+    pub fn unsuspend_user(&mut self, name: &str) -> Result<(), AdminError> {
+        let user = self.user(name)?;
+        apply_offline(&mut self.conn, &WriteOp::Unsuspend { user: user.id }).map_err(refused)?;
+        Ok(())
+    }
+
+    /// The suspended accounts, newest first.
+    pub fn suspensions(&self) -> Result<Vec<chatroom_protocol::BanInfo>, AdminError> {
+        Ok(reads::suspensions(&self.conn)?)
+    }
+
     /// Grants or revokes server admin; returns the account as it is now and whether that
     /// changed anything (`false`: it already was, or was not, an admin).
     pub fn set_admin(&mut self, name: &str, admin: bool) -> Result<(UserRow, bool), AdminError> {

@@ -141,6 +141,19 @@ pub fn validate_room_name(name: &str) -> RequestResult<()> {
     Ok(())
 }
 
+/// A kick, ban, mute or suspension reason as shown to the one it is about (and the room): one
+/// line, no control characters, at most 256 characters; blank is none.
+pub fn clean_reason(reason: Option<String>) -> Option<String> {
+    reason
+        .map(|r| {
+            r.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .take(256)
+                .collect::<String>()
+        })
+        .filter(|r| !r.trim().is_empty())
+}
+
 /// Checks a topic: at most 512 characters, no control or reordering characters.
 pub fn validate_topic(topic: &str) -> RequestResult<()> {
     if topic.chars().count() > MAX_TOPIC_CHARS

@@ -201,6 +201,20 @@ pub enum UserCommand {
         /// The user name.
         name: String,
     },
+    /// Lock an account out until `user unsuspend`: its sessions end and its logins are refused,
+    /// with the reason. It keeps its rooms and messages.
+    Suspend {
+        /// The user name.
+        name: String,
+        /// Why, told to them when they try to log in.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a suspension.
+    Unsuspend {
+        /// The user name.
+        name: String,
+    },
     /// Make an account a server admin.
     Promote {
         /// The user name.
@@ -776,6 +790,14 @@ fn user_command(config: &Config, command: UserCommand) -> anyhow::Result<()> {
             admin.logout_user(&name)?;
             println!("every session of {name} is logged out");
         }
+        UserCommand::Suspend { name, reason } => {
+            admin.suspend_user(&name, reason)?;
+            println!("{name} is suspended; its sessions are logged out");
+        }
+        UserCommand::Unsuspend { name } => {
+            admin.unsuspend_user(&name)?;
+            println!("{name} may log in again");
+        }
         UserCommand::Promote { name } => match admin.set_admin(&name, true)? {
             (user, true) => println!("{} is now an admin", user.name),
             (user, false) => println!("{} is already an admin", user.name),
@@ -792,6 +814,11 @@ fn user_command(config: &Config, command: UserCommand) -> anyhow::Result<()> {
             }
         }
         UserCommand::List => {
+            let suspended: Vec<String> = admin
+                .suspensions()?
+                .into_iter()
+                .map(|s| s.username)
+                .collect();
             for user in admin.users()? {
                 let what = if user.is_admin {
                     "\tadmin"
@@ -800,7 +827,12 @@ fn user_command(config: &Config, command: UserCommand) -> anyhow::Result<()> {
                 } else {
                     ""
                 };
-                println!("{}\t{}{what}", user.id, user.name);
+                let suspension = if suspended.contains(&user.name) {
+                    "\tsuspended"
+                } else {
+                    ""
+                };
+                println!("{}\t{}{what}{suspension}", user.id, user.name);
             }
         }
         UserCommand::Delete { name } => {

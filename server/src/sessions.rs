@@ -100,6 +100,11 @@ impl SessionTokens {
         }
     }
 
+    /// Whether the session is stored (not logged out, revoked or expired).
+    pub fn holds(&self, hash: &[u8]) -> bool {
+        TokenHash::try_from(hash).is_ok_and(|hash| self.map().contains_key(&hash))
+    }
+
     /// Every session of `user` but `keep` was deleted.
     pub fn remove_user(&self, user: UserId, keep: Option<&[u8]>) {
         self.map()

@@ -306,6 +306,39 @@ async fn admin_commands_manage_accounts_offline() {
     server.kill().expect("stop");
     let _ = server.wait();
 
+    // A suspension: no login, whatever the password, until it is lifted.
+    assert!(
+        run_ok(
+            &["user", "suspend", "bob", "--reason", "left the company"],
+            &data,
+            None
+        )
+        .starts_with("bob is suspended")
+    );
+    assert!(run_ok(&["user", "list"], &data, None).contains("bob\tsuspended"));
+    let (mut server, addr) = start_server(&data);
+    let client = Client::connect(addr, "check").await.expect("connect");
+    let refused = client
+        .login("bob", "another password")
+        .await
+        .expect_err("suspended");
+    assert!(
+        refused
+            .to_string()
+            .contains("suspended (by a server admin: left the company)"),
+        "{refused}"
+    );
+    drop(client);
+    server.kill().expect("stop");
+    let _ = server.wait();
+    assert!(run_failing(&["user", "suspend", "ai"], &data).contains("AI bot"));
+    assert_eq!(
+        run_ok(&["user", "unsuspend", "bob"], &data, None),
+        "bob may log in again\n"
+    );
+    assert!(run_failing(&["user", "unsuspend", "bob"], &data).contains("not suspended"));
+    assert!(!run_ok(&["user", "list"], &data, None).contains("suspended"));
+
     run_ok(&["user", "delete", "bob"], &data, None);
     let list = run_ok(&["user", "list"], &data, None);
     assert!(!list.contains("bob"), "{list}");

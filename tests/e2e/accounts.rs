@@ -1,6 +1,7 @@
 //! Accounts and sessions.
 
 use crate::support::*;
+use chatroom_protocol::client::ClientError;
 use chatroom_protocol::{ErrorCode, RoomKind};
 use chatroom_server::config::RegistrationPolicy;
 use std::time::Duration;
@@ -583,4 +584,172 @@ async fn only_an_admin_resets_or_logs_out_and_only_someone_else() {
         ErrorCode::WeakPassword
     );
     server.login("carol").await;
+}
+
+#[tokio::test]
+async fn an_admin_suspends_someone_until_it_is_lifted_even_across_a_restart() {
+    let server = TestServer::start().await;
+    let (admin, _) = server.user("alice").await;
+    let (bob, bob_session) = server.user("bob").await;
+    let (bob_again, _) = server.login("bob").await;
+    let (carol, _) = server.user("carol").await;
+
+    admin
+        .suspend_user("Bob", Some("spam\nbursts"))
+        .await
+        .expect("an admin suspends bob");
+    for connection in [&bob, &bob_again] {
+        let closed = connection.my_rooms().await.expect_err("closed");
+        assert_eq!(closed.code(), Some(ErrorCode::SessionRevoked));
+        assert!(
+            closed
+                .to_string()
+                .contains("alice suspended this account: spam bursts"),
+            "{closed}"
+        );
+    }
+    let resumer = server.connect().await;
+    assert_eq!(
+        code_of(resumer.resume(&bob_session.token).await),
+        ErrorCode::InvalidToken
+    );
+    let refused = server
+        .connect()
+        .await
+        .login("bob", PASSWORD)
+        .await
+        .expect_err("the right password is refused");
+    assert_eq!(refused.code(), Some(ErrorCode::Forbidden));
+    assert!(
+        refused
+            .to_string()
+            .contains("suspended (by alice: spam bursts)"),
+        "{refused}"
+    );
+    assert_eq!(
+        code_of(
+            server
+                .connect()
+                .await
+                .login("bob", "a wrong password")
+                .await
+        ),
+        ErrorCode::InvalidCredentials,
+        "a wrong password learns nothing of the suspension"
+    );
+    let listed = admin.suspensions().await.expect("list");
+    assert_eq!(
+        listed
+            .iter()
+            .map(|s| (s.username.as_str(), s.by.as_str(), s.reason.as_deref()))
+            .collect::<Vec<_>>(),
+        [("bob", "alice", Some("spam bursts"))]
+    );
+    carol
+        .send_direct("bob", "for when you are back")
+        .await
+        .expect("others may still write to bob");
+
+    let server = server.restart().await;
+    assert_eq!(
+        code_of(server.connect().await.login("bob", PASSWORD).await),
+        ErrorCode::Forbidden,
+        "still suspended after a restart"
+    );
+    assert_eq!(
+        code_of(server.connect().await.resume(&bob_session.token).await),
+        ErrorCode::InvalidToken,
+        "and the sessions it ended stay ended"
+    );
+    let (admin, _) = server.login("alice").await;
+    admin.unsuspend_user("bob").await.expect("lifted");
+    assert!(admin.suspensions().await.expect("list").is_empty());
+    assert_eq!(
+        code_of(admin.unsuspend_user("bob").await),
+        ErrorCode::BadRequest,
+        "bob is not suspended any more"
+    );
+    let (bob, _) = server.login("bob").await;
+    let rooms = bob.my_rooms().await.expect("rooms");
+    assert!(
+        rooms.iter().any(|r| r.name == "public")
+            && rooms
+                .iter()
+                .any(|r| r.kind == RoomKind::Direct && r.name == "carol" && r.unread == 1),
+        "bob keeps his rooms, and carol's message waits for him: {rooms:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn only_an_admin_suspends_and_only_someone_else_who_is_not_the_bot() {
+    let server = TestServer::start().await;
+    let (admin, _) = server.user("alice").await;
+    let (bob, _) = server.user("bob").await;
+    server.user("carol").await;
+
+    assert_eq!(
+        code_of(bob.suspend_user("carol", None).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code_of(bob.unsuspend_user("carol").await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(code_of(bob.suspensions().await), ErrorCode::Forbidden);
+    assert_eq!(
+        code_of(admin.suspend_user("alice", None).await),
+        ErrorCode::BadRequest
+    );
+    assert_eq!(
+        code_of(admin.suspend_user(&server.config.ai.name, None).await),
+        ErrorCode::BadRequest,
+        "the AI bot is kicked from rooms or turned off, not suspended"
+    );
+    assert_eq!(
+        code_of(admin.suspend_user("nobody", None).await),
+        ErrorCode::UserNotFound
+    );
+    assert!(admin.suspensions().await.expect("list").is_empty());
+    server.login("carol").await;
+    server.stop().await;
+}
+
+/// Logins of bob's under way while he is suspended either fail or are closed: none of them
+/// keeps a session. (The interleaving is up to the scheduler; what is asserted holds for
+/// every one.)
+#[tokio::test]
+async fn no_login_under_way_survives_a_suspension() {
+    let server = TestServer::start().await;
+    let (admin, _) = server.user("alice").await;
+    server.user("bob").await;
+    let mut logins = Vec::new();
+    for _ in 0..8 {
+        let client = server.connect().await;
+        logins.push(tokio::spawn(async move {
+            let outcome = client.login("bob", PASSWORD).await;
+            (client, outcome)
+        }));
+    }
+    admin.suspend_user("bob", None).await.expect("suspended");
+    for login in logins {
+        let (client, outcome) = login.await.expect("login task");
+        if outcome.is_ok() {
+            let after = client.my_rooms().await;
+            assert!(
+                matches!(
+                    after.as_ref().map_err(ClientError::code),
+                    Err(Some(ErrorCode::SessionRevoked))
+                ),
+                "a login made before the suspension is closed by it: {after:?}"
+            );
+        } else {
+            let code = outcome.as_ref().map_err(ClientError::code).err().flatten();
+            assert!(
+                matches!(code, Some(ErrorCode::Forbidden | ErrorCode::InvalidToken)),
+                "{outcome:?}"
+            );
+        }
+    }
+    server.stop().await;
 }

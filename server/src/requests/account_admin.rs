@@ -1,15 +1,16 @@
 //! What a server admin does to other accounts over the connection, with the server running:
-//! a new password, or every session ended. Both lock someone out at once (their tokens stop
-//! resuming and their connections close), where `chatroom-server user` needs the server
-//! stopped. Promoting, demoting and deleting stay there: each changes what every connection of
-//! the account may do, which the running server learns only at the next login.
+//! a new password, every session ended, or the account suspended until further notice. Each
+//! locks someone out at once (their tokens stop resuming and their connections close), where
+//! `chatroom-server user` needs the server stopped. Promoting, demoting and deleting stay
+//! there: each changes what every connection of the account may do, which the running server
+//! learns only at the next login.
 
 use chatroom_protocol::{ErrorBody, ErrorCode, Response};
 
 use super::Conn;
 use crate::auth;
 use crate::error::{RequestError, RequestResult};
-use crate::storage::{UserRow, WriteOp};
+use crate::storage::{UserRow, WriteOp, reads};
 
 impl Conn {
     /// The account an admin names, if `me` is an admin and it is someone else's.
@@ -38,18 +39,7 @@ impl Conn {
     ) -> RequestResult<Response> {
         let user = self.administered(me, &username, "set another account's password")?;
         let id = user.id;
-        let is_bot = self
-            .shared
-            .storage
-            .reads
-            .run(move |c| crate::storage::ai::is_bot(c, id))
-            .await?;
-        if is_bot {
-            return Err(RequestError::new(
-                ErrorCode::BadRequest,
-                format!("{} is the AI bot's account; it has no password", user.name),
-            ));
-        }
+        self.refuse_bot(&user, "it has no password").await?;
         auth::validate_password(&password)?;
         let password_hash = self.hash_blocking(password).await?;
         let hub = self.shared.hub.clone();
@@ -77,6 +67,24 @@ impl Conn {
         Ok(Response::Done)
     }
 
+    /// Refuses the AI bot's account, saying why not (`because`).
+    async fn refuse_bot(&self, user: &UserRow, because: &str) -> RequestResult<()> {
+        let id = user.id;
+        let is_bot = self
+            .shared
+            .storage
+            .reads
+            .run(move |c| crate::storage::ai::is_bot(c, id))
+            .await?;
+        if is_bot {
+            return Err(RequestError::new(
+                ErrorCode::BadRequest,
+                format!("{} is the AI bot's account; {because}", user.name),
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) async fn log_out_user(
         &self,
         me: &UserRow,
@@ -101,5 +109,78 @@ impl Conn {
         );
         tracing::info!(user = %user.name, by = %me.name, "logged out everywhere by an admin");
         Ok(Response::Done)
+    }
+
+    pub(super) async fn suspend_user(
+        &self,
+        me: &UserRow,
+        username: String,
+        reason: Option<String>,
+    ) -> RequestResult<Response> {
+        let user = self.administered(me, &username, "suspend an account")?;
+        self.refuse_bot(
+            &user,
+            "kick it from rooms, or turn the bot off in the server's configuration",
+        )
+        .await?;
+        let reason = auth::clean_reason(reason);
+        let (hub, id) = (self.shared.hub.clone(), user.id);
+        self.shared
+            .storage
+            .writer
+            .write_then(
+                WriteOp::Suspend {
+                    user: id,
+                    by_name: me.name.clone(),
+                    reason: reason.clone(),
+                },
+                move |_| hub.sessions().remove_user(id, None),
+            )
+            .await?;
+        let why = reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        self.shared.hub.close_sessions(
+            id,
+            None,
+            &ErrorBody::new(
+                ErrorCode::SessionRevoked,
+                format!("{} suspended this account{why}", me.name),
+            ),
+        );
+        tracing::info!(
+            user = %user.name,
+            by = %me.name,
+            reason = reason.as_deref().unwrap_or(""),
+            "account suspended; sessions ended"
+        );
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn unsuspend_user(
+        &self,
+        me: &UserRow,
+        username: String,
+    ) -> RequestResult<Response> {
+        let user = self.administered(me, &username, "lift a suspension")?;
+        self.shared
+            .storage
+            .writer
+            .write(WriteOp::Unsuspend { user: user.id })
+            .await?;
+        tracing::info!(user = %user.name, by = %me.name, "suspension lifted");
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn suspensions(&self, me: &UserRow) -> RequestResult<Response> {
+        if !me.is_admin {
+            return Err(RequestError::new(
+                ErrorCode::Forbidden,
+                "only a server admin may list suspended accounts",
+            ));
+        }
+        let listed = self.shared.storage.reads.run(reads::suspensions).await?;
+        Ok(Response::Bans(listed))
     }
 }

@@ -243,7 +243,7 @@ impl Conn {
             user: summary(&user),
             token,
         });
-        self.start_session(user, token_hash);
+        self.start_session(user, token_hash)?;
         Ok(response)
     }
 
@@ -289,7 +289,7 @@ impl Conn {
             user: summary(&user),
             token,
         });
-        self.start_session(user, token_hash);
+        self.start_session(user, token_hash)?;
         Ok(response)
     }
 

@@ -259,6 +259,11 @@ impl Conn {
                 self.reset_password(&me, username, password).await?
             }
             Request::LogOutUser { username } => self.log_out_user(&me, username).await?,
+            Request::SuspendUser { username, reason } => {
+                self.suspend_user(&me, username, reason).await?
+            }
+            Request::UnsuspendUser { username } => self.unsuspend_user(&me, username).await?,
+            Request::Suspensions => self.suspensions(&me).await?,
             Request::SetRole {
                 room,
                 username,
@@ -278,8 +283,12 @@ impl Conn {
         Ok(Some(response))
     }
 
-    /// Joins the hub as `user` with a session token.
-    fn start_session(&mut self, user: UserRow, token_hash: Vec<u8>) {
+    /// Joins the hub as `user` with a session token, unless the token was revoked meanwhile.
+    ///
+    /// An admin's logout or suspension removes the tokens, then closes the connections the
+    /// hub has. A login or resume that checked its token before the removal but joins the hub
+    /// after the closing would escape both, so the token is looked at again once joined.
+    fn start_session(&mut self, user: UserRow, token_hash: Vec<u8>) -> RequestResult<()> {
         tracing::Span::current().record("user", user.name.as_str());
         self.shared.hub.attach(
             user.id,
@@ -292,6 +301,19 @@ impl Conn {
         if self.session.replace(Session { user, token_hash }).is_none() {
             self.shared.metrics.session_started();
         }
+        let still_held = self
+            .session
+            .as_ref()
+            .is_some_and(|s| self.shared.hub.sessions().holds(&s.token_hash));
+        if !still_held {
+            self.end_session();
+            return Err(RequestError::new(
+                ErrorCode::InvalidToken,
+                "this session was ended as it started (logged out or suspended by an admin); \
+                 log in again",
+            ));
+        }
+        Ok(())
     }
 
     /// Leaves the hub (logout or disconnect).

@@ -5,7 +5,7 @@
 use chatroom_protocol::{ErrorCode, Event, MAX_MUTE_SECS, Response, RoomId, RoomKind, now_millis};
 
 use super::Conn;
-use super::rooms::clean_reason;
+use crate::auth;
 use crate::error::{RequestError, RequestResult};
 use crate::hub::RoomView;
 use crate::storage::notices::for_how_long;
@@ -41,7 +41,7 @@ impl Conn {
                 format!("the AI bot cannot be muted; /kick {} instead", ai.name()),
             ));
         }
-        let reason = clean_reason(reason);
+        let reason = auth::clean_reason(reason);
         let until = secs.map(|s| now_millis().saturating_add(s * 1000));
         let muted = self.event_bytes(&Event::Muted {
             room,

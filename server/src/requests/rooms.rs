@@ -294,7 +294,7 @@ impl Conn {
                 "you may only remove members below your own role",
             ));
         }
-        let reason = clean_reason(reason);
+        let reason = auth::clean_reason(reason);
         // Told only once the removal is committed: a failed kick must not say it happened.
         let told = self.event_bytes(&Event::Kicked {
             room,
@@ -327,7 +327,7 @@ impl Conn {
         let (view, role) =
             self.moderated_room(me, room, "only the owner or a moderator may ban")?;
         let target = self.user_named(&username)?;
-        let reason = clean_reason(reason);
+        let reason = auth::clean_reason(reason);
         let told = self.event_bytes(&Event::Banned {
             room,
             room_name: view.row.name.clone(),
@@ -616,19 +616,6 @@ fn room_updated(hub: &Hub, user: UserId, summary: &RoomSummary) -> Vec<(UserId, 
         .map(|frame| (user, frame))
         .into_iter()
         .collect()
-}
-
-/// A kick or ban reason as shown to the member and the room: one line, no control characters,
-/// at most 256 characters; blank is none.
-pub(super) fn clean_reason(reason: Option<String>) -> Option<String> {
-    reason
-        .map(|r| {
-            r.chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .take(256)
-                .collect::<String>()
-        })
-        .filter(|r| !r.trim().is_empty())
 }
 
 /// Tells the room (and the one removed, with `told`) that a member is gone, after the commit.

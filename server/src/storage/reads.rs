@@ -469,18 +469,31 @@ pub fn bans(conn: &Connection, room: RoomId) -> Result<Vec<BanInfo>, StorageErro
          JOIN users u ON u.id = b.user_id WHERE b.room_id = ?1 ORDER BY b.created_at DESC \
          LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![room.0 as i64, MAX_LISTED as i64], |r| {
-        Ok(BanInfo {
-            username: r.get(0)?,
-            by: r.get(1)?,
-            reason: r.get(2)?,
-            since: r.get::<_, i64>(3)? as UnixMillis,
-        })
-    })?;
+    let rows = stmt.query_map(params![room.0 as i64, MAX_LISTED as i64], ban_info_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// The most bans or mutes one answer lists (newest first), so that a room with a long history
+/// A [`BanInfo`] from a row of (name, by_name, reason, created_at).
+fn ban_info_row(r: &Row<'_>) -> rusqlite::Result<BanInfo> {
+    Ok(BanInfo {
+        username: r.get(0)?,
+        by: r.get(1)?,
+        reason: r.get(2)?,
+        since: r.get::<_, i64>(3)? as UnixMillis,
+    })
+}
+
+/// The suspended accounts, newest first (at most [`MAX_LISTED`]).
+pub fn suspensions(conn: &Connection) -> Result<Vec<BanInfo>, StorageError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.name, s.by_name, s.reason, s.created_at FROM suspensions s \
+         JOIN users u ON u.id = s.user_id ORDER BY s.created_at DESC, s.rowid DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map(params![MAX_LISTED as i64], ban_info_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The most bans, mutes or suspensions one answer lists (newest first), so that a room with a long history
 /// of them cannot make an answer larger than a frame (each is well under 1 KiB).
 pub const MAX_LISTED: usize = 500;
 
@@ -514,7 +527,7 @@ mod tests {
     use chatroom_protocol::codec::encode_frame;
 
     #[test]
-    fn bans_and_mutes_list_the_newest_and_no_more_than_a_frame_holds() {
+    fn bans_mutes_and_suspensions_list_the_newest_and_no_more_than_a_frame_holds() {
         let mut conn = Connection::open_in_memory().expect("opens");
         super::super::schema::migrate(&mut conn).expect("migrates");
         let many = MAX_LISTED as i64 + 20;
@@ -536,13 +549,23 @@ mod tests {
                 )
                 .expect("row");
             }
+            conn.execute(
+                "INSERT INTO suspensions (user_id, by_name, created_at) VALUES (?1, 'admin', ?1)",
+                params![id],
+            )
+            .expect("suspension");
         }
         let bans = bans(&conn, RoomId(1)).expect("bans");
         let mutes = mutes(&conn, RoomId(1), 0).expect("mutes");
-        assert_eq!((bans.len(), mutes.len()), (MAX_LISTED, MAX_LISTED));
+        let suspensions = suspensions(&conn).expect("suspensions");
+        assert_eq!(
+            (bans.len(), mutes.len(), suspensions.len()),
+            (MAX_LISTED, MAX_LISTED, MAX_LISTED)
+        );
         let newest = format!("u{many}");
         assert_eq!(bans[0].username, newest);
         assert_eq!(mutes[0].username, newest);
+        assert_eq!(suspensions[0].username, newest);
         let frame = encode_frame(
             &chatroom_protocol::Response::Mutes(mutes),
             crate::config::LimitsConfig::default().max_frame_bytes,

@@ -338,6 +338,16 @@ const MIGRATIONS: &[&str] = &[
         r#"';
     "#
     ),
+    // 12: suspended accounts. A suspended account keeps everything but cannot log in until a
+    // server admin lifts the suspension; it goes with the account.
+    r#"
+    CREATE TABLE suspensions (
+        user_id    INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        by_name    TEXT    NOT NULL,
+        reason     TEXT,
+        created_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

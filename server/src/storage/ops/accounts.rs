@@ -72,11 +72,57 @@ pub(super) fn create_session(
     device: &str,
 ) -> Result<Outcome, StorageError> {
     let (conn, now) = (cx.conn, cx.now);
+    let suspension: Option<(String, Option<String>)> = conn
+        .prepare_cached("SELECT by_name, reason FROM suspensions WHERE user_id = ?1")?
+        .query_row(params![user.0 as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((by, reason)) = suspension {
+        let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+        return Err(refused(
+            ErrorCode::Forbidden,
+            format!("this account is suspended (by {by}{why}); ask a server admin"),
+        ));
+    }
     conn.execute(
         "INSERT INTO sessions (token_hash, user_id, device, created_at, last_used_at) \
          VALUES (?1, ?2, ?3, ?4, ?4)",
         params![token_hash, user.0 as i64, device, now],
     )?;
+    Ok(Outcome::Done)
+}
+
+/// [`super::WriteOp::Suspend`].
+pub(super) fn suspend(
+    cx: Applying<'_, '_>,
+    user: UserId,
+    by_name: &str,
+    reason: Option<&str>,
+) -> Result<Outcome, StorageError> {
+    let (conn, now) = (cx.conn, cx.now);
+    conn.execute(
+        "INSERT OR REPLACE INTO suspensions (user_id, by_name, reason, created_at) \
+         VALUES (?1, ?2, ?3, ?4)",
+        params![user.0 as i64, by_name, reason, now],
+    )?;
+    conn.execute(
+        "DELETE FROM sessions WHERE user_id = ?1",
+        params![user.0 as i64],
+    )?;
+    Ok(Outcome::Done)
+}
+
+/// [`super::WriteOp::Unsuspend`].
+pub(super) fn unsuspend(cx: Applying<'_, '_>, user: UserId) -> Result<Outcome, StorageError> {
+    let lifted = cx.conn.execute(
+        "DELETE FROM suspensions WHERE user_id = ?1",
+        params![user.0 as i64],
+    )?;
+    if lifted == 0 {
+        return Err(refused(
+            ErrorCode::BadRequest,
+            "that account is not suspended",
+        ));
+    }
     Ok(Outcome::Done)
 }
 

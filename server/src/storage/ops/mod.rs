@@ -52,7 +52,9 @@ pub enum WriteOp {
         /// Admin or not.
         admin: AdminGrant,
     },
-    /// Store a session token's hash. → [`Outcome::Done`]
+    /// Store a session token's hash (refused for a suspended account: checked here, in the
+    /// transaction, so that a login under way when the suspension was stored cannot slip
+    /// through). → [`Outcome::Done`]
     CreateSession {
         /// Whose.
         user: UserId,
@@ -68,6 +70,21 @@ pub enum WriteOp {
     },
     /// Log out every session of an account, keeping its password. → [`Outcome::Done`]
     RevokeSessions {
+        /// Whose.
+        user: UserId,
+    },
+    /// Suspend an account (or replace its suspension's reason) and end its sessions; a
+    /// suspended account's [`WriteOp::CreateSession`] is refused. → [`Outcome::Done`]
+    Suspend {
+        /// Whose.
+        user: UserId,
+        /// The admin's name, kept as they wrote it then.
+        by_name: String,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// Lift a suspension (refused if there is none). → [`Outcome::Done`]
+    Unsuspend {
         /// Whose.
         user: UserId,
     },
@@ -479,6 +496,12 @@ pub(super) fn apply(
         } => accounts::create_session(cx, *user, token_hash, device),
         WriteOp::DeleteSession { token_hash } => accounts::delete_session(cx, token_hash),
         WriteOp::RevokeSessions { user } => accounts::revoke_sessions(cx, *user),
+        WriteOp::Suspend {
+            user,
+            by_name,
+            reason,
+        } => accounts::suspend(cx, *user, by_name, reason.as_deref()),
+        WriteOp::Unsuspend { user } => accounts::unsuspend(cx, *user),
         WriteOp::SessionUpkeep { used, expired } => accounts::upkeep_sessions(cx, used, expired),
         WriteOp::ChangePassword {
             user,
