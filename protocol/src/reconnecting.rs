@@ -22,13 +22,16 @@
 //!   the server ends the session itself ([`ErrorCode::SessionRevoked`]: a logout elsewhere, a
 //!   password change, an admin signing the account out), which a password login would undo.
 //!
-//! Requests go through a [`ReconnectingHandle`], which uses the current connection, waits (for
-//! a bounded time) while there is none, and never sends a request twice: a request in flight
-//! when the connection drops fails with the connection's error, and one whose answer does not
-//! come in time with [`ClientError::Timeout`]. Either way what happened is unknown: a
-//! `SendMessage` may or may not have been stored. A stored one comes back (in the catch-up, or
-//! live) as a message from the bot itself; resend only after checking for it, or accept a
-//! duplicate.
+//! Requests go through a [`ReconnectingHandle`]: it has methods for what bots do in rooms
+//! (post, join, read history, mark read, moderate: kick, ban, mute, delete a message, set the
+//! topic), and [`connection`](ReconnectingHandle::connection) for the rest. Each uses the
+//! current connection, waits (for a bounded time, then [`ReconnectError::NotConnected`])
+//! while there is none, fails with [`ReconnectError::Stopped`] once the client has stopped,
+//! and never sends a request twice: a request in flight when the connection drops fails with
+//! the connection's error, and one whose answer does not come in time with
+//! [`ClientError::Timeout`]. Either way what happened is unknown: a `SendMessage` may or may
+//! not have been stored. A stored one comes back (in the catch-up, or live) as a message from
+//! the bot itself; resend only after checking for it, or accept a duplicate.
 //!
 //! What a catch-up does not replay: events other than messages (presence, typing, edits and
 //! deletions of messages already seen, `PROTOCOL.md` §3); more than
@@ -96,8 +99,8 @@
 
 use crate::client::{Client, ClientError, ClientHandle, ClientOptions, DEFAULT_REQUEST_TIMEOUT};
 use crate::frames::{
-    ErrorCode, Event, HistoryAnchor, Message, RoomSummary, SentMessage, Session, Visibility,
-    Welcome,
+    BanInfo, ErrorCode, Event, HistoryAnchor, HistoryPage, Message, MuteInfo, RoomInfo,
+    RoomSummary, SentMessage, Session, Visibility, Welcome,
 };
 use crate::ids::{RoomId, Seq};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -466,10 +469,13 @@ impl std::fmt::Debug for ReconnectingHandle {
 }
 
 impl ReconnectingHandle {
-    /// The current connection, for any request: at once when connected, else once it is back
-    /// (waiting at most [`ReconnectOptions::connection_wait`]). A request on it is not resent
-    /// if the connection drops; and a room entered through it is followed from its first
-    /// message, or from my read marker at the next reconnect (see the [module](self) docs).
+    /// The current connection, for requests this handle has no method for (files, search,
+    /// edits, ...): at once when connected, else once it is back (waiting at most
+    /// [`ReconnectOptions::connection_wait`]). A request on it is not resent if the connection
+    /// drops; and a room entered through it is followed from its first message, or from my
+    /// read marker at the next reconnect (see the [module](self) docs). A file transfer is
+    /// many requests: one cut by a drop fails, and is started again on a new `connection()`
+    /// ([`transfer`](crate::transfer)'s uploads and downloads then go on where they stopped).
     pub async fn connection(&self) -> Result<ClientHandle, ReconnectError> {
         let wait = self.shared.connection_wait;
         let mut link = self.shared.link.subscribe();
@@ -507,6 +513,26 @@ impl ReconnectingHandle {
         self.stop.cancel();
     }
 
+    /// Sends one request on the current connection, waiting for one as
+    /// [`connection`](Self::connection) does: every request method goes through here, so that
+    /// they all wait, and fail, the same way.
+    async fn on_connection<T, Answer>(
+        &self,
+        request: impl FnOnce(ClientHandle) -> Answer,
+    ) -> Result<T, ReconnectError>
+    where
+        Answer: Future<Output = Result<T, ClientError>>,
+    {
+        let connection = self.connection().await?;
+        Ok(request(connection).await?)
+    }
+
+    /// Follows a room I entered from its newest message on: caught up after reconnects.
+    fn follow(&self, room: RoomSummary) -> RoomSummary {
+        lock(&self.shared.rooms).track(room.id, room.latest_seq);
+        room
+    }
+
     /// Posts a message ([`ClientHandle::send_message`]). If it fails because the connection
     /// dropped or the answer timed out ([`ClientError::Timeout`]), it may or may not have been
     /// stored, and it is not sent again: a stored one is delivered (by the catch-up after a
@@ -516,14 +542,17 @@ impl ReconnectingHandle {
         room: RoomId,
         text: impl Into<String>,
     ) -> Result<SentMessage, ReconnectError> {
-        Ok(self.connection().await?.send_message(room, text).await?)
+        let text = text.into();
+        self.on_connection(|c| async move { c.send_message(room, text).await })
+            .await
     }
 
     /// Joins a public room by name; it is caught up after reconnects from now on.
     pub async fn join_room(&self, name: &str) -> Result<RoomSummary, ReconnectError> {
-        let room = self.connection().await?.join_room(name).await?;
-        lock(&self.shared.rooms).track(room.id, room.latest_seq);
-        Ok(room)
+        let room = self
+            .on_connection(|c| async move { c.join_room(name).await })
+            .await?;
+        Ok(self.follow(room))
     }
 
     /// Creates a room; it is caught up after reconnects from now on.
@@ -533,37 +562,116 @@ impl ReconnectingHandle {
         visibility: Visibility,
     ) -> Result<RoomSummary, ReconnectError> {
         let room = self
-            .connection()
-            .await?
-            .create_room(name, visibility)
+            .on_connection(|c| async move { c.create_room(name, visibility).await })
             .await?;
-        lock(&self.shared.rooms).track(room.id, room.latest_seq);
-        Ok(room)
+        Ok(self.follow(room))
     }
 
     /// Opens (creating if needed) the direct chat with a user; it is caught up after
     /// reconnects from now on.
     pub async fn open_direct(&self, username: &str) -> Result<RoomSummary, ReconnectError> {
-        let room = self.connection().await?.open_direct(username).await?;
-        lock(&self.shared.rooms).track(room.id, room.latest_seq);
-        Ok(room)
+        let room = self
+            .on_connection(|c| async move { c.open_direct(username).await })
+            .await?;
+        Ok(self.follow(room))
     }
 
     /// Moves my read marker in `room` up to `seq` ([`ClientHandle::mark_read`]; it never moves
     /// back). The server keeps it: with [`ReconnectOptions::catch_up_from_read_markers`] the
     /// next run of the bot starts after it (see the [module](self) docs for when to mark).
     pub async fn mark_read(&self, room: RoomId, seq: Seq) -> Result<(), ReconnectError> {
-        Ok(self.connection().await?.mark_read(room, seq).await?)
+        self.on_connection(|c| async move { c.mark_read(room, seq).await })
+            .await
     }
 
     /// Leaves a room; it is no longer caught up.
     pub async fn leave_room(&self, room: RoomId) -> Result<(), ReconnectError> {
-        self.connection().await?.leave_room(room).await?;
+        self.on_connection(|c| async move { c.leave_room(room).await })
+            .await?;
         lock(&self.shared.rooms).forget(room);
         Ok(())
     }
 
-    /// Mutes a member of a room ([`ClientHandle::mute`]).
+    /// The rooms and direct chats I am in ([`ClientHandle::my_rooms`]).
+    pub async fn my_rooms(&self) -> Result<Vec<RoomSummary>, ReconnectError> {
+        self.on_connection(|c| async move { c.my_rooms().await })
+            .await
+    }
+
+    /// Every public room ([`ClientHandle::public_rooms`]): for a bot that joins them all.
+    pub async fn public_rooms(&self) -> Result<Vec<RoomSummary>, ReconnectError> {
+        self.on_connection(|c| async move { c.public_rooms().await })
+            .await
+    }
+
+    /// A room with its members ([`ClientHandle::room_info`]).
+    pub async fn room_info(&self, room: RoomId) -> Result<RoomInfo, ReconnectError> {
+        self.on_connection(|c| async move { c.room_info(room).await })
+            .await
+    }
+
+    /// A page of a room's stored messages ([`ClientHandle::history`]): for a bot that archives
+    /// or looks back. What it returns is not delivered as events, and does not change what a
+    /// catch-up delivers.
+    pub async fn history(
+        &self,
+        room: RoomId,
+        anchor: HistoryAnchor,
+        limit: u32,
+    ) -> Result<HistoryPage, ReconnectError> {
+        self.on_connection(|c| async move { c.history(room, anchor, limit).await })
+            .await
+    }
+
+    /// Sets a room's topic ([`ClientHandle::set_topic`]).
+    pub async fn set_topic(&self, room: RoomId, topic: &str) -> Result<(), ReconnectError> {
+        self.on_connection(|c| async move { c.set_topic(room, topic).await })
+            .await
+    }
+
+    /// Deletes a message, mine or (as the room's owner or a moderator) anyone's
+    /// ([`ClientHandle::delete_message`]).
+    pub async fn delete_message(&self, room: RoomId, seq: Seq) -> Result<(), ReconnectError> {
+        self.on_connection(|c| async move { c.delete_message(room, seq).await })
+            .await
+    }
+
+    /// Removes a member from a room ([`ClientHandle::kick`]); they may join again.
+    pub async fn kick(
+        &self,
+        room: RoomId,
+        username: &str,
+        reason: Option<String>,
+    ) -> Result<(), ReconnectError> {
+        self.on_connection(|c| async move { c.kick(room, username, reason).await })
+            .await
+    }
+
+    /// Bans a user from a room, removing them if they are in it ([`ClientHandle::ban`]).
+    pub async fn ban(
+        &self,
+        room: RoomId,
+        username: &str,
+        reason: Option<String>,
+    ) -> Result<(), ReconnectError> {
+        self.on_connection(|c| async move { c.ban(room, username, reason).await })
+            .await
+    }
+
+    /// Lifts a user's ban from a room ([`ClientHandle::unban`]).
+    pub async fn unban(&self, room: RoomId, username: &str) -> Result<(), ReconnectError> {
+        self.on_connection(|c| async move { c.unban(room, username).await })
+            .await
+    }
+
+    /// A room's bans, newest first ([`ClientHandle::bans`]; owner and moderators only).
+    pub async fn bans(&self, room: RoomId) -> Result<Vec<BanInfo>, ReconnectError> {
+        self.on_connection(|c| async move { c.bans(room).await })
+            .await
+    }
+
+    /// Mutes a member of a room for `secs` seconds, or until unmuted when `None`
+    /// ([`ClientHandle::mute`]).
     pub async fn mute(
         &self,
         room: RoomId,
@@ -571,16 +679,20 @@ impl ReconnectingHandle {
         secs: Option<u64>,
         reason: Option<String>,
     ) -> Result<(), ReconnectError> {
-        Ok(self
-            .connection()
-            .await?
-            .mute(room, username, secs, reason)
-            .await?)
+        self.on_connection(|c| async move { c.mute(room, username, secs, reason).await })
+            .await
     }
 
-    /// The rooms and direct chats I am in ([`ClientHandle::my_rooms`]).
-    pub async fn my_rooms(&self) -> Result<Vec<RoomSummary>, ReconnectError> {
-        Ok(self.connection().await?.my_rooms().await?)
+    /// Lifts a member's mute ([`ClientHandle::unmute`]).
+    pub async fn unmute(&self, room: RoomId, username: &str) -> Result<(), ReconnectError> {
+        self.on_connection(|c| async move { c.unmute(room, username).await })
+            .await
+    }
+
+    /// The mutes in force in a room, newest first ([`ClientHandle::mutes`]).
+    pub async fn mutes(&self, room: RoomId) -> Result<Vec<MuteInfo>, ReconnectError> {
+        self.on_connection(|c| async move { c.mutes(room).await })
+            .await
     }
 }
 

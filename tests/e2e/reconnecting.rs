@@ -8,7 +8,10 @@ use chatroom_protocol::codec::{MAX_FRAME_BYTES_ACCEPTED, decode_payload};
 use chatroom_protocol::reconnecting::{
     ReconnectError, ReconnectEvent, ReconnectOptions, Reconnected, ReconnectingClient,
 };
-use chatroom_protocol::{ClientFrame, ErrorCode, Event, Request, ServerFrame, UserId};
+use chatroom_protocol::{
+    ClientFrame, ErrorCode, Event, HistoryAnchor, MessageKind, Request, RoomRole, ServerFrame,
+    UserId, Visibility,
+};
 use chatroom_server::Config;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,6 +52,11 @@ async fn events_until(
     .await
     .unwrap_or_else(|_| panic!("the event comes in time; seen: {seen:#?}"));
     seen
+}
+
+/// The bot's events up to and including the message with `text`.
+async fn events_until_message(bot: &mut ReconnectingClient, text: &str) -> Vec<ReconnectEvent> {
+    events_until(bot, |e| message_texts(std::slice::from_ref(e)) == [text]).await
 }
 
 fn is_disconnected(event: &ReconnectEvent) -> bool {
@@ -110,10 +118,7 @@ async fn messages_posted_while_the_bot_was_away_are_delivered_once_and_in_order(
         .await
         .expect("the bot connects");
     alice.send_message(public, "before").await.expect("send");
-    events_until(&mut bot, |e| {
-        message_texts(std::slice::from_ref(e)) == ["before"]
-    })
-    .await;
+    events_until_message(&mut bot, "before").await;
     drop(alice);
 
     let (dir, config) = server.stop().await;
@@ -136,10 +141,7 @@ async fn messages_posted_while_the_bot_was_away_are_delivered_once_and_in_order(
     // Then live messages, and nothing twice.
     let alice = login_at(addr, "alice").await;
     alice.send_message(public, "after").await.expect("send");
-    let events = events_until(&mut bot, |e| {
-        message_texts(std::slice::from_ref(e)) == ["after"]
-    })
-    .await;
+    let events = events_until_message(&mut bot, "after").await;
     assert_eq!(message_texts(&events), ["after"], "{events:#?}");
     drop(alice);
     server.stop().await;
@@ -468,10 +470,7 @@ async fn a_live_message_during_the_catch_up_is_not_delivered_twice() {
     );
     assert_eq!(reconnected(&events).caught_up, 3);
     alice.send_message(public, "after").await.expect("send");
-    let events = events_until(&mut bot, |e| {
-        message_texts(std::slice::from_ref(e)) == ["after"]
-    })
-    .await;
+    let events = events_until_message(&mut bot, "after").await;
     assert_eq!(
         message_texts(&events),
         ["after"],
@@ -627,10 +626,7 @@ async fn a_refused_join_at_start_is_an_event_naming_the_room_not_a_failure() {
         .send_message(public, "still here")
         .await
         .expect("send");
-    let events = events_until(&mut bot, |e| {
-        message_texts(std::slice::from_ref(e)) == ["still here"]
-    })
-    .await;
+    let events = events_until_message(&mut bot, "still here").await;
     assert_eq!(message_texts(&events), ["still here"], "{events:#?}");
     server.stop().await;
 }
@@ -654,10 +650,7 @@ async fn a_new_run_catches_up_from_the_read_markers_the_last_one_moved() {
     for text in ["one", "two"] {
         sent.push(alice.send_message(public, text).await.expect("send").seq);
     }
-    events_until(&mut bot, |e| {
-        message_texts(std::slice::from_ref(e)) == ["two"]
-    })
-    .await;
+    events_until_message(&mut bot, "two").await;
     // "one" handled and marked; "two" handled, and the bot stops before marking it.
     bot.mark_read(public, sent[0]).await.expect("mark");
     drop(bot);
@@ -679,10 +672,101 @@ async fn a_new_run_catches_up_from_the_read_markers_the_last_one_moved() {
         "{events:#?}"
     );
     alice.send_message(public, "four").await.expect("send");
-    let events = events_until(&mut bot, |e| {
-        message_texts(std::slice::from_ref(e)) == ["four"]
-    })
-    .await;
+    let events = events_until_message(&mut bot, "four").await;
     assert_eq!(message_texts(&events), ["four"], "each once: {events:#?}");
+    server.stop().await;
+}
+
+/// What a moderator bot does goes through the reconnecting handle: requests made while the
+/// connection is down wait for it to come back (like `send_message`) and then take effect,
+/// and once the client has stopped they fail as stopped.
+#[tokio::test]
+async fn moderation_requests_made_while_disconnected_wait_for_the_connection() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (bob, _) = server.user("bob").await;
+    let (carol, _) = server.user("carol").await;
+    let (dave, _) = server.user("dave").await;
+    let dev = alice
+        .create_room("dev", Visibility::Public)
+        .await
+        .expect("create");
+    for member in [&bob, &carol, &dave] {
+        member.join_room("dev").await.expect("join");
+    }
+    let spam = bob.send_message(dev.id, "spam").await.expect("send");
+    let (proxy, _, _) = Proxy::start(server.addr).await;
+    let mut bot = ReconnectingClient::connect(bot_options(proxy.addr, "mod-bot").join("dev"))
+        .await
+        .expect("the bot connects");
+    alice
+        .set_role(dev.id, "mod-bot", RoomRole::Moderator)
+        .await
+        .expect("make it a moderator");
+
+    proxy.go_down();
+    events_until(&mut bot, is_disconnected).await;
+    // One poll of `join!` starts them all while the link is down (the test's runtime has one
+    // thread: the bot cannot reconnect in between); the proxy comes up in the same poll.
+    let (kicked, banned, muted, deleted, topic, ()) = tokio::join!(
+        bot.kick(dev.id, "bob", Some("spam".into())),
+        bot.ban(dev.id, "carol", None),
+        bot.mute(dev.id, "dave", None, None),
+        bot.delete_message(dev.id, spam.seq),
+        bot.set_topic(dev.id, "no spam"),
+        async { proxy.come_up(false) },
+    );
+    let results = [kicked, banned, muted, deleted, topic];
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+    let info = bot.room_info(dev.id).await.expect("room info");
+    assert_eq!(info.room.topic, "no spam");
+    let members: Vec<&str> = info
+        .members
+        .iter()
+        .map(|m| m.user.username.as_str())
+        .collect();
+    assert!(
+        !members.contains(&"bob") && !members.contains(&"carol") && members.contains(&"dave"),
+        "{members:?}"
+    );
+    let bans = bot.bans(dev.id).await.expect("bans");
+    assert_eq!(
+        bans.iter().map(|b| b.username.as_str()).collect::<Vec<_>>(),
+        ["carol"]
+    );
+    let mutes = bot.mutes(dev.id).await.expect("mutes");
+    assert_eq!(
+        mutes
+            .iter()
+            .map(|m| m.username.as_str())
+            .collect::<Vec<_>>(),
+        ["dave"]
+    );
+    let page = bot
+        .history(dev.id, HistoryAnchor::After(spam.seq - 1), 1)
+        .await
+        .expect("history");
+    let kinds: Vec<_> = page
+        .messages
+        .iter()
+        .map(|m| (m.seq, m.kind.clone()))
+        .collect();
+    assert_eq!(kinds, [(spam.seq, MessageKind::Deleted)]);
+
+    bot.unban(dev.id, "carol").await.expect("unban");
+    bot.unmute(dev.id, "dave").await.expect("unmute");
+    assert!(alice.bans(dev.id).await.expect("bans").is_empty());
+    assert!(alice.mutes(dev.id).await.expect("mutes").is_empty());
+    carol.join_room("dev").await.expect("carol may come back");
+
+    bot.close();
+    events_until(&mut bot, |e| matches!(e, ReconnectEvent::Stopped(_))).await;
+    let refused = bot.kick(dev.id, "dave", None).await;
+    assert!(
+        matches!(&refused, Err(ReconnectError::Stopped(_))),
+        "{refused:?}"
+    );
+    drop(proxy);
     server.stop().await;
 }
