@@ -4,7 +4,10 @@
 //! [`ReconnectingClient::connect`] connects and logs in like [`Client`]; its first connect and
 //! login return their error directly (a wrong password must not loop). A room of
 //! [`ReconnectOptions::join`] the server refuses (banned, no such room) is not fatal: it comes
-//! out first, as [`ReconnectEvent::JoinRefused`]. After that, when the connection ends, it
+//! out first, as [`ReconnectEvent::JoinRefused`]. A join refused as too fast
+//! ([`ErrorCode::RateLimited`]) is not given up on: it is asked again after the retry delays,
+//! up to [`JOIN_RATE_LIMITED_RETRIES`] times, and reported only if still refused. After that,
+//! when the connection ends, it
 //!
 //! - reconnects with backoff: 1 s doubling to a minute, plus jitter; for the first minute after
 //!   the server said it was shutting down (most often a restart), every 1–1.5 s instead;
@@ -129,6 +132,10 @@ pub const DEFAULT_CLIENT_NAME: &str = "chatroom-bot";
 const HELD_EVENTS: usize = 4096;
 /// Rooms followed for catch-up at most (a server cannot grow the table without end).
 const MAX_TRACKED_ROOMS: usize = 4096;
+/// How often a room join at start refused as too fast ([`ErrorCode::RateLimited`]) is asked
+/// again, after the retry delays ([`ReconnectOptions::retry_delays`]: 1 s, 2 s, 4 s by
+/// default), before it is reported as [`ReconnectEvent::JoinRefused`].
+pub const JOIN_RATE_LIMITED_RETRIES: u32 = 3;
 /// How often a history page refused as too fast is asked again before the room is skipped.
 const RATE_LIMITED_RETRIES: u32 = 5;
 const RATE_LIMITED_PAUSE: Duration = Duration::from_secs(1);
@@ -219,7 +226,9 @@ impl ReconnectOptions {
 
     /// On the first connect, join this public room (by name). Call once per room. A join the
     /// server refuses (banned, no such room) does not stop the connect: it is reported as
-    /// [`ReconnectEvent::JoinRefused`].
+    /// [`ReconnectEvent::JoinRefused`]. One refused as too fast ([`ErrorCode::RateLimited`])
+    /// is asked again after the [retry delays](Self::retry_delays), up to
+    /// [`JOIN_RATE_LIMITED_RETRIES`] times, before it is reported.
     pub fn join(mut self, room: impl Into<String>) -> Self {
         self.rooms.push(room.into());
         self
@@ -279,7 +288,9 @@ pub enum ReconnectEvent {
     /// An event from the server, live or (for [`Event::Message`]) caught up after a reconnect.
     Event(Event),
     /// The server refused to join a room of [`ReconnectOptions::join`] on the first connect
-    /// (banned, no such room, a private one): the client runs without it. These come first.
+    /// (banned, no such room, a private one; or still too fast after
+    /// [`JOIN_RATE_LIMITED_RETRIES`] more tries): the client runs without it. These come
+    /// first.
     JoinRefused {
         /// The room's name, as given to [`ReconnectOptions::join`].
         room: String,
@@ -720,7 +731,8 @@ impl ReconnectingClient {
     /// Connects, logs in (registering first if asked and the name is free), and joins the
     /// rooms of `options`. A failure to connect or log in is returned as it came, without
     /// retrying: a wrong address or password is not something waiting fixes. A room join the
-    /// server refuses is not fatal: it comes out as [`ReconnectEvent::JoinRefused`], first.
+    /// server refuses is not fatal: it comes out as [`ReconnectEvent::JoinRefused`], first
+    /// (one refused as too fast is asked again first, see [`ReconnectOptions::join`]).
     /// From then on the client reconnects by itself.
     pub async fn connect(options: ReconnectOptions) -> Result<Self, ClientError> {
         let client =
@@ -734,9 +746,10 @@ impl ReconnectingClient {
         };
         let mut first_events = Vec::new();
         for room in &options.rooms {
-            match client.join_room(room).await {
+            match join_at_start(&client, room, &options).await {
                 Ok(_) => {}
-                // Refused (banned, a typo): one room is no reason to take the bot down.
+                // Refused (banned, a typo, still too fast): one room is no reason to take the
+                // bot down.
                 Err(error @ ClientError::Server(_)) => {
                     first_events.push(ReconnectEvent::JoinRefused {
                         room: room.clone(),
@@ -800,6 +813,30 @@ impl ReconnectingClient {
     /// events from then on; the client keeps reconnecting while a handle lives.
     pub fn into_parts(self) -> (ReconnectingHandle, mpsc::Receiver<ReconnectEvent>) {
         (self.handle, self.events)
+    }
+}
+
+/// Joins a room of [`ReconnectOptions::join`] on the first connection. A refusal as too fast
+/// ([`ErrorCode::RateLimited`]) passes: it is asked again after the retry delays, up to
+/// [`JOIN_RATE_LIMITED_RETRIES`] times; any other refusal would repeat, and is returned.
+async fn join_at_start(
+    client: &Client,
+    room: &str,
+    options: &ReconnectOptions,
+) -> Result<RoomSummary, ClientError> {
+    let mut retries = 0;
+    loop {
+        match client.join_room(room).await {
+            Err(e)
+                if e.code() == Some(ErrorCode::RateLimited)
+                    && retries < JOIN_RATE_LIMITED_RETRIES =>
+            {
+                let delay = retry_delay(options.first_retry, options.longest_retry, retries, false);
+                tokio::time::sleep(delay).await;
+                retries += 1;
+            }
+            joined => return joined,
+        }
     }
 }
 

@@ -4,18 +4,18 @@
 use crate::support::*;
 use bytes::BytesMut;
 use chatroom_protocol::client::Client;
-use chatroom_protocol::codec::{MAX_FRAME_BYTES_ACCEPTED, decode_payload};
+use chatroom_protocol::codec::{MAX_FRAME_BYTES_ACCEPTED, decode_payload, encode_frame};
 use chatroom_protocol::reconnecting::{
     ReconnectError, ReconnectEvent, ReconnectOptions, Reconnected, ReconnectingClient,
 };
 use chatroom_protocol::{
-    ClientFrame, ErrorCode, Event, HistoryAnchor, MessageKind, Request, RoomRole, ServerFrame,
-    UserId, Visibility,
+    ClientFrame, ErrorBody, ErrorCode, Event, HistoryAnchor, MessageKind, Request, RoomRole,
+    ServerFrame, UserId, Visibility,
 };
 use chatroom_server::Config;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -269,9 +269,9 @@ async fn a_session_ended_by_the_server_is_not_logged_back_in() {
     server.stop().await;
 }
 
-/// A TCP proxy in front of a server that can cut the connection, refuse new ones, and hold
-/// back a client's first `History` request: to make a live message arrive while a catch-up
-/// waits for its page, every time.
+/// A TCP proxy in front of a server that can cut the connection, refuse new ones, hold back a
+/// client's first `History` request (to make a live message arrive while a catch-up waits for
+/// its page, every time), and answer `JoinRoom` requests itself as too fast.
 pub(crate) struct Proxy {
     pub(crate) addr: SocketAddr,
     state: Arc<ProxyState>,
@@ -289,6 +289,24 @@ struct ProxyState {
     release: Notify,
     /// The texts of the message events that went through to the client.
     messages_passed: mpsc::Sender<String>,
+    /// How many more `JoinRoom` requests to answer with `RateLimited` instead of passing on.
+    joins_to_refuse: AtomicU32,
+    /// How many were answered so.
+    joins_refused: AtomicU32,
+}
+
+impl ProxyState {
+    /// Whether to refuse this `JoinRoom` (counting it if so).
+    fn refuse_join(&self) -> bool {
+        let refuse = self
+            .joins_to_refuse
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if refuse {
+            self.joins_refused.fetch_add(1, Ordering::SeqCst);
+        }
+        refuse
+    }
 }
 
 impl Proxy {
@@ -308,6 +326,8 @@ impl Proxy {
             history_held,
             release: Notify::new(),
             messages_passed,
+            joins_to_refuse: AtomicU32::new(0),
+            joins_refused: AtomicU32::new(0),
         });
         let task = tokio::spawn({
             let state = Arc::clone(&state);
@@ -322,9 +342,11 @@ impl Proxy {
                     let cut = state.connections.lock().expect("lock").clone();
                     let (client_read, client_write) = client.into_split();
                     let (server_read, server_write) = server.into_split();
+                    // Both directions write to the client: whole frames, one at a time.
+                    let client_write = Arc::new(tokio::sync::Mutex::new(client_write));
                     let ended = CancellationToken::new();
                     let directions = [
-                        Direction::ToServer(client_read, server_write),
+                        Direction::ToServer(client_read, server_write, Arc::clone(&client_write)),
                         Direction::ToClient(server_read, client_write),
                     ];
                     for direction in directions {
@@ -365,6 +387,16 @@ impl Proxy {
     fn release_history(&self) {
         self.state.release.notify_one();
     }
+
+    /// Answers the next `count` `JoinRoom` requests with `RateLimited` itself.
+    fn refuse_joins(&self, count: u32) {
+        self.state.joins_to_refuse.store(count, Ordering::SeqCst);
+    }
+
+    /// How many `JoinRoom` requests it answered with `RateLimited`.
+    fn joins_refused(&self) -> u32 {
+        self.state.joins_refused.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for Proxy {
@@ -374,48 +406,97 @@ impl Drop for Proxy {
     }
 }
 
+type ClientWriter = Arc<tokio::sync::Mutex<OwnedWriteHalf>>;
+
 /// One direction of a proxied connection.
 enum Direction {
-    ToServer(OwnedReadHalf, OwnedWriteHalf),
-    ToClient(OwnedReadHalf, OwnedWriteHalf),
+    /// From the client to the server; a refused join is answered to the client from here.
+    ToServer(OwnedReadHalf, OwnedWriteHalf, ClientWriter),
+    ToClient(OwnedReadHalf, ClientWriter),
 }
 
 impl Direction {
-    /// Copies frame by frame, looking at each: a `History` request may be held back; message
-    /// events are reported once passed on.
+    /// Copies frame by frame, looking at each: a `History` request may be held back and a
+    /// `JoinRoom` answered as too fast; message events are reported once passed on.
     async fn pump(self, state: &ProxyState) {
-        let (to_server, mut from, mut to) = match self {
-            Direction::ToServer(from, to) => (true, from, to),
-            Direction::ToClient(from, to) => (false, from, to),
-        };
-        let mut buf = BytesMut::new();
-        loop {
-            while let Some(frame) = next_frame(&mut buf) {
-                let payload = &frame[4..];
-                if to_server && state.hold_history.load(Ordering::SeqCst) {
-                    let frame = decode_payload::<ClientFrame>(payload, MAX_FRAME_BYTES_ACCEPTED);
-                    if let Ok(ClientFrame::Request {
-                        body: Request::History { .. },
-                        ..
-                    }) = frame
-                    {
-                        state.hold_history.store(false, Ordering::SeqCst);
-                        let _ = state.history_held.try_send(());
-                        state.release.notified().await;
+        match self {
+            Direction::ToServer(from, mut server, client) => {
+                let mut frames = Frames::new(from);
+                while let Some(frame) = frames.next().await {
+                    let request = match decode_payload::<ClientFrame>(
+                        &frame[4..],
+                        MAX_FRAME_BYTES_ACCEPTED,
+                    ) {
+                        Ok(ClientFrame::Request { id, body }) => Some((id, body)),
+                        _ => None,
+                    };
+                    match request {
+                        Some((id, Request::JoinRoom { .. })) if state.refuse_join() => {
+                            let refusal = ServerFrame::Response {
+                                id,
+                                result: Err(ErrorBody::new(
+                                    ErrorCode::RateLimited,
+                                    "too many requests; slow down",
+                                )),
+                            };
+                            let refusal = encode_frame(&refusal, u32::MAX).expect("encode");
+                            if client.lock().await.write_all(&refusal).await.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                        Some((_, Request::History { .. }))
+                            if state.hold_history.swap(false, Ordering::SeqCst) =>
+                        {
+                            let _ = state.history_held.try_send(());
+                            state.release.notified().await;
+                        }
+                        _ => {}
+                    }
+                    if server.write_all(&frame).await.is_err() {
+                        return;
                     }
                 }
-                if to.write_all(&frame).await.is_err() {
-                    return;
-                }
-                if !to_server
-                    && let Ok(ServerFrame::Event(Event::Message(m))) =
-                        decode_payload::<ServerFrame>(payload, MAX_FRAME_BYTES_ACCEPTED)
-                {
-                    let _ = state.messages_passed.try_send(m.text);
+            }
+            Direction::ToClient(from, client) => {
+                let mut frames = Frames::new(from);
+                while let Some(frame) = frames.next().await {
+                    if client.lock().await.write_all(&frame).await.is_err() {
+                        return;
+                    }
+                    if let Ok(ServerFrame::Event(Event::Message(m))) =
+                        decode_payload::<ServerFrame>(&frame[4..], MAX_FRAME_BYTES_ACCEPTED)
+                    {
+                        let _ = state.messages_passed.try_send(m.text);
+                    }
                 }
             }
-            match from.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return,
+        }
+    }
+}
+
+/// Whole frames (length prefix included) read from one side of a connection.
+struct Frames {
+    from: OwnedReadHalf,
+    buf: BytesMut,
+}
+
+impl Frames {
+    fn new(from: OwnedReadHalf) -> Self {
+        Self {
+            from,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// The next frame; `None` once the side is closed.
+    async fn next(&mut self) -> Option<BytesMut> {
+        loop {
+            if let Some(frame) = next_frame(&mut self.buf) {
+                return Some(frame);
+            }
+            match self.from.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return None,
                 Ok(_) => {}
             }
         }
@@ -674,6 +755,89 @@ async fn a_new_run_catches_up_from_the_read_markers_the_last_one_moved() {
     alice.send_message(public, "four").await.expect("send");
     let events = events_until_message(&mut bot, "four").await;
     assert_eq!(message_texts(&events), ["four"], "each once: {events:#?}");
+    server.stop().await;
+}
+
+/// Options that join `dev` only (the proxies here refuse the first joins they see).
+fn joining_dev(addr: SocketAddr) -> ReconnectOptions {
+    ReconnectOptions::new(addr.to_string(), "bot", PASSWORD)
+        .register_if_missing()
+        .join("dev")
+        .retry_delays(Duration::from_millis(50), Duration::from_millis(500))
+}
+
+/// A rate limit passes: a join at start refused as too fast is asked again, after the retry
+/// delays, and the bot is in the room without a refusal reported.
+#[tokio::test]
+async fn a_join_refused_as_too_fast_at_start_is_asked_again() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let dev = alice
+        .create_room("dev", Visibility::Public)
+        .await
+        .expect("create");
+    let (proxy, _, _) = Proxy::start(server.addr).await;
+    proxy.refuse_joins(2);
+    let mut bot = tokio::time::timeout(
+        PATIENCE,
+        ReconnectingClient::connect(joining_dev(proxy.addr)),
+    )
+    .await
+    .expect("in time")
+    .expect("the bot connects");
+    assert_eq!(proxy.joins_refused(), 2);
+    let rooms = bot.my_rooms().await.expect("rooms");
+    assert!(rooms.iter().any(|r| r.id == dev.id), "{rooms:#?}");
+
+    alice.send_message(dev.id, "in dev").await.expect("send");
+    let events = events_until_message(&mut bot, "in dev").await;
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ReconnectEvent::JoinRefused { .. })),
+        "{events:#?}"
+    );
+    drop(proxy);
+    server.stop().await;
+}
+
+/// A rate limit that does not pass is not waited out forever: after the bounded retries the
+/// join is reported refused, with the server's code, and the bot runs without the room.
+#[tokio::test]
+async fn a_join_still_too_fast_after_the_retries_is_reported_refused() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    alice
+        .create_room("dev", Visibility::Public)
+        .await
+        .expect("create");
+    let (proxy, _, _) = Proxy::start(server.addr).await;
+    proxy.refuse_joins(u32::MAX);
+    let mut bot = tokio::time::timeout(
+        PATIENCE,
+        ReconnectingClient::connect(joining_dev(proxy.addr)),
+    )
+    .await
+    .expect("the retries end")
+    .expect("the bot connects all the same");
+    assert_eq!(
+        proxy.joins_refused(),
+        1 + chatroom_protocol::reconnecting::JOIN_RATE_LIMITED_RETRIES
+    );
+    let first = tokio::time::timeout(PATIENCE, bot.next_event())
+        .await
+        .expect("in time")
+        .expect("running");
+    match first {
+        ReconnectEvent::JoinRefused { room, error } => {
+            assert_eq!(
+                (room.as_str(), error.code()),
+                ("dev", Some(ErrorCode::RateLimited))
+            );
+        }
+        other => panic!("the refusal comes first: {other:?}"),
+    }
+    drop(proxy);
     server.stop().await;
 }
 
