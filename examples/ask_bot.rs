@@ -14,6 +14,14 @@
 //! at most two at a time (others are told to wait), each bounded by the backend's timeouts.
 //! It rides out server restarts (`chatroom_protocol::reconnecting`); questions asked while it
 //! was away are answered after the reconnect.
+//!
+//! It does not catch up across runs of its own process (no
+//! `ReconnectOptions::catch_up_from_read_markers`): a question asked while the bot was stopped
+//! is not answered when it starts again. After a stop (minutes, or a night) such questions are
+//! stale, each answer is a model call, and a backlog would meet the two answer slots all at once
+//! (everyone but two told "busy"). Nor could its read marker say what was handled: answers are
+//! posted from tasks running side by side, and each one moves the marker past the questions
+//! still being answered. Ask again once it is back.
 
 use chatroom_ai::openai::{ApiKey, OpenAi, OpenAiConfig};
 use chatroom_ai::{Backend, Prompt, RoomFacts};

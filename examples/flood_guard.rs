@@ -9,6 +9,12 @@
 //! The defaults: more than 8 messages in 10 seconds earns a 5-minute mute. It rides out server
 //! restarts (`chatroom_protocol::reconnecting`), and counts the messages posted while it was
 //! away by the times the server stored them.
+//!
+//! It does not catch up across runs of its own process (no
+//! `ReconnectOptions::catch_up_from_read_markers`): replaying what was posted while it was
+//! stopped would mute people now for a burst that may be hours old, which the room has lived
+//! with or dealt with already, and which the mute would have ended by now. A new run watches
+//! from its start.
 
 use chatroom_protocol::reconnecting::{
     ReconnectError, ReconnectEvent, ReconnectOptions, ReconnectingClient,

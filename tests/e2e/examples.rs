@@ -3,7 +3,7 @@
 
 use crate::ai::FakeModel;
 use crate::support::*;
-use chatroom_protocol::{Event, Message, MessageKind};
+use chatroom_protocol::{Event, Message, MessageKind, RoomId, Seq};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
@@ -60,6 +60,20 @@ async fn message_from(client: &mut chatroom_protocol::client::Client, sender: &s
     .await
 }
 
+/// Runs the echo bot as `echo-bot` in `public`, against `addr`.
+fn spawn_echo_bot(addr: std::net::SocketAddr) -> JoinHandle<anyhow::Result<()>> {
+    tokio::spawn(async move {
+        echo_bot::run(&addr.to_string(), "echo-bot", "public", "echo-bot-password").await
+    })
+}
+
+/// Alice posts `text` in `room`, and the echo bot's next message is its echo.
+async fn mention_answered(alice: &mut chatroom_protocol::client::Client, room: RoomId, text: &str) {
+    alice.send_message(room, text).await.expect("send");
+    let reply = message_from(alice, "echo-bot").await;
+    assert_eq!(reply.text, format!("alice said: {text}"));
+}
+
 /// Ends the test: the bot is still running (a bot returns only when refused for good), and is
 /// stopped with the server. Surviving a restart is `reconnecting.rs`'s subject.
 async fn stop_with(server: TestServer, bot: JoinHandle<anyhow::Result<()>>) {
@@ -73,21 +87,13 @@ async fn the_echo_bot_registers_and_answers_its_mentions() {
     let server = TestServer::start().await;
     let (mut alice, _) = server.user("alice").await;
     let public = public_room(&alice).await;
-    let addr = server.addr.to_string();
-    let bot = tokio::spawn(async move {
-        echo_bot::run(&addr, "echo-bot", "public", "echo-bot-password").await
-    });
+    let bot = spawn_echo_bot(server.addr);
     until_online(&alice, "echo-bot").await;
 
     for not_for_it in ["no mention, no answer", "@echo-bot2 is someone else"] {
         alice.send_message(public, not_for_it).await.expect("send");
     }
-    alice
-        .send_message(public, "hello @Echo-Bot")
-        .await
-        .expect("send");
-    let reply = message_from(&mut alice, "echo-bot").await;
-    assert_eq!(reply.text, "alice said: hello @Echo-Bot");
+    mention_answered(&mut alice, public, "hello @Echo-Bot").await;
 
     stop_with(server, bot).await;
 }
@@ -100,10 +106,7 @@ async fn the_echo_bot_survives_a_mention_too_long_to_echo() {
     let (mut alice, _) = server.user("alice").await;
     let public = public_room(&alice).await;
     let max_chars = alice.welcome().limits.max_message_chars as usize;
-    let addr = server.addr.to_string();
-    let bot = tokio::spawn(async move {
-        echo_bot::run(&addr, "echo-bot", "public", "echo-bot-password").await
-    });
+    let bot = spawn_echo_bot(server.addr);
     until_online(&alice, "echo-bot").await;
 
     let long = format!("@echo-bot {}", "x".repeat(3990));
@@ -117,12 +120,7 @@ async fn the_echo_bot_survives_a_mention_too_long_to_echo() {
         reply.text.chars().take(40).collect::<String>()
     );
 
-    alice
-        .send_message(public, "still there, @echo-bot?")
-        .await
-        .expect("send");
-    let reply = message_from(&mut alice, "echo-bot").await;
-    assert_eq!(reply.text, "alice said: still there, @echo-bot?");
+    mention_answered(&mut alice, public, "still there, @echo-bot?").await;
     assert!(!bot.is_finished(), "the bot is still running");
 
     stop_with(server, bot).await;
@@ -136,18 +134,10 @@ async fn the_echo_bot_answers_a_mention_made_while_it_was_away() {
     let (mut alice, _) = server.user("alice").await;
     let public = public_room(&alice).await;
     let (proxy, _, _) = crate::reconnecting::Proxy::start(server.addr).await;
-    let addr = proxy.addr.to_string();
-    let bot = tokio::spawn(async move {
-        echo_bot::run(&addr, "echo-bot", "public", "echo-bot-password").await
-    });
+    let bot = spawn_echo_bot(proxy.addr);
     until_online(&alice, "echo-bot").await;
     // Online is not yet listening (the bot may still be joining its room): an answer is.
-    alice
-        .send_message(public, "ready, @echo-bot?")
-        .await
-        .expect("send");
-    let reply = message_from(&mut alice, "echo-bot").await;
-    assert_eq!(reply.text, "alice said: ready, @echo-bot?");
+    mention_answered(&mut alice, public, "ready, @echo-bot?").await;
 
     proxy.go_down();
     // Gone for the server too: the mention cannot reach it live.
@@ -161,6 +151,65 @@ async fn the_echo_bot_answers_a_mention_made_while_it_was_away() {
     assert_eq!(reply.text, "alice said: are you there, @echo-bot?");
 
     drop(proxy);
+    stop_with(server, bot).await;
+}
+
+/// Waits until `name`'s read marker in `room` is at `seq` at least, as the server keeps it.
+async fn until_marked(server: &TestServer, name: &str, password: &str, room: RoomId, seq: Seq) {
+    let observer = chatroom_protocol::client::Client::connect(server.addr, "e2e-test")
+        .await
+        .expect("connect");
+    observer.login(name, password).await.expect("login");
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let rooms = observer.my_rooms().await.expect("rooms");
+            if rooms.iter().any(|r| r.id == room && r.last_read_seq >= seq) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{name} marks {seq} read in time"));
+}
+
+/// Across runs of the bot's process: the echo bot starts from its read markers, so a mention
+/// made while it was not running is answered by the next run, and what the last run handled
+/// (answered, or marked read) is not gone through again.
+#[tokio::test]
+async fn the_echo_bot_answers_a_mention_made_while_it_was_not_running() {
+    let server = TestServer::start().await;
+    let (mut alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    let bot = spawn_echo_bot(server.addr);
+    until_online(&alice, "echo-bot").await;
+    mention_answered(&mut alice, public, "ready, @echo-bot?").await;
+    // Not for the bot, but handled: marked read.
+    let chatter = alice
+        .send_message(public, "just chatting")
+        .await
+        .expect("send");
+    until_marked(
+        &server,
+        "echo-bot",
+        "echo-bot-password",
+        public,
+        chatter.seq,
+    )
+    .await;
+
+    bot.abort();
+    until_presence(&alice, "echo-bot", false).await;
+    alice
+        .send_message(public, "while you were out, @echo-bot")
+        .await
+        .expect("send");
+    let bot = spawn_echo_bot(server.addr);
+    // The first thing the new run says: not "ready" again.
+    let reply = message_from(&mut alice, "echo-bot").await;
+    assert_eq!(reply.text, "alice said: while you were out, @echo-bot");
+    mention_answered(&mut alice, public, "and now, @echo-bot?").await;
+
     stop_with(server, bot).await;
 }
 
