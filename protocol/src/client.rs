@@ -1307,6 +1307,24 @@ impl ClientHandle {
         expect_response!(self.request(Request::Suspensions).await?, Response::Bans(b) => b)
     }
 
+    /// Deletes what `username` posted in `room` over the last `within` (the room's owner or a
+    /// moderator); returns how many messages went. At most
+    /// [`MAX_DELETED_AT_ONCE`](crate::MAX_DELETED_AT_ONCE), the newest, go at once: when that
+    /// many went, ask again for the rest.
+    pub async fn delete_messages_by(
+        &self,
+        room: RoomId,
+        username: &str,
+        within: Duration,
+    ) -> Result<u32, ClientError> {
+        let request = Request::DeleteMessagesBy {
+            room,
+            username: username.into(),
+            within_secs: within.as_secs().max(1),
+        };
+        expect_response!(self.request(request).await?, Response::Deleted { count } => count)
+    }
+
     /// Lifts a member's mute.
     pub async fn unmute(&self, room: RoomId, username: &str) -> Result<(), ClientError> {
         self.done(Request::Unmute {

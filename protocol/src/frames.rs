@@ -444,7 +444,25 @@ pub enum Request {
     /// The suspended accounts, newest first (a server admin only) → [`Response::Bans`].
     /// (Appended after protocol version 1 was first published.)
     Suspensions,
+    /// Delete what one account posted in a named room over the last `within_secs` seconds
+    /// (the room's owner or a moderator, for someone below their role or no longer in the
+    /// room) → [`Response::Deleted`] with how many. Each message goes as
+    /// [`Request::DeleteMessage`] would take it, and the room gets a
+    /// [`Event::MessageDeleted`] for each; the newest [`MAX_DELETED_AT_ONCE`] go per request.
+    /// (Appended after protocol version 1 was first published.)
+    DeleteMessagesBy {
+        /// The room.
+        room: RoomId,
+        /// Whose messages.
+        username: String,
+        /// How far back, in seconds (at least 1).
+        within_secs: u64,
+    },
 }
+
+/// The most messages one [`Request::DeleteMessagesBy`] deletes (the newest); ask again for
+/// more.
+pub const MAX_DELETED_AT_ONCE: u32 = 500;
 
 /// The longest [`Request::Mute`], in seconds (a year).
 pub const MAX_MUTE_SECS: u64 = 366 * 24 * 3600;
@@ -589,6 +607,11 @@ pub enum Response {
     /// The answer to [`Request::Mutes`], newest first (a server may list only the newest
     /// hundreds).
     Mutes(Vec<MuteInfo>),
+    /// The answer to [`Request::DeleteMessagesBy`]: how many messages it deleted.
+    Deleted {
+        /// How many (0 when there was nothing left to delete).
+        count: u32,
+    },
 }
 
 /// A member muted in a room.

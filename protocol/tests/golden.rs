@@ -714,6 +714,11 @@ fn request_variant_indices() {
                 username: "bob".to_owned(),
             },
             Request::Suspensions,
+            Request::DeleteMessagesBy {
+                room: r,
+                username: "bob".to_owned(),
+                within_secs: 3600,
+            },
         ],
     );
 }
@@ -788,6 +793,7 @@ fn response_variant_indices() {
                 since: 1,
                 until: Some(2),
             }]),
+            Response::Deleted { count: 3 },
         ],
     );
 }

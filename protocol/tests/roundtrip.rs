@@ -573,6 +573,13 @@ fn request() -> BoxedStrategy<Request> {
             .prop_map(|(username, reason)| Request::SuspendUser { username, reason }),
         string_any().prop_map(|username| Request::UnsuspendUser { username }),
         Just(Request::Suspensions),
+        (room_id(), string_any(), u64_any()).prop_map(|(room, username, within_secs)| {
+            Request::DeleteMessagesBy {
+                room,
+                username,
+                within_secs,
+            }
+        }),
     ]
     .boxed()
 }
@@ -649,6 +656,7 @@ fn response() -> BoxedStrategy<Response> {
                 })
                 .collect()
         )),
+        any::<u32>().prop_map(|count| Response::Deleted { count }),
     ]
     .boxed()
 }

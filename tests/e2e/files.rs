@@ -950,3 +950,23 @@ async fn the_same_file_sent_to_two_rooms_at_once_reaches_both() {
     assert_eq!(blobs(&server).len(), 1, "one copy on disk");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn deleting_someones_recent_messages_removes_their_files() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (carol, _) = server.user("carol").await;
+    let room = public_room(&alice).await;
+    upload(&carol, room, "a.bin", &random_bytes(10_000, 7)).await;
+    upload(&carol, room, "b.bin", &random_bytes(20_000, 8)).await;
+    assert_eq!(blobs(&server).len(), 2);
+    // alice, the first account, is a server admin: a moderator in public.
+    let count = alice
+        .delete_messages_by(room, "carol", std::time::Duration::from_secs(3600))
+        .await
+        .expect("deleted");
+    assert_eq!(count, 2);
+    assert!(blobs(&server).is_empty(), "{:?}", blobs(&server));
+    assert!(alice.list_files(room).await.expect("list").is_empty());
+    server.stop().await;
+}

@@ -545,3 +545,193 @@ async fn a_server_admin_keeps_order_in_public_and_in_the_rooms_they_are_in() {
     );
     server.stop().await;
 }
+
+/// The messages of a room's history that `who` sent, as (seq, kind is Deleted).
+async fn sent_by(
+    reader: &chatroom_protocol::client::ClientHandle,
+    room: chatroom_protocol::RoomId,
+    who: &str,
+) -> Vec<(u64, bool)> {
+    let page = reader
+        .history(room, chatroom_protocol::HistoryAnchor::Latest, 1000)
+        .await
+        .expect("history");
+    page.messages
+        .iter()
+        .filter(|m| m.sender_name == who && m.kind != chatroom_protocol::MessageKind::System)
+        .map(|m| (m.seq, m.kind == chatroom_protocol::MessageKind::Deleted))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_moderator_deletes_what_a_spammer_posted_lately_in_one_go() {
+    let server = TestServer::start_with(|c| {
+        c.limits.messages_per_second = 100_000;
+        c.limits.message_burst = 100_000;
+        c.limits.max_history_page = 1000;
+    })
+    .await;
+    let (alice, _) = server.user("alice").await;
+    let (bob, _) = server.user("bob").await;
+    let (carol, _) = server.user("carol").await;
+    let (mut dave, _) = server.user("dave").await;
+    let dev = alice
+        .create_room("dev", Visibility::Public)
+        .await
+        .expect("create")
+        .id;
+    for who in [&bob, &carol, &dave] {
+        who.join_room("dev").await.expect("join");
+    }
+    alice
+        .set_role(dev, "bob", RoomRole::Moderator)
+        .await
+        .expect("bob moderates");
+    let early = carol
+        .send_message(dev, "said long ago")
+        .await
+        .expect("send");
+    // Older than the two seconds deleted below, whatever the machine's speed.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let mut spam = Vec::new();
+    for i in 0..5 {
+        spam.push(
+            carol
+                .send_message(dev, format!("buy now {i}"))
+                .await
+                .expect("send")
+                .seq,
+        );
+    }
+    dave.send_message(dev, "is this real?").await.expect("send");
+
+    // Only moderators, only in named rooms, only below their role, and not for no time.
+    assert_eq!(
+        code_of(
+            dave.delete_messages_by(dev, "carol", std::time::Duration::from_secs(60))
+                .await
+        ),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code_of(
+            bob.delete_messages_by(dev, "alice", std::time::Duration::from_secs(60))
+                .await
+        ),
+        ErrorCode::Forbidden,
+        "the owner is above a moderator"
+    );
+    assert_eq!(
+        code_of(
+            bob.delete_messages_by(dev, "nobody", std::time::Duration::from_secs(60))
+                .await
+        ),
+        ErrorCode::UserNotFound
+    );
+    let zero = bob
+        .handle()
+        .request(chatroom_protocol::Request::DeleteMessagesBy {
+            room: dev,
+            username: "carol".into(),
+            within_secs: 0,
+        })
+        .await;
+    assert_eq!(code_of(zero), ErrorCode::BadRequest);
+    let direct = carol.open_direct("bob").await.expect("direct").id;
+    assert_eq!(
+        code_of(
+            bob.delete_messages_by(direct, "carol", std::time::Duration::from_secs(60))
+                .await
+        ),
+        ErrorCode::Forbidden,
+        "a direct chat has no moderators"
+    );
+
+    // Carol leaves; what she posted in the last two seconds goes, the older message stays.
+    carol.leave_room(dev).await.expect("leave");
+    let count = bob
+        .delete_messages_by(dev, "carol", std::time::Duration::from_secs(2))
+        .await
+        .expect("deleted");
+    assert_eq!(count, 5);
+    let mut told = Vec::new();
+    while told.len() < 5 {
+        told.push(
+            expect_event(&mut dave, |e| match e {
+                Event::MessageDeleted { room, seq, by } if room == dev && by == "bob" => Some(seq),
+                _ => None,
+            })
+            .await,
+        );
+    }
+    told.sort_unstable();
+    assert_eq!(told, spam, "the room hears of each");
+    let carols = sent_by(&dave, dev, "carol").await;
+    assert_eq!(
+        carols,
+        std::iter::once((early.seq, false))
+            .chain(spam.iter().map(|&seq| (seq, true)))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(sent_by(&dave, dev, "dave").await.len(), 1, "dave's stays");
+    assert_eq!(
+        bob.delete_messages_by(dev, "carol", std::time::Duration::from_secs(2))
+            .await
+            .expect("again"),
+        0,
+        "nothing left to delete"
+    );
+    assert_eq!(
+        bob.delete_messages_by(dev, "carol", std::time::Duration::from_secs(60))
+            .await
+            .expect("further back"),
+        1,
+        "a minute back takes the older one too"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_someones_messages_goes_newest_first_and_at_most_500_at_a_time() {
+    let server = TestServer::start_with(|c| {
+        c.limits.messages_per_second = 100_000;
+        c.limits.message_burst = 100_000;
+        c.limits.max_history_page = 1000;
+    })
+    .await;
+    let (alice, _) = server.user("alice").await;
+    let (carol, _) = server.user("carol").await;
+    let dev = alice
+        .create_room("dev", Visibility::Public)
+        .await
+        .expect("create")
+        .id;
+    carol.join_room("dev").await.expect("join");
+    let total = chatroom_protocol::MAX_DELETED_AT_ONCE as usize + 3;
+    for i in 0..total {
+        carol.send_message(dev, format!("{i}")).await.expect("send");
+    }
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(
+        alice
+            .delete_messages_by(dev, "carol", hour)
+            .await
+            .expect("first"),
+        chatroom_protocol::MAX_DELETED_AT_ONCE
+    );
+    let carols = sent_by(&alice, dev, "carol").await;
+    let left: Vec<bool> = carols.iter().map(|&(_, deleted)| deleted).collect();
+    assert_eq!(
+        left,
+        [vec![false; 3], vec![true; total - 3]].concat(),
+        "the newest went first"
+    );
+    assert_eq!(
+        alice
+            .delete_messages_by(dev, "carol", hour)
+            .await
+            .expect("second"),
+        3
+    );
+    server.stop().await;
+}

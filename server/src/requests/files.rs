@@ -1,5 +1,6 @@
 //! File transfer: offer, chunks, finish and cancel of uploads; file details, reads and lists;
-//! deleting messages (which is how a posted file is removed).
+//! deleting messages, one or what someone posted lately (which is how a posted file is
+//! removed).
 //!
 //! Disk work runs on the blocking pool. Uploads are checked chunk by chunk (order, size, the
 //! declared total) and verified against their SHA-256 before anything is posted. A download is
@@ -11,12 +12,13 @@ use bytes::Bytes;
 use chatroom_protocol::codec::encode_frame;
 use chatroom_protocol::{
     ErrorCode, Event, FileId, FileInfo, Response, RoomId, Seq, ServerFrame, UploadId, UploadReady,
+    now_millis,
 };
 use sha2::Digest;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::Conn;
+use super::{Conn, internal};
 use crate::error::{RequestError, RequestResult};
 use crate::files::uploads::{Upload, UploadHandle};
 use crate::files::{human_size, names};
@@ -531,6 +533,74 @@ impl Conn {
             tracing::info!(room = %view.row.name, seq, sender = %sender, by = %me.name, "message deleted by a moderator");
         }
         Ok(Response::Done)
+    }
+
+    pub(super) async fn delete_messages_by(
+        &self,
+        me: &UserRow,
+        room: RoomId,
+        username: String,
+        within_secs: u64,
+    ) -> RequestResult<Response> {
+        let (view, _) = self.moderated_room(
+            me,
+            room,
+            "only the owner or a moderator of a named room may delete someone's messages",
+        )?;
+        if within_secs == 0 {
+            return Err(RequestError::new(
+                ErrorCode::BadRequest,
+                "say how far back to delete: at least one second",
+            ));
+        }
+        let sender = self.user_named(&username)?;
+        let since = now_millis().saturating_sub(within_secs.saturating_mul(1000));
+        let hub = self.shared.hub.clone();
+        let by = me.name.clone();
+        let outcome = self
+            .shared
+            .storage
+            .writer
+            .write_then(
+                WriteOp::DeleteMessagesBy {
+                    room,
+                    sender: sender.id,
+                    since,
+                    actor: me.id,
+                    store: self.shared.files.clone(),
+                },
+                move |outcome| {
+                    let Outcome::MessagesDeleted { seqs, .. } = outcome else {
+                        return;
+                    };
+                    for &seq in seqs {
+                        let event = Event::MessageDeleted {
+                            room,
+                            seq,
+                            by: by.clone(),
+                        };
+                        if let Some(frame) = hub.encode_event(&event) {
+                            hub.defer_broadcast(room, frame);
+                        }
+                    }
+                },
+            )
+            .await?;
+        let count = match outcome {
+            Outcome::MessagesDeleted { seqs, .. } => seqs.len(),
+            other => return Err(internal(format!("unexpected outcome {other:?}"))),
+        };
+        tracing::info!(
+            room = %view.row.name,
+            sender = %sender.name,
+            within_secs,
+            count,
+            by = %me.name,
+            "messages deleted by a moderator"
+        );
+        Ok(Response::Deleted {
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+        })
     }
 }
 

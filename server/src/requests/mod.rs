@@ -264,6 +264,14 @@ impl Conn {
             }
             Request::UnsuspendUser { username } => self.unsuspend_user(&me, username).await?,
             Request::Suspensions => self.suspensions(&me).await?,
+            Request::DeleteMessagesBy {
+                room,
+                username,
+                within_secs,
+            } => {
+                self.delete_messages_by(&me, room, username, within_secs)
+                    .await?
+            }
             Request::SetRole {
                 room,
                 username,

@@ -461,24 +461,30 @@ fn remove_orphan_blobs(
     results: &[Result<Outcome, StorageError>],
 ) {
     for (job, result) in batch.iter().zip(results) {
-        let (
-            WriteOp::DeleteMessage { store, .. },
-            Ok(Outcome::MessageDeleted {
-                orphan: Some(sha), ..
-            }),
-        ) = (&job.op, result)
-        else {
-            continue;
+        let (store, orphans) = match (&job.op, result) {
+            (
+                WriteOp::DeleteMessage { store, .. },
+                Ok(Outcome::MessageDeleted {
+                    orphan: Some(sha), ..
+                }),
+            ) => (store, std::slice::from_ref(sha)),
+            (
+                WriteOp::DeleteMessagesBy { store, .. },
+                Ok(Outcome::MessagesDeleted { orphans, .. }),
+            ) => (store, orphans.as_slice()),
+            _ => continue,
         };
-        let still_used = conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1)",
-                params![sha.as_slice()],
-                |r| r.get::<_, bool>(0),
-            )
-            .unwrap_or(true);
-        if !still_used && let Err(e) = store.remove_blob(sha) {
-            tracing::warn!(error = %e, "cannot remove an unused file");
+        for sha in orphans {
+            let still_used = conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1)",
+                    params![sha.as_slice()],
+                    |r| r.get::<_, bool>(0),
+                )
+                .unwrap_or(true);
+            if !still_used && let Err(e) = store.remove_blob(sha) {
+                tracing::warn!(error = %e, "cannot remove an unused file");
+            }
         }
     }
 }

@@ -3,11 +3,11 @@
 //! ([`insert_message_row`]).
 
 use chatroom_protocol::{
-    ErrorCode, Message, MessageId, MessageKind, RoomId, RoomRole, Seq, UnixMillis, UserId,
+    ErrorCode, Message, MessageId, MessageKind, RoomId, RoomKind, RoomRole, Seq, UnixMillis, UserId,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Applying, Outcome, acting_role, not_a_member, refused, require_member};
+use super::{Applying, Outcome, acting_role, not_a_member, refused, require_member, room_kind};
 use crate::storage::{StorageError, message_kind_to_sql};
 
 /// [`super::WriteOp::InsertMessage`].
@@ -117,27 +117,86 @@ pub(super) fn delete(
     if kind == 1 {
         return Err(refused(ErrorCode::Forbidden, "notices cannot be deleted"));
     }
+    let orphan = erase(conn, room, seq, file)?;
+    let of_other = (sender != actor.0 as i64).then_some(sender_name);
+    Ok(Outcome::MessageDeleted { orphan, of_other })
+}
+
+/// Empties one message: kind `Deleted`, no text, no file, no mentions. Returns the blob of the
+/// file row it removed (`file`), for the writer to remove once nothing else uses it.
+fn erase(
+    conn: &Connection,
+    room: RoomId,
+    seq: Seq,
+    file: Option<i64>,
+) -> Result<Option<[u8; 32]>, StorageError> {
     let mut orphan = None;
     if let Some(file) = file {
         let sha: Option<Vec<u8>> = conn
-            .query_row(
-                "DELETE FROM files WHERE id = ?1 RETURNING sha256",
-                params![file],
-                |r| r.get(0),
-            )
+            .prepare_cached("DELETE FROM files WHERE id = ?1 RETURNING sha256")?
+            .query_row(params![file], |r| r.get(0))
             .optional()?;
         orphan = sha.and_then(crate::storage::sha256_from_sql);
     }
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE messages SET kind = 3, text = '', file_id = NULL WHERE room_id = ?1 AND seq = ?2",
-        params![room.0 as i64, seq as i64],
+    )?
+    .execute(params![room.0 as i64, seq as i64])?;
+    conn.prepare_cached("DELETE FROM mentions WHERE room_id = ?1 AND seq = ?2")?
+        .execute(params![room.0 as i64, seq as i64])?;
+    Ok(orphan)
+}
+
+/// [`super::WriteOp::DeleteMessagesBy`].
+pub(super) fn delete_by(
+    cx: Applying<'_, '_>,
+    room: RoomId,
+    sender: UserId,
+    since: UnixMillis,
+    actor: UserId,
+) -> Result<Outcome, StorageError> {
+    let conn = cx.conn;
+    let refusal = "only the owner or a moderator of a named room may delete someone's messages";
+    let Some(role) = acting_role(conn, room, actor)? else {
+        return Err(refused(ErrorCode::NotMember, "not a member of that room"));
+    };
+    if role < RoomRole::Moderator || room_kind(conn, room)? == RoomKind::Direct {
+        return Err(refused(ErrorCode::Forbidden, refusal));
+    }
+    if sender != actor
+        && let Some(theirs) = acting_role(conn, room, sender)?
+        && theirs >= role
+    {
+        return Err(refused(
+            ErrorCode::Forbidden,
+            "you may only delete the messages of members below your own role",
+        ));
+    }
+    // Notices (1) are the room's record, and deleted messages (3) are gone already.
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, file_id FROM messages \
+         WHERE room_id = ?1 AND sender_id = ?2 AND ts >= ?3 AND kind NOT IN (1, 3) \
+         ORDER BY seq DESC LIMIT ?4",
     )?;
-    conn.execute(
-        "DELETE FROM mentions WHERE room_id = ?1 AND seq = ?2",
-        params![room.0 as i64, seq as i64],
-    )?;
-    let of_other = (sender != actor.0 as i64).then_some(sender_name);
-    Ok(Outcome::MessageDeleted { orphan, of_other })
+    let found: Vec<(Seq, Option<i64>)> = stmt
+        .query_map(
+            params![
+                room.0 as i64,
+                sender.0 as i64,
+                i64::try_from(since).unwrap_or(i64::MAX),
+                i64::from(chatroom_protocol::MAX_DELETED_AT_ONCE)
+            ],
+            |r| Ok((r.get::<_, i64>(0)? as Seq, r.get(1)?)),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut orphans = Vec::new();
+    for &(seq, file) in &found {
+        orphans.extend(erase(conn, room, seq, file)?);
+    }
+    Ok(Outcome::MessagesDeleted {
+        seqs: found.into_iter().map(|(seq, _)| seq).collect(),
+        orphans,
+    })
 }
 
 /// [`super::WriteOp::EditMessage`].

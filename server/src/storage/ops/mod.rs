@@ -333,6 +333,21 @@ pub enum WriteOp {
         /// Where a blob would be removed.
         store: FileStore,
     },
+    /// Delete what `sender` posted in a named room since `since` (Unix ms), the newest
+    /// [`chatroom_protocol::MAX_DELETED_AT_ONCE`] at most, by the room's owner or a
+    /// moderator for someone below their role or not in the room. → [`Outcome::MessagesDeleted`]
+    DeleteMessagesBy {
+        /// The room.
+        room: RoomId,
+        /// Whose messages.
+        sender: UserId,
+        /// The oldest time a message may have been sent at to go.
+        since: UnixMillis,
+        /// Who deletes them.
+        actor: UserId,
+        /// Where blobs would be removed.
+        store: FileStore,
+    },
     /// Replace the text of a text message, by its sender only; the mentions follow the text.
     /// → [`Outcome::Edited`]
     EditMessage {
@@ -452,6 +467,13 @@ pub enum Outcome {
         orphan: Option<[u8; 32]>,
         /// The sender's name, when someone else (a moderator, the owner) deleted it.
         of_other: Option<String>,
+    },
+    /// Messages of one sender were deleted ([`WriteOp::DeleteMessagesBy`]).
+    MessagesDeleted {
+        /// Their seqs, newest first.
+        seqs: Vec<Seq>,
+        /// The blobs their files used, when no other file row referred to them at the time.
+        orphans: Vec<[u8; 32]>,
     },
 }
 
@@ -604,6 +626,13 @@ pub(super) fn apply(
             actor,
             store: _,
         } => messages::delete(cx, *room, *seq, *actor),
+        WriteOp::DeleteMessagesBy {
+            room,
+            sender,
+            since,
+            actor,
+            store: _,
+        } => messages::delete_by(cx, *room, *sender, *since, *actor),
         WriteOp::EditMessage {
             room,
             seq,
