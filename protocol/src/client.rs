@@ -1309,7 +1309,7 @@ impl ClientHandle {
 
     /// Deletes what `username` posted in `room` over the last `within` (the room's owner or a
     /// moderator); returns how many messages went. At most
-    /// [`MAX_DELETED_AT_ONCE`](crate::MAX_DELETED_AT_ONCE), the newest, go at once: when that
+    /// [`MAX_DELETED_AT_ONCE`], the newest, go at once: when that
     /// many went, ask again for the rest.
     pub async fn delete_messages_by(
         &self,
