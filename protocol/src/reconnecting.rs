@@ -62,6 +62,12 @@
 //! it in the room: a bot that answers from several tasks at once may thereby mark messages it
 //! has not handled yet.
 //!
+//! Whether a bot should catch up across runs depends on whether an old message still asks
+//! for something: a bot that must answer every mention should (the repository's
+//! `examples/echo_bot.rs`, which marks in batches, one request per room when no event
+//! waits); a bot for which an old message is no longer a reason to act should not (a flood
+//! guard would mute people now for a burst long past, `examples/flood_guard.rs`).
+//!
 //! ```no_run
 //! # async fn bot() {
 //! use chatroom_protocol::reconnecting::{ReconnectEvent, ReconnectOptions, ReconnectingClient};
