@@ -26,7 +26,7 @@
 //!   password change, an admin signing the account out), which a password login would undo.
 //!
 //! Requests go through a [`ReconnectingHandle`]: it has methods for what bots do in rooms
-//! (post, join, read history, mark read, moderate: kick, ban, mute, delete a message, set the
+//! (post, join, read history, mark read, moderate: kick, ban, mute, delete messages, set the
 //! topic), and [`connection`](ReconnectingHandle::connection) for the rest. Each uses the
 //! current connection, waits (for a bounded time, then [`ReconnectError::NotConnected`])
 //! while there is none, fails with [`ReconnectError::Stopped`] once the client has stopped,
@@ -650,6 +650,19 @@ impl ReconnectingHandle {
     /// ([`ClientHandle::delete_message`]).
     pub async fn delete_message(&self, room: RoomId, seq: Seq) -> Result<(), ReconnectError> {
         self.on_connection(|c| async move { c.delete_message(room, seq).await })
+            .await
+    }
+
+    /// Deletes what `username` posted in `room` over the last `within`, as the room's owner or
+    /// a moderator ([`ClientHandle::delete_messages_by`]: at most
+    /// [`MAX_DELETED_AT_ONCE`](crate::MAX_DELETED_AT_ONCE) at once); how many went.
+    pub async fn delete_messages_by(
+        &self,
+        room: RoomId,
+        username: &str,
+        within: Duration,
+    ) -> Result<u32, ReconnectError> {
+        self.on_connection(|c| async move { c.delete_messages_by(room, username, within).await })
             .await
     }
 

@@ -923,6 +923,16 @@ async fn moderation_requests_made_while_disconnected_wait_for_the_connection() {
     assert!(alice.bans(dev.id).await.expect("bans").is_empty());
     assert!(alice.mutes(dev.id).await.expect("mutes").is_empty());
     carol.join_room("dev").await.expect("carol may come back");
+    for text in ["dave 1", "dave 2"] {
+        dave.send_message(dev.id, text)
+            .await
+            .expect("unmuted: sent");
+    }
+    let deleted = bot
+        .delete_messages_by(dev.id, "dave", Duration::from_secs(3600))
+        .await
+        .expect("delete dave's messages");
+    assert_eq!(deleted, 2);
 
     bot.close();
     events_until(&mut bot, |e| matches!(e, ReconnectEvent::Stopped(_))).await;
