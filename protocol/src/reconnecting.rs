@@ -21,9 +21,10 @@
 //!   disconnected (a new direct chat, an invitation) is caught up from my read marker: a
 //!   direct chat from its first message, a named room from when I was added;
 //! - stops for good, with [`ReconnectEvent::Stopped`], when the password login is refused for a
-//!   reason that would only repeat (the password was changed, the account deleted), and when
-//!   the server ends the session itself ([`ErrorCode::SessionRevoked`]: a logout elsewhere, a
-//!   password change, an admin signing the account out), which a password login would undo.
+//!   reason that would only repeat (the password was changed, the account deleted or
+//!   suspended: [`ErrorCode::Forbidden`]), and when the server ends the session itself
+//!   ([`ErrorCode::SessionRevoked`]: a logout elsewhere, a password change, an admin signing
+//!   the account out or suspending it), which a password login would undo.
 //!
 //! Requests go through a [`ReconnectingHandle`]: it has methods for what bots do in rooms
 //! (post, join, read history, mark read, moderate: kick, ban, mute, delete messages, set the
@@ -859,12 +860,14 @@ async fn join_at_start(
     }
 }
 
-/// A login refusal that every later attempt would get too.
+/// A login refusal that every later attempt would get too. `Forbidden` is a suspended account:
+/// it lasts until an admin lifts it, and a bot retrying its password meanwhile would only fill
+/// the server's log.
 fn refused_for_good(e: &ClientError) -> bool {
     use ErrorCode::*;
     matches!(
         e.code(),
-        Some(InvalidCredentials | RegistrationClosed | InvalidUsername | WeakPassword)
+        Some(InvalidCredentials | RegistrationClosed | InvalidUsername | WeakPassword | Forbidden)
     )
 }
 

@@ -242,6 +242,39 @@ async fn a_login_refused_after_a_drop_stops_the_client_for_good() {
     server.stop().await;
 }
 
+/// An account suspended while the bot was away: its token is gone and its password is refused
+/// with `Forbidden` until an admin lifts the suspension. The bot stops for good rather than
+/// knock on the door every minute.
+#[tokio::test]
+async fn a_bot_suspended_while_away_stops_for_good() {
+    let server = TestServer::start().await;
+    let (admin, _) = server.user("alice").await;
+    let (proxy, _, _) = Proxy::start(server.addr).await;
+    let mut bot = ReconnectingClient::connect(bot_options(proxy.addr, "bot"))
+        .await
+        .expect("the bot connects");
+    proxy.go_down();
+    events_until(&mut bot, is_disconnected).await;
+    admin
+        .suspend_user("bot", Some("misbehaving"))
+        .await
+        .expect("suspended");
+    proxy.come_up(false);
+
+    let events = events_until(&mut bot, |e| matches!(e, ReconnectEvent::Stopped(_))).await;
+    let Some(ReconnectEvent::Stopped(why)) = events.last() else {
+        unreachable!("picked above")
+    };
+    assert_eq!(why.code(), Some(ErrorCode::Forbidden), "{events:#?}");
+    assert!(why.to_string().contains("misbehaving"), "{why}");
+    assert!(
+        !events.iter().any(is_reconnected),
+        "never back: {events:#?}"
+    );
+    drop(proxy);
+    server.stop().await;
+}
+
 /// A session the server ends on purpose (here by a password change from another session) is
 /// not taken back with the password: the bot stops, with the server's reason.
 #[tokio::test]
