@@ -565,12 +565,7 @@ async fn sent_by(
 
 #[tokio::test]
 async fn a_moderator_deletes_what_a_spammer_posted_lately_in_one_go() {
-    let server = TestServer::start_with(|c| {
-        c.limits.messages_per_second = 100_000;
-        c.limits.message_burst = 100_000;
-        c.limits.max_history_page = 1000;
-    })
-    .await;
+    let server = TestServer::start_unthrottled().await;
     let (alice, _) = server.user("alice").await;
     let (bob, _) = server.user("bob").await;
     let (carol, _) = server.user("carol").await;
@@ -693,12 +688,7 @@ async fn a_moderator_deletes_what_a_spammer_posted_lately_in_one_go() {
 
 #[tokio::test]
 async fn deleting_someones_messages_goes_newest_first_and_at_most_500_at_a_time() {
-    let server = TestServer::start_with(|c| {
-        c.limits.messages_per_second = 100_000;
-        c.limits.message_burst = 100_000;
-        c.limits.max_history_page = 1000;
-    })
-    .await;
+    let server = TestServer::start_unthrottled().await;
     let (alice, _) = server.user("alice").await;
     let (carol, _) = server.user("carol").await;
     let dev = alice

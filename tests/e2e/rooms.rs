@@ -798,11 +798,7 @@ async fn unread_counts_what_is_left_to_read_since_joining() {
 /// a message first would have nowhere to put it.
 #[tokio::test]
 async fn a_new_member_hears_of_the_room_before_anything_said_in_it() {
-    let server = TestServer::start_with(|c| {
-        c.limits.messages_per_second = 100_000;
-        c.limits.message_burst = 100_000;
-    })
-    .await;
+    let server = TestServer::start_unthrottled().await;
     let (bob, _) = server.user("bob").await;
     // Another connection of bob's talks: one connection's requests are answered in turn, so
     // the one that invites could not talk meanwhile.

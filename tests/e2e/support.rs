@@ -45,6 +45,17 @@ impl TestServer {
         Self::start_in(dir, config).await
     }
 
+    /// Starts a server whose rate limits let a connection send as fast as it can, and whose
+    /// history pages hold up to 1000 messages: for tests that need many messages quickly.
+    pub async fn start_unthrottled() -> Self {
+        Self::start_with(|c| {
+            c.limits.messages_per_second = 100_000;
+            c.limits.message_burst = 100_000;
+            c.limits.max_history_page = 1000;
+        })
+        .await
+    }
+
     /// Starts on an existing data directory (after [`TestServer::stop`], say).
     pub async fn start_in(dir: Arc<tempfile::TempDir>, config: Config) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
