@@ -382,6 +382,15 @@ pub enum Action {
     },
     /// Fetch a room's mutes (shown in the room as notices).
     Mutes(RoomId),
+    /// Delete what a user posted in a room lately (all of it, request after request).
+    Purge {
+        /// Where.
+        room: RoomId,
+        /// Whose messages.
+        user: String,
+        /// How far back, in seconds.
+        secs: u64,
+    },
     /// Change a member's role.
     SetRole {
         /// Where.
@@ -1570,6 +1579,7 @@ impl App {
             | C::Mute { .. }
             | C::Unmute(_)
             | C::Mutes
+            | C::Purge { .. }
             | C::Role { .. }
             | C::Topic(_)
             | C::Rename(_)
@@ -1735,6 +1745,11 @@ impl App {
             C::Mutes => self
                 .current_or_flash()
                 .map(Action::Mutes)
+                .into_iter()
+                .collect(),
+            C::Purge { user, secs } => self
+                .current_or_flash()
+                .map(|room| Action::Purge { room, user, secs })
                 .into_iter()
                 .collect(),
             C::Bans => self
@@ -2424,7 +2439,7 @@ mod tests {
         app.presence
             .insert(UserId(4), ("devon".into(), PresenceStatus::Online));
         for command in [
-            "/kick", "/ban", "/mute", "/unmute", "/unban", "/op", "/invite",
+            "/kick", "/ban", "/mute", "/unmute", "/unban", "/op", "/invite", "/purge",
         ] {
             app.input.set_text(&format!("{command} de"));
             app.complete();

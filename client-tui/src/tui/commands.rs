@@ -6,6 +6,8 @@
 
 use chatroom_protocol::RoomRole;
 
+use super::purges::DEFAULT_PURGE_SECS;
+
 /// What an input line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -59,6 +61,13 @@ pub enum Command {
     Unmute(String),
     /// List the current room's mutes.
     Mutes,
+    /// Delete what a user posted in the current room over the last `secs` seconds.
+    Purge {
+        /// Whose messages.
+        user: String,
+        /// How far back.
+        secs: u64,
+    },
     /// Change a member's role in the current room (owner only).
     Role {
         /// Whose.
@@ -228,6 +237,11 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ("/unmute", "USER", "let a muted member post again"),
     ("/mutes", "", "who is muted in this room, and until when"),
     (
+        "/purge",
+        "USER [TIME]",
+        "delete all USER posted here in the last TIME (default 1h)",
+    ),
+    (
         "/edit",
         "[TEXT]",
         "replace your newest message; alone, loads it to correct",
@@ -307,7 +321,8 @@ pub enum ParseError {
     Usage(String),
     /// A `"` opened a quoted argument and nothing closed it.
     UnclosedQuote,
-    /// `/mute USER WORD` where WORD starts as a number does but is no duration.
+    /// `/mute USER WORD` where WORD starts as a number does but is no duration, or the TIME of
+    /// `/purge USER TIME` that is none (or 0).
     Duration(String),
 }
 
@@ -448,6 +463,12 @@ fn bare_user(word: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_string())
 }
 
+/// How far back `/purge` (and `chatroom purge --last`) reaches: a duration as
+/// [`duration_secs`] reads one, but not 0, which would reach back no time at all.
+pub fn purge_window_secs(word: &str) -> Option<u64> {
+    duration_secs(word).filter(|&secs| secs > 0)
+}
+
 /// Whether `word` is meant as a duration: it starts as a number does (`5y`, `-5m`, `30sec`),
 /// so it is one or a mistake, never the first word of a reason.
 fn looks_like_duration(word: &str) -> bool {
@@ -553,6 +574,21 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             one("/unmute")?.trim_start_matches('@').to_string(),
         )),
         "mutes" => none(Command::Mutes, "/mutes"),
+        "purge" => {
+            let (user, secs) = match args()?.as_slice() {
+                [user] => (bare_user(user), DEFAULT_PURGE_SECS),
+                [user, time] => (
+                    bare_user(user),
+                    purge_window_secs(time)
+                        .ok_or_else(|| ParseError::Duration((*time).to_string()))?,
+                ),
+                _ => return Err(usage("/purge")),
+            };
+            Ok(Command::Purge {
+                user: user.ok_or_else(|| usage("/purge"))?,
+                secs,
+            })
+        }
         "role" => match args()?.as_slice() {
             [user, role] => Ok(Command::Role {
                 user: user.trim_start_matches('@').to_string(),
@@ -727,6 +763,7 @@ const NAMES: &[&str] = &[
     "/mutes",
     "/op",
     "/passwd",
+    "/purge",
     "/quit",
     "/recv_files",
     "/rename",
@@ -746,8 +783,8 @@ const NAMES: &[&str] = &[
 /// The commands whose first argument is a user, aliases included: Tab there offers user names
 /// only, not rooms.
 const USER_FIRST: &[&str] = &[
-    "/ban", "/delete", "/deop", "/invite", "/kick", "/msg", "/mute", "/op", "/query", "/role",
-    "/unban", "/unmute",
+    "/ban", "/delete", "/deop", "/invite", "/kick", "/msg", "/mute", "/op", "/purge", "/query",
+    "/role", "/unban", "/unmute",
 ];
 
 /// Whether the first argument of `command` (as typed, `/kick`) is a user name.
@@ -1347,5 +1384,40 @@ mod tests {
             parse("/mute erin 1h30m too loud"),
             mute("erin", Some(5400), Some("too loud"))
         );
+    }
+
+    /// `/purge bob` reaches an hour back; a TIME is read as `/mute` reads one, and anything
+    /// else there (a word, 0, a third argument) is a mistake to correct, not a guess.
+    #[test]
+    fn purge_takes_a_user_and_maybe_how_far_back() {
+        let purge = |user: &str, secs| {
+            Ok(Command::Purge {
+                user: user.into(),
+                secs,
+            })
+        };
+        assert_eq!(parse("/purge bob"), purge("bob", 3600));
+        assert_eq!(parse("/purge @bob 10m"), purge("bob", 600));
+        assert_eq!(parse("/purge \"bob\" 1d12h"), purge("bob", 129_600));
+        assert_eq!(parse("/purge bob 90s"), purge("bob", 90));
+        assert_eq!(
+            parse("/purge bob 30"),
+            purge("bob", 1800),
+            "a bare number is minutes"
+        );
+        for not_a_time in ["5y", "-5m", "soon", "0", "0m"] {
+            assert_eq!(
+                parse(&format!("/purge bob {not_a_time}")),
+                Err(ParseError::Duration(not_a_time.into())),
+                "{not_a_time}"
+            );
+        }
+        let usage = Err(ParseError::Usage("/purge USER [TIME]".into()));
+        for wrong in ["/purge", "/purge @", "/purge \"\"", "/purge bob 10m spam"] {
+            assert_eq!(parse(wrong), usage, "{wrong}");
+        }
+        assert_eq!(parse("/purge \"bob"), Err(ParseError::UnclosedQuote));
+        assert!(NAMES.contains(&"/purge") && takes_user_first("/purge"));
+        assert_eq!(complete("/pu", true, &[], &[]), ["/purge"]);
     }
 }

@@ -8,6 +8,7 @@
 //! - [`deletes`]: `/delete` of my message or someone else's, once confirmed.
 //! - [`edits`]: `/edit` of my own messages, and edits from others.
 //! - [`mutes`]: `/mute`, `/unmute`, `/mutes` and the notices they cause.
+//! - [`purges`]: `/purge`, deleting what someone posted lately (`chatroom purge` too).
 //! - [`search`]: `/search` and its results view.
 //! - [`transfers`]: file transfers as the transfers panel shows them.
 //! - [`ui`]: rendering from `&App`.
@@ -21,6 +22,7 @@ pub mod editor;
 pub mod edits;
 pub mod keys;
 pub mod mutes;
+pub mod purges;
 pub mod runtime;
 pub mod search;
 #[cfg(test)]

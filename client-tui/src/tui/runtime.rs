@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::app::{Action, App, LoginField, LoginForm, PAGE, Screen};
+use super::purges;
 use super::search::SEARCH_PAGE;
 use super::transfers::{TransferOutcome, TransferRequest};
 use crate::login::CLIENT_NAME;
@@ -974,6 +975,20 @@ impl Runtime {
             Action::Mutes(room) => self.with_client(app, move |c| async move {
                 Ok(Some(Msg::Mutes(room, c.mutes(room).await.map_err(err)?)))
             }),
+            Action::Purge { room, user, secs } => self.with_client(app, move |c| async move {
+                // The room hears each deletion as `MessageDeleted`; this is the tally.
+                match purges::purge(&c, room, &user, secs).await {
+                    Ok(purged) => Ok(Some(Msg::Flash(purged.line(&user, None, secs), false))),
+                    Err(failed) => {
+                        let done = failed.partly_done(&user, None, secs);
+                        let why = err(failed.error);
+                        Err(match done {
+                            Some(done) => format!("{done}: {why}"),
+                            None => why,
+                        })
+                    }
+                }
+            }),
             Action::SetRole { room, user, role } => self.with_client(app, move |c| async move {
                 c.set_role(room, &user, role).await.map_err(err)?;
                 Ok(None)
@@ -1536,6 +1551,13 @@ mod tests {
     }
 
     /// The seqs of the messages shown in `room` (not the room's notices).
+    /// Whether the status line says `text`, as an error or not.
+    fn flash_is(app: &App, text: &str, error: bool) -> bool {
+        app.flash
+            .as_ref()
+            .is_some_and(|(t, e)| t == text && *e == error)
+    }
+
     fn message_seqs(app: &App, room: RoomId) -> Vec<chatroom_protocol::Seq> {
         app.rooms.get(&room).map_or_else(Vec::new, |r| {
             r.timeline
@@ -1860,11 +1882,6 @@ mod tests {
         h.run_until("bob in the member list", |h| has_bob(&h.app))
             .await;
         let notices = |app: &App| room_log(app, dev);
-        let flash_is = |app: &App, text: &str, error: bool| {
-            app.flash
-                .as_ref()
-                .is_some_and(|(t, e)| t == text && *e == error)
-        };
 
         h.command("/ban bob spam");
         h.run_until("the ban", |h| {
@@ -1986,6 +2003,88 @@ mod tests {
                     if m.text == "typo the"
                         && matches!(m.kind, chatroom_protocol::MessageKind::Edited { .. }))
             })
+        })
+        .await;
+        h.shutdown.cancel();
+    }
+
+    /// `/purge bob 10m` deletes all bob posted in the room, more than the server takes in one
+    /// request, and says how many in the status line; alice's screen shows each one deleted and
+    /// carol's message stays. Asked again, nothing is left; where alice moderates nothing, the
+    /// server's reason shows as the error.
+    #[tokio::test]
+    async fn purge_deletes_all_someone_posted_lately_and_says_how_many() {
+        let mut h = Harness::start_with(|config| {
+            config.limits.messages_per_second = 10_000;
+            config.limits.message_burst = 10_000;
+        })
+        .await;
+        // Not an admin, who moderates every room she is in.
+        h.register_admin_first().await;
+        h.register_alice().await;
+        let public = h.app.current.expect("in public");
+        let dev = h.create_and_enter("/create dev", "#dev").await;
+        let bob = h.register_elsewhere("bob").await;
+        let carol = h.register_elsewhere("carol").await;
+        for member in [&bob, &carol] {
+            member.join_room("dev").await.expect("joins");
+        }
+        // One more than a request deletes, so that all of it takes two.
+        let spam = u64::from(chatroom_protocol::MAX_DELETED_AT_ONCE) + 1;
+        for i in 1..=spam {
+            bob.send_message(dev, format!("spam {i}"))
+                .await
+                .expect("send");
+        }
+        carol
+            .send_message(dev, "a real question")
+            .await
+            .expect("send");
+        let by = |app: &App, sender: &str, kind: fn(&MessageKind) -> bool| {
+            app.rooms[&dev]
+                .timeline
+                .values()
+                .filter(
+                    |e| matches!(e, Entry::Message(m) if m.sender_name == sender && kind(&m.kind)),
+                )
+                .count()
+        };
+        let text = |kind: &MessageKind| *kind == MessageKind::Text;
+        let deleted = |kind: &MessageKind| *kind == MessageKind::Deleted;
+        h.run_until("the messages", |h| {
+            by(&h.app, "bob", text) == spam as usize && by(&h.app, "carol", text) == 1
+        })
+        .await;
+
+        h.command("/purge bob 10m");
+        h.run_until("the tally, and each message shown deleted", |h| {
+            flash_is(
+                &h.app,
+                "deleted 501 messages of bob's from the last 10 min",
+                false,
+            ) && by(&h.app, "bob", deleted) == spam as usize
+        })
+        .await;
+        assert_eq!(by(&h.app, "carol", text), 1, "carol's message stays");
+
+        h.command("/purge @bob");
+        h.run_until("nothing left", |h| {
+            flash_is(
+                &h.app,
+                "nothing of bob's to delete from the last 1 h",
+                false,
+            )
+        })
+        .await;
+
+        h.app.enter_room(public);
+        h.command("/purge bob");
+        h.run_until("the refusal", |h| {
+            flash_is(
+                &h.app,
+                "only the owner or a moderator of a named room may delete someone's messages",
+                true,
+            )
         })
         .await;
         h.shutdown.cancel();
