@@ -1,6 +1,6 @@
 //! The `chatroom` subcommands that manage rooms and moderate them: join, leave, create,
-//! invite, topic, rename, edit, delete, kick, ban, unban, mute, unmute, and the lists of members, bans
-//! and mutes. They follow [`crate::cli`]'s conventions: a one-line confirmation (or, with
+//! invite, topic, rename, edit, delete, kick, ban, unban, mute, unmute, purge, and the lists of
+//! members, bans and mutes. They follow [`crate::cli`]'s conventions: a one-line confirmation (or, with
 //! `--json`, one JSON object per line) on success, and one line on stderr with the server's
 //! reason on a refusal.
 
@@ -13,7 +13,8 @@ use crate::cli::{Target, check_message_length, message_text, print_line, resolve
 use crate::login::connect_logged_in;
 use crate::output::{self, escape_controls};
 use crate::settings::Settings;
-use crate::tui::commands::duration_secs;
+use crate::tui::commands::{DURATION_EXPECTED, duration_secs, purge_window_secs};
+use crate::tui::purges;
 
 /// A named room the command is about.
 #[derive(Debug, Args)]
@@ -195,6 +196,19 @@ pub enum RoomCommand {
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
     },
+    /// Delete what a user posted in a room lately, all of it (the room's owner or a
+    /// moderator).
+    Purge {
+        /// Which room.
+        #[command(flatten)]
+        room: InRoom,
+        /// Whose messages.
+        #[arg(value_name = "USER")]
+        who: String,
+        /// How far back: 90s, 10m, 2h, 1d, 1h30m (a bare number is minutes)
+        #[arg(long, value_name = "DURATION", value_parser = parse_window, default_value = "1h")]
+        last: u64,
+    },
     /// Let a muted member post again.
     Unmute {
         /// Which room.
@@ -235,9 +249,12 @@ pub enum RoomCommand {
 
 /// `--for`: a duration as the terminal UI's `/mute` takes it, in seconds.
 fn parse_duration(word: &str) -> Result<u64, String> {
-    duration_secs(word).ok_or_else(|| {
-        "expected a duration like 90s, 10m, 2h, 1d or 1h30m (a bare number is minutes)".into()
-    })
+    duration_secs(word).ok_or_else(|| DURATION_EXPECTED.into())
+}
+
+/// `purge --last`: how far back, as `/purge` takes it, in seconds.
+fn parse_window(word: &str) -> Result<u64, String> {
+    purge_window_secs(word).ok_or_else(|| DURATION_EXPECTED.into())
 }
 
 /// A room name as typed: `#dev` names dev, as `rooms` shows it.
@@ -411,6 +428,20 @@ pub(crate) async fn run(command: RoomCommand, settings: &Settings) -> anyhow::Re
                 None => "until unmuted".to_string(),
             };
             print_line(&format!("muted {shown} in {label} {how_long}"))
+        }
+        RoomCommand::Purge { room, who, last } => {
+            let room = room.resolve(&client).await?;
+            let (label, user) = (label(&room), bare_user(&who));
+            let shown = escape_controls(user);
+            match purges::purge(&client, room.id, user, last).await {
+                Ok(purged) => print_line(&purged.line(&shown, Some(&label), last)),
+                Err(failed) => {
+                    let context = failed
+                        .partly_done(&shown, Some(&label), last)
+                        .unwrap_or_else(|| format!("cannot delete {shown}'s messages in {label}"));
+                    Err(anyhow::Error::new(failed.error).context(context))
+                }
+            }
         }
         RoomCommand::Unmute { room, who } => {
             let room = room.resolve(&client).await?;
@@ -591,6 +622,29 @@ mod tests {
             matches!(forever, Some((_, RoomCommand::Mute { duration: None, .. }))),
             "{forever:?}"
         );
+    }
+
+    #[test]
+    fn a_purge_reaches_an_hour_back_unless_told_otherwise() {
+        let last = |extra: &[&str]| {
+            let mut args = vec!["chatroom", "purge", "--room", "dev", "@bob"];
+            args.extend(extra);
+            match parse(&args) {
+                Some((_, RoomCommand::Purge { who, last, .. })) if who == "@bob" => Some(last),
+                _ => None,
+            }
+        };
+        assert_eq!(last(&[]), Some(3600));
+        assert_eq!(last(&["--last", "10m"]), Some(600));
+        assert_eq!(last(&["--last", "1d12h"]), Some(129_600));
+        assert_eq!(
+            last(&["--last", "30"]),
+            Some(1800),
+            "a bare number is minutes"
+        );
+        for refused in ["0", "0s", "soon", "-5m"] {
+            assert_eq!(last(&["--last", refused]), None, "{refused}");
+        }
     }
 
     #[test]

@@ -1006,21 +1006,29 @@ fn one_json(text: &str) -> Value {
     lines.into_iter().next().expect("a line")
 }
 
-/// The library client, logged in as `user` (registered with PASSWORD).
 /// The id of `public`, as `client` sees it.
 async fn public_room(
     client: &chatroom_protocol::client::ClientHandle,
+) -> chatroom_protocol::RoomId {
+    room_id(client, "public").await
+}
+
+/// The id of my room `name`, as `client` sees it.
+async fn room_id(
+    client: &chatroom_protocol::client::ClientHandle,
+    name: &str,
 ) -> chatroom_protocol::RoomId {
     client
         .my_rooms()
         .await
         .expect("rooms")
         .into_iter()
-        .find(|r| r.name == "public")
-        .expect("public")
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("{name} among my rooms"))
         .id
 }
 
+/// The library client, logged in as `user` (registered with PASSWORD).
 async fn library_client(server: &Server, user: &str) -> chatroom_protocol::client::Client {
     let client = chatroom_protocol::client::Client::connect(server.addr, "test")
         .await
@@ -2307,18 +2315,23 @@ async fn my_messages_are_edited_and_deleted_by_seq() {
     );
 }
 
+/// dave (the server's admin), bob and carol, registered, in #dev, which dave created and owns.
+async fn dave_bob_and_carol_in_dev(server: &Server) -> [User; 3] {
+    let users = ["dave", "bob", "carol"].map(|name| User::new(name, server));
+    for user in &users {
+        register(user).await;
+    }
+    let [dave, bob, carol] = &users;
+    chatroom(dave, &["create", "dev"]).await;
+    chatroom(bob, &["join", "dev"]).await;
+    chatroom(carol, &["join", "dev"]).await;
+    users
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moderators_kick_ban_and_mute_from_the_shell() {
     let server = Server::start().await;
-    let dave = User::new("dave", &server);
-    let bob = User::new("bob", &server);
-    let carol = User::new("carol", &server);
-    for user in [&dave, &bob, &carol] {
-        register(user).await;
-    }
-    chatroom(&dave, &["create", "dev"]).await;
-    chatroom(&bob, &["join", "dev"]).await;
-    chatroom(&carol, &["join", "dev"]).await;
+    let [dave, bob, carol] = dave_bob_and_carol_in_dev(&server).await;
 
     // A plain member may not moderate.
     let refusal = refused(&bob, &["kick", "--room", "dev", "carol"]).await;
@@ -2452,6 +2465,59 @@ async fn moderators_kick_ban_and_mute_from_the_shell() {
     assert_eq!(
         notices(&dave, "dev").await.last().map(String::as_str),
         Some("dave muted bob for 1 h 30 min")
+    );
+}
+
+/// `chatroom purge` deletes all a member posted in a room lately, more than the server takes
+/// in one request, and says how many in one line; asked again, that nothing is left. Someone
+/// who moderates nothing there is refused with the server's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderator_purges_what_someone_posted_lately_from_the_shell() {
+    let server = Server::start_with(|config| {
+        config.limits.messages_per_second = 10_000;
+        config.limits.message_burst = 10_000;
+    })
+    .await;
+    let [dave, bob, carol] = dave_bob_and_carol_in_dev(&server).await;
+    // One more than a request deletes, so that all of it takes two.
+    let spam = chatroom_protocol::MAX_DELETED_AT_ONCE + 1;
+    let spammer = library_client(&server, "bob").await;
+    let dev = room_id(&spammer, "dev").await;
+    for i in 1..=spam {
+        spammer
+            .send_message(dev, format!("spam {i}"))
+            .await
+            .expect("send");
+    }
+    chatroom(&carol, &["send", "--room", "dev", "a real question"]).await;
+
+    assert_eq!(
+        chatroom(&dave, &["purge", "--room", "dev", "bob", "--last", "10m"]).await,
+        format!("deleted {spam} messages of bob's in #dev from the last 10 min\n")
+    );
+    // The newest page: bob's messages all show deleted, carol's stays.
+    let history = json_lines(&chatroom(&dave, &["history", "--room", "dev", "--json"]).await);
+    let kinds_from = |who: &str| -> Vec<&str> {
+        history
+            .iter()
+            .filter(|m| m["from"] == who && m["kind"] != "system")
+            .map(|m| m["kind"].as_str().unwrap_or_default())
+            .collect()
+    };
+    let bobs = kinds_from("bob");
+    assert!(
+        !bobs.is_empty() && bobs.iter().all(|kind| *kind == "deleted"),
+        "{bobs:?}"
+    );
+    assert_eq!(kinds_from("carol"), ["text"]);
+    assert_eq!(
+        chatroom(&dave, &["purge", "--room", "#dev", "@bob"]).await,
+        "nothing of bob's to delete in #dev from the last 1 h\n"
+    );
+    assert_eq!(
+        refused(&bob, &["purge", "--room", "dev", "carol"]).await,
+        "chatroom: cannot delete carol's messages in #dev: only the owner or a moderator of a \
+         named room may delete someone's messages\n"
     );
 }
 
