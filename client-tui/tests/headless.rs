@@ -152,6 +152,15 @@ async fn register(user: &User) {
     assert!(run_ok(command).await.starts_with("registered"));
 }
 
+/// Accounts registered in this order (the first one is the server's admin).
+async fn registered<const N: usize>(server: &Server, names: [&'static str; N]) -> [User; N] {
+    let users = names.map(|name| User::new(name, server));
+    for user in &users {
+        register(user).await;
+    }
+    users
+}
+
 fn json_lines(text: &str) -> Vec<Value> {
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
@@ -328,10 +337,7 @@ async fn coloured_output_is_piped_in_without_its_escape_sequences() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tail_prints_arrivals_and_exits_after_count() {
     let server = Server::start().await;
-    let alice = User::new("alice", &server);
-    let bob = User::new("bob", &server);
-    register(&alice).await;
-    register(&bob).await;
+    let [alice, bob] = registered(&server, ["alice", "bob"]).await;
     let mut early = alice.command();
     early.args(["send", "--room", "public", "before the tail"]);
     run_ok(early).await;
@@ -647,10 +653,7 @@ async fn tail_since_counts_edited_messages_but_not_deleted_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_messages_rooms_and_users() {
     let server = Server::start().await;
-    let alice = User::new("alice", &server);
-    let bob = User::new("bob", &server);
-    register(&alice).await;
-    register(&bob).await;
+    let [alice, bob] = registered(&server, ["alice", "bob"]).await;
     let mut dm = alice.command();
     dm.args(["send", "--to", "bob", "just between us"]);
     run_ok(dm).await;
@@ -1040,10 +1043,7 @@ async fn library_client(server: &Server, user: &str) -> chatroom_protocol::clien
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_list_and_download_byte_identical_never_overwriting() {
     let server = Server::start().await;
-    let alice = User::new("alice", &server);
-    let bob = User::new("bob", &server);
-    register(&alice).await;
-    register(&bob).await;
+    let [alice, bob] = registered(&server, ["alice", "bob"]).await;
     let data = random_bytes(3 * 1024 * 1024 + 4321, 1);
     let source = alice.home.path().join("build 1234.tar.gz");
     std::fs::write(&source, &data).expect("write");
@@ -1425,10 +1425,7 @@ fn texts(lines: &[Value]) -> Vec<&str> {
 async fn search_finds_words_in_my_rooms_newest_first() {
     use chatroom_protocol::Visibility;
     let server = Server::start().await;
-    let alice = User::new("alice", &server);
-    let bob = User::new("bob", &server);
-    register(&alice).await;
-    register(&bob).await;
+    let [alice, _bob] = registered(&server, ["alice", "bob"]).await;
     let alice_lib = library_client(&server, "alice").await;
     let bob_lib = library_client(&server, "bob").await;
     let dev = alice_lib
@@ -1658,10 +1655,7 @@ async fn search_goes_on_past_pages_with_no_hits_for_me() {
         config.limits.message_burst = 1_000_000;
     })
     .await;
-    let alice = User::new("alice", &server);
-    let bob = User::new("bob", &server);
-    register(&alice).await;
-    register(&bob).await;
+    let [alice, _bob] = registered(&server, ["alice", "bob"]).await;
     let mut send = alice.command();
     send.args(["send", "--room", "public", "a needle in public"]);
     run_ok(send).await;
@@ -1769,10 +1763,7 @@ async fn a_reader_that_went_away_ends_every_listing_quietly() {
 async fn listings_say_one_in_the_singular_and_keep_their_columns_with_wide_names() {
     use unicode_width::UnicodeWidthStr;
     let server = Server::start().await;
-    let alice = User::new("alice", &server);
-    let bob = User::new("bob", &server);
-    register(&alice).await;
-    register(&bob).await;
+    let [alice, bob] = registered(&server, ["alice", "bob"]).await;
     chatroom(&alice, &["create", "🚀rocket"]).await;
     chatroom(&bob, &["send", "--room", "public", "@alice look"]).await;
 
@@ -1872,10 +1863,7 @@ async fn room_names(user: &User) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_are_created_joined_and_left_from_the_shell() {
     let server = Server::start().await;
-    let alice = User::new("alice", &server);
-    let bob = User::new("bob", &server);
-    register(&alice).await;
-    register(&bob).await;
+    let [alice, bob] = registered(&server, ["alice", "bob"]).await;
 
     let created = one_json(&chatroom(&alice, &["create", "#dev", "--json"]).await);
     assert_eq!(
@@ -2017,10 +2005,7 @@ async fn rooms_are_created_joined_and_left_from_the_shell() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_takes_the_room_as_join_does_and_still_as_room() {
     let server = Server::start().await;
-    let alice = User::new("alice", &server);
-    let bob = User::new("bob", &server);
-    register(&alice).await;
-    register(&bob).await;
+    let [alice, bob] = registered(&server, ["alice", "bob"]).await;
     for room in ["dev", "ops"] {
         chatroom(&alice, &["create", room]).await;
         chatroom(&bob, &["join", room]).await;
@@ -2125,10 +2110,7 @@ async fn help_says_which_exit_status_means_what_and_the_binary_gives_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_direct_chat_given_to_a_room_command_is_said_to_be_one() {
     let server = Server::start().await;
-    let alice = User::new("alice", &server);
-    let bob = User::new("bob", &server);
-    register(&alice).await;
-    register(&bob).await;
+    let [_alice, bob] = registered(&server, ["alice", "bob"]).await;
     chatroom(&bob, &["send", "--to", "alice", "hi"]).await;
     // `@alice`, as `rooms` lists the chat; these commands have no --to to point to.
     for args in [
@@ -2253,10 +2235,7 @@ async fn public_message(user: &User, seq: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn my_messages_are_edited_and_deleted_by_seq() {
     let server = Server::start().await;
-    let alice = User::new("alice", &server);
-    let bob = User::new("bob", &server);
-    register(&alice).await;
-    register(&bob).await;
+    let [alice, bob] = registered(&server, ["alice", "bob"]).await;
 
     let sent = one_json(&chatroom(&alice, &["send", "--room", "public", "--json", "helo"]).await);
     let seq = sent["seq"].as_u64().expect("seq").to_string();
@@ -2317,10 +2296,7 @@ async fn my_messages_are_edited_and_deleted_by_seq() {
 
 /// dave (the server's admin), bob and carol, registered, in #dev, which dave created and owns.
 async fn dave_bob_and_carol_in_dev(server: &Server) -> [User; 3] {
-    let users = ["dave", "bob", "carol"].map(|name| User::new(name, server));
-    for user in &users {
-        register(user).await;
-    }
+    let users = registered(server, ["dave", "bob", "carol"]).await;
     let [dave, bob, carol] = &users;
     chatroom(dave, &["create", "dev"]).await;
     chatroom(bob, &["join", "dev"]).await;
@@ -2583,10 +2559,7 @@ async fn an_admin_adds_accounts_while_registration_is_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_resets_a_password_and_logs_someone_out_while_the_server_runs() {
     let server = Server::start().await;
-    let alice = User::new("alice", &server);
-    register(&alice).await;
-    let bob = User::new("bob", &server);
-    register(&bob).await;
+    let [alice, bob] = registered(&server, ["alice", "bob"]).await;
 
     let mut passwd = alice.command();
     passwd
@@ -2631,10 +2604,7 @@ async fn an_admin_resets_a_password_and_logs_someone_out_while_the_server_runs()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_suspends_someone_lists_it_and_lifts_it_while_the_server_runs() {
     let server = Server::start().await;
-    let alice = User::new("alice", &server);
-    register(&alice).await;
-    let bob = User::new("bob", &server);
-    register(&bob).await;
+    let [alice, bob] = registered(&server, ["alice", "bob"]).await;
 
     let mut list = alice.command();
     list.args(["user", "suspended"]);
