@@ -588,6 +588,40 @@ fn deleting_my_newest_message_asks_first_with_a_preview() {
     );
 }
 
+/// `/purge bob 1d`: before anything goes, the line above the input says whose messages, in
+/// which room and how far back, with what Enter and Esc do.
+#[test]
+fn purging_someones_messages_asks_first_above_the_input() {
+    let mut app = busy_app();
+    app.input.set_text("/purge @bob 1d");
+    assert!(app.submit_input().is_empty(), "nothing before Enter");
+    insta::assert_snapshot!(render(&app, 100, 16));
+}
+
+/// Esc on the purge question: the question goes, and the status line says nothing went.
+#[test]
+fn declining_a_purge_says_nothing_was_deleted() {
+    let mut app = busy_app();
+    app.input.set_text("/purge bob 10m");
+    assert!(app.submit_input().is_empty(), "nothing before Enter");
+    let asked = render(&app, 100, 16);
+    assert!(
+        asked.contains(
+            " ✗ delete everything bob posted in #public over the last 10 min? Enter deletes it · \
+             Esc cancels"
+        ),
+        "{asked}"
+    );
+    let esc = ratatui::crossterm::event::KeyEvent::from(ratatui::crossterm::event::KeyCode::Esc);
+    assert!(app.on_key(esc).is_empty(), "nothing sent");
+    let declined = render(&app, 100, 16);
+    assert!(!declined.contains(" ✗ "), "{declined}");
+    assert!(
+        declined.contains(" cancelled: nothing deleted · chat.office.lan:8888"),
+        "{declined}"
+    );
+}
+
 /// Away, the status line says so (with the status text) after the confirmation has gone.
 #[test]
 fn my_away_status_shows_in_the_status_line() {

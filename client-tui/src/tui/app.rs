@@ -10,7 +10,7 @@ use chatroom_protocol::{
 use std::collections::{BTreeMap, HashMap};
 
 use super::arrivals::Arrivals;
-use super::deletes::Deleting;
+use super::confirms::Confirming;
 use super::editor::LineEditor;
 use super::edits::Editing;
 use super::search::{Jump, SearchView, one_line};
@@ -608,8 +608,8 @@ pub struct App {
     pub highlight: Option<(RoomId, Seq)>,
     /// The message of mine being edited (`/edit` alone): the input holds its new text.
     pub editing: Option<Editing>,
-    /// A message picked by `/delete` or `/delete NAME`, waiting for Enter.
-    pub deleting: Option<Deleting>,
+    /// A deletion asked for (`/delete`, `/purge`), waiting for Enter.
+    pub confirming: Option<Confirming>,
     /// I am away, with this status text (may be empty); `None`: not away, as far as I know.
     pub away: Option<String>,
     /// Live messages for rooms not known yet, while those are fetched.
@@ -658,7 +658,7 @@ impl App {
             jump: None,
             highlight: None,
             editing: None,
-            deleting: None,
+            confirming: None,
             away: None,
             arrivals: Arrivals::default(),
         }
@@ -1312,8 +1312,8 @@ impl App {
         if entering {
             self.jump = None;
             self.highlight = None;
-            // A deletion waiting for Enter was of a message there.
-            self.deleting = None;
+            // A deletion waiting for Enter was about the room left.
+            self.confirming = None;
             // What the status line says is about the room left (an error there, a topic shown):
             // it would read as this one's.
             self.flash = None;
@@ -1505,12 +1505,12 @@ impl App {
         use super::commands::Command as C;
         self.completion = None;
         let line = self.input.submit();
-        if self.deleting.is_some() {
+        if self.confirming.is_some() {
             if line.trim().is_empty() {
-                return self.confirm_delete();
+                return self.confirm();
             }
-            // A line typed instead goes as it would have; the message stays.
-            self.deleting = None;
+            // A line typed instead goes as it would have; nothing is deleted.
+            self.confirming = None;
         }
         if line.trim().is_empty() && self.editing.is_none() {
             return Vec::new();
@@ -1747,11 +1747,12 @@ impl App {
                 .map(Action::Mutes)
                 .into_iter()
                 .collect(),
-            C::Purge { user, secs } => self
-                .current_or_flash()
-                .map(|room| Action::Purge { room, user, secs })
-                .into_iter()
-                .collect(),
+            C::Purge { user, secs } => {
+                if let Some(room) = self.current_or_flash() {
+                    self.ask_to_purge(room, user, secs);
+                }
+                Vec::new()
+            }
             C::Bans => self
                 .current_or_flash()
                 .map(Action::Bans)

@@ -239,7 +239,7 @@ pub const HELP: &[(&str, &str, &str)] = &[
     (
         "/purge",
         "USER [TIME]",
-        "delete all USER posted here in the last TIME (default 1h)",
+        "delete USER's posts of the last TIME (1h); Enter confirms",
     ),
     (
         "/edit",

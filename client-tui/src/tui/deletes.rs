@@ -2,13 +2,14 @@
 //! there (what the room's owner, its moderators and admins may do), each once confirmed.
 //!
 //! The message is picked as `/edit` picks mine, the newest one loaded, and shown above the
-//! input ([`Deleting`]): Enter on the empty input deletes it, Esc (or a line typed instead, or
-//! switching rooms) leaves it. With nothing to delete, it says so and asks nothing. Whether I
-//! may is the server's to say: its refusal shows as the error.
+//! input ([`Deleting`]) as [`super::confirms`] asks: Enter on the empty input deletes it, Esc
+//! (or a line typed instead, or switching rooms) leaves it. With nothing to delete, it says so
+//! and asks nothing. Whether I may is the server's to say: its refusal shows as the error.
 
 use chatroom_protocol::{Message, MessageKind, RoomId, Seq, UnixMillis};
 
-use super::app::{Action, App, ConnectionState, Entry};
+use super::app::{Action, App, Entry};
+use super::confirms::Confirming;
 
 /// A message picked by `/delete` (mine) or `/delete NAME`, waiting for Enter.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,30 +101,19 @@ impl App {
             _ => text,
         };
         let mine = self.me.as_ref().is_some_and(|me| me.id == sender);
-        self.deleting = Some(Deleting {
+        self.ask(Confirming::Delete(Deleting {
             room,
             seq,
             sender: sender_name,
             mine,
             ts,
             text,
-        });
+        }));
     }
 
-    /// Enter on an empty input while a message waits to be deleted: deletes it. Offline, it
-    /// keeps waiting.
-    pub(super) fn confirm_delete(&mut self) -> Vec<Action> {
-        let Some(deleting) = self.deleting.clone() else {
-            return Vec::new();
-        };
-        if self.connection != ConnectionState::Connected {
-            self.flash(
-                "not connected; Enter deletes it once the connection is back",
-                true,
-            );
-            return Vec::new();
-        }
-        self.deleting = None;
+    /// Enter confirmed `deleting` (see [`super::confirms`]): deletes it, unless it is gone
+    /// already.
+    pub(super) fn delete_confirmed(&mut self, deleting: Deleting) -> Vec<Action> {
         let gone = self
             .rooms
             .get(&deleting.room)
@@ -140,11 +130,6 @@ impl App {
             room: deleting.room,
             seq: deleting.seq,
         }]
-    }
-
-    /// Esc while a message waits to be deleted: it stays.
-    pub fn cancel_delete(&mut self) -> bool {
-        self.deleting.take().is_some()
     }
 }
 
@@ -187,7 +172,7 @@ mod tests {
     fn delete_name_picks_their_newest_message_and_enter_deletes_it() {
         let mut app = moderator_app();
         assert_eq!(submit(&mut app, "/delete @bob"), [], "nothing before Enter");
-        let deleting = app.deleting.clone().expect("waiting for Enter");
+        let deleting = app.deleting().cloned().expect("waiting for Enter");
         assert_eq!(
             (
                 deleting.seq,
@@ -204,7 +189,7 @@ mod tests {
                 seq: 2
             }]
         );
-        assert_eq!(app.deleting, None, "done");
+        assert_eq!(app.confirming, None, "done");
         assert_eq!(
             key(&mut app, KeyCode::Enter),
             [],
@@ -217,7 +202,7 @@ mod tests {
     fn my_own_name_asks_about_your_message() {
         let mut app = moderator_app();
         submit(&mut app, "/delete me");
-        let deleting = app.deleting.clone().expect("waiting for Enter");
+        let deleting = app.deleting().cloned().expect("waiting for Enter");
         assert_eq!((deleting.seq, deleting.whose().as_str()), (3, "your"));
         app.message_deleted(RoomId(1), 3);
         key(&mut app, KeyCode::Enter);
@@ -226,7 +211,7 @@ mod tests {
             Some(("your message is deleted already".into(), false))
         );
         submit(&mut app, "/delete bob");
-        assert_eq!(app.deleting.map(|d| d.whose()), Some("Bob's".into()));
+        assert_eq!(app.deleting().map(|d| d.whose()), Some("Bob's".into()));
     }
 
     #[test]
@@ -234,7 +219,7 @@ mod tests {
         let mut app = moderator_app();
         submit(&mut app, "/delete bob");
         key(&mut app, KeyCode::Esc);
-        assert_eq!(app.deleting, None, "Esc");
+        assert_eq!(app.confirming, None, "Esc");
         assert_eq!(key(&mut app, KeyCode::Enter), []);
 
         submit(&mut app, "/delete bob");
@@ -246,18 +231,18 @@ mod tests {
             }],
             "a line typed instead is sent as it is"
         );
-        assert_eq!(app.deleting, None);
+        assert_eq!(app.confirming, None);
 
         submit(&mut app, "/delete bob");
         app.enter_room(RoomId(2));
-        assert_eq!(app.deleting, None, "another room");
+        assert_eq!(app.confirming, None, "another room");
     }
 
     #[test]
     fn no_such_message_is_said_and_a_gone_one_is_not_deleted_twice() {
         let mut app = moderator_app();
         assert_eq!(submit(&mut app, "/delete carol"), []);
-        assert_eq!(app.deleting, None);
+        assert_eq!(app.confirming, None);
         assert_eq!(
             app.flash,
             Some(("carol has no message here to delete".into(), true))
@@ -271,10 +256,10 @@ mod tests {
         );
         // Offline, Enter leaves it waiting.
         submit(&mut app, "/delete bob");
-        assert_eq!(app.deleting.as_ref().map(|d| d.seq), Some(1));
+        assert_eq!(app.deleting().map(|d| d.seq), Some(1));
         app.disconnected("lost".into(), 0);
         assert_eq!(key(&mut app, KeyCode::Enter), []);
-        assert!(app.deleting.is_some());
+        assert!(app.deleting().is_some());
     }
 
     /// `/delete` alone picks my newest message and asks as `/delete NAME` does; Esc keeps it.
@@ -282,7 +267,7 @@ mod tests {
     fn delete_alone_asks_about_my_newest_message_first() {
         let mut app = moderator_app();
         assert_eq!(submit(&mut app, "/delete"), [], "nothing before Enter");
-        let deleting = app.deleting.clone().expect("waiting for Enter");
+        let deleting = app.deleting().cloned().expect("waiting for Enter");
         assert_eq!(
             (
                 deleting.seq,
@@ -292,7 +277,7 @@ mod tests {
             (3, "please don't", "your")
         );
         key(&mut app, KeyCode::Esc);
-        assert_eq!(app.deleting, None, "Esc keeps it");
+        assert_eq!(app.confirming, None, "Esc keeps it");
         assert_eq!(key(&mut app, KeyCode::Enter), []);
         submit(&mut app, "/delete");
         assert_eq!(
@@ -310,7 +295,7 @@ mod tests {
         let mut app = moderator_app();
         app.message_deleted(RoomId(1), 3);
         assert_eq!(submit(&mut app, "/delete"), []);
-        assert_eq!(app.deleting, None);
+        assert_eq!(app.confirming, None);
         assert_eq!(
             app.flash,
             Some(("you have no message here to delete".into(), true))

@@ -204,7 +204,7 @@ impl App {
             KeyCode::Esc => {
                 self.flash = None;
                 self.cancel_edit();
-                self.cancel_delete();
+                self.decline();
                 if let Some(room) = self.current {
                     self.to_bottom(room);
                 }

@@ -5,10 +5,12 @@
 //! - [`arrivals`]: rooms that show up through a live message before I know of them.
 //! - [`editor`]: the input line editor.
 //! - [`commands`]: slash commands, `/help`, completion.
+//! - [`confirms`]: what waits for Enter before it deletes (`/delete`, `/purge`).
 //! - [`deletes`]: `/delete` of my message or someone else's, once confirmed.
 //! - [`edits`]: `/edit` of my own messages, and edits from others.
 //! - [`mutes`]: `/mute`, `/unmute`, `/mutes` and the notices they cause.
-//! - [`purges`]: `/purge`, deleting what someone posted lately (`chatroom purge` too).
+//! - [`purges`]: `/purge`, once confirmed, deleting what someone posted lately (`chatroom purge`
+//!   too, without asking).
 //! - [`search`]: `/search` and its results view.
 //! - [`transfers`]: file transfers as the transfers panel shows them.
 //! - [`ui`]: rendering from `&App`.
@@ -17,6 +19,7 @@
 pub mod app;
 pub mod arrivals;
 pub mod commands;
+pub mod confirms;
 pub mod deletes;
 pub mod editor;
 pub mod edits;

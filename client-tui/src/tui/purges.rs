@@ -1,6 +1,11 @@
 //! `/purge USER [TIME]` and `chatroom purge`: a room's owner or moderator deletes everything
 //! USER posted there lately, in as many requests as it takes, and hears one line about it.
 //!
+//! In the TUI, `/purge` asks first ([`Purging`], as [`super::confirms`] asks): a typo in the
+//! name or the time would erase history for good, so the question says whose messages, in
+//! which room and how far back, and Enter on the empty input is what sends it. `chatroom purge`
+//! is for scripts and does not ask.
+//!
 //! The server deletes at most [`MAX_DELETED_AT_ONCE`] messages a request, the newest first;
 //! "purge" means all of the window, so [`purge`] asks again while a request took that many, up
 //! to [`PURGE_ROUNDS`] requests (a spam run longer than that is said to have more left).
@@ -9,11 +14,53 @@ use chatroom_protocol::client::{ClientError, ClientHandle};
 use chatroom_protocol::{MAX_DELETED_AT_ONCE, RoomId, duration_words};
 use std::time::Duration;
 
+use super::app::{Action, App};
+use super::confirms::Confirming;
+
 /// How far back a purge reaches when no time is given: an hour.
 pub const DEFAULT_PURGE_SECS: u64 = 3600;
 
 /// The most requests one purge makes (10 000 messages at 500 a request): a bound, not a goal.
 pub const PURGE_ROUNDS: u32 = 20;
+
+/// A `/purge` waiting for Enter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Purging {
+    /// Where (the room I was in).
+    pub room: RoomId,
+    /// Whose messages, as typed.
+    pub user: String,
+    /// How far back, in seconds.
+    pub secs: u64,
+}
+
+impl Purging {
+    /// What goes, for the question: `everything bob posted in #dev over the last 1 day`. No
+    /// count: the messages loaded here need not be all of them, and more may come meanwhile.
+    pub fn what(&self, room_label: &str) -> String {
+        format!(
+            "everything {} posted in {room_label} over the last {}",
+            self.user,
+            duration_words(self.secs)
+        )
+    }
+
+    /// What Enter sends.
+    pub(super) fn action(self) -> Action {
+        Action::Purge {
+            room: self.room,
+            user: self.user,
+            secs: self.secs,
+        }
+    }
+}
+
+impl App {
+    /// `/purge USER [TIME]` in `room`: asks before anything goes.
+    pub(super) fn ask_to_purge(&mut self, room: RoomId, user: String, secs: u64) {
+        self.ask(Confirming::Purge(Purging { room, user, secs }));
+    }
+}
 
 /// What a purge did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,35 +161,103 @@ impl PurgeFailed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tui::app::Action;
     use crate::tui::test_support::{app_as_me, public_room};
     use chatroom_protocol::{ErrorBody, ErrorCode, RoomRole};
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-    fn run(app: &mut crate::tui::app::App, line: &str) -> Vec<Action> {
+    fn run(app: &mut App, line: &str) -> Vec<Action> {
         app.input.set_text(line);
         app.submit_input()
     }
 
-    /// `/purge` acts on the room I am in, an hour back unless told; a mistyped time sends
-    /// nothing and stays to be corrected, and so does the whole line while offline.
-    #[test]
-    fn purge_acts_on_the_current_room_and_keeps_a_line_it_cannot_send() {
+    fn key(app: &mut App, code: KeyCode) -> Vec<Action> {
+        app.on_key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    /// In `dev` as a moderator, with `public` (where I am a member) to switch to.
+    fn moderator_in_dev() -> App {
         let mut app = app_as_me();
         app.rooms_loaded(vec![
             public_room(1, "public", 0, RoomRole::Member),
             public_room(2, "dev", 0, RoomRole::Moderator),
         ]);
         app.enter_room(RoomId(2));
-        let purge = |user: &str, secs| Action::Purge {
+        app
+    }
+
+    fn purge(user: &str, secs: u64) -> Action {
+        Action::Purge {
             room: RoomId(2),
             user: user.into(),
             secs,
-        };
-        assert_eq!(run(&mut app, "/purge @bob"), [purge("bob", 3600)]);
-        assert_eq!(run(&mut app, "/purge bob 2h"), [purge("bob", 7200)]);
-        assert_eq!(app.input.text(), "", "sent: the input is cleared");
+        }
+    }
 
+    /// `/purge` asks first about the room I am in, an hour back unless told; Enter on the empty
+    /// input is what purges, once.
+    #[test]
+    fn purge_asks_first_and_enter_sends_it() {
+        let mut app = moderator_in_dev();
+        assert_eq!(run(&mut app, "/purge @bob"), [], "nothing before Enter");
+        assert_eq!(app.input.text(), "", "the line is taken");
+        assert_eq!(
+            app.confirming,
+            Some(Confirming::Purge(Purging {
+                room: RoomId(2),
+                user: "bob".into(),
+                secs: 3600
+            }))
+        );
+        assert_eq!(key(&mut app, KeyCode::Enter), [purge("bob", 3600)]);
+        assert_eq!(app.confirming, None, "done");
+        assert_eq!(
+            key(&mut app, KeyCode::Enter),
+            [],
+            "Enter again sends nothing"
+        );
+
+        run(&mut app, "/purge bob 2h");
+        assert_eq!(run(&mut app, ""), [purge("bob", 7200)], "Enter as submit");
+    }
+
+    /// Esc declines: nothing is sent and the status line says so. A line typed instead goes
+    /// as it is, and entering another room drops the question, which was about this one.
+    #[test]
+    fn esc_a_typed_line_or_another_room_purges_nothing() {
+        let mut app = moderator_in_dev();
+        run(&mut app, "/purge bob 1d");
+        assert_eq!(key(&mut app, KeyCode::Esc), []);
+        assert_eq!(app.confirming, None, "Esc");
+        assert_eq!(
+            app.flash,
+            Some(("cancelled: nothing deleted".into(), false))
+        );
+        assert_eq!(key(&mut app, KeyCode::Enter), [], "nothing waits");
+
+        run(&mut app, "/purge bob 1d");
+        assert_eq!(
+            run(&mut app, "oops, not bob"),
+            [Action::Send {
+                room: RoomId(2),
+                text: "oops, not bob".into()
+            }],
+            "a line typed instead is sent as it is"
+        );
+        assert_eq!(app.confirming, None);
+
+        run(&mut app, "/purge bob 1d");
+        app.enter_room(RoomId(1));
+        assert_eq!(app.confirming, None, "another room");
+        assert_eq!(key(&mut app, KeyCode::Enter), []);
+    }
+
+    /// A mistyped time asks nothing and stays to be corrected, and so does the whole line while
+    /// offline; a question asked before the connection went waits for it.
+    #[test]
+    fn purge_keeps_a_line_it_cannot_send_and_waits_offline() {
+        let mut app = moderator_in_dev();
         assert_eq!(run(&mut app, "/purge bob 2y"), []);
+        assert_eq!(app.confirming, None);
         assert_eq!(app.input.text(), "/purge bob 2y");
         let (text, error) = app.flash.clone().unwrap_or_default();
         assert!(
@@ -150,9 +265,30 @@ mod tests {
             "{text}"
         );
 
+        run(&mut app, "/purge bob");
         app.disconnected("connection lost".into(), 5_000);
-        assert_eq!(run(&mut app, "/purge bob"), []);
-        assert_eq!(app.input.text(), "/purge bob", "kept for the reconnect");
+        assert_eq!(key(&mut app, KeyCode::Enter), [], "offline");
+        assert!(app.confirming.is_some(), "still waiting");
+        assert_eq!(run(&mut app, "/purge carol"), []);
+        assert_eq!(app.input.text(), "/purge carol", "kept for the reconnect");
+        assert_eq!(app.confirming, None, "a line typed instead drops it");
+    }
+
+    #[test]
+    fn the_question_says_whose_where_and_how_far_back() {
+        let purging = |secs| Purging {
+            room: RoomId(2),
+            user: "bob".into(),
+            secs,
+        };
+        assert_eq!(
+            purging(86_400).what("#dev"),
+            "everything bob posted in #dev over the last 1 day"
+        );
+        assert_eq!(
+            purging(3600).what("#dev"),
+            "everything bob posted in #dev over the last 1 h"
+        );
     }
 
     #[test]

@@ -2008,10 +2008,10 @@ mod tests {
         h.shutdown.cancel();
     }
 
-    /// `/purge bob 10m` deletes all bob posted in the room, more than the server takes in one
-    /// request, and says how many in the status line; alice's screen shows each one deleted and
-    /// carol's message stays. Asked again, nothing is left; where alice moderates nothing, the
-    /// server's reason shows as the error.
+    /// `/purge bob 10m`, once Enter confirms, deletes all bob posted in the room, more than the
+    /// server takes in one request, and says how many in the status line; alice's screen shows
+    /// each one deleted and carol's message stays. Asked again, nothing is left; where alice
+    /// moderates nothing, the server's reason shows as the error.
     #[tokio::test]
     async fn purge_deletes_all_someone_posted_lately_and_says_how_many() {
         let mut h = Harness::start_with(|config| {
@@ -2057,6 +2057,14 @@ mod tests {
         .await;
 
         h.command("/purge bob 10m");
+        assert!(
+            matches!(
+                h.app.confirming,
+                Some(crate::tui::confirms::Confirming::Purge(_))
+            ),
+            "asked first"
+        );
+        h.press_enter();
         h.run_until("the tally, and each message shown deleted", |h| {
             flash_is(
                 &h.app,
@@ -2068,6 +2076,7 @@ mod tests {
         assert_eq!(by(&h.app, "carol", text), 1, "carol's message stays");
 
         h.command("/purge @bob");
+        h.press_enter();
         h.run_until("nothing left", |h| {
             flash_is(
                 &h.app,
@@ -2079,6 +2088,7 @@ mod tests {
 
         h.app.enter_room(public);
         h.command("/purge bob");
+        h.press_enter();
         h.run_until("the refusal", |h| {
             flash_is(
                 &h.app,
@@ -2271,7 +2281,7 @@ mod tests {
         h.run_until("bob's message", |h| bobs_message(&h.app, dev).is_some())
             .await;
         h.command("/delete bob");
-        assert!(h.app.deleting.is_some(), "asked first");
+        assert!(h.app.deleting().is_some(), "asked first");
         assert_eq!(bobs_message(&h.app, dev), Some(MessageKind::Text));
         h.press_enter();
         h.run_until("the deletion", |h| {

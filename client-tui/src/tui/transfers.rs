@@ -450,7 +450,7 @@ mod tests {
     fn deleted_messages_stay_as_deleted_and_delete_picks_my_last() {
         let mut app = app_with_a_file();
         assert_eq!(app.delete_last(), [], "asked first");
-        assert_eq!(app.deleting.as_ref().map(|d| d.seq), Some(3));
+        assert_eq!(app.deleting().map(|d| d.seq), Some(3));
         app.on_event(Event::MessageDeleted {
             room: RoomId(1),
             seq: 2,

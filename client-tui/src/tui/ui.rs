@@ -18,6 +18,7 @@ use super::app::{
     App, ConnectionState, Entry, LoginField, LoginForm, PasswdField, PasswdForm, RoomState, Screen,
 };
 use super::commands::{HELP, KEYS, QUOTING};
+use super::confirms::Confirming;
 use super::editor::LineEditor;
 use super::search::{SearchView, one_line};
 use super::transfers::{TransferState, TransferView};
@@ -1103,8 +1104,8 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
 /// Characters of a message a deletion's question quotes.
 const DELETING_QUOTED: usize = 40;
 
-/// The line above the input, with its colour: the message being edited, or the one waiting
-/// to be deleted.
+/// The line above the input, with its colour: the message being edited, or the deletion
+/// waiting for Enter (a message, or all someone posted lately).
 fn input_marker(app: &App) -> Option<(String, Color)> {
     if let Some(editing) = &app.editing {
         let place = if app.current == Some(editing.room) {
@@ -1123,21 +1124,34 @@ fn input_marker(app: &App) -> Option<(String, Color)> {
         );
         return Some((text, Color::Yellow));
     }
-    let deleting = app.deleting.as_ref()?;
-    let quoted = one_line(deleting.text.trim());
-    let quoted = if quoted.chars().count() > DELETING_QUOTED {
-        let cut: String = quoted.chars().take(DELETING_QUOTED - 1).collect();
-        format!("{}…", cut.trim_end())
-    } else {
-        quoted
+    let question = match app.confirming.as_ref()? {
+        Confirming::Delete(deleting) => {
+            let quoted = one_line(deleting.text.trim());
+            let quoted = if quoted.chars().count() > DELETING_QUOTED {
+                let cut: String = quoted.chars().take(DELETING_QUOTED - 1).collect();
+                format!("{}…", cut.trim_end())
+            } else {
+                quoted
+            };
+            // The keys before the quote: a narrow terminal cuts the end of the line.
+            format!(
+                "delete {} message of {}? Enter deletes it · Esc cancels · “{quoted}”",
+                deleting.whose(),
+                clock(app, deleting.ts)
+            )
+        }
+        Confirming::Purge(purging) => {
+            let room = app
+                .rooms
+                .get(&purging.room)
+                .map_or_else(|| "a room you left".to_string(), RoomState::label);
+            format!(
+                "delete {}? Enter deletes it · Esc cancels",
+                purging.what(&room)
+            )
+        }
     };
-    // The keys before the quote: a narrow terminal cuts the end of the line.
-    let text = format!(
-        " ✗ delete {} message of {}? Enter deletes it · Esc cancels · “{quoted}”",
-        deleting.whose(),
-        clock(app, deleting.ts)
-    );
-    Some((text, Color::LightRed))
+    Some((format!(" ✗ {question}"), Color::LightRed))
 }
 
 fn draw_input(frame: &mut Frame, app: &App, area: Rect) {
