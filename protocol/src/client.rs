@@ -1302,6 +1302,25 @@ impl ClientHandle {
         .await
     }
 
+    /// Makes another account a server admin (`admin`), or no longer one (a server admin
+    /// only). It holds at once, for the account's connections already logged in too.
+    pub async fn set_server_admin(&self, username: &str, admin: bool) -> Result<(), ClientError> {
+        self.done(Request::SetServerAdmin {
+            username: username.into(),
+            admin,
+        })
+        .await
+    }
+
+    /// Deletes another account (a server admin only): its connections close, it leaves every
+    /// room, and its messages stay under its name.
+    pub async fn delete_account(&self, username: &str) -> Result<(), ClientError> {
+        self.done(Request::DeleteAccount {
+            username: username.into(),
+        })
+        .await
+    }
+
     /// The suspended accounts, newest first (a server admin only).
     pub async fn suspensions(&self) -> Result<Vec<BanInfo>, ClientError> {
         expect_response!(self.request(Request::Suspensions).await?, Response::Bans(b) => b)

@@ -458,6 +458,26 @@ pub enum Request {
         /// How far back, in seconds (at least 1).
         within_secs: u64,
     },
+    /// Make another account a server admin, or take that away (a server admin only; not one's
+    /// own account, nor the AI bot's) → [`Response::Done`]. It holds at once, for the
+    /// account's connections already logged in too. (Appended after protocol version 1 was
+    /// first published.)
+    SetServerAdmin {
+        /// Whose.
+        username: String,
+        /// `true` to make it an admin, `false` to take that away.
+        admin: bool,
+    },
+    /// Delete another account (a server admin only; not one's own account, nor the AI bot's)
+    /// → [`Response::Done`]. Its connections close with [`ErrorCode::SessionRevoked`]; every
+    /// room it was in gets [`Event::MemberLeft`] with [`LeaveReason::AccountDeleted`], a room
+    /// it owned passes to its longest-standing moderator (or member), and its messages stay in
+    /// history under its name. The name is free to register again. (Appended after protocol
+    /// version 1 was first published.)
+    DeleteAccount {
+        /// Whose.
+        username: String,
+    },
 }
 
 /// The most messages one [`Request::DeleteMessagesBy`] deletes (the newest); ask again for

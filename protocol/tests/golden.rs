@@ -719,6 +719,13 @@ fn request_variant_indices() {
                 username: "bob".to_owned(),
                 within_secs: 3600,
             },
+            Request::SetServerAdmin {
+                username: "bob".to_owned(),
+                admin: true,
+            },
+            Request::DeleteAccount {
+                username: "bob".to_owned(),
+            },
         ],
     );
 }

@@ -580,6 +580,9 @@ fn request() -> BoxedStrategy<Request> {
                 within_secs,
             }
         }),
+        (string_any(), any::<bool>())
+            .prop_map(|(username, admin)| Request::SetServerAdmin { username, admin }),
+        string_any().prop_map(|username| Request::DeleteAccount { username }),
     ]
     .boxed()
 }

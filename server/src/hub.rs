@@ -618,6 +618,41 @@ impl Hub {
             .or_insert(room);
     }
 
+    /// Server admin granted or taken away: every connection of the account acts with it from
+    /// its next request (see `Conn::dispatch`), and member lists show it.
+    pub fn set_admin(&self, user: UserId, admin: bool) {
+        if let Some(u) = self.write().users.get_mut(&user) {
+            u.row.is_admin = admin;
+        }
+    }
+
+    /// Forgets a deleted account, once its rooms have heard it left: its direct chats lose it
+    /// as a member, its connections close with `reason`, and its name is free again.
+    pub fn forget_user(&self, user: UserId, reason: &ErrorBody) {
+        self.flush_deferred();
+        let mut state = self.write();
+        let Some(entry) = state.users.remove(&user) else {
+            return;
+        };
+        for s in &entry.sessions {
+            s.outlet.close(reason.clone());
+        }
+        for room in &entry.rooms {
+            if let Some(r) = state.rooms.get_mut(room) {
+                r.members.remove(&user);
+                r.muted.remove(&user);
+            }
+        }
+        state.online.remove(&user);
+        if state.user_by_key.get(&entry.row.name_key) == Some(&user) {
+            state.user_by_key.remove(&entry.row.name_key);
+        }
+        let look = crate::auth::look_alike_key(&entry.row.name);
+        if state.user_by_look.get(&look) == Some(&user) {
+            state.user_by_look.remove(&look);
+        }
+    }
+
     /// A new topic.
     pub fn set_topic(&self, room: RoomId, topic: &str) {
         if let Some(r) = self.write().rooms.get_mut(&room) {

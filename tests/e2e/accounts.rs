@@ -1,8 +1,10 @@
 //! Accounts and sessions.
 
 use crate::support::*;
-use chatroom_protocol::client::ClientError;
-use chatroom_protocol::{ErrorCode, RoomKind};
+use chatroom_protocol::client::{ClientError, ClientHandle};
+use chatroom_protocol::{
+    ErrorCode, Event, HistoryAnchor, LeaveReason, RoomKind, RoomRole, Visibility,
+};
 use chatroom_server::config::RegistrationPolicy;
 use std::time::Duration;
 
@@ -751,5 +753,263 @@ async fn no_login_under_way_survives_a_suspension() {
             );
         }
     }
+    server.stop().await;
+}
+
+/// Whether `client`'s account may act as a server admin right now, asked with a request only
+/// an admin may make.
+async fn acts_as_admin(client: &ClientHandle) -> bool {
+    match client.suspensions().await {
+        Ok(_) => true,
+        Err(e) if e.code() == Some(ErrorCode::Forbidden) => false,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+async fn an_admin_promotes_and_demotes_someone_on_the_connections_they_have_open() {
+    let server = TestServer::start().await;
+    let (admin, _) = server.user("alice").await;
+    let (bob, _) = server.user("bob").await;
+    server.user("carol").await;
+    assert!(!acts_as_admin(&bob).await);
+    assert_eq!(
+        code_of(bob.create_account("dave", PASSWORD).await),
+        ErrorCode::AlreadyAuthenticated
+    );
+
+    admin.set_server_admin("Bob", true).await.expect("promote");
+    assert!(acts_as_admin(&bob).await, "at once, on the open connection");
+    bob.create_account("dave", PASSWORD)
+        .await
+        .expect("and he creates accounts while logged in");
+    let users = admin.list_users().await.expect("users");
+    let listed = |name: &str| {
+        users
+            .iter()
+            .find(|u| u.user.username == name)
+            .map(|u| u.user.is_admin)
+    };
+    assert_eq!((listed("bob"), listed("carol")), (Some(true), Some(false)));
+    admin
+        .set_server_admin("bob", true)
+        .await
+        .expect("asking again for what holds is fine");
+
+    let server = server.restart().await;
+    let (bob, bob_session) = server.login("bob").await;
+    assert!(bob_session.user.is_admin, "stored");
+    let (admin, _) = server.login("alice").await;
+    admin.set_server_admin("bob", false).await.expect("demote");
+    assert!(
+        !acts_as_admin(&bob).await,
+        "at once, on the open connection"
+    );
+    assert_eq!(
+        code_of(bob.log_out_user("carol").await),
+        ErrorCode::Forbidden
+    );
+    let (_, bob_session) = server.login("bob").await;
+    assert!(!bob_session.user.is_admin);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn only_an_admin_promotes_or_deletes_and_only_someone_else_who_is_not_the_bot() {
+    let server = TestServer::start().await;
+    let (admin, _) = server.user("alice").await;
+    let (bob, _) = server.user("bob").await;
+    server.user("carol").await;
+    let bot = server.config.ai.name.clone();
+
+    assert_eq!(
+        code_of(bob.set_server_admin("bob", true).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code_of(bob.set_server_admin("carol", true).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code_of(bob.delete_account("carol").await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code_of(admin.set_server_admin("alice", false).await),
+        ErrorCode::BadRequest,
+        "an admin cannot demote themselves: the server keeps an admin"
+    );
+    assert_eq!(
+        code_of(admin.delete_account("alice").await),
+        ErrorCode::BadRequest
+    );
+    assert_eq!(
+        code_of(admin.set_server_admin(&bot, true).await),
+        ErrorCode::BadRequest
+    );
+    assert_eq!(
+        code_of(admin.delete_account(&bot).await),
+        ErrorCode::BadRequest
+    );
+    assert_eq!(
+        code_of(admin.set_server_admin("nobody", true).await),
+        ErrorCode::UserNotFound
+    );
+    assert_eq!(
+        code_of(admin.delete_account("nobody").await),
+        ErrorCode::UserNotFound
+    );
+    assert!(!acts_as_admin(&bob).await);
+    server.login("carol").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_deletes_an_account_that_is_logged_in() {
+    let server = TestServer::start().await;
+    let (admin, _) = server.user("alice").await;
+    let (bob, bob_session) = server.user("bob").await;
+    let (mut carol, carol_session) = server.user("carol").await;
+    let room = bob
+        .create_room("bobs-room", Visibility::Public)
+        .await
+        .expect("room");
+    carol.join_room("bobs-room").await.expect("join");
+    bob.send_direct("carol", "hello from bob")
+        .await
+        .expect("direct");
+    bob.send_message(room.id, "bob was here")
+        .await
+        .expect("message");
+    let direct = carol
+        .my_rooms()
+        .await
+        .expect("rooms")
+        .into_iter()
+        .find(|r| r.kind == RoomKind::Direct)
+        .expect("carol's direct chat with bob");
+
+    admin.delete_account("bob").await.expect("deleted");
+
+    let closed = bob.my_rooms().await.expect_err("closed");
+    assert_eq!(closed.code(), Some(ErrorCode::SessionRevoked));
+    assert!(
+        closed.to_string().contains("alice deleted this account"),
+        "{closed}"
+    );
+    assert_eq!(
+        code_of(server.connect().await.resume(&bob_session.token).await),
+        ErrorCode::InvalidToken
+    );
+    // In the room bob owned: the notice, then he leaves, then carol owns it.
+    let mut seen = Vec::new();
+    expect_event(&mut carol, |e| match e {
+        Event::Message(m) if m.room == room.id && m.text.contains("deleted") => {
+            seen.push(format!("notice: {}", m.text));
+            None
+        }
+        Event::MemberLeft {
+            room: r,
+            username,
+            reason,
+            ..
+        } if r == room.id => {
+            seen.push(format!("left: {username} {reason:?}"));
+            None
+        }
+        Event::RoleChanged {
+            room: r,
+            username,
+            role,
+            ..
+        } if r == room.id => {
+            seen.push(format!("role: {username} {role:?}"));
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        seen,
+        [
+            "notice: bob's account was deleted; carol is now the owner",
+            "left: bob AccountDeleted",
+            "role: carol Owner",
+        ]
+    );
+    let direct_left = expect_event(&mut carol, |e| match e {
+        Event::MemberLeft {
+            room: r, reason, ..
+        } if r == direct.id => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(direct_left, LeaveReason::AccountDeleted);
+    let info = carol.room_info(room.id).await.expect("info");
+    assert_eq!(
+        info.members
+            .iter()
+            .map(|m| (m.user.username.as_str(), m.role))
+            .collect::<Vec<_>>(),
+        [("carol", RoomRole::Owner)]
+    );
+    assert!(
+        !carol
+            .list_users()
+            .await
+            .expect("users")
+            .iter()
+            .any(|u| u.user.username == "bob")
+    );
+
+    // The name is free again; the new bob inherits nothing of the old one.
+    let (new_bob, new_session) = server.user("bob").await;
+    assert_ne!(new_session.user.id, bob_session.user.id);
+    let names: Vec<String> = new_bob
+        .my_rooms()
+        .await
+        .expect("rooms")
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["public"]);
+    assert_eq!(
+        code_of(server.connect().await.register("ｂｏｂ", PASSWORD).await),
+        ErrorCode::UsernameTaken,
+        "and a look-alike of the new bob's name is refused, as for any name"
+    );
+
+    let server = server.restart().await;
+    let (carol, _) = server.login("carol").await;
+    let rooms = carol.my_rooms().await.expect("rooms");
+    let kept = rooms
+        .iter()
+        .find(|r| r.id == direct.id)
+        .expect("carol keeps the direct chat");
+    assert_eq!(
+        kept.name, "bob (deleted)",
+        "not to be taken for the new bob"
+    );
+    let page = carol
+        .history(direct.id, HistoryAnchor::Latest, 10)
+        .await
+        .expect("history");
+    assert_eq!(texts(&page.messages), ["hello from bob"]);
+    let page = carol
+        .history(room.id, HistoryAnchor::Latest, 10)
+        .await
+        .expect("history");
+    let kept = page
+        .messages
+        .iter()
+        .find(|m| m.text == "bob was here")
+        .expect("bob's message stays");
+    assert_eq!(kept.sender_name, "bob");
+    assert_eq!(
+        carol.room_info(room.id).await.expect("info").members.len(),
+        1,
+        "as it was before the restart"
+    );
+    assert_ne!(carol_session.user.id, new_session.user.id);
     server.stop().await;
 }

@@ -1,16 +1,15 @@
 //! What a server admin does to other accounts over the connection, with the server running:
-//! a new password, every session ended, or the account suspended until further notice. Each
-//! locks someone out at once (their tokens stop resuming and their connections close), where
-//! `chatroom-server user` needs the server stopped. Promoting, demoting and deleting stay
-//! there: each changes what every connection of the account may do, which the running server
-//! learns only at the next login.
+//! a new password, every session ended, the account suspended until further notice, made an
+//! admin or no longer one, or deleted. Each holds at once for the account's connections
+//! already logged in, where `chatroom-server user` needs the server stopped.
 
-use chatroom_protocol::{ErrorBody, ErrorCode, Response};
+use chatroom_protocol::{ErrorBody, ErrorCode, LeaveReason, Response, RoomRole};
 
 use super::Conn;
+use super::rooms::announce_departure;
 use crate::auth;
 use crate::error::{RequestError, RequestResult};
-use crate::storage::{UserRow, WriteOp, reads};
+use crate::storage::{Outcome, UserRow, WriteOp, reads};
 
 impl Conn {
     /// The account an admin names, if `me` is an admin and it is someone else's.
@@ -170,6 +169,65 @@ impl Conn {
             .write(WriteOp::Unsuspend { user: user.id })
             .await?;
         tracing::info!(user = %user.name, by = %me.name, "suspension lifted");
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn set_server_admin(
+        &self,
+        me: &UserRow,
+        username: String,
+        admin: bool,
+    ) -> RequestResult<Response> {
+        let user = self.administered(me, &username, "make or unmake server admins")?;
+        self.refuse_bot(&user, "it acts only as the bot").await?;
+        let (hub, id) = (self.shared.hub.clone(), user.id);
+        self.shared
+            .storage
+            .writer
+            .write_then(WriteOp::SetAdmin { user: id, admin }, move |_| {
+                hub.set_admin(id, admin)
+            })
+            .await?;
+        tracing::info!(user = %user.name, by = %me.name, admin, "server admin set");
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn delete_account(
+        &self,
+        me: &UserRow,
+        username: String,
+    ) -> RequestResult<Response> {
+        let user = self.administered(me, &username, "delete an account")?;
+        self.refuse_bot(
+            &user,
+            "turn the bot off in the server's configuration instead",
+        )
+        .await?;
+        let (hub, id, name) = (self.shared.hub.clone(), user.id, user.name.clone());
+        let reason = ErrorBody::new(
+            ErrorCode::SessionRevoked,
+            format!("{} deleted this account", me.name),
+        );
+        self.shared
+            .storage
+            .writer
+            .write_then(WriteOp::DeleteUser { user: id }, move |outcome| {
+                hub.sessions().remove_user(id, None);
+                let rooms = match outcome {
+                    Outcome::AccountDeleted { rooms } => rooms.as_slice(),
+                    _ => &[],
+                };
+                // Each room hears it left (after its notice), as if it had left each itself;
+                // then its connections close and its name is free.
+                for (room, heir) in rooms {
+                    let heirs = heir.map(|h| vec![(h, RoomRole::Owner)]).unwrap_or_default();
+                    let reason = LeaveReason::AccountDeleted;
+                    announce_departure(&hub, *room, id, name.clone(), reason, None, heirs);
+                }
+                hub.forget_user(id, &reason);
+            })
+            .await?;
+        tracing::info!(user = %user.name, by = %me.name, "account deleted");
         Ok(Response::Done)
     }
 

@@ -73,7 +73,8 @@ impl Conn {
         password: String,
     ) -> RequestResult<Response> {
         let by_admin = match &self.session {
-            Some(s) if s.user.is_admin => true,
+            // The hub's row: an admin may have been promoted or demoted since this login.
+            Some(s) if self.shared.hub.user(s.user.id).is_some_and(|u| u.is_admin) => true,
             Some(s) => {
                 return Err(RequestError::new(
                     ErrorCode::AlreadyAuthenticated,

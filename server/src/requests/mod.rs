@@ -178,7 +178,14 @@ impl Conn {
                 "log in first",
             ));
         };
-        let me = session.user.clone();
+        // The hub's row, not the one from login: an admin may have promoted, demoted or
+        // deleted the account since, and that holds from this request on.
+        let Some(me) = self.shared.hub.user(session.user.id) else {
+            return Err(RequestError::new(
+                ErrorCode::SessionRevoked,
+                "this account has been deleted",
+            ));
+        };
         let response = match body {
             Request::Logout => self.logout().await?,
             Request::ChangePassword {
@@ -264,6 +271,10 @@ impl Conn {
             }
             Request::UnsuspendUser { username } => self.unsuspend_user(&me, username).await?,
             Request::Suspensions => self.suspensions(&me).await?,
+            Request::SetServerAdmin { username, admin } => {
+                self.set_server_admin(&me, username, admin).await?
+            }
+            Request::DeleteAccount { username } => self.delete_account(&me, username).await?,
             Request::DeleteMessagesBy {
                 room,
                 username,

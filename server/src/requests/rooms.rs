@@ -619,7 +619,7 @@ fn room_updated(hub: &Hub, user: UserId, summary: &RoomSummary) -> Vec<(UserId, 
 }
 
 /// Tells the room (and the one removed, with `told`) that a member is gone, after the commit.
-fn announce_departure(
+pub(super) fn announce_departure(
     hub: &Hub,
     room: RoomId,
     user: UserId,

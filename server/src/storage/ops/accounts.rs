@@ -199,13 +199,14 @@ pub(super) fn delete_user(cx: Applying<'_, '_>, user: UserId) -> Result<Outcome,
         "DELETE FROM mentions WHERE user_id = ?1",
         params![user.0 as i64],
     )?;
-    // The named rooms it was in hear of it (a direct chat keeps the account's name).
-    let rooms: Vec<i64> = conn
+    // Every room it was in: the named ones hear of it (a direct chat keeps the account's
+    // name), and the running server takes it out of each.
+    let rooms: Vec<(i64, bool)> = conn
         .prepare(
-            "SELECT m.room_id FROM members m JOIN rooms r ON r.id = m.room_id \
-             WHERE m.user_id = ?1 AND r.kind IN (0, 1) ORDER BY m.room_id",
+            "SELECT m.room_id, r.kind IN (0, 1) FROM members m JOIN rooms r ON r.id = m.room_id \
+             WHERE m.user_id = ?1 ORDER BY m.room_id",
         )?
-        .query_map(params![user.0 as i64], |r| r.get(0))?
+        .query_map(params![user.0 as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let owned: Vec<i64> = conn
         .prepare("DELETE FROM members WHERE user_id = ?1 AND role = 2 RETURNING room_id")?
@@ -214,13 +215,19 @@ pub(super) fn delete_user(cx: Applying<'_, '_>, user: UserId) -> Result<Outcome,
     let mut heirs = HashMap::new();
     for room in owned {
         if let Some(heir) = rooms::hand_over(conn, RoomId(room as u64))? {
-            heirs.insert(room, notices::name_of(conn, heir)?);
+            heirs.insert(room, heir);
         }
     }
     let name = notices::name_of(conn, user)?;
-    for room in rooms {
-        let text = notices::account_deleted(&name, heirs.get(&room).map(String::as_str));
-        notices::post(conn, posted, RoomId(room as u64), user, text, now)?;
+    let mut left = Vec::with_capacity(rooms.len());
+    for (room, named) in rooms {
+        let heir = heirs.get(&room).copied();
+        if named {
+            let heir_name = heir.map(|h| notices::name_of(conn, h)).transpose()?;
+            let text = notices::account_deleted(&name, heir_name.as_deref());
+            notices::post(conn, posted, RoomId(room as u64), user, text, now)?;
+        }
+        left.push((RoomId(room as u64), heir));
     }
     // Direct chats with the account keep its name (their `name` is otherwise unused).
     conn.execute(
@@ -232,7 +239,7 @@ pub(super) fn delete_user(cx: Applying<'_, '_>, user: UserId) -> Result<Outcome,
     if deleted == 0 {
         return Err(refused(ErrorCode::UserNotFound, "no such user"));
     }
-    Ok(Outcome::Done)
+    Ok(Outcome::AccountDeleted { rooms: left })
 }
 
 /// [`super::WriteOp::SetAdmin`].

@@ -253,7 +253,7 @@ pub enum WriteOp {
         seq: Seq,
     },
     /// Delete an account with its sessions and memberships; its messages stay, and the rooms it
-    /// owned pass on as when an owner leaves. → [`Outcome::Done`]
+    /// owned pass on as when an owner leaves. → [`Outcome::AccountDeleted`]
     DeleteUser {
         /// Who.
         user: UserId,
@@ -467,6 +467,12 @@ pub enum Outcome {
         orphan: Option<[u8; 32]>,
         /// The sender's name, when someone else (a moderator, the owner) deleted it.
         of_other: Option<String>,
+    },
+    /// An account was deleted ([`WriteOp::DeleteUser`]): every room it was in, direct chats
+    /// included, with the member who owns the room now if the account did.
+    AccountDeleted {
+        /// `(room, its new owner)`.
+        rooms: Vec<(RoomId, Option<UserId>)>,
     },
     /// Messages of one sender were deleted ([`WriteOp::DeleteMessagesBy`]).
     MessagesDeleted {
