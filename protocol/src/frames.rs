@@ -489,9 +489,10 @@ pub const MAX_MUTE_SECS: u64 = 366 * 24 * 3600;
 
 /// How long something lasts, in the words the server's room notices use (`alice muted bob for
 /// 10 min`), so that clients say it the same way: `45 s`, `1 min 30 s`, `10 min`,
-/// `1 h 30 min`, `3 days`. Exact to the second under 10 minutes; above, rounds up to the
-/// minute (from a day on, to the day): a mute with 601 s left has `11 min` left, one with
-/// 3 659 s `1 h 1 min`.
+/// `1 h 30 min`, `3 days`, `1 day 12 h`. Exact to the second under 10 minutes; above, rounds
+/// up to the minute (from a day on, to the hour): a mute with 601 s left has `11 min` left,
+/// one with 3 659 s `1 h 1 min`. Never a whole unit less than it is: a 36-hour purge reads
+/// `1 day 12 h`, not `2 days`.
 pub fn duration_words(secs: u64) -> String {
     match secs {
         0..60 => format!("{secs} s"),
@@ -508,10 +509,17 @@ pub fn duration_words(secs: u64) -> String {
                 (h, m) => format!("{h} h {m} min"),
             },
         },
-        _ => match secs.div_ceil(86_400) {
-            1 => "1 day".to_string(),
-            d => format!("{d} days"),
-        },
+        _ => {
+            let hours = secs.div_ceil(3600);
+            let days = match hours / 24 {
+                1 => "1 day".to_string(),
+                d => format!("{d} days"),
+            };
+            match hours % 24 {
+                0 => days,
+                h => format!("{days} {h} h"),
+            }
+        }
     }
 }
 

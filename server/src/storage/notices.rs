@@ -244,6 +244,8 @@ mod tests {
         assert_eq!(after(86_399), "1 day");
         assert_eq!(after(86_400), "1 day");
         assert_eq!(after(3 * 86_400 - 5), "3 days");
+        assert_eq!(after(36 * 3600), "1 day 12 h", "not rounded to 2 days");
+        assert_eq!(after(2 * 86_400 + 1), "2 days 1 h");
         assert_eq!(for_how_long(now - 5, now), "0 s");
     }
 
