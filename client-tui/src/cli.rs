@@ -291,6 +291,23 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Make someone else's account a server admin, at once (a server admin only).
+    Promote {
+        /// The account's name.
+        name: String,
+    },
+    /// Take server admin away from someone else's account, at once (a server admin only).
+    Demote {
+        /// The account's name.
+        name: String,
+    },
+    /// Delete someone else's account for good (a server admin only): it is logged out and
+    /// leaves every room, its messages stay under its name, and the name is free again.
+    /// `user suspend` locks an account out and can be undone.
+    Delete {
+        /// The account's name.
+        name: String,
+    },
 }
 
 /// A transfer stopped by Ctrl-C. The binary exits with 130 (128 + SIGINT), as shells expect of
@@ -544,6 +561,38 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 output::suspension_line,
                 Some("no account is suspended".to_string()),
             )
+        }
+        Command::User {
+            command: UserCommand::Promote { name },
+        } => {
+            let (client, _) = connect_logged_in(&settings).await?;
+            client
+                .set_server_admin(&name, true)
+                .await
+                .with_context(|| format!("cannot make {name} a server admin"))?;
+            print_line(&format!("{name} is a server admin"))
+        }
+        Command::User {
+            command: UserCommand::Demote { name },
+        } => {
+            let (client, _) = connect_logged_in(&settings).await?;
+            client
+                .set_server_admin(&name, false)
+                .await
+                .with_context(|| format!("cannot take server admin away from {name}"))?;
+            print_line(&format!("{name} is not a server admin"))
+        }
+        Command::User {
+            command: UserCommand::Delete { name },
+        } => {
+            let (client, _) = connect_logged_in(&settings).await?;
+            client
+                .delete_account(&name)
+                .await
+                .with_context(|| format!("cannot delete {name}"))?;
+            print_line(&format!(
+                "deleted {name}: logged out and gone from every room; the messages stay"
+            ))
         }
         Command::Users { json } => {
             let (client, _) = connect_logged_in(&settings).await?;

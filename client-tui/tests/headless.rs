@@ -2664,3 +2664,72 @@ async fn an_admin_suspends_someone_lists_it_and_lifts_it_while_the_server_runs()
         "{line}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_promotes_demotes_and_deletes_accounts_while_the_server_runs() {
+    let server = Server::start().await;
+    let [alice, bob, carol] = registered(&server, ["alice", "bob", "carol"]).await;
+    // What bob may do as an admin shows in whether he may list suspensions.
+    let bob_acts_as_admin = || async {
+        let mut list = bob.command();
+        list.args(["user", "suspended"]);
+        run(list).await.status.success()
+    };
+    assert!(!bob_acts_as_admin().await);
+
+    let mut promote = alice.command();
+    promote.args(["user", "promote", "bob"]);
+    assert_eq!(run_ok(promote).await, "bob is a server admin\n");
+    assert!(bob_acts_as_admin().await);
+    let mut users = alice.command();
+    users.args(["users", "--json"]);
+    let listed = json_lines(&run_ok(users).await);
+    let admin_of = |name: &str| {
+        listed
+            .iter()
+            .find(|u| u["name"] == name)
+            .map(|u| u["admin"].clone())
+    };
+    assert_eq!(
+        (admin_of("bob"), admin_of("carol")),
+        (
+            Some(serde_json::json!(true)),
+            Some(serde_json::json!(false))
+        )
+    );
+
+    let mut demote = alice.command();
+    demote.args(["user", "demote", "bob"]);
+    assert_eq!(run_ok(demote).await, "bob is not a server admin\n");
+    assert!(!bob_acts_as_admin().await);
+
+    let mut delete = bob.command();
+    delete.args(["user", "delete", "carol"]);
+    let output = run(delete).await;
+    assert!(!output.status.success());
+    let line = stderr_line(&output);
+    assert!(
+        line.contains("cannot delete carol") && line.contains("only a server admin"),
+        "{line}"
+    );
+
+    let mut delete = alice.command();
+    delete.args(["user", "delete", "carol"]);
+    assert!(run_ok(delete).await.starts_with("deleted carol"));
+    let mut rooms = carol.command();
+    rooms.arg("rooms");
+    let output = run(rooms).await;
+    assert!(!output.status.success(), "carol's kept session ended");
+    let output = run(carol.login_with(PASSWORD)).await;
+    assert!(
+        !output.status.success(),
+        "and her password is gone with her"
+    );
+    let mut users = alice.command();
+    users.args(["users", "--json"]);
+    let names: Vec<Value> = json_lines(&run_ok(users).await)
+        .into_iter()
+        .map(|u| u["name"].clone())
+        .collect();
+    assert!(!names.contains(&serde_json::json!("carol")), "{names:?}");
+}
