@@ -630,13 +630,32 @@ impl Hub {
     /// as a member, its connections close with `reason`, and its name is free again.
     pub fn forget_user(&self, user: UserId, reason: &ErrorBody) {
         self.flush_deferred();
-        let mut state = self.write();
-        let Some(entry) = state.users.remove(&user) else {
+        let Some(entry) = self.remove_user_from_state(user) else {
             return;
         };
         for s in &entry.sessions {
             s.outlet.close(reason.clone());
         }
+        // Presence never mentions it again: those who saw it online see it go.
+        if !entry.sessions.is_empty() {
+            let gone = Event::Presence(vec![PresenceUpdate {
+                user,
+                username: entry.row.name.clone(),
+                status: PresenceStatus::Offline,
+                status_message: None,
+            }]);
+            if let Some(frame) = self.encode_event(&gone) {
+                let state = self.read();
+                for online in &state.online {
+                    state.push_to_user(*online, &frame);
+                }
+            }
+        }
+    }
+
+    fn remove_user_from_state(&self, user: UserId) -> Option<UserEntry> {
+        let mut state = self.write();
+        let entry = state.users.remove(&user)?;
         for room in &entry.rooms {
             if let Some(r) = state.rooms.get_mut(room) {
                 r.members.remove(&user);
@@ -651,6 +670,7 @@ impl Hub {
         if state.user_by_look.get(&look) == Some(&user) {
             state.user_by_look.remove(&look);
         }
+        Some(entry)
     }
 
     /// A new topic.

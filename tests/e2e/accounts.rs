@@ -3,7 +3,7 @@
 use crate::support::*;
 use chatroom_protocol::client::{ClientError, ClientHandle};
 use chatroom_protocol::{
-    ErrorCode, Event, HistoryAnchor, LeaveReason, RoomKind, RoomRole, Visibility,
+    ErrorCode, Event, HistoryAnchor, LeaveReason, PresenceStatus, RoomKind, RoomRole, Visibility,
 };
 use chatroom_server::config::RegistrationPolicy;
 use std::time::Duration;
@@ -945,6 +945,21 @@ async fn an_admin_deletes_an_account_that_is_logged_in() {
     })
     .await;
     assert_eq!(direct_left, LeaveReason::AccountDeleted);
+    // Without reconnecting, carol sees bob go offline and their chat renamed for what it is.
+    expect_event(&mut carol, |e| match e {
+        Event::Presence(updates) => updates
+            .iter()
+            .any(|p| p.user == bob_session.user.id && p.status == PresenceStatus::Offline)
+            .then_some(()),
+        _ => None,
+    })
+    .await;
+    let renamed = expect_event(&mut carol, |e| match e {
+        Event::RoomUpdated(summary) if summary.id == direct.id => Some(summary),
+        _ => None,
+    })
+    .await;
+    assert_eq!(renamed.name, "bob (deleted)");
     let info = carol.room_info(room.id).await.expect("info");
     assert_eq!(
         info.members

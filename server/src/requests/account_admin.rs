@@ -3,7 +3,7 @@
 //! admin or no longer one, or deleted. Each holds at once for the account's connections
 //! already logged in, where `chatroom-server user` needs the server stopped.
 
-use chatroom_protocol::{ErrorBody, ErrorCode, LeaveReason, Response, RoomRole};
+use chatroom_protocol::{ErrorBody, ErrorCode, Event, LeaveReason, Response, RoomRole};
 
 use super::Conn;
 use super::rooms::announce_departure;
@@ -213,9 +213,11 @@ impl Conn {
             .writer
             .write_then(WriteOp::DeleteUser { user: id }, move |outcome| {
                 hub.sessions().remove_user(id, None);
-                let rooms = match outcome {
-                    Outcome::AccountDeleted { rooms } => rooms.as_slice(),
-                    _ => &[],
+                let (rooms, directs) = match outcome {
+                    Outcome::AccountDeleted { rooms, directs } => {
+                        (rooms.as_slice(), directs.as_slice())
+                    }
+                    _ => (&[][..], &[][..]),
                 };
                 // Each room hears it left (after its notice), as if it had left each itself;
                 // then its connections close and its name is free.
@@ -225,6 +227,12 @@ impl Conn {
                     announce_departure(&hub, *room, id, name.clone(), reason, None, heirs);
                 }
                 hub.forget_user(id, &reason);
+                for (other, summary) in directs {
+                    let event = Event::RoomUpdated(summary.clone());
+                    if let Some(frame) = hub.encode_event(&event) {
+                        hub.send_to_user(*other, None, &frame);
+                    }
+                }
             })
             .await?;
         tracing::info!(user = %user.name, by = %me.name, "account deleted");

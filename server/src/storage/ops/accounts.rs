@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use super::{AdminGrant, Applying, Outcome, refused, rooms};
 use crate::sessions::TokenHash;
 use crate::storage::notices;
-use crate::storage::{StorageError, UserRow, is_constraint};
+use crate::storage::{StorageError, UserRow, is_constraint, reads};
 
 /// [`super::WriteOp::CreateUser`].
 pub(super) fn create_user(
@@ -220,7 +220,7 @@ pub(super) fn delete_user(cx: Applying<'_, '_>, user: UserId) -> Result<Outcome,
     }
     let name = notices::name_of(conn, user)?;
     let mut left = Vec::with_capacity(rooms.len());
-    for (room, named) in rooms {
+    for &(room, named) in &rooms {
         let heir = heirs.get(&room).copied();
         if named {
             let heir_name = heir.map(|h| notices::name_of(conn, h)).transpose()?;
@@ -239,7 +239,28 @@ pub(super) fn delete_user(cx: Applying<'_, '_>, user: UserId) -> Result<Outcome,
     if deleted == 0 {
         return Err(refused(ErrorCode::UserNotFound, "no such user"));
     }
-    Ok(Outcome::AccountDeleted { rooms: left })
+    // The other side of each direct chat, and the chat as they see it now: renamed
+    // "bob (deleted)", which their client learns without reconnecting.
+    let mut renamed = Vec::new();
+    for &(room, named) in &rooms {
+        if named {
+            continue;
+        }
+        let others: Vec<i64> = conn
+            .prepare_cached("SELECT user_id FROM members WHERE room_id = ?1")?
+            .query_map(params![room], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for other in others {
+            let other = UserId(other as u64);
+            if let Some(summary) = reads::room_summary(conn, other, RoomId(room as u64))? {
+                renamed.push((other, summary));
+            }
+        }
+    }
+    Ok(Outcome::AccountDeleted {
+        rooms: left,
+        directs: renamed,
+    })
 }
 
 /// [`super::WriteOp::SetAdmin`].

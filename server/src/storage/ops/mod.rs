@@ -473,6 +473,8 @@ pub enum Outcome {
     AccountDeleted {
         /// `(room, its new owner)`.
         rooms: Vec<(RoomId, Option<UserId>)>,
+        /// Its direct chats as the other side sees each now (named for the deleted account).
+        directs: Vec<(UserId, RoomSummary)>,
     },
     /// Messages of one sender were deleted ([`WriteOp::DeleteMessagesBy`]).
     MessagesDeleted {
