@@ -241,6 +241,25 @@ async fn upkeep_once(shared: &Shared) {
     }
 }
 
+/// Why a session ended when someone else ended it: told to its connections as they close, and
+/// kept (`ended_sessions`) for a client that comes back with the token later.
+pub mod ended {
+    /// A server admin logged the account out everywhere.
+    pub const BY_ADMIN_LOGOUT: &str = "a server admin logged this account out everywhere";
+    /// A server admin set a new password.
+    pub const BY_PASSWORD_RESET: &str = "a server admin set a new password for this account";
+    /// The account changed its own password, on another device.
+    pub const BY_PASSWORD_CHANGE: &str = "the password was changed";
+
+    /// `by_name` suspended the account, maybe saying why.
+    pub fn by_suspension(by_name: &str, reason: Option<&str>) -> String {
+        match reason.filter(|r| !r.is_empty()) {
+            Some(reason) => format!("{by_name} suspended this account: {reason}"),
+            None => format!("{by_name} suspended this account"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1028,3 +1028,94 @@ async fn an_admin_deletes_an_account_that_is_logged_in() {
     assert_ne!(carol_session.user.id, new_session.user.id);
     server.stop().await;
 }
+
+/// What the server says to a resume of `token`, which it refuses.
+async fn resume_refusal(server: &TestServer, token: &str) -> String {
+    let refused = server
+        .connect()
+        .await
+        .resume(token)
+        .await
+        .expect_err("the token no longer resumes");
+    assert_eq!(refused.code(), Some(ErrorCode::InvalidToken), "{refused}");
+    refused.to_string()
+}
+
+#[tokio::test]
+async fn a_session_someone_else_ended_says_why_when_its_client_comes_back() {
+    let server = TestServer::start().await;
+    let (admin, _) = server.user("alice").await;
+    let (bob, bob_here) = server.user("bob").await;
+    let (_, bob_there) = server.login("bob").await;
+    let (_, carol) = server.user("carol").await;
+    let (_, dave) = server.user("dave").await;
+    let (_, eve) = server.user("eve").await;
+
+    bob.change_password(PASSWORD, "bob's new password")
+        .await
+        .expect("changed");
+    admin.log_out_user("carol").await.expect("logged out");
+    admin
+        .reset_password("dave", "dave's new password")
+        .await
+        .expect("reset");
+    admin
+        .suspend_user("eve", Some("spam"))
+        .await
+        .expect("suspended");
+    bob.logout().await.expect("bob logs himself out");
+
+    let why = [
+        (&bob_there, "the password was changed; log in again"),
+        (
+            &carol,
+            "a server admin logged this account out everywhere; log in again",
+        ),
+        (
+            &dave,
+            "a server admin set a new password for this account; log in again",
+        ),
+        (&eve, "alice suspended this account: spam; log in again"),
+    ];
+    for (session, told) in why {
+        let said = resume_refusal(&server, &session.token).await;
+        assert!(said.contains(told), "{said}");
+    }
+    let own_logout = resume_refusal(&server, &bob_here.token).await;
+    assert!(
+        own_logout.contains("no such session"),
+        "a session its own client ended needs no story: {own_logout}"
+    );
+
+    let server = server.restart().await;
+    for (session, told) in why {
+        let said = resume_refusal(&server, &session.token).await;
+        assert!(said.contains(told), "kept across a restart: {said}");
+    }
+
+    // Ends older than the memory's span are forgotten the next time sessions end.
+    let side = rusqlite::Connection::open(server.config.database_path()).expect("side connection");
+    side.busy_timeout(PATIENCE).expect("busy timeout");
+    side.execute(
+        "INSERT INTO ended_sessions (token_hash, user_id, why, ended_at) VALUES (?1, ?2, 'long ago', 1)",
+        rusqlite::params![
+            chatroom_server::auth::token_hash("an old token"),
+            carol.user.id.0 as i64
+        ],
+    )
+    .expect("an old end");
+    assert!(
+        resume_refusal(&server, "an old token")
+            .await
+            .contains("long ago")
+    );
+    let (admin, _) = server.login("alice").await;
+    server.login("carol").await;
+    admin.log_out_user("carol").await.expect("logged out");
+    assert!(
+        resume_refusal(&server, "an old token")
+            .await
+            .contains("no such session")
+    );
+    server.stop().await;
+}

@@ -9,6 +9,7 @@ use super::Conn;
 use super::rooms::announce_departure;
 use crate::auth;
 use crate::error::{RequestError, RequestResult};
+use crate::sessions::ended;
 use crate::storage::{Outcome, UserRow, WriteOp, reads};
 
 impl Conn {
@@ -59,7 +60,7 @@ impl Conn {
             None,
             &ErrorBody::new(
                 ErrorCode::SessionRevoked,
-                "a server admin set a new password for this account; log in with it",
+                format!("{}; log in with it", ended::BY_PASSWORD_RESET),
             ),
         );
         tracing::info!(user = %user.name, by = %me.name, "password reset by an admin; sessions ended");
@@ -103,7 +104,7 @@ impl Conn {
             None,
             &ErrorBody::new(
                 ErrorCode::SessionRevoked,
-                "a server admin logged this account out everywhere; log in again",
+                format!("{}; log in again", ended::BY_ADMIN_LOGOUT),
             ),
         );
         tracing::info!(user = %user.name, by = %me.name, "logged out everywhere by an admin");
@@ -136,16 +137,12 @@ impl Conn {
                 move |_| hub.sessions().remove_user(id, None),
             )
             .await?;
-        let why = reason
-            .as_deref()
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default();
         self.shared.hub.close_sessions(
             id,
             None,
             &ErrorBody::new(
                 ErrorCode::SessionRevoked,
-                format!("{} suspended this account{why}", me.name),
+                ended::by_suspension(&me.name, reason.as_deref()),
             ),
         );
         tracing::info!(

@@ -12,7 +12,7 @@ use crate::auth;
 use crate::config::RegistrationPolicy;
 use crate::error::{RequestError, RequestResult};
 use crate::hub::Namespace;
-use crate::sessions::{self, TokenCheck};
+use crate::sessions::{self, TokenCheck, ended};
 use crate::storage::ops::AdminGrant;
 use crate::storage::{Outcome, UserRow, WriteOp, reads};
 
@@ -277,7 +277,22 @@ impl Conn {
                     format!("the session expired ({unused} unused); log in again"),
                 ));
             }
-            TokenCheck::Unknown => None,
+            TokenCheck::Unknown => {
+                let hash = token_hash.clone();
+                let why = self
+                    .shared
+                    .storage
+                    .reads
+                    .run(move |c| reads::why_session_ended(c, &hash))
+                    .await?;
+                if let Some(why) = why {
+                    return Err(RequestError::new(
+                        ErrorCode::InvalidToken,
+                        format!("{why}; log in again"),
+                    ));
+                }
+                None
+            }
         };
         let user = user.ok_or_else(|| {
             RequestError::new(
@@ -368,7 +383,7 @@ impl Conn {
             Some(self.id),
             &ErrorBody::new(
                 ErrorCode::SessionRevoked,
-                "the password was changed; log in again",
+                format!("{}; log in again", ended::BY_PASSWORD_CHANGE),
             ),
         );
         tracing::info!("password changed; other sessions revoked");

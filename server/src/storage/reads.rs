@@ -483,6 +483,18 @@ fn ban_info_row(r: &Row<'_>) -> rusqlite::Result<BanInfo> {
     })
 }
 
+/// Why the session with this token hash was ended by someone else, if it was (and not too
+/// long ago: see `ended_sessions` in the schema).
+pub fn why_session_ended(
+    conn: &Connection,
+    token_hash: &[u8],
+) -> Result<Option<String>, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT why FROM ended_sessions WHERE token_hash = ?1")?
+        .query_row(params![token_hash], |r| r.get(0))
+        .optional()?)
+}
+
 /// The suspended accounts, newest first (at most [`MAX_LISTED`]).
 pub fn suspensions(conn: &Connection) -> Result<Vec<BanInfo>, StorageError> {
     let mut stmt = conn.prepare_cached(

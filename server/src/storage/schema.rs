@@ -348,6 +348,18 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     );
     "#,
+    // 13: sessions ended by someone else (an admin's logout, password or suspension; a
+    // password change on another device), kept for a while so that a client coming back
+    // with the token is told why, not just that the session is gone.
+    r#"
+    CREATE TABLE ended_sessions (
+        token_hash BLOB    PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        why        TEXT    NOT NULL,
+        ended_at   INTEGER NOT NULL
+    );
+    CREATE INDEX ended_sessions_by_user ON ended_sessions (user_id);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 use std::collections::HashMap;
 
 use super::{AdminGrant, Applying, Outcome, refused, rooms};
-use crate::sessions::TokenHash;
+use crate::sessions::{TokenHash, ended};
 use crate::storage::notices;
 use crate::storage::{StorageError, UserRow, is_constraint, reads};
 
@@ -104,10 +104,8 @@ pub(super) fn suspend(
          VALUES (?1, ?2, ?3, ?4)",
         params![user.0 as i64, by_name, reason, now],
     )?;
-    conn.execute(
-        "DELETE FROM sessions WHERE user_id = ?1",
-        params![user.0 as i64],
-    )?;
+    let why = ended::by_suspension(by_name, reason);
+    end_sessions(conn, user, None, &why, now)?;
     Ok(Outcome::Done)
 }
 
@@ -141,12 +139,39 @@ pub(super) fn delete_session(
 
 /// [`super::WriteOp::RevokeSessions`].
 pub(super) fn revoke_sessions(cx: Applying<'_, '_>, user: UserId) -> Result<Outcome, StorageError> {
-    let conn = cx.conn;
-    conn.execute(
-        "DELETE FROM sessions WHERE user_id = ?1",
-        params![user.0 as i64],
-    )?;
+    end_sessions(cx.conn, user, None, ended::BY_ADMIN_LOGOUT, cx.now)?;
     Ok(Outcome::Done)
+}
+
+/// How long an ended session is remembered, for a client coming back with its token: longer
+/// than a session can sit unused by default (30 days), so that whoever comes back in time to
+/// have resumed hears why they cannot.
+const ENDED_SESSIONS_KEPT_MS: i64 = 90 * 24 * 3600 * 1000;
+
+/// Ends `user`'s sessions but `keep`, remembering `why` for each (see
+/// [`crate::storage::reads::why_session_ended`]); forgets those ended too long ago.
+fn end_sessions(
+    conn: &rusqlite::Connection,
+    user: UserId,
+    keep: Option<&[u8]>,
+    why: &str,
+    now: i64,
+) -> Result<(), StorageError> {
+    conn.execute(
+        "DELETE FROM ended_sessions WHERE ended_at < ?1",
+        params![now.saturating_sub(ENDED_SESSIONS_KEPT_MS)],
+    )?;
+    conn.execute(
+        "INSERT OR REPLACE INTO ended_sessions (token_hash, user_id, why, ended_at) \
+         SELECT token_hash, user_id, ?3, ?4 FROM sessions \
+         WHERE user_id = ?1 AND token_hash IS NOT ?2",
+        params![user.0 as i64, keep, why, now],
+    )?;
+    conn.execute(
+        "DELETE FROM sessions WHERE user_id = ?1 AND token_hash IS NOT ?2",
+        params![user.0 as i64, keep],
+    )?;
+    Ok(())
 }
 
 /// [`super::WriteOp::SessionUpkeep`].
@@ -185,10 +210,11 @@ pub(super) fn change_password(
     if changed == 0 {
         return Err(refused(ErrorCode::UserNotFound, "no such user"));
     }
-    conn.execute(
-        "DELETE FROM sessions WHERE user_id = ?1 AND token_hash IS NOT ?2",
-        params![user.0 as i64, keep_session],
-    )?;
+    let why = match keep_session {
+        Some(_) => ended::BY_PASSWORD_CHANGE,
+        None => ended::BY_PASSWORD_RESET,
+    };
+    end_sessions(conn, user, keep_session, why, cx.now)?;
     Ok(Outcome::Done)
 }
 
