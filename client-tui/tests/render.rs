@@ -469,8 +469,8 @@ fn long_room() -> App {
     app
 }
 
-/// PgUp all the way back: the room's first message (seq 1) is at the top, not one row above
-/// it behind the "more rows" marker.
+/// PgUp all the way back: the room's first message (seq 1) is at the top, under its day's
+/// divider, not one row above it behind the "more rows" marker.
 #[test]
 fn scrolled_all_the_way_back_the_first_message_is_at_the_top() {
     use ratatui::crossterm::event::{KeyCode, KeyEvent};
@@ -479,8 +479,11 @@ fn scrolled_all_the_way_back_the_first_message_is_at_the_top() {
         app.on_key(KeyEvent::from(KeyCode::PageUp));
     }
     let screen = render(&app, 80, 24);
-    let first_row = screen.lines().nth(1).expect("a row under the title");
-    assert!(first_row.contains("* alice joined"), "{screen}");
+    let mut rows = screen.lines().skip(1);
+    let first_row = rows.next().expect("a row under the title");
+    assert!(first_row.contains("── Today ──"), "{screen}");
+    let second_row = rows.next().expect("a row under the day");
+    assert!(second_row.contains("* alice joined"), "{screen}");
     insta::assert_snapshot!(screen);
     // PgDn back down and up again: the same top.
     for _ in 0..5 {
@@ -762,4 +765,119 @@ fn the_cursor_moves_over_wrapped_input_rows() {
     press(&mut app, KeyCode::End);
     screens.push(render_input(&app, 30));
     insta::assert_snapshot!(screens.join("\n---\n"));
+}
+
+/// Unix millis of a UTC date and time (the app's clock is UTC in these tests).
+fn utc_ms(y: i32, m: u32, d: u32, h: u32, min: u32) -> u64 {
+    let at = chrono::NaiveDate::from_ymd_opt(y, m, d)
+        .and_then(|day| day.and_hms_opt(h, min, 0))
+        .expect("a valid date");
+    at.and_utc().timestamp() as u64 * 1000
+}
+
+/// Message `seq` of room 1 from alice, sent at `ts`.
+fn alice_at(seq: u64, ts: u64, text: &str) -> Message {
+    Message {
+        ts,
+        ..message(seq, (2, "alice"), 0, text)
+    }
+}
+
+/// Monday morning in a room whose history goes back to last New Year's Eve: a line above the
+/// first message of each day says which day it is, "Today" and "Yesterday" by name, the year
+/// only when it is not this one.
+#[test]
+fn a_timeline_over_several_days_has_a_divider_above_each_day() {
+    let mut app = App::new("chat.office.lan:8888", Some("me"));
+    app.logged_in(user(1, "me"));
+    app.rooms_loaded(vec![room(1, "public", RoomKind::Public, 0, 0)]);
+    app.enter_room(RoomId(1));
+    app.history_loaded(
+        HistoryPage {
+            room: RoomId(1),
+            messages: vec![
+                alice_at(1, utc_ms(2025, 12, 31, 23, 50), "happy new year, nearly"),
+                alice_at(2, utc_ms(2026, 11, 20, 16, 55), "deploying the release now"),
+                alice_at(
+                    3,
+                    utc_ms(2026, 11, 20, 17, 30),
+                    "deployed, have a good weekend",
+                ),
+                alice_at(4, utc_ms(2026, 11, 22, 21, 10), "anyone around?"),
+                alice_at(5, utc_ms(2026, 11, 23, 9, 2), "good morning"),
+                alice_at(6, utc_ms(2026, 11, 23, 9, 30), "standup in 5"),
+            ],
+            has_more: false,
+        },
+        false,
+    );
+    app.now = utc_ms(2026, 11, 23, 10, 0);
+    let screen = render(&app, 80, 16);
+    let dividers: Vec<&str> = screen
+        .lines()
+        .filter(|row| row.contains("───"))
+        .map(|row| {
+            row.split('│')
+                .nth(1)
+                .unwrap_or(row)
+                .trim_matches(|c: char| c == '─' || c == ' ')
+        })
+        .collect();
+    assert_eq!(
+        dividers,
+        [
+            "Wednesday 31 December 2025",
+            "Friday 20 November",
+            "Yesterday",
+            "Today"
+        ],
+        "{screen}"
+    );
+    insta::assert_snapshot!(screen);
+}
+
+/// Back on Monday to messages that came in since Friday afternoon, more than fit: the room
+/// opens scrolled to the first unread one, with its day's divider and then the "new" one
+/// above it, both in view.
+#[test]
+fn a_new_day_and_the_first_unread_message_have_both_dividers_above_it() {
+    let mut app = App::new("chat.office.lan:8888", Some("me"));
+    app.logged_in(user(1, "me"));
+    let mut dev = room(2, "dev", RoomKind::Public, 30, 0);
+    dev.last_read_seq = 10;
+    dev.latest_seq = 40;
+    app.rooms_loaded(vec![room(1, "public", RoomKind::Public, 0, 0), dev]);
+    app.now = utc_ms(2026, 11, 23, 10, 0);
+    app.viewport = ui::message_pane(&app, 80, 24);
+    app.enter_room(RoomId(2));
+    let friday = utc_ms(2026, 11, 20, 16, 0);
+    let monday = utc_ms(2026, 11, 23, 8, 0);
+    app.latest_loaded(HistoryPage {
+        room: RoomId(2),
+        messages: (1..=40)
+            .map(|seq| {
+                let ts = if seq <= 10 { friday } else { monday } + seq * 60_000;
+                Message {
+                    room: RoomId(2),
+                    ..alice_at(seq, ts, &format!("message {seq}"))
+                }
+            })
+            .collect(),
+        has_more: false,
+    });
+    let screen = render(&app, 80, 24);
+    let rows: Vec<&str> = screen.lines().collect();
+    assert!(rows[1].contains("── Today ──"), "{screen}");
+    assert!(rows[2].contains("── new ──"), "{screen}");
+    assert!(rows[3].contains("08:11 alice: message 11"), "{screen}");
+    insta::assert_snapshot!(screen);
+    // Scrolled back to the top: Friday's messages under Friday's divider.
+    use ratatui::crossterm::event::{KeyCode, KeyEvent};
+    for _ in 0..5 {
+        app.on_key(KeyEvent::from(KeyCode::PageUp));
+    }
+    let top = render(&app, 80, 24);
+    let rows: Vec<&str> = top.lines().collect();
+    assert!(rows[1].contains("── Friday 20 November ──"), "{top}");
+    assert!(rows[2].contains("16:01 alice: message 1"), "{top}");
 }

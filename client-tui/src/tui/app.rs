@@ -1368,7 +1368,8 @@ impl App {
 
     /// Scrolls `room` (the current one, at the bottom) back so that its "new" divider is in
     /// view, when there are more unread rows than the pane shows: the first unread message
-    /// then sits at the top, under the divider.
+    /// then sits at the top, under the divider (and under its day's divider, when it is the
+    /// first of its day: coming back on Monday, the top says Friday's news is Friday's).
     pub(super) fn scroll_to_divider(&mut self, room: RoomId) {
         if self.current != Some(room) || self.jump.is_some() {
             return;
@@ -1379,7 +1380,7 @@ impl App {
         if r.scroll != 0 {
             return;
         }
-        let Some((row, total)) = super::ui::divider_row(self, r, self.viewport.0) else {
+        let Some((row, total)) = super::ui::unread_top_row(self, r, self.viewport.0) else {
             return;
         };
         let height = usize::from(self.viewport.1.max(1));

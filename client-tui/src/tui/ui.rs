@@ -474,14 +474,22 @@ fn clock(app: &App, ts: u64) -> String {
 
 /// The rows of a room's timeline at `width`, oldest first.
 pub fn timeline_rows(app: &App, room: &RoomState, width: u16) -> Vec<Line<'static>> {
-    timeline_rows_marking(app, room, width, None).0
+    timeline_rows_marking(app, room, width, None).rows
 }
 
 /// Where the "new" divider is among the rows of a room's timeline at `width`, and how many
 /// rows there are (`None` when the room shows none).
 pub fn divider_row(app: &App, room: &RoomState, width: u16) -> Option<(usize, usize)> {
-    let (rows, _, at) = timeline_rows_marking(app, room, width, None);
-    at.map(|at| (at, rows.len()))
+    let timeline = timeline_rows_marking(app, room, width, None);
+    timeline.divider.map(|at| (at, timeline.rows.len()))
+}
+
+/// The row to put at the top of the pane to show the "new" divider: the day divider above it
+/// when the first unread message is also the first of its day, else the "new" divider; and
+/// how many rows there are (`None` when the room shows no "new" divider).
+pub fn unread_top_row(app: &App, room: &RoomState, width: u16) -> Option<(usize, usize)> {
+    let timeline = timeline_rows_marking(app, room, width, None);
+    timeline.divider_top.map(|at| (at, timeline.rows.len()))
 }
 
 /// How far back a timeline of `total` rows can scroll in a pane `height` rows tall. Scrolled
@@ -527,36 +535,115 @@ fn divider_before(app: &App, room: &RoomState) -> Option<Seq> {
 
 /// The divider above the first message that was unread when the room was entered.
 fn divider_line(width: usize) -> Line<'static> {
-    const LABEL: &str = " new ";
-    let rest = width.saturating_sub(LABEL.len() + 1);
+    labelled_rule(" new ", Style::new().fg(Color::LightRed), width)
+}
+
+/// A row across the pane with `label` in its middle: the "new" and day dividers.
+fn labelled_rule(label: &str, style: Style, width: usize) -> Line<'static> {
+    let rest = width.saturating_sub(usize::from(display_width(label)) + 1);
     let left = rest / 2;
     Line::from(Span::styled(
-        format!(" {}{LABEL}{}", "─".repeat(left), "─".repeat(rest - left)),
-        Style::new().fg(Color::LightRed),
+        format!(" {}{label}{}", "─".repeat(left), "─".repeat(rest - left)),
+        style,
     ))
+}
+
+/// The calendar day of `ts` (Unix millis) in a time zone `offset_secs` east of UTC.
+fn local_date(ts: u64, offset_secs: i64) -> chrono::NaiveDate {
+    let utc = (ts / 1000) as i64;
+    chrono::DateTime::from_timestamp(utc + offset_secs, 0)
+        .unwrap_or_default()
+        .date_naive()
+}
+
+/// The calendar day of `ts` in the app's time zone, as [`clock`] shows its time.
+fn local_day(app: &App, ts: u64) -> chrono::NaiveDate {
+    local_date(ts, app.clock.offset_at((ts / 1000) as i64))
+}
+
+/// What a day divider says: `Today`, `Yesterday`, else the weekday and date, with the year
+/// when it is not this one (`Monday 23 November`, `Wednesday 31 December 2025`).
+fn day_label(day: chrono::NaiveDate, today: chrono::NaiveDate) -> String {
+    use chrono::Datelike;
+    if day == today {
+        "Today".to_string()
+    } else if today.pred_opt() == Some(day) {
+        "Yesterday".to_string()
+    } else if day.year() == today.year() {
+        day.format("%A %-d %B").to_string()
+    } else {
+        day.format("%A %-d %B %Y").to_string()
+    }
+}
+
+/// Day dividers: one above the first row of each calendar day of the timeline, the first
+/// row shown included. It goes in a room whose whole timeline is today too ("Today"): it
+/// costs one row, says at once that the times are today's, and keeps the top of any
+/// scrollback saying which day it is, so the rows never change meaning as history loads.
+/// "Today" is the day of `app.now`, the ticks' clock (a test's chosen time), never the
+/// machine's clock read here.
+struct DayDividers {
+    today: chrono::NaiveDate,
+    last: Option<chrono::NaiveDate>,
+}
+
+impl DayDividers {
+    fn new(app: &App) -> Self {
+        DayDividers {
+            today: local_day(app, app.now),
+            last: None,
+        }
+    }
+
+    /// The divider to put above a row stamped `ts`, when its day is not the row before's.
+    /// A day that comes round again after another (a notice stamped by a clock behind the
+    /// server's) is marked again: each time shown is then under its own day.
+    fn before(&mut self, app: &App, ts: u64, width: usize) -> Option<Line<'static>> {
+        let day = local_day(app, ts);
+        if self.last == Some(day) {
+            return None;
+        }
+        self.last = Some(day);
+        let label = format!(" {} ", day_label(day, self.today));
+        Some(labelled_rule(&label, dim(), width))
+    }
 }
 
 /// Where message `seq` starts among the rows of a room's timeline at `width`, and how many
 /// rows there are (`None` when the message is not held).
 pub fn message_row(app: &App, room: &RoomState, width: u16, seq: Seq) -> Option<(usize, usize)> {
-    let (rows, at, _) = timeline_rows_marking(app, room, width, Some(seq));
-    at.map(|at| (at, rows.len()))
+    let timeline = timeline_rows_marking(app, room, width, Some(seq));
+    timeline.marked.map(|at| (at, timeline.rows.len()))
 }
 
 /// The background of the message opened from the search results.
 const HIGHLIGHT: Color = Color::Indexed(58);
 
-/// [`timeline_rows`], the row where message `mark` starts, and the divider's row.
+/// A room's timeline laid out in rows, with where things are among them.
+struct TimelineRows {
+    rows: Vec<Line<'static>>,
+    /// The row where the message asked for starts.
+    marked: Option<usize>,
+    /// The "new" divider's row.
+    divider: Option<usize>,
+    /// The first of the dividers above the first unread message: its day divider, if any,
+    /// else the "new" divider.
+    divider_top: Option<usize>,
+}
+
+/// [`timeline_rows`], the row where message `mark` starts, and the dividers' rows.
 fn timeline_rows_marking(
     app: &App,
     room: &RoomState,
     width: u16,
     mark: Option<Seq>,
-) -> (Vec<Line<'static>>, Option<usize>, Option<usize>) {
+) -> TimelineRows {
     let width = usize::from(width);
     let mut marked = None;
     let divider = divider_before(app, room);
     let mut divider_at = None;
+    let mut divider_top = None;
+    let mut days = DayDividers::new(app);
     let highlight = app
         .highlight
         .filter(|(id, _)| *id == room.summary.id)
@@ -576,10 +663,19 @@ fn timeline_rows_marking(
     for entry in room.timeline.values() {
         let mut segments: Vec<(String, Style)>;
         let indent;
+        let ts = match entry {
+            Entry::Message(m) => m.ts,
+            Entry::Notice { ts, .. } => *ts,
+        };
+        // Notices show a time as messages do, so they are under a day too. When the first
+        // unread message is also the first of its day, the day's divider goes above "new".
+        let day_at = rows.len();
+        rows.extend(days.before(app, ts, width));
         if let Entry::Message(m) = entry
             && divider == Some(m.seq)
         {
             divider_at = Some(rows.len());
+            divider_top = Some(day_at);
             rows.push(divider_line(width));
         }
         if let Entry::Message(m) = entry
@@ -659,6 +755,7 @@ fn timeline_rows_marking(
     }
     // Replies being written, after everything stored: dim, growing, marked with "…".
     for draft in room.drafts.values() {
+        rows.extend(days.before(app, app.now, width));
         let prefix = format!("{} ", clock(app, app.now));
         let indent = prefix.chars().count() + 2;
         let style = dim().add_modifier(Modifier::ITALIC);
@@ -672,7 +769,12 @@ fn timeline_rows_marking(
         ];
         rows.extend(wrap(&segments, width, indent));
     }
-    (rows, marked, divider_at)
+    TimelineRows {
+        rows,
+        marked,
+        divider: divider_at,
+        divider_top,
+    }
 }
 
 fn draw_messages(frame: &mut Frame, app: &App, area: Rect) {
@@ -1490,6 +1592,54 @@ mod tests {
         assert_eq!(text_of(&rows), ["› a   b"]);
         assert_eq!(at, (0, 6), "the cursor after the tab's columns");
         assert_eq!(crate::tui::search::one_line("ab\tc\nd\te"), "ab  c d e");
+    }
+
+    /// Unix millis of a UTC date and time.
+    fn utc_ms(y: i32, m: u32, d: u32, h: u32, min: u32) -> u64 {
+        let at = chrono::NaiveDate::from_ymd_opt(y, m, d)
+            .and_then(|day| day.and_hms_opt(h, min, 0))
+            .expect("a valid date");
+        at.and_utc().timestamp() as u64 * 1000
+    }
+
+    #[test]
+    fn day_dividers_name_the_local_day_across_month_and_year_ends() {
+        let date = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).expect("a valid date");
+        // Five hours west of UTC, 02:30 on New Year's Day in UTC is still New Year's Eve.
+        let new_year = utc_ms(2027, 1, 1, 2, 30);
+        assert_eq!(local_date(new_year, -5 * 3600), date(2026, 12, 31));
+        assert_eq!(local_date(new_year, 0), date(2027, 1, 1));
+        // An hour west, just after midnight on 1 March is the last day of February.
+        assert_eq!(
+            local_date(utc_ms(2026, 3, 1, 0, 30), -3600),
+            date(2026, 2, 28)
+        );
+        // An hour east, 23:30 UTC is already the next day, in the next month.
+        assert_eq!(
+            local_date(utc_ms(2026, 11, 30, 23, 30), 3600),
+            date(2026, 12, 1)
+        );
+        // A leap day.
+        assert_eq!(local_date(utc_ms(2028, 2, 29, 12, 0), 0), date(2028, 2, 29));
+
+        let eve = date(2026, 12, 31);
+        assert_eq!(day_label(eve, eve), "Today");
+        assert_eq!(day_label(eve, date(2027, 1, 1)), "Yesterday");
+        assert_eq!(
+            day_label(eve, date(2027, 1, 2)),
+            "Thursday 31 December 2026",
+            "another year: with the year"
+        );
+        assert_eq!(day_label(date(2026, 11, 20), eve), "Friday 20 November");
+        assert_eq!(
+            day_label(date(2026, 3, 1), date(2026, 3, 2)),
+            "Yesterday",
+            "across a month end"
+        );
+        assert_eq!(
+            day_label(date(2026, 2, 28), date(2026, 3, 2)),
+            "Saturday 28 February"
+        );
     }
 
     #[test]
