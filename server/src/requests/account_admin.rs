@@ -3,7 +3,7 @@
 //! admin or no longer one, or deleted. Each holds at once for the account's connections
 //! already logged in, where `chatroom-server user` needs the server stopped.
 
-use chatroom_protocol::{ErrorBody, ErrorCode, Event, LeaveReason, Response, RoomRole};
+use chatroom_protocol::{ErrorBody, ErrorCode, Event, LeaveReason, Response, RoomRole, UserId};
 
 use super::Conn;
 use super::rooms::announce_departure;
@@ -42,29 +42,29 @@ impl Conn {
         self.refuse_bot(&user, "it has no password").await?;
         auth::validate_password(&password)?;
         let password_hash = self.hash_blocking(password).await?;
+        let op = WriteOp::ChangePassword {
+            user: id,
+            password_hash,
+            keep_session: None,
+        };
+        let told = format!("{}; log in with it", ended::BY_PASSWORD_RESET);
+        self.end_sessions(id, op, told).await?;
+        tracing::info!(user = %user.name, by = %me.name, "password reset by an admin; sessions ended");
+        Ok(Response::Done)
+    }
+
+    /// Stores `op`, which ends every session of `user`: once committed their tokens stop
+    /// resuming, and their connections close, `told` why.
+    async fn end_sessions(&self, user: UserId, op: WriteOp, told: String) -> RequestResult<()> {
         let hub = self.shared.hub.clone();
         self.shared
             .storage
             .writer
-            .write_then(
-                WriteOp::ChangePassword {
-                    user: id,
-                    password_hash,
-                    keep_session: None,
-                },
-                move |_| hub.sessions().remove_user(id, None),
-            )
+            .write_then(op, move |_| hub.sessions().remove_user(user, None))
             .await?;
-        self.shared.hub.close_sessions(
-            id,
-            None,
-            &ErrorBody::new(
-                ErrorCode::SessionRevoked,
-                format!("{}; log in with it", ended::BY_PASSWORD_RESET),
-            ),
-        );
-        tracing::info!(user = %user.name, by = %me.name, "password reset by an admin; sessions ended");
-        Ok(Response::Done)
+        let reason = ErrorBody::new(ErrorCode::SessionRevoked, told);
+        self.shared.hub.close_sessions(user, None, &reason);
+        Ok(())
     }
 
     /// Refuses the AI bot's account, saying why not (`because`).
@@ -91,22 +91,9 @@ impl Conn {
         username: String,
     ) -> RequestResult<Response> {
         let user = self.administered(me, &username, "log another account out")?;
-        let (hub, id) = (self.shared.hub.clone(), user.id);
-        self.shared
-            .storage
-            .writer
-            .write_then(WriteOp::RevokeSessions { user: id }, move |_| {
-                hub.sessions().remove_user(id, None)
-            })
+        let told = format!("{}; log in again", ended::BY_ADMIN_LOGOUT);
+        self.end_sessions(user.id, WriteOp::RevokeSessions { user: user.id }, told)
             .await?;
-        self.shared.hub.close_sessions(
-            id,
-            None,
-            &ErrorBody::new(
-                ErrorCode::SessionRevoked,
-                format!("{}; log in again", ended::BY_ADMIN_LOGOUT),
-            ),
-        );
         tracing::info!(user = %user.name, by = %me.name, "logged out everywhere by an admin");
         Ok(Response::Done)
     }
@@ -124,27 +111,13 @@ impl Conn {
         )
         .await?;
         let reason = auth::clean_reason(reason);
-        let (hub, id) = (self.shared.hub.clone(), user.id);
-        self.shared
-            .storage
-            .writer
-            .write_then(
-                WriteOp::Suspend {
-                    user: id,
-                    by_name: me.name.clone(),
-                    reason: reason.clone(),
-                },
-                move |_| hub.sessions().remove_user(id, None),
-            )
-            .await?;
-        self.shared.hub.close_sessions(
-            id,
-            None,
-            &ErrorBody::new(
-                ErrorCode::SessionRevoked,
-                ended::by_suspension(&me.name, reason.as_deref()),
-            ),
-        );
+        let op = WriteOp::Suspend {
+            user: user.id,
+            by_name: me.name.clone(),
+            reason: reason.clone(),
+        };
+        let told = ended::by_suspension(&me.name, reason.as_deref());
+        self.end_sessions(user.id, op, told).await?;
         tracing::info!(
             user = %user.name,
             by = %me.name,
