@@ -13,8 +13,15 @@ use crate::sessions::ended;
 use crate::storage::{Outcome, UserRow, WriteOp, reads};
 
 impl Conn {
-    /// The account an admin names, if `me` is an admin and it is someone else's.
-    fn administered(&self, me: &UserRow, username: &str, what: &str) -> RequestResult<UserRow> {
+    /// The account an admin names, if `me` is an admin and it is someone else's; `what` the
+    /// admin wants to do, and `own` what to say when it is their own account.
+    fn administered(
+        &self,
+        me: &UserRow,
+        username: &str,
+        what: &str,
+        own: &str,
+    ) -> RequestResult<UserRow> {
         if !me.is_admin {
             return Err(RequestError::new(
                 ErrorCode::Forbidden,
@@ -25,7 +32,7 @@ impl Conn {
         if user.id == me.id {
             return Err(RequestError::new(
                 ErrorCode::BadRequest,
-                "that is your own account: change your password, or log out, as yourself",
+                format!("that is your own account: {own}"),
             ));
         }
         Ok(user)
@@ -37,7 +44,12 @@ impl Conn {
         username: String,
         password: String,
     ) -> RequestResult<Response> {
-        let user = self.administered(me, &username, "set another account's password")?;
+        let user = self.administered(
+            me,
+            &username,
+            "set another account's password",
+            "change your password as yourself, with the current one",
+        )?;
         let id = user.id;
         self.refuse_bot(&user, "it has no password").await?;
         auth::validate_password(&password)?;
@@ -90,7 +102,12 @@ impl Conn {
         me: &UserRow,
         username: String,
     ) -> RequestResult<Response> {
-        let user = self.administered(me, &username, "log another account out")?;
+        let user = self.administered(
+            me,
+            &username,
+            "log another account out",
+            "log out as yourself",
+        )?;
         let told = format!("{}; log in again", ended::BY_ADMIN_LOGOUT);
         self.end_sessions(user.id, WriteOp::RevokeSessions { user: user.id }, told)
             .await?;
@@ -104,7 +121,12 @@ impl Conn {
         username: String,
         reason: Option<String>,
     ) -> RequestResult<Response> {
-        let user = self.administered(me, &username, "suspend an account")?;
+        let user = self.administered(
+            me,
+            &username,
+            "suspend an account",
+            "no admin suspends themselves",
+        )?;
         self.refuse_bot(
             &user,
             "kick it from rooms, or turn the bot off in the server's configuration",
@@ -132,7 +154,12 @@ impl Conn {
         me: &UserRow,
         username: String,
     ) -> RequestResult<Response> {
-        let user = self.administered(me, &username, "lift a suspension")?;
+        let user = self.administered(
+            me,
+            &username,
+            "lift a suspension",
+            "it is not suspended, or you could not be logged in",
+        )?;
         self.shared
             .storage
             .writer
@@ -148,7 +175,12 @@ impl Conn {
         username: String,
         admin: bool,
     ) -> RequestResult<Response> {
-        let user = self.administered(me, &username, "make or unmake server admins")?;
+        let user = self.administered(
+            me,
+            &username,
+            "make or unmake server admins",
+            "another server admin must do that, so that the server keeps one",
+        )?;
         self.refuse_bot(&user, "it acts only as the bot").await?;
         let (hub, id) = (self.shared.hub.clone(), user.id);
         self.shared
@@ -167,7 +199,12 @@ impl Conn {
         me: &UserRow,
         username: String,
     ) -> RequestResult<Response> {
-        let user = self.administered(me, &username, "delete an account")?;
+        let user = self.administered(
+            me,
+            &username,
+            "delete an account",
+            "another server admin must delete it",
+        )?;
         self.refuse_bot(
             &user,
             "turn the bot off in the server's configuration instead",
