@@ -13,26 +13,19 @@ use crate::sessions::ended;
 use crate::storage::{Outcome, UserRow, WriteOp, reads};
 
 impl Conn {
-    /// The account an admin names, if `me` is an admin and it is someone else's; `what` the
-    /// admin wants to do, and `own` what to say when it is their own account.
-    fn administered(
-        &self,
-        me: &UserRow,
-        username: &str,
-        what: &str,
-        own: &str,
-    ) -> RequestResult<UserRow> {
+    /// The account an admin names for `act`, if `me` is an admin and it is someone else's.
+    fn administered(&self, me: &UserRow, username: &str, act: Act) -> RequestResult<UserRow> {
         if !me.is_admin {
             return Err(RequestError::new(
                 ErrorCode::Forbidden,
-                format!("only a server admin may {what}"),
+                format!("only a server admin may {}", act.what()),
             ));
         }
         let user = self.user_named(username)?;
         if user.id == me.id {
             return Err(RequestError::new(
                 ErrorCode::BadRequest,
-                format!("that is your own account: {own}"),
+                format!("that is your own account: {}", act.instead()),
             ));
         }
         Ok(user)
@@ -44,12 +37,7 @@ impl Conn {
         username: String,
         password: String,
     ) -> RequestResult<Response> {
-        let user = self.administered(
-            me,
-            &username,
-            "set another account's password",
-            "change your password as yourself, with the current one",
-        )?;
+        let user = self.administered(me, &username, Act::ResetPassword)?;
         let id = user.id;
         self.refuse_bot(&user, "it has no password").await?;
         auth::validate_password(&password)?;
@@ -102,12 +90,7 @@ impl Conn {
         me: &UserRow,
         username: String,
     ) -> RequestResult<Response> {
-        let user = self.administered(
-            me,
-            &username,
-            "log another account out",
-            "log out as yourself",
-        )?;
+        let user = self.administered(me, &username, Act::LogOut)?;
         let told = format!("{}; log in again", ended::BY_ADMIN_LOGOUT);
         self.end_sessions(user.id, WriteOp::RevokeSessions { user: user.id }, told)
             .await?;
@@ -121,12 +104,7 @@ impl Conn {
         username: String,
         reason: Option<String>,
     ) -> RequestResult<Response> {
-        let user = self.administered(
-            me,
-            &username,
-            "suspend an account",
-            "no admin suspends themselves",
-        )?;
+        let user = self.administered(me, &username, Act::Suspend)?;
         self.refuse_bot(
             &user,
             "kick it from rooms, or turn the bot off in the server's configuration",
@@ -154,12 +132,7 @@ impl Conn {
         me: &UserRow,
         username: String,
     ) -> RequestResult<Response> {
-        let user = self.administered(
-            me,
-            &username,
-            "lift a suspension",
-            "it is not suspended, or you could not be logged in",
-        )?;
+        let user = self.administered(me, &username, Act::Unsuspend)?;
         self.shared
             .storage
             .writer
@@ -175,12 +148,7 @@ impl Conn {
         username: String,
         admin: bool,
     ) -> RequestResult<Response> {
-        let user = self.administered(
-            me,
-            &username,
-            "make or unmake server admins",
-            "another server admin must do that, so that the server keeps one",
-        )?;
+        let user = self.administered(me, &username, Act::SetAdmin)?;
         self.refuse_bot(&user, "it acts only as the bot").await?;
         let (hub, id) = (self.shared.hub.clone(), user.id);
         self.shared
@@ -199,12 +167,7 @@ impl Conn {
         me: &UserRow,
         username: String,
     ) -> RequestResult<Response> {
-        let user = self.administered(
-            me,
-            &username,
-            "delete an account",
-            "another server admin must delete it",
-        )?;
+        let user = self.administered(me, &username, Act::Delete)?;
         self.refuse_bot(
             &user,
             "turn the bot off in the server's configuration instead",
@@ -255,5 +218,42 @@ impl Conn {
         }
         let listed = self.shared.storage.reads.run(reads::suspensions).await?;
         Ok(Response::Bans(listed))
+    }
+}
+
+/// What a server admin does to another account: the words for its refusals.
+#[derive(Clone, Copy, Debug)]
+enum Act {
+    ResetPassword,
+    LogOut,
+    Suspend,
+    Unsuspend,
+    SetAdmin,
+    Delete,
+}
+
+impl Act {
+    /// "only a server admin may …"
+    fn what(self) -> &'static str {
+        match self {
+            Act::ResetPassword => "set another account's password",
+            Act::LogOut => "log another account out",
+            Act::Suspend => "suspend an account",
+            Act::Unsuspend => "lift a suspension",
+            Act::SetAdmin => "make or unmake server admins",
+            Act::Delete => "delete an account",
+        }
+    }
+
+    /// "that is your own account: …"
+    fn instead(self) -> &'static str {
+        match self {
+            Act::ResetPassword => "change your password as yourself, with the current one",
+            Act::LogOut => "log out as yourself",
+            Act::Suspend => "no admin suspends themselves",
+            Act::Unsuspend => "it is not suspended, or you could not be logged in",
+            Act::SetAdmin => "another server admin must do that, so that the server keeps one",
+            Act::Delete => "another server admin must delete it",
+        }
     }
 }
