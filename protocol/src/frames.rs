@@ -1105,6 +1105,20 @@ pub enum Event {
         /// The reason given, if any.
         reason: Option<String>,
     },
+    /// A server admin made an account a server admin, or took that away. Sent to everyone
+    /// online, the account's own connections included, so that member and user lists and the
+    /// account's own client can follow without asking again. (Appended after protocol version 1
+    /// was first published: a client older than it skips the frame.)
+    AdminChanged {
+        /// The account.
+        user: UserId,
+        /// Its name.
+        username: String,
+        /// Whether it is a server admin now.
+        admin: bool,
+        /// The admin who changed it.
+        by: String,
+    },
 }
 
 /// A message being written, streamed to a room before it is stored.

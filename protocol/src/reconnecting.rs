@@ -515,7 +515,7 @@ impl ReconnectingHandle {
     }
 
     /// The session of the current (or last) connection: the same token after a resume, a new
-    /// one after a password login.
+    /// one after a password login. Its `user.is_admin` follows [`Event::AdminChanged`].
     pub fn session(&self) -> Session {
         lock(&self.shared.session).clone()
     }
@@ -1112,7 +1112,7 @@ impl Driver {
     /// Delivers live events held back during a catch-up; `false` when stopped.
     async fn release(&self, held: Held) -> bool {
         for event in held.events {
-            if self.is_news(&event) && !self.emit(ReconnectEvent::Event(event)).await {
+            if self.take_in(&event) && !self.emit(ReconnectEvent::Event(event)).await {
                 return false;
             }
         }
@@ -1135,15 +1135,24 @@ impl Driver {
             let Some(event) = event else {
                 return true;
             };
-            if self.is_news(&event) && !self.emit(ReconnectEvent::Event(event)).await {
+            if self.take_in(&event) && !self.emit(ReconnectEvent::Event(event)).await {
                 return false;
             }
         }
     }
 
-    fn is_news(&self, event: &Event) -> bool {
+    /// Whether `event` is news to the program (a message it has had is not), keeping
+    /// [`ReconnectingHandle::session`] up to date with the account's admin standing.
+    fn take_in(&self, event: &Event) -> bool {
         match event {
             Event::Message(m) => lock(&self.shared.rooms).admit(m.room, m.seq),
+            Event::AdminChanged { user, admin, .. } => {
+                let mut session = lock(&self.shared.session);
+                if session.user.id == *user {
+                    session.user.is_admin = *admin;
+                }
+                true
+            }
             _ => true,
         }
     }

@@ -916,6 +916,12 @@ fn event_variant_indices() {
                 by: "bob".to_owned(),
                 reason: Some("spam".to_owned()),
             },
+            Event::AdminChanged {
+                user: UserId(2),
+                username: "bob".to_owned(),
+                admin: true,
+                by: "alice".to_owned(),
+            },
         ],
     );
 }

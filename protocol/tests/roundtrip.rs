@@ -774,6 +774,14 @@ fn event() -> BoxedStrategy<Event> {
                 by,
                 reason
             }),
+        (user_id(), string_any(), any::<bool>(), string_any()).prop_map(
+            |(user, username, admin, by)| Event::AdminChanged {
+                user,
+                username,
+                admin,
+                by
+            }
+        ),
     ]
     .boxed()
 }

@@ -111,6 +111,13 @@ impl State {
             }
         }
     }
+
+    /// Pushes `frame` to every session of everyone online.
+    fn push_to_everyone_online(&self, frame: &Bytes) {
+        for user in &self.online {
+            self.push_to_user(*user, frame);
+        }
+    }
 }
 
 /// Where a name must be unique.
@@ -618,11 +625,29 @@ impl Hub {
             .or_insert(room);
     }
 
-    /// Server admin granted or taken away: every connection of the account acts with it from
-    /// its next request (see `Conn::dispatch`), and member lists show it.
-    pub fn set_admin(&self, user: UserId, admin: bool) {
-        if let Some(u) = self.write().users.get_mut(&user) {
+    /// Server admin granted or taken away `by` an admin: every connection of the account acts
+    /// with it from its next request (see `Conn::dispatch`), and member lists show it. If it
+    /// changed, everyone online hears [`Event::AdminChanged`], the account itself included.
+    pub fn set_admin(&self, user: UserId, admin: bool, by: &str) {
+        let username = {
+            let mut state = self.write();
+            let Some(u) = state.users.get_mut(&user) else {
+                return;
+            };
+            if u.row.is_admin == admin {
+                return;
+            }
             u.row.is_admin = admin;
+            u.row.name.clone()
+        };
+        let changed = Event::AdminChanged {
+            user,
+            username,
+            admin,
+            by: by.to_string(),
+        };
+        if let Some(frame) = self.encode_event(&changed) {
+            self.read().push_to_everyone_online(&frame);
         }
     }
 
@@ -645,10 +670,7 @@ impl Hub {
                 status_message: None,
             }]);
             if let Some(frame) = self.encode_event(&gone) {
-                let state = self.read();
-                for online in &state.online {
-                    state.push_to_user(*online, &frame);
-                }
+                self.read().push_to_everyone_online(&frame);
             }
         }
     }

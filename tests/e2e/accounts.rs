@@ -1,9 +1,10 @@
 //! Accounts and sessions.
 
 use crate::support::*;
-use chatroom_protocol::client::{ClientError, ClientHandle};
+use chatroom_protocol::client::{Client, ClientError, ClientHandle};
 use chatroom_protocol::{
-    ErrorCode, Event, HistoryAnchor, LeaveReason, PresenceStatus, RoomKind, RoomRole, Visibility,
+    ErrorCode, Event, HistoryAnchor, LeaveReason, PresenceStatus, RoomKind, RoomRole, UserId,
+    Visibility,
 };
 use chatroom_server::config::RegistrationPolicy;
 use std::time::Duration;
@@ -811,6 +812,51 @@ async fn an_admin_promotes_and_demotes_someone_on_the_connections_they_have_open
     );
     let (_, bob_session) = server.login("bob").await;
     assert!(!bob_session.user.is_admin);
+    server.stop().await;
+}
+
+/// The admin standing `client` hears of next: (account, name, admin, by whom).
+async fn next_admin_change(client: &mut Client) -> (UserId, String, bool, String) {
+    expect_event(client, |e| match e {
+        Event::AdminChanged {
+            user,
+            username,
+            admin,
+            by,
+        } => Some((user, username, admin, by)),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn everyone_online_hears_of_a_promotion_the_account_itself_included() {
+    let server = TestServer::start().await;
+    let (mut admin, _) = server.user("alice").await;
+    let (mut bob, bob_session) = server.user("bob").await;
+    let (mut carol, _) = server.user("carol").await;
+    let bob_id = bob_session.user.id;
+
+    admin.set_server_admin("Bob", true).await.expect("promote");
+    let promoted = (bob_id, "bob".to_string(), true, "alice".to_string());
+    assert_eq!(next_admin_change(&mut bob).await, promoted, "bob himself");
+    assert_eq!(
+        next_admin_change(&mut carol).await,
+        promoted,
+        "someone else"
+    );
+    assert_eq!(next_admin_change(&mut admin).await, promoted, "who acted");
+
+    // Asking for what already holds changes nothing, and nobody hears of it: the next change
+    // anyone hears of is the demotion.
+    admin
+        .set_server_admin("bob", true)
+        .await
+        .expect("promote again");
+    admin.set_server_admin("bob", false).await.expect("demote");
+    let demoted = (bob_id, "bob".to_string(), false, "alice".to_string());
+    assert_eq!(next_admin_change(&mut carol).await, demoted);
+    assert_eq!(next_admin_change(&mut bob).await, demoted);
     server.stop().await;
 }
 

@@ -186,6 +186,39 @@ async fn a_valid_token_resumes_the_session_and_a_revoked_one_falls_back_to_the_p
     assert_eq!(sessions_of(&config, first.user.id), 1, "the new one");
 }
 
+/// The session a bot holds follows its account's admin standing as it changes, without a
+/// reconnect.
+#[tokio::test]
+async fn the_session_follows_a_promotion_and_a_demotion() {
+    let server = TestServer::start().await;
+    let (admin, _) = server.user("alice").await;
+    let mut bot = ReconnectingClient::connect(bot_options(server.addr, "bot"))
+        .await
+        .expect("the bot connects");
+    assert!(!bot.session().user.is_admin);
+    let changed_to = |admin: bool| move |e: &ReconnectEvent| matches!(e, ReconnectEvent::Event(Event::AdminChanged { admin: a, .. }) if *a == admin);
+
+    server.user("carol").await;
+    admin
+        .set_server_admin("carol", true)
+        .await
+        .expect("promote");
+    events_until(&mut bot, changed_to(true)).await;
+    assert!(
+        !bot.session().user.is_admin,
+        "carol's promotion, not the bot's"
+    );
+
+    admin.set_server_admin("bot", true).await.expect("promote");
+    events_until(&mut bot, changed_to(true)).await;
+    assert!(bot.session().user.is_admin);
+    assert!(bot.handle().session().user.is_admin, "every handle");
+    admin.set_server_admin("bot", false).await.expect("demote");
+    events_until(&mut bot, changed_to(false)).await;
+    assert!(!bot.session().user.is_admin);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_refused_first_login_is_returned_and_not_retried() {
     let server = TestServer::start().await;

@@ -1245,8 +1245,37 @@ impl App {
                 self.flash(format!("server: {reason}"), true);
             }
             Event::ReadMarker { room, seq } => self.marker_moved(room, seq),
+            Event::AdminChanged {
+                user,
+                username,
+                admin,
+                by,
+            } => self.admin_changed(user, &username, admin, &by),
         }
         actions
+    }
+
+    /// A server admin made `user` one, or took that away: the lists and `/info` follow, and
+    /// everyone is told, as the original announced every admin action.
+    fn admin_changed(&mut self, user: UserId, username: &str, admin: bool, by: &str) {
+        if let Some(me) = self.me.as_mut().filter(|me| me.id == user) {
+            me.is_admin = admin;
+        }
+        for room in self.rooms.values_mut() {
+            if let Some(m) = room.members.iter_mut().find(|m| m.user.id == user) {
+                m.user.is_admin = admin;
+            }
+        }
+        let (whom, whose) = if self.is_me(user) {
+            ("you".to_string(), "your".to_string())
+        } else {
+            (username.to_string(), format!("{username}'s"))
+        };
+        self.notice(if admin {
+            format!("{by} made {whom} a server admin")
+        } else {
+            format!("{by} took away {whose} server admin role")
+        });
     }
 
     /// My read marker in `room` moved to `seq` (from another session, or by a message of mine):
@@ -3244,6 +3273,58 @@ mod tests {
         assert_eq!(
             app.flash,
             Some(("bob banned you from #dev: repeated spam".into(), true))
+        );
+    }
+
+    #[test]
+    fn a_change_of_admin_standing_is_told_and_followed() {
+        let mut app = logged_in_app();
+        app.enter_room(RoomId(2));
+        app.members_loaded(
+            RoomId(2),
+            vec![
+                member(2, "bob", RoomRole::Member),
+                member(1, "me", RoomRole::Member),
+            ],
+        );
+        let changed = |user: u64, username: &str, admin: bool| Event::AdminChanged {
+            user: UserId(user),
+            username: username.into(),
+            admin,
+            by: "alice".into(),
+        };
+        let is_admin = |app: &App, user: u64| {
+            app.rooms[&RoomId(2)]
+                .members
+                .iter()
+                .find(|m| m.user.id == UserId(user))
+                .map(|m| m.user.is_admin)
+        };
+        app.on_event(changed(2, "bob", true));
+        assert_eq!(
+            (is_admin(&app, 2), is_admin(&app, 1)),
+            (Some(true), Some(false))
+        );
+        assert_eq!(
+            app.me.as_ref().map(|m| m.is_admin),
+            Some(false),
+            "bob's, not mine"
+        );
+        app.on_event(changed(1, "me", true));
+        assert_eq!(app.me.as_ref().map(|m| m.is_admin), Some(true));
+        assert_eq!(is_admin(&app, 1), Some(true));
+        app.on_event(changed(2, "bob", false));
+        assert_eq!(is_admin(&app, 2), Some(false));
+        app.on_event(changed(1, "me", false));
+        assert_eq!(app.me.as_ref().map(|m| m.is_admin), Some(false));
+        assert_eq!(
+            notices(&app, 2)[..],
+            [
+                "alice made bob a server admin",
+                "alice made you a server admin",
+                "alice took away bob's server admin role",
+                "alice took away your server admin role",
+            ]
         );
     }
 

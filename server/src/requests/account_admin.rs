@@ -150,12 +150,12 @@ impl Conn {
     ) -> RequestResult<Response> {
         let user = self.administered(me, &username, Act::SetAdmin)?;
         self.refuse_bot(&user, "it acts only as the bot").await?;
-        let (hub, id) = (self.shared.hub.clone(), user.id);
+        let (hub, id, by) = (self.shared.hub.clone(), user.id, me.name.clone());
         self.shared
             .storage
             .writer
             .write_then(WriteOp::SetAdmin { user: id, admin }, move |_| {
-                hub.set_admin(id, admin)
+                hub.set_admin(id, admin, &by)
             })
             .await?;
         tracing::info!(user = %user.name, by = %me.name, admin, "server admin set");
