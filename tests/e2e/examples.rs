@@ -242,11 +242,20 @@ async fn the_ask_bot_relays_questions_to_the_endpoint_and_posts_the_answer() {
     stop_with(server, bot).await;
 }
 
-#[tokio::test]
-async fn the_flood_guard_mutes_a_flooder_and_leaves_the_others_alone() {
-    let server = TestServer::start().await;
+/// A room `dev` owned by alice, with bob and carol in it, watched by the flood guard (running
+/// on `rule`) as a moderator.
+struct GuardedRoom {
+    alice: chatroom_protocol::client::Client,
+    bob: chatroom_protocol::client::Client,
+    bob_session: chatroom_protocol::Session,
+    carol: chatroom_protocol::client::Client,
+    dev: chatroom_protocol::RoomSummary,
+    bot: JoinHandle<anyhow::Result<()>>,
+}
+
+async fn guarded_room(server: &TestServer, rule: flood_guard::Rule) -> GuardedRoom {
     let (alice, _) = server.user("alice").await;
-    let (mut bob, bob_session) = server.user("bob").await;
+    let (bob, bob_session) = server.user("bob").await;
     let (carol, _) = server.user("carol").await;
     let dev = alice
         .create_room("dev", chatroom_protocol::Visibility::Public)
@@ -256,11 +265,6 @@ async fn the_flood_guard_mutes_a_flooder_and_leaves_the_others_alone() {
         member.join_room("dev").await.expect("join");
     }
     let addr = server.addr.to_string();
-    let rule = flood_guard::Rule {
-        max_messages: 3,
-        window_secs: 60,
-        mute_secs: 600,
-    };
     let bot = tokio::spawn(async move {
         flood_guard::run(&addr, "flood-guard", "dev", "flood-guard-password", rule).await
     });
@@ -281,6 +285,55 @@ async fn the_flood_guard_mutes_a_flooder_and_leaves_the_others_alone() {
     })
     .await
     .expect("the bot is in the room");
+    GuardedRoom {
+        alice,
+        bob,
+        bob_session,
+        carol,
+        dev,
+        bot,
+    }
+}
+
+/// The next mute in `room`, as `client` sees it: who, by whom, until when.
+async fn muted_in(
+    client: &mut chatroom_protocol::client::Client,
+    room: RoomId,
+) -> (
+    chatroom_protocol::UserId,
+    String,
+    Option<chatroom_protocol::UnixMillis>,
+) {
+    expect_event(client, |e| match e {
+        Event::Muted {
+            room: muted_in,
+            user,
+            by,
+            until,
+            ..
+        } if muted_in == room => Some((user, by, until)),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_flood_guard_mutes_a_flooder_and_leaves_the_others_alone() {
+    let server = TestServer::start().await;
+    let rule = flood_guard::Rule {
+        max_messages: 3,
+        window_secs: 60,
+        mute_secs: 600,
+        delete_burst: false,
+    };
+    let GuardedRoom {
+        alice,
+        mut bob,
+        bob_session,
+        carol,
+        dev,
+        bot,
+    } = guarded_room(&server, rule).await;
 
     for n in 1..=3 {
         carol
@@ -293,17 +346,7 @@ async fn the_flood_guard_mutes_a_flooder_and_leaves_the_others_alone() {
             .await
             .expect("sent before the mute");
     }
-    let (user, by, until) = expect_event(&mut bob, |e| match e {
-        Event::Muted {
-            room,
-            user,
-            by,
-            until,
-            ..
-        } if room == dev.id => Some((user, by, until)),
-        _ => None,
-    })
-    .await;
+    let (user, by, until) = muted_in(&mut bob, dev.id).await;
     assert_eq!((user, by.as_str()), (bob_session.user.id, "flood-guard"));
     assert!(until.is_some(), "for a while");
     assert_eq!(
@@ -319,6 +362,94 @@ async fn the_flood_guard_mutes_a_flooder_and_leaves_the_others_alone() {
         [("bob", Some("more than 3 messages in 60 s"))],
         "carol, at the limit, is not muted"
     );
+    stop_with(server, bot).await;
+}
+
+#[tokio::test]
+async fn the_flood_guard_with_delete_burst_deletes_the_flood_it_mutes() {
+    let server = TestServer::start().await;
+    let rule = flood_guard::Rule {
+        max_messages: 3,
+        window_secs: 60,
+        mute_secs: 600,
+        delete_burst: true,
+    };
+    let GuardedRoom {
+        mut alice,
+        bob,
+        bob_session,
+        carol,
+        dev,
+        bot,
+    } = guarded_room(&server, rule).await;
+
+    let (dave, dave_session) = server.user("dave").await;
+    dave.join_room("dev").await.expect("join");
+
+    let mut carols = Vec::new();
+    let mut bobs = Vec::new();
+    // Interleaved, so that the burst's seqs are not one run of the room's.
+    for n in 1..=4 {
+        if n <= 3 {
+            let text = format!("carol {n}");
+            let sent = carol.send_message(dev.id, text.clone()).await;
+            carols.push((sent.expect("three is not a flood").seq, text));
+        }
+        let sent = bob.send_message(dev.id, format!("bob {n}")).await;
+        bobs.push(sent.expect("sent before the mute").seq);
+    }
+    // Alice, a member, sees the mute and then each of the burst's messages deleted.
+    let (user, by, _) = muted_in(&mut alice, dev.id).await;
+    assert_eq!((user, by.as_str()), (bob_session.user.id, "flood-guard"));
+    let mut deleted = Vec::new();
+    for _ in &bobs {
+        deleted.push(
+            expect_event(&mut alice, |e| match e {
+                Event::MessageDeleted { room, seq, by } if room == dev.id => Some((seq, by)),
+                _ => None,
+            })
+            .await,
+        );
+    }
+    deleted.sort();
+    let by_the_bot: Vec<_> = bobs
+        .iter()
+        .map(|&seq| (seq, "flood-guard".to_string()))
+        .collect();
+    assert_eq!(deleted, by_the_bot, "bob's four, by the bot");
+
+    // The bot handles one message at a time: once it has muted dave, flooding next, it is done
+    // with bob's burst, and whatever else it would have deleted is gone by now.
+    for n in 1..=4 {
+        dave.send_message(dev.id, format!("dave {n}"))
+            .await
+            .expect("sent before the mute");
+    }
+    let (user, ..) = muted_in(&mut alice, dev.id).await;
+    assert_eq!(user, dave_session.user.id);
+
+    // The room's history shows bob's burst deleted, carol's messages as she wrote them. (Dave's
+    // burst may still be going.)
+    let page = alice
+        .history(dev.id, chatroom_protocol::HistoryAnchor::Latest, 50)
+        .await
+        .expect("history");
+    let posted: Vec<_> = page
+        .messages
+        .iter()
+        .filter(|m| m.kind != MessageKind::System && m.sender != dave_session.user.id)
+        .map(|m| (m.seq, m.kind.clone(), m.text.clone()))
+        .collect();
+    let mut expected: Vec<_> = carols
+        .into_iter()
+        .map(|(seq, text)| (seq, MessageKind::Text, text))
+        .chain(
+            bobs.iter()
+                .map(|&seq| (seq, MessageKind::Deleted, String::new())),
+        )
+        .collect();
+    expected.sort_by_key(|&(seq, ..)| seq);
+    assert_eq!(posted, expected);
     stop_with(server, bot).await;
 }
 
