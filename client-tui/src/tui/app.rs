@@ -41,6 +41,10 @@ pub enum ConnectionState {
     },
 }
 
+/// Told to whoever registers a server's first account.
+const FIRST_ACCOUNT_IS_ADMIN: &str = "you are this server's admin, as its first account: \
+     `chatroom user --help` lists what an admin can do";
+
 /// The login screen's fields.
 #[derive(Clone, Debug, Default)]
 pub struct LoginForm {
@@ -569,6 +573,8 @@ pub struct App {
     flash_at: UnixMillis,
     /// Ring the bell on mentions.
     pub bell_on_mention: bool,
+    /// A notice for the room shown once the room list is in (after logging in).
+    greeting: Option<String>,
     /// Rooms whose read marker should move on the next tick.
     pending_read: Vec<RoomId>,
     /// The last typing notice sent (ms), to send at most one per couple of seconds.
@@ -640,6 +646,7 @@ impl App {
             flash: None,
             flash_at: 0,
             bell_on_mention: true,
+            greeting: None,
             pending_read: Vec::new(),
             last_typing_sent: 0,
             now: 0,
@@ -700,6 +707,11 @@ impl App {
 
     /// Logged in: switch to the chat screen.
     pub fn logged_in(&mut self, me: UserSummary) {
+        let registered = matches!(&self.screen, Screen::Login(form) if form.register);
+        if registered && me.is_admin {
+            // Nothing else would tell them: the server made the first account its admin.
+            self.greeting = Some(FIRST_ACCOUNT_IS_ADMIN.to_string());
+        }
         self.me = Some(me);
         self.screen = Screen::Chat;
         self.connection = ConnectionState::Connected;
@@ -759,6 +771,9 @@ impl App {
         }
         if let Some(current) = self.current {
             actions.extend(self.enter_room(current));
+        }
+        if let Some(greeting) = self.greeting.take() {
+            self.notice(greeting);
         }
         if std::mem::take(&mut self.presence_stale) {
             actions.push(Action::RefreshPresence);
@@ -1852,10 +1867,12 @@ impl App {
                     .values()
                     .filter(|(_, s)| *s != PresenceStatus::Offline)
                     .count();
+                let count = |n: usize, one, many| crate::output::count_of(n as u64, one, many);
                 let text = format!(
-                    "you are {me} on {}; {} rooms; {online} users online",
+                    "you are {me} on {}; {}; {} online",
                     self.server,
-                    self.rooms.len()
+                    count(self.rooms.len(), "room", "rooms"),
+                    count(online, "user", "users"),
                 );
                 self.notice(text);
                 Vec::new()
@@ -3324,6 +3341,51 @@ mod tests {
                 "alice made you a server admin",
                 "alice took away bob's server admin role",
                 "alice took away your server admin role",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_first_account_is_told_it_is_the_admin() {
+        let greeted = |register: bool, is_admin: bool| {
+            let mut app = App::new("host:8888", Some("me"));
+            if let Screen::Login(form) = &mut app.screen {
+                form.register = register;
+            }
+            app.logged_in(UserSummary {
+                id: UserId(1),
+                username: "me".into(),
+                is_admin,
+            });
+            app.rooms_loaded(vec![summary(1, "public", RoomKind::Public, 0, 0)]);
+            notices(&app, 1) == [FIRST_ACCOUNT_IS_ADMIN]
+        };
+        assert!(greeted(true, true));
+        assert!(!greeted(true, false), "a later account");
+        assert!(!greeted(false, true), "an admin logging in");
+    }
+
+    #[test]
+    fn info_counts_in_words() {
+        use chatroom_protocol::PresenceUpdate;
+        let mut app = logged_in_app();
+        app.on_event(Event::Presence(vec![PresenceUpdate {
+            user: UserId(1),
+            username: "me".into(),
+            status: PresenceStatus::Online,
+            status_message: None,
+        }]));
+        app.input.set_text("/info");
+        app.submit_input();
+        app.remove_room(RoomId(2));
+        app.remove_room(RoomId(3));
+        app.input.set_text("/info");
+        app.submit_input();
+        assert_eq!(
+            notices(&app, 1)[..],
+            [
+                "you are me (id 1) on host:8888; 3 rooms; 1 user online",
+                "you are me (id 1) on host:8888; 1 room; 1 user online",
             ]
         );
     }

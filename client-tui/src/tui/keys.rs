@@ -117,6 +117,9 @@ impl App {
                 match key.code {
                     KeyCode::Char('r') if ctrl => {
                         form.register = !form.register;
+                        // The failure was the other form's: "wrong user name or password"
+                        // over a new account's form reads as its own answer.
+                        form.error = None;
                         if !form.register {
                             // A login has no repeated password: it goes with its field.
                             form.repeat.set_text("");
@@ -497,6 +500,17 @@ mod tests {
                 register: false
             }]
         );
+    }
+
+    #[test]
+    fn switching_between_log_in_and_new_account_drops_the_last_failure() {
+        let mut app = App::new("h:1", Some("alice"));
+        app.login_failed("wrong user name or password".into());
+        assert!(login_form(&app).error.is_some());
+        press(&mut app, KeyCode::Char('r'), KeyModifiers::CONTROL);
+        let form = login_form(&app);
+        assert!(form.register);
+        assert_eq!(form.error, None);
     }
 
     #[test]
