@@ -390,7 +390,11 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
         "PRAGMA foreign_keys = OFF"
     });
     migrated?;
-    Ok(restored?)
+    restored?;
+    if current == 0 {
+        tracing::info!(version = SCHEMA_VERSION, "database created");
+    }
+    Ok(())
 }
 
 fn run_migrations(conn: &mut Connection, current: u32) -> Result<(), StorageError> {
@@ -416,7 +420,12 @@ fn run_migrations(conn: &mut Connection, current: u32) -> Result<(), StorageErro
         // PRAGMA takes no bound parameters; the value is our own integer.
         tx.execute_batch(&format!("PRAGMA user_version = {}", version + 1))?;
         tx.commit()?;
-        tracing::info!(version = version + 1, "database migrated");
+        // A new database goes through every step: one line says so, at the end.
+        if current > 0 {
+            tracing::info!(version = version + 1, "database migrated");
+        } else {
+            tracing::debug!(version = version + 1, "database migrated");
+        }
     }
     Ok(())
 }
