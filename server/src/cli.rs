@@ -477,6 +477,9 @@ fn apply_ai_settings(
     if ai.max_concurrent == 0 {
         bail!("--ai-concurrency must be at least 1");
     }
+    if ai.max_reply_messages == 0 {
+        bail!("max_reply_messages must be at least 1");
+    }
     if ai.backend == AiBackendKind::Openai {
         crate::ai::check_config(ai)
             .map_err(|e| anyhow::anyhow!("--ai-endpoint {:?}: {e}", ai.endpoint))?;
@@ -1138,6 +1141,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_reply_may_fill_at_least_one_message() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("server.toml");
+        std::fs::write(&file, "[ai]\nmax_reply_messages = 0\n").expect("write");
+        let path = file.to_str().expect("utf-8 path");
+        let cli = Cli::try_parse_from(["chatroom-server", "--config", path]).expect("parse");
+        let error = format!(
+            "{:#}",
+            resolve_config_with_key(&cli.settings, None).expect_err("0 is refused")
+        );
+        assert!(
+            error.contains("max_reply_messages must be at least 1"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -203,6 +203,9 @@ pub struct AiConfig {
     pub breaker_cooldown_ms: u64,
     /// Streamed drafts go out at most this often, in milliseconds.
     pub draft_interval_ms: u64,
+    /// Messages one reply may fill when it is longer than `limits.max_message_chars`; past
+    /// the last one the reply is cut (at least 1).
+    pub max_reply_messages: u32,
 }
 
 impl Default for AiConfig {
@@ -229,6 +232,7 @@ impl Default for AiConfig {
             breaker_failures: 3,
             breaker_cooldown_ms: 30_000,
             draft_interval_ms: 100,
+            max_reply_messages: 4,
         }
     }
 }

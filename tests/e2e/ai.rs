@@ -249,7 +249,9 @@ async fn the_bot_can_be_invited_and_kicked_and_clear_persists() {
 /// nothing), `#trickle` (a token every 50 ms forever), `#gate` (waits for the test to open
 /// the gate), `#leak` (an error body that quotes the key), `#ansi` (terminal control
 /// sequences and a bell around "hi"), `#finish` (the last words and the finish reason in one
-/// chunk, then the connection closes without `[DONE]`); anything else streams
+/// chunk, then the connection closes without `[DONE]`), `#long` ([`LONG_REPLY`]: its first
+/// 100 characters five at a time, the rest in one piece), `#longfail` (the first 130
+/// characters of it, five at a time, then a malformed chunk); anything else streams
 /// "The answer is 42." in four pieces.
 #[derive(Clone)]
 pub(crate) struct FakeModel {
@@ -413,6 +415,27 @@ impl FakeModel {
             socket
                 .write_all(format!("data: {last}\n\n").as_bytes())
                 .await?;
+        } else if question.contains("#long") {
+            socket.write_all(sse_head.as_bytes()).await?;
+            let chars: Vec<char> = LONG_REPLY.chars().collect();
+            let fail = question.contains("#longfail");
+            let (small, big) = chars.split_at(if fail { 130 } else { 100 });
+            for piece in small.chunks(5) {
+                socket
+                    .write_all(delta(&piece.iter().collect::<String>()).as_bytes())
+                    .await?;
+                socket.flush().await?;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            if fail {
+                socket.write_all(b"data: {\"choices\": [ oops\n\n").await?;
+            } else {
+                let rest: String = big.iter().collect();
+                socket.write_all(delta(&rest).as_bytes()).await?;
+                socket
+                    .write_all(b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+                    .await?;
+            }
         } else if question.contains("#trickle") {
             socket.write_all(sse_head.as_bytes()).await?;
             loop {
@@ -1021,5 +1044,222 @@ async fn shutdown_does_not_wait_for_a_silent_model() {
     .await
     .expect("the request reaches the model");
     // `stop` fails the test if the server does not finish within its patience.
+    server.stop().await;
+}
+
+// ---- replies longer than one message ----
+
+/// The longest message in the tests below.
+const SMALL_LIMIT: u32 = 60;
+
+/// Four paragraphs, any two of them too long for one message of [`SMALL_LIMIT`] characters.
+const PARAGRAPHS: [&str; 4] = [
+    "Step one: install the package with the manager.",
+    "Step two: edit the config file,\nset the port and the name.",
+    "Step three: start the server and watch its log.",
+    "Step four: invite the team and say « salut » to all.",
+];
+const LONG_REPLY: &str = "Step one: install the package with the manager.\n\n\
+Step two: edit the config file,\nset the port and the name.\n\n\
+Step three: start the server and watch its log.\n\n\
+Step four: invite the team and say « salut » to all.";
+
+/// What a member saw of one reply in several messages, in the order it came.
+#[derive(Debug, Default)]
+struct Parts {
+    /// The stored messages, each with the draft it ended.
+    messages: Vec<(Message, u64)>,
+    /// Every draft update, as (draft, text, messages stored before it).
+    drafts: Vec<(u64, String, usize)>,
+    /// Drafts withdrawn without a message.
+    withdrawn: Vec<u64>,
+    /// The bot's notice, if one came.
+    notice: Option<Message>,
+}
+
+/// Collects the bot's messages, drafts and draft ends in `room` until `messages` messages
+/// have ended their drafts, or a notice came.
+async fn parts(client: &mut Client, room: RoomId, messages: usize) -> Parts {
+    let mut seen = Parts::default();
+    let mut stored: Vec<Message> = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        while seen.messages.len() < messages && seen.notice.is_none() {
+            match client.next_event().await.expect("connection open") {
+                Event::DraftUpdated(d) if d.room == room => {
+                    assert!(
+                        !seen.messages.iter().any(|(_, ended)| *ended == d.draft),
+                        "an update after the draft ended"
+                    );
+                    seen.drafts.push((d.draft, d.text, seen.messages.len()));
+                }
+                Event::Message(m) if m.room == room && m.sender_name == "ai" => {
+                    if m.kind == MessageKind::System {
+                        seen.notice = Some(m);
+                    } else {
+                        stored.push(m);
+                    }
+                }
+                Event::DraftEnded {
+                    room: r,
+                    draft,
+                    seq,
+                } if r == room => match seq {
+                    Some(seq) => {
+                        let at = stored
+                            .iter()
+                            .position(|m| m.seq == seq)
+                            .expect("a draft ends in a message delivered before");
+                        seen.messages.push((stored.remove(at), draft));
+                    }
+                    None => seen.withdrawn.push(draft),
+                },
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the bot answers in time");
+    seen
+}
+
+fn texts_of(parts: &Parts) -> Vec<&str> {
+    parts
+        .messages
+        .iter()
+        .map(|(m, _)| m.text.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_reply_longer_than_a_message_continues_in_the_next_messages() {
+    let model = FakeModel::start().await;
+    let server = openai_server(&model, |c| c.limits.max_message_chars = SMALL_LIMIT).await;
+    let (mut alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    alice.send_message(public, "@ai #long").await.expect("send");
+    let seen = parts(&mut alice, public, 4).await;
+
+    // Each paragraph its own message, in order, none over the limit: the whole reply.
+    assert_eq!(texts_of(&seen), PARAGRAPHS, "{seen:#?}");
+    for (message, _) in &seen.messages {
+        assert!(message.text.chars().count() <= SMALL_LIMIT as usize);
+        assert_eq!(message.kind, MessageKind::Text);
+    }
+    let seqs: Vec<u64> = seen.messages.iter().map(|(m, _)| m.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert!(seen.withdrawn.is_empty(), "{seen:#?}");
+    assert!(seen.notice.is_none(), "{seen:#?}");
+
+    // Each part streamed as a draft of its own, ended by its message, before the next began.
+    let ids: Vec<u64> = seen.messages.iter().map(|(_, draft)| *draft).collect();
+    let mut distinct = ids.clone();
+    distinct.dedup();
+    assert_eq!(distinct, ids, "a new draft for every part");
+    for (draft, text, stored_before) in &seen.drafts {
+        let part = ids
+            .iter()
+            .position(|id| id == draft)
+            .expect("every draft became a message");
+        // A draft shows the text so far, up to the limit: its part, perhaps the next's start.
+        let from_here = PARAGRAPHS[part..].join("\n\n");
+        assert!(from_here.starts_with(text.as_str()), "{part}: {text:?}");
+        assert!(text.chars().count() <= SMALL_LIMIT as usize, "{text:?}");
+        assert_eq!(
+            *stored_before, part,
+            "part {part}'s draft {text:?} came after exactly the parts before it"
+        );
+    }
+
+    let history = alice
+        .history(public, chatroom_protocol::HistoryAnchor::Latest, 20)
+        .await
+        .expect("history");
+    let stored: Vec<&str> = history
+        .messages
+        .iter()
+        .filter(|m| m.sender_name == "ai")
+        .map(|m| m.text.as_str())
+        .collect();
+    assert_eq!(stored, PARAGRAPHS, "stored once each, in order");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_reply_fills_at_most_max_reply_messages_and_the_last_is_cut() {
+    let model = FakeModel::start().await;
+    let server = openai_server(&model, |c| {
+        c.limits.max_message_chars = SMALL_LIMIT;
+        c.ai.max_reply_messages = 2;
+    })
+    .await;
+    let (mut alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    alice.send_message(public, "@ai #long").await.expect("send");
+    let seen = parts(&mut alice, public, 2).await;
+    let texts = texts_of(&seen);
+    assert_eq!(texts[0], PARAGRAPHS[0]);
+    assert!(
+        texts[1].starts_with(PARAGRAPHS[1]) && texts[1].ends_with('…'),
+        "the last part is cut, visibly: {:?}",
+        texts[1]
+    );
+    assert_eq!(texts[1].chars().count(), SMALL_LIMIT as usize);
+
+    // The cut part was the answer's last act: nothing more was stored.
+    let history = alice
+        .history(public, chatroom_protocol::HistoryAnchor::Latest, 20)
+        .await
+        .expect("history");
+    let stored: Vec<&str> = history
+        .messages
+        .iter()
+        .filter(|m| m.sender_name == "ai")
+        .map(|m| m.text.as_str())
+        .collect();
+    assert_eq!(stored, texts);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_failure_midway_keeps_the_parts_stored_and_withdraws_the_draft() {
+    let model = FakeModel::start().await;
+    let server = openai_server(&model, |c| c.limits.max_message_chars = SMALL_LIMIT).await;
+    let (mut alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    alice
+        .send_message(public, "@ai #longfail")
+        .await
+        .expect("send");
+    let seen = parts(&mut alice, public, 4).await;
+    assert_eq!(texts_of(&seen), PARAGRAPHS[..2], "{seen:#?}");
+    let notice = seen.notice.as_ref().expect("a notice");
+    assert!(
+        notice
+            .text
+            .starts_with("ai: the answer for alice stops here"),
+        "{}",
+        notice.text
+    );
+    // The third part's draft (shown if the model got that far before the interval) withdrawn.
+    let [third] = seen.withdrawn[..] else {
+        panic!("one draft withdrawn: {seen:#?}")
+    };
+    assert!(!seen.messages.iter().any(|(_, d)| *d == third));
+    for (draft, text, _) in &seen.drafts {
+        if *draft == third {
+            assert!(PARAGRAPHS[2].starts_with(text.as_str()), "{text:?}");
+        }
+    }
+    let history = alice
+        .history(public, chatroom_protocol::HistoryAnchor::Latest, 20)
+        .await
+        .expect("history");
+    let stored: Vec<&str> = history
+        .messages
+        .iter()
+        .filter(|m| m.sender_name == "ai" && m.kind == MessageKind::Text)
+        .map(|m| m.text.as_str())
+        .collect();
+    assert_eq!(stored, PARAGRAPHS[..2]);
     server.stop().await;
 }

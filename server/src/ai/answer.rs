@@ -4,6 +4,11 @@
 //! the draft withdrawn and a short notice posted. The model's text is cleaned as it streams
 //! (no control characters but newline and tab reach the room), and an answer stops, its draft
 //! withdrawn, once the bot is no longer a member of the room (kicked mid-answer).
+//!
+//! A reply longer than the server's longest message continues in further messages, up to
+//! `max_reply_messages` (see [`super::split`] for where): each part is a draft of its own,
+//! stored when the next begins; the last one allowed is cut as before. Parts already stored
+//! stay when the answer fails later; only the draft in progress is withdrawn.
 
 use chatroom_ai::clean::ControlFilter;
 use chatroom_ai::{AiError, ContextMessage, MemberFact, Presence, Prompt, Reply, RoomFacts};
@@ -16,7 +21,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::guard::Admission;
-use super::{Inner, Job, Refusal, question_of, speak, unavailable_text};
+use super::{Inner, Job, Refusal, question_of, speak, split, unavailable_text};
 use crate::storage::ai::context;
 
 /// Why an answer did not come.
@@ -30,6 +35,8 @@ enum Failure {
     Shutdown,
     /// The bot is no longer a member of the room.
     Removed,
+    /// A part of the reply could not be stored.
+    Storage,
 }
 
 impl Failure {
@@ -49,6 +56,7 @@ impl fmt::Display for Failure {
             Failure::Empty => f.write_str("the model returned an empty answer"),
             Failure::Shutdown => f.write_str("the server is shutting down"),
             Failure::Removed => f.write_str("the bot was removed from the room"),
+            Failure::Storage => f.write_str("the answer could not be stored"),
         }
     }
 }
@@ -76,16 +84,21 @@ pub(super) async fn run(inner: Arc<Inner>, job: Job, _slot: OwnedSemaphorePermit
             return;
         }
     };
-    let draft = inner.next_draft.fetch_add(1, Ordering::Relaxed);
+    let mut parts = Parts::new(&inner);
     let mut reply = inner.backend.ask(prompt);
-    let result = stream(&inner, &job, draft, &mut reply).await;
+    let result = stream(&inner, &job, &mut parts, &mut reply).await;
     drop(reply); // Cancels the request if it is still going.
+    let draft = parts.draft;
     match result {
+        Ok(text) if text.is_empty() => {
+            // The parts already stored hold the whole reply; the next draft was never shown.
+            inner.breaker().success();
+        }
         Ok(text) => {
             inner.breaker().success();
             speak::post(&inner, job.room, MessageKind::Text, text, Some(draft)).await;
         }
-        Err(Failure::Shutdown | Failure::Removed) => {
+        Err(Failure::Shutdown | Failure::Removed | Failure::Storage) => {
             inner.breaker().abandoned();
             speak::abandon_draft(&inner, job.room, draft);
         }
@@ -103,10 +116,17 @@ pub(super) async fn run(inner: Arc<Inner>, job: Job, _slot: OwnedSemaphorePermit
                 "the AI could not answer"
             );
             speak::abandon_draft(&inner, job.room, draft);
-            let mut text = format!(
-                "{}: no answer for {} — {failure}.",
-                inner.bot.name, job.asker_name
-            );
+            let mut text = if parts.posted == 0 {
+                format!(
+                    "{}: no answer for {} — {failure}.",
+                    inner.bot.name, job.asker_name
+                )
+            } else {
+                format!(
+                    "{}: the answer for {} stops here — {failure}.",
+                    inner.bot.name, job.asker_name
+                )
+            };
             if opened {
                 text.push_str(&format!(
                     " Pausing the AI for {} s after repeated failures.",
@@ -120,12 +140,51 @@ pub(super) async fn run(inner: Arc<Inner>, job: Job, _slot: OwnedSemaphorePermit
     }
 }
 
-/// Reads the reply, sending drafts as it grows; returns the whole text, cut to the server's
-/// message limit.
+/// Where a reply is in its messages.
+struct Parts {
+    /// The draft of the part being written.
+    draft: u64,
+    /// Parts stored so far.
+    posted: usize,
+    /// Most parts.
+    most: usize,
+}
+
+impl Parts {
+    fn new(inner: &Inner) -> Self {
+        Self {
+            draft: inner.next_draft.fetch_add(1, Ordering::Relaxed),
+            posted: 0,
+            most: (inner.config.max_reply_messages as usize).max(1),
+        }
+    }
+
+    /// Whether the part being written is the last one allowed.
+    fn at_last(&self) -> bool {
+        self.posted + 1 >= self.most
+    }
+
+    /// Stores `text` as the part being written, and starts the next.
+    async fn post(&mut self, inner: &Inner, job: &Job, text: &str) -> Result<(), Failure> {
+        speak::post_part(inner, job.room, text.to_string(), self.draft)
+            .await
+            .map_err(|lost| match lost {
+                speak::PartLost::Removed => Failure::Removed,
+                speak::PartLost::Storage => Failure::Storage,
+            })?;
+        self.posted += 1;
+        self.draft = inner.next_draft.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Reads the reply, sending drafts as it grows and storing each part that fills a message;
+/// returns the text of the last part (empty if the stored parts hold it all), cut to the
+/// server's message limit if it is the last one allowed.
 async fn stream(
     inner: &Inner,
     job: &Job,
-    draft: u64,
+    parts: &mut Parts,
     reply: &mut Reply,
 ) -> Result<String, Failure> {
     let interval = Duration::from_millis(inner.config.draft_interval_ms.max(1));
@@ -144,8 +203,11 @@ async fn stream(
                 if !inner.is_member(job.room) {
                     return Err(Failure::Removed);
                 }
-                speak::draft(inner, job.room, draft, &text);
-                last_sent = Some(Instant::now());
+                // A part just stored may have left nothing of the next one yet.
+                if !text.is_empty() {
+                    speak::draft(inner, job.room, parts.draft, &text);
+                    last_sent = Some(Instant::now());
+                }
                 flush_at = None;
             }
             next = reply.next() => match next {
@@ -155,13 +217,27 @@ async fn stream(
                     if !inner.is_member(job.room) {
                         return Err(Failure::Removed);
                     }
-                    let delta = filter.push(&delta);
-                    // Keep one character beyond the limit, so the cut is visible.
-                    let room_left = (max + 1).saturating_sub(chars);
-                    let taken: String = delta.chars().take(room_left).collect();
-                    chars += taken.chars().count();
-                    text.push_str(&taken);
+                    let cleaned = filter.push(&delta);
+                    // A part starts with its first words, not with the space before them.
+                    let piece = if text.is_empty() {
+                        cleaned.trim_start()
+                    } else {
+                        cleaned.as_str()
+                    };
+                    text.push_str(piece);
+                    chars += piece.chars().count();
+                    while chars > max && !parts.at_last() {
+                        let Some((part, rest)) = split::split_off(&text, max) else {
+                            break;
+                        };
+                        let rest = rest.to_string();
+                        parts.post(inner, job, part).await?;
+                        text = rest;
+                        chars = text.chars().count();
+                    }
                     if chars > max {
+                        // Keep one character beyond the limit, so the cut is visible.
+                        text = text.chars().take(max + 1).collect();
                         break;
                     }
                     if flush_at.is_none() && !text.trim().is_empty() {
@@ -170,7 +246,7 @@ async fn stream(
                             // The first words go out at once; later ones at most every interval.
                             Some(t) if now < t + interval => flush_at = Some(t + interval),
                             _ => {
-                                speak::draft(inner, job.room, draft, &text);
+                                speak::draft(inner, job.room, parts.draft, &text);
                                 last_sent = Some(now);
                             }
                         }
@@ -183,7 +259,7 @@ async fn stream(
         return Err(Failure::Removed);
     }
     let text = chatroom_ai::truncate_chars(text.trim(), max);
-    if text.is_empty() {
+    if text.is_empty() && parts.posted == 0 {
         return Err(Failure::Empty);
     }
     Ok(text)

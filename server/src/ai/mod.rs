@@ -15,11 +15,13 @@
 //! - [`guard`]: rate limits and the circuit breaker.
 //! - `answer`: one answer — context from storage, the backend's stream, drafts, the result.
 //! - `speak`: how the bot posts: stored messages (answers and notices) and streamed drafts.
+//! - `split`: where a reply too long for one message continues in the next.
 
 pub mod guard;
 
 mod answer;
 mod speak;
+mod split;
 
 use chatroom_ai::{Backend, builtin::Builtin, openai};
 use chatroom_protocol::{MessageKind, RoomId, RoomKind, Seq, UserId};
@@ -79,7 +81,7 @@ pub(crate) struct Inner {
     pub storage: Storage,
     pub config: AiConfig,
     pub backend: Backend,
-    /// Replies are cut to the server's longest message.
+    /// The server's longest message: a longer reply continues in further messages.
     pub max_chars: usize,
     pub breaker: Mutex<Breaker>,
     pub slots: Arc<Semaphore>,

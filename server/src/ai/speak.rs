@@ -32,6 +32,28 @@ pub(super) fn abandon_draft(inner: &Inner, room: RoomId, draft: u64) {
     }
 }
 
+/// The storage op for a message from the bot: clean, within the limit, with its mentions.
+fn insert(inner: &Inner, room: RoomId, kind: MessageKind, text: String) -> WriteOp {
+    // Stored text holds no control characters but newline and tab, whoever wrote it.
+    let text = chatroom_ai::truncate_chars(&chatroom_ai::clean::clean(&text), inner.max_chars);
+    let mentions = if kind == MessageKind::Text {
+        let keys = crate::auth::mentioned_name_keys(&text);
+        let mut ids = inner.hub.members_named(room, &keys);
+        ids.retain(|id| *id != inner.bot.id);
+        ids
+    } else {
+        Vec::new()
+    };
+    WriteOp::InsertMessage {
+        room,
+        sender: inner.bot.id,
+        sender_name: inner.bot.name.clone(),
+        kind,
+        text,
+        mentions,
+    }
+}
+
 /// A short system notice from the bot (rate limits, failures, "busy").
 pub(super) async fn notice(inner: &Inner, room: RoomId, text: String) {
     post(inner, room, MessageKind::System, text, None).await;
@@ -53,25 +75,8 @@ pub(super) async fn post(
         }
         return;
     }
-    // Stored text holds no control characters but newline and tab, whoever wrote it.
-    let text = chatroom_ai::truncate_chars(&chatroom_ai::clean::clean(&text), inner.max_chars);
-    let mentions = if kind == MessageKind::Text {
-        let keys = crate::auth::mentioned_name_keys(&text);
-        let mut ids = inner.hub.members_named(room, &keys);
-        ids.retain(|id| *id != inner.bot.id);
-        ids
-    } else {
-        Vec::new()
-    };
     let hub = inner.hub.clone();
-    let op = WriteOp::InsertMessage {
-        room,
-        sender: inner.bot.id,
-        sender_name: inner.bot.name.clone(),
-        kind,
-        text,
-        mentions,
-    };
+    let op = insert(inner, room, kind, text);
     let submitted = inner
         .storage
         .writer
@@ -107,5 +112,68 @@ pub(super) async fn post(
         .await;
     if submitted.is_err() {
         tracing::warn!("the AI bot could not post: storage is shut down");
+    }
+}
+
+/// Why a part of a reply was not stored.
+#[derive(Debug)]
+pub(super) enum PartLost {
+    /// The bot is no longer a member of the room.
+    Removed,
+    /// Storage refused the message or is shut down (logged here).
+    Storage,
+}
+
+/// Stores one part of a reply that continues in another message, finishing `draft`, and waits
+/// until it is committed and sent: the room has the part and the end of its draft before the
+/// next part's first draft. On failure the draft is left open for the caller to withdraw.
+pub(super) async fn post_part(
+    inner: &Inner,
+    room: RoomId,
+    text: String,
+    draft: u64,
+) -> Result<(), PartLost> {
+    if !inner.is_member(room) {
+        return Err(PartLost::Removed);
+    }
+    let (stored_tx, stored) = tokio::sync::oneshot::channel();
+    let hub = inner.hub.clone();
+    let op = insert(inner, room, MessageKind::Text, text);
+    let submitted = inner
+        .storage
+        .writer
+        .submit(op, move |result| match result {
+            Ok(Outcome::Message(message)) => {
+                let seq = message.seq;
+                for event in [
+                    Event::Message(message),
+                    Event::DraftEnded {
+                        room,
+                        draft,
+                        seq: Some(seq),
+                    },
+                ] {
+                    if let Some(frame) = hub.encode_event(&event) {
+                        hub.defer_broadcast(room, frame);
+                    }
+                }
+                // Sent now rather than at the end of the batch: the answer's next draft,
+                // sent as soon as this returns, must not overtake them.
+                hub.flush_deferred();
+                let _ = stored_tx.send(true);
+            }
+            other => {
+                tracing::error!(outcome = ?other.map(|_| ()), "storing an AI message failed");
+                let _ = stored_tx.send(false);
+            }
+        })
+        .await;
+    if submitted.is_err() {
+        tracing::warn!("the AI bot could not post: storage is shut down");
+        return Err(PartLost::Storage);
+    }
+    match stored.await {
+        Ok(true) => Ok(()),
+        _ => Err(PartLost::Storage),
     }
 }
