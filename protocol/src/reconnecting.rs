@@ -4,9 +4,10 @@
 //! [`ReconnectingClient::connect`] connects and logs in like [`Client`]; its first connect and
 //! login return their error directly (a wrong password must not loop). A room of
 //! [`ReconnectOptions::join`] the server refuses (banned, no such room) is not fatal: it comes
-//! out first, as [`ReconnectEvent::JoinRefused`]. A join refused as too fast
-//! ([`ErrorCode::RateLimited`]) is not given up on: it is asked again after the retry delays,
-//! up to [`JOIN_RATE_LIMITED_RETRIES`] times, and reported only if still refused. After that,
+//! out first, as [`ReconnectEvent::JoinRefused`]. A join refused for a while only (too fast,
+//! [`ErrorCode::RateLimited`], or the server failing, [`ErrorCode::Internal`]) is not given up
+//! on: it is asked again after the retry delays, up to [`JOIN_RETRIES`] times, and reported
+//! only if still refused. After that,
 //! when the connection ends, it
 //!
 //! - reconnects with backoff: 1 s doubling to a minute, plus jitter; for the first minute after
@@ -139,13 +140,14 @@ pub const DEFAULT_CLIENT_NAME: &str = "chatroom-bot";
 const HELD_EVENTS: usize = 4096;
 /// Rooms followed for catch-up at most (a server cannot grow the table without end).
 const MAX_TRACKED_ROOMS: usize = 4096;
-/// How often a room join at start refused as too fast ([`ErrorCode::RateLimited`]) is asked
+/// How often a room join at start refused for a while only (see [`refused_for_now`]) is asked
 /// again, after the retry delays ([`ReconnectOptions::retry_delays`]: 1 s, 2 s, 4 s by
 /// default), before it is reported as [`ReconnectEvent::JoinRefused`].
-pub const JOIN_RATE_LIMITED_RETRIES: u32 = 3;
-/// How often a history page refused as too fast is asked again before the room is skipped.
-const RATE_LIMITED_RETRIES: u32 = 5;
-const RATE_LIMITED_PAUSE: Duration = Duration::from_secs(1);
+pub const JOIN_RETRIES: u32 = 3;
+/// How often a history page refused for a while only is asked again before the room is
+/// skipped.
+const PAGE_RETRIES: u32 = 5;
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// After a shutdown announcement retries come this often (plus jitter) for
 /// [`RESTART_WINDOW`]: everyone is back a moment after the server, not a minute later.
 const RESTART_RETRY: Duration = Duration::from_secs(1);
@@ -233,9 +235,10 @@ impl ReconnectOptions {
 
     /// On the first connect, join this public room (by name). Call once per room. A join the
     /// server refuses (banned, no such room) does not stop the connect: it is reported as
-    /// [`ReconnectEvent::JoinRefused`]. One refused as too fast ([`ErrorCode::RateLimited`])
-    /// is asked again after the [retry delays](Self::retry_delays), up to
-    /// [`JOIN_RATE_LIMITED_RETRIES`] times, before it is reported.
+    /// [`ReconnectEvent::JoinRefused`]. One refused for a while only (too fast, or the server
+    /// failing: see [`refused_for_now`]) is asked again after the
+    /// [retry delays](Self::retry_delays), up to [`JOIN_RETRIES`] times, before it is
+    /// reported.
     pub fn join(mut self, room: impl Into<String>) -> Self {
         self.rooms.push(room.into());
         self
@@ -295,8 +298,8 @@ pub enum ReconnectEvent {
     /// An event from the server, live or (for [`Event::Message`]) caught up after a reconnect.
     Event(Event),
     /// The server refused to join a room of [`ReconnectOptions::join`] on the first connect
-    /// (banned, no such room, a private one; or still too fast after
-    /// [`JOIN_RATE_LIMITED_RETRIES`] more tries): the client runs without it. These come
+    /// (banned, no such room, a private one; or still too fast, or the server still failing,
+    /// after [`JOIN_RETRIES`] more tries): the client runs without it. These come
     /// first.
     JoinRefused {
         /// The room's name, as given to [`ReconnectOptions::join`].
@@ -836,9 +839,9 @@ impl ReconnectingClient {
     }
 }
 
-/// Joins a room of [`ReconnectOptions::join`] on the first connection. A refusal as too fast
-/// ([`ErrorCode::RateLimited`]) passes: it is asked again after the retry delays, up to
-/// [`JOIN_RATE_LIMITED_RETRIES`] times; any other refusal would repeat, and is returned.
+/// Joins a room of [`ReconnectOptions::join`] on the first connection. A refusal for now
+/// ([`refused_for_now`]) is asked again after the retry delays, up to [`JOIN_RETRIES`] times;
+/// any other refusal would repeat, and is returned.
 async fn join_at_start(
     client: &Client,
     room: &str,
@@ -847,10 +850,7 @@ async fn join_at_start(
     let mut retries = 0;
     loop {
         match client.join_room(room).await {
-            Err(e)
-                if e.code() == Some(ErrorCode::RateLimited)
-                    && retries < JOIN_RATE_LIMITED_RETRIES =>
-            {
+            Err(e) if refused_for_now(&e) && retries < JOIN_RETRIES => {
                 let delay = retry_delay(options.first_retry, options.longest_retry, retries, false);
                 tokio::time::sleep(delay).await;
                 retries += 1;
@@ -858,6 +858,14 @@ async fn join_at_start(
             joined => return joined,
         }
     }
+}
+
+/// A refusal that may not last: too fast ([`ErrorCode::RateLimited`]), or the server failing
+/// ([`ErrorCode::Internal`]: its storage refusing a write for a moment, a disk full until
+/// someone clears it). Asked again after a pause, a bounded number of times, rather than
+/// given up on at once.
+pub fn refused_for_now(e: &ClientError) -> bool {
+    matches!(e.code(), Some(ErrorCode::RateLimited | ErrorCode::Internal))
 }
 
 /// A login refusal that every later attempt would get too. `Forbidden` is a suspended account:
@@ -1355,19 +1363,16 @@ impl Driver {
         let mut delivered = 0;
         // Enough pages for the limit; a page short of messages leaves the rest skipped.
         let most_pages = limit.div_ceil(page as usize);
-        let (mut pages, mut rate_limited) = (0, 0);
+        let (mut pages, mut refused) = (0, 0);
         let mut complete = after >= latest;
         while !complete && pages < most_pages {
             let asked = handle.history(room, HistoryAnchor::After(after), page);
             let history = match self.holding(asked, events, held).await {
                 Ok(history) => history,
-                Err(Interrupted::Failed(e))
-                    if e.code() == Some(ErrorCode::RateLimited)
-                        && rate_limited < RATE_LIMITED_RETRIES =>
-                {
-                    rate_limited += 1;
+                Err(Interrupted::Failed(e)) if refused_for_now(&e) && refused < PAGE_RETRIES => {
+                    refused += 1;
                     let pause = async {
-                        tokio::time::sleep(RATE_LIMITED_PAUSE).await;
+                        tokio::time::sleep(RETRY_PAUSE).await;
                         Ok(())
                     };
                     self.holding(pause, events, held).await?;
@@ -1379,7 +1384,7 @@ impl Driver {
             };
             pages += 1;
             // Counted in a row: a long catch-up may meet the limit more than a few times.
-            rate_limited = 0;
+            refused = 0;
             for message in history.messages {
                 if message.room != room || message.seq <= after {
                     continue;

@@ -355,8 +355,9 @@ struct ProxyState {
     release: Notify,
     /// The texts of the message events that went through to the client.
     messages_passed: mpsc::Sender<String>,
-    /// How many more `JoinRoom` requests to answer with `RateLimited` instead of passing on.
+    /// How many more `JoinRoom` requests to answer with `join_refusal` instead of passing on.
     joins_to_refuse: AtomicU32,
+    join_refusal: std::sync::Mutex<ErrorBody>,
     /// How many were answered so.
     joins_refused: AtomicU32,
 }
@@ -393,6 +394,7 @@ impl Proxy {
             release: Notify::new(),
             messages_passed,
             joins_to_refuse: AtomicU32::new(0),
+            join_refusal: std::sync::Mutex::new(ErrorBody::new(ErrorCode::RateLimited, "")),
             joins_refused: AtomicU32::new(0),
         });
         let task = tokio::spawn({
@@ -456,10 +458,20 @@ impl Proxy {
 
     /// Answers the next `count` `JoinRoom` requests with `RateLimited` itself.
     fn refuse_joins(&self, count: u32) {
+        self.refuse_joins_with(
+            count,
+            ErrorCode::RateLimited,
+            "too many requests; slow down",
+        );
+    }
+
+    /// Answers the next `count` `JoinRoom` requests with `code` itself.
+    fn refuse_joins_with(&self, count: u32, code: ErrorCode, message: &str) {
+        *self.state.join_refusal.lock().expect("lock") = ErrorBody::new(code, message);
         self.state.joins_to_refuse.store(count, Ordering::SeqCst);
     }
 
-    /// How many `JoinRoom` requests it answered with `RateLimited`.
+    /// How many `JoinRoom` requests it refused.
     fn joins_refused(&self) -> u32 {
         self.state.joins_refused.load(Ordering::SeqCst)
     }
@@ -498,12 +510,10 @@ impl Direction {
                     };
                     match request {
                         Some((id, Request::JoinRoom { .. })) if state.refuse_join() => {
+                            let body = state.join_refusal.lock().expect("lock").clone();
                             let refusal = ServerFrame::Response {
                                 id,
-                                result: Err(ErrorBody::new(
-                                    ErrorCode::RateLimited,
-                                    "too many requests; slow down",
-                                )),
+                                result: Err(body),
                             };
                             let refusal = encode_frame(&refusal, u32::MAX).expect("encode");
                             if client.lock().await.write_all(&refusal).await.is_err() {
@@ -867,6 +877,40 @@ async fn a_join_refused_as_too_fast_at_start_is_asked_again() {
     server.stop().await;
 }
 
+/// A server failing for a moment (its storage refusing the write) is not taken for a refusal
+/// for good: the join is asked again, and the bot is in the room.
+#[tokio::test]
+async fn a_join_refused_by_a_failing_server_at_start_is_asked_again() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let dev = alice
+        .create_room("dev", Visibility::Public)
+        .await
+        .expect("create");
+    let (proxy, _, _) = Proxy::start(server.addr).await;
+    proxy.refuse_joins_with(1, ErrorCode::Internal, "internal server error");
+    let mut bot = tokio::time::timeout(
+        PATIENCE,
+        ReconnectingClient::connect(joining_dev(proxy.addr)),
+    )
+    .await
+    .expect("in time")
+    .expect("the bot connects");
+    assert_eq!(proxy.joins_refused(), 1);
+    let rooms = bot.my_rooms().await.expect("rooms");
+    assert!(rooms.iter().any(|r| r.id == dev.id), "{rooms:#?}");
+    alice.send_message(dev.id, "in dev").await.expect("send");
+    let events = events_until_message(&mut bot, "in dev").await;
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ReconnectEvent::JoinRefused { .. })),
+        "{events:#?}"
+    );
+    drop(proxy);
+    server.stop().await;
+}
+
 /// A rate limit that does not pass is not waited out forever: after the bounded retries the
 /// join is reported refused, with the server's code, and the bot runs without the room.
 #[tokio::test]
@@ -888,7 +932,7 @@ async fn a_join_still_too_fast_after_the_retries_is_reported_refused() {
     .expect("the bot connects all the same");
     assert_eq!(
         proxy.joins_refused(),
-        1 + chatroom_protocol::reconnecting::JOIN_RATE_LIMITED_RETRIES
+        1 + chatroom_protocol::reconnecting::JOIN_RETRIES
     );
     let first = tokio::time::timeout(PATIENCE, bot.next_event())
         .await
