@@ -625,6 +625,22 @@ fn declining_a_purge_says_nothing_was_deleted() {
     );
 }
 
+/// `/user delete bob`: before anything goes, the line above the input names the account and
+/// says it cannot be undone, with what Enter and Esc do.
+#[test]
+fn deleting_an_account_asks_first_above_the_input() {
+    let mut app = busy_app();
+    app.input.set_text("/user delete @bob");
+    assert!(app.submit_input().is_empty(), "nothing before Enter");
+    let asked = render(&app, 100, 16);
+    assert!(
+        asked.contains(
+            " ✗ delete bob's account? It cannot be undone · Enter deletes it · Esc cancels"
+        ),
+        "{asked}"
+    );
+}
+
 /// Away, the status line says so (with the status text) after the confirmation has gone.
 #[test]
 fn my_away_status_shows_in_the_status_line() {

@@ -9,6 +9,7 @@ use chatroom_protocol::{
 };
 use std::collections::{BTreeMap, HashMap};
 
+use super::admin::{AccountAction, AdminEchoes};
 use super::arrivals::Arrivals;
 use super::confirms::Confirming;
 use super::editor::LineEditor;
@@ -502,6 +503,8 @@ pub enum Action {
         /// The new text.
         text: String,
     },
+    /// A server admin's `/user …` for another account (answered with `account_done`).
+    Account(AccountAction),
     /// Search messages (answered with `search_loaded` or `search_failed`).
     Search {
         /// Which search, for the answer.
@@ -620,6 +623,8 @@ pub struct App {
     pub away: Option<String>,
     /// Live messages for rooms not known yet, while those are fetched.
     pub(super) arrivals: Arrivals,
+    /// My `/user promote|demote` told once, by its event or its answer.
+    pub(super) admin_echoes: AdminEchoes,
 }
 
 impl App {
@@ -668,6 +673,7 @@ impl App {
             confirming: None,
             away: None,
             arrivals: Arrivals::default(),
+            admin_echoes: AdminEchoes::default(),
         }
     }
 
@@ -1040,6 +1046,7 @@ impl App {
         }
         self.presence_stale = true;
         self.forget_arrivals();
+        self.admin_echoes.forget();
         // Nor will a search answer or the pages a jump waits for.
         if let Some(view) = &mut self.search {
             view.loading = false;
@@ -1281,11 +1288,17 @@ impl App {
                 m.user.is_admin = admin;
             }
         }
+        let mine = self.me.as_ref().is_some_and(|me| me.username == by);
+        // My own `/user promote|demote`, when its answer told it already.
+        if mine && !self.admin_echoes.event_tells(username, admin) {
+            return;
+        }
         let (whom, whose) = if self.is_me(user) {
             ("you".to_string(), "your".to_string())
         } else {
             (username.to_string(), format!("{username}'s"))
         };
+        let by = if mine { "you" } else { by };
         self.notice(if admin {
             format!("{by} made {whom} a server admin")
         } else {
@@ -1634,6 +1647,7 @@ impl App {
             | C::Away(_)
             | C::Back
             | C::Files
+            | C::Account(_)
             | C::Delete(_) => true,
             C::Enter(_)
             | C::ShowTopic
@@ -1915,6 +1929,7 @@ impl App {
             C::Delete(Some(name)) => self.delete_theirs(&name),
             C::Edit(text) => self.edit_last(text),
             C::Search { room, query } => self.start_search(room, query),
+            C::Account(action) => self.account_command(action),
             C::Ai(question) => {
                 let Some(bot) = self.ai_bot.clone() else {
                     self.flash("this server has no AI bot", true);
@@ -1978,17 +1993,16 @@ impl App {
         users.dedup();
         // The first argument of /kick, /msg and the like is a user: no rooms offered there.
         let before: String = self.input.text().chars().take(start).collect();
-        let user_argument = matches!(
-            before.split_whitespace().collect::<Vec<_>>().as_slice(),
-            [command] if super::commands::takes_user_first(command)
-        );
+        let before: Vec<&str> = before.split_whitespace().collect();
+        let user_argument = super::commands::user_comes_next(&before);
         let rooms: Vec<String> = self
             .rooms
             .values()
             .filter(|r| r.summary.kind != RoomKind::Direct && !user_argument)
             .map(|r| r.summary.name.clone())
             .collect();
-        let candidates = super::commands::complete(&word, start == 0, &users, &rooms);
+        let candidates = super::commands::complete_sub_command(&before, &word)
+            .unwrap_or_else(|| super::commands::complete(&word, start == 0, &users, &rooms));
         match candidates.len() {
             0 => {}
             _ => {

@@ -6,6 +6,7 @@
 
 use chatroom_protocol::RoomRole;
 
+use super::admin::AccountAction;
 use super::purges::DEFAULT_PURGE_SECS;
 
 /// What an input line asks for.
@@ -130,6 +131,8 @@ pub enum Command {
     Edit(Option<String>),
     /// Ask the AI bot in the current room (posted as `@name …`, the name the server gives).
     Ai(String),
+    /// A server admin's `/user …` for another account.
+    Account(AccountAction),
     /// Search the messages of my rooms, or of one room.
     Search {
         /// `#room` or `@user` (a direct chat) before the words, with its sigil (`None`: all my
@@ -274,6 +277,36 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ("/passwd", "", "change your password"),
     ("/logout", "", "log out on this machine and quit"),
     ("/quit", "", "quit (alias /exit)"),
+    (
+        "/user",
+        "logout USER",
+        "server admins: log USER out everywhere, password kept",
+    ),
+    (
+        "/user",
+        "suspend USER [REASON]",
+        "log USER out and refuse their logins until unsuspended",
+    ),
+    (
+        "/user",
+        "unsuspend USER",
+        "let a suspended USER log in again",
+    ),
+    (
+        "/user",
+        "suspended",
+        "who is suspended, by whom, when and why",
+    ),
+    (
+        "/user",
+        "promote|demote USER",
+        "make USER a server admin, or no longer one",
+    ),
+    (
+        "/user",
+        "delete USER",
+        "delete USER's account for good; Enter confirms",
+    ),
     ("/help", "", "this help (also F1)"),
 ];
 
@@ -324,6 +357,9 @@ pub enum ParseError {
     /// `/mute USER WORD` where WORD starts as a number does but is no duration, or the TIME of
     /// `/purge USER TIME` that is none (or 0).
     Duration(String),
+    /// `/user add` or `/user passwd`, which need a new password typed: carries the shell
+    /// command that does it.
+    ShellOnly(String),
 }
 
 /// What a duration looks like, for a word that is not one (the shell's `--for` says the same).
@@ -342,6 +378,10 @@ impl std::fmt::Display for ParseError {
                 )
             }
             ParseError::Duration(word) => write!(f, "{word}: {DURATION_EXPECTED}"),
+            ParseError::ShellOnly(command) => write!(
+                f,
+                "that needs a new password typed, so it is done in a shell: {command}"
+            ),
         }
     }
 }
@@ -726,7 +766,69 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "logout" => none(Command::Logout, "/logout"),
         "quit" | "exit" => Ok(Command::Quit),
         "help" | "?" => Ok(Command::Help),
+        "user" => parse_user(rest).map(Command::Account),
         other => Err(ParseError::Unknown(format!("/{other}"))),
+    }
+}
+
+/// What `/user` alone, or with a sub-command it does not know, is told.
+const USER_USAGE: &str =
+    "/user logout|suspend|unsuspend|promote|demote|delete USER, or /user suspended";
+
+/// `/user SUB …`: the usage of SUB, from its `/help` row (`promote|demote USER` gives
+/// `/user promote USER`).
+fn user_usage(sub: &str) -> ParseError {
+    HELP.iter()
+        .filter(|(name, _, _)| *name == "/user")
+        .find_map(|(_, args, _)| {
+            let (subs, rest) = args.split_once(' ').unwrap_or((args, ""));
+            subs.split('|')
+                .any(|s| s == sub)
+                .then(|| format!("/user {sub} {rest}").trim_end().to_string())
+        })
+        .map_or_else(
+            || ParseError::Usage(USER_USAGE.to_string()),
+            ParseError::Usage,
+        )
+}
+
+/// The arguments of `/user` (after the command name), as `chatroom user` takes them.
+fn parse_user(rest: &str) -> Result<AccountAction, ParseError> {
+    let Some((sub, after)) = first_word(rest)? else {
+        return Err(ParseError::Usage(USER_USAGE.to_string()));
+    };
+    let sub = sub.as_str();
+    // The one account the sub-command names, and nothing after it.
+    let account = || -> Result<String, ParseError> {
+        match words(after)?.as_slice() {
+            [user] => bare_user(user).ok_or_else(|| user_usage(sub)),
+            _ => Err(user_usage(sub)),
+        }
+    };
+    match sub {
+        "logout" => Ok(AccountAction::LogOut(account()?)),
+        "suspend" => {
+            let (user, reason) = first_word(after)?.ok_or_else(|| user_usage(sub))?;
+            Ok(AccountAction::Suspend {
+                user: bare_user(&user).ok_or_else(|| user_usage(sub))?,
+                reason: reason_text(reason),
+            })
+        }
+        "unsuspend" => Ok(AccountAction::Unsuspend(account()?)),
+        "suspended" if words(after)?.is_empty() => Ok(AccountAction::Suspensions),
+        "suspended" => Err(user_usage(sub)),
+        "promote" | "demote" => Ok(AccountAction::SetAdmin {
+            user: account()?,
+            admin: sub == "promote",
+        }),
+        "delete" => Ok(AccountAction::Delete(account()?)),
+        "add" | "passwd" => {
+            let name = first_word(after)?
+                .and_then(|(user, _)| bare_user(&user))
+                .unwrap_or_else(|| "NAME".to_string());
+            Err(ParseError::ShellOnly(format!("chatroom user {sub} {name}")))
+        }
+        _ => Err(ParseError::Usage(USER_USAGE.to_string())),
     }
 }
 
@@ -776,6 +878,7 @@ const NAMES: &[&str] = &[
     "/unban",
     "/unmute",
     "/upload",
+    "/user",
     "/users",
     "/who",
 ];
@@ -790,6 +893,44 @@ const USER_FIRST: &[&str] = &[
 /// Whether the first argument of `command` (as typed, `/kick`) is a user name.
 pub fn takes_user_first(command: &str) -> bool {
     USER_FIRST.contains(&command)
+}
+
+/// The `/user` sub-commands, for completion; all but `suspended` name a user next.
+const USER_SUB_COMMANDS: &[&str] = &[
+    "add",
+    "delete",
+    "demote",
+    "logout",
+    "passwd",
+    "promote",
+    "suspend",
+    "suspended",
+    "unsuspend",
+];
+
+/// Whether the word after `before` (the words before it on the line) is a user name: the first
+/// argument of `/kick` and the like, or the one after `/user suspend`.
+pub fn user_comes_next(before: &[&str]) -> bool {
+    match before {
+        [command] => takes_user_first(command),
+        ["/user", sub] => *sub != "suspended" && USER_SUB_COMMANDS.contains(sub),
+        _ => false,
+    }
+}
+
+/// The sub-commands `word` may begin when it follows `before` (`/user sus` offers `suspend`,
+/// `suspended`); `None` where no sub-command goes.
+pub fn complete_sub_command(before: &[&str], word: &str) -> Option<Vec<String>> {
+    match before {
+        ["/user"] => Some(
+            USER_SUB_COMMANDS
+                .iter()
+                .filter(|sub| sub.starts_with(word))
+                .map(|sub| (*sub).to_string())
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 /// Completions for the word being typed: a command at the start of the line, `@name` for
@@ -1419,5 +1560,159 @@ mod tests {
         assert_eq!(parse("/purge \"bob"), Err(ParseError::UnclosedQuote));
         assert!(NAMES.contains(&"/purge") && takes_user_first("/purge"));
         assert_eq!(complete("/pu", true, &[], &[]), ["/purge"]);
+    }
+
+    /// `/user SUB NAME` as `chatroom user SUB NAME` takes it, `@bob` too; a missing or extra
+    /// NAME, or a sub-command it does not know, is told the usage; `add` and `passwd`, which
+    /// need a password typed, point to the shell.
+    #[test]
+    fn user_commands_parse_as_the_shell_s_do() {
+        let parsed = |line: &str| {
+            parse(line).map(|c| match c {
+                Command::Account(action) => action,
+                other => panic!("{line}: {other:?}"),
+            })
+        };
+        assert_eq!(
+            parsed("/user logout bob"),
+            Ok(AccountAction::LogOut("bob".into()))
+        );
+        assert_eq!(
+            parsed("/user suspend @bob"),
+            Ok(AccountAction::Suspend {
+                user: "bob".into(),
+                reason: None
+            })
+        );
+        assert_eq!(
+            parsed("/user suspend \"bob\"  spam and  more "),
+            Ok(AccountAction::Suspend {
+                user: "bob".into(),
+                reason: Some("spam and  more".into())
+            })
+        );
+        assert_eq!(
+            parsed("/user suspend bob \"links, again\""),
+            Ok(AccountAction::Suspend {
+                user: "bob".into(),
+                reason: Some("links, again".into())
+            })
+        );
+        assert_eq!(
+            parsed("/user unsuspend @bob"),
+            Ok(AccountAction::Unsuspend("bob".into()))
+        );
+        assert_eq!(parsed("/user suspended"), Ok(AccountAction::Suspensions));
+        assert_eq!(
+            parsed("/user promote bob"),
+            Ok(AccountAction::SetAdmin {
+                user: "bob".into(),
+                admin: true
+            })
+        );
+        assert_eq!(
+            parsed("/user demote @bob"),
+            Ok(AccountAction::SetAdmin {
+                user: "bob".into(),
+                admin: false
+            })
+        );
+        assert_eq!(
+            parsed("/user delete \"@bob\""),
+            Ok(AccountAction::Delete("bob".into()))
+        );
+        let usage = |line: &str| Err(ParseError::Usage(line.into()));
+        for sub in ["logout", "unsuspend", "promote", "demote", "delete"] {
+            let expected = usage(&format!("/user {sub} USER"));
+            for wrong in ["", " @", " \"\"", " bob carol"] {
+                assert_eq!(
+                    parsed(&format!("/user {sub}{wrong}")),
+                    expected,
+                    "{sub}{wrong}"
+                );
+            }
+        }
+        assert_eq!(
+            parsed("/user suspend"),
+            usage("/user suspend USER [REASON]")
+        );
+        assert_eq!(
+            parsed("/user suspend @ spam"),
+            usage("/user suspend USER [REASON]")
+        );
+        assert_eq!(parsed("/user suspended bob"), usage("/user suspended"));
+        let all = usage(USER_USAGE);
+        for wrong in [
+            "/user",
+            "/user  ",
+            "/user frobnicate bob",
+            "/user Promote bob",
+        ] {
+            assert_eq!(parsed(wrong), all, "{wrong}");
+        }
+        assert_eq!(
+            parsed("/user promote \"bob"),
+            Err(ParseError::UnclosedQuote)
+        );
+        assert_eq!(
+            parsed("/user add @carol"),
+            Err(ParseError::ShellOnly("chatroom user add carol".into()))
+        );
+        assert_eq!(
+            parsed("/user passwd"),
+            Err(ParseError::ShellOnly("chatroom user passwd NAME".into()))
+        );
+        assert_eq!(
+            ParseError::ShellOnly("chatroom user add carol".into()).to_string(),
+            "that needs a new password typed, so it is done in a shell: chatroom user add carol"
+        );
+    }
+
+    /// Tab after `/user` offers its sub-commands, and after one that names an account, users
+    /// only; after `/user suspended` nothing is a user.
+    #[test]
+    fn user_sub_commands_and_their_user_complete() {
+        assert_eq!(complete("/us", true, &[], &[]), ["/user", "/users"]);
+        assert_eq!(
+            complete_sub_command(&["/user"], "sus"),
+            Some(vec!["suspend".to_string(), "suspended".to_string()])
+        );
+        assert_eq!(
+            complete_sub_command(&["/user"], "p"),
+            Some(vec!["passwd".to_string(), "promote".to_string()])
+        );
+        assert_eq!(complete_sub_command(&["/kick"], "p"), None);
+        assert_eq!(complete_sub_command(&["/user", "promote"], "p"), None);
+        for sub in [
+            "logout",
+            "suspend",
+            "unsuspend",
+            "promote",
+            "demote",
+            "delete",
+        ] {
+            assert!(user_comes_next(&["/user", sub]), "{sub}");
+        }
+        assert!(!user_comes_next(&["/user", "suspended"]));
+        assert!(!user_comes_next(&["/user", "frobnicate"]));
+        assert!(!user_comes_next(&["/user"]));
+        assert!(!user_comes_next(&["/user", "suspend", "bob"]), "the reason");
+        assert!(user_comes_next(&["/kick"]));
+        assert!(!user_comes_next(&["/join"]));
+        for sub in USER_SUB_COMMANDS {
+            let in_help = HELP.iter().any(|(name, args, _)| {
+                *name == "/user"
+                    && args
+                        .split(' ')
+                        .next()
+                        .is_some_and(|subs| subs.split('|').any(|s| s == *sub))
+            });
+            // add and passwd need a password typed: the TUI points to the shell for them.
+            assert_eq!(
+                in_help,
+                !["add", "passwd"].contains(sub),
+                "/user {sub} in /help"
+            );
+        }
     }
 }

@@ -1,11 +1,13 @@
-//! What asks before it deletes: `/delete`'s message ([`Deleting`]) and `/purge`'s window
-//! ([`Purging`]) wait above the input as one [`Confirming`] until Enter on the empty input does
-//! it or Esc drops it (saying nothing went). A line typed instead goes as it would have and
-//! drops it too, and so does entering another room: the question was about the room it was
-//! asked in. Offline, Enter leaves it waiting for the connection.
+//! What asks before it deletes: `/delete`'s message ([`Deleting`]), `/purge`'s window
+//! ([`Purging`]) and `/user delete`'s account wait above the input as one [`Confirming`] until
+//! Enter on the empty input does it or Esc drops it (saying nothing went). A line typed instead
+//! goes as it would have and drops it too, and so does entering another room: the question was
+//! about the room it was asked in (an account's deletion is asked again rather than carried
+//! along). Offline, Enter leaves it waiting for the connection.
 
 use chatroom_protocol::RoomId;
 
+use super::admin::AccountAction;
 use super::app::{Action, App, ConnectionState};
 use super::deletes::Deleting;
 use super::purges::Purging;
@@ -17,14 +19,17 @@ pub enum Confirming {
     Delete(Deleting),
     /// All someone posted in a room lately (`/purge USER [TIME]`).
     Purge(Purging),
+    /// Someone's account, for good (`/user delete NAME`).
+    DeleteAccount(String),
 }
 
 impl Confirming {
-    /// The room it deletes in.
-    pub fn room(&self) -> RoomId {
+    /// The room it deletes in (`None`: an account, in every room).
+    pub fn room(&self) -> Option<RoomId> {
         match self {
-            Confirming::Delete(deleting) => deleting.room,
-            Confirming::Purge(purging) => purging.room,
+            Confirming::Delete(deleting) => Some(deleting.room),
+            Confirming::Purge(purging) => Some(purging.room),
+            Confirming::DeleteAccount(_) => None,
         }
     }
 }
@@ -52,6 +57,7 @@ impl App {
         match confirming {
             Confirming::Delete(deleting) => self.delete_confirmed(deleting),
             Confirming::Purge(purging) => vec![purging.action()],
+            Confirming::DeleteAccount(user) => vec![Action::Account(AccountAction::Delete(user))],
         }
     }
 

@@ -753,7 +753,7 @@ mod tests {
         app.screen_size = (80, 24);
         let max = crate::tui::ui::help_scroll_max(app.screen_size);
         assert!(max > 0, "the help does not fit 80×24");
-        assert_eq!(crate::tui::ui::help_scroll_max((100, 60)), 0, "it fits");
+        assert_eq!(crate::tui::ui::help_scroll_max((100, 70)), 0, "it fits");
         press(&mut app, KeyCode::F(1), KeyModifiers::NONE);
         press(&mut app, KeyCode::Down, KeyModifiers::NONE);
         assert_eq!(app.help_scroll, 1);

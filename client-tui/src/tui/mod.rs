@@ -1,11 +1,12 @@
 //! The interactive terminal client.
 //!
 //! - [`app`]: the state, changed by events, producing actions.
+//! - [`admin`]: `/user …`, a server admin's commands for other accounts.
 //! - [`keys`]: key bindings.
 //! - [`arrivals`]: rooms that show up through a live message before I know of them.
 //! - [`editor`]: the input line editor.
 //! - [`commands`]: slash commands, `/help`, completion.
-//! - [`confirms`]: what waits for Enter before it deletes (`/delete`, `/purge`).
+//! - [`confirms`]: what waits for Enter before it deletes (`/delete`, `/purge`, `/user delete`).
 //! - [`deletes`]: `/delete` of my message or someone else's, once confirmed.
 //! - [`edits`]: `/edit` of my own messages, and edits from others.
 //! - [`mutes`]: `/mute`, `/unmute`, `/mutes` and the notices they cause.
@@ -16,6 +17,7 @@
 //! - [`ui`]: rendering from `&App`.
 //! - [`runtime`]: terminal, input thread, network tasks, reconnects.
 
+pub mod admin;
 pub mod app;
 pub mod arrivals;
 pub mod commands;

@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::admin::{self, AccountDone};
 use super::app::{Action, App, LoginField, LoginForm, PAGE, Screen};
 use super::purges;
 use super::search::SEARCH_PAGE;
@@ -107,6 +108,8 @@ enum Msg {
     SearchResults(u64, SearchPage),
     /// Search number `.0` failed, with why.
     SearchFailed(u64, String),
+    /// The server did a `/user …`.
+    Account(AccountDone),
 }
 
 /// A room as a confirmation names it: `#room`, `@user`, or "the room" if it is gone.
@@ -718,6 +721,10 @@ impl Runtime {
                 app.search_failed(serial, error);
                 Vec::new()
             }
+            Msg::Account(done) => {
+                app.account_done(done);
+                Vec::new()
+            }
         }
     }
 
@@ -988,6 +995,11 @@ impl Runtime {
                         })
                     }
                 }
+            }),
+            Action::Account(action) => self.with_client(app, move |c| async move {
+                // A refusal (not an admin, one's own account, no such user) is the server's.
+                let done = admin::perform(&c, action).await.map_err(err)?;
+                Ok(Some(Msg::Account(done)))
             }),
             Action::SetRole { room, user, role } => self.with_client(app, move |c| async move {
                 c.set_role(room, &user, role).await.map_err(err)?;
@@ -2769,6 +2781,164 @@ mod tests {
                 .count()
         };
         assert_eq!((messages(&h.app, direct), messages(&h.app, plans)), (1, 1));
+        h.shutdown.cancel();
+    }
+
+    /// alice, the server's first account and so its admin, manages accounts from the TUI:
+    /// bob suspended (his login refused), listed and let back in; carol promoted and demoted,
+    /// each told once, and a promotion that changes nothing answered; her own account and a
+    /// name nobody has refused with the server's reason; `/user delete` asks, then deletes.
+    #[tokio::test]
+    async fn an_admin_manages_accounts_with_slash_user() {
+        let mut h = Harness::start().await;
+        h.register_alice().await;
+        assert!(h.app.me.as_ref().is_some_and(|me| me.is_admin));
+        let public = h.app.current.expect("in a room");
+        let _bob = h.register_elsewhere("bob").await;
+        let _carol = h.register_elsewhere("carol").await;
+        let has = |app: &App, line: &str| room_log(app, public).iter().any(|n| n == line);
+        let told = |app: &App, lines: &[&str]| {
+            room_log(app, public)
+                .iter()
+                .filter(|n| lines.contains(&n.as_str()))
+                .count()
+        };
+        let server = h.runtime.settings.server.clone();
+        // A login of NAME's on a connection of its own: whether NAME is a server admin.
+        let log_in = |name: &'static str| {
+            let server = server.clone();
+            async move {
+                let client = Client::connect(&server, "test").await.expect("connect");
+                client
+                    .login(name, PASSWORD)
+                    .await
+                    .map(|session| session.user.is_admin)
+            }
+        };
+
+        h.command("/user suspend @bob spam");
+        h.run_until("the suspension", |h| {
+            has(
+                &h.app,
+                "bob is suspended: logged out everywhere, and refused at login until \
+                 /user unsuspend bob",
+            )
+        })
+        .await;
+        let refused = log_in("bob").await.expect_err("bob is suspended");
+        assert!(refused.to_string().contains("suspended"), "{refused}");
+        h.command("/user suspended");
+        h.run_until("the list", |h| {
+            room_log(&h.app, public)
+                .iter()
+                .any(|n| n.starts_with("suspended: bob, by alice (") && n.ends_with("): spam"))
+        })
+        .await;
+        h.command("/user unsuspend bob");
+        h.run_until("the unsuspension", |h| has(&h.app, "bob may log in again"))
+            .await;
+        log_in("bob").await.expect("bob may log in again");
+
+        // The event everyone hears and the answer may come in either order: one tells it.
+        let promoted = ["you made carol a server admin", "carol is a server admin"];
+        h.command("/user promote carol");
+        h.run_until("the promotion", |h| told(&h.app, &promoted) == 1)
+            .await;
+        assert_eq!(log_in("carol").await.ok(), Some(true), "carol is an admin");
+        h.command("/user promote carol");
+        h.run_until("the answer to a promotion that changed nothing", |h| {
+            told(&h.app, &promoted) == 2
+        })
+        .await;
+        let demoted = [
+            "you took away carol's server admin role",
+            "carol is not a server admin",
+        ];
+        h.command("/user demote carol");
+        h.run_until("the demotion", |h| told(&h.app, &demoted) == 1)
+            .await;
+        assert_eq!(log_in("carol").await.ok(), Some(false), "carol is no admin");
+        h.command("/user suspended");
+        h.run_until("an empty list", |h| has(&h.app, "no account is suspended"))
+            .await;
+        assert_eq!(
+            (told(&h.app, &promoted), told(&h.app, &demoted)),
+            (2, 1),
+            "nothing told twice: {:?}",
+            room_log(&h.app, public)
+        );
+
+        h.command("/user demote alice");
+        h.run_until("the refusal of her own account", |h| {
+            flash_is(
+                &h.app,
+                "that is your own account: another server admin must do that, so that the \
+                 server keeps one",
+                true,
+            )
+        })
+        .await;
+        h.command("/user logout nobody");
+        h.run_until("the refusal of an unknown name", |h| {
+            h.app
+                .flash
+                .as_ref()
+                .is_some_and(|(text, error)| *error && text.contains("nobody"))
+        })
+        .await;
+
+        h.command("/user delete bob");
+        assert!(
+            matches!(
+                h.app.confirming,
+                Some(crate::tui::confirms::Confirming::DeleteAccount(_))
+            ),
+            "asked first"
+        );
+        log_in("bob").await.expect("nothing deleted before Enter");
+        h.press_enter();
+        h.run_until("the deletion", |h| {
+            has(
+                &h.app,
+                "deleted bob's account: logged out and gone from every room; the messages stay",
+            )
+        })
+        .await;
+        log_in("bob").await.expect_err("bob's account is gone");
+        h.shutdown.cancel();
+    }
+
+    /// Anyone who is not a server admin is refused by the server, with its reason.
+    #[tokio::test]
+    async fn slash_user_is_refused_to_someone_who_is_no_admin() {
+        let mut h = Harness::start().await;
+        h.register_admin_first().await;
+        h.register_alice().await;
+        let _bob = h.register_elsewhere("bob").await;
+        h.command("/user suspend bob");
+        h.run_until("the refusal", |h| {
+            flash_is(&h.app, "only a server admin may suspend an account", true)
+        })
+        .await;
+        h.command("/user suspended");
+        h.run_until("the refusal of the list", |h| {
+            flash_is(
+                &h.app,
+                "only a server admin may list suspended accounts",
+                true,
+            )
+        })
+        .await;
+        h.command("/user delete bob");
+        h.press_enter();
+        h.run_until("the refusal of the deletion", |h| {
+            flash_is(&h.app, "only a server admin may delete an account", true)
+        })
+        .await;
+        let bob = h.connect_elsewhere().await;
+        bob.login("bob", PASSWORD)
+            .await
+            .expect("bob is still there");
         h.shutdown.cancel();
     }
 }

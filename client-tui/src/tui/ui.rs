@@ -1252,6 +1252,7 @@ fn input_marker(app: &App) -> Option<(String, Color)> {
                 purging.what(&room)
             )
         }
+        Confirming::DeleteAccount(user) => super::admin::delete_question(user),
     };
     Some((format!(" ✗ {question}"), Color::LightRed))
 }
