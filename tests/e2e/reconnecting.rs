@@ -846,41 +846,19 @@ fn joining_dev(addr: SocketAddr) -> ReconnectOptions {
 /// delays, and the bot is in the room without a refusal reported.
 #[tokio::test]
 async fn a_join_refused_as_too_fast_at_start_is_asked_again() {
-    let server = TestServer::start().await;
-    let (alice, _) = server.user("alice").await;
-    let dev = alice
-        .create_room("dev", Visibility::Public)
-        .await
-        .expect("create");
-    let (proxy, _, _) = Proxy::start(server.addr).await;
-    proxy.refuse_joins(2);
-    let mut bot = tokio::time::timeout(
-        PATIENCE,
-        ReconnectingClient::connect(joining_dev(proxy.addr)),
-    )
-    .await
-    .expect("in time")
-    .expect("the bot connects");
-    assert_eq!(proxy.joins_refused(), 2);
-    let rooms = bot.my_rooms().await.expect("rooms");
-    assert!(rooms.iter().any(|r| r.id == dev.id), "{rooms:#?}");
-
-    alice.send_message(dev.id, "in dev").await.expect("send");
-    let events = events_until_message(&mut bot, "in dev").await;
-    assert!(
-        !events
-            .iter()
-            .any(|e| matches!(e, ReconnectEvent::JoinRefused { .. })),
-        "{events:#?}"
-    );
-    drop(proxy);
-    server.stop().await;
+    join_asked_again_after(2, ErrorCode::RateLimited, "too many requests; slow down").await;
 }
 
 /// A server failing for a moment (its storage refusing the write) is not taken for a refusal
 /// for good: the join is asked again, and the bot is in the room.
 #[tokio::test]
 async fn a_join_refused_by_a_failing_server_at_start_is_asked_again() {
+    join_asked_again_after(1, ErrorCode::Internal, "internal server error").await;
+}
+
+/// The bot's join of `dev` at start is refused `refusals` times with `code`, then let through:
+/// it is in the room and gets its messages, with no refusal reported.
+async fn join_asked_again_after(refusals: u32, code: ErrorCode, message: &str) {
     let server = TestServer::start().await;
     let (alice, _) = server.user("alice").await;
     let dev = alice
@@ -888,7 +866,7 @@ async fn a_join_refused_by_a_failing_server_at_start_is_asked_again() {
         .await
         .expect("create");
     let (proxy, _, _) = Proxy::start(server.addr).await;
-    proxy.refuse_joins_with(1, ErrorCode::Internal, "internal server error");
+    proxy.refuse_joins_with(refusals, code, message);
     let mut bot = tokio::time::timeout(
         PATIENCE,
         ReconnectingClient::connect(joining_dev(proxy.addr)),
@@ -896,9 +874,10 @@ async fn a_join_refused_by_a_failing_server_at_start_is_asked_again() {
     .await
     .expect("in time")
     .expect("the bot connects");
-    assert_eq!(proxy.joins_refused(), 1);
+    assert_eq!(proxy.joins_refused(), refusals);
     let rooms = bot.my_rooms().await.expect("rooms");
     assert!(rooms.iter().any(|r| r.id == dev.id), "{rooms:#?}");
+
     alice.send_message(dev.id, "in dev").await.expect("send");
     let events = events_until_message(&mut bot, "in dev").await;
     assert!(

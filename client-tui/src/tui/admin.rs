@@ -211,18 +211,9 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tui::test_support::{app_as_me, public_room};
+    use crate::tui::test_support::{app_as_me, key, public_room, run};
     use chatroom_protocol::{Event, RoomId, RoomRole, UserId};
-    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-
-    fn run(app: &mut App, line: &str) -> Vec<Action> {
-        app.input.set_text(line);
-        app.submit_input()
-    }
-
-    fn key(app: &mut App, code: KeyCode) -> Vec<Action> {
-        app.on_key(KeyEvent::new(code, KeyModifiers::NONE))
-    }
+    use ratatui::crossterm::event::KeyCode;
 
     /// Me (an admin, as far as the client cares: the server decides) in `public`.
     fn in_public() -> App {

@@ -136,9 +136,9 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tui::test_support::{app_as_me, load_history, message, public_room};
+    use crate::tui::test_support::{app_as_me, key, load_history, message, public_room};
     use chatroom_protocol::RoomRole;
-    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use ratatui::crossterm::event::KeyCode;
 
     /// In `public` as a moderator, with bob's two messages, mine, and a notice.
     fn moderator_app() -> App {
@@ -162,10 +162,6 @@ mod tests {
     fn submit(app: &mut App, line: &str) -> Vec<Action> {
         app.input.set_text(line);
         app.submit_input()
-    }
-
-    fn key(app: &mut App, code: KeyCode) -> Vec<Action> {
-        app.on_key(KeyEvent::new(code, KeyModifiers::NONE))
     }
 
     #[test]

@@ -98,6 +98,7 @@ impl App {
 mod tests {
     use super::*;
     use crate::tui::app::{Action, Entry};
+    use crate::tui::test_support::run;
     use chatroom_protocol::{Event, RoomKind, RoomRole, RoomSummary, UserSummary};
 
     /// Now: 2023-11-14 22:13:20 UTC.
@@ -137,11 +138,6 @@ mod tests {
                 Entry::Message(_) => None,
             })
             .collect()
-    }
-
-    fn run(app: &mut App, line: &str) -> Vec<Action> {
-        app.input.set_text(line);
-        app.submit_input()
     }
 
     #[test]

@@ -161,18 +161,9 @@ impl PurgeFailed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tui::test_support::{app_as_me, public_room};
+    use crate::tui::test_support::{app_as_me, key, public_room, run};
     use chatroom_protocol::{ErrorBody, ErrorCode, RoomRole};
-    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-
-    fn run(app: &mut App, line: &str) -> Vec<Action> {
-        app.input.set_text(line);
-        app.submit_input()
-    }
-
-    fn key(app: &mut App, code: KeyCode) -> Vec<Action> {
-        app.on_key(KeyEvent::new(code, KeyModifiers::NONE))
-    }
+    use ratatui::crossterm::event::KeyCode;
 
     /// In `dev` as a moderator, with `public` (where I am a member) to switch to.
     fn moderator_in_dev() -> App {

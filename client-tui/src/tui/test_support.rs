@@ -1,12 +1,25 @@
-//! Fixtures for the unit tests of `/edit` and `/delete`: me (user 1) logged in, public rooms
-//! as the server lists them, and messages in room 1.
+//! Fixtures for the unit tests of the commands (`/edit`, `/delete`, `/mute`, `/purge`, `/user`):
+//! me (user 1) logged in, public rooms as the server lists them, messages in room 1, and a line
+//! typed or a key pressed.
 
 use chatroom_protocol::{
     HistoryPage, Message, MessageId, MessageKind, RoomId, RoomKind, RoomRole, RoomSummary, Seq,
     UserId, UserSummary,
 };
 
-use super::app::App;
+use super::app::{Action, App};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// Types `line` into the input and presses Enter.
+pub(super) fn run(app: &mut App, line: &str) -> Vec<Action> {
+    app.input.set_text(line);
+    app.submit_input()
+}
+
+/// Presses `code` with no modifier.
+pub(super) fn key(app: &mut App, code: KeyCode) -> Vec<Action> {
+    app.on_key(KeyEvent::new(code, KeyModifiers::NONE))
+}
 
 /// Message `seq` of room 1 from `sender` (id, name). Its time is `seq` seconds: these tests
 /// never look at it.
