@@ -825,7 +825,18 @@ async fn logout(settings: &Settings) -> anyhow::Result<()> {
             client.logout().await.context("cannot log out")?;
             false
         }
-        Err(e) if e.code() == Some(chatroom_protocol::ErrorCode::InvalidToken) => true,
+        // Ended on the server already; `Forbidden`: by a suspension that still holds.
+        Err(e)
+            if matches!(
+                e.code(),
+                Some(
+                    chatroom_protocol::ErrorCode::InvalidToken
+                        | chatroom_protocol::ErrorCode::Forbidden
+                )
+            ) =>
+        {
+            true
+        }
         Err(e) => return Err(e).context("cannot resume the session to end it"),
     };
     store.remove(&settings.server, &user);

@@ -2619,7 +2619,17 @@ async fn an_admin_suspends_someone_lists_it_and_lifts_it_while_the_server_runs()
     // Bob's kept session ends, and his password no longer logs him in; he is told why.
     let mut rooms = bob.command();
     rooms.arg("rooms");
-    assert!(!run(rooms).await.status.success());
+    let output = run(rooms).await;
+    assert!(!output.status.success());
+    let line = stderr_line(&output);
+    assert!(line.contains("suspended (by alice: spam)"), "{line}");
+    // Logging out the ended session on this machine still works.
+    let mut logout = bob.command();
+    logout.arg("logout");
+    assert_eq!(
+        run_ok(logout).await,
+        "logged out bob (the session had already ended on the server)\n"
+    );
     let output = run(bob.login_with(PASSWORD)).await;
     assert!(!output.status.success());
     let line = stderr_line(&output);

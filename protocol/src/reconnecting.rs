@@ -1282,6 +1282,8 @@ impl Driver {
                     Err(e) => return Outcome::Retry(e),
                 }
             }
+            // Suspended since: the server says so instead of that the token ended.
+            Err(e) if refused_for_good(&e) => return Outcome::GiveUp(e),
             Err(e) => return Outcome::Retry(e),
         };
         let page = self.page_size(client.welcome().limits.max_history_page);

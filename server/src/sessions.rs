@@ -258,6 +258,17 @@ pub mod ended {
             None => format!("{by_name} suspended this account"),
         }
     }
+
+    /// What a login, or a client coming back with a session the suspension ended, is told
+    /// while the account is still suspended: "log in again" would not work.
+    pub fn while_suspended(by_name: &str, reason: Option<&str>) -> String {
+        match reason.filter(|r| !r.is_empty()) {
+            Some(reason) => {
+                format!("this account is suspended (by {by_name}: {reason}); ask a server admin")
+            }
+            None => format!("this account is suspended (by {by_name}); ask a server admin"),
+        }
+    }
 }
 
 #[cfg(test)]

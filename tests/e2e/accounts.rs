@@ -614,7 +614,8 @@ async fn an_admin_suspends_someone_until_it_is_lifted_even_across_a_restart() {
     let resumer = server.connect().await;
     assert_eq!(
         code_of(resumer.resume(&bob_session.token).await),
-        ErrorCode::InvalidToken
+        ErrorCode::Forbidden,
+        "the session ended, and logging in again would not help yet"
     );
     let refused = server
         .connect()
@@ -661,11 +662,16 @@ async fn an_admin_suspends_someone_until_it_is_lifted_even_across_a_restart() {
     );
     assert_eq!(
         code_of(server.connect().await.resume(&bob_session.token).await),
-        ErrorCode::InvalidToken,
-        "and the sessions it ended stay ended"
+        ErrorCode::Forbidden,
+        "the same for a session it ended"
     );
     let (admin, _) = server.login("alice").await;
     admin.unsuspend_user("bob").await.expect("lifted");
+    assert_eq!(
+        code_of(server.connect().await.resume(&bob_session.token).await),
+        ErrorCode::InvalidToken,
+        "lifted, the sessions it ended stay ended"
+    );
     assert!(admin.suspensions().await.expect("list").is_empty());
     assert_eq!(
         code_of(admin.unsuspend_user("bob").await),
@@ -1126,7 +1132,6 @@ async fn a_session_someone_else_ended_says_why_when_its_client_comes_back() {
             &dave,
             "a server admin set a new password for this account; log in again",
         ),
-        (&eve, "alice suspended this account: spam; log in again"),
     ];
     for (session, told) in why {
         let said = resume_refusal(&server, &session.token).await;
@@ -1138,11 +1143,34 @@ async fn a_session_someone_else_ended_says_why_when_its_client_comes_back() {
         "a session its own client ended needs no story: {own_logout}"
     );
 
+    // A suspension that still holds is told as a login would be: logging in again would not
+    // work yet.
+    let suspended = server
+        .connect()
+        .await
+        .resume(&eve.token)
+        .await
+        .expect_err("suspended");
+    assert_eq!(suspended.code(), Some(ErrorCode::Forbidden), "{suspended}");
+    assert!(
+        suspended
+            .to_string()
+            .contains("this account is suspended (by alice: spam); ask a server admin"),
+        "{suspended}"
+    );
+
     let server = server.restart().await;
     for (session, told) in why {
         let said = resume_refusal(&server, &session.token).await;
         assert!(said.contains(told), "kept across a restart: {said}");
     }
+    let (admin, _) = server.login("alice").await;
+    admin.unsuspend_user("eve").await.expect("lifted");
+    let said = resume_refusal(&server, &eve.token).await;
+    assert!(
+        said.contains("alice suspended this account: spam; log in again"),
+        "once lifted: {said}"
+    );
 
     // Ends older than the memory's span are forgotten the next time sessions end.
     let side = rusqlite::Connection::open(server.config.database_path()).expect("side connection");

@@ -285,11 +285,24 @@ impl Conn {
                     .reads
                     .run(move |c| reads::why_session_ended(c, &hash))
                     .await?;
-                if let Some(why) = why {
-                    return Err(RequestError::new(
-                        ErrorCode::InvalidToken,
-                        format!("{why}; log in again"),
-                    ));
+                match why {
+                    // As a login would be told: logging in again would not help yet.
+                    Some(reads::EndedSession {
+                        suspended: Some((by, reason)),
+                        ..
+                    }) => {
+                        return Err(RequestError::new(
+                            ErrorCode::Forbidden,
+                            ended::while_suspended(&by, reason.as_deref()),
+                        ));
+                    }
+                    Some(end) => {
+                        return Err(RequestError::new(
+                            ErrorCode::InvalidToken,
+                            format!("{}; log in again", end.why),
+                        ));
+                    }
+                    None => {}
                 }
                 None
             }

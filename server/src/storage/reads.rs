@@ -488,11 +488,30 @@ fn ban_info_row(r: &Row<'_>) -> rusqlite::Result<BanInfo> {
 pub fn why_session_ended(
     conn: &Connection,
     token_hash: &[u8],
-) -> Result<Option<String>, StorageError> {
+) -> Result<Option<EndedSession>, StorageError> {
     Ok(conn
-        .prepare_cached("SELECT why FROM ended_sessions WHERE token_hash = ?1")?
-        .query_row(params![token_hash], |r| r.get(0))
+        .prepare_cached(
+            "SELECT e.why, s.by_name, s.reason FROM ended_sessions e \
+             LEFT JOIN suspensions s ON s.user_id = e.user_id WHERE e.token_hash = ?1",
+        )?
+        .query_row(params![token_hash], |r| {
+            let by: Option<String> = r.get(1)?;
+            let reason: Option<String> = r.get(2)?;
+            Ok(EndedSession {
+                why: r.get(0)?,
+                suspended: by.map(|by| (by, reason)),
+            })
+        })
         .optional()?)
+}
+
+/// A session someone else ended ([`why_session_ended`]).
+#[derive(Debug)]
+pub struct EndedSession {
+    /// Why it ended.
+    pub why: String,
+    /// Who suspended its account, and why, if the account is suspended now.
+    pub suspended: Option<(String, Option<String>)>,
 }
 
 /// The suspended accounts, newest first (at most [`MAX_LISTED`]).

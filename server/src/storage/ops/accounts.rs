@@ -77,10 +77,9 @@ pub(super) fn create_session(
         .query_row(params![user.0 as i64], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     if let Some((by, reason)) = suspension {
-        let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
         return Err(refused(
             ErrorCode::Forbidden,
-            format!("this account is suspended (by {by}{why}); ask a server admin"),
+            ended::while_suspended(&by, reason.as_deref()),
         ));
     }
     conn.execute(
