@@ -44,7 +44,7 @@ pub enum ConnectionState {
 
 /// Told to whoever registers a server's first account.
 const FIRST_ACCOUNT_IS_ADMIN: &str = "you are this server's admin, as its first account: \
-     `chatroom user --help` lists what an admin can do";
+     /help lists the /user commands for other people's accounts";
 
 /// The login screen's fields.
 #[derive(Clone, Debug, Default)]
