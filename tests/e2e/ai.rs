@@ -34,6 +34,29 @@ struct Answer {
     ended: Option<Option<u64>>,
 }
 
+/// What the bot (named "ai") has stored in `room` among its newest `latest` messages, oldest
+/// first, as (kind, text).
+async fn bot_stored(client: &Client, room: RoomId, latest: u32) -> Vec<(MessageKind, String)> {
+    client
+        .history(room, chatroom_protocol::HistoryAnchor::Latest, latest)
+        .await
+        .expect("history")
+        .messages
+        .into_iter()
+        .filter(|m| m.sender_name == "ai")
+        .map(|m| (m.kind, m.text))
+        .collect()
+}
+
+/// The texts of `stored`, of the kinds `keep` picks.
+fn texts_where(stored: &[(MessageKind, String)], keep: impl Fn(&MessageKind) -> bool) -> Vec<&str> {
+    stored
+        .iter()
+        .filter(|(kind, _)| keep(kind))
+        .map(|(_, text)| text.as_str())
+        .collect()
+}
+
 async fn answer(client: &mut Client, room: RoomId) -> Answer {
     let mut drafts = Vec::new();
     let mut message = None;
@@ -112,16 +135,8 @@ async fn builtin_answers_mentions_and_direct_messages_and_nothing_else() {
     assert!(reply.message.text.contains("alice"));
     assert_eq!(reply.message.kind, MessageKind::Text);
     assert_eq!(reply.ended, Some(Some(reply.message.seq)));
-    let history = alice
-        .history(public, chatroom_protocol::HistoryAnchor::Latest, 50)
-        .await
-        .expect("history");
     assert_eq!(
-        history
-            .messages
-            .iter()
-            .filter(|m| m.sender_name == "ai")
-            .count(),
+        bot_stored(&alice, public, 50).await.len(),
         1,
         "stored once; the non-triggers got nothing"
     );
@@ -539,17 +554,8 @@ async fn a_streamed_answer_arrives_whole_and_in_order() {
     );
     assert_eq!(contents.last(), Some(&"alice: when is the deploy?"));
 
-    let history = alice
-        .history(public, chatroom_protocol::HistoryAnchor::Latest, 10)
-        .await
-        .expect("history");
-    let stored: Vec<&str> = history
-        .messages
-        .iter()
-        .filter(|m| m.sender_name == "ai")
-        .map(|m| m.text.as_str())
-        .collect();
-    assert_eq!(stored, [ANSWER], "stored once");
+    let stored = bot_stored(&alice, public, 10).await;
+    assert_eq!(texts_where(&stored, |_| true), [ANSWER], "stored once");
     server.stop().await;
 }
 
@@ -742,16 +748,8 @@ async fn the_key_appears_in_no_message_and_no_log_line() {
         alice.send_message(public, question).await.expect("send");
         bot_message(&mut alice, public).await;
     }
-    let history = alice
-        .history(public, chatroom_protocol::HistoryAnchor::Latest, 50)
-        .await
-        .expect("history");
-    let bot_said: Vec<&str> = history
-        .messages
-        .iter()
-        .filter(|m| m.sender_name == "ai")
-        .map(|m| m.text.as_str())
-        .collect();
+    let stored = bot_stored(&alice, public, 50).await;
+    let bot_said = texts_where(&stored, |_| true);
     assert_eq!(bot_said.len(), 4, "{bot_said:?}");
     assert!(bot_said[0].contains("HTTP 401"), "{}", bot_said[0]);
     assert!(
@@ -1170,17 +1168,12 @@ async fn a_reply_longer_than_a_message_continues_in_the_next_messages() {
         );
     }
 
-    let history = alice
-        .history(public, chatroom_protocol::HistoryAnchor::Latest, 20)
-        .await
-        .expect("history");
-    let stored: Vec<&str> = history
-        .messages
-        .iter()
-        .filter(|m| m.sender_name == "ai")
-        .map(|m| m.text.as_str())
-        .collect();
-    assert_eq!(stored, PARAGRAPHS, "stored once each, in order");
+    let stored = bot_stored(&alice, public, 20).await;
+    assert_eq!(
+        texts_where(&stored, |_| true),
+        PARAGRAPHS,
+        "stored once each, in order"
+    );
     server.stop().await;
 }
 
@@ -1206,17 +1199,8 @@ async fn a_reply_fills_at_most_max_reply_messages_and_the_last_is_cut() {
     assert_eq!(texts[1].chars().count(), SMALL_LIMIT as usize);
 
     // The cut part was the answer's last act: nothing more was stored.
-    let history = alice
-        .history(public, chatroom_protocol::HistoryAnchor::Latest, 20)
-        .await
-        .expect("history");
-    let stored: Vec<&str> = history
-        .messages
-        .iter()
-        .filter(|m| m.sender_name == "ai")
-        .map(|m| m.text.as_str())
-        .collect();
-    assert_eq!(stored, texts);
+    let stored = bot_stored(&alice, public, 20).await;
+    assert_eq!(texts_where(&stored, |_| true), texts);
     server.stop().await;
 }
 
@@ -1250,16 +1234,10 @@ async fn a_failure_midway_keeps_the_parts_stored_and_withdraws_the_draft() {
             assert!(PARAGRAPHS[2].starts_with(text.as_str()), "{text:?}");
         }
     }
-    let history = alice
-        .history(public, chatroom_protocol::HistoryAnchor::Latest, 20)
-        .await
-        .expect("history");
-    let stored: Vec<&str> = history
-        .messages
-        .iter()
-        .filter(|m| m.sender_name == "ai" && m.kind == MessageKind::Text)
-        .map(|m| m.text.as_str())
-        .collect();
-    assert_eq!(stored, PARAGRAPHS[..2]);
+    let stored = bot_stored(&alice, public, 20).await;
+    assert_eq!(
+        texts_where(&stored, |kind| *kind == MessageKind::Text),
+        PARAGRAPHS[..2]
+    );
     server.stop().await;
 }
