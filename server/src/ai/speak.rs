@@ -2,9 +2,10 @@
 //! anyone's, so they are in history and fan out after the commit; streamed drafts are ephemeral
 //! events pushed straight to the room's members.
 
-use chatroom_protocol::{Draft, Event, MessageKind, RoomId};
+use chatroom_protocol::{Draft, Event, Message, MessageKind, RoomId};
 
 use super::Inner;
+use crate::hub::Hub;
 use crate::storage::{Outcome, WriteOp};
 
 /// Sends the draft's text so far to the room (`text` is clean: the answer filters it).
@@ -81,21 +82,7 @@ pub(super) async fn post(
         .storage
         .writer
         .submit(op, move |result| match result {
-            Ok(Outcome::Message(message)) => {
-                let seq = message.seq;
-                if let Some(frame) = hub.encode_event(&Event::Message(message)) {
-                    hub.defer_broadcast(room, frame);
-                }
-                if let Some(draft) = draft
-                    && let Some(frame) = hub.encode_event(&Event::DraftEnded {
-                        room,
-                        draft,
-                        seq: Some(seq),
-                    })
-                {
-                    hub.defer_broadcast(room, frame);
-                }
-            }
+            Ok(Outcome::Message(message)) => announce_stored(&hub, room, message, draft),
             other => {
                 tracing::error!(outcome = ?other.map(|_| ()), "storing an AI message failed");
                 if let Some(draft) = draft
@@ -112,6 +99,24 @@ pub(super) async fn post(
         .await;
     if submitted.is_err() {
         tracing::warn!("the AI bot could not post: storage is shut down");
+    }
+}
+
+/// Once `message` is committed: it goes to the room, then the end of the `draft` it finishes
+/// (with the batch's other events).
+fn announce_stored(hub: &Hub, room: RoomId, message: Message, draft: Option<u64>) {
+    let seq = message.seq;
+    if let Some(frame) = hub.encode_event(&Event::Message(message)) {
+        hub.defer_broadcast(room, frame);
+    }
+    if let Some(draft) = draft
+        && let Some(frame) = hub.encode_event(&Event::DraftEnded {
+            room,
+            draft,
+            seq: Some(seq),
+        })
+    {
+        hub.defer_broadcast(room, frame);
     }
 }
 
@@ -144,19 +149,7 @@ pub(super) async fn post_part(
         .writer
         .submit(op, move |result| match result {
             Ok(Outcome::Message(message)) => {
-                let seq = message.seq;
-                for event in [
-                    Event::Message(message),
-                    Event::DraftEnded {
-                        room,
-                        draft,
-                        seq: Some(seq),
-                    },
-                ] {
-                    if let Some(frame) = hub.encode_event(&event) {
-                        hub.defer_broadcast(room, frame);
-                    }
-                }
+                announce_stored(&hub, room, message, Some(draft));
                 // Sent now rather than at the end of the batch: the answer's next draft,
                 // sent as soon as this returns, must not overtake them.
                 hub.flush_deferred();
