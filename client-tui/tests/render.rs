@@ -539,12 +539,12 @@ fn editing_a_message_is_marked_above_the_input() {
 }
 
 /// `/delete alice`: her newest message is quoted above the input (cut short, on one line),
-/// with what Enter and Esc do.
+/// with what y and n do.
 #[test]
 fn deleting_someones_message_asks_first_above_the_input() {
     let mut app = busy_app();
     app.input.set_text("/delete alice");
-    assert!(app.submit_input().is_empty(), "nothing before Enter");
+    assert!(app.submit_input().is_empty(), "nothing before y");
     insta::assert_snapshot!(render(&app, 100, 16));
 }
 
@@ -553,7 +553,7 @@ fn deleting_someones_message_asks_first_above_the_input() {
 fn deleting_a_file_message_names_the_file_once() {
     let mut app = room_with_files();
     app.input.set_text("/delete 张伟");
-    assert!(app.submit_input().is_empty(), "nothing before Enter");
+    assert!(app.submit_input().is_empty(), "nothing before y");
     let screen = render(&app, 120, 16);
     let marker = screen
         .lines()
@@ -568,10 +568,10 @@ fn deleting_a_file_message_names_the_file_once() {
 fn deleting_my_own_message_by_name_says_your() {
     let mut app = busy_app();
     app.input.set_text("/delete me");
-    assert!(app.submit_input().is_empty(), "nothing before Enter");
+    assert!(app.submit_input().is_empty(), "nothing before y");
     let screen = render(&app, 100, 16);
     assert!(
-        screen.contains(" ✗ delete your message of 09:04? Enter deletes it"),
+        screen.contains(" ✗ delete your message of 09:04? y deletes it"),
         "{screen}"
     );
 }
@@ -581,23 +581,23 @@ fn deleting_my_own_message_by_name_says_your() {
 fn deleting_my_newest_message_asks_first_with_a_preview() {
     let mut app = busy_app();
     app.input.set_text("/delete");
-    assert!(app.submit_input().is_empty(), "nothing before Enter");
+    assert!(app.submit_input().is_empty(), "nothing before y");
     let screen = render(&app, 100, 16);
     assert!(
         screen.contains(
-            " ✗ delete your message of 09:04? Enter deletes it · Esc cancels · “thanks alice 👍”"
+            " ✗ delete your message of 09:04? y deletes it · n cancels · “thanks alice 👍”"
         ),
         "{screen}"
     );
 }
 
 /// `/purge bob 1d`: before anything goes, the line above the input says whose messages, in
-/// which room and how far back, with what Enter and Esc do.
+/// which room and how far back, with what y and n do.
 #[test]
 fn purging_someones_messages_asks_first_above_the_input() {
     let mut app = busy_app();
     app.input.set_text("/purge @bob 1d");
-    assert!(app.submit_input().is_empty(), "nothing before Enter");
+    assert!(app.submit_input().is_empty(), "nothing before y");
     insta::assert_snapshot!(render(&app, 100, 16));
 }
 
@@ -606,12 +606,12 @@ fn purging_someones_messages_asks_first_above_the_input() {
 fn declining_a_purge_says_nothing_was_deleted() {
     let mut app = busy_app();
     app.input.set_text("/purge bob 10m");
-    assert!(app.submit_input().is_empty(), "nothing before Enter");
+    assert!(app.submit_input().is_empty(), "nothing before y");
     let asked = render(&app, 100, 16);
     assert!(
         asked.contains(
-            " ✗ delete everything bob posted in #public over the last 10 min? Enter deletes it · \
-             Esc cancels"
+            " ✗ delete everything bob posted in #public over the last 10 min? y deletes it · \
+             n cancels"
         ),
         "{asked}"
     );
@@ -626,17 +626,15 @@ fn declining_a_purge_says_nothing_was_deleted() {
 }
 
 /// `/user delete bob`: before anything goes, the line above the input names the account and
-/// says it cannot be undone, with what Enter and Esc do.
+/// says it cannot be undone, with what y and n do.
 #[test]
 fn deleting_an_account_asks_first_above_the_input() {
     let mut app = busy_app();
     app.input.set_text("/user delete @bob");
-    assert!(app.submit_input().is_empty(), "nothing before Enter");
+    assert!(app.submit_input().is_empty(), "nothing before y");
     let asked = render(&app, 100, 16);
     assert!(
-        asked.contains(
-            " ✗ delete bob's account? It cannot be undone · Enter deletes it · Esc cancels"
-        ),
+        asked.contains(" ✗ delete bob's account? It cannot be undone · y deletes it · n cancels"),
         "{asked}"
     );
 }

@@ -152,7 +152,7 @@ impl AdminEchoes {
 
 /// The question `/user delete NAME` asks.
 pub fn delete_question(user: &str) -> String {
-    format!("delete {user}'s account? It cannot be undone · Enter deletes it · Esc cancels")
+    format!("delete {user}'s account? It cannot be undone · y deletes it · n cancels")
 }
 
 impl App {
@@ -235,15 +235,11 @@ mod tests {
     }
 
     /// `/user delete bob` asks, saying it cannot be undone; Esc cancels with nothing sent;
-    /// Enter on the empty input is what sends it, once.
+    /// `y` is what sends it, once, and a double Enter sends nothing.
     #[test]
     fn deleting_an_account_asks_first() {
         let mut app = in_public();
-        assert_eq!(
-            run(&mut app, "/user delete @bob"),
-            [],
-            "nothing before Enter"
-        );
+        assert_eq!(run(&mut app, "/user delete @bob"), [], "nothing before y");
         assert_eq!(app.input.text(), "", "the line is taken");
         assert_eq!(
             app.confirming,
@@ -259,20 +255,19 @@ mod tests {
         assert_eq!(key(&mut app, KeyCode::Enter), [], "nothing waits");
 
         run(&mut app, "/user delete bob");
+        assert_eq!(key(&mut app, KeyCode::Enter), [], "Enter is a no");
+        assert_eq!(app.confirming, None);
+
+        run(&mut app, "/user delete bob");
         assert_eq!(
-            key(&mut app, KeyCode::Enter),
+            key(&mut app, KeyCode::Char('y')),
             [Action::Account(AccountAction::Delete("bob".into()))]
         );
         assert_eq!(app.confirming, None, "done");
-        assert_eq!(
-            key(&mut app, KeyCode::Enter),
-            [],
-            "Enter again sends nothing"
-        );
 
         run(&mut app, "/user delete bob");
         app.disconnected("connection lost".into(), 5_000);
-        assert_eq!(key(&mut app, KeyCode::Enter), [], "offline");
+        assert_eq!(key(&mut app, KeyCode::Char('y')), [], "offline");
         assert!(app.confirming.is_some(), "still waiting");
     }
 

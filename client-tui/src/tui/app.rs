@@ -1563,13 +1563,8 @@ impl App {
         use super::commands::Command as C;
         self.completion = None;
         let line = self.input.submit();
-        if self.confirming.is_some() {
-            if line.trim().is_empty() {
-                return self.confirm();
-            }
-            // A line typed instead goes as it would have; nothing is deleted.
-            self.confirming = None;
-        }
+        // A line sent past a question (`confirms`) answers it no.
+        self.decline();
         if line.trim().is_empty() && self.editing.is_none() {
             return Vec::new();
         }

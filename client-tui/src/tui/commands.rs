@@ -230,7 +230,7 @@ pub const HELP: &[(&str, &str, &str)] = &[
     (
         "/delete",
         "[USER]",
-        "delete your newest message or USER's (mod); Enter confirms",
+        "delete your newest message or USER's (mod); y confirms",
     ),
     (
         "/mute",
@@ -242,7 +242,7 @@ pub const HELP: &[(&str, &str, &str)] = &[
     (
         "/purge",
         "USER [TIME]",
-        "delete USER's posts of the last TIME (1h); Enter confirms",
+        "delete USER's posts of the last TIME (1h); y confirms",
     ),
     (
         "/edit",
@@ -305,7 +305,7 @@ pub const HELP: &[(&str, &str, &str)] = &[
     (
         "/user",
         "delete USER",
-        "delete USER's account for good; Enter confirms",
+        "delete USER's account for good; y confirms",
     ),
     ("/help", "", "this help (also F1)"),
 ];

@@ -1,11 +1,15 @@
 //! What asks before it deletes: `/delete`'s message ([`Deleting`]), `/purge`'s window
-//! ([`Purging`]) and `/user delete`'s account wait above the input as one [`Confirming`] until
-//! Enter on the empty input does it or Esc drops it (saying nothing went). A line typed instead
-//! goes as it would have and drops it too, and so does entering another room: the question was
-//! about the room it was asked in (an account's deletion is asked again rather than carried
-//! along). Offline, Enter leaves it waiting for the connection.
+//! ([`Purging`]) and `/user delete`'s account wait above the input as one [`Confirming`], a
+//! `[y/N]` question: `y` does it; `n`, Enter and Esc drop it (saying nothing went). Enter is a
+//! no because it is what was just pressed to ask: a double Enter must not delete. Typing
+//! anything else, or pasting, drops it too and goes into the input as usual, and so does
+//! entering another room: the question was about the room it was asked in (an account's
+//! deletion is asked again rather than carried along). Keys that type nothing (scrolling,
+//! F-keys) leave it waiting, so the message can be looked at first. Offline, `y` leaves it
+//! waiting for the connection.
 
 use chatroom_protocol::RoomId;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::admin::AccountAction;
 use super::app::{Action, App, ConnectionState};
@@ -40,15 +44,42 @@ impl App {
         self.confirming = Some(confirming);
     }
 
-    /// Enter on an empty input while something waits to be deleted: deletes it. Offline, it
-    /// keeps waiting.
-    pub(super) fn confirm(&mut self) -> Vec<Action> {
+    /// A key while something waits to be deleted: what it did, or `None` when the key goes on
+    /// as it would have (having dropped the question if it types).
+    pub(super) fn confirm_key(&mut self, key: &KeyEvent) -> Option<Vec<Action>> {
+        self.confirming.as_ref()?;
+        if key
+            .modifiers
+            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+        {
+            // Ctrl-C quits; Alt-Enter's line break is typing.
+            if key.code == KeyCode::Enter {
+                self.decline();
+            }
+            return None;
+        }
+        match key.code {
+            KeyCode::Char('y' | 'Y') => Some(self.confirm()),
+            KeyCode::Char('n' | 'N') | KeyCode::Enter => {
+                self.decline();
+                Some(Vec::new())
+            }
+            KeyCode::Char(_) | KeyCode::Backspace | KeyCode::Delete => {
+                self.decline();
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// `y` while something waits to be deleted: deletes it. Offline, it keeps waiting.
+    fn confirm(&mut self) -> Vec<Action> {
         let Some(confirming) = self.confirming.clone() else {
             return Vec::new();
         };
         if self.connection != ConnectionState::Connected {
             self.flash(
-                "not connected; Enter deletes it once the connection is back",
+                "not connected; y deletes it once the connection is back",
                 true,
             );
             return Vec::new();
@@ -61,8 +92,8 @@ impl App {
         }
     }
 
-    /// Esc while something waits to be deleted: it stays, and the status line says so.
-    /// Whether anything was waiting.
+    /// `n`, Enter, Esc or typing while something waits to be deleted: it is dropped, and the
+    /// status line says nothing was deleted. Whether anything was waiting.
     pub fn decline(&mut self) -> bool {
         let declined = self.confirming.take().is_some();
         if declined {

@@ -2,8 +2,8 @@
 //! there (what the room's owner, its moderators and admins may do), each once confirmed.
 //!
 //! The message is picked as `/edit` picks mine, the newest one loaded, and shown above the
-//! input ([`Deleting`]) as [`super::confirms`] asks: Enter on the empty input deletes it, Esc
-//! (or a line typed instead, or switching rooms) leaves it. With nothing to delete, it says so
+//! input ([`Deleting`]) as [`super::confirms`] asks: `y` deletes it; `n`, Enter, Esc, typing
+//! instead or switching rooms leave it. With nothing to delete, it says so
 //! and asks nothing. Whether I may is the server's to say: its refusal shows as the error.
 
 use chatroom_protocol::{Message, MessageKind, RoomId, Seq, UnixMillis};
@@ -138,7 +138,7 @@ mod tests {
     use super::*;
     use crate::tui::test_support::{app_as_me, key, load_history, message, public_room};
     use chatroom_protocol::RoomRole;
-    use ratatui::crossterm::event::KeyCode;
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
     /// In `public` as a moderator, with bob's two messages, mine, and a notice.
     fn moderator_app() -> App {
@@ -165,10 +165,10 @@ mod tests {
     }
 
     #[test]
-    fn delete_name_picks_their_newest_message_and_enter_deletes_it() {
+    fn delete_name_picks_their_newest_message_and_y_deletes_it() {
         let mut app = moderator_app();
-        assert_eq!(submit(&mut app, "/delete @bob"), [], "nothing before Enter");
-        let deleting = app.deleting().cloned().expect("waiting for Enter");
+        assert_eq!(submit(&mut app, "/delete @bob"), [], "nothing before y");
+        let deleting = app.deleting().cloned().expect("waiting for y");
         assert_eq!(
             (
                 deleting.seq,
@@ -179,17 +179,50 @@ mod tests {
             "bob's newest message, not the notice in his name"
         );
         assert_eq!(
-            key(&mut app, KeyCode::Enter),
+            key(&mut app, KeyCode::Char('y')),
             [Action::DeleteMessage {
                 room: RoomId(1),
                 seq: 2
             }]
         );
         assert_eq!(app.confirming, None, "done");
+        let again = key(&mut app, KeyCode::Char('y'));
+        assert!(
+            !again
+                .iter()
+                .any(|a| matches!(a, Action::DeleteMessage { .. })),
+            "y again deletes nothing: {again:?}"
+        );
+        assert_eq!(app.input.text(), "y", "y again is typed");
+    }
+
+    /// Enter, what was just pressed to ask, answers no: a double Enter deletes nothing.
+    #[test]
+    fn enter_or_n_answers_no() {
+        let mut app = moderator_app();
+        for no in [KeyCode::Enter, KeyCode::Char('n'), KeyCode::Char('N')] {
+            submit(&mut app, "/delete bob");
+            assert!(app.deleting().is_some());
+            assert_eq!(key(&mut app, no), [], "{no:?}");
+            assert_eq!(app.confirming, None, "{no:?}");
+            assert_eq!(app.input.text(), "", "{no:?} is not typed");
+            assert_eq!(
+                app.flash,
+                Some(("cancelled: nothing deleted".into(), false)),
+                "{no:?}"
+            );
+        }
+        // A key that types nothing leaves the question, and Shift-Y answers it.
+        submit(&mut app, "/delete bob");
+        assert_eq!(key(&mut app, KeyCode::PageUp), []);
+        assert!(app.deleting().is_some(), "scrolling to look first");
+        let shift_y = KeyEvent::new(KeyCode::Char('Y'), KeyModifiers::SHIFT);
         assert_eq!(
-            key(&mut app, KeyCode::Enter),
-            [],
-            "Enter again does nothing"
+            app.on_key(shift_y),
+            [Action::DeleteMessage {
+                room: RoomId(1),
+                seq: 2
+            }]
         );
     }
 
@@ -201,7 +234,7 @@ mod tests {
         let deleting = app.deleting().cloned().expect("waiting for Enter");
         assert_eq!((deleting.seq, deleting.whose().as_str()), (3, "your"));
         app.message_deleted(RoomId(1), 3);
-        key(&mut app, KeyCode::Enter);
+        key(&mut app, KeyCode::Char('y'));
         assert_eq!(
             app.flash,
             Some(("your message is deleted already".into(), false))
@@ -211,7 +244,7 @@ mod tests {
     }
 
     #[test]
-    fn esc_a_typed_line_or_another_room_leaves_the_message() {
+    fn esc_typing_pasting_or_another_room_leaves_the_message() {
         let mut app = moderator_app();
         submit(&mut app, "/delete bob");
         key(&mut app, KeyCode::Esc);
@@ -219,15 +252,24 @@ mod tests {
         assert_eq!(key(&mut app, KeyCode::Enter), []);
 
         submit(&mut app, "/delete bob");
+        for c in "sorry, wrong one".chars() {
+            key(&mut app, KeyCode::Char(c));
+        }
+        assert_eq!(app.confirming, None, "the first letter typed drops it");
         assert_eq!(
-            submit(&mut app, "sorry, wrong one"),
+            key(&mut app, KeyCode::Enter),
             [Action::Send {
                 room: RoomId(1),
                 text: "sorry, wrong one".into()
             }],
             "a line typed instead is sent as it is"
         );
-        assert_eq!(app.confirming, None);
+
+        submit(&mut app, "/delete bob");
+        app.on_paste("yes");
+        assert_eq!(app.confirming, None, "pasting drops it");
+        assert_eq!(app.input.text(), "yes");
+        app.input.set_text("");
 
         submit(&mut app, "/delete bob");
         app.enter_room(RoomId(2));
@@ -245,16 +287,16 @@ mod tests {
         );
         submit(&mut app, "/delete bob");
         app.message_deleted(RoomId(1), 2);
-        assert_eq!(key(&mut app, KeyCode::Enter), [], "deleted meanwhile");
+        assert_eq!(key(&mut app, KeyCode::Char('y')), [], "deleted meanwhile");
         assert_eq!(
             app.flash,
             Some(("Bob's message is deleted already".into(), false))
         );
-        // Offline, Enter leaves it waiting.
+        // Offline, y leaves it waiting.
         submit(&mut app, "/delete bob");
         assert_eq!(app.deleting().map(|d| d.seq), Some(1));
         app.disconnected("lost".into(), 0);
-        assert_eq!(key(&mut app, KeyCode::Enter), []);
+        assert_eq!(key(&mut app, KeyCode::Char('y')), []);
         assert!(app.deleting().is_some());
     }
 
@@ -262,8 +304,8 @@ mod tests {
     #[test]
     fn delete_alone_asks_about_my_newest_message_first() {
         let mut app = moderator_app();
-        assert_eq!(submit(&mut app, "/delete"), [], "nothing before Enter");
-        let deleting = app.deleting().cloned().expect("waiting for Enter");
+        assert_eq!(submit(&mut app, "/delete"), [], "nothing before y");
+        let deleting = app.deleting().cloned().expect("waiting for y");
         assert_eq!(
             (
                 deleting.seq,
@@ -277,7 +319,7 @@ mod tests {
         assert_eq!(key(&mut app, KeyCode::Enter), []);
         submit(&mut app, "/delete");
         assert_eq!(
-            key(&mut app, KeyCode::Enter),
+            key(&mut app, KeyCode::Char('y')),
             [Action::DeleteMessage {
                 room: RoomId(1),
                 seq: 3

@@ -345,7 +345,7 @@ mod tests {
         app.input.set_text("/delete");
         assert_eq!(app.submit_input(), [], "asked first");
         assert_eq!(
-            key(&mut app, KeyCode::Enter, KeyModifiers::NONE),
+            key(&mut app, KeyCode::Char('y'), KeyModifiers::NONE),
             [Action::DeleteMessage {
                 room: RoomId(1),
                 seq: 1

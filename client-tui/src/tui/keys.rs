@@ -181,6 +181,9 @@ impl App {
         {
             return actions;
         }
+        if let Some(actions) = self.confirm_key(&key) {
+            return actions;
+        }
         match key.code {
             KeyCode::Enter if alt || key.modifiers.contains(KeyModifiers::SHIFT) => {
                 self.input.insert('\n');
@@ -264,6 +267,8 @@ impl App {
             }
             Screen::Chat => {
                 self.end_completion();
+                // Pasting is typing: it answers a waiting question no (`confirms`).
+                self.decline();
                 let cleaned = crate::output::clean_message_text(&text).text;
                 self.input
                     .insert_str(without_trailing_blank_lines(&cleaned));

@@ -3,7 +3,7 @@
 //!
 //! In the TUI, `/purge` asks first ([`Purging`], as [`super::confirms`] asks): a typo in the
 //! name or the time would erase history for good, so the question says whose messages, in
-//! which room and how far back, and Enter on the empty input is what sends it. `chatroom purge`
+//! which room and how far back, and `y` is what sends it. `chatroom purge`
 //! is for scripts and does not ask.
 //!
 //! The server deletes at most [`MAX_DELETED_AT_ONCE`] messages a request, the newest first;
@@ -184,12 +184,12 @@ mod tests {
         }
     }
 
-    /// `/purge` asks first about the room I am in, an hour back unless told; Enter on the empty
-    /// input is what purges, once.
+    /// `/purge` asks first about the room I am in, an hour back unless told; `y` is what
+    /// purges, once, and Enter is a no.
     #[test]
-    fn purge_asks_first_and_enter_sends_it() {
+    fn purge_asks_first_and_y_sends_it() {
         let mut app = moderator_in_dev();
-        assert_eq!(run(&mut app, "/purge @bob"), [], "nothing before Enter");
+        assert_eq!(run(&mut app, "/purge @bob"), [], "nothing before y");
         assert_eq!(app.input.text(), "", "the line is taken");
         assert_eq!(
             app.confirming,
@@ -199,19 +199,17 @@ mod tests {
                 secs: 3600
             }))
         );
-        assert_eq!(key(&mut app, KeyCode::Enter), [purge("bob", 3600)]);
+        assert_eq!(key(&mut app, KeyCode::Char('y')), [purge("bob", 3600)]);
         assert_eq!(app.confirming, None, "done");
-        assert_eq!(
-            key(&mut app, KeyCode::Enter),
-            [],
-            "Enter again sends nothing"
-        );
 
         run(&mut app, "/purge bob 2h");
-        assert_eq!(run(&mut app, ""), [purge("bob", 7200)], "Enter as submit");
+        assert_eq!(key(&mut app, KeyCode::Enter), [], "Enter is a no");
+        assert_eq!(app.confirming, None);
+        run(&mut app, "/purge bob 2h");
+        assert_eq!(key(&mut app, KeyCode::Char('y')), [purge("bob", 7200)]);
     }
 
-    /// Esc declines: nothing is sent and the status line says so. A line typed instead goes
+    /// Esc declines: nothing is sent and the status line says so. A line sent instead goes
     /// as it is, and entering another room drops the question, which was about this one.
     #[test]
     fn esc_a_typed_line_or_another_room_purges_nothing() {
@@ -258,7 +256,7 @@ mod tests {
 
         run(&mut app, "/purge bob");
         app.disconnected("connection lost".into(), 5_000);
-        assert_eq!(key(&mut app, KeyCode::Enter), [], "offline");
+        assert_eq!(key(&mut app, KeyCode::Char('y')), [], "offline");
         assert!(app.confirming.is_some(), "still waiting");
         assert_eq!(run(&mut app, "/purge carol"), []);
         assert_eq!(app.input.text(), "/purge carol", "kept for the reconnect");

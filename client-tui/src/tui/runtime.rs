@@ -1475,6 +1475,11 @@ mod tests {
             }
         }
 
+        /// Presses `y`, the yes to a question asked before deleting (`confirms`).
+        fn answer_yes(&mut self) {
+            self.type_keys("y");
+        }
+
         fn press_enter(&mut self) {
             let key = ratatui::crossterm::event::KeyEvent::from(
                 ratatui::crossterm::event::KeyCode::Enter,
@@ -2020,7 +2025,7 @@ mod tests {
         h.shutdown.cancel();
     }
 
-    /// `/purge bob 10m`, once Enter confirms, deletes all bob posted in the room, more than the
+    /// `/purge bob 10m`, once `y` confirms, deletes all bob posted in the room, more than the
     /// server takes in one request, and says how many in the status line; alice's screen shows
     /// each one deleted and carol's message stays. Asked again, nothing is left; where alice
     /// moderates nothing, the server's reason shows as the error.
@@ -2076,7 +2081,7 @@ mod tests {
             ),
             "asked first"
         );
-        h.press_enter();
+        h.answer_yes();
         h.run_until("the tally, and each message shown deleted", |h| {
             flash_is(
                 &h.app,
@@ -2088,7 +2093,7 @@ mod tests {
         assert_eq!(by(&h.app, "carol", text), 1, "carol's message stays");
 
         h.command("/purge @bob");
-        h.press_enter();
+        h.answer_yes();
         h.run_until("nothing left", |h| {
             flash_is(
                 &h.app,
@@ -2100,7 +2105,7 @@ mod tests {
 
         h.app.enter_room(public);
         h.command("/purge bob");
-        h.press_enter();
+        h.answer_yes();
         h.run_until("the refusal", |h| {
             flash_is(
                 &h.app,
@@ -2295,7 +2300,7 @@ mod tests {
         h.command("/delete bob");
         assert!(h.app.deleting().is_some(), "asked first");
         assert_eq!(bobs_message(&h.app, dev), Some(MessageKind::Text));
-        h.press_enter();
+        h.answer_yes();
         h.run_until("the deletion", |h| {
             bobs_message(&h.app, dev) == Some(MessageKind::Deleted)
         })
@@ -2315,7 +2320,7 @@ mod tests {
         h.run_until("bob's message", |h| bobs_message(&h.app, bobs).is_some())
             .await;
         h.command("/delete bob");
-        h.press_enter();
+        h.answer_yes();
         h.run_until("the refusal", |h| {
             h.app.flash.as_ref().is_some_and(|(text, error)| {
                 *error
@@ -2895,8 +2900,8 @@ mod tests {
             ),
             "asked first"
         );
-        log_in("bob").await.expect("nothing deleted before Enter");
-        h.press_enter();
+        log_in("bob").await.expect("nothing deleted before y");
+        h.answer_yes();
         h.run_until("the deletion", |h| {
             has(
                 &h.app,
@@ -2930,7 +2935,7 @@ mod tests {
         })
         .await;
         h.command("/user delete bob");
-        h.press_enter();
+        h.answer_yes();
         h.run_until("the refusal of the deletion", |h| {
             flash_is(&h.app, "only a server admin may delete an account", true)
         })

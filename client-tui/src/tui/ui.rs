@@ -1237,7 +1237,7 @@ fn input_marker(app: &App) -> Option<(String, Color)> {
             };
             // The keys before the quote: a narrow terminal cuts the end of the line.
             format!(
-                "delete {} message of {}? Enter deletes it · Esc cancels · “{quoted}”",
+                "delete {} message of {}? y deletes it · n cancels · “{quoted}”",
                 deleting.whose(),
                 clock(app, deleting.ts)
             )
@@ -1247,10 +1247,7 @@ fn input_marker(app: &App) -> Option<(String, Color)> {
                 .rooms
                 .get(&purging.room)
                 .map_or_else(|| "a room you left".to_string(), RoomState::label);
-            format!(
-                "delete {}? Enter deletes it · Esc cancels",
-                purging.what(&room)
-            )
+            format!("delete {}? y deletes it · n cancels", purging.what(&room))
         }
         Confirming::DeleteAccount(user) => super::admin::delete_question(user),
     };
