@@ -174,6 +174,17 @@ impl App {
             AccountDone::Suspensions(list) if list.is_empty() => {
                 self.account_notice("no account is suspended".to_string());
             }
+            AccountDone::Suspensions(list) if self.current.is_none() => {
+                // The status line keeps one line: the names, and where the rest shows.
+                let names: Vec<&str> = list.iter().map(|s| s.username.as_str()).collect();
+                self.flash(
+                    format!(
+                        "suspended: {} (open a room to see by whom and why)",
+                        names.join(", ")
+                    ),
+                    false,
+                );
+            }
             AccountDone::Suspensions(list) => {
                 for s in list {
                     let when = super::ui::when(self, s.since);
@@ -329,6 +340,30 @@ mod tests {
                 "suspended: carol, by me (00:00): spam",
                 "suspended: dave, by me (00:00)",
             ]
+        );
+    }
+
+    /// With no room open, the suspended accounts are named in the status line, all of them
+    /// on its one line rather than each replacing the one before.
+    #[test]
+    fn suspensions_with_no_room_open_fit_the_status_line() {
+        let mut app = app_as_me();
+        let suspended = |name: &str| BanInfo {
+            username: name.into(),
+            by: "me".into(),
+            since: 0,
+            reason: Some("spam".into()),
+        };
+        app.account_done(AccountDone::Suspensions(vec![
+            suspended("carol"),
+            suspended("dave"),
+        ]));
+        assert_eq!(
+            app.flash,
+            Some((
+                "suspended: carol, dave (open a room to see by whom and why)".into(),
+                false
+            ))
         );
     }
 
