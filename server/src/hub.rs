@@ -103,6 +103,28 @@ struct State {
 }
 
 impl State {
+    /// An account whose name has the look-alike key `look`. The map keeps one per key, but a
+    /// database from before look-alikes were refused may hold two such names: when the one in
+    /// the map goes, the other takes its place, or its look would be free for a third. A scan,
+    /// as it runs only when an account is deleted.
+    fn user_looking_like(&self, look: &str) -> Option<UserId> {
+        self.users
+            .values()
+            .find(|u| crate::auth::look_alike_key(&u.row.name) == look)
+            .map(|u| u.row.id)
+    }
+
+    /// A named room whose name has the look-alike key `look` (see [`Self::user_looking_like`];
+    /// runs only when a room is renamed).
+    fn room_looking_like(&self, look: &str) -> Option<RoomId> {
+        self.rooms
+            .values()
+            .find(|r| {
+                r.row.kind != RoomKind::Direct && crate::auth::look_alike_key(&r.row.name) == look
+            })
+            .map(|r| r.row.id)
+    }
+
     /// Pushes `frame` to every session of `user`.
     fn push_to_user(&self, user: UserId, frame: &Bytes) {
         if let Some(u) = self.users.get(&user) {
@@ -617,6 +639,9 @@ impl Hub {
         }
         if state.room_by_look.get(&old_look) == Some(&room) {
             state.room_by_look.remove(&old_look);
+            if let Some(other) = state.room_looking_like(&old_look) {
+                state.room_by_look.insert(old_look, other);
+            }
         }
         state.room_by_key.insert(crate::auth::name_key(name), room);
         state
@@ -691,6 +716,9 @@ impl Hub {
         let look = crate::auth::look_alike_key(&entry.row.name);
         if state.user_by_look.get(&look) == Some(&user) {
             state.user_by_look.remove(&look);
+            if let Some(other) = state.user_looking_like(&look) {
+                state.user_by_look.insert(look, other);
+            }
         }
         Some(entry)
     }

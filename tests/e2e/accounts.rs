@@ -496,6 +496,74 @@ async fn look_alike_names_are_refused_as_taken() {
     server.stop().await;
 }
 
+/// A database from before look-alikes were refused may hold two names that look alike. When
+/// the one the server remembered for that look goes (an account deleted, a room renamed), the
+/// other still guards it: a third look-alike is refused in its name.
+#[tokio::test]
+async fn a_legacy_look_alike_still_guards_the_look_when_its_twin_goes() {
+    let server = TestServer::start().await;
+    let (admin, _) = server.user("alice").await;
+    server.user("bob").await;
+    for room in ["dev", "ops"] {
+        admin
+            .create_room(room, chatroom_protocol::Visibility::Public)
+            .await
+            .expect("create");
+    }
+    let (dir, config) = server.stop().await;
+    // bob and ops become look-alikes of alice and dev, as an older server let them be. Their
+    // rows come after their twins', so they are the ones remembered for the look.
+    let db = rusqlite::Connection::open(config.database_path()).expect("open the database");
+    let (cyrillic_alice, cyrillic_dev) = ("\u{430}lice", "d\u{435}v");
+    db.execute(
+        "UPDATE users SET name = ?1, name_key = ?1 WHERE name = 'bob'",
+        [cyrillic_alice],
+    )
+    .expect("rename bob");
+    db.execute(
+        "UPDATE rooms SET name = ?1, name_key = ?1 WHERE name = 'ops'",
+        [cyrillic_dev],
+    )
+    .expect("rename ops");
+    drop(db);
+
+    let server = TestServer::start_in(dir, config).await;
+    let (admin, _) = server.login("alice").await;
+    admin
+        .delete_account(cyrillic_alice)
+        .await
+        .expect("the legacy twin deleted");
+    let refused = server
+        .connect()
+        .await
+        .register("ａｌｉｃｅ", PASSWORD)
+        .await
+        .expect_err("alice still holds the look");
+    assert!(
+        refused
+            .to_string()
+            .contains("looks like the account \"alice\""),
+        "{refused}"
+    );
+
+    let rooms = admin.my_rooms().await.expect("rooms");
+    let twin = rooms
+        .iter()
+        .find(|r| r.name == cyrillic_dev)
+        .expect("the legacy room");
+    admin.rename_room(twin.id, "ops").await.expect("renamed");
+    assert_eq!(
+        code_of(
+            admin
+                .create_room("ｄｅｖ", chatroom_protocol::Visibility::Public)
+                .await
+        ),
+        ErrorCode::RoomNameTaken,
+        "dev still holds the look"
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn an_admin_sets_a_new_password_for_someone_and_their_sessions_end() {
     let server = TestServer::start().await;
