@@ -850,6 +850,59 @@ fn a_timeline_over_several_days_has_a_divider_above_each_day() {
     insta::assert_snapshot!(screen);
 }
 
+/// An answer streaming in on a new day goes under that day's divider, as it will once stored;
+/// a second draft on the same day gets none of its own.
+#[test]
+fn a_reply_streaming_on_a_new_day_has_the_days_divider_above_it() {
+    let mut app = App::new("chat.office.lan:8888", Some("me"));
+    app.logged_in(user(1, "me"));
+    app.rooms_loaded(vec![room(1, "public", RoomKind::Public, 0, 0)]);
+    app.enter_room(RoomId(1));
+    app.history_loaded(
+        HistoryPage {
+            room: RoomId(1),
+            messages: vec![alice_at(
+                1,
+                utc_ms(2026, 11, 22, 23, 58),
+                "@ai what is a WAL checkpoint?",
+            )],
+            has_more: false,
+        },
+        false,
+    );
+    app.now = utc_ms(2026, 11, 23, 0, 1);
+    for (id, text) in [(7, "A checkpoint copies the WAL"), (8, "Also")] {
+        app.on_event(chatroom_protocol::Event::DraftUpdated(
+            chatroom_protocol::Draft {
+                room: RoomId(1),
+                draft: id,
+                sender: UserId(9),
+                sender_name: "ai".into(),
+                text: text.into(),
+            },
+        ));
+    }
+    let screen = render(&app, 100, 12);
+    let rows: Vec<&str> = screen
+        .lines()
+        .filter_map(|row| row.split('│').nth(1))
+        .map(|row| row.trim_matches(|c: char| c == '─' || c == ' '))
+        .filter(|row| !row.is_empty())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "#public — Everyone is here.",
+            "Yesterday",
+            "23:58 alice: @ai what is a WAL checkpoint?",
+            "Today",
+            "00:01 ai: A checkpoint copies the WAL …",
+            "00:01 ai: Also …",
+        ],
+        "{screen}"
+    );
+}
+
 /// Back on Monday to messages that came in since Friday afternoon, more than fit: the room
 /// opens scrolled to the first unread one, with its day's divider and then the "new" one
 /// above it, both in view.
