@@ -23,6 +23,11 @@ mod ask_bot;
 #[path = "../../examples/flood_guard.rs"]
 mod flood_guard;
 
+// As above: `run` is used, `main` is not.
+#[allow(dead_code)]
+#[path = "../../examples/standup_bot.rs"]
+mod standup_bot;
+
 /// Waits until `name` is online, as seen by `client`.
 async fn until_online(client: &chatroom_protocol::client::ClientHandle, name: &str) {
     until_presence(client, name, true).await;
@@ -475,4 +480,110 @@ async fn a_bot_with_a_wrong_password_gives_up_at_once() {
         "{why:#}"
     );
     server.stop().await;
+}
+
+/// Runs the standup bot as `standup-bot` in `public`, against `addr`, until `stop` is sent.
+fn spawn_standup_bot(
+    addr: std::net::SocketAddr,
+) -> (
+    JoinHandle<anyhow::Result<()>>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let bot = tokio::spawn(async move {
+        let stopped = async {
+            // A dropped sender stops the bot too.
+            let _ = stopped.await;
+        };
+        standup_bot::run(
+            &addr.to_string(),
+            "standup-bot",
+            "public",
+            "standup-bot-password",
+            stopped,
+        )
+        .await
+    });
+    (bot, stop)
+}
+
+/// The next message `sender` posts in `room`, as `client` sees it.
+async fn reply_in(
+    client: &mut chatroom_protocol::client::Client,
+    room: RoomId,
+    sender: &str,
+) -> Message {
+    expect_event(client, |e| match e {
+        Event::Message(m) if m.room == room && m.sender_name == sender => Some(m),
+        _ => None,
+    })
+    .await
+}
+
+/// `!standup` lists who posted (not who only joined, nor the bot), a direct message is
+/// answered with how to use it, and a stop asked for ends the bot with `Ok`, offline.
+#[tokio::test]
+async fn the_standup_bot_lists_who_posted_answers_directly_and_stops_on_request() {
+    let server = TestServer::start().await;
+    let (mut alice, _) = server.user("alice").await;
+    let (mut bob, _) = server.user("bob").await;
+    // Joins `public` (a notice in it) and posts nothing.
+    server.user("carol").await;
+    let public = public_room(&alice).await;
+    let (bot, stop) = spawn_standup_bot(server.addr);
+    until_online(&alice, "standup-bot").await;
+
+    bob.send_message(public, "morning").await.expect("send");
+    alice.send_message(public, "!standup").await.expect("send");
+    let reply = message_from(&mut alice, "standup-bot").await;
+    assert_eq!(reply.text, "posted in the last 24 hours: bob, alice");
+
+    let asked = bob
+        .send_direct("standup-bot", "what do you do?")
+        .await
+        .expect("send");
+    let reply = reply_in(&mut bob, asked.room, "standup-bot").await;
+    assert!(
+        reply.text.starts_with("hi bob: say !standup"),
+        "{}",
+        reply.text
+    );
+
+    stop.send(()).expect("the bot is running");
+    let ended = tokio::time::timeout(PATIENCE, bot)
+        .await
+        .expect("stops in time")
+        .expect("no panic");
+    assert!(ended.is_ok(), "{ended:?}");
+    until_presence(&alice, "standup-bot", false).await;
+    server.stop().await;
+}
+
+/// A direct chat opened while the bot was disconnected comes with no `RoomUpdated`, only its
+/// caught-up message: the bot still knows it for a direct chat, and answers.
+#[tokio::test]
+async fn the_standup_bot_answers_a_direct_chat_opened_while_it_was_away() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (mut bob, _) = server.user("bob").await;
+    let (proxy, _, _) = crate::reconnecting::Proxy::start(server.addr).await;
+    let (bot, _stop) = spawn_standup_bot(proxy.addr);
+    until_online(&alice, "standup-bot").await;
+
+    proxy.go_down();
+    until_presence(&alice, "standup-bot", false).await;
+    let asked = bob
+        .send_direct("standup-bot", "are you there?")
+        .await
+        .expect("send");
+    proxy.come_up(false);
+    let reply = reply_in(&mut bob, asked.room, "standup-bot").await;
+    assert!(
+        reply.text.starts_with("hi bob: say !standup"),
+        "{}",
+        reply.text
+    );
+
+    drop(proxy);
+    stop_with(server, bot).await;
 }
