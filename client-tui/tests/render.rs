@@ -797,11 +797,8 @@ fn alice_at(seq: u64, ts: u64, text: &str) -> Message {
     }
 }
 
-/// Monday morning in a room whose history goes back to last New Year's Eve: a line above the
-/// first message of each day says which day it is, "Today" and "Yesterday" by name, the year
-/// only when it is not this one.
-#[test]
-fn a_timeline_over_several_days_has_a_divider_above_each_day() {
+/// Me in `public`, with its whole history `messages`.
+fn in_public_with(messages: Vec<Message>) -> App {
     let mut app = App::new("chat.office.lan:8888", Some("me"));
     app.logged_in(user(1, "me"));
     app.rooms_loaded(vec![room(1, "public", RoomKind::Public, 0, 0)]);
@@ -809,22 +806,31 @@ fn a_timeline_over_several_days_has_a_divider_above_each_day() {
     app.history_loaded(
         HistoryPage {
             room: RoomId(1),
-            messages: vec![
-                alice_at(1, utc_ms(2025, 12, 31, 23, 50), "happy new year, nearly"),
-                alice_at(2, utc_ms(2026, 11, 20, 16, 55), "deploying the release now"),
-                alice_at(
-                    3,
-                    utc_ms(2026, 11, 20, 17, 30),
-                    "deployed, have a good weekend",
-                ),
-                alice_at(4, utc_ms(2026, 11, 22, 21, 10), "anyone around?"),
-                alice_at(5, utc_ms(2026, 11, 23, 9, 2), "good morning"),
-                alice_at(6, utc_ms(2026, 11, 23, 9, 30), "standup in 5"),
-            ],
+            messages,
             has_more: false,
         },
         false,
     );
+    app
+}
+
+/// Monday morning in a room whose history goes back to last New Year's Eve: a line above the
+/// first message of each day says which day it is, "Today" and "Yesterday" by name, the year
+/// only when it is not this one.
+#[test]
+fn a_timeline_over_several_days_has_a_divider_above_each_day() {
+    let mut app = in_public_with(vec![
+        alice_at(1, utc_ms(2025, 12, 31, 23, 50), "happy new year, nearly"),
+        alice_at(2, utc_ms(2026, 11, 20, 16, 55), "deploying the release now"),
+        alice_at(
+            3,
+            utc_ms(2026, 11, 20, 17, 30),
+            "deployed, have a good weekend",
+        ),
+        alice_at(4, utc_ms(2026, 11, 22, 21, 10), "anyone around?"),
+        alice_at(5, utc_ms(2026, 11, 23, 9, 2), "good morning"),
+        alice_at(6, utc_ms(2026, 11, 23, 9, 30), "standup in 5"),
+    ]);
     app.now = utc_ms(2026, 11, 23, 10, 0);
     let screen = render(&app, 80, 16);
     let dividers: Vec<&str> = screen
@@ -854,22 +860,11 @@ fn a_timeline_over_several_days_has_a_divider_above_each_day() {
 /// a second draft on the same day gets none of its own.
 #[test]
 fn a_reply_streaming_on_a_new_day_has_the_days_divider_above_it() {
-    let mut app = App::new("chat.office.lan:8888", Some("me"));
-    app.logged_in(user(1, "me"));
-    app.rooms_loaded(vec![room(1, "public", RoomKind::Public, 0, 0)]);
-    app.enter_room(RoomId(1));
-    app.history_loaded(
-        HistoryPage {
-            room: RoomId(1),
-            messages: vec![alice_at(
-                1,
-                utc_ms(2026, 11, 22, 23, 58),
-                "@ai what is a WAL checkpoint?",
-            )],
-            has_more: false,
-        },
-        false,
-    );
+    let mut app = in_public_with(vec![alice_at(
+        1,
+        utc_ms(2026, 11, 22, 23, 58),
+        "@ai what is a WAL checkpoint?",
+    )]);
     app.now = utc_ms(2026, 11, 23, 0, 1);
     for (id, text) in [(7, "A checkpoint copies the WAL"), (8, "Also")] {
         app.on_event(chatroom_protocol::Event::DraftUpdated(
