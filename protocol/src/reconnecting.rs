@@ -20,7 +20,11 @@
 //!   [`Event::Message`]s, in order, before any live event of the new connection, each message
 //!   once (live copies of caught-up messages are dropped by seq). A room I was added to while
 //!   disconnected (a new direct chat, an invitation) is caught up from my read marker: a
-//!   direct chat from its first message, a named room from when I was added;
+//!   direct chat from its first message, a named room from when I was added. No
+//!   [`Event::RoomUpdated`] announces such a room (one comes only for a room added while
+//!   connected): a bot that keeps something per room, such as which rooms are direct chats,
+//!   looks up a room it does not know ([`ReconnectingHandle::room_info`]) or lists its rooms
+//!   again ([`ReconnectingHandle::my_rooms`]) on [`ReconnectEvent::Reconnected`];
 //! - stops for good, with [`ReconnectEvent::Stopped`], when the password login is refused for a
 //!   reason that would only repeat (the password was changed, the account deleted or
 //!   suspended: [`ErrorCode::Forbidden`]), and when the server ends the session itself
@@ -37,6 +41,14 @@
 //! [`ClientError::Timeout`]. Either way what happened is unknown: a `SendMessage` may or may
 //! not have been stored. A stored one comes back (in the catch-up, or live) as a message from
 //! the bot itself; resend only after checking for it, or accept a duplicate.
+//!
+//! Every message of the bot's rooms comes as an [`Event::Message`]: its own (live, from any of
+//! its sessions, and caught up) and the server's notices
+//! ([`MessageKind::System`](crate::MessageKind::System): joins, topic changes) included. A bot
+//! that answers messages checks `sender` and `kind` first, or it answers itself (in a direct
+//! chat, for ever). Nor does a message say what kind of room it came from:
+//! [`Event::RoomUpdated`], [`ReconnectingHandle::my_rooms`] and
+//! [`ReconnectingHandle::room_info`] do.
 //!
 //! What a catch-up does not replay: events other than messages (presence, typing, edits and
 //! deletions of messages already seen, `PROTOCOL.md` §3); more than
@@ -344,7 +356,10 @@ pub enum ReconnectEvent {
     Reconnected(Reconnected),
     /// Stopped for good, with the reason: the login was refused for a reason that would only
     /// repeat, the server ended the session ([`ErrorCode::SessionRevoked`]), or
-    /// [`ReconnectingHandle::close`] was called. The last event.
+    /// [`ReconnectingHandle::close`] was called (the reason is then
+    /// [`ClientError::Closed(None)`](ClientError::Closed), and the event comes only if the
+    /// event queue has room for it). The last event: [`ReconnectingClient::next_event`]
+    /// returns `None` after it, or after a close when it did not come.
     Stopped(Arc<ClientError>),
 }
 
@@ -528,8 +543,14 @@ impl ReconnectingHandle {
         lock(&self.shared.welcome).clone()
     }
 
-    /// Stops for good: closes the connection, ends reconnecting; the last event is
-    /// [`ReconnectEvent::Stopped`].
+    /// Stops for good: closes the connection now (requests not yet written are dropped, as
+    /// with [`ClientHandle::close`]) and ends reconnecting, whichever handles are still alive.
+    /// The last event is [`ReconnectEvent::Stopped`] with
+    /// [`ClientError::Closed(None)`](ClientError::Closed) if the event queue has room for it;
+    /// either way [`ReconnectingClient::next_event`] then returns `None`. To stop a bot on
+    /// Ctrl-C, wait for `tokio::signal::ctrl_c()` (tokio's `signal` feature) next to
+    /// [`ReconnectingClient::next_event`] in a `tokio::select!`, then `close()` and return: the
+    /// repository's `examples/standup_bot.rs` does.
     pub fn close(&self) {
         self.stop.cancel();
     }
@@ -631,9 +652,9 @@ impl ReconnectingHandle {
             .await
     }
 
-    /// A page of a room's stored messages ([`ClientHandle::history`]): for a bot that archives
-    /// or looks back. What it returns is not delivered as events, and does not change what a
-    /// catch-up delivers.
+    /// A page of a room's stored messages ([`ClientHandle::history`], which says how to page
+    /// back): for a bot that archives or looks back. What it returns is not delivered as
+    /// events, and does not change what a catch-up delivers.
     pub async fn history(
         &self,
         room: RoomId,
