@@ -905,9 +905,17 @@ impl ClientHandle {
     /// Logs in, registering the account first if its name is free: what a bot does on its
     /// first run. Only a free name is registered. With a wrong password for a taken name this
     /// fails as the login did ([`ErrorCode::InvalidCredentials`]), not with the registration's
-    /// `UsernameTaken`; any other failure (rate limited, connection lost) is returned as it
-    /// came, without trying to register. Note that the first account a server registers is
-    /// its admin: see [`UserSummary::is_admin`] in the session.
+    /// `UsernameTaken`; any other failure of the login (rate limited, connection lost) is
+    /// returned as it came, without trying to register.
+    ///
+    /// A server refuses some registrations before it looks at the name, and then that refusal
+    /// is returned, for a taken name too: [`ErrorCode::RegistrationClosed`],
+    /// [`ErrorCode::RateLimited`] (too many accounts registered from this address lately) and
+    /// [`ErrorCode::WeakPassword`]. On such an error the account may well exist, and the
+    /// password be wrong.
+    ///
+    /// Note that the first account a server registers is its admin: see
+    /// [`UserSummary::is_admin`] in the session.
     pub async fn login_or_register(
         &self,
         username: &str,
@@ -1036,7 +1044,12 @@ impl ClientHandle {
         self.send_message(room.id, text).await
     }
 
-    /// A page of history.
+    /// A page of a room's history, oldest first. `limit` is capped at the server's
+    /// `limits.max_history_page` (see [`welcome`](Client::welcome); 0 counts as 1), so a bigger
+    /// one is no error. To go back further, ask again with
+    /// [`HistoryAnchor::Before`] the first (oldest) message's `seq` while
+    /// [`HistoryPage::has_more`] holds; the pages of a room that goes on posting meanwhile
+    /// still join up, since seqs never change.
     pub async fn history(
         &self,
         room: RoomId,
