@@ -311,7 +311,9 @@ impl ClientOptions {
 }
 
 impl Client {
-    /// Connects to `addr` and does the handshake.
+    /// Connects to `addr` and does the handshake. `addr` needs its port: a `"host:port"`
+    /// string, or a socket address (unlike the `chatroom` command's `--server`, 8888 is not
+    /// assumed; `"localhost"` alone fails as `ClientError::Io`, "invalid socket address").
     pub async fn connect(
         addr: impl ToSocketAddrs,
         client_name: impl Into<String>,
@@ -977,7 +979,8 @@ impl ClientHandle {
         .await
     }
 
-    /// Joins a public room by name.
+    /// Joins a public room by name. Joining a room I am in already is no error: it answers
+    /// the room as well.
     pub async fn join_room(&self, name: &str) -> Result<RoomSummary, ClientError> {
         self.room(Request::JoinRoom { name: name.into() }).await
     }
@@ -1076,6 +1079,12 @@ impl ClientHandle {
         message: Option<String>,
     ) -> Result<(), ClientError> {
         self.done(Request::SetPresence { status, message }).await
+    }
+
+    /// Says whether this connection's user has left it idle (see [`Request::SetIdle`]): the
+    /// account shows away while all its connections are.
+    pub async fn set_idle(&self, idle: bool) -> Result<(), ClientError> {
+        self.done(Request::SetIdle { idle }).await
     }
 
     /// Tells a room I am typing.

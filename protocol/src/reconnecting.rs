@@ -206,11 +206,11 @@ impl std::fmt::Debug for ReconnectOptions {
 }
 
 impl ReconnectOptions {
-    /// Connect to `server` (`host:port`, resolved again on every attempt) and log in as
-    /// `username`. No registration, no rooms joined, client name [`DEFAULT_CLIENT_NAME`]; the
-    /// first connect delivers nothing from before it; a catch-up delivers at most
-    /// [`DEFAULT_CATCH_UP_LIMIT`] messages per room; retries 1 s doubling to 60 s; requests
-    /// wait up to 30 s for a connection.
+    /// Connect to `server` (`host:port`, the port required as for [`Client::connect`];
+    /// resolved again on every attempt) and log in as `username`. No registration, no rooms
+    /// joined, client name [`DEFAULT_CLIENT_NAME`]; the first connect delivers nothing from
+    /// before it; a catch-up delivers at most [`DEFAULT_CATCH_UP_LIMIT`] messages per room;
+    /// retries 1 s doubling to 60 s; requests wait up to 30 s for a connection.
     pub fn new(
         server: impl Into<String>,
         username: impl Into<String>,
