@@ -520,23 +520,27 @@ async fn reply_in(
     .await
 }
 
-/// `!standup` lists who posted (not who only joined, nor the bot), a direct message is
-/// answered with how to use it, and a stop asked for ends the bot with `Ok`, offline.
+/// `!standup` lists who posted (not who only joined, nor the bot), read back over several
+/// pages of history; a direct message is answered with how to use it; and a stop asked for
+/// ends the bot with `Ok`, offline.
 #[tokio::test]
 async fn the_standup_bot_lists_who_posted_answers_directly_and_stops_on_request() {
-    let server = TestServer::start().await;
+    // Pages of two: carol's message is three pages back.
+    let server = TestServer::start_with(|c| c.limits.max_history_page = 2).await;
     let (mut alice, _) = server.user("alice").await;
     let (mut bob, _) = server.user("bob").await;
-    // Joins `public` (a notice in it) and posts nothing.
-    server.user("carol").await;
+    let (carol, _) = server.user("carol").await;
     let public = public_room(&alice).await;
     let (bot, stop) = spawn_standup_bot(server.addr);
     until_online(&alice, "standup-bot").await;
 
+    carol.send_message(public, "early").await.expect("send");
+    // Joins `public` (a notice in it) and posts nothing.
+    server.user("dave").await;
     bob.send_message(public, "morning").await.expect("send");
     alice.send_message(public, "!standup").await.expect("send");
     let reply = message_from(&mut alice, "standup-bot").await;
-    assert_eq!(reply.text, "posted in the last 24 hours: bob, alice");
+    assert_eq!(reply.text, "posted in the last 24 hours: carol, bob, alice");
 
     let asked = bob
         .send_direct("standup-bot", "what do you do?")
