@@ -478,6 +478,18 @@ pub enum Request {
         /// Whose.
         username: String,
     },
+    /// This connection's user has left it alone for a while (`true`), or is back at it
+    /// (`false`) → [`Response::Done`]. An account shows [`PresenceStatus::Away`] while every
+    /// connection it has is idle, with no status text, and online again as soon as one is not
+    /// (or a new one opens); [`Request::SetPresence`]'s away holds whatever the connections
+    /// say. A connection starts not idle. Meant for clients that see their user's keys (the
+    /// terminal client sends it after some minutes without one); a bot has no reason to.
+    /// (Appended after protocol version 1 was first published: a server older than it closes
+    /// the connection with [`ErrorCode::MalformedFrame`].)
+    SetIdle {
+        /// Idle (`true`) or in use again (`false`).
+        idle: bool,
+    },
 }
 
 /// The most messages one [`Request::DeleteMessagesBy`] deletes (the newest); ask again for

@@ -726,6 +726,7 @@ fn request_variant_indices() {
             Request::DeleteAccount {
                 username: "bob".to_owned(),
             },
+            Request::SetIdle { idle: true },
         ],
     );
 }

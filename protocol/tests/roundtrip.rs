@@ -583,6 +583,7 @@ fn request() -> BoxedStrategy<Request> {
         (string_any(), any::<bool>())
             .prop_map(|(username, admin)| Request::SetServerAdmin { username, admin }),
         string_any().prop_map(|username| Request::DeleteAccount { username }),
+        any::<bool>().prop_map(|idle| Request::SetIdle { idle }),
     ]
     .boxed()
 }

@@ -39,6 +39,8 @@ pub struct SessionConn {
     pub outlet: Outlet,
     /// The SHA-256 of its session token.
     pub token_hash: Vec<u8>,
+    /// Its user has left it alone for a while (`Request::SetIdle`).
+    pub idle: bool,
 }
 
 impl SessionConn {
@@ -60,7 +62,12 @@ struct UserEntry {
 
 impl UserEntry {
     fn status(&self) -> PresenceStatus {
-        match (self.sessions.is_empty() && !self.resident, self.away) {
+        // The resident bot has no session, and is never idle.
+        let all_idle = !self.sessions.is_empty() && self.sessions.iter().all(|s| s.idle);
+        match (
+            self.sessions.is_empty() && !self.resident,
+            self.away || all_idle,
+        ) {
             (true, _) => PresenceStatus::Offline,
             (false, true) => PresenceStatus::Away,
             (false, false) => PresenceStatus::Online,
@@ -742,28 +749,51 @@ impl Hub {
 
     /// Registers a logged-in connection. Presence goes out if this is the user's first session.
     pub fn attach(&self, user: UserId, session: SessionConn) {
-        let came_online = {
+        let changed = {
             let mut state = self.write();
             let Some(u) = state.users.get_mut(&user) else {
                 return;
             };
+            let before = u.status();
             u.sessions.push(session);
-            let first = u.sessions.len() == 1;
+            let changed = u.status() != before;
             state.online.insert(user);
-            first
+            changed
         };
-        if came_online {
+        // Coming online, or back from idle on a new connection.
+        if changed {
             self.mark_presence_dirty(user);
         }
     }
 
-    /// Forgets a connection. Presence goes out if it was the user's last session.
-    pub fn detach(&self, user: UserId, conn: ConnId) {
-        let went_offline = {
+    /// Marks connection `conn` of `user` idle or not; presence goes out if the account's
+    /// status changed (away once all its connections are idle).
+    pub fn set_idle(&self, user: UserId, conn: ConnId, idle: bool) {
+        let changed = {
             let mut state = self.write();
             let Some(u) = state.users.get_mut(&user) else {
                 return;
             };
+            let before = u.status();
+            for s in u.sessions.iter_mut().filter(|s| s.conn == conn) {
+                s.idle = idle;
+            }
+            u.status() != before
+        };
+        if changed {
+            self.mark_presence_dirty(user);
+        }
+    }
+
+    /// Forgets a connection. Presence goes out if it was the user's last session, or the last
+    /// one not idle.
+    pub fn detach(&self, user: UserId, conn: ConnId) {
+        let changed = {
+            let mut state = self.write();
+            let Some(u) = state.users.get_mut(&user) else {
+                return;
+            };
+            let status_before = u.status();
             let before = u.sessions.len();
             u.sessions.retain(|s| {
                 let keep = s.conn != conn;
@@ -774,14 +804,15 @@ impl Hub {
                 keep
             });
             let gone = before > 0 && u.sessions.is_empty();
+            let changed = u.status() != status_before;
             if gone {
                 u.away = false;
                 u.status_message = None;
                 state.online.remove(&user);
             }
-            gone
+            changed
         };
-        if went_offline {
+        if changed {
             self.mark_presence_dirty(user);
         }
     }

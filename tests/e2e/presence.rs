@@ -45,6 +45,76 @@ async fn presence_changes_reach_those_who_share_a_room() {
     server.stop().await;
 }
 
+/// bob has two connections (a laptop and a desk). He shows away once both are idle, with no
+/// status text, and online again when one is not, or when a new one opens; closing the one
+/// connection in use, the others idle, makes him away. His own away status holds whatever
+/// the connections say.
+#[tokio::test]
+async fn an_account_is_away_while_all_its_connections_are_idle() {
+    let server = TestServer::start().await;
+    let (mut alice, _) = server.user("alice").await;
+    let (laptop, bob_session) = server.user("bob").await;
+    let (desk, _) = server.login("bob").await;
+    let bob_id = bob_session.user.id;
+    let bob_is = |status: PresenceStatus| {
+        move |e: Event| match e {
+            Event::Presence(updates) => updates
+                .into_iter()
+                .find(|u| u.user == bob_id && u.status == status),
+            _ => None,
+        }
+    };
+    let listed = |users: Vec<chatroom_protocol::UserPresence>| {
+        users
+            .into_iter()
+            .find(|u| u.user.id == bob_id)
+            .map(|u| (u.status, u.status_message))
+    };
+    expect_event(&mut alice, bob_is(PresenceStatus::Online)).await;
+
+    desk.set_idle(true).await.expect("idle");
+    assert_eq!(
+        listed(alice.list_users().await.expect("users")),
+        Some((PresenceStatus::Online, None)),
+        "the laptop is still in use"
+    );
+    laptop.set_idle(true).await.expect("idle");
+    let away = expect_event(&mut alice, bob_is(PresenceStatus::Away)).await;
+    assert_eq!(away.status_message, None);
+
+    laptop.set_idle(false).await.expect("back");
+    expect_event(&mut alice, bob_is(PresenceStatus::Online)).await;
+    laptop.set_idle(true).await.expect("idle");
+    expect_event(&mut alice, bob_is(PresenceStatus::Away)).await;
+
+    // A new connection is in use: online; closing it leaves only idle ones: away.
+    let (phone, _) = server.login("bob").await;
+    expect_event(&mut alice, bob_is(PresenceStatus::Online)).await;
+    drop(phone);
+    expect_event(&mut alice, bob_is(PresenceStatus::Away)).await;
+
+    // Away said by bob himself stays when a connection is in use again.
+    desk.set_presence(PresenceStatus::Away, Some("lunch".into()))
+        .await
+        .expect("away");
+    desk.set_idle(false).await.expect("back");
+    assert_eq!(
+        listed(alice.list_users().await.expect("users")),
+        Some((PresenceStatus::Away, Some("lunch".into())))
+    );
+    desk.set_presence(PresenceStatus::Online, None)
+        .await
+        .expect("back");
+    assert_eq!(
+        listed(alice.list_users().await.expect("users")),
+        Some((PresenceStatus::Online, None)),
+        "the desk is in use"
+    );
+    drop((laptop, desk));
+    expect_event(&mut alice, bob_is(PresenceStatus::Offline)).await;
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn typing_reaches_the_room_but_is_rate_limited_and_not_stored() {
     let server = TestServer::start().await;

@@ -229,6 +229,10 @@ impl Conn {
             Request::Bans { room } => self.bans(&me, room).await?,
             Request::MarkRead { room, seq } => self.mark_read(&me, room, seq).await?,
             Request::SetPresence { status, message } => self.set_presence(&me, status, message)?,
+            Request::SetIdle { idle } => {
+                self.shared.hub.set_idle(me.id, self.id, idle);
+                Response::Done
+            }
             Request::Typing { room } => self.typing(&me, room)?,
             Request::ListUsers => Response::Users(self.shared.hub.users()),
             Request::OfferUpload {
@@ -315,6 +319,7 @@ impl Conn {
                 conn: self.id,
                 outlet: self.outlet.clone(),
                 token_hash: token_hash.clone(),
+                idle: false,
             },
         );
         if self.session.replace(Session { user, token_hash }).is_none() {
