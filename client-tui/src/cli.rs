@@ -72,6 +72,10 @@ pub struct Cli {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub no_bell: Option<bool>,
+    /// Show as away after this many minutes without a key in the terminal UI (while every
+    /// other client of the account is idle too); 0 never [config `away_after`, default 10]
+    #[arg(long, env = "CHATROOM_AWAY_AFTER", value_name = "MINUTES")]
+    pub away_after: Option<u32>,
     /// What to do; the terminal UI when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -375,6 +379,7 @@ pub fn main() -> anyhow::Result<()> {
         config: cli.config,
         mouse: cli.mouse,
         bell: cli.no_bell.map(|no| !no),
+        away_after: cli.away_after,
     })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -390,6 +395,7 @@ pub fn main() -> anyhow::Result<()> {
             let options = crate::tui::runtime::TuiOptions {
                 mouse: settings.mouse,
                 bell: settings.bell,
+                away_after_minutes: settings.away_after,
             };
             let result = runtime.block_on(crate::tui::runtime::run(settings, options));
             // The key-reading thread blocks on the terminal; do not wait for it.
@@ -1256,12 +1262,13 @@ mod tests {
                 config: cli.config,
                 mouse: cli.mouse,
                 bell: cli.no_bell.map(|no| !no),
+                away_after: cli.away_after,
             })
             .expect("settings");
             let password = login::password(&settings, false).unwrap_or_else(|e| e.to_string());
             println!(
-                "probe: mouse={} bell={} password={password}",
-                settings.mouse, settings.bell
+                "probe: mouse={} bell={} away_after={} password={password}",
+                settings.mouse, settings.bell, settings.away_after
             );
             return;
         }
@@ -1269,7 +1276,7 @@ mod tests {
         let config = home.path().join("config.toml");
         std::fs::write(
             &config,
-            "mouse = true\nbell = false\npassword_file = \"~/pw-config\"\n",
+            "mouse = true\nbell = false\naway_after = 30\npassword_file = \"~/pw-config\"\n",
         )
         .expect("config");
         std::fs::write(home.path().join("pw-config"), "from-config\n").expect("file");
@@ -1289,7 +1296,12 @@ mod tests {
                 .env("HOME", home.path())
                 .env("CHATROOM_CONFIG", &config)
                 .env("CHATROOM_SETTINGS_PROBE", format!("chatroom{args}"));
-            for var in ["CHATROOM_PASSWORD", "CHATROOM_MOUSE", "CHATROOM_NO_BELL"] {
+            for var in [
+                "CHATROOM_PASSWORD",
+                "CHATROOM_MOUSE",
+                "CHATROOM_NO_BELL",
+                "CHATROOM_AWAY_AFTER",
+            ] {
                 command.env_remove(var);
             }
             command.envs(env.iter().copied());
@@ -1302,25 +1314,29 @@ mod tests {
         };
         assert_eq!(
             probe("", &[]),
-            "mouse=true bell=false password=from-config",
+            "mouse=true bell=false away_after=30 password=from-config",
             "the config file, its ~ expanded"
         );
         let env = [
             ("CHATROOM_MOUSE", "false"),
             ("CHATROOM_NO_BELL", "false"),
+            ("CHATROOM_AWAY_AFTER", "0"),
             ("CHATROOM_PASSWORD", "from-env"),
         ];
         assert_eq!(
             probe("", &env),
-            "mouse=false bell=true password=from-env",
+            "mouse=false bell=true away_after=0 password=from-env",
             "the environment over the config file"
         );
         assert_eq!(
             probe(
-                &format!(" --mouse --no-bell --password-file={}", flag_file.display()),
+                &format!(
+                    " --mouse --no-bell --away-after=5 --password-file={}",
+                    flag_file.display()
+                ),
                 &env
             ),
-            "mouse=true bell=false password=from-flag",
+            "mouse=true bell=false away_after=5 password=from-flag",
             "flags over the environment"
         );
     }

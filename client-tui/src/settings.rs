@@ -8,6 +8,7 @@
 //! user = "alice"
 //! mouse = true    # scroll with the wheel in the terminal UI
 //! bell = false    # no bell on mentions
+//! away_after = 10 # minutes without a key before showing away (0: never)
 //! download_dir = "~/Downloads/chatroom"   # where downloads go (created if missing)
 //! password_file = "~/.config/chatroom/password"   # after --password-file and CHATROOM_PASSWORD
 //! ```
@@ -18,6 +19,10 @@ use std::path::{Path, PathBuf};
 
 /// The server used when nothing says otherwise.
 pub const DEFAULT_SERVER: &str = "127.0.0.1:8888";
+
+/// Minutes without input before the terminal UI shows away, unless told otherwise: long
+/// enough for a read or a think, short enough that "online" means at the keyboard.
+pub const DEFAULT_AWAY_AFTER_MINUTES: u32 = 10;
 
 /// The port used when a server is given without one (the server's default).
 pub const DEFAULT_PORT: u16 = 8888;
@@ -61,6 +66,8 @@ pub struct Settings {
     pub mouse: bool,
     /// Ring the bell on mentions.
     pub bell: bool,
+    /// Minutes without input before the terminal UI shows away (0: never).
+    pub away_after: u32,
     /// Where downloads go unless told otherwise (created when first used).
     pub download_dir: PathBuf,
 }
@@ -73,6 +80,7 @@ struct ConfigFile {
     password_file: Option<PathBuf>,
     mouse: Option<bool>,
     bell: Option<bool>,
+    away_after: Option<u32>,
     download_dir: Option<PathBuf>,
 }
 
@@ -125,6 +133,8 @@ pub struct FromCommandLine {
     pub mouse: Option<bool>,
     /// The bell, from `--no-bell[=BOOL]` / `CHATROOM_NO_BELL` (negated).
     pub bell: Option<bool>,
+    /// `--away-after` / `CHATROOM_AWAY_AFTER`.
+    pub away_after: Option<u32>,
 }
 
 /// Combines what the command line gave with the config file and the defaults.
@@ -136,6 +146,7 @@ pub fn resolve(cli: FromCommandLine) -> anyhow::Result<Settings> {
         config,
         mouse,
         bell,
+        away_after,
     } = cli;
     let explicit = config.is_some();
     let path = config.or_else(|| config_dir().map(|d| d.join("config.toml")));
@@ -157,6 +168,9 @@ pub fn resolve(cli: FromCommandLine) -> anyhow::Result<Settings> {
         data_dir: data_dir(),
         mouse: mouse.or(file.mouse).unwrap_or(false),
         bell: bell.or(file.bell).unwrap_or(true),
+        away_after: away_after
+            .or(file.away_after)
+            .unwrap_or(DEFAULT_AWAY_AFTER_MINUTES),
         download_dir: std::env::var_os("CHATROOM_DOWNLOAD_DIR")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)

@@ -463,6 +463,8 @@ pub enum Action {
     },
     /// Tell the room I am typing.
     Typing(RoomId),
+    /// Tell the server this connection is idle (`true`) or in use again (`false`).
+    Idle(bool),
     /// Change the password.
     ChangePassword {
         /// The current password.
@@ -576,6 +578,8 @@ pub struct App {
     flash_at: UnixMillis,
     /// Ring the bell on mentions.
     pub bell_on_mention: bool,
+    /// Away by itself after a while without input (see [`super::idle`]).
+    pub idleness: super::idle::Idleness,
     /// A notice for the room shown once the room list is in (after logging in).
     greeting: Option<String>,
     /// Rooms whose read marker should move on the next tick.
@@ -651,6 +655,7 @@ impl App {
             flash: None,
             flash_at: 0,
             bell_on_mention: true,
+            idleness: super::idle::Idleness::default(),
             greeting: None,
             pending_read: Vec::new(),
             last_typing_sent: 0,
@@ -1035,6 +1040,7 @@ impl App {
 
     /// The connection dropped.
     pub fn disconnected(&mut self, reason: String, retry_at: UnixMillis) {
+        self.idle_forget();
         // Their ends would never reach us; finished replies come back with the catch-up.
         for room in self.rooms.values_mut() {
             room.drafts.clear();
@@ -1544,7 +1550,7 @@ impl App {
         let mut rooms = std::mem::take(&mut self.pending_read);
         rooms.sort();
         rooms.dedup();
-        rooms
+        let mut actions: Vec<Action> = rooms
             .into_iter()
             .filter_map(|room| {
                 let r = self.rooms.get(&room)?;
@@ -1553,7 +1559,9 @@ impl App {
                     seq: r.newest_seq().max(r.summary.last_read_seq),
                 })
             })
-            .collect()
+            .collect();
+        actions.extend(self.idle_tick());
+        actions
     }
 
     // ---- input ----

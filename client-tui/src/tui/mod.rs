@@ -6,9 +6,10 @@
 //! - [`arrivals`]: rooms that show up through a live message before I know of them.
 //! - [`editor`]: the input line editor.
 //! - [`commands`]: slash commands, `/help`, completion.
-//! - [`confirms`]: what waits for Enter before it deletes (`/delete`, `/purge`, `/user delete`).
+//! - [`confirms`]: what waits for `y` before it deletes (`/delete`, `/purge`, `/user delete`).
 //! - [`deletes`]: `/delete` of my message or someone else's, once confirmed.
 //! - [`edits`]: `/edit` of my own messages, and edits from others.
+//! - [`idle`]: away by itself after some minutes without input.
 //! - [`mutes`]: `/mute`, `/unmute`, `/mutes` and the notices they cause.
 //! - [`purges`]: `/purge`, once confirmed, deleting what someone posted lately (`chatroom purge`
 //!   too, without asking).
@@ -25,6 +26,7 @@ pub mod confirms;
 pub mod deletes;
 pub mod editor;
 pub mod edits;
+pub mod idle;
 pub mod keys;
 pub mod mutes;
 pub mod purges;

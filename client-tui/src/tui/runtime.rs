@@ -41,6 +41,8 @@ pub struct TuiOptions {
     pub mouse: bool,
     /// Ring the terminal bell when mentioned.
     pub bell: bool,
+    /// Minutes without input after which this connection counts as idle (0: never).
+    pub away_after_minutes: u32,
 }
 
 const QUEUE: usize = 1024;
@@ -100,6 +102,8 @@ enum Msg {
     Created(RoomInfo, Vec<String>),
     /// The server took my `/away` or `/back`.
     MyPresence(PresenceStatus, Option<String>),
+    /// The server does not know `SetIdle` (it closed the connection on it).
+    IdleRefused,
     LoggedOut,
     /// A progress report of a transfer, with when it was taken.
     TransferProgress(u32, Progress, UnixMillis),
@@ -205,6 +209,12 @@ pub async fn run(settings: Settings, options: TuiOptions) -> anyhow::Result<()> 
     result
 }
 
+/// `first`, then `then`.
+fn chain(mut first: Vec<Action>, then: Vec<Action>) -> Vec<Action> {
+    first.extend(then);
+    first
+}
+
 /// The user to log in as: the one named by `--user`, `CHATROOM_USER` or the config file, else
 /// the one who last logged in to this server with the terminal UI here (forgotten on `/logout`).
 /// With the session kept for that user, if any.
@@ -230,6 +240,7 @@ fn start(settings: Settings, options: &TuiOptions) -> (Runtime, App, mpsc::Recei
     let (user, saved) = kept_session(&settings);
     let mut app = App::new(settings.server.clone(), user.as_deref());
     app.bell_on_mention = options.bell;
+    app.idleness = crate::tui::idle::Idleness::after_minutes(options.away_after_minutes);
     app.clock = crate::tui::app::Clock::Local;
     app.now = now_millis();
 
@@ -533,9 +544,9 @@ impl Runtime {
 
     fn on_msg(&mut self, app: &mut App, msg: Msg) -> Vec<Action> {
         match msg {
-            Msg::Term(TermEvent::Key(key)) => app.on_key(key),
-            Msg::Term(TermEvent::Mouse(mouse)) => app.on_mouse(mouse),
-            Msg::Term(TermEvent::Paste(text)) => app.on_paste(&text),
+            Msg::Term(TermEvent::Key(key)) => chain(app.input_seen(), app.on_key(key)),
+            Msg::Term(TermEvent::Mouse(mouse)) => chain(app.input_seen(), app.on_mouse(mouse)),
+            Msg::Term(TermEvent::Paste(text)) => chain(app.input_seen(), app.on_paste(&text)),
             Msg::Term(_) => Vec::new(),
             Msg::Connected {
                 generation,
@@ -693,6 +704,11 @@ impl Runtime {
                     app.flash(format!("{created}; {}", refused.join("; ")), true);
                 }
                 actions
+            }
+            Msg::IdleRefused => {
+                tracing::info!("the server does not take SetIdle; no going away by itself");
+                app.idle_refused();
+                Vec::new()
             }
             Msg::MyPresence(status, message) => {
                 let away = status == PresenceStatus::Away;
@@ -1121,6 +1137,23 @@ impl Runtime {
                 c.set_presence(status, message.clone()).await.map_err(err)?;
                 Ok(Some(Msg::MyPresence(status, message)))
             }),
+            Action::Idle(idle) => self.with_client(app, move |c| async move {
+                use chatroom_protocol::client::ClientError;
+                match c.set_idle(idle).await {
+                    Ok(()) => Ok(None),
+                    // An older server closes the connection on a request it does not know.
+                    Err(ClientError::Closed(Some(body)) | ClientError::Server(body))
+                        if body.code == chatroom_protocol::ErrorCode::MalformedFrame =>
+                    {
+                        Ok(Some(Msg::IdleRefused))
+                    }
+                    // The connection went: the next one starts in use anyway.
+                    Err(e) => {
+                        tracing::info!(error = %e, idle, "cannot say whether idle");
+                        Ok(None)
+                    }
+                }
+            }),
             Action::Typing(room) => self.with_client(app, move |c| async move {
                 let _ = c.typing(room).await;
                 Ok(None)
@@ -1336,6 +1369,7 @@ mod tests {
                 data_dir: Some(home.path().join("data")),
                 mouse: false,
                 bell: false,
+                away_after: 0,
                 download_dir: home.path().join("downloads"),
             };
             let (tx, rx) = mpsc::channel(QUEUE);
@@ -1461,6 +1495,7 @@ mod tests {
             let options = TuiOptions {
                 mouse: false,
                 bell: false,
+                away_after_minutes: 0,
             };
             (self.runtime, self.app, self.rx) = start(settings, &options);
         }
@@ -1736,6 +1771,52 @@ mod tests {
             restarting <= RESTART_RETRY_MS * 3 / 2,
             "soon after a restart: {restarting} ms"
         );
+    }
+
+    /// A minute without a key (as set) tells the server this connection is idle: the others
+    /// see alice away, with no status text. Her next key brings her back.
+    #[tokio::test]
+    async fn idle_for_the_minutes_set_shows_away_and_a_key_brings_her_back() {
+        let mut h = Harness::start().await;
+        h.register_alice().await;
+        let mut bob = h.register_elsewhere("bob").await;
+        let alice = h.app.me.as_ref().expect("logged in").id;
+        let mut alice_becomes = async |status: PresenceStatus| {
+            tokio::time::timeout(PATIENCE, async {
+                loop {
+                    match bob.next_event().await {
+                        Some(chatroom_protocol::Event::Presence(updates)) => {
+                            if let Some(u) = updates
+                                .into_iter()
+                                .find(|u| u.user == alice && u.status == status)
+                            {
+                                return u;
+                            }
+                        }
+                        Some(_) => {}
+                        None => panic!("bob's connection closed"),
+                    }
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("alice never became {status:?}"))
+        };
+        h.app.idleness = crate::tui::idle::Idleness::after_minutes(1);
+        // Her last key, a minute and a second ago.
+        h.app.now = now_millis() - 61_000;
+        h.app.input_seen();
+        h.run_until("the idle notice", |h| h.app.idleness.told())
+            .await;
+        let away = alice_becomes(PresenceStatus::Away).await;
+        assert_eq!(away.status_message, None);
+
+        let key = TermEvent::Key(KeyEvent::from(KeyCode::Char('h')));
+        let actions = h.runtime.on_msg(&mut h.app, Msg::Term(key));
+        h.perform_all(actions);
+        assert!(!h.app.idleness.told());
+        alice_becomes(PresenceStatus::Online).await;
+        assert_eq!(h.app.input.text(), "h", "the key is typed too");
+        h.shutdown.cancel();
     }
 
     #[tokio::test]
