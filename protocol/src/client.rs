@@ -910,11 +910,12 @@ impl ClientHandle {
     /// `UsernameTaken`; any other failure of the login (rate limited, connection lost) is
     /// returned as it came, without trying to register.
     ///
-    /// A server refuses some registrations before it looks at the name, and then that refusal
-    /// is returned, for a taken name too: [`ErrorCode::RegistrationClosed`],
-    /// [`ErrorCode::RateLimited`] (too many accounts registered from this address lately) and
-    /// [`ErrorCode::WeakPassword`]. On such an error the account may well exist, and the
-    /// password be wrong.
+    /// A server refuses some registrations before it looks at the name:
+    /// [`ErrorCode::RegistrationClosed`], [`ErrorCode::RateLimited`] (too many accounts
+    /// registered from this address lately) and [`ErrorCode::WeakPassword`]. The account may
+    /// then well exist with another password, so such a refusal also comes back as
+    /// `InvalidCredentials`, its message saying both: "wrong user name or password; registering
+    /// the name instead was refused: registration is closed …".
     ///
     /// Note that the first account a server registers is its admin: see
     /// [`UserSummary::is_admin`] in the session.
@@ -927,6 +928,28 @@ impl ClientHandle {
             Err(login) if login.code() == Some(ErrorCode::InvalidCredentials) => {
                 match self.register(username, password).await {
                     Err(taken) if taken.code() == Some(ErrorCode::UsernameTaken) => Err(login),
+                    // Refused before the name was looked at: it may be taken, and the
+                    // password the mistake.
+                    Err(ClientError::Server(refused))
+                        if matches!(
+                            refused.code,
+                            ErrorCode::RegistrationClosed
+                                | ErrorCode::RateLimited
+                                | ErrorCode::WeakPassword
+                        ) =>
+                    {
+                        let login = match login {
+                            ClientError::Server(body) => body.message,
+                            other => other.to_string(),
+                        };
+                        Err(ClientError::Server(ErrorBody::new(
+                            ErrorCode::InvalidCredentials,
+                            format!(
+                                "{login}; registering the name instead was refused: {}",
+                                refused.message
+                            ),
+                        )))
+                    }
                     registered => registered,
                 }
             }

@@ -433,6 +433,52 @@ async fn login_or_register_registers_only_a_free_name() {
         ),
         ErrorCode::InvalidCredentials
     );
+    // Too short to register: the registration says so before it looks at the name, and the
+    // login's answer is the one that fits.
+    assert_eq!(
+        code_of(
+            server
+                .connect()
+                .await
+                .login_or_register("bot", "short")
+                .await
+        ),
+        ErrorCode::InvalidCredentials
+    );
+    server.stop().await;
+}
+
+/// A bot whose account an admin made, on a server closed to registration, started with a typo
+/// in its password: it hears that the password is wrong (and that registering was refused),
+/// not only that registration is closed.
+#[tokio::test]
+async fn login_or_register_on_a_closed_server_says_the_password_is_wrong() {
+    let server = TestServer::start_with(|c| c.registration = RegistrationPolicy::Closed).await;
+    let (dir, config) = server.stop().await;
+    let mut admin = chatroom_server::admin::Admin::open(dir.path()).expect("open");
+    admin
+        .add_user("standup", PASSWORD, false)
+        .expect("add the bot");
+    drop(admin);
+    let server = TestServer::start_in(dir, config).await;
+    let refused = server
+        .connect()
+        .await
+        .login_or_register("standup", "a typo in it")
+        .await
+        .expect_err("a wrong password");
+    assert_eq!(refused.code(), Some(ErrorCode::InvalidCredentials));
+    let said = refused.to_string();
+    assert!(
+        said.contains("wrong user name or password") && said.contains("registration is closed"),
+        "{said}"
+    );
+    server
+        .connect()
+        .await
+        .login_or_register("standup", PASSWORD)
+        .await
+        .expect("the right password logs in");
     server.stop().await;
 }
 
