@@ -416,17 +416,82 @@ fn parse_command_line() -> Cli {
         Err(error) => error,
     };
     // `--help` and `--version` (on stdout) show everything, as they should: left as they are.
-    if error.use_stderr() {
-        let typed = Cli::command()
+    let error = if error.use_stderr() {
+        match Cli::command()
             .mut_args(|arg| arg.env(None))
-            .try_get_matches();
-        if let Err(typed) = typed
-            && typed.kind() == error.kind()
+            .try_get_matches()
         {
-            typed.exit();
+            Err(typed) if typed.kind() == error.kind() => typed,
+            _ => error,
         }
+    } else {
+        error
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let tip = room_as_a_word_tip(&error.render().to_string(), &args);
+    let _ = error.print();
+    if let Some(tip) = tip {
+        eprintln!("\n{tip}");
     }
-    error.exit()
+    std::process::exit(error.exit_code())
+}
+
+/// For `chatroom send public hi` or `chatroom history public`: the room named as a plain word
+/// where `--room` (or `--to`) was wanted, which clap can only call missing or unexpected. A
+/// line that shows the command as meant.
+fn room_as_a_word_tip(error: &str, args: &[String]) -> Option<String> {
+    let wants_a_target = error.contains("<--room <ROOM>|--to <USER>>");
+    let has_a_target = args.iter().any(|a| {
+        a == "--room" || a == "--to" || a.starts_with("--room=") || a.starts_with("--to=")
+    });
+    if !wants_a_target || has_a_target {
+        return None;
+    }
+    // The subcommand, and the plain words after it (not a flag, nor a flag's value).
+    let cli = Cli::command();
+    let at = args
+        .iter()
+        .position(|a| cli.get_subcommands().any(|c| c.get_name() == a.as_str()))?;
+    let sub = cli.find_subcommand(&args[at])?;
+    let takes_value = |flag: &str| {
+        flag.strip_prefix("--").is_some_and(|long| {
+            sub.get_arguments()
+                .any(|arg| arg.get_long() == Some(long) && arg.get_action().takes_values())
+        })
+    };
+    let words: Vec<usize> = (at + 1..args.len())
+        .filter(|&i| !args[i].starts_with('-') && !takes_value(&args[i - 1]))
+        .collect();
+    // The first is what was meant as the room; where the command takes a word of its own (the
+    // text, the file), only if that word came too.
+    let own_words = sub.get_positionals().count();
+    let word = *words.first().filter(|_| words.len() > own_words.min(1))?;
+    let mut meant: Vec<String> = vec!["chatroom".to_string()];
+    meant.extend(args[..word].iter().cloned());
+    meant.push("--room".to_string());
+    meant.extend(args[word..].iter().cloned());
+    let room = args[word].trim_start_matches('#');
+    Some(format!(
+        "tip: a room is named with --room (a direct chat with --to USER): {}",
+        meant
+            .iter()
+            .map(|a| if a == &args[word] {
+                room.to_string()
+            } else {
+                quoted(a)
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    ))
+}
+
+/// `a` as a shell would need it, for a line to copy: quoted when it holds a space.
+fn quoted(a: &str) -> String {
+    if a.is_empty() || a.contains(char::is_whitespace) {
+        format!("'{}'", a.replace('\'', "'\\''"))
+    } else {
+        a.to_string()
+    }
 }
 
 /// Prints one line on stdout, flushed at once (a `tail` piped into a script is read as it goes).

@@ -2077,6 +2077,57 @@ async fn a_usage_error_shows_no_flag_that_came_from_the_environment() {
     );
 }
 
+/// A room named as a plain word where `--room` was wanted (`chatroom send public hi`, the first
+/// thing people type) is a usage error that shows the command as meant; a text alone, or a
+/// room named with `--room`, gets no such line.
+#[tokio::test]
+async fn a_room_named_without_room_gets_the_command_as_meant() {
+    let home = tempfile::tempdir().expect("home");
+    let usage_error = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chatroom"));
+        command
+            .env_remove("CHATROOM_SERVER")
+            .env_remove("CHATROOM_USER")
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .args(args)
+            .stdin(Stdio::null());
+        let args = args.join(" ");
+        async move {
+            let output = run(command).await;
+            assert_eq!(output.status.code(), Some(2), "{args}: a usage error");
+            let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+            stderr
+                .lines()
+                .find_map(|l| l.strip_prefix("tip: "))
+                .map(str::to_string)
+        }
+    };
+    let meant = |line: &str| {
+        Some(format!(
+            "a room is named with --room (a direct chat with --to USER): {line}"
+        ))
+    };
+    assert_eq!(
+        usage_error(&["send", "public", "hi there"]).await,
+        meant("chatroom send --room public 'hi there'")
+    );
+    assert_eq!(
+        usage_error(&["history", "--limit", "3", "#dev"]).await,
+        meant("chatroom history --limit 3 --room dev")
+    );
+    assert_eq!(
+        usage_error(&["upload", "dev", "notes.pdf"]).await,
+        meant("chatroom upload --room dev notes.pdf")
+    );
+    assert_eq!(usage_error(&["send", "hi"]).await, None, "a text alone");
+    assert_eq!(
+        usage_error(&["history", "--room", "dev", "extra"]).await,
+        None,
+        "the room was named"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn help_says_which_exit_status_means_what_and_the_binary_gives_them() {
     let server = Server::start().await;
