@@ -24,10 +24,11 @@ pub struct Idleness {
 }
 
 impl Idleness {
-    /// Idle after `minutes` without input; 0 never.
-    pub fn after_minutes(minutes: u32) -> Self {
+    /// Idle after `minutes` without input, counted from `since` (the client's start); 0 never.
+    pub fn after_minutes(minutes: u32, since: UnixMillis) -> Self {
         Idleness {
             after_ms: (minutes > 0).then(|| u64::from(minutes) * 60_000),
+            last_input: since,
             ..Idleness::default()
         }
     }
@@ -81,9 +82,8 @@ mod tests {
 
     fn app_idle_after(minutes: u32) -> App {
         let mut app = app_as_me();
-        app.idleness = Idleness::after_minutes(minutes);
         app.now = 1_000_000;
-        app.input_seen();
+        app.idleness = Idleness::after_minutes(minutes, app.now);
         app
     }
 

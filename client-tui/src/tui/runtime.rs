@@ -240,9 +240,10 @@ fn start(settings: Settings, options: &TuiOptions) -> (Runtime, App, mpsc::Recei
     let (user, saved) = kept_session(&settings);
     let mut app = App::new(settings.server.clone(), user.as_deref());
     app.bell_on_mention = options.bell;
-    app.idleness = crate::tui::idle::Idleness::after_minutes(options.away_after_minutes);
     app.clock = crate::tui::app::Clock::Local;
     app.now = now_millis();
+    // Starting the client is the user at the keyboard.
+    app.idleness = crate::tui::idle::Idleness::after_minutes(options.away_after_minutes, app.now);
 
     let (tx, rx) = mpsc::channel::<Msg>(QUEUE);
     let mut runtime = Runtime::new(settings, tx, saved.clone());
@@ -1773,6 +1774,35 @@ mod tests {
         );
     }
 
+    /// The minutes count from the client's start: a client just started is not idle, however
+    /// long ago the epoch was.
+    #[tokio::test]
+    async fn a_client_just_started_is_not_idle() {
+        let home = tempfile::tempdir().expect("home");
+        let settings = Settings {
+            server: "127.0.0.1:1".into(),
+            user: Some("alice".into()),
+            password_file: None,
+            config_password_file: None,
+            data_dir: Some(home.path().join("data")),
+            mouse: false,
+            bell: false,
+            away_after: 10,
+            download_dir: home.path().join("downloads"),
+        };
+        let options = TuiOptions {
+            mouse: false,
+            bell: false,
+            away_after_minutes: 10,
+        };
+        let (_runtime, mut app, _rx) = start(settings, &options);
+        app.connection = crate::tui::app::ConnectionState::Connected;
+        let started = app.now;
+        let idle = |actions: Vec<Action>| actions.contains(&Action::Idle(true));
+        assert!(!idle(app.tick(started + 60_000)), "a minute in");
+        assert!(idle(app.tick(started + 10 * 60_000)), "ten minutes in");
+    }
+
     /// A minute without a key (as set) tells the server this connection is idle: the others
     /// see alice away, with no status text. Her next key brings her back.
     #[tokio::test]
@@ -1801,10 +1831,8 @@ mod tests {
             .await
             .unwrap_or_else(|_| panic!("alice never became {status:?}"))
         };
-        h.app.idleness = crate::tui::idle::Idleness::after_minutes(1);
         // Her last key, a minute and a second ago.
-        h.app.now = now_millis() - 61_000;
-        h.app.input_seen();
+        h.app.idleness = crate::tui::idle::Idleness::after_minutes(1, now_millis() - 61_000);
         h.run_until("the idle notice", |h| h.app.idleness.told())
             .await;
         let away = alice_becomes(PresenceStatus::Away).await;
