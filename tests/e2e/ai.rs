@@ -266,7 +266,8 @@ async fn the_bot_can_be_invited_and_kicked_and_clear_persists() {
 /// sequences and a bell around "hi"), `#finish` (the last words and the finish reason in one
 /// chunk, then the connection closes without `[DONE]`), `#long` ([`LONG_REPLY`]: its first
 /// 100 characters five at a time, the rest in one piece), `#longfail` (the first 130
-/// characters of it, five at a time, then a malformed chunk); anything else streams
+/// characters of it, five at a time, then a malformed chunk), `#fenced` ([`FENCED_REPLY`] five
+/// characters at a time, waiting for the gate after the first 65); anything else streams
 /// "The answer is 42." in four pieces.
 #[derive(Clone)]
 pub(crate) struct FakeModel {
@@ -451,6 +452,22 @@ impl FakeModel {
                     .write_all(b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
                     .await?;
             }
+        } else if question.contains("#fenced") {
+            socket.write_all(sse_head.as_bytes()).await?;
+            let chars: Vec<char> = FENCED_REPLY.chars().collect();
+            for (i, piece) in chars.chunks(5).enumerate() {
+                if i == 13 {
+                    self.gate.acquire().await.expect("gate").forget();
+                }
+                socket
+                    .write_all(delta(&piece.iter().collect::<String>()).as_bytes())
+                    .await?;
+                socket.flush().await?;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            socket
+                .write_all(b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+                .await?;
         } else if question.contains("#trickle") {
             socket.write_all(sse_head.as_bytes()).await?;
             loop {
@@ -1239,5 +1256,90 @@ async fn a_failure_midway_keeps_the_parts_stored_and_withdraws_the_draft() {
         texts_where(&stored, |kind| *kind == MessageKind::Text),
         PARAGRAPHS[..2]
     );
+    server.stop().await;
+}
+
+/// A reply whose code block does not fit in one message of [`SMALL_LIMIT`] characters.
+const FENCED_REPLY: &str = "Put this in main.rs:\n\n```rust\nfn main() {\n    let port = 8080;\n    \
+println!(\"port {port}\");\n}\n```\n\nThen run cargo run.";
+
+#[tokio::test]
+async fn a_code_block_split_across_messages_is_closed_and_reopened() {
+    let model = FakeModel::start().await;
+    let server = openai_server(&model, |c| c.limits.max_message_chars = SMALL_LIMIT).await;
+    let (mut alice, _) = server.user("alice").await;
+    let public = public_room(&alice).await;
+    alice
+        .send_message(public, "@ai #fenced")
+        .await
+        .expect("send");
+
+    // The model stops after 65 characters: the first part is stored, and the next one's
+    // draft, shown while the model waits, already starts by reopening the block.
+    let (first, first_draft) = tokio::time::timeout(PATIENCE, async {
+        let mut stored = None;
+        loop {
+            match alice.next_event().await.expect("connection open") {
+                Event::Message(m) if m.room == public && m.sender_name == "ai" => {
+                    stored = Some(m.text)
+                }
+                Event::DraftEnded {
+                    room,
+                    draft,
+                    seq: Some(_),
+                } if room == public => {
+                    return (stored.expect("the part before its draft's end"), draft);
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the first part in time");
+    let next_draft = expect_event(&mut alice, |e| match e {
+        Event::DraftUpdated(d) if d.room == public => Some(d),
+        _ => None,
+    })
+    .await;
+    assert_ne!(next_draft.draft, first_draft);
+    assert_eq!(next_draft.text.trim_end(), "```rust\n    let port = 8080;");
+    model.gate.add_permits(1);
+    let seen = parts(&mut alice, public, 3).await;
+
+    // Every message valid Markdown on its own: a block cut by a message's end is closed
+    // there and opened again, info string and all, where the next begins — between two
+    // lines of code rather than inside one.
+    let mut texts = vec![first.as_str()];
+    texts.extend(texts_of(&seen));
+    assert_eq!(
+        texts,
+        [
+            "Put this in main.rs:\n\n```rust\nfn main() {\n```",
+            "```rust\n    let port = 8080;\n```",
+            "```rust\n    println!(\"port {port}\");\n}\n```",
+            "Then run cargo run.",
+        ],
+        "{seen:#?}"
+    );
+    for text in &texts {
+        assert!(text.chars().count() <= SMALL_LIMIT as usize, "{text:?}");
+    }
+    // What streamed is what was stored: the reopened parts' drafts open the block too.
+    let ids: Vec<u64> = seen.messages.iter().map(|(_, draft)| *draft).collect();
+    for (draft, text, _) in &seen.drafts {
+        let part = ids
+            .iter()
+            .position(|id| id == draft)
+            .expect("a part's draft");
+        if part < 2 {
+            assert!(text.starts_with("```rust\n    "), "{part}: {text:?}");
+        }
+    }
+    assert!(
+        seen.withdrawn.is_empty() && seen.notice.is_none(),
+        "{seen:#?}"
+    );
+    let stored = bot_stored(&alice, public, 20).await;
+    assert_eq!(texts_where(&stored, |_| true), texts, "stored as sent");
     server.stop().await;
 }

@@ -227,12 +227,13 @@ async fn stream(
                     text.push_str(piece);
                     chars += piece.chars().count();
                     while chars > max && !parts.at_last() {
-                        let Some((part, rest)) = split::split_off(&text, max) else {
+                        // Inside a code block, the rest starts by reopening it: so do
+                        // its drafts.
+                        let Some(split) = split::split_off(&text, max) else {
                             break;
                         };
-                        let rest = rest.to_string();
-                        parts.post(inner, job, part).await?;
-                        text = rest;
+                        parts.post(inner, job, &split.message).await?;
+                        text = split.rest;
                         chars = text.chars().count();
                     }
                     if chars > max {
