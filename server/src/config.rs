@@ -128,6 +128,9 @@ pub struct LimitsConfig {
     /// A session unused for this long no longer resumes and is deleted, so a lost or stolen
     /// token stops working on its own (seconds, 0 = never). Being connected counts as use.
     pub session_expiry_secs: u32,
+    /// Sessions (logins not logged out) one account keeps, at least 1: a login beyond it ends
+    /// the least recently used ones not held by a connection (see [`crate::sessions`]).
+    pub max_sessions_per_account: u32,
 }
 
 impl Default for Config {
@@ -266,6 +269,7 @@ impl Default for LimitsConfig {
             handshake_timeout_secs: 10,
             typing_interval_ms: 2000,
             session_expiry_secs: 30 * 24 * 3600,
+            max_sessions_per_account: 100,
             registrations_per_ip_per_hour: 30,
         }
     }
@@ -310,6 +314,11 @@ impl LimitsConfig {
     pub(crate) fn session_expiry(&self) -> Option<Duration> {
         (self.session_expiry_secs > 0)
             .then(|| Duration::from_secs(u64::from(self.session_expiry_secs)))
+    }
+
+    /// The most sessions one account keeps (at least 1).
+    pub(crate) fn session_cap(&self) -> usize {
+        usize::try_from(self.max_sessions_per_account.max(1)).unwrap_or(usize::MAX)
     }
 
     /// What clients are told in `Welcome`.

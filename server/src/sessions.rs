@@ -6,6 +6,15 @@
 //! `limits.session_expiry_secs` no longer resumes (the user logs in again with the password) and
 //! its row is deleted. A stolen or forgotten token therefore stops working on its own.
 //!
+//! An account keeps at most `limits.max_sessions_per_account` sessions, so that a client that
+//! logs in again and again without logging out (a bot restarted in a loop) cannot pile up rows
+//! and tokens. A login that would go over ends the least recently used sessions beyond it, in
+//! the same transaction that stores the new one; `upkeep` does the same for every account (at
+//! start-up: a lowered limit, or rows from before the limit). A session held by a connection is
+//! never ended for this: if every session is connected, the account has more than the limit,
+//! all of them connected. An ended session is remembered ([`ended::beyond_cap`]), so its client
+//! hears why when it comes back.
+//!
 //! Uses are recorded in memory as they happen and written to SQLite by `upkeep`, which runs at
 //! start-up, then every quarter of the expiry (at most hourly), and at shutdown. A crash loses at
 //! most one period of recorded uses, which can only make a session expire that much early.
@@ -55,6 +64,9 @@ pub struct Upkeep {
     pub used: Vec<(TokenHash, UnixMillis)>,
     /// Tokens past their expiry, already forgotten in memory.
     pub expired: Vec<TokenHash>,
+    /// Tokens of accounts over the session limit, the least recently used ones beyond it,
+    /// already forgotten in memory; to be ended with [`ended::beyond_cap`].
+    pub beyond_cap: Vec<TokenHash>,
 }
 
 impl SessionTokens {
@@ -111,6 +123,29 @@ impl SessionTokens {
             .retain(|hash, entry| entry.user != user || keep.is_some_and(|k| k == hash.as_slice()));
     }
 
+    /// The sessions of `user` to end so that, with the new one a login is about to store (held
+    /// by the login's connection), it keeps at most `cap`: the least recently used first, never
+    /// one `held` (held by a connection: asked only when the account is at the limit, and not
+    /// under this map's lock, which the hub takes under its own). Forgotten here only once the
+    /// ending is committed.
+    pub fn making_room(
+        &self,
+        user: UserId,
+        cap: usize,
+        held: impl FnOnce() -> HashSet<TokenHash>,
+    ) -> Vec<TokenHash> {
+        let mine: Vec<_> = self
+            .map()
+            .iter()
+            .filter(|(_, entry)| entry.user == user)
+            .map(|(hash, entry)| (entry.last_used, *hash))
+            .collect();
+        if mine.len() < cap {
+            return Vec::new();
+        }
+        least_used_beyond(mine, &held(), cap.saturating_sub(1))
+    }
+
     /// Checks a token presented for a resume at `now`. `expiry` of `None` means sessions never
     /// expire.
     pub fn resume(&self, hash: &[u8], now: UnixMillis, expiry: Option<Duration>) -> TokenCheck {
@@ -142,15 +177,18 @@ impl SessionTokens {
     }
 
     /// Records a use at `now` of every token in `live` (held by a connection), forgets the
-    /// tokens past `expiry`, and returns what the database needs to learn.
+    /// tokens past `expiry` and those beyond `cap` per account (see [`Self::making_room`]), and
+    /// returns what the database needs to learn.
     pub fn upkeep(
         &self,
         live: &HashSet<TokenHash>,
         now: UnixMillis,
         expiry: Option<Duration>,
+        cap: usize,
     ) -> Upkeep {
         let mut found = Upkeep::default();
-        self.map().retain(|hash, entry| {
+        let mut map = self.map();
+        map.retain(|hash, entry| {
             if live.contains(hash) {
                 entry.last_used = entry.last_used.max(now);
                 entry.unsaved = true;
@@ -164,8 +202,53 @@ impl SessionTokens {
             }
             true
         });
+        let mut counts: HashMap<UserId, usize> = HashMap::new();
+        for entry in map.values() {
+            *counts.entry(entry.user).or_default() += 1;
+        }
+        let mut over: HashMap<UserId, Vec<(UnixMillis, TokenHash)>> = counts
+            .into_iter()
+            .filter(|&(_, count)| count > cap)
+            .map(|(user, _)| (user, Vec::new()))
+            .collect();
+        if over.is_empty() {
+            return found;
+        }
+        for (hash, entry) in map.iter() {
+            if let Some(mine) = over.get_mut(&entry.user) {
+                mine.push((entry.last_used, *hash));
+            }
+        }
+        for (_, mine) in over {
+            found.beyond_cap.extend(least_used_beyond(mine, live, cap));
+        }
+        for hash in &found.beyond_cap {
+            map.remove(hash);
+        }
+        let ended: HashSet<&TokenHash> = found.beyond_cap.iter().collect();
+        found.used.retain(|(hash, _)| !ended.contains(hash));
         found
     }
+}
+
+/// Of one account's sessions (`mine`: last use and token), those beyond the `room` most
+/// recently used ones, never one in `held`: a held session counts against `room` but is kept
+/// even when the held ones alone fill it.
+fn least_used_beyond(
+    mine: Vec<(UnixMillis, TokenHash)>,
+    held: &HashSet<TokenHash>,
+    room: usize,
+) -> Vec<TokenHash> {
+    let (held_here, mut free): (Vec<_>, Vec<_>) =
+        mine.into_iter().partition(|(_, hash)| held.contains(hash));
+    let room = room.saturating_sub(held_here.len());
+    if free.len() <= room {
+        return Vec::new();
+    }
+    // Most recently used first; the token breaks ties, so the choice does not depend on the
+    // map's order.
+    free.sort_unstable_by(|a, b| b.cmp(a));
+    free.drain(room..).map(|(_, hash)| hash).collect()
 }
 
 fn is_expired(last_used: UnixMillis, now: UnixMillis, expiry: Option<Duration>) -> bool {
@@ -215,11 +298,35 @@ const UPKEEP_ROWS_PER_WRITE: usize = 256;
 
 async fn upkeep_once(shared: &Shared) {
     let live = shared.hub.live_tokens();
-    let expiry = shared.config.limits.session_expiry();
-    let Upkeep { used, expired } = shared.hub.sessions().upkeep(&live, now_millis(), expiry);
+    let (expiry, cap) = (
+        shared.config.limits.session_expiry(),
+        shared.config.limits.session_cap(),
+    );
+    let Upkeep {
+        used,
+        expired,
+        beyond_cap,
+    } = shared
+        .hub
+        .sessions()
+        .upkeep(&live, now_millis(), expiry, cap);
     if !expired.is_empty() {
         tracing::info!(count = expired.len(), "expiring unused sessions");
     }
+    if !beyond_cap.is_empty() {
+        tracing::info!(
+            count = beyond_cap.len(),
+            cap,
+            "ending the least recently used sessions of accounts over the session limit"
+        );
+    }
+    let why = ended::beyond_cap(cap);
+    let beyond_cap = beyond_cap
+        .chunks(UPKEEP_ROWS_PER_WRITE)
+        .map(|chunk| WriteOp::EndSessions {
+            tokens: chunk.to_vec(),
+            why: why.clone(),
+        });
     let expired = expired
         .chunks(UPKEEP_ROWS_PER_WRITE)
         .map(|chunk| WriteOp::SessionUpkeep {
@@ -232,7 +339,7 @@ async fn upkeep_once(shared: &Shared) {
             used: chunk.to_vec(),
             expired: Vec::new(),
         });
-    for op in expired.chain(used) {
+    for op in expired.chain(beyond_cap).chain(used) {
         match shared.storage.writer.write(op).await {
             Ok(Outcome::Done) => {}
             Ok(other) => tracing::error!(?other, "unexpected outcome of session upkeep"),
@@ -250,6 +357,16 @@ pub mod ended {
     pub const BY_PASSWORD_RESET: &str = "a server admin set a new password for this account";
     /// The account changed its own password, on another device.
     pub const BY_PASSWORD_CHANGE: &str = "the password was changed";
+
+    /// The account went over `limits.max_sessions_per_account` (`cap`) and this session was
+    /// among the least recently used.
+    pub fn beyond_cap(cap: usize) -> String {
+        let plural = if cap == 1 { "" } else { "s" };
+        format!(
+            "the account had more than {cap} session{plural} (logins not logged out) and this \
+             one was the least recently used"
+        )
+    }
 
     /// `by_name` suspended the account, maybe saying why.
     pub fn by_suspension(by_name: &str, reason: Option<&str>) -> String {
@@ -277,6 +394,7 @@ mod tests {
 
     const DAY: u64 = 24 * 3600 * 1000;
     const EXPIRY: Option<Duration> = Some(Duration::from_secs(30 * 24 * 3600));
+    const NO_CAP: usize = usize::MAX;
 
     fn hash(n: u8) -> TokenHash {
         [n; 32]
@@ -315,7 +433,7 @@ mod tests {
             tokens.resume(&hash(1), u64::MAX, None),
             TokenCheck::Live(UserId(7))
         );
-        let found = tokens.upkeep(&HashSet::new(), u64::MAX, None);
+        let found = tokens.upkeep(&HashSet::new(), u64::MAX, None, NO_CAP);
         assert!(found.expired.is_empty());
         tokens.remove(&hash(1));
         assert_eq!(tokens.resume(&hash(1), 0, None), TokenCheck::Unknown);
@@ -330,17 +448,18 @@ mod tests {
         ]);
         tokens.touch(&hash(3), 25 * DAY);
         let live = HashSet::from([hash(1)]);
-        let mut found = tokens.upkeep(&live, 40 * DAY, EXPIRY);
+        let mut found = tokens.upkeep(&live, 40 * DAY, EXPIRY, NO_CAP);
         found.used.sort();
         assert_eq!(
             found,
             Upkeep {
                 used: vec![(hash(1), 40 * DAY), (hash(3), 25 * DAY)],
                 expired: vec![hash(2)],
+                beyond_cap: Vec::new(),
             }
         );
         // Nothing new to write; the held token is used again.
-        let found = tokens.upkeep(&HashSet::new(), 41 * DAY, EXPIRY);
+        let found = tokens.upkeep(&HashSet::new(), 41 * DAY, EXPIRY, NO_CAP);
         assert_eq!(found, Upkeep::default());
         assert_eq!(
             tokens.resume(&hash(1), 70 * DAY, EXPIRY),
@@ -369,6 +488,89 @@ mod tests {
             tokens.resume(&hash(3), 0, None),
             TokenCheck::Live(UserId(8))
         );
+    }
+
+    #[test]
+    fn a_login_makes_room_by_ending_the_least_recently_used_unheld_sessions() {
+        let tokens = SessionTokens::new([
+            (hash(1), UserId(7), 10),
+            (hash(2), UserId(7), 40),
+            (hash(3), UserId(7), 20),
+            (hash(4), UserId(7), 30),
+            (hash(5), UserId(8), 0),
+        ]);
+        let none = HashSet::new();
+        // Room for the new one among 3: the two most recent stay.
+        let mut ending = tokens.making_room(UserId(7), 3, || none.clone());
+        ending.sort();
+        assert_eq!(ending, vec![hash(1), hash(3)]);
+        assert!(
+            tokens
+                .making_room(UserId(7), 5, || unreachable!("under the cap"))
+                .is_empty()
+        );
+        assert_eq!(
+            tokens.making_room(UserId(8), 1, || none.clone()),
+            vec![hash(5)],
+            "a cap of 1 leaves room for the new one only"
+        );
+
+        // The oldest is held by a connection: it stays and counts, the next oldest goes.
+        let held = HashSet::from([hash(1)]);
+        let mut ending = tokens.making_room(UserId(7), 3, || held.clone());
+        ending.sort();
+        assert_eq!(ending, vec![hash(3), hash(4)]);
+
+        // All held: none ends, even though the account goes over.
+        let all = HashSet::from([hash(1), hash(2), hash(3), hash(4)]);
+        assert!(tokens.making_room(UserId(7), 2, || all.clone()).is_empty());
+        assert_eq!(
+            tokens.resume(&hash(1), 50, None),
+            TokenCheck::Live(UserId(7)),
+            "nothing is forgotten before the ending is committed"
+        );
+    }
+
+    #[test]
+    fn upkeep_ends_the_least_recently_used_sessions_beyond_the_cap_but_no_held_one() {
+        let tokens = SessionTokens::new([
+            (hash(1), UserId(7), 10),
+            (hash(2), UserId(7), 40),
+            (hash(3), UserId(7), 20),
+            (hash(4), UserId(7), 30),
+            (hash(5), UserId(8), 0),
+            (hash(6), UserId(8), 0),
+        ]);
+        tokens.touch(&hash(3), 35);
+        let held = HashSet::from([hash(1)]);
+        let mut found = tokens.upkeep(&held, 50, None, 2);
+        found.beyond_cap.sort();
+        found.used.sort();
+        assert_eq!(
+            found,
+            Upkeep {
+                used: vec![(hash(1), 50)],
+                expired: Vec::new(),
+                beyond_cap: vec![hash(3), hash(4)],
+            },
+            "the held one and the most recent stay; an ended one's use is not written"
+        );
+        assert_eq!(tokens.resume(&hash(4), 50, None), TokenCheck::Unknown);
+        assert_eq!(
+            tokens.resume(&hash(2), 50, None),
+            TokenCheck::Live(UserId(7))
+        );
+        assert_eq!(
+            tokens.upkeep(&HashSet::new(), 60, None, 2).beyond_cap,
+            Vec::<TokenHash>::new(),
+            "within the cap now"
+        );
+    }
+
+    #[test]
+    fn the_cap_reason_counts_its_sessions() {
+        assert!(ended::beyond_cap(1).contains("more than 1 session ("));
+        assert!(ended::beyond_cap(100).contains("more than 100 sessions"));
     }
 
     #[test]

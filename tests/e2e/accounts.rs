@@ -283,6 +283,168 @@ async fn sessions_that_expired_while_the_server_was_down_are_deleted_at_start() 
     );
 }
 
+/// Waits until `name` has no connection left, as `watcher` sees it: the server has let go of
+/// every session it held.
+async fn until_offline(watcher: &ClientHandle, name: &str) {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let users = watcher.list_users().await.expect("users");
+            let online = users
+                .iter()
+                .any(|u| u.user.username == name && u.status != PresenceStatus::Offline);
+            if !online {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{name} goes offline in time"));
+}
+
+/// `name`'s rows in the `sessions` table of a stopped server's database.
+fn stored_sessions(config: &chatroom_server::config::Config, user: UserId) -> i64 {
+    rusqlite::Connection::open(config.database_path())
+        .expect("open the database")
+        .query_row(
+            "SELECT COUNT(*) FROM sessions WHERE user_id = ?1",
+            [user.0 as i64],
+            |r| r.get(0),
+        )
+        .expect("count sessions")
+}
+
+#[tokio::test]
+async fn logins_beyond_the_session_limit_end_the_least_recently_used_unconnected_one() {
+    let server = TestServer::start_with(|c| c.limits.max_sessions_per_account = 2).await;
+    let (watcher, _) = server.user("alice").await;
+    let (client, first) = server.user("bot").await;
+    let bot = first.user.id;
+    client.close();
+    until_offline(&watcher, "bot").await;
+    let (client, second) = server.login("bot").await;
+    client.close();
+    until_offline(&watcher, "bot").await;
+
+    // A third login, nothing connected: the least recently used session ends, and its client
+    // hears why when it comes back.
+    let (client, third) = server.login("bot").await;
+    client.close();
+    until_offline(&watcher, "bot").await;
+    let said = resume_refusal(&server, &first.token).await;
+    assert!(
+        said.contains(
+            "the account had more than 2 sessions (logins not logged out) and this one was \
+             the least recently used; log in again"
+        ),
+        "{said}"
+    );
+
+    // Both kept sessions held by connections: a fourth login ends neither, and the account
+    // is over the limit with connected sessions only.
+    let held_second = server.connect().await;
+    held_second.resume(&second.token).await.expect("kept");
+    let held_third = server.connect().await;
+    held_third.resume(&third.token).await.expect("kept");
+    let (_fourth_client, fourth) = server.login("bot").await;
+    for session in [&second, &third, &fourth] {
+        server
+            .connect()
+            .await
+            .resume(&session.token)
+            .await
+            .expect("a connected session is never ended for the limit");
+    }
+
+    // Down with three stored; at the next start, with nobody connected, the least recently
+    // used one goes, and logins keep to the limit from the rows.
+    let (dir, config) = server.stop().await;
+    assert_eq!(stored_sessions(&config, bot), 3);
+    let server = TestServer::start_in(dir, config).await;
+    let (dir, config) = server.stop().await;
+    assert_eq!(stored_sessions(&config, bot), 2, "trimmed at start-up");
+    let server = TestServer::start_in(dir, config).await;
+    let (_, fifth) = server.login("bot").await;
+    let (dir, config) = server.stop().await;
+    assert_eq!(stored_sessions(&config, bot), 2, "a login after a restart");
+    let server = TestServer::start_in(dir, config).await;
+    let mut ended = 0;
+    for session in [&second, &third, &fourth] {
+        if let Err(e) = server.connect().await.resume(&session.token).await {
+            assert!(e.to_string().contains("least recently used"), "{e}");
+            ended += 1;
+        }
+    }
+    assert_eq!(
+        ended, 2,
+        "one ended at the start, one at the login, both with the reason"
+    );
+    server
+        .connect()
+        .await
+        .resume(&fifth.token)
+        .await
+        .expect("the newest stays");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_account_remembers_only_its_latest_thousand_ended_sessions() {
+    let server = TestServer::start().await;
+    let (admin, _) = server.user("alice").await;
+    let (_, bob) = server.user("bob").await;
+
+    // A thousand recent ends of bob's already (a bot logging in again and again, say).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let mut side =
+        rusqlite::Connection::open(server.config.database_path()).expect("side connection");
+    side.busy_timeout(PATIENCE).expect("busy timeout");
+    let batch = side.transaction().expect("transaction");
+    for i in 0..1000 {
+        batch
+            .execute(
+                "INSERT INTO ended_sessions (token_hash, user_id, why, ended_at) \
+                 VALUES (?1, ?2, 'earlier', ?3)",
+                rusqlite::params![
+                    chatroom_server::auth::token_hash(&format!("old token {i}")),
+                    bob.user.id.0 as i64,
+                    now - 1000 + i,
+                ],
+            )
+            .expect("an earlier end");
+    }
+    batch.commit().expect("commit");
+
+    admin.log_out_user("bob").await.expect("logged out");
+    let said = resume_refusal(&server, &bob.token).await;
+    assert!(
+        said.contains("logged this account out everywhere"),
+        "{said}"
+    );
+    let kept: i64 = side
+        .query_row(
+            "SELECT COUNT(*) FROM ended_sessions WHERE user_id = ?1",
+            [bob.user.id.0 as i64],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(kept, 1000, "the oldest end is forgotten");
+    assert!(
+        resume_refusal(&server, "old token 0")
+            .await
+            .contains("no such session")
+    );
+    assert!(
+        resume_refusal(&server, "old token 1")
+            .await
+            .contains("earlier")
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn registrations_from_one_address_are_limited_per_hour_but_not_for_admins() {
     let server = TestServer::start_with(|c| c.limits.registrations_per_ip_per_hour = 2).await;

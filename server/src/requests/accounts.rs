@@ -224,10 +224,28 @@ impl Conn {
         self.open_session(user).await
     }
 
-    /// Issues a token for `user` and starts the session.
+    /// Issues a token for `user` and starts the session, ending the account's least recently
+    /// used sessions beyond `limits.max_sessions_per_account` (never one held by a connection).
     async fn open_session(&mut self, user: UserRow) -> RequestResult<Response> {
         let (token, token_hash) = auth::new_session_token().map_err(RequestError::Internal)?;
+        let cap = self.shared.config.limits.session_cap();
+        // Chosen before the write: a session resumed in between is still ended (its
+        // connection carries on; only a later resume is refused), and two logins at once may
+        // both end the same one, leaving one over until the next login or upkeep.
+        let hub = &self.shared.hub;
+        let ending = hub
+            .sessions()
+            .making_room(user.id, cap, || hub.live_tokens());
+        if !ending.is_empty() {
+            tracing::info!(
+                user = %user.name,
+                count = ending.len(),
+                cap,
+                "ending the least recently used sessions beyond the session limit"
+            );
+        }
         let (hub, hash, id) = (self.shared.hub.clone(), token_hash.clone(), user.id);
+        let ended = ending.clone();
         self.shared
             .storage
             .writer
@@ -236,8 +254,15 @@ impl Conn {
                     user: user.id,
                     token_hash: token_hash.clone(),
                     device: self.client_name.clone(),
+                    ending,
+                    why_ending: ended::beyond_cap(cap),
                 },
-                move |_| hub.sessions().add(&hash, id, now_millis()),
+                move |_| {
+                    for hash in &ended {
+                        hub.sessions().remove(hash);
+                    }
+                    hub.sessions().add(&hash, id, now_millis());
+                },
             )
             .await?;
         let response = Response::Session(Session {

@@ -3,7 +3,7 @@
 
 use chatroom_protocol::{ErrorCode, RoomId, RoomRole, UnixMillis, UserId};
 use rusqlite::{OptionalExtension, params};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{AdminGrant, Applying, Outcome, refused, rooms};
 use crate::sessions::{TokenHash, ended};
@@ -70,6 +70,8 @@ pub(super) fn create_session(
     user: UserId,
     token_hash: &[u8],
     device: &str,
+    ending: &[TokenHash],
+    why_ending: &str,
 ) -> Result<Outcome, StorageError> {
     let (conn, now) = (cx.conn, cx.now);
     let suspension: Option<(String, Option<String>)> = conn
@@ -87,6 +89,17 @@ pub(super) fn create_session(
          VALUES (?1, ?2, ?3, ?4, ?4)",
         params![token_hash, user.0 as i64, device, now],
     )?;
+    end_tokens(conn, ending, why_ending, now)?;
+    Ok(Outcome::Done)
+}
+
+/// [`super::WriteOp::EndSessions`].
+pub(super) fn end_these_sessions(
+    cx: Applying<'_, '_>,
+    tokens: &[TokenHash],
+    why: &str,
+) -> Result<Outcome, StorageError> {
+    end_tokens(cx.conn, tokens, why, cx.now)?;
     Ok(Outcome::Done)
 }
 
@@ -147,6 +160,57 @@ pub(super) fn revoke_sessions(cx: Applying<'_, '_>, user: UserId) -> Result<Outc
 /// have resumed hears why they cannot.
 const ENDED_SESSIONS_KEPT_MS: i64 = 90 * 24 * 3600 * 1000;
 
+/// How many of one account's ended sessions are remembered at most (the latest): a client that
+/// logs in again and again without logging out, each login ending the least recently used
+/// session beyond the limit, leaves this many rows rather than one per login for
+/// [`ENDED_SESSIONS_KEPT_MS`].
+const ENDED_SESSIONS_KEPT_PER_ACCOUNT: i64 = 1000;
+
+/// Forgets the sessions ended too long ago, and `user`'s beyond the latest
+/// [`ENDED_SESSIONS_KEPT_PER_ACCOUNT`].
+fn forget_old_ends(
+    conn: &rusqlite::Connection,
+    user: UserId,
+    now: i64,
+) -> Result<(), StorageError> {
+    conn.prepare_cached("DELETE FROM ended_sessions WHERE ended_at < ?1")?
+        .execute(params![now.saturating_sub(ENDED_SESSIONS_KEPT_MS)])?;
+    conn.prepare_cached(
+        "DELETE FROM ended_sessions WHERE token_hash IN (SELECT token_hash FROM ended_sessions \
+         WHERE user_id = ?1 ORDER BY ended_at DESC, token_hash LIMIT -1 OFFSET ?2)",
+    )?
+    .execute(params![user.0 as i64, ENDED_SESSIONS_KEPT_PER_ACCOUNT])?;
+    Ok(())
+}
+
+/// Ends the sessions `tokens` that are still stored, remembering `why` for each (see
+/// [`crate::storage::reads::why_session_ended`]).
+fn end_tokens(
+    conn: &rusqlite::Connection,
+    tokens: &[TokenHash],
+    why: &str,
+    now: i64,
+) -> Result<(), StorageError> {
+    let mut remember = conn.prepare_cached(
+        "INSERT OR REPLACE INTO ended_sessions (token_hash, user_id, why, ended_at) \
+         SELECT token_hash, user_id, ?2, ?3 FROM sessions WHERE token_hash = ?1",
+    )?;
+    let mut delete =
+        conn.prepare_cached("DELETE FROM sessions WHERE token_hash = ?1 RETURNING user_id")?;
+    let mut users = HashSet::new();
+    for hash in tokens {
+        remember.execute(params![hash.as_slice(), why, now])?;
+        let user: Option<i64> = delete
+            .query_row(params![hash.as_slice()], |r| r.get(0))
+            .optional()?;
+        users.extend(user);
+    }
+    for user in users {
+        forget_old_ends(conn, UserId(user as u64), now)?;
+    }
+    Ok(())
+}
+
 /// Ends `user`'s sessions but `keep`, remembering `why` for each (see
 /// [`crate::storage::reads::why_session_ended`]); forgets those ended too long ago.
 fn end_sessions(
@@ -157,10 +221,6 @@ fn end_sessions(
     now: i64,
 ) -> Result<(), StorageError> {
     conn.execute(
-        "DELETE FROM ended_sessions WHERE ended_at < ?1",
-        params![now.saturating_sub(ENDED_SESSIONS_KEPT_MS)],
-    )?;
-    conn.execute(
         "INSERT OR REPLACE INTO ended_sessions (token_hash, user_id, why, ended_at) \
          SELECT token_hash, user_id, ?3, ?4 FROM sessions \
          WHERE user_id = ?1 AND token_hash IS NOT ?2",
@@ -170,7 +230,7 @@ fn end_sessions(
         "DELETE FROM sessions WHERE user_id = ?1 AND token_hash IS NOT ?2",
         params![user.0 as i64, keep],
     )?;
-    Ok(())
+    forget_old_ends(conn, user, now)
 }
 
 /// [`super::WriteOp::SessionUpkeep`].

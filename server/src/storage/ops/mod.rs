@@ -54,7 +54,7 @@ pub enum WriteOp {
     },
     /// Store a session token's hash (refused for a suspended account: checked here, in the
     /// transaction, so that a login under way when the suspension was stored cannot slip
-    /// through). → [`Outcome::Done`]
+    /// through), and end the account's sessions in `ending`. → [`Outcome::Done`]
     CreateSession {
         /// Whose.
         user: UserId,
@@ -62,6 +62,19 @@ pub enum WriteOp {
         token_hash: Vec<u8>,
         /// The client name from `Hello`.
         device: String,
+        /// The account's least recently used sessions, which the new one pushes over
+        /// `limits.max_sessions_per_account` (see [`crate::sessions`]).
+        ending: Vec<crate::sessions::TokenHash>,
+        /// Why they end, remembered for their clients.
+        why_ending: String,
+    },
+    /// End these sessions (those still stored), remembering why for their clients.
+    /// → [`Outcome::Done`]
+    EndSessions {
+        /// Token hashes.
+        tokens: Vec<crate::sessions::TokenHash>,
+        /// Why.
+        why: String,
     },
     /// Forget one session. → [`Outcome::Done`]
     DeleteSession {
@@ -523,7 +536,10 @@ pub(super) fn apply(
             user,
             token_hash,
             device,
-        } => accounts::create_session(cx, *user, token_hash, device),
+            ending,
+            why_ending,
+        } => accounts::create_session(cx, *user, token_hash, device, ending, why_ending),
+        WriteOp::EndSessions { tokens, why } => accounts::end_these_sessions(cx, tokens, why),
         WriteOp::DeleteSession { token_hash } => accounts::delete_session(cx, token_hash),
         WriteOp::RevokeSessions { user } => accounts::revoke_sessions(cx, *user),
         WriteOp::Suspend {
