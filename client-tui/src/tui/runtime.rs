@@ -1323,6 +1323,21 @@ mod tests {
     use ratatui::crossterm::event::{KeyCode, KeyEvent};
     use tokio::net::TcpListener;
 
+    /// alice's settings for `server`, kept under `home`, with nothing optional turned on.
+    fn alice_settings(server: &str, home: &std::path::Path) -> Settings {
+        Settings {
+            server: server.to_string(),
+            user: Some("alice".into()),
+            password_file: None,
+            config_password_file: None,
+            data_dir: Some(home.join("data")),
+            mouse: false,
+            bell: false,
+            away_after: 0,
+            download_dir: home.join("downloads"),
+        }
+    }
+
     /// What a room shows as notices: our own (the lists) and the server's (its stored log).
     fn room_log(app: &App, room: RoomId) -> Vec<String> {
         app.rooms[&room]
@@ -1362,17 +1377,7 @@ mod tests {
             let shutdown = CancellationToken::new();
             tokio::spawn(chatroom_server::run(listener, config, shutdown.clone()));
             let home = tempfile::tempdir().expect("temp dir");
-            let settings = Settings {
-                server: server.clone(),
-                user: Some("alice".into()),
-                password_file: None,
-                config_password_file: None,
-                data_dir: Some(home.path().join("data")),
-                mouse: false,
-                bell: false,
-                away_after: 0,
-                download_dir: home.path().join("downloads"),
-            };
+            let settings = alice_settings(&server, home.path());
             let (tx, rx) = mpsc::channel(QUEUE);
             Self {
                 runtime: Runtime::new(settings, tx, None),
@@ -1780,15 +1785,8 @@ mod tests {
     async fn a_client_just_started_is_not_idle() {
         let home = tempfile::tempdir().expect("home");
         let settings = Settings {
-            server: "127.0.0.1:1".into(),
-            user: Some("alice".into()),
-            password_file: None,
-            config_password_file: None,
-            data_dir: Some(home.path().join("data")),
-            mouse: false,
-            bell: false,
             away_after: 10,
-            download_dir: home.path().join("downloads"),
+            ..alice_settings("127.0.0.1:1", home.path())
         };
         let options = TuiOptions {
             mouse: false,
