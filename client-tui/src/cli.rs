@@ -466,31 +466,26 @@ fn room_as_a_word_tip(error: &str, args: &[String]) -> Option<String> {
     // text, the file), only if that word came too.
     let own_words = sub.get_positionals().count();
     let word = *words.first().filter(|_| words.len() > own_words.min(1))?;
-    let mut meant: Vec<String> = vec!["chatroom".to_string()];
-    meant.extend(args[..word].iter().cloned());
-    meant.push("--room".to_string());
-    meant.extend(args[word..].iter().cloned());
-    let room = args[word].trim_start_matches('#');
+    let room = quoted(args[word].trim_start_matches('#'));
+    let meant: Vec<String> = std::iter::once("chatroom".to_string())
+        .chain(args[..word].iter().map(|a| quoted(a)))
+        .chain(["--room".to_string(), room])
+        .chain(args[word + 1..].iter().map(|a| quoted(a)))
+        .collect();
     Some(format!(
         "tip: a room is named with --room (a direct chat with --to USER): {}",
-        meant
-            .iter()
-            .map(|a| if a == &args[word] {
-                room.to_string()
-            } else {
-                quoted(a)
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
+        meant.join(" ")
     ))
 }
 
-/// `a` as a shell would need it, for a line to copy: quoted when it holds a space.
+/// `a` as a shell would need it, for a line to copy: in single quotes unless every character
+/// is one no shell treats specially (a leading `#` would start a comment).
 fn quoted(a: &str) -> String {
-    if a.is_empty() || a.contains(char::is_whitespace) {
-        format!("'{}'", a.replace('\'', "'\\''"))
-    } else {
+    let plain = |c: char| c.is_alphanumeric() || "_-./:@%+=,".contains(c);
+    if !a.is_empty() && a.chars().all(plain) {
         a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', "'\\''"))
     }
 }
 

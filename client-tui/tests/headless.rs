@@ -2120,6 +2120,11 @@ async fn a_room_named_without_room_gets_the_command_as_meant() {
         usage_error(&["upload", "dev", "notes.pdf"]).await,
         meant("chatroom upload --room dev notes.pdf")
     );
+    assert_eq!(
+        usage_error(&["send", "#dev", "#dev"]).await,
+        meant("chatroom send --room dev '#dev'"),
+        "only the room loses its #, and a text starting with # is quoted for the shell"
+    );
     assert_eq!(usage_error(&["send", "hi"]).await, None, "a text alone");
     assert_eq!(
         usage_error(&["history", "--room", "dev", "extra"]).await,
