@@ -568,11 +568,16 @@ async fn the_standup_bot_lists_who_posted_answers_directly_and_stops_on_request(
 #[tokio::test]
 async fn the_standup_bot_answers_a_direct_chat_opened_while_it_was_away() {
     let server = TestServer::start().await;
-    let (alice, _) = server.user("alice").await;
+    let (mut alice, _) = server.user("alice").await;
     let (mut bob, _) = server.user("bob").await;
     let (proxy, _, _) = crate::reconnecting::Proxy::start(server.addr).await;
     let (bot, _stop) = spawn_standup_bot(proxy.addr);
+    // Online is not yet running: the bot joins its room after logging in, and a connection
+    // cut before that fails its start. An answer in `public` says it is past that.
     until_online(&alice, "standup-bot").await;
+    let public = public_room(&alice).await;
+    alice.send_message(public, "!standup").await.expect("send");
+    message_from(&mut alice, "standup-bot").await;
 
     proxy.go_down();
     until_presence(&alice, "standup-bot", false).await;
