@@ -18,6 +18,9 @@ pub const MAX_RATE: u32 = 1_000_000;
 pub const MAX_WINDOW: u32 = 4096;
 /// Most messages the `history` scenario writes before paging.
 pub const MAX_HISTORY_MESSAGES: u32 = 200_000;
+/// Most messages the `search` scenario writes before searching (about a year of a busy
+/// office's messages; ~35 s per million to write on the reference machine).
+pub const MAX_SEARCH_MESSAGES: u32 = 5_000_000;
 /// Largest file the `files` scenario transfers, in MiB.
 pub const MAX_FILE_MIB: u32 = 1024;
 /// Most simultaneous transfers in the `files` scenario.
@@ -71,6 +74,9 @@ pub enum Scenario {
     Idle(IdleArgs),
     /// Fills a room, then clients page through its history: pages/s and latency.
     History(HistoryArgs),
+    /// Fills a room with chat-like text, then clients search it (common and rare words, two
+    /// words, prefixes, phrases, absent words): searches/s and latency per kind.
+    Search(SearchArgs),
     /// C clients each upload a fresh random file of M MiB, then download one: MiB/s, next to a
     /// raw loopback TCP copy of the same bytes measured in the same run.
     Files(FilesArgs),
@@ -97,6 +103,9 @@ fn hold(s: &str) -> Result<u32, String> {
 }
 fn history_messages(s: &str) -> Result<u32, String> {
     bounded(s, 1, MAX_HISTORY_MESSAGES)
+}
+fn search_messages(s: &str) -> Result<u32, String> {
+    bounded(s, 1, MAX_SEARCH_MESSAGES)
 }
 fn page(s: &str) -> Result<u32, String> {
     bounded(s, 1, 10_000)
@@ -245,6 +254,26 @@ pub struct HistoryArgs {
     pub secs: u32,
 }
 
+/// `search`.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct SearchArgs {
+    /// Clients searching at once.
+    #[arg(long, default_value_t = 4, value_parser = clients)]
+    pub clients: u32,
+    /// Messages written to the room before searching.
+    #[arg(long, default_value_t = 100_000, value_parser = search_messages)]
+    pub messages: u32,
+    /// Results asked for per search (the server caps it at its history page).
+    #[arg(long, default_value_t = 50, value_parser = page)]
+    pub page: u32,
+    /// Length of the searching phase.
+    #[arg(long, default_value_t = 10, value_parser = secs)]
+    pub secs: u32,
+    /// Seed of the text and the queries: the same seed writes and asks the same things.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
 /// `files`.
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct FilesArgs {
@@ -275,6 +304,7 @@ impl Scenario {
             Scenario::Resume(_) => "resume",
             Scenario::Idle(_) => "idle",
             Scenario::History(_) => "history",
+            Scenario::Search(_) => "search",
             Scenario::Files(_) => "files",
             Scenario::IrcFanout(_) => "irc-fanout",
         }
@@ -331,6 +361,12 @@ impl Scenario {
             Scenario::History(a) => {
                 check("--clients", a.clients, 1, MAX_CLIENTS)?;
                 check("--messages", a.messages, 1, MAX_HISTORY_MESSAGES)?;
+                check("--page", a.page, 1, 10_000)?;
+                check("--secs", a.secs, 1, MAX_SECS)
+            }
+            Scenario::Search(a) => {
+                check("--clients", a.clients, 1, MAX_CLIENTS)?;
+                check("--messages", a.messages, 1, MAX_SEARCH_MESSAGES)?;
                 check("--page", a.page, 1, 10_000)?;
                 check("--secs", a.secs, 1, MAX_SECS)
             }

@@ -10,7 +10,7 @@
 //! summary (stderr) and one JSON line (stdout). Tests call [`run`] directly.
 //!
 //! Scenarios (see [`Scenario`]): `fanout`, `rooms`, `max`, `ingest`, `connect`, `resume`,
-//! `idle`, `history`, `files`, and `irc-fanout` (the `fanout` load against an IRC server, to
+//! `idle`, `history`, `search`, `files`, and `irc-fanout` (the `fanout` load against an IRC server, to
 //! measure the reference of issue 5 with the same tool). Every one is bounded in clients, rate and seconds (`files`: in
 //! clients and file size).
 
@@ -53,6 +53,7 @@ pub async fn run(cli: &Cli) -> Result<Report> {
         Scenario::Resume(a) => scenarios::resume(&ctx, a).await?,
         Scenario::Idle(a) => scenarios::idle(&ctx, a).await?,
         Scenario::History(a) => scenarios::history(&ctx, a).await?,
+        Scenario::Search(a) => scenarios::search(&ctx, a).await?,
         Scenario::Files(a) => scenarios::files(&ctx, a).await?,
         Scenario::IrcFanout(a) => scenarios::irc_fanout(&ctx, a).await?,
     };

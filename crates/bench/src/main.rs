@@ -13,7 +13,9 @@ async fn main() -> ExitCode {
             if report.storage_ok() {
                 ExitCode::SUCCESS
             } else {
-                eprintln!("chatroom-bench: the server did not store every acknowledged message");
+                eprintln!(
+                    "chatroom-bench: the server did not store (or, in `search`, find) every acknowledged message"
+                );
                 ExitCode::FAILURE
             }
         }

@@ -42,6 +42,9 @@ pub struct Report {
     /// File transfer throughput.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub files: Option<FileThroughput>,
+    /// What the `search` scenario found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchCheck>,
     /// The server's CPU and memory over the measured phase (with `--server-pid`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_usage: Option<Usage>,
@@ -145,6 +148,27 @@ pub struct FileThroughput {
     pub stored_files: u64,
 }
 
+/// The `search` scenario's checks and how many results each kind of query brought.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SearchCheck {
+    /// A word only the first message of the fill holds found it, and only it.
+    pub first_found: bool,
+    /// A word only the last message of the fill holds found it, and only it, in the first
+    /// search after the fill (the server indexes in the background and catches up first).
+    pub last_found: bool,
+    /// How long that first search took, ms (the index catching up included).
+    pub last_found_ms: f64,
+    /// Per kind of query (the `search_*` ops), the mean number of results per search.
+    pub mean_results: Vec<(&'static str, f64)>,
+}
+
+impl SearchCheck {
+    /// Both the first and the last message of the fill were found.
+    pub fn ok(&self) -> bool {
+        self.first_found && self.last_found
+    }
+}
+
 /// Server memory around a set of idle connections.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct IdleMemory {
@@ -174,6 +198,7 @@ impl Report {
             ops: Vec::new(),
             idle: None,
             files: None,
+            search: None,
             server_usage: None,
             bench_usage: None,
             machine_busy_percent: None,
@@ -200,9 +225,10 @@ impl Report {
         })
     }
 
-    /// False when the stored-message check ran and failed.
+    /// False when the stored-message check ran and failed, or `search` did not find the first
+    /// or the last message it wrote.
     pub fn storage_ok(&self) -> bool {
-        self.stored.is_none_or(|s| s.ok)
+        self.stored.is_none_or(|s| s.ok) && self.search.as_ref().is_none_or(SearchCheck::ok)
     }
 
     /// The latency named by the summary of an ops entry, if present.
@@ -308,6 +334,22 @@ impl fmt::Display for Report {
                 } else {
                     "MISMATCH"
                 }
+            )?;
+        }
+        if let Some(s) = &self.search {
+            let means: Vec<String> = s
+                .mean_results
+                .iter()
+                .map(|(kind, mean)| format!("{kind} {mean:.1}"))
+                .collect();
+            writeln!(
+                f,
+                "search check: {}: first message found {}, last found {} ({:.1} ms, the index caught up); mean results: {}",
+                if s.ok() { "OK" } else { "FAILED" },
+                s.first_found,
+                s.last_found,
+                s.last_found_ms,
+                means.join(", ")
             )?;
         }
         if let Some(u) = &self.server_usage {

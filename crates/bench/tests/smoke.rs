@@ -4,7 +4,7 @@
 use chatroom_bench::Cli;
 use chatroom_bench::cli::{
     ConnectArgs, FanoutArgs, FilesArgs, HistoryArgs, IdleArgs, IngestArgs, MaxArgs, ResumeArgs,
-    RoomsArgs, Scenario,
+    RoomsArgs, Scenario, SearchArgs,
 };
 use chatroom_bench::report::Report;
 use chatroom_server::Config;
@@ -227,6 +227,43 @@ async fn history_tiny() {
     let pages = report.op("page").unwrap();
     assert!(pages.count > 0);
     assert_eq!(pages.failed, 0);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_tiny() {
+    let server = Server::start().await;
+    let report = server
+        .run(Scenario::Search(SearchArgs {
+            clients: 2,
+            messages: 300,
+            page: 20,
+            secs: 1,
+            seed: 5,
+        }))
+        .await;
+    let stored = report.stored.unwrap();
+    assert!(stored.ok, "{stored:?}");
+    assert_eq!(stored.stored, 300);
+    let check = report.search.clone().unwrap();
+    assert!(check.first_found && check.last_found, "{check:?}");
+    assert!(report.storage_ok());
+    let searches = report.op("search").unwrap();
+    assert!(searches.count > 0);
+    assert_eq!(searches.failed, 0, "{:?}", report.errors);
+    let mean = |kind: &str| {
+        check
+            .mean_results
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, m)| *m)
+            .unwrap()
+    };
+    // What the kinds promise: a common word fills the page, a phrase of the fill is found,
+    // a word nobody wrote is not.
+    assert_eq!(mean("search_common"), 20.0);
+    assert!(mean("search_phrase") >= 1.0);
+    assert_eq!(mean("search_absent"), 0.0);
     server.stop().await;
 }
 

@@ -23,8 +23,14 @@ fn fill_text(n: u32) -> String {
     format!("{FILL_PREFIX}{n} the quick brown fox jumps over the lazy dog")
 }
 
-/// Sends `count` messages with a window; returns (acked, failed, errors).
-async fn fill(handle: ClientHandle, room: RoomId, count: u32) -> (u64, u64, Errors) {
+/// Sends `count` messages, `text(n)` for n in 0..count, with [`FILL_WINDOW`] in flight;
+/// returns (acked, failed, errors).
+pub(super) async fn fill(
+    handle: ClientHandle,
+    room: RoomId,
+    count: u32,
+    text: impl Fn(u32) -> String,
+) -> (u64, u64, Errors) {
     let mut in_flight = JoinSet::new();
     let (mut acked, mut failed) = (0u64, 0u64);
     let mut errors = Errors::default();
@@ -32,7 +38,7 @@ async fn fill(handle: ClientHandle, room: RoomId, count: u32) -> (u64, u64, Erro
     loop {
         while next < count && in_flight.len() < FILL_WINDOW && !handle.is_closed() {
             let h = handle.clone();
-            let text = fill_text(next);
+            let text = text(next);
             in_flight.spawn(async move { h.send_message(room, text).await });
             next += 1;
         }
@@ -113,7 +119,7 @@ pub(crate) async fn history(ctx: &Ctx, a: &HistoryArgs) -> Result<Report> {
 
     note(format!("writing {} messages", a.messages));
     let t0 = Instant::now();
-    let (acked, failed, fill_errors) = fill(owner.clone(), room.id, a.messages).await;
+    let (acked, failed, fill_errors) = fill(owner.clone(), room.id, a.messages, fill_text).await;
     let fill_secs = t0.elapsed().as_secs_f64();
     errors.extend(fill_errors);
     let (stored, gapless) = count_stored(
