@@ -763,7 +763,7 @@ mod tests {
         migrate(&mut conn).expect("migrate");
         assert_eq!(count(&conn, "SELECT COUNT(*) FROM search_pending"), 3);
         // What the server's writer does first when it starts.
-        while search::index_step(&mut conn, 2).expect("step") == 2 {}
+        while search::index_step(&mut conn, 2).expect("step").rows == 2 {}
         assert_eq!(find(&conn, "明天"), ["我们明天发布新版本"]);
         assert_eq!(find(&conn, "版本"), ["我们明天发布新版本"]);
         assert_eq!(find(&conn, "你好"), ["你好世界"]);

@@ -271,6 +271,8 @@ pub struct Indexer {
     since: Option<Instant>,
     /// After a failed step, none before this.
     retry_at: Option<Instant>,
+    /// The newest message id the index has taken in (0 before the first step).
+    indexed_up_to: i64,
 }
 
 impl Default for Indexer {
@@ -296,6 +298,7 @@ impl Indexer {
             waiting: Self::IDLE_ROWS,
             since: Some(Instant::now()),
             retry_at: None,
+            indexed_up_to: 0,
         }
     }
 
@@ -336,13 +339,24 @@ impl Indexer {
         }
     }
 
+    /// Whether a search waiting for every message up to `id` may go on: the index holds them,
+    /// or has nothing left to take in (the newest may have been deleted meanwhile), or cannot
+    /// take anything in now (a failed step: the search finds what the index holds).
+    pub fn serves(&self, id: i64) -> bool {
+        self.indexed_up_to >= id || self.since.is_none() || self.retry_at.is_some()
+    }
+
     /// Indexes up to [`Self::STEP_ROWS`] messages. A failure (a full disk) is logged and
     /// tried again later; the messages stay stored, only unsearchable meanwhile.
     pub fn step(&mut self, conn: &mut Connection) {
         let started = Instant::now();
         match index_step(conn, Self::STEP_ROWS) {
-            Ok(indexed) => {
+            Ok(Step {
+                rows: indexed,
+                mark,
+            }) => {
                 self.retry_at = None;
+                self.indexed_up_to = mark;
                 if indexed < Self::STEP_ROWS {
                     self.waiting = 0;
                     self.since = None;
@@ -361,9 +375,18 @@ impl Indexer {
     }
 }
 
+/// What one step of the indexer did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Step {
+    /// Messages it looked at (at most the step's rows: fewer means it caught up).
+    pub rows: usize,
+    /// The newest message id the index has taken in, after the step.
+    pub mark: i64,
+}
+
 /// Indexes up to `max_rows` messages in one transaction: first those `search_pending` lists,
-/// then the next ones past the mark. Returns how many it looked at.
-pub(crate) fn index_step(conn: &mut Connection, max_rows: usize) -> Result<usize, StorageError> {
+/// then the next ones past the mark.
+pub(crate) fn index_step(conn: &mut Connection, max_rows: usize) -> Result<Step, StorageError> {
     let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
     // NORMAL (1) in WAL mode skips the commit's fsync; never raise a lower setting.
     if synchronous > 1 {
@@ -377,7 +400,7 @@ pub(crate) fn index_step(conn: &mut Connection, max_rows: usize) -> Result<usize
     indexed
 }
 
-fn index_in_transaction(conn: &mut Connection, max_rows: usize) -> Result<usize, StorageError> {
+fn index_in_transaction(conn: &mut Connection, max_rows: usize) -> Result<Step, StorageError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mark: i64 = tx
         .prepare_cached("SELECT indexed_up_to FROM search_index WHERE id = 1")?
@@ -389,7 +412,10 @@ fn index_in_transaction(conn: &mut Connection, max_rows: usize) -> Result<usize,
             .execute(params![last])?;
     }
     tx.commit()?;
-    Ok(redone + indexed)
+    Ok(Step {
+        rows: redone + indexed,
+        mark: last,
+    })
 }
 
 /// Indexes up to `max_rows` messages past `mark`; returns how many, and the last one's id.
@@ -522,7 +548,7 @@ mod tests {
     }
 
     fn index_all(conn: &mut Connection) {
-        while index_step(conn, 3).expect("step") == 3 {}
+        while index_step(conn, 3).expect("step").rows == 3 {}
     }
 
     #[test]
@@ -575,10 +601,16 @@ mod tests {
         for i in 0..5 {
             post(&conn, PUBLIC, &format!("note {i}"));
         }
-        assert_eq!(index_step(&mut conn, 3).expect("step"), 3);
+        let first_id = conn
+            .query_row("SELECT MIN(id) FROM messages", [], |r| r.get::<_, i64>(0))
+            .expect("first");
+        let step = index_step(&mut conn, 3).expect("step");
+        assert_eq!((step.rows, step.mark), (3, first_id + 2));
         assert_eq!(find(&conn, "note").len(), 3);
-        assert_eq!(index_step(&mut conn, 3).expect("step"), 2);
-        assert_eq!(index_step(&mut conn, 3).expect("step"), 0);
+        let step = index_step(&mut conn, 3).expect("step");
+        assert_eq!((step.rows, step.mark), (2, first_id + 4));
+        let step = index_step(&mut conn, 3).expect("step");
+        assert_eq!((step.rows, step.mark), (0, first_id + 4), "the mark stays");
         assert_eq!(find(&conn, "note").len(), 5);
         let synchronous: i64 = conn
             .query_row("PRAGMA synchronous", [], |r| r.get(0))

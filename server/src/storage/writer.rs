@@ -13,9 +13,11 @@
 //! fails alone: the rest of its batch is applied again in a new transaction.
 //!
 //! Between batches the thread also keeps the search index current ([`super::search::Indexer`]):
-//! when its queue is empty, at least every quarter second under constant load, and before it
-//! completes a batch holding a search's [`WriteOp::CatchUpSearchIndex`] (so the search finds
-//! every message acknowledged before it).
+//! when its queue is empty, at least every quarter second under constant load, and for a
+//! search's [`WriteOp::CatchUpSearchIndex`], which completes only once the index holds every
+//! message stored before it (so the search finds every message acknowledged before it asked).
+//! One step usually does it; after a burst of messages a search waits while steps alternate
+//! with the next batches, so messages keep being stored meanwhile.
 
 use chatroom_protocol::{Message, RoomId, Seq};
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
@@ -260,21 +262,36 @@ fn writer_loop(
             None
         }
     };
+    // Searches whose catch-up found more waiting than one step takes in: each is completed
+    // once the index holds the newest message stored when it asked.
+    let mut searches: Vec<WaitingSearch> = Vec::new();
     loop {
-        let next = match (index.idle_wait(Instant::now()), &waiting) {
-            (Some(wait), Some(runtime)) => {
-                match runtime.block_on(async {
-                    // Built in here: a timer needs the runtime's context to be made.
-                    tokio::time::timeout(wait, queue.recv()).await
-                }) {
-                    Ok(next) => next,
-                    Err(_idle) => {
-                        index.step(&mut conn);
-                        continue;
+        let next = if !searches.is_empty() {
+            // Index between batches, and all the time the queue is empty, until they are served.
+            match queue.try_recv() {
+                Ok(job) => Some(job),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    catch_up_for(&mut searches, &mut index, &mut conn);
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+            }
+        } else {
+            match (index.idle_wait(Instant::now()), &waiting) {
+                (Some(wait), Some(runtime)) => {
+                    match runtime.block_on(async {
+                        // Built in here: a timer needs the runtime's context to be made.
+                        tokio::time::timeout(wait, queue.recv()).await
+                    }) {
+                        Ok(next) => next,
+                        Err(_idle) => {
+                            index.step(&mut conn);
+                            continue;
+                        }
                     }
                 }
+                _ => queue.blocking_recv(),
             }
-            _ => queue.blocking_recv(),
         };
         let Some(first) = next else { break };
         batch.push(first);
@@ -294,25 +311,75 @@ fn writer_loop(
         let searching = batch
             .iter()
             .any(|job| matches!(job.op, WriteOp::CatchUpSearchIndex));
-        if searching && index.due(Instant::now()) {
-            index.step(&mut conn);
-        }
+        let newest = if searching {
+            if index.due(Instant::now()) {
+                index.step(&mut conn);
+            }
+            newest_message(&conn)
+        } else {
+            0
+        };
         for ((job, result), notices) in batch.drain(..).zip(results).zip(notices) {
             if let Some(hook) = hooks.notice.get() {
                 for notice in &notices {
                     hook(notice);
                 }
             }
+            if matches!(job.op, WriteOp::CatchUpSearchIndex)
+                && result.is_ok()
+                && !index.serves(newest)
+            {
+                searches.push(WaitingSearch {
+                    up_to: newest,
+                    done: job.done,
+                });
+                continue;
+            }
             (job.done)(result);
         }
         if let Some(hook) = hooks.batch.get() {
             hook();
         }
-        if index.overdue(Instant::now()) {
+        if !searches.is_empty() {
+            catch_up_for(&mut searches, &mut index, &mut conn);
+        } else if index.overdue(Instant::now()) {
             index.step(&mut conn);
         }
     }
+    // Stopping: a search still waiting finds what the index holds.
+    for search in searches {
+        (search.done)(Ok(Outcome::Done));
+    }
     tracing::debug!("storage writer stopped");
+}
+
+/// A search waiting for the index to take in every message up to `up_to`.
+struct WaitingSearch {
+    up_to: i64,
+    done: Completion,
+}
+
+/// One step of the indexer, then the searches it now serves are completed.
+fn catch_up_for(searches: &mut Vec<WaitingSearch>, index: &mut Indexer, conn: &mut Connection) {
+    index.step(conn);
+    let (served, waiting): (Vec<_>, Vec<_>) = std::mem::take(searches)
+        .into_iter()
+        .partition(|search| index.serves(search.up_to));
+    *searches = waiting;
+    for search in served {
+        (search.done)(Ok(Outcome::Done));
+    }
+}
+
+/// The newest message's id (0 with none, or if it cannot be read: the search then goes on
+/// with what the index holds).
+fn newest_message(conn: &Connection) -> i64 {
+    conn.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM messages")
+        .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the newest message id for a search");
+            0
+        })
 }
 
 /// Whether an op's result is a new or edited message (which the search index has yet to take
@@ -915,6 +982,61 @@ mod tests {
         release.send(()).expect("release");
         writer.write(upkeep()).await.expect("a round trip");
         assert_eq!(writer.queued(), (0, QUEUE));
+        drop(writer);
+        thread.join().expect("the thread ends");
+    }
+
+    #[tokio::test]
+    async fn a_search_after_a_burst_completes_once_the_index_holds_every_message() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("chat.db");
+        let mut conn = Connection::open(&path).expect("opens");
+        super::super::schema::migrate(&mut conn).expect("migrates");
+        conn.execute_batch(
+            "INSERT INTO users (id, name, name_key, password_hash, created_at)
+                 VALUES (1, 'alice', 'alice', 'x', 0);
+             INSERT INTO members (room_id, user_id, role, joined_at) VALUES (1, 1, 0, 0);",
+        )
+        .expect("rows");
+        let (writer, thread) = start(conn, HashMap::new()).expect("starts");
+        // The thread is held inside a completion while a burst of three steps' worth of
+        // messages, and then a search, queue up behind it.
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        writer
+            .submit(WriteOp::CatchUpSearchIndex, move |_| {
+                let _ = entered_tx.send(());
+                let _ = released.recv();
+            })
+            .await
+            .expect("queued");
+        tokio::task::spawn_blocking(move || entered.recv())
+            .await
+            .expect("join")
+            .expect("the thread holds");
+        let burst = Indexer::STEP_ROWS * 3 + 10;
+        for n in 0..burst {
+            let Job { op, .. } = message(&format!("burst {n}"));
+            writer.submit(op, |_| {}).await.expect("queued");
+        }
+        let (searched_tx, searched) = tokio::sync::oneshot::channel();
+        writer
+            .submit(WriteOp::CatchUpSearchIndex, move |result| {
+                let _ = searched_tx.send(result.is_ok());
+            })
+            .await
+            .expect("queued");
+        release.send(()).expect("release");
+        assert!(searched.await.expect("completed"), "the catch-up succeeds");
+        let reader = Connection::open(&path).expect("opens");
+        let (newest, indexed): (i64, i64) = reader
+            .query_row(
+                "SELECT (SELECT MAX(id) FROM messages), indexed_up_to FROM search_index",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("reads");
+        assert_eq!(indexed, newest, "the search finds the burst's last message");
         drop(writer);
         thread.join().expect("the thread ends");
     }

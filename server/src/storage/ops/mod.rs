@@ -382,10 +382,10 @@ pub enum WriteOp {
         /// Messages up to this seq are forgotten by the bot.
         after_seq: Seq,
     },
-    /// Nothing to store: a search waits for this first, and the writer brings the search index
-    /// up to date before it completes the batch holding it, so the search finds every message
-    /// acknowledged before it was asked (up to [`crate::storage::search::Indexer::STEP_ROWS`]
-    /// waiting; more than that is taken in over the next steps). Only searches pay for this:
+    /// Nothing to store: a search waits for this first, and the writer completes it only once
+    /// the search index holds every message stored before it, so the search finds every
+    /// message acknowledged before it was asked. One step of the indexer usually does it; after
+    /// a burst, more steps alternate with the next batches. Only searches pay for this:
     /// messages are indexed in the background, a moment after their acknowledgement.
     /// → [`Outcome::Done`]
     CatchUpSearchIndex,
