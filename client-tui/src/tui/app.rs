@@ -1610,6 +1610,11 @@ impl App {
                 self.input.set_text(&line);
                 return Vec::new();
             }
+            C::Ai(_) if self.ai_bot_not_here() => {
+                // Kept, to send again once the bot is invited.
+                self.input.set_text(&line);
+                return Vec::new();
+            }
             _ => {}
         }
         if self.connection != ConnectionState::Connected && self.needs_server(&command) {
@@ -1685,6 +1690,37 @@ impl App {
             ),
             true,
         );
+        true
+    }
+
+    /// Whether the current room's member list shows the AI bot is not in it, so `/ai` would
+    /// post a question nobody answers; if so the flash says how to reach the bot. A list not
+    /// loaded yet says nothing: the question goes, as before.
+    fn ai_bot_not_here(&mut self) -> bool {
+        let (Some(bot), Some(room)) = (self.ai_bot.clone(), self.current_room()) else {
+            return false;
+        };
+        if room.members.is_empty() || room.members_stale {
+            return false;
+        }
+        let bot_lower = bot.to_lowercase();
+        if room
+            .members
+            .iter()
+            .any(|m| m.user.username.to_lowercase() == bot_lower)
+        {
+            return false;
+        }
+        let hint = match room.summary.kind {
+            RoomKind::Direct => {
+                format!("{bot} is not in this direct chat: /msg {bot} asks it on its own")
+            }
+            _ => format!(
+                "{bot} is not in {}: /invite {bot} to ask it here, or /msg {bot}",
+                room.label()
+            ),
+        };
+        self.flash(hint, true);
         true
     }
 
@@ -2616,6 +2652,67 @@ mod tests {
             app.flash,
             Some(("this server has no AI bot".into(), true)),
             "a server without a bot says so"
+        );
+    }
+
+    #[test]
+    fn slash_ai_in_a_room_without_the_bot_says_how_to_reach_it() {
+        let mut app = logged_in_app();
+        app.ai_bot = Some("ai".into());
+        app.enter_room(RoomId(2));
+        app.members_loaded(
+            RoomId(2),
+            vec![
+                member(1, "me", RoomRole::Owner),
+                member(2, "bob", RoomRole::Member),
+            ],
+        );
+        app.input.set_text("/ai what changed today?");
+        assert_eq!(app.submit_input(), Vec::new(), "nobody would answer it");
+        assert_eq!(
+            app.flash,
+            Some((
+                "ai is not in #dev: /invite ai to ask it here, or /msg ai".into(),
+                true
+            ))
+        );
+        assert_eq!(
+            app.input.text(),
+            "/ai what changed today?",
+            "kept to send again"
+        );
+        // Once invited, it is asked.
+        app.members_loaded(
+            RoomId(2),
+            vec![
+                member(1, "me", RoomRole::Owner),
+                member(9, "AI", RoomRole::Member),
+            ],
+        );
+        assert_eq!(
+            app.submit_input(),
+            vec![Action::Send {
+                room: RoomId(2),
+                text: "@ai what changed today?".into()
+            }]
+        );
+        // A direct chat with someone else cannot take the bot in.
+        app.enter_room(RoomId(3));
+        app.members_loaded(
+            RoomId(3),
+            vec![
+                member(1, "me", RoomRole::Member),
+                member(2, "bob", RoomRole::Member),
+            ],
+        );
+        app.input.set_text("/ai hello");
+        assert_eq!(app.submit_input(), Vec::new());
+        assert_eq!(
+            app.flash,
+            Some((
+                "ai is not in this direct chat: /msg ai asks it on its own".into(),
+                true
+            ))
         );
     }
 
