@@ -234,6 +234,30 @@ pub enum UserCommand {
     },
 }
 
+impl UserCommand {
+    /// The `chatroom` client command that does the same on a running server.
+    fn while_serving(&self) -> String {
+        let (what, name) = match self {
+            Self::Add { name, .. } => ("add", name),
+            Self::Passwd { name, .. } => ("passwd", name),
+            Self::Logout { name } => ("logout", name),
+            Self::Suspend { name, .. } => ("suspend", name),
+            Self::Unsuspend { name } => ("unsuspend", name),
+            Self::Promote { name } => ("promote", name),
+            Self::Demote { name } => ("demote", name),
+            Self::Delete { name } => ("delete", name),
+            Self::List => return "chatroom users (admins marked), chatroom user suspended".into(),
+        };
+        // A name the command would refuse anyway is not worth repeating.
+        let name = if crate::auth::validate_username(name).is_ok() {
+            name.as_str()
+        } else {
+            "NAME"
+        };
+        format!("chatroom user {what} {name}")
+    }
+}
+
 /// Where a new password comes from: a file, or a prompt (never a command-line argument).
 #[derive(Debug, Args)]
 pub struct PasswordSource {
@@ -760,14 +784,12 @@ fn user_command(config: &Config, command: UserCommand) -> anyhow::Result<()> {
             database.display()
         );
     }
-    let adding = matches!(command, UserCommand::Add { .. });
     let mut admin = match Admin::open_for(config) {
-        Err(e @ AdminError::ServerRunning(_)) if adding => {
-            return Err(anyhow::Error::new(e).context(
-                "cannot add an account offline; while the server runs, a server admin adds one \
-                 from a client: chatroom user add NAME",
-            ));
-        }
+        Err(AdminError::ServerRunning(data_dir)) => bail!(
+            "a chatroom-server is running on {data_dir}: stop it first, or, while it runs, as a \
+             server admin: {}",
+            command.while_serving()
+        ),
         opened => opened?,
     };
     match command {

@@ -260,25 +260,31 @@ async fn admin_commands_manage_accounts_offline() {
     assert!(!dup.status.success());
     assert!(String::from_utf8_lossy(&dup.stderr).contains("taken"));
 
-    // While the server runs, the admin commands refuse to touch its data.
+    // While the server runs, the admin commands refuse to touch its data, and each says how
+    // to do the same while it runs.
     let (mut server, addr) = start_server(&data);
-    let refused = binary()
-        .args(["user", "list", "--data-dir"])
-        .arg(&data)
-        .output()
-        .expect("run");
-    assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("stop it first"));
-    // Adding someone says how to do it while the server runs.
-    let refused = binary()
-        .args(["user", "add", "carol", "--data-dir"])
-        .arg(&data)
-        .arg("--password-file")
-        .arg(&pw)
-        .output()
-        .expect("run");
-    assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("chatroom user add NAME"));
+    let pw_arg = pw.to_str().expect("utf-8 path");
+    for (args, online) in [
+        (&["user", "list"][..], "chatroom users"),
+        (
+            &["user", "add", "carol", "--password-file", pw_arg],
+            "chatroom user add carol",
+        ),
+        (
+            &["user", "passwd", "bob", "--password-file", pw_arg],
+            "chatroom user passwd bob",
+        ),
+        (&["user", "logout", "bob"], "chatroom user logout bob"),
+        (&["user", "suspend", "bob"], "chatroom user suspend bob"),
+        (&["user", "unsuspend", "bob"], "chatroom user unsuspend bob"),
+        (&["user", "promote", "bob"], "chatroom user promote bob"),
+        (&["user", "demote", "bob"], "chatroom user demote bob"),
+        (&["user", "delete", "bob"], "chatroom user delete bob"),
+    ] {
+        let refused = run_failing(args, &data);
+        assert!(refused.contains("stop it first"), "{args:?}: {refused}");
+        assert!(refused.contains(online), "{args:?}: {refused}");
+    }
 
     let client = Client::connect(addr, "check").await.expect("connect");
     let session = client
