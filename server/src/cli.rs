@@ -275,7 +275,14 @@ impl PasswordSource {
         }
         if !std::io::stdin().is_terminal() {
             let mut line = String::new();
-            std::io::stdin().read_line(&mut line)?;
+            // Nothing at all (a service, cron, `< /dev/null`) is not a password that is too
+            // short.
+            if std::io::stdin().read_line(&mut line)? == 0 {
+                bail!(
+                    "no password: standard input is not a terminal and is empty; \
+                     pipe the password in or use --password-file FILE"
+                );
+            }
             return Ok(line.trim_end_matches(['\r', '\n']).to_string());
         }
         let first = rpassword::prompt_password("New password: ")?;

@@ -249,6 +249,19 @@ async fn admin_commands_manage_accounts_offline() {
         .write_all(b"another password\n")
         .expect("write");
     assert!(child.wait().expect("wait").success());
+    // An empty standard input (a script that forgot to pipe one) is said to be that.
+    let empty = binary()
+        .args(["user", "passwd", "bob", "--data-dir"])
+        .arg(&data)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert!(!empty.status.success());
+    let stderr = String::from_utf8_lossy(&empty.stderr);
+    assert!(
+        stderr.contains("no password") && stderr.contains("--password-file"),
+        "{stderr}"
+    );
 
     let dup = binary()
         .args(["user", "add", "BOB", "--data-dir"])
