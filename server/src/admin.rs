@@ -56,6 +56,16 @@ impl DataDirLock {
             let path = path.to_path_buf();
             move |source| AdminError::DataDir { what, path, source }
         };
+        // create_dir_all's own word for a file in the way, "File exists", reads as if the
+        // directory were there.
+        if data_dir.exists() && !data_dir.is_dir() {
+            return Err(failed("create the data directory", data_dir)(
+                std::io::Error::new(
+                    std::io::ErrorKind::NotADirectory,
+                    "something that is not a directory is in its place",
+                ),
+            ));
+        }
         storage::create_data_dir(data_dir)
             .map_err(failed("create the data directory", data_dir))?;
         let path = data_dir.join("server.lock");

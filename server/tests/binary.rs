@@ -460,7 +460,8 @@ fn data_dir_failures_name_the_path_and_what_failed() {
         let stderr = run_failing(args, &file);
         assert!(
             stderr.contains(&format!(
-                "cannot create the data directory {}",
+                "cannot create the data directory {}: something that is not a directory is in \
+                 its place",
                 file.display()
             )),
             "{args:?}: {stderr}"
