@@ -59,7 +59,7 @@ pub struct Settings {
     /// [default: full]
     #[arg(long, env = "CHATROOM_SYNCHRONOUS", value_enum)]
     pub synchronous: Option<SyncMode>,
-    /// Longest message in characters [default: 4000]
+    /// Longest message in characters, at least 1 [default: 4000]
     #[arg(long, env = "CHATROOM_MAX_MESSAGE_CHARS", value_name = "N")]
     pub max_message_chars: Option<u32>,
     /// Largest frame in bytes, 4096 to 16777216 [default: 1048576]
@@ -434,6 +434,19 @@ pub fn resolve_config_with_key(
                 "{name} must be at least 1; there is no unlimited setting, \
                  use a large number such as 1000000"
             );
+        }
+    }
+    // At 0 the server would refuse every message, or keep one session per account where an
+    // admin may have meant "no limit", as 0 means for the connection limits.
+    for (name, value) in [
+        ("max_message_chars", config.limits.max_message_chars),
+        (
+            "max_sessions_per_account",
+            config.limits.max_sessions_per_account,
+        ),
+    ] {
+        if value == 0 {
+            bail!("{name} must be at least 1");
         }
     }
     Ok((config, listen))

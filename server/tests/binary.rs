@@ -379,6 +379,30 @@ fn bad_settings_are_reported_clearly() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("bad config file"), "{stderr}");
+
+    // Limits that mean nothing at 0: every message refused, one session per account.
+    let limits = dir.path().join("limits.toml");
+    std::fs::write(&limits, "[limits]\nmax_sessions_per_account = 0\n").expect("write");
+    for (args, said) in [
+        (
+            &["--max-message-chars", "0"][..],
+            "max_message_chars must be at least 1",
+        ),
+        (
+            &["--config", limits.to_str().expect("utf-8 path")],
+            "max_sessions_per_account must be at least 1",
+        ),
+    ] {
+        let output = binary()
+            .args(args)
+            .args(["check", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .expect("run");
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
