@@ -541,7 +541,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Serve => "info",
         Command::User(_) | Command::Backup { .. } | Command::Check => "warn",
     };
-    init_logging(cli.settings.log.as_deref(), default_level);
+    init_logging(cli.settings.log.as_deref(), default_level)?;
     let (config, listen) = resolve_config(&cli.settings)?;
     match command {
         Command::Serve => serve(config, listen),
@@ -551,19 +551,28 @@ pub fn main() -> anyhow::Result<()> {
     }
 }
 
-fn init_logging(filter: Option<&str>, default_level: &str) {
+fn init_logging(filter: Option<&str>, default_level: &str) -> anyhow::Result<()> {
     let filter = filter
         .map(str::to_string)
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| default_level.to_string());
+    // `EnvFilter::new` drops a directive it cannot parse, and with it the whole log: a typo
+    // would leave the server silent about everything but errors.
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).map_err(|e| {
+        anyhow::anyhow!(
+            "--log {filter:?} (or CHATROOM_LOG, RUST_LOG): {e}; \
+             try info, debug or chatroom_server=debug"
+        )
+    })?;
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         // Its report of a failed write goes to stderr with `eprintln!`, which panics when
         // stderr is closed: a closed log pipe must not take the server down.
         .log_internal_errors(false)
         .try_init();
+    Ok(())
 }
 
 /// Prints a line on stdout for whoever started the server. A stdout nobody reads any more (the

@@ -403,6 +403,30 @@ fn bad_settings_are_reported_clearly() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(said), "{args:?}: {stderr}");
     }
+
+    // A log filter that does not parse would otherwise leave the log silent but for errors.
+    for (flag, env) in [
+        (Some("chatroom_server=loud"), None),
+        (None, Some("info,=[")),
+    ] {
+        let mut command = binary();
+        command.args(["check", "--data-dir"]).arg(dir.path());
+        if let Some(filter) = flag {
+            command.args(["--log", filter]);
+        }
+        match env {
+            Some(filter) => command.env("CHATROOM_LOG", filter),
+            None => command.env_remove("CHATROOM_LOG"),
+        };
+        let output = command.output().expect("run");
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("--log") && stderr.contains(flag.or(env).unwrap_or_default()),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("no Chat-Room database"), "{stderr}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
