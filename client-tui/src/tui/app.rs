@@ -281,6 +281,18 @@ impl RoomState {
     }
 }
 
+/// A member list in the order the server sends it: owner, moderators, then by name.
+fn sort_as_the_server_does(members: &mut [Member]) {
+    members.sort_by(|a, b| {
+        b.role.cmp(&a.role).then_with(|| {
+            a.user
+                .username
+                .to_lowercase()
+                .cmp(&b.user.username.to_lowercase())
+        })
+    });
+}
+
 /// What was unread in a room when I entered it, for its "new" divider.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Unread {
@@ -1155,6 +1167,7 @@ impl App {
                         && !r.members.iter().any(|m| m.user.id == member.user.id)
                     {
                         r.members.push(member);
+                        sort_as_the_server_does(&mut r.members);
                     }
                 }
             }
@@ -1249,15 +1262,7 @@ impl App {
                     if let Some(m) = r.members.iter_mut().find(|m| m.user.id == user) {
                         m.role = role;
                     }
-                    // As the server orders them: owner, moderators, then by name.
-                    r.members.sort_by(|a, b| {
-                        b.role.cmp(&a.role).then_with(|| {
-                            a.user
-                                .username
-                                .to_lowercase()
-                                .cmp(&b.user.username.to_lowercase())
-                        })
-                    });
+                    sort_as_the_server_does(&mut r.members);
                     if me {
                         r.summary.my_role = Some(role);
                     }
@@ -3115,6 +3120,32 @@ mod tests {
         });
         assert_eq!(app.rooms[&RoomId(7)].members.len(), 4);
         assert_eq!(app.rooms[&RoomId(7)].summary.member_count, 4);
+    }
+
+    /// Someone joining takes their place in the list as the server orders it (owner,
+    /// moderators, then by name), as a fetch would show it, not at the end.
+    #[test]
+    fn a_member_who_joins_is_listed_in_the_servers_order() {
+        let mut app = logged_in_app();
+        app.members_loaded(
+            RoomId(2),
+            vec![
+                member(1, "me", RoomRole::Owner),
+                member(3, "carol", RoomRole::Member),
+            ],
+        );
+        for (id, name) in [(2, "Bob"), (4, "dave")] {
+            app.on_event(Event::MemberJoined {
+                room: RoomId(2),
+                member: member(id, name, RoomRole::Member),
+            });
+        }
+        let names: Vec<&str> = app.rooms[&RoomId(2)]
+            .members
+            .iter()
+            .map(|m| m.user.username.as_str())
+            .collect();
+        assert_eq!(names, ["me", "Bob", "carol", "dave"]);
     }
 
     /// A room created with its members (as the runtime now reports it): shown whole at once.
