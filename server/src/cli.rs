@@ -157,7 +157,8 @@ pub struct Settings {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve clients (the default).
+    /// Serve clients (the default). Its settings (--listen and the others of `chatroom-server
+    /// --help`) go before the word `serve`, or leave the word out.
     Serve,
     /// Maintain accounts while the server is stopped.
     #[command(subcommand)]
@@ -1135,6 +1136,15 @@ mod tests {
             .expect_err("help is shown")
             .to_string();
         assert!(top.contains("--listen"), "{top}");
+        // `serve --listen …` is refused; its help says where the settings go instead.
+        assert!(Cli::try_parse_from(["chatroom-server", "serve", "--listen", "[::]:1"]).is_err());
+        let serve = Cli::try_parse_from(["chatroom-server", "serve", "--help"])
+            .expect_err("help is shown")
+            .to_string();
+        assert!(serve.contains("go before the word `serve`"), "{serve}");
+        let cli = Cli::try_parse_from(["chatroom-server", "--listen", "[::]:1", "serve"])
+            .expect("settings before serve");
+        assert!(matches!(cli.command, Some(Command::Serve)));
     }
 
     /// The TOML block of the README's "Configuration reference".
