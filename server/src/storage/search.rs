@@ -190,6 +190,11 @@ pub fn fts_expression(query: &str) -> Result<String, QueryError> {
 /// Messages matching `expression` (from [`fts_expression`]) in the rooms `user` is a member
 /// of (or in `room` only), newest first: at most `limit`, at most `byte_budget` bytes of
 /// encoded messages, among the [`CANDIDATES_PER_SEARCH`] newest matches older than `before`.
+///
+/// The matches are read newest first straight from the index, each looked up as it comes,
+/// until the page is full: a common word costs a page's worth of lookups, not the
+/// candidates'. The oldest candidate is found first (a walk over the index alone) and bounds
+/// the walk; it is also where the next page starts when the candidates run out first.
 pub fn search(
     conn: &Connection,
     user: UserId,
@@ -201,21 +206,30 @@ pub fn search(
 ) -> Result<SearchPage, StorageError> {
     let limit = limit.max(1);
     let below = before.map_or(i64::MAX, |id| i64::try_from(id.0).unwrap_or(i64::MAX));
+    let oldest_candidate: Option<i64> = conn
+        .prepare_cached(
+            "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1 AND rowid < ?2 \
+             ORDER BY rowid DESC LIMIT 1 OFFSET ?3",
+        )?
+        .query_row(params![expression, below, CANDIDATES_PER_SEARCH - 1], |r| {
+            r.get(0)
+        })
+        .optional()?;
     let sql = format!(
         "SELECT {MESSAGE_COLUMNS} \
-         FROM (SELECT rowid AS id FROM messages_fts \
-               WHERE messages_fts MATCH ?1 AND rowid < ?2 ORDER BY rowid DESC LIMIT ?3) AS c \
-         JOIN messages m ON m.id = c.id \
+         FROM messages_fts \
+         JOIN messages m ON m.id = messages_fts.rowid \
          JOIN members mb ON mb.room_id = m.room_id AND mb.user_id = ?4 \
          LEFT JOIN files f ON f.id = m.file_id \
-         WHERE ?5 IS NULL OR m.room_id = ?5 \
-         ORDER BY m.id DESC LIMIT ?6"
+         WHERE messages_fts MATCH ?1 AND messages_fts.rowid < ?2 AND messages_fts.rowid >= ?3 \
+           AND (?5 IS NULL OR m.room_id = ?5) \
+         ORDER BY messages_fts.rowid DESC LIMIT ?6"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params![
         expression,
         below,
-        CANDIDATES_PER_SEARCH,
+        oldest_candidate.unwrap_or(i64::MIN),
         user.0 as i64,
         room.map(|r| r.0 as i64),
         i64::from(limit) + 1,
@@ -237,15 +251,7 @@ pub fn search(
     } else {
         // Fewer than asked: either there are no more matches, or the candidates ran out first
         // and the next page starts below the last one looked at.
-        conn.prepare_cached(
-            "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1 AND rowid < ?2 \
-             ORDER BY rowid DESC LIMIT 1 OFFSET ?3",
-        )?
-        .query_row(params![expression, below, CANDIDATES_PER_SEARCH - 1], |r| {
-            r.get::<_, i64>(0)
-        })
-        .optional()?
-        .map(|id| MessageId(id as u64))
+        oldest_candidate.map(|id| MessageId(id as u64))
     };
     Ok(SearchPage { messages, next })
 }
