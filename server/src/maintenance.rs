@@ -138,12 +138,21 @@ fn copy(source: &Connection, database: &Path, to: &Path) -> Result<BackupReport,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(&on_copy)?;
+    // A step reads the source and writes the copy; a failed write is the copy's (its disk
+    // full, say), not a fault of the live database.
+    let on_step = |e: rusqlite::Error| {
+        if is_write_failure(&e) {
+            on_copy(e)
+        } else {
+            on_source(e)
+        }
+    };
     let pages = {
         let backup = Backup::new(source, &mut dest).map_err(&on_source)?;
         let mut busy = 0;
         // One step copying every page: one read transaction, so one consistent state.
         loop {
-            match backup.step(-1).map_err(&on_source)? {
+            match backup.step(-1).map_err(on_step)? {
                 StepResult::Done => break,
                 StepResult::More => {}
                 // Busy, Locked, and whatever later versions add: wait and try again.
@@ -354,6 +363,18 @@ fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> MaintenanceError + '
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Whether SQLite failed writing a file: a full disk or a refused write or sync.
+fn is_write_failure(error: &rusqlite::Error) -> bool {
+    error.sqlite_error().is_some_and(|e| {
+        e.code == rusqlite::ErrorCode::DiskFull
+            || [
+                rusqlite::ffi::SQLITE_IOERR_WRITE,
+                rusqlite::ffi::SQLITE_IOERR_FSYNC,
+            ]
+            .contains(&e.extended_code)
+    })
 }
 
 /// `path` with `suffix` appended to its file name (`x.sqlite3-journal`).

@@ -713,6 +713,42 @@ async fn backup_check_and_health_on_a_running_server() {
     assert!(!empty.exists(), "nothing was created");
 }
 
+/// A backup whose copy cannot be written (its disk full: here a file size limit) names the
+/// copy, not the live database, and leaves nothing behind.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_backup_that_cannot_be_written_blames_the_copy() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).expect("write");
+    run_ok(&["user", "add", "alice"], &data, Some(&pw));
+    let copy = dir.path().join("copy.sqlite3");
+    // SIGXFSZ ignored (inherited over exec), so a write past the limit fails as on a full disk.
+    // The limit leaves room for the live database's 32 KiB shared-memory file, not the copy.
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; exec prlimit --fsize=40000 -- \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_chatroom-server"))
+        .arg("backup")
+        .arg(&copy)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .expect("run prlimit (util-linux)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("database error on {}", copy.display())),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&data.join("chatroom.sqlite3").display().to_string()),
+        "the live database is not blamed: {stderr}"
+    );
+    assert!(!copy.exists(), "no partial copy");
+}
+
 /// Sets the file size limit of process `pid` with util-linux `prlimit`: at 0 every write to a
 /// file fails (EFBIG), as the disk failing would, while sockets and pipes work on.
 #[cfg(target_os = "linux")]
