@@ -5,6 +5,7 @@ mod support;
 
 mod accounts;
 mod ai;
+mod chaos;
 mod durability;
 mod edit;
 mod examples;
