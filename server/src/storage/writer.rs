@@ -331,6 +331,7 @@ fn writer_loop(
             {
                 searches.push(WaitingSearch {
                     up_to: newest,
+                    asked: Instant::now(),
                     done: job.done,
                 });
                 continue;
@@ -353,18 +354,27 @@ fn writer_loop(
     tracing::debug!("storage writer stopped");
 }
 
+/// Longest a search waits for the index. The indexer takes in ~90 000 messages a second on
+/// the reference machine, so only a backlog of hundreds of thousands (a database whose index
+/// is being rebuilt) makes a search answer from the index as it is, rather than wait for a
+/// client's request timeout.
+const SEARCH_WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A search waiting for the index to take in every message up to `up_to`.
 struct WaitingSearch {
     up_to: i64,
+    asked: Instant,
     done: Completion,
 }
 
-/// One step of the indexer, then the searches it now serves are completed.
+/// One step of the indexer, then the searches it now serves (or that waited long enough) are
+/// completed.
 fn catch_up_for(searches: &mut Vec<WaitingSearch>, index: &mut Indexer, conn: &mut Connection) {
     index.step(conn);
-    let (served, waiting): (Vec<_>, Vec<_>) = std::mem::take(searches)
-        .into_iter()
-        .partition(|search| index.serves(search.up_to));
+    let (served, waiting): (Vec<_>, Vec<_>) =
+        std::mem::take(searches).into_iter().partition(|search| {
+            index.serves(search.up_to) || search.asked.elapsed() >= SEARCH_WAIT_LIMIT
+        });
     *searches = waiting;
     for search in served {
         (search.done)(Ok(Outcome::Done));
@@ -1039,6 +1049,50 @@ mod tests {
         assert_eq!(indexed, newest, "the search finds the burst's last message");
         drop(writer);
         thread.join().expect("the thread ends");
+    }
+
+    #[test]
+    fn a_search_waits_for_the_index_only_so_long() {
+        let mut conn = Connection::open_in_memory().expect("opens");
+        super::super::schema::migrate(&mut conn).expect("migrates");
+        conn.execute_batch(
+            "INSERT INTO users (id, name, name_key, password_hash, created_at)
+                 VALUES (1, 'alice', 'alice', 'x', 0);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+             INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text)
+                 SELECT 1, i, 1, 'alice', 0, 0, 'note ' || i FROM n;",
+        )
+        .expect("rows");
+        let newest: i64 = conn
+            .query_row("SELECT MAX(id) FROM messages", [], |r| r.get(0))
+            .expect("newest");
+        let answered = Arc::new(Mutex::new(Vec::new()));
+        let search = |name: &'static str, waited: std::time::Duration| {
+            let answered = answered.clone();
+            WaitingSearch {
+                up_to: newest,
+                asked: Instant::now() - waited,
+                done: Box::new(move |r| {
+                    if let Ok(mut a) = answered.lock() {
+                        a.push((name, r.is_ok()));
+                    }
+                }),
+            }
+        };
+        let mut searches = vec![
+            search("just asked", std::time::Duration::ZERO),
+            search("waited too long", SEARCH_WAIT_LIMIT),
+        ];
+        let mut index = Indexer::new();
+        // One step takes in 2048 of the 3000: only the search that waited long enough goes on.
+        catch_up_for(&mut searches, &mut index, &mut conn);
+        assert_eq!(*answered.lock().expect("lock"), [("waited too long", true)]);
+        catch_up_for(&mut searches, &mut index, &mut conn);
+        assert_eq!(
+            *answered.lock().expect("lock"),
+            [("waited too long", true), ("just asked", true)]
+        );
+        assert!(searches.is_empty());
     }
 
     #[test]
