@@ -613,7 +613,12 @@ impl Runtime {
                 if self.token.is_some() {
                     self.schedule_reconnect(app, reason);
                 } else {
-                    app.login_failed(format!("cannot reach {}: {reason}", self.settings.server));
+                    // The form shows the server but cannot change it: say what does.
+                    app.login_failed(format!(
+                        "cannot reach {}: {reason} (another server: Esc, then chatroom --server \
+                         HOST:PORT)",
+                        self.settings.server
+                    ));
                 }
                 Vec::new()
             }
@@ -2779,6 +2784,43 @@ mod tests {
             h.app.current.is_some() && h.runtime.token.is_some()
         })
         .await;
+        h.shutdown.cancel();
+    }
+
+    /// The login form shows the server it tries but cannot change it: a server it cannot
+    /// reach says so, and how to name another.
+    #[tokio::test]
+    async fn an_unreachable_server_on_the_login_form_says_how_to_name_another() {
+        let mut h = Harness::start().await;
+        // A port nothing listens on: bound, then let go.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .to_string();
+        h.runtime.settings.server = closed.clone();
+        h.app.screen = Screen::Login(Box::default());
+        h.runtime.connect(Credentials::Password {
+            user: "alice".into(),
+            password: PASSWORD.into(),
+            register: false,
+        });
+        h.run_until(
+            "the failure",
+            |h| matches!(&h.app.screen, Screen::Login(form) if form.error.is_some()),
+        )
+        .await;
+        let Screen::Login(form) = &h.app.screen else {
+            unreachable!("run_until returned on the login screen");
+        };
+        let error = form.error.clone().unwrap_or_default();
+        assert!(
+            error.starts_with(&format!("cannot reach {closed}: ")),
+            "{error}"
+        );
+        assert!(
+            error.ends_with("(another server: Esc, then chatroom --server HOST:PORT)"),
+            "{error}"
+        );
         h.shutdown.cancel();
     }
 
