@@ -94,6 +94,9 @@ pub struct Admin {
     _lock: DataDirLock,
 }
 
+/// Why the AI bot's account is not suspended or deleted.
+const TURN_THE_BOT_OFF: &str = "turn the bot off in the configuration instead";
+
 fn refused(e: StorageError) -> AdminError {
     match e {
         StorageError::Refused(body) => AdminError::Invalid(body.message),
@@ -177,11 +180,7 @@ impl Admin {
     pub fn set_password(&mut self, name: &str, password: &str) -> Result<(), AdminError> {
         auth::validate_password(password).map_err(|e| AdminError::Invalid(e.to_string()))?;
         let user = self.user(name)?;
-        if storage::ai::is_bot(&self.conn, user.id)? {
-            return Err(AdminError::Invalid(format!(
-                "{name} is the AI bot's account; it has no password"
-            )));
-        }
+        self.refuse_bot(&user, "it has no password")?;
         let password_hash = auth::hash_password(password).map_err(AdminError::Invalid)?;
         let op = WriteOp::ChangePassword {
             user: user.id,
@@ -204,11 +203,7 @@ impl Admin {
     /// second suspension replaces the reason.
     pub fn suspend_user(&mut self, name: &str, reason: Option<String>) -> Result<(), AdminError> {
         let user = self.user(name)?;
-        if storage::ai::is_bot(&self.conn, user.id)? {
-            return Err(AdminError::Invalid(format!(
-                "{name} is the AI bot's account; turn the bot off in the configuration instead"
-            )));
-        }
+        self.refuse_bot(&user, TURN_THE_BOT_OFF)?;
         let op = WriteOp::Suspend {
             user: user.id,
             by_name: "a server admin".to_string(),
@@ -234,6 +229,7 @@ impl Admin {
     /// changed anything (`false`: it already was, or was not, an admin).
     pub fn set_admin(&mut self, name: &str, admin: bool) -> Result<(UserRow, bool), AdminError> {
         let mut user = self.user(name)?;
+        self.refuse_bot(&user, "it acts only as the bot")?;
         if user.is_admin == admin {
             return Ok((user, false));
         }
@@ -252,6 +248,8 @@ impl Admin {
     /// Deletes an account with its sessions and memberships; its messages stay in history.
     pub fn delete_user(&mut self, name: &str) -> Result<UserId, AdminError> {
         let user = self.user(name)?;
+        // The server would make it again at its next start, under a new id.
+        self.refuse_bot(&user, TURN_THE_BOT_OFF)?;
         apply_offline(&mut self.conn, &WriteOp::DeleteUser { user: user.id }).map_err(refused)?;
         Ok(user.id)
     }
@@ -259,6 +257,18 @@ impl Admin {
     /// Every account.
     pub fn users(&self) -> Result<Vec<UserRow>, AdminError> {
         Ok(reads::all_users(&self.conn)?)
+    }
+
+    /// Refuses the AI bot's account, saying why not (`because`), as the server does for the
+    /// same commands from a client.
+    fn refuse_bot(&self, user: &UserRow, because: &str) -> Result<(), AdminError> {
+        if storage::ai::is_bot(&self.conn, user.id)? {
+            return Err(AdminError::Invalid(format!(
+                "{} is the AI bot's account; {because}",
+                user.name
+            )));
+        }
+        Ok(())
     }
 
     /// Whether `user` is a bot's account (the AI bot's), not a person's.

@@ -350,7 +350,15 @@ async fn admin_commands_manage_accounts_offline() {
     drop(client);
     server.kill().expect("stop");
     let _ = server.wait();
-    assert!(run_failing(&["user", "suspend", "ai"], &data).contains("AI bot"));
+    // The AI bot's account is the bot's: refused as from a client (a deleted one would be made
+    // again at the next start, under a new id).
+    for command in ["suspend", "promote", "demote", "delete"] {
+        let refused = run_failing(&["user", command, "ai"], &data);
+        assert!(
+            refused.contains("is the AI bot's account"),
+            "{command}: {refused}"
+        );
+    }
     assert_eq!(
         run_ok(&["user", "unsuspend", "bob"], &data, None),
         "bob may log in again\n"
