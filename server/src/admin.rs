@@ -94,7 +94,7 @@ pub struct Admin {
     _lock: DataDirLock,
 }
 
-/// Why the AI bot's account is not suspended or deleted.
+/// Why the AI bot's account is not suspended.
 const TURN_THE_BOT_OFF: &str = "turn the bot off in the configuration instead";
 
 fn refused(e: StorageError) -> AdminError {
@@ -248,8 +248,18 @@ impl Admin {
     /// Deletes an account with its sessions and memberships; its messages stay in history.
     pub fn delete_user(&mut self, name: &str) -> Result<UserId, AdminError> {
         let user = self.user(name)?;
-        // The server would make it again at its next start, under a new id.
-        self.refuse_bot(&user, TURN_THE_BOT_OFF)?;
+        // The server would make the bot's account again at its next start, under a new id; one
+        // left behind by a renamed or disabled bot may go.
+        if let Some(bot) = &self.bot_name
+            && auth::name_key(bot) == user.name_key
+        {
+            return Err(AdminError::Invalid(format!(
+                "{} is the AI bot's account, made again at the server's next start; turn the \
+                 bot off (--ai-backend off) or rename it (--ai-name) first, in the settings \
+                 given here too",
+                user.name
+            )));
+        }
         apply_offline(&mut self.conn, &WriteOp::DeleteUser { user: user.id }).map_err(refused)?;
         Ok(user.id)
     }

@@ -371,6 +371,14 @@ async fn admin_commands_manage_accounts_offline() {
     assert!(!list.contains("bob"), "{list}");
     // The AI bot's account, made when the server started, says what it is.
     assert!(list.lines().any(|l| l.ends_with("\tai\tbot")), "{list}");
+    // With the bot off (or renamed), the account it left behind may go.
+    run_ok(
+        &["--ai-backend", "off", "user", "delete", "ai"],
+        &data,
+        None,
+    );
+    let list = run_ok(&["user", "list"], &data, None);
+    assert!(!list.contains("\tai\t"), "{list}");
 }
 
 #[test]
