@@ -259,7 +259,7 @@ async fn stream(
     if !inner.is_member(job.room) {
         return Err(Failure::Removed);
     }
-    let text = chatroom_ai::truncate_chars(text.trim(), max);
+    let text = split::cut_last(&text, max);
     if text.is_empty() && parts.posted == 0 {
         return Err(Failure::Empty);
     }

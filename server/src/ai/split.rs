@@ -12,6 +12,9 @@
 //! nowhere does a split make a new fence of text that was not one (`` ``` `` mentioned in a
 //! sentence). When even that cannot fit (a fence line longer than a message), the text is cut
 //! as if it held no fences, so that a split always makes progress.
+//!
+//! The last message a reply may fill ([`cut_last`]) is cut at the same place a split would be,
+//! two characters short of the limit, and marked with `…`, so it too reads as Markdown.
 
 /// A split: the message to store and the text left for the next ones.
 #[derive(Debug, PartialEq, Eq)]
@@ -223,6 +226,49 @@ pub(crate) fn split_off(text: &str, max: usize) -> Option<Split> {
     let max = max.max(1);
     // The byte index after the first `max` characters: the furthest a message may end.
     let (limit, _) = text.char_indices().nth(max)?;
+    Some(match best_cut(text, max) {
+        Some(cut) => cut.split(text),
+        // No cut respects the fences (one is longer than a message): cut as plain text.
+        // Never empty: the text starts with a non-whitespace character.
+        None => Split {
+            message: text[..limit].trim_end().to_string(),
+            rest: text[limit..].trim_start().to_string(),
+        },
+    })
+}
+
+/// The last message a reply may fill: `text` (trimmed) if it fits in `max` characters, else
+/// cut where [`split_off`] would split it, with room for a mark that shows the cut: `…` at
+/// the end of the text, or on a line of its own after a fence line (the one that closes a
+/// code block the cut falls in, say). When no cut respects the fences, the first `max - 1`
+/// characters and `…`.
+pub(crate) fn cut_last(text: &str, max: usize) -> String {
+    let text = text.trim();
+    let max = max.max(1);
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    // Two characters for the mark, at most: "\n…" after a closed block.
+    if let Some(cut) = (max > 2).then(|| best_cut(text, max - 2)).flatten() {
+        let mut message = cut.split(text).message;
+        // After a fence line (one the cut closes a block with, or one the text had) the mark
+        // goes on a line of its own: on the fence line it would make it open a block.
+        let last_line = message.rsplit('\n').next().unwrap_or_default();
+        if last_line.trim_start_matches(' ').starts_with(['`', '~']) {
+            message.push('\n');
+        }
+        message.push('…');
+        return message;
+    }
+    let mut message: String = text.chars().take(max - 1).collect();
+    message.truncate(message.trim_end().len());
+    message.push('…');
+    message
+}
+
+/// The best place to end a first message of at most `max` (≥ 1) characters of `text` (no
+/// leading whitespace, longer than `max`); `None` when no place respects the fences.
+fn best_cut(text: &str, max: usize) -> Option<Cut<'_>> {
     // A boundary at character `k` ends the message before it, so it may lie at `max` itself.
     let half = (max / 2).max(1);
     let mut best: [Option<Cut>; 4] = [None; 4];
@@ -280,7 +326,7 @@ pub(crate) fn split_off(text: &str, max: usize) -> Option<Split> {
         }
         previous = Some(c);
     }
-    let cut = [
+    [
         Boundary::Paragraph,
         Boundary::Line,
         Boundary::Space,
@@ -295,21 +341,12 @@ pub(crate) fn split_off(text: &str, max: usize) -> Option<Split> {
             line
         }
         _ => cut,
-    });
-    Some(match cut {
-        Some(cut) => cut.split(text),
-        // No cut respects the fences (one is longer than a message): cut as plain text.
-        // Never empty: the text starts with a non-whitespace character.
-        None => Split {
-            message: text[..limit].trim_end().to_string(),
-            rest: text[limit..].trim_start().to_string(),
-        },
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{LineKind, open_after, split_off};
+    use super::{LineKind, cut_last, open_after, split_off};
     use proptest::prelude::*;
 
     /// The message and the rest, if `text` is split.
@@ -748,6 +785,26 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_last_part_fits_whole_or_is_cut_at_a_boundary_with_a_mark() {
+        assert_eq!(cut_last("  short enough \n", 20), "short enough");
+        // At a space, not inside a word; the mark within the limit.
+        let last = cut_last("the quick brown fox jumps over the lazy dog", 20);
+        assert_eq!(last, "the quick brown…");
+        // A word longer than the limit is cut hard (two characters kept for the mark).
+        assert_eq!(cut_last("abcdefghijklmnopqrstuvwxyz", 10), "abcdefgh…");
+        assert_eq!(cut_last("abcdef", 1), "…");
+    }
+
+    #[test]
+    fn a_last_part_cut_inside_a_code_block_closes_it_before_the_mark() {
+        let text = "Run this:\n\n```sh\ncargo build --release\ncargo test --workspace\n```";
+        let last = cut_last(text, 48);
+        assert_eq!(last, "Run this:\n\n```sh\ncargo build --release\n```\n…");
+        assert!(last.chars().count() <= 48);
+        assert_eq!(open_at_end(&last), None);
+    }
+
     /// Markdown-ish texts: prose (with inline markers) and fenced blocks, some indented,
     /// the last perhaps left open, with short fence lines.
     fn markdown() -> impl Strategy<Value = String> {
@@ -799,6 +856,24 @@ mod tests {
         #[test]
         fn any_fenced_text_splits_into_valid_messages(text in markdown(), max in 30usize..120) {
             check_messages(&text, max);
+        }
+
+        #[test]
+        fn any_last_part_is_a_first_split_with_a_mark_and_leaves_no_block_open(
+            text in markdown(),
+            max in 30usize..120,
+        ) {
+            let last = cut_last(&text, max);
+            prop_assert!(last.chars().count() <= max);
+            if text.trim().chars().count() <= max {
+                prop_assert_eq!(last, text.trim());
+            } else {
+                let first = split_off(&text, max - 2).map(|split| split.message);
+                let first = first.unwrap_or_default();
+                let mark = if last.ends_with("\n…") { "\n…" } else { "…" };
+                prop_assert_eq!(last.strip_suffix(mark), Some(first.as_str()));
+                prop_assert_eq!(open_at_end(&last), None, "{:?}", last);
+            }
         }
 
         #[test]
