@@ -741,7 +741,17 @@ impl App {
         self.flash = None;
     }
 
-    /// A login attempt failed.
+    /// A new account's name was refused (taken, or against the rules): the name is what to
+    /// change, so the form goes back to it, the passwords kept as typed.
+    pub fn login_name_refused(&mut self, error: String) {
+        if let Screen::Login(form) = &mut self.screen {
+            form.busy = false;
+            form.focus = LoginField::Username;
+            form.error = Some(error);
+        }
+    }
+
+    /// A login attempt failed: the passwords are typed again.
     pub fn login_failed(&mut self, error: String) {
         if let Screen::Login(form) = &mut self.screen {
             form.busy = false;

@@ -526,7 +526,7 @@ mod tests {
         press(&mut app, KeyCode::Enter, KeyModifiers::NONE);
         type_text(&mut app, "pw");
         assert_eq!(press(&mut app, KeyCode::Enter, KeyModifiers::NONE).len(), 1);
-        app.login_failed("user name taken".into());
+        app.login_failed("a password needs at least 8 characters".into());
         let form = login_form(&app);
         assert_eq!(
             (form.password.text(), form.repeat.text()),

@@ -67,8 +67,8 @@ enum Msg {
         /// The server's longest message, in characters (from its `Welcome`).
         max_message_chars: u32,
     },
-    /// Credentials refused: back to the login screen.
-    AuthFailed(String),
+    /// Credentials refused: back to the login screen, with why and whether it was the name.
+    AuthFailed(String, Option<ErrorCode>),
     /// The server could not be reached or the connection broke during login: retry.
     ConnectFailed(u64, String),
     Server(u64, Event),
@@ -445,11 +445,12 @@ impl Runtime {
                     if e.code().is_some()
                         && (typed || e.code() != Some(ErrorCode::RateLimited)) =>
                 {
+                    let code = e.code();
                     let message = match e {
                         chatroom_protocol::client::ClientError::Server(body) => body.message,
                         other => other.to_string(),
                     };
-                    let _ = tx.send(Msg::AuthFailed(message)).await;
+                    let _ = tx.send(Msg::AuthFailed(message, code)).await;
                     return;
                 }
                 Err(e) => {
@@ -575,7 +576,7 @@ impl Runtime {
                 actions
             }
             Msg::Connected { .. } => Vec::new(),
-            Msg::AuthFailed(message) => {
+            Msg::AuthFailed(message, code) => {
                 tracing::info!(%message, "login refused");
                 // Whose session was refused (logged out by an admin, expired): the form asks
                 // that user for a password, not anyone for a name.
@@ -592,7 +593,14 @@ impl Runtime {
                     }
                     app.screen = Screen::Login(Box::new(form));
                 }
-                app.login_failed(message);
+                if matches!(
+                    code,
+                    Some(ErrorCode::UsernameTaken | ErrorCode::InvalidUsername)
+                ) {
+                    app.login_name_refused(message);
+                } else {
+                    app.login_failed(message);
+                }
                 // A password given as the README says (file, environment) logs in again, as at
                 // start-up. Only after a refused session: a refused password is not retried.
                 if let Some(user) = refused
@@ -2821,6 +2829,49 @@ mod tests {
             error.ends_with("(another server: Esc, then chatroom --server HOST:PORT)"),
             "{error}"
         );
+        h.shutdown.cancel();
+    }
+
+    /// A new account's name taken: the form goes back to the name, the passwords kept, so a
+    /// second Enter does not send the same name again.
+    #[tokio::test]
+    async fn a_taken_name_on_the_new_account_form_goes_back_to_the_name() {
+        let mut h = Harness::start().await;
+        h.register_admin_first().await;
+        let mut form = LoginForm {
+            register: true,
+            focus: LoginField::Repeat,
+            ..LoginForm::default()
+        };
+        form.username.set_text("ROOT");
+        form.password.set_text(PASSWORD);
+        form.repeat.set_text(PASSWORD);
+        form.busy = true;
+        h.app.screen = Screen::Login(Box::new(form));
+        h.runtime.connect(Credentials::Password {
+            user: "ROOT".into(),
+            password: PASSWORD.into(),
+            register: true,
+        });
+        h.run_until(
+            "the refusal",
+            |h| matches!(&h.app.screen, Screen::Login(form) if form.error.is_some()),
+        )
+        .await;
+        let Screen::Login(form) = &h.app.screen else {
+            unreachable!("run_until returned on the login screen");
+        };
+        assert!(
+            form.error.as_deref().is_some_and(|e| e.contains("taken")),
+            "{:?}",
+            form.error
+        );
+        assert_eq!(form.focus, LoginField::Username);
+        assert_eq!(
+            (form.password.text(), form.repeat.text()),
+            (PASSWORD.to_string(), PASSWORD.to_string())
+        );
+        assert!(!form.busy);
         h.shutdown.cancel();
     }
 
