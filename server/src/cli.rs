@@ -534,7 +534,7 @@ fn apply_ai_settings(
 
 /// Runs the command line; the binary's `main`.
 pub fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| exit_on_parse_error(&e));
     let command = cli.command.unwrap_or(Command::Serve);
     // The server logs what it does; a one-shot command prints its result, and its log (the
     // database migrated on a new data dir, say) is noise unless something goes wrong.
@@ -550,6 +550,39 @@ pub fn main() -> anyhow::Result<()> {
         Command::Backup { file } => backup_command(&config, &file),
         Command::Check => check_command(&config),
     }
+}
+
+/// Prints clap's error and exits. clap names the flag of a bad value even when the value came
+/// from the flag's environment variable (a unit file's `Environment=`, say), so that variable
+/// is named too.
+fn exit_on_parse_error(error: &clap::Error) -> ! {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let _ = error.print();
+    let bad_value = matches!(
+        error.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    );
+    let flag = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) if bad_value => arg.split_whitespace().next(),
+        _ => None,
+    };
+    let given_as_flag = |flag: &str| {
+        std::env::args()
+            .skip(1)
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    };
+    if let Some(flag) = flag.filter(|f| !given_as_flag(f)) {
+        let env = Cli::command()
+            .get_arguments()
+            .find(|a| a.get_long().is_some_and(|long| flag == format!("--{long}")))
+            .and_then(|a| a.get_env())
+            .map(|env| env.to_string_lossy().into_owned());
+        if let Some(env) = env.filter(|env| std::env::var_os(env).is_some()) {
+            eprintln!("note: the value comes from the environment variable {env}");
+        }
+    }
+    std::process::exit(error.exit_code())
 }
 
 fn init_logging(filter: Option<&str>, default_level: &str) -> anyhow::Result<()> {

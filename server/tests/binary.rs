@@ -396,6 +396,33 @@ fn bad_settings_are_reported_clearly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("bad config file"), "{stderr}");
 
+    // A bad value from an environment variable names the variable, not only its flag.
+    for (flag, env) in [
+        (None, Some("CHATROOM_MAX_CONNECTIONS")),
+        (Some("--max-connections"), None),
+    ] {
+        let mut command = binary();
+        if let Some(flag) = flag {
+            command.args([flag, "lots"]);
+        }
+        if let Some(env) = env {
+            command.env(env, "lots");
+        }
+        let output = command
+            .args(["check", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(2), "a command-line error");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("invalid value 'lots'"), "{stderr}");
+        assert_eq!(
+            stderr.contains("from the environment variable CHATROOM_MAX_CONNECTIONS"),
+            env.is_some(),
+            "{stderr}"
+        );
+    }
+
     // Limits that mean nothing at 0: every message refused, one session per account.
     let limits = dir.path().join("limits.toml");
     std::fs::write(&limits, "[limits]\nmax_sessions_per_account = 0\n").expect("write");
