@@ -302,6 +302,73 @@ async fn a_mute_for_a_while_ends_by_itself() {
 }
 
 #[tokio::test]
+async fn a_mute_is_lifted_only_from_above_or_by_an_owner_who_inherited_it() {
+    let server = TestServer::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (mike, _) = server.user("mike").await;
+    let (carol, _) = server.user("carol").await;
+    let (dave, _) = server.user("dave").await;
+    let ops = alice
+        .create_room("ops", Visibility::Public)
+        .await
+        .expect("create");
+    for member in [&mike, &carol, &dave] {
+        member.join_room("ops").await.expect("join");
+    }
+    for moderator in ["mike", "carol"] {
+        alice
+            .set_role(ops.id, moderator, RoomRole::Moderator)
+            .await
+            .expect("mod");
+    }
+    alice.mute(ops.id, "mike", None, None).await.expect("mute");
+    assert_eq!(
+        code_of(mike.unmute(ops.id, "mike").await),
+        ErrorCode::BadRequest,
+        "a muted moderator does not lift their own mute"
+    );
+    assert_eq!(
+        code_of(carol.unmute(ops.id, "mike").await),
+        ErrorCode::Forbidden,
+        "nor does a fellow moderator"
+    );
+    assert_eq!(
+        code_of(mike.send_message(ops.id, "still muted?").await),
+        ErrorCode::Forbidden
+    );
+
+    // Someone who left stays muted; whoever may mute lifts it.
+    carol.mute(ops.id, "dave", None, None).await.expect("mute");
+    dave.leave_room(ops.id).await.expect("leave");
+    carol
+        .unmute(ops.id, "dave")
+        .await
+        .expect("lifted after leaving");
+    dave.join_room("ops").await.expect("back");
+    dave.send_message(ops.id, "hello again")
+        .await
+        .expect("not muted");
+
+    // The owner leaves; the room passes to mike, the longest-serving moderator, muted: as
+    // its owner he may lift it, nobody above him being left to.
+    alice.leave_room(ops.id).await.expect("leave");
+    let info = mike.room_info(ops.id).await.expect("info");
+    let owner = info
+        .members
+        .iter()
+        .find(|m| m.role == RoomRole::Owner)
+        .map(|m| m.user.username.clone());
+    assert_eq!(owner.as_deref(), Some("mike"));
+    mike.unmute(ops.id, "mike")
+        .await
+        .expect("the owner lifts it");
+    mike.send_message(ops.id, "my room now")
+        .await
+        .expect("posts");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn only_moderators_mute_and_only_those_below_them() {
     let server = TestServer::start().await;
     let (alice, _) = server.user("alice").await;

@@ -142,13 +142,31 @@ pub(super) fn unmute(
     by: UserId,
 ) -> Result<Outcome, StorageError> {
     let (conn, now, posted) = (cx.conn, cx.now, cx.posted);
-    require_role(
+    let mine = require_role(
         conn,
         room,
         by,
         RoomRole::Moderator,
         "only the owner or a moderator may unmute",
     )?;
+    // The rules of `mute`, so a mute holds against those it was meant to hold against: a
+    // moderator muted by the owner neither lifts it nor has a fellow moderator lift it. Two
+    // ways out: a room passes to its longest-serving member, who may be muted, and nobody is
+    // left above its owner to lift it; and someone who left stays muted, which anyone who may
+    // mute lifts (NotMember would leave the mute listed and unliftable).
+    if user == by {
+        if mine != RoomRole::Owner {
+            return Err(refused(
+                ErrorCode::BadRequest,
+                "you cannot lift your own mute",
+            ));
+        }
+    } else if acting_role(conn, room, user)?.is_some_and(|theirs| theirs >= mine) {
+        return Err(refused(
+            ErrorCode::Forbidden,
+            "you may only unmute members below your own role",
+        ));
+    }
     let lifted = conn.execute(
         "DELETE FROM mutes WHERE room_id = ?1 AND user_id = ?2 \
          AND (until IS NULL OR until > ?3)",
