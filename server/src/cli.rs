@@ -730,25 +730,33 @@ async fn bind(
 
 async fn stop_on_signal(shutdown: CancellationToken) {
     #[cfg(unix)]
-    {
+    let signal = {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        // SIGHUP too (the terminal of a server started by hand closing): by default it would
+        // end the process on the spot, clients untold and nothing logged.
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut term), Ok(mut hangup)) => {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => "SIGINT",
+                    _ = term.recv() => "SIGTERM",
+                    _ = hangup.recv() => "SIGHUP",
                 }
             }
-            Err(_) => {
+            _ => {
                 let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
             }
         }
-    }
+    };
     #[cfg(not(unix))]
-    {
+    let signal = {
         let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("shutting down");
+        "Ctrl-C"
+    };
+    tracing::info!(signal, "shutting down");
     shutdown.cancel();
 }
 

@@ -525,6 +525,40 @@ async fn sigterm_tells_clients_and_exits_cleanly() {
     let _ = server.wait();
 }
 
+/// SIGHUP (the terminal of a server started by hand going away) stops the server as SIGTERM
+/// does, instead of killing it on the spot: clients are told, and it exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_stops_the_server_as_gracefully_as_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut server, addr) = start_server(dir.path());
+    let mut client = Client::connect(addr, "watcher").await.expect("connect");
+    client
+        .register("watcher", PASSWORD)
+        .await
+        .expect("register");
+    let status = Command::new("kill")
+        .args(["-HUP", &server.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let told = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(event) = client.next_event().await {
+            if let chatroom_protocol::Event::ServerShutdown { .. } = event {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("the connection ends");
+    assert!(told, "the client is told of the shutdown");
+    let exit = tokio::task::spawn_blocking(move || server.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(exit.success(), "a graceful shutdown exits 0: {exit:?}");
+}
+
 /// Runs `args` on `data_dir` expecting a failure; returns what it said on stderr.
 fn run_failing(args: &[&str], data_dir: &Path) -> String {
     let output = binary()
