@@ -658,6 +658,7 @@ fn serve(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
         }
     };
     let local = listener.local_addr()?;
+    warn_if_nobody_can_add_accounts(&config);
     let data_dir = std::fs::canonicalize(&config.data_dir)
         .or_else(|_| std::path::absolute(&config.data_dir))
         .unwrap_or_else(|_| config.data_dir.clone());
@@ -684,6 +685,22 @@ fn serve(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
     // Blocking-pool threads (a password hash in progress) must not hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(())
+}
+
+/// Warns when nobody could get an account: registration closed and no server admin to add
+/// one, so that only stopping the server and `user add --admin` helps.
+fn warn_if_nobody_can_add_accounts(config: &Config) {
+    if config.registration != RegistrationPolicy::Closed {
+        return;
+    }
+    match crate::maintenance::has_admin(&config.database_path()) {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            "registration is closed and no account is a server admin, so nobody can add \
+             accounts; stop the server and run `chatroom-server user add NAME --admin`"
+        ),
+        Err(e) => tracing::debug!(error = %e, "cannot tell whether there is a server admin"),
+    }
 }
 
 /// Warns when other accounts of the machine may read the data directory: it holds every direct

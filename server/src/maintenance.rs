@@ -295,6 +295,17 @@ pub struct MissingFiles {
 /// How many missing file ids [`missing_files`] names.
 const MISSING_EXAMPLES: usize = 5;
 
+/// Whether any account of the database at `database` is a server admin.
+pub fn has_admin(database: &Path) -> Result<bool, MaintenanceError> {
+    let conn = open_existing(database)?;
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE is_admin)",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(sqlite_error(database))
+}
+
 /// Checks that every file the database at `database` references has its content in
 /// `data_dir`'s `files/` folder, of the recorded size: one `stat` per distinct content, no
 /// reading of content, nothing created.

@@ -1137,6 +1137,45 @@ fn data_and_backups_are_private_and_an_open_data_dir_is_warned_about() {
     assert!(warnings[0].contains("mode=755"), "{log}");
 }
 
+/// Closed registration and no server admin: nobody could ever get an account, and the start
+/// says how to make one.
+#[test]
+fn closed_registration_without_an_admin_is_warned_about() {
+    let log_of_a_start = |data: &Path| {
+        let mut server = ServerProcess(
+            binary()
+                .args(["--listen", "127.0.0.1:0", "--registration", "closed"])
+                .arg("--data-dir")
+                .arg(data)
+                .env("CHATROOM_LOG", "warn")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn chatroom-server"),
+        );
+        banner_address(&mut BufReader::new(server.stdout.take().expect("stdout")));
+        server.kill().expect("stop");
+        let _ = server.wait();
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut server.stderr.take().expect("stderr"), &mut log)
+            .expect("read the log");
+        log
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let warning = "no account is a server admin, so nobody can add accounts";
+    let log = log_of_a_start(&data);
+    assert!(
+        log.contains(warning) && log.contains("chatroom-server user add NAME --admin"),
+        "{log}"
+    );
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).expect("write");
+    run_ok(&["user", "add", "alice", "--admin"], &data, Some(&pw));
+    let log = log_of_a_start(&data);
+    assert!(!log.contains(warning), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_ai_endpoint_stops_the_start_and_a_failing_one_is_named_in_the_log() {
     let dir = tempfile::tempdir().expect("temp dir");
