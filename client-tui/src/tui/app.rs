@@ -637,6 +637,10 @@ pub struct App {
     pub confirming: Option<Confirming>,
     /// I am away, with this status text (may be empty); `None`: not away, as far as I know.
     pub away: Option<String>,
+    /// The away status `/away` set from here, until `/back` or the server says I am online:
+    /// what a reconnect puts back. Not an away the server inferred from idleness, which a
+    /// resumed connection would otherwise turn into a chosen one that no key ends.
+    pub away_chosen: Option<String>,
     /// Live messages for rooms not known yet, while those are fetched.
     pub(super) arrivals: Arrivals,
     /// My `/user promote|demote` told once, by its event or its answer.
@@ -689,6 +693,7 @@ impl App {
             editing: None,
             confirming: None,
             away: None,
+            away_chosen: None,
             arrivals: Arrivals::default(),
             admin_echoes: AdminEchoes::default(),
         }
@@ -924,6 +929,16 @@ impl App {
     /// My own presence, from the server or from a `/away` or `/back` it accepted.
     pub fn my_presence(&mut self, status: PresenceStatus, message: Option<String>) {
         self.away = (status == PresenceStatus::Away).then(|| message.unwrap_or_default());
+        if status == PresenceStatus::Online {
+            // Back, from here or from another of my clients.
+            self.away_chosen = None;
+        }
+    }
+
+    /// The server took my `/away` or `/back`.
+    pub fn presence_chosen(&mut self, status: PresenceStatus, message: Option<String>) {
+        self.my_presence(status, message);
+        self.away_chosen = self.away.clone();
     }
 
     fn is_me(&self, user: UserId) -> bool {

@@ -406,7 +406,7 @@ impl Runtime {
                 app.reconnecting();
                 self.connect(Credentials::Token {
                     token,
-                    away: app.away.clone(),
+                    away: app.away_chosen.clone(),
                 });
             }
         }
@@ -726,7 +726,7 @@ impl Runtime {
             }
             Msg::MyPresence(status, message) => {
                 let away = status == PresenceStatus::Away;
-                app.my_presence(status, message);
+                app.presence_chosen(status, message);
                 app.flash(if away { "you are away" } else { "you are back" }, false);
                 Vec::new()
             }
@@ -1855,6 +1855,59 @@ mod tests {
         assert!(!h.app.idleness.told());
         alice_becomes(PresenceStatus::Online).await;
         assert_eq!(h.app.input.text(), "h", "the key is typed too");
+        h.shutdown.cancel();
+    }
+
+    /// Away by idleness when the connection drops: the new connection starts in use (not
+    /// with that away made a chosen one), is told idle again, and a key still brings her back.
+    #[tokio::test]
+    async fn idle_away_after_a_reconnect_still_ends_with_a_key() {
+        let mut h = Harness::start().await;
+        h.register_alice().await;
+        let mut bob = h.register_elsewhere("bob").await;
+        let alice = h.app.me.as_ref().expect("logged in").id;
+        let mut alice_becomes = async |status: PresenceStatus| {
+            tokio::time::timeout(PATIENCE, async {
+                loop {
+                    match bob.next_event().await {
+                        Some(chatroom_protocol::Event::Presence(updates)) => {
+                            if updates
+                                .iter()
+                                .any(|u| u.user == alice && u.status == status)
+                            {
+                                return;
+                            }
+                        }
+                        Some(_) => {}
+                        None => panic!("bob's connection closed"),
+                    }
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("alice never became {status:?}"))
+        };
+        h.app.idleness = crate::tui::idle::Idleness::after_minutes(1, now_millis() - 61_000);
+        h.run_until("the idle notice", |h| h.app.idleness.told())
+            .await;
+        alice_becomes(PresenceStatus::Away).await;
+        h.run_until("the away shown", |h| h.app.away.is_some())
+            .await;
+
+        h.drop_connection().await;
+        h.runtime.reconnect_at = Some(0);
+        h.run_until("the reconnect and the idle notice again", |h| {
+            matches!(
+                h.app.connection,
+                crate::tui::app::ConnectionState::Connected
+            ) && h.app.idleness.told()
+        })
+        .await;
+        alice_becomes(PresenceStatus::Away).await;
+
+        let key = TermEvent::Key(KeyEvent::from(KeyCode::Char('h')));
+        let actions = h.runtime.on_msg(&mut h.app, Msg::Term(key));
+        h.perform_all(actions);
+        alice_becomes(PresenceStatus::Online).await;
         h.shutdown.cancel();
     }
 
