@@ -526,10 +526,26 @@ fn apply_ai_settings(
         bail!("max_reply_messages must be at least 1");
     }
     if ai.backend == AiBackendKind::Openai {
-        crate::ai::check_config(ai)
-            .map_err(|e| anyhow::anyhow!("--ai-endpoint {:?}: {e}", ai.endpoint))?;
+        crate::ai::check_config(ai).map_err(|e| {
+            anyhow::anyhow!("--ai-endpoint {:?}: {e}", without_userinfo(&ai.endpoint))
+        })?;
     }
     Ok(())
+}
+
+/// `url` with any `user:password@` before its host replaced by `…@`: an endpoint refused for
+/// holding credentials must not print them into the log.
+fn without_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((_, host)) => {
+            let separator = if scheme.is_empty() { "" } else { "://" };
+            format!("{scheme}{separator}…@{host}{path}")
+        }
+        None => url.to_string(),
+    }
 }
 
 /// Runs the command line; the binary's `main`.
@@ -1260,6 +1276,36 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn credentials_in_a_refused_endpoint_are_not_repeated() {
+        assert_eq!(
+            without_userinfo("http://me:sk-secret@lan:11434/v1"),
+            "http://…@lan:11434/v1"
+        );
+        assert_eq!(
+            without_userinfo("https://sk-secret@host/v1?a=b@c"),
+            "https://…@host/v1?a=b@c"
+        );
+        assert_eq!(
+            without_userinfo("http://lan:11434/v1/x@y"),
+            "http://lan:11434/v1/x@y"
+        );
+        let cli = Cli::try_parse_from([
+            "chatroom-server",
+            "--ai-backend",
+            "openai",
+            "--ai-endpoint",
+            "http://me:sk-secret@127.0.0.1:11434/v1",
+        ])
+        .expect("parse");
+        let error = format!(
+            "{:#}",
+            resolve_config_with_key(&cli.settings, None).expect_err("refused")
+        );
+        assert!(error.contains("credentials"), "{error}");
+        assert!(!error.contains("sk-secret"), "{error}");
     }
 
     #[test]
