@@ -108,9 +108,11 @@ pub struct LimitsConfig {
     pub max_connections: u32,
     /// Connections at once from one IP address (0 = unlimited).
     pub max_connections_per_ip: u32,
-    /// Failed logins per IP address per minute before further attempts are refused.
+    /// Failed logins per IP address per minute before further attempts are refused (0 =
+    /// unlimited).
     pub login_failures_per_ip: u32,
-    /// Failed logins per account per minute before further attempts are refused.
+    /// Failed logins per account per minute before further attempts are refused (0 =
+    /// unlimited).
     pub login_failures_per_account: u32,
     /// Accounts one IP address may register per hour (0 = unlimited); admins creating accounts
     /// are not counted.

@@ -310,6 +310,16 @@ mod tests {
     }
 
     #[test]
+    fn login_failure_limits_of_zero_mean_unlimited() {
+        let limiter = LoginLimiter::new(0, 0);
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        for _ in 0..100 {
+            limiter.failed(ip, Some("bob"));
+        }
+        assert!(!limiter.blocked(ip, "bob"), "0: no limit, as documented");
+    }
+
+    #[test]
     fn names_no_account_can_have_are_not_remembered() {
         let limiter = LoginLimiter::new(1000, 2);
         let ip: IpAddr = [127, 0, 0, 1].into();
