@@ -3,7 +3,7 @@
 //! [`Action`]s, which the runtime carries out and answers with more events.
 
 use chatroom_protocol::{
-    BanInfo, Draft, Event, FileId, HistoryPage, Member, Message, MessageId, MessageKind,
+    BanInfo, Draft, Event, FileId, FileInfo, HistoryPage, Member, Message, MessageId, MessageKind,
     PresenceStatus, RoomId, RoomInfo, RoomKind, RoomRole, RoomSummary, Seq, UnixMillis, UserId,
     UserPresence, UserSummary,
 };
@@ -1025,7 +1025,27 @@ impl App {
         });
     }
 
-    /// A list the server sent for `room` (bans, mutes), one notice per line in that room, or
+    /// A room's files, from `/files`: one notice per file in that room (newest first, as the
+    /// server sends them), each with the command that saves it, or a notice that there are none.
+    pub fn files_loaded(&mut self, room: RoomId, files: Vec<FileInfo>) {
+        let lines: Vec<String> = files
+            .iter()
+            .map(|f| {
+                format!(
+                    "/download {}: {} ({}, {})",
+                    f.id.0,
+                    f.name,
+                    crate::output::human_bytes(f.size),
+                    f.uploader_name
+                )
+            })
+            .collect();
+        self.notices_in(room, lines, |label| {
+            format!("no files in {label} yet; /upload PATH")
+        });
+    }
+
+    /// A list the server sent for `room` (bans, mutes, files), one notice per line in that room, or
     /// `none` (given the room's label) when it is empty. Nothing if I have left the room.
     pub(super) fn notices_in(
         &mut self,

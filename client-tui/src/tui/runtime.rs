@@ -12,7 +12,7 @@ use chatroom_protocol::transfer::{
     self, Phase, Progress, ProgressSink, TransferError, TransferOptions,
 };
 use chatroom_protocol::{
-    BanInfo, ErrorBody, ErrorCode, Event, HistoryAnchor, HistoryPage, Member, MuteInfo,
+    BanInfo, ErrorBody, ErrorCode, Event, FileInfo, HistoryAnchor, HistoryPage, Member, MuteInfo,
     PresenceStatus, RoomId, RoomInfo, RoomKind, RoomSummary, SearchPage, ServerInfo, Session,
     UnixMillis, UserPresence, Visibility, now_millis,
 };
@@ -88,6 +88,8 @@ enum Msg {
     Members(RoomId, Vec<Member>, Option<Vec<MuteInfo>>),
     /// A room's bans, for `/bans`.
     Bans(RoomId, Vec<BanInfo>),
+    /// A room's files, for `/files`.
+    Files(RoomId, Vec<FileInfo>),
     Mutes(RoomId, Vec<MuteInfo>),
     Users(Vec<UserPresence>),
     /// Everyone's presence, fetched again after a reconnect.
@@ -680,6 +682,10 @@ impl Runtime {
                 app.bans_loaded(room, bans);
                 Vec::new()
             }
+            Msg::Files(room, files) => {
+                app.files_loaded(room, files);
+                Vec::new()
+            }
             Msg::Mutes(room, mutes) => {
                 app.mutes_loaded(room, mutes);
                 Vec::new()
@@ -1186,26 +1192,10 @@ impl Runtime {
                 }
             }
             Action::ListFiles(room) => self.with_client(app, move |c| async move {
-                let files = c.list_files(room).await.map_err(err)?;
-                if files.is_empty() {
-                    return Ok(Some(Msg::Notice("no files here yet; /upload PATH".into())));
-                }
-                let list: Vec<String> = files
-                    .iter()
-                    .map(|f| {
-                        format!(
-                            "#{} {} ({}, {})",
-                            f.id,
-                            f.name,
-                            human_bytes(f.size),
-                            f.uploader_name
-                        )
-                    })
-                    .collect();
-                Ok(Some(Msg::Notice(format!(
-                    "files here (/download ID): {}",
-                    list.join("  ")
-                ))))
+                Ok(Some(Msg::Files(
+                    room,
+                    c.list_files(room).await.map_err(err)?,
+                )))
             }),
             Action::Search {
                 serial,
@@ -1545,6 +1535,62 @@ mod tests {
         fn transfer_state(&self) -> Option<TransferState> {
             self.app.transfers.last().map(|t| t.state.clone())
         }
+    }
+
+    /// `/files`: one line per file, newest first, each with the command that saves it, in the
+    /// room asked about even when I have switched rooms before the answer came.
+    #[tokio::test]
+    async fn slash_files_lists_one_file_a_line_in_the_room_asked_about() {
+        let mut h = Harness::start().await;
+        h.register_alice().await;
+        let public = h.app.current.expect("in public");
+        let dev = h.create_and_enter("/create dev", "#dev").await;
+        for (name, size) in [("notes.txt", 7), ("build.log", 2048)] {
+            let source = h.home.path().join(name);
+            std::fs::write(&source, vec![b'x'; size]).expect("write the file");
+            let before = h.app.transfers.len();
+            h.command(&format!("/upload {}", source.display()));
+            h.run_until("the upload", |h| {
+                h.app.transfers.len() > before
+                    && matches!(h.transfer_state(), Some(TransferState::Done(_)))
+            })
+            .await;
+        }
+        h.command("/files");
+        h.command(&format!("/enter {}", "#public"));
+        assert_eq!(h.app.current, Some(public));
+        h.run_until("the list", |h| {
+            room_log(&h.app, dev)
+                .iter()
+                .any(|l| l.starts_with("/download "))
+        })
+        .await;
+        let listed: Vec<String> = room_log(&h.app, dev)
+            .into_iter()
+            .filter(|l| l.starts_with("/download "))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                "/download 2: build.log (2.0 KiB, alice)",
+                "/download 1: notes.txt (7 B, alice)"
+            ]
+        );
+        assert!(
+            !room_log(&h.app, public)
+                .iter()
+                .any(|l| l.starts_with("/download ")),
+            "{:?}",
+            room_log(&h.app, public)
+        );
+        h.command("/files");
+        h.run_until("the empty list", |h| {
+            room_log(&h.app, public)
+                .iter()
+                .any(|l| l == "no files in #public yet; /upload PATH")
+        })
+        .await;
+        h.shutdown.cancel();
     }
 
     #[tokio::test]
