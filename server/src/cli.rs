@@ -429,6 +429,8 @@ pub fn resolve_config_with_key(
     for (name, value) in [
         ("messages_per_second", config.limits.messages_per_second),
         ("message_burst", config.limits.message_burst),
+        // Read as 1 too: a 256 KiB chunk a second, for uploads and downloads alike.
+        ("chunks_per_second", config.files.chunks_per_second),
     ] {
         if value == 0 {
             bail!(

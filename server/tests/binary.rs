@@ -426,6 +426,8 @@ fn bad_settings_are_reported_clearly() {
     // Limits that mean nothing at 0: every message refused, one session per account.
     let limits = dir.path().join("limits.toml");
     std::fs::write(&limits, "[limits]\nmax_sessions_per_account = 0\n").expect("write");
+    let files = dir.path().join("files.toml");
+    std::fs::write(&files, "[files]\nchunks_per_second = 0\n").expect("write");
     for (args, said) in [
         (
             &["--max-message-chars", "0"][..],
@@ -434,6 +436,10 @@ fn bad_settings_are_reported_clearly() {
         (
             &["--config", limits.to_str().expect("utf-8 path")],
             "max_sessions_per_account must be at least 1",
+        ),
+        (
+            &["--config", files.to_str().expect("utf-8 path")],
+            "chunks_per_second must be at least 1; there is no unlimited setting",
         ),
     ] {
         let output = binary()
