@@ -3,8 +3,9 @@
 
 use chatroom_protocol::transfer::{Downloaded, Uploaded, hex};
 use chatroom_protocol::{
-    BanInfo, FileInfo, FileRef, Member, Message, MessageKind, MuteInfo, PresenceStatus, RoomId,
-    RoomKind, RoomRole, RoomSummary, SentMessage, Seq, UnixMillis, UserPresence,
+    BanInfo, FileInfo, FileRef, MAX_UNREAD_COUNT, Member, Message, MessageKind, MuteInfo,
+    PresenceStatus, RoomId, RoomKind, RoomRole, RoomSummary, SentMessage, Seq, UnixMillis,
+    UserPresence,
 };
 use serde_json::{Value, json};
 use std::borrow::Cow;
@@ -50,6 +51,16 @@ pub fn count_of(count: u64, one: &str, many: &str) -> String {
         format!("1 {one}")
     } else {
         format!("{count} {many}")
+    }
+}
+
+/// An unread count as shown: the server stops counting at [`MAX_UNREAD_COUNT`], so that many
+/// (or more, counted on since) is `9999+`.
+pub fn unread_count(unread: u32) -> String {
+    if unread >= MAX_UNREAD_COUNT {
+        format!("{MAX_UNREAD_COUNT}+")
+    } else {
+        unread.to_string()
     }
 }
 
@@ -442,7 +453,7 @@ pub fn room_line(r: &RoomSummary) -> String {
         room_kind(r.kind),
     );
     if r.unread > 0 {
-        line.push_str(&format!("  {} unread", r.unread));
+        line.push_str(&format!("  {} unread", unread_count(r.unread)));
     }
     if r.mentions > 0 {
         line.push_str(&format!(

@@ -171,6 +171,34 @@ fn busy_room_with_cjk_wrapping_unread_counts_and_members() {
 }
 
 #[test]
+fn an_unread_count_the_server_stopped_counting_shows_a_plus() {
+    let mut app = busy_app();
+    let cap = chatroom_protocol::MAX_UNREAD_COUNT;
+    app.rooms_loaded(vec![
+        room(1, "public", RoomKind::Public, 0, 0),
+        room(2, "dev", RoomKind::Public, cap, 0),
+        room(3, "ops", RoomKind::Public, cap - 1, 0),
+        room(4, "alerts", RoomKind::Public, cap, 3),
+    ]);
+    let screen = render(&app, 100, 16);
+    // The room list's entry for `name`: its label, then its counts.
+    let entry = |name: &str| {
+        let line = screen
+            .lines()
+            .find(|line| line.contains(&format!("#{name} ")))
+            .unwrap_or_else(|| panic!("#{name} listed: {screen}"));
+        let list = line.split('│').next().unwrap_or_default();
+        list.trim_matches(['"', ' '])
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(entry("dev"), "#dev 9999+");
+    assert_eq!(entry("ops"), "#ops 9998");
+    assert_eq!(entry("alerts"), "#alerts 9999+@3");
+}
+
+#[test]
 fn a_muted_member_is_marked_in_the_member_list() {
     let mut app = busy_app();
     app.mutes_known(

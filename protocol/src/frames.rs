@@ -499,6 +499,11 @@ pub const MAX_DELETED_AT_ONCE: u32 = 500;
 /// The longest [`Request::Mute`], in seconds (a year).
 pub const MAX_MUTE_SECS: u64 = 366 * 24 * 3600;
 
+/// Where the server stops counting [`RoomSummary::unread`]: a room with more unread messages
+/// says this many (show it as "9999+"). Counting further would cost every room list of
+/// someone who never reads a busy room a walk over all of it.
+pub const MAX_UNREAD_COUNT: u32 = 9_999;
+
 /// How long something lasts, in the words the server's room notices use (`alice muted bob for
 /// 10 min`), so that clients say it the same way: `45 s`, `1 min 30 s`, `10 min`,
 /// `1 h 30 min`, `3 days`, `1 day 12 h`. Exact to the second under 10 minutes; above, rounds
@@ -787,7 +792,7 @@ pub struct RoomSummary {
     pub latest_seq: Seq,
     /// My read marker (0 when I have read nothing or am not a member).
     pub last_read_seq: Seq,
-    /// Messages after my read marker that others sent.
+    /// Messages after my read marker that others sent, counted up to [`MAX_UNREAD_COUNT`].
     pub unread: u32,
     /// Of those, how many mention me (`@myname`).
     pub mentions: u32,

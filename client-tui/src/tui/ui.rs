@@ -307,10 +307,11 @@ fn draw_rooms(frame: &mut Frame, app: &App, area: Rect) {
             seen_direct = true;
             lines.push(Line::from(Span::styled("direct", dim())));
         }
+        let unread = crate::output::unread_count(room.summary.unread);
         let counts = match (room.summary.mentions, room.summary.unread) {
             (0, 0) => String::new(),
-            (0, unread) => format!(" {unread}"),
-            (mentions, unread) => format!(" {unread}@{mentions}"),
+            (0, _) => format!(" {unread}"),
+            (mentions, _) => format!(" {unread}@{mentions}"),
         };
         let label = truncate(&room.label(), width.saturating_sub(counts.chars().count()));
         let pad = width.saturating_sub(display_width(&label) as usize + counts.chars().count());

@@ -201,10 +201,11 @@ const SUMMARY_SELECT: &str = "
         COALESCE(m.last_read_seq, 0),
         CASE WHEN m.user_id IS NULL THEN 0 ELSE (
             -- Room notices (kind 1: joins, kicks, topics) are not news to count, and a
-            -- deleted message (kind 3) is nothing left to read.
-            SELECT COUNT(*) FROM messages x
+            -- deleted message (kind 3) is nothing left to read. Counted up to
+            -- MAX_UNREAD_COUNT (a test checks the two agree).
+            SELECT COUNT(*) FROM (SELECT 1 FROM messages x
             WHERE x.room_id = r.id AND x.seq > m.last_read_seq AND x.sender_id != ?1
-                AND x.kind NOT IN (1, 3)) END,
+                AND x.kind NOT IN (1, 3) LIMIT 9999)) END,
         CASE WHEN m.user_id IS NULL THEN 0 ELSE (
             SELECT COUNT(*) FROM mentions n
             WHERE n.user_id = ?1 AND n.room_id = r.id AND n.seq > m.last_read_seq) END
@@ -602,6 +603,37 @@ mod tests {
             crate::config::LimitsConfig::default().max_frame_bytes,
         );
         assert!(frame.is_ok(), "fits the default frame: {frame:?}");
+    }
+
+    #[test]
+    fn unread_is_counted_up_to_the_protocol_cap_and_leaves_notices_and_my_own_out() {
+        let mut conn = Connection::open_in_memory().expect("opens");
+        super::super::schema::migrate(&mut conn).expect("migrates");
+        // Room 1 is `public`, which the schema creates; alice read nothing there.
+        conn.execute_batch(
+            "INSERT INTO users (id, name, name_key, password_hash, created_at)
+                 VALUES (1, 'alice', 'alice', '-', 0), (2, 'bob', 'bob', '-', 0);
+             INSERT INTO members (room_id, user_id, role, joined_at, last_read_seq)
+                 VALUES (1, 1, 0, 0, 0), (1, 2, 0, 0, 0);",
+        )
+        .expect("rows");
+        let post = |conn: &Connection, count: i64, sender: i64, kind: i64| {
+            conn.execute(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+                 INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text)
+                     SELECT 1, (SELECT COALESCE(MAX(seq), 0) FROM messages) + i, ?2, 'x', 0,
+                         ?3, 'hi' FROM n",
+                params![count, sender, kind],
+            )
+            .expect("messages");
+        };
+        let unread = |conn: &Connection| my_rooms(conn, UserId(1)).expect("rooms")[0].unread;
+        post(&conn, 5, 2, 0);
+        post(&conn, 3, 2, 1);
+        post(&conn, 4, 1, 0);
+        assert_eq!(unread(&conn), 5, "bob's texts; not notices, not mine");
+        post(&conn, i64::from(chatroom_protocol::MAX_UNREAD_COUNT), 2, 0);
+        assert_eq!(unread(&conn), chatroom_protocol::MAX_UNREAD_COUNT);
     }
 
     #[test]
