@@ -34,12 +34,17 @@ pub struct Cli {
 /// Settings shared by every subcommand.
 #[derive(Debug, Args)]
 pub struct Settings {
-    /// Address to listen on [default: 0.0.0.0:8888]
-    #[arg(long, env = "CHATROOM_LISTEN", value_name = "ADDR")]
+    /// IP address and port to listen on; 0.0.0.0 is every interface [default: 0.0.0.0:8888]
+    #[arg(long, env = "CHATROOM_LISTEN", value_name = "ADDR", value_parser = listen_address)]
     pub listen: Option<SocketAddr>,
     /// Serve GET /health and GET /metrics (Prometheus) over HTTP on this address, e.g.
     /// 127.0.0.1:9100 [default: off]
-    #[arg(long, env = "CHATROOM_METRICS_LISTEN", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "CHATROOM_METRICS_LISTEN",
+        value_name = "ADDR",
+        value_parser = listen_address
+    )]
     pub metrics_listen: Option<SocketAddr>,
     /// Directory holding the database and uploaded files [default: ./chatroom-data]. Serving
     /// and `user add` create it; the other commands refuse one without a database
@@ -295,6 +300,28 @@ impl PasswordSource {
     }
 }
 
+/// A listening address: an IP address and a port. Said so when it is not one, as a bare port
+/// or a host name are easily written (and `std`'s "invalid socket address syntax" says little).
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|_| {
+        format!(
+            "{text:?} is not an IP address and port: write 0.0.0.0:PORT for every interface, \
+             127.0.0.1:PORT for this machine only, or one address of this machine \
+             (a host name is not taken)"
+        )
+    })
+}
+
+/// [`listen_address`] for a key of the TOML file.
+fn file_listen_address<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+    listen_address(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
 /// The environment variable the AI API key is read from.
 pub const AI_API_KEY_ENV: &str = "CHATROOM_AI_API_KEY";
 
@@ -311,7 +338,9 @@ pub fn resolve_config_with_key(
     #[derive(serde::Deserialize, Default)]
     #[serde(default, deny_unknown_fields)]
     struct FileConfig {
+        #[serde(deserialize_with = "file_listen_address")]
         listen: Option<SocketAddr>,
+        #[serde(deserialize_with = "file_listen_address")]
         metrics_listen: Option<SocketAddr>,
         server_name: Option<String>,
         data_dir: Option<PathBuf>,
@@ -1308,6 +1337,45 @@ mod tests {
         );
         assert!(error.contains("credentials"), "{error}");
         assert!(!error.contains("sk-secret"), "{error}");
+    }
+
+    #[test]
+    fn a_listen_address_that_is_not_one_says_what_is_wanted() {
+        for value in ["8888", "localhost:8888", "0.0.0.0"] {
+            let error = Cli::try_parse_from(["chatroom-server", "--listen", value])
+                .expect_err("refused")
+                .to_string();
+            assert!(
+                error.contains("is not an IP address and port") && error.contains("0.0.0.0:PORT"),
+                "{value}: {error}"
+            );
+        }
+        let error = Cli::try_parse_from(["chatroom-server", "--metrics-listen", "9100"])
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("127.0.0.1:PORT"), "{error}");
+        let cli = Cli::try_parse_from(["chatroom-server", "--listen", "[::1]:8888"]).expect("v6");
+        assert_eq!(
+            cli.settings.listen,
+            Some("[::1]:8888".parse().expect("addr"))
+        );
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("server.toml");
+        std::fs::write(&file, "listen = \"8888\"\n").expect("write");
+        let path = file.to_str().expect("utf-8 path");
+        let cli = Cli::try_parse_from(["chatroom-server", "--config", path]).expect("parse");
+        let error = format!(
+            "{:#}",
+            resolve_config_with_key(&cli.settings, None).expect_err("refused")
+        );
+        assert!(
+            error.contains("is not an IP address and port") && error.contains("line 1"),
+            "{error}"
+        );
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n").expect("write");
+        let (_, listen) = resolve_config_with_key(&cli.settings, None).expect("resolve");
+        assert_eq!(listen.to_string(), "127.0.0.1:9000");
     }
 
     #[test]
