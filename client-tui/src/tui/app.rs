@@ -641,6 +641,8 @@ pub struct App {
     /// what a reconnect puts back. Not an away the server inferred from idleness, which a
     /// resumed connection would otherwise turn into a chosen one that no key ends.
     pub away_chosen: Option<String>,
+    /// `/who` asked to name the members of this room before its list had come.
+    who_waiting: Option<RoomId>,
     /// Live messages for rooms not known yet, while those are fetched.
     pub(super) arrivals: Arrivals,
     /// My `/user promote|demote` told once, by its event or its answer.
@@ -694,6 +696,7 @@ impl App {
             confirming: None,
             away: None,
             away_chosen: None,
+            who_waiting: None,
             arrivals: Arrivals::default(),
             admin_echoes: AdminEchoes::default(),
         }
@@ -870,10 +873,15 @@ impl App {
     /// `/who` with the member list open: the current room's members as a notice, marked as
     /// the list marks them (★ owner, + moderator).
     fn list_members_here(&mut self) {
-        let Some(room) = self.current_room() else {
+        let Some(id) = self.current else {
+            return;
+        };
+        let Some(room) = self.rooms.get(&id) else {
             return;
         };
         if room.members.is_empty() {
+            // Not fetched yet: named once it comes (`members_loaded`).
+            self.who_waiting = Some(id);
             return;
         }
         let names: Vec<String> = room
@@ -914,6 +922,12 @@ impl App {
             r.summary.member_count = u32::try_from(members.len()).unwrap_or(u32::MAX);
             r.members = members;
             r.members_stale = false;
+        }
+        if self.who_waiting == Some(room) {
+            self.who_waiting = None;
+            if self.current == Some(room) {
+                self.list_members_here();
+            }
         }
     }
 
@@ -3123,6 +3137,34 @@ mod tests {
             notices(&app, 2).last().map(String::as_str),
             Some("3 members of #dev: ★alice  +bob (away)  me")
         );
+    }
+
+    /// `/who` on a terminal too narrow for the member list, before the room's list has come:
+    /// the members are named once it does, not never.
+    #[test]
+    fn who_before_the_member_list_came_names_them_when_it_does() {
+        let mut app = logged_in_app();
+        app.enter_room(RoomId(2));
+        assert!(app.show_members, "open, as at the start (it may not fit)");
+        let before = notices(&app, 2);
+        app.input.set_text("/who");
+        assert_eq!(app.submit_input(), [Action::Members(RoomId(2))]);
+        assert_eq!(notices(&app, 2), before, "nothing to name yet");
+        app.members_loaded(
+            RoomId(2),
+            vec![
+                member(3, "alice", RoomRole::Owner),
+                member(1, "me", RoomRole::Member),
+            ],
+        );
+        assert_eq!(
+            notices(&app, 2).last().map(String::as_str),
+            Some("2 members of #dev: ★alice  me")
+        );
+        // Named once: a later fetch (a join, a reconnect) adds nothing.
+        let named = notices(&app, 2);
+        app.members_loaded(RoomId(2), vec![member(1, "me", RoomRole::Member)]);
+        assert_eq!(notices(&app, 2), named);
     }
 
     /// `/create --private retro bob carol`: the invitees' joins come before the room's list is
