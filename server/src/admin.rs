@@ -85,6 +85,27 @@ impl DataDirLock {
     }
 }
 
+/// Refuses a database file this account may not write (its owner or mode, an immutable flag,
+/// a read-only mount): SQLite would open it read-only without a word, and every write (a
+/// login, a message) would fail later. A database not there yet is fine.
+pub fn refuse_unwritable_database(database: &Path) -> Result<(), AdminError> {
+    match File::options().write(true).open(database) {
+        Err(source)
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            Err(AdminError::DataDir {
+                what: "write the database",
+                path: database.to_path_buf(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The database of a data directory, opened for maintenance.
 #[derive(Debug)]
 pub struct Admin {
@@ -116,6 +137,7 @@ impl Admin {
     /// off, as for registrations over the network.
     pub fn open_for(config: &Config) -> Result<Self, AdminError> {
         let lock = DataDirLock::acquire(&config.data_dir)?;
+        refuse_unwritable_database(&config.database_path())?;
         let mut conn = storage::open_read_write(&config.database_path(), SyncMode::Full)?;
         schema::migrate(&mut conn)?;
         let bot_name = (config.ai.backend != AiBackendKind::Off).then(|| config.ai.name.clone());

@@ -673,6 +673,13 @@ fn say(line: std::fmt::Arguments<'_>) {
 fn serve(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
     let created_data_dir = !config.data_dir.exists();
     let lock = DataDirLock::acquire(&config.data_dir)?;
+    crate::admin::refuse_unwritable_database(&config.database_path()).map_err(|e| {
+        anyhow::anyhow!(
+            "{:#}; the server writes to it (logins, messages): fix its owner or mode, then start \
+             again",
+            anyhow::Error::new(e)
+        )
+    })?;
     if !created_data_dir {
         warn_if_open_to_others(&config.data_dir);
     }

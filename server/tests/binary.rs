@@ -579,6 +579,78 @@ fn run_failing(args: &[&str], data_dir: &Path) -> String {
     stderr
 }
 
+/// Makes `file` unwritable even for root (`chattr +i`) while held; undone on drop, so that the
+/// temporary directory can be removed.
+#[cfg(target_os = "linux")]
+struct Immutable<'a>(&'a Path);
+
+#[cfg(target_os = "linux")]
+impl<'a> Immutable<'a> {
+    /// `None` where the flag cannot be set (no CAP_LINUX_IMMUTABLE, a file system without it).
+    fn set(file: &'a Path) -> Option<Self> {
+        let set = Command::new("chattr").arg("+i").arg(file).output().ok()?;
+        let held = Self(file);
+        let writable = std::fs::OpenOptions::new().write(true).open(file).is_ok();
+        (set.status.success() && !writable).then_some(held)
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Immutable<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(self.0).status();
+    }
+}
+
+/// A database file the server's account cannot write: SQLite would open it read-only and the
+/// server would say it listens, then fail every login. The start, and the offline commands
+/// that write, stop with the file named instead.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_unwritable_database_stops_the_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).expect("write");
+    run_ok(&["user", "add", "alice"], &data, Some(&pw));
+    let database = data.join("chatroom.sqlite3");
+    let Some(_immutable) = Immutable::set(&database) else {
+        eprintln!(
+            "skipped: cannot make {} unwritable here",
+            database.display()
+        );
+        return;
+    };
+    // Spawned, not run to the end: a server that did start would never end.
+    let mut server = ServerProcess(
+        binary()
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("CHATROOM_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn chatroom-server"),
+    );
+    let mut said = String::new();
+    BufReader::new(server.stdout.take().expect("stdout"))
+        .read_line(&mut said)
+        .expect("read stdout");
+    assert!(!said.contains("listening"), "{said}");
+    let status = server.wait().expect("wait");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read the log");
+    assert!(!status.success(), "{stderr}");
+    let refusal = format!("cannot write the database {}", database.display());
+    assert!(
+        stderr.contains(&refusal) && stderr.contains("fix its owner or mode"),
+        "{stderr}"
+    );
+    let stderr = run_failing(&["user", "promote", "alice"], &data);
+    assert!(stderr.contains(&refusal), "{stderr}");
+}
+
 #[test]
 fn data_dir_failures_name_the_path_and_what_failed() {
     let dir = tempfile::tempdir().expect("temp dir");
