@@ -904,10 +904,11 @@ fn check_command(config: &Config) -> anyhow::Result<()> {
         println!("files: not checked");
     }
     if found > 0 {
+        // The data directory: a missing upload is not a fault of the database file.
         bail!(
             "{found} problem{} found in {}",
             if found == 1 { "" } else { "s" },
-            database.display()
+            config.data_dir.display()
         );
     }
     Ok(())

@@ -1380,6 +1380,12 @@ async fn check_finds_files_missing_from_the_data_dir() {
         "{stdout}"
     );
     assert!(stdout.contains("database: ok"), "{stdout}");
+    // The problem is in the data directory, not in the database file.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("1 problem found in {}\n", data.display())),
+        "{stderr}"
+    );
     assert!(!data.join("files").exists(), "the check created nothing");
 }
 
