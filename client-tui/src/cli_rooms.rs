@@ -110,7 +110,7 @@ pub enum RoomCommand {
         #[arg(value_name = "USER")]
         who: String,
     },
-    /// Set a room's topic, or clear it when no text is given.
+    /// Show a room's topic; with words, set it; with --clear, clear it.
     Topic {
         /// Which room.
         #[command(flatten)]
@@ -118,6 +118,9 @@ pub enum RoomCommand {
         /// The new topic; the words are joined by spaces.
         #[arg(value_name = "TEXT")]
         text: Vec<String>,
+        /// Clear the topic (no words is not enough: that only shows it).
+        #[arg(long, conflicts_with = "text")]
+        clear: bool,
     },
     /// Give a room a new name (its owner only; `public` keeps its name).
     Rename {
@@ -328,9 +331,21 @@ pub(crate) async fn run(command: RoomCommand, settings: &Settings) -> anyhow::Re
                 .with_context(|| format!("cannot add {shown} to {label}"))?;
             print_line(&format!("added {shown} to {label}"))
         }
-        RoomCommand::Topic { room, text } => {
+        RoomCommand::Topic { room, text, clear } => {
             let room = room.resolve(&client).await?;
             let (label, topic) = (label(&room), text.join(" "));
+            // Reading a topic must never erase it: clearing takes its own flag, as `/topic
+            // --clear` does in the terminal UI.
+            if topic.is_empty() && !clear {
+                return if room.topic.is_empty() {
+                    print_line(&format!("{label} has no topic"))
+                } else {
+                    print_line(&format!(
+                        "the topic of {label}: {}",
+                        output::plain_text(&room.topic)
+                    ))
+                };
+            }
             client
                 .set_topic(room.id, &topic)
                 .await

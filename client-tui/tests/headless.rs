@@ -1917,7 +1917,11 @@ async fn rooms_are_created_joined_and_left_from_the_shell() {
         "{said:?}"
     );
 
-    // The topic: set from the words given, cleared with none.
+    // The topic: set from the words given, shown with none, cleared with --clear.
+    assert_eq!(
+        chatroom(&alice, &["topic", "--room", "dev"]).await,
+        "#dev has no topic\n"
+    );
     assert_eq!(
         chatroom(
             &alice,
@@ -1938,6 +1942,15 @@ async fn rooms_are_created_joined_and_left_from_the_shell() {
     );
     assert_eq!(
         chatroom(&alice, &["topic", "--room", "dev"]).await,
+        "the topic of #dev: release on Friday\n",
+        "no words: shown, not cleared"
+    );
+    assert_eq!(
+        topic(chatroom(&bob, &["rooms", "--json"]).await).as_deref(),
+        Some("release on Friday")
+    );
+    assert_eq!(
+        chatroom(&alice, &["topic", "--room", "dev", "--clear"]).await,
         "cleared the topic of #dev\n"
     );
     assert_eq!(
