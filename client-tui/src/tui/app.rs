@@ -1795,17 +1795,27 @@ impl App {
         self.current
     }
 
-    /// A room of mine named in a command: `@name` is the direct chat with that user, `#name` or
-    /// a plain name a named room (never a direct chat, whatever its name).
+    /// A room of mine named in a command: `@name` is the direct chat with that user (or, with
+    /// no such chat, the one with a deleted account of that name, which the server lists as
+    /// `name (deleted)`), `#name` or a plain name a named room (never a direct chat, whatever
+    /// its name).
     pub(super) fn find_room(&self, name: &str) -> Option<RoomId> {
         let (direct, name) = match name.strip_prefix('@') {
             Some(user) => (true, user),
             None => (false, name.strip_prefix('#').unwrap_or(name)),
         };
         let name = name.to_lowercase();
-        self.room_order().into_iter().find(|id| {
-            let summary = &self.rooms[id].summary;
-            (summary.kind == RoomKind::Direct) == direct && summary.name.to_lowercase() == name
+        let named = |wanted: &str| {
+            self.room_order().into_iter().find(|id| {
+                let summary = &self.rooms[id].summary;
+                (summary.kind == RoomKind::Direct) == direct
+                    && summary.name.to_lowercase() == wanted
+            })
+        };
+        named(&name).or_else(|| {
+            direct
+                .then(|| named(&format!("{name} (deleted)")))
+                .flatten()
         })
     }
 
@@ -2387,6 +2397,27 @@ mod tests {
         });
         assert_eq!(revisit(&mut app), 0);
         assert_eq!(app.rooms[&RoomId(2)].timeline.len(), 5);
+    }
+
+    #[test]
+    fn a_chat_with_a_deleted_account_is_found_by_its_name() {
+        let mut app = logged_in_app();
+        app.rooms_loaded(vec![
+            summary(1, "public", RoomKind::Public, 0, 0),
+            summary(4, "dave (deleted)", RoomKind::Direct, 0, 0),
+            summary(5, "erin (deleted)", RoomKind::Direct, 0, 0),
+            summary(6, "erin", RoomKind::Direct, 0, 0),
+        ]);
+        app.input.set_text("/enter @Dave");
+        app.submit_input();
+        assert_eq!(app.current, Some(RoomId(4)), "the chat the server kept");
+        // A new account took the name: its chat is the one meant.
+        app.input.set_text("/enter @erin");
+        app.submit_input();
+        assert_eq!(app.current, Some(RoomId(6)));
+        app.input.set_text("/enter dave");
+        assert!(app.submit_input().is_empty(), "no room named dave");
+        assert_eq!(app.current, Some(RoomId(6)));
     }
 
     #[test]
