@@ -153,8 +153,9 @@ pub struct Settings {
     /// Seconds a whole answer may take [default: 120]
     #[arg(long, env = "CHATROOM_AI_TIMEOUT_SECS", value_name = "SECS")]
     pub ai_timeout_secs: Option<u64>,
-    /// Log filter, e.g. info, debug, chatroom_server=debug [default: info when serving, warn
-    /// for the one-shot commands]
+    /// Log filter: a level (error, warn, info, debug, trace) and TARGET=LEVEL items, e.g. info
+    /// or warn,chatroom_server=debug [default: info when serving, warn for the one-shot
+    /// commands]
     #[arg(long, env = "CHATROOM_LOG", value_name = "FILTER", global = true)]
     pub log: Option<String>,
 }
@@ -637,6 +638,21 @@ fn init_logging(filter: Option<&str>, default_level: &str) -> anyhow::Result<()>
         .map(str::to_string)
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| default_level.to_string());
+    // A bare word that is not a level ("warning", "inof") is a target to EnvFilter: everything
+    // else, errors included, would go unlogged. A target alone is refused too; NAME=LEVEL says
+    // the same unmistakably.
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    if let Some(word) = filter.split(',').map(str::trim).find(|d| {
+        !d.is_empty()
+            && !d.contains(['=', '[', ':'])
+            && !LEVELS.contains(&d.to_ascii_lowercase().as_str())
+            && d.parse::<u8>().is_err()
+    }) {
+        bail!(
+            "--log {filter:?} (or CHATROOM_LOG, RUST_LOG): {word:?} is not a level (off, error, \
+             warn, info, debug, trace); a target takes one: {word}=debug"
+        );
+    }
     // `EnvFilter::new` drops a directive it cannot parse, and with it the whole log: a typo
     // would leave the server silent about everything but errors.
     let filter = tracing_subscriber::EnvFilter::try_new(&filter).map_err(|e| {

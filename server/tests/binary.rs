@@ -453,10 +453,12 @@ fn bad_settings_are_reported_clearly() {
         assert!(stderr.contains(said), "{args:?}: {stderr}");
     }
 
-    // A log filter that does not parse would otherwise leave the log silent but for errors.
+    // A log filter that does not parse would otherwise leave the log silent but for errors;
+    // a bare word that is no level ("warning") would silence it entirely, errors too.
     for (flag, env) in [
         (Some("chatroom_server=loud"), None),
         (None, Some("info,=[")),
+        (Some("warning"), None),
     ] {
         let mut command = binary();
         command.args(["check", "--data-dir"]).arg(dir.path());
