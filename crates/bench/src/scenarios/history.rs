@@ -9,7 +9,7 @@ use crate::report::{Errors, Ops, Report, StoredCheck};
 use crate::stats::{Latency, merge, new_histogram, per_sec, record_duration, round3};
 use anyhow::Result;
 use chatroom_protocol::client::ClientHandle;
-use chatroom_protocol::{HistoryAnchor, RoomId};
+use chatroom_protocol::{HistoryAnchor, RoomId, RoomSummary};
 use hdrhistogram::Histogram;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -56,6 +56,54 @@ pub(super) async fn fill(
         }
     }
     (acked, failed, errors)
+}
+
+/// A room filled by [`Filled::write`]: how it went, and whether the server stored it all.
+pub(super) struct Filled {
+    /// The `fill` op: messages acknowledged, failed, and how fast.
+    pub(super) ops: Ops,
+    /// Every acknowledged message of the fill is in the room's history, gapless.
+    pub(super) stored: StoredCheck,
+    /// What failed, if anything.
+    pub(super) errors: Errors,
+}
+
+impl Filled {
+    /// Has `owner` send `count` messages, `text(n)`, each starting with `prefix`, to `room`,
+    /// then counts them in its history (`page` messages at a time).
+    pub(super) async fn write(
+        owner: &ClientHandle,
+        room: &RoomSummary,
+        page: u32,
+        count: u32,
+        prefix: &'static str,
+        text: impl Fn(u32) -> String,
+    ) -> Result<Filled> {
+        note(format!("writing {count} messages"));
+        let t0 = Instant::now();
+        let (acked, failed, errors) = fill(owner.clone(), room.id, count, text).await;
+        let secs = t0.elapsed().as_secs_f64();
+        let (stored, gapless) =
+            count_stored(owner.clone(), room.id, room.latest_seq, page, prefix).await?;
+        Ok(Filled {
+            ops: Ops {
+                name: "fill",
+                count: acked,
+                failed,
+                secs: round3(secs),
+                per_sec: per_sec(acked, secs),
+                latency: None,
+            },
+            stored: StoredCheck {
+                rooms: 1,
+                acked,
+                stored,
+                gapless,
+                ok: stored == acked && gapless,
+            },
+            errors,
+        })
+    }
 }
 
 struct PagerResult {
@@ -117,34 +165,17 @@ pub(crate) async fn history(ctx: &Ctx, a: &HistoryArgs) -> Result<Report> {
     let room = fleet.shared_room(ctx, "history", SETUP_CONCURRENCY).await?;
     let owner = fleet.peers[0].handle.clone();
 
-    note(format!("writing {} messages", a.messages));
-    let t0 = Instant::now();
-    let (acked, failed, fill_errors) = fill(owner.clone(), room.id, a.messages, fill_text).await;
-    let fill_secs = t0.elapsed().as_secs_f64();
-    errors.extend(fill_errors);
-    let (stored, gapless) = count_stored(
-        owner.clone(),
-        room.id,
-        room.latest_seq,
+    let filled = Filled::write(
+        &owner,
+        &room,
         fleet.peers[0].max_history_page,
+        a.messages,
         FILL_PREFIX,
+        fill_text,
     )
     .await?;
-    report.stored = Some(StoredCheck {
-        rooms: 1,
-        acked,
-        stored,
-        gapless,
-        ok: stored == acked && gapless,
-    });
-    let fill_ops = Ops {
-        name: "fill",
-        count: acked,
-        failed,
-        secs: round3(fill_secs),
-        per_sec: per_sec(acked, fill_secs),
-        latency: None,
-    };
+    report.stored = Some(filled.stored);
+    errors.extend(filled.errors);
 
     note(format!(
         "{n} clients page through the history for {} s, {} messages a page",
@@ -176,7 +207,7 @@ pub(crate) async fn history(ctx: &Ctx, a: &HistoryArgs) -> Result<Report> {
     fleet.shutdown().await;
 
     report.ops = vec![
-        fill_ops,
+        filled.ops,
         Ops {
             name: "page",
             count: pages,

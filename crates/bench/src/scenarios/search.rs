@@ -8,12 +8,12 @@
 //! gives the same corpus and the same queries, so runs against servers of different builds
 //! search the same things.
 
-use super::history::fill;
-use super::traffic::{REGISTER_CONCURRENCY, SETUP_CONCURRENCY, count_stored};
+use super::history::Filled;
+use super::traffic::{REGISTER_CONCURRENCY, SETUP_CONCURRENCY};
 use crate::cli::SearchArgs;
 use crate::fleet::{Ctx, Fleet, note};
 use crate::procfs::Meter;
-use crate::report::{Errors, Ops, Report, SearchCheck, StoredCheck};
+use crate::report::{Errors, Ops, Report, SearchCheck};
 use crate::stats::{Latency, merge, new_histogram, per_sec, record_duration, round3};
 use anyhow::Result;
 use chatroom_protocol::client::ClientHandle;
@@ -208,6 +208,21 @@ struct KindResult {
     hist: Histogram<u64>,
 }
 
+impl KindResult {
+    /// One per kind, in [`QueryKind::ALL`] order, nothing counted yet.
+    fn each_kind() -> Vec<KindResult> {
+        QueryKind::ALL
+            .iter()
+            .map(|_| KindResult {
+                searches: 0,
+                failed: 0,
+                results: 0,
+                hist: new_histogram(),
+            })
+            .collect()
+    }
+}
+
 /// Searches all the searcher's rooms until `deadline`, the kinds in turn.
 async fn search_until(
     handle: ClientHandle,
@@ -220,15 +235,7 @@ async fn search_until(
 ) -> SearcherResult {
     let mut rng = Rng::new(seed);
     let mut r = SearcherResult {
-        kinds: QueryKind::ALL
-            .iter()
-            .map(|_| KindResult {
-                searches: 0,
-                failed: 0,
-                results: 0,
-                hist: new_histogram(),
-            })
-            .collect(),
+        kinds: KindResult::each_kind(),
         errors: Errors::default(),
     };
     let mut turn = 0usize;
@@ -294,26 +301,17 @@ pub(crate) async fn search(ctx: &Ctx, a: &SearchArgs) -> Result<Report> {
         }
     };
     let (first_text, last_text) = (text(0), text(last));
-    note(format!("writing {} messages", a.messages));
-    let t0 = Instant::now();
-    let (acked, failed, fill_errors) = fill(owner.clone(), room.id, a.messages, text).await;
-    let fill_secs = t0.elapsed().as_secs_f64();
-    errors.extend(fill_errors);
-    let (stored, gapless) = count_stored(
-        owner.clone(),
-        room.id,
-        room.latest_seq,
+    let filled = Filled::write(
+        &owner,
+        &room,
         fleet.peers[0].max_history_page,
+        a.messages,
         FILL_PREFIX,
+        text,
     )
     .await?;
-    report.stored = Some(StoredCheck {
-        rooms: 1,
-        acked,
-        stored,
-        gapless,
-        ok: stored == acked && gapless,
-    });
+    report.stored = Some(filled.stored);
+    errors.extend(filled.errors);
 
     // The server indexes in the background; a search catches the index up first, so the
     // message acknowledged last must already be found.
@@ -341,15 +339,7 @@ pub(crate) async fn search(ctx: &Ctx, a: &SearchArgs) -> Result<Report> {
             deadline,
         ));
     }
-    let mut kinds: Vec<KindResult> = QueryKind::ALL
-        .iter()
-        .map(|_| KindResult {
-            searches: 0,
-            failed: 0,
-            results: 0,
-            hist: new_histogram(),
-        })
-        .collect();
+    let mut kinds = KindResult::each_kind();
     while let Some(joined) = searchers.join_next().await {
         match joined {
             Ok(r) => {
@@ -382,14 +372,7 @@ pub(crate) async fn search(ctx: &Ctx, a: &SearchArgs) -> Result<Report> {
         };
         mean_results.push((kind.name(), mean));
     }
-    report.ops.push(Ops {
-        name: "fill",
-        count: acked,
-        failed,
-        secs: round3(fill_secs),
-        per_sec: per_sec(acked, fill_secs),
-        latency: None,
-    });
+    report.ops.push(filled.ops);
     report.ops.push(Ops {
         name: "search",
         count: searches,
