@@ -961,6 +961,29 @@ mod tests {
         assert_eq!(seqs.get(&RoomId(1)), Some(&2));
     }
 
+    /// Holds the writer thread inside a completion until the returned sender sends, so that
+    /// what is queued meanwhile waits, in order, behind it.
+    async fn hold(writer: &Writer) -> std::sync::mpsc::Sender<()> {
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let nothing = WriteOp::SessionUpkeep {
+            used: Vec::new(),
+            expired: Vec::new(),
+        };
+        writer
+            .submit(nothing, move |_| {
+                let _ = entered_tx.send(());
+                let _ = released.recv();
+            })
+            .await
+            .expect("queued");
+        tokio::task::spawn_blocking(move || entered.recv())
+            .await
+            .expect("join")
+            .expect("the thread holds");
+        release
+    }
+
     #[tokio::test]
     async fn the_queue_depth_counts_the_ops_waiting_for_the_thread() {
         let mut conn = Connection::open_in_memory().expect("opens");
@@ -972,19 +995,7 @@ mod tests {
         };
         assert_eq!(writer.queued(), (0, QUEUE));
         // The thread is held inside a completion while three more ops queue up.
-        let (entered_tx, entered) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        writer
-            .submit(upkeep(), move |_| {
-                let _ = entered_tx.send(());
-                let _ = released.recv();
-            })
-            .await
-            .expect("queued");
-        tokio::task::spawn_blocking(move || entered.recv())
-            .await
-            .expect("join")
-            .expect("the thread holds");
+        let release = hold(&writer).await;
         for _ in 0..3 {
             writer.submit(upkeep(), |_| {}).await.expect("queued");
         }
@@ -1011,19 +1022,7 @@ mod tests {
         let (writer, thread) = start(conn, HashMap::new()).expect("starts");
         // The thread is held inside a completion while a burst of three steps' worth of
         // messages, and then a search, queue up behind it.
-        let (entered_tx, entered) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        writer
-            .submit(WriteOp::CatchUpSearchIndex, move |_| {
-                let _ = entered_tx.send(());
-                let _ = released.recv();
-            })
-            .await
-            .expect("queued");
-        tokio::task::spawn_blocking(move || entered.recv())
-            .await
-            .expect("join")
-            .expect("the thread holds");
+        let release = hold(&writer).await;
         let burst = Indexer::STEP_ROWS * 3 + 10;
         for n in 0..burst {
             let Job { op, .. } = message(&format!("burst {n}"));
