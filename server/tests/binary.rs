@@ -483,7 +483,7 @@ fn bad_settings_are_reported_clearly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_tells_clients_and_exits_cleanly() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut server, addr) = start_server(dir.path());
+    let (server, addr) = start_server(dir.path());
     let mut client = Client::connect(addr, "watcher").await.expect("connect");
     client
         .register("watcher", PASSWORD)
@@ -495,27 +495,7 @@ async fn sigterm_tells_clients_and_exits_cleanly() {
         .await
         .expect("send");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-    let told = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(event) = client.next_event().await {
-            if let chatroom_protocol::Event::ServerShutdown { .. } = event {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .expect("the client hears about the shutdown");
-    assert!(told);
-    let exit = tokio::task::spawn_blocking(move || server.wait())
-        .await
-        .expect("join")
-        .expect("wait");
-    assert!(exit.success(), "a graceful shutdown exits 0: {exit:?}");
+    signal_and_expect_a_graceful_exit(server, &mut client, "-TERM").await;
 
     // Everything acknowledged before the signal is there after a restart.
     let (mut server, addr) = start_server(dir.path());
@@ -538,14 +518,24 @@ async fn sigterm_tells_clients_and_exits_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_stops_the_server_as_gracefully_as_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut server, addr) = start_server(dir.path());
+    let (server, addr) = start_server(dir.path());
     let mut client = Client::connect(addr, "watcher").await.expect("connect");
     client
         .register("watcher", PASSWORD)
         .await
         .expect("register");
+    signal_and_expect_a_graceful_exit(server, &mut client, "-HUP").await;
+}
+
+/// Sends `signal` (as `kill` takes it) to the server; `client` must hear that it shuts down,
+/// and the server must exit 0.
+async fn signal_and_expect_a_graceful_exit(
+    mut server: ServerProcess,
+    client: &mut Client,
+    signal: &str,
+) {
     let status = Command::new("kill")
-        .args(["-HUP", &server.id().to_string()])
+        .args([signal, &server.id().to_string()])
         .status()
         .expect("run kill");
     assert!(status.success());
@@ -559,12 +549,15 @@ async fn sighup_stops_the_server_as_gracefully_as_sigterm() {
     })
     .await
     .expect("the connection ends");
-    assert!(told, "the client is told of the shutdown");
+    assert!(told, "{signal}: the client is told of the shutdown");
     let exit = tokio::task::spawn_blocking(move || server.wait())
         .await
         .expect("join")
         .expect("wait");
-    assert!(exit.success(), "a graceful shutdown exits 0: {exit:?}");
+    assert!(
+        exit.success(),
+        "{signal}: a graceful shutdown exits 0: {exit:?}"
+    );
 }
 
 /// Runs `args` on `data_dir` expecting a failure; returns what it said on stderr.
