@@ -1476,6 +1476,19 @@ mod tests {
             self.perform_all(actions);
         }
 
+        /// Runs the loop until the login form shows an error, and returns the form.
+        async fn until_the_login_form_errs(&mut self, what: &str) -> &LoginForm {
+            self.run_until(
+                what,
+                |h| matches!(&h.app.screen, Screen::Login(form) if form.error.is_some()),
+            )
+            .await;
+            match &self.app.screen {
+                Screen::Login(form) => form,
+                _ => unreachable!("run_until returned on the login screen"),
+            }
+        }
+
         /// Runs the loop (messages, and a tick every `TICK`) until `done` says so.
         async fn run_until(&mut self, what: &str, mut done: impl FnMut(&mut Self) -> bool) {
             let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -2865,14 +2878,7 @@ mod tests {
         h.drop_connection().await;
         h.runtime.token = Some(("alice".into(), "no longer valid".into()));
         h.runtime.reconnect_at = Some(0);
-        h.run_until(
-            "the refusal",
-            |h| matches!(&h.app.screen, Screen::Login(form) if form.error.is_some()),
-        )
-        .await;
-        let Screen::Login(form) = &h.app.screen else {
-            unreachable!("run_until returned on the login screen");
-        };
+        let form = h.until_the_login_form_errs("the refusal").await;
         assert_eq!(form.username.text(), "alice", "her name is kept");
         assert_eq!(form.focus, LoginField::Password);
         assert!(!form.busy);
@@ -2911,14 +2917,7 @@ mod tests {
             password: PASSWORD.into(),
             register: false,
         });
-        h.run_until(
-            "the failure",
-            |h| matches!(&h.app.screen, Screen::Login(form) if form.error.is_some()),
-        )
-        .await;
-        let Screen::Login(form) = &h.app.screen else {
-            unreachable!("run_until returned on the login screen");
-        };
+        let form = h.until_the_login_form_errs("the failure").await;
         let error = form.error.clone().unwrap_or_default();
         assert!(
             error.starts_with(&format!("cannot reach {closed}: ")),
@@ -2952,14 +2951,7 @@ mod tests {
             password: PASSWORD.into(),
             register: true,
         });
-        h.run_until(
-            "the refusal",
-            |h| matches!(&h.app.screen, Screen::Login(form) if form.error.is_some()),
-        )
-        .await;
-        let Screen::Login(form) = &h.app.screen else {
-            unreachable!("run_until returned on the login screen");
-        };
+        let form = h.until_the_login_form_errs("the refusal").await;
         assert!(
             form.error.as_deref().is_some_and(|e| e.contains("taken")),
             "{:?}",
@@ -2992,14 +2984,7 @@ mod tests {
             password: PASSWORD.into(),
             register: true,
         });
-        h.run_until(
-            "the refusal",
-            |h| matches!(&h.app.screen, Screen::Login(form) if form.error.is_some()),
-        )
-        .await;
-        let Screen::Login(form) = &h.app.screen else {
-            unreachable!("run_until returned on the login screen");
-        };
+        let form = h.until_the_login_form_errs("the refusal").await;
         let error = form.error.clone().unwrap_or_default();
         assert!(error.contains("too many accounts"), "{error}");
         assert!(!error.contains("cannot reach"), "{error}");
